@@ -1,0 +1,86 @@
+#pragma once
+// One image in, detections out: letterbox, the adapted network, decode and NMS. Thread-compatible (one
+// Detector per thread); the pipeline issue builds the concurrent engine on top of it.
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <opencv2/core.hpp>
+#include <opencv2/dnn.hpp>
+
+#include "aitw/kernel/detection.hpp"
+#include "aitw/kernel/nms.hpp"
+#include "aitw/kernel/yolo_decode.hpp"
+#include "aitw/pipeline/model_adapter.hpp"
+
+namespace aitw::pipeline {
+
+struct DetectorConfig {
+  std::string model_path;
+  std::string names_file;              // fallback class names when the model has none
+  int imgsz = 640;                     // longer side of the letterboxed frame (rectangular input)
+  std::optional<InputSize> fixed_input;  // forces this input size (e.g. 640x640)
+  float conf = 0.25f;
+  float iou = 0.45f;
+  int max_det = 300;
+  std::vector<int> classes;            // empty = all
+  bool multi_label = false;
+  int threads = 0;                     // OpenCV DNN threads; 0 keeps OpenCV's default
+  AdaptOptions adapt;
+};
+
+struct StageTimes {
+  double preprocess_ms = 0, infer_ms = 0, postprocess_ms = 0;
+};
+
+struct DetectResult {
+  std::vector<kernel::Detection> detections;  // frame pixels, clipped, descending score
+  InputSize input;
+  kernel::LetterboxParams letterbox;
+  StageTimes ms;
+};
+
+class Detector {
+ public:
+  explicit Detector(DetectorConfig config);  // throws ModelError
+
+  DetectResult detect(const cv::Mat& bgr);   // 8-bit BGR, any size
+  InputSize input_size_for(int width, int height) const;
+
+  const OnnxModel& model() const { return model_; }
+  const std::vector<std::string>& class_names() const { return model_.metadata().class_names; }
+  const DetectorConfig& config() const { return config_; }
+  // The rewrite report of the most recently prepared input size.
+  const std::string& last_rewrite_summary() const { return last_summary_; }
+
+ private:
+  struct Network {
+    cv::dnn::Net net;
+    std::vector<std::string> outputs;
+    std::vector<HeadLevel> levels;
+  };
+  Network& network_for(InputSize size);
+
+  DetectorConfig config_;
+  OnnxModel model_;
+  std::map<std::pair<int, int>, Network> networks_;
+  std::vector<std::uint8_t> class_mask_;
+  std::string last_summary_;
+  // Reused across frames.
+  cv::Mat resized_, padded_, blob_;
+  std::vector<cv::Mat> outs_;
+  std::vector<kernel::Detection> candidates_;
+  std::vector<int> keep_;
+};
+
+// Where models are looked for, in order: $AITW_MODEL_DIR, ./models, ../shared/models.
+std::vector<std::string> model_search_dirs();
+// Resolves --model: an existing path, or a name (yolo11n, yolov8n.onnx) found in the search dirs.
+// Throws ModelError listing where it looked and how to get a model.
+std::string resolve_model_path(const std::string& spec);
+// The names file beside the model or in the search dirs (coco80.names), or "".
+std::string find_names_file(const std::string& model_path);
+
+}  // namespace aitw::pipeline

@@ -1,0 +1,172 @@
+#include "aitw/pipeline/detector.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+
+#include <opencv2/imgproc.hpp>
+
+#include "aitw/pipeline/log.hpp"
+
+namespace aitw::pipeline {
+namespace fs = std::filesystem;
+
+namespace {
+double ms_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+}  // namespace
+
+Detector::Detector(DetectorConfig config)
+    : config_(std::move(config)),
+      model_(OnnxModel::load(config_.model_path,
+                             config_.names_file.empty() ? find_names_file(config_.model_path) : config_.names_file)) {
+  if (config_.threads > 0) cv::setNumThreads(config_.threads);
+  const int nc = model_.head_layout().num_classes;
+  if (!config_.classes.empty()) {
+    class_mask_.assign(nc, 0);
+    for (int c : config_.classes) {
+      if (c < 0 || c >= nc)
+        throw ModelError("class id " + std::to_string(c) + " out of range: model '" + config_.model_path + "' has " +
+                         std::to_string(nc) + " classes");
+      class_mask_[c] = 1;
+    }
+  }
+  if (config_.fixed_input) network_for(*config_.fixed_input);
+}
+
+InputSize Detector::input_size_for(int width, int height) const {
+  if (config_.fixed_input) return *config_.fixed_input;
+  return kernel::auto_input_size(width, height, config_.imgsz, model_.metadata().max_stride);
+}
+
+Detector::Network& Detector::network_for(InputSize size) {
+  const auto key = std::make_pair(size.height, size.width);
+  if (auto it = networks_.find(key); it != networks_.end()) return it->second;
+  const auto t0 = std::chrono::steady_clock::now();
+  AdaptedGraph g = model_.adapt(size, config_.adapt);
+  Network n;
+  try {
+    n.net = cv::dnn::readNetFromONNX(g.onnx_bytes.data(), g.onnx_bytes.size());
+    n.net.setPreferableBackend(cv::dnn::DNN_BACKEND_OPENCV);
+    n.net.setPreferableTarget(cv::dnn::DNN_TARGET_CPU);
+  } catch (const cv::Exception& e) {
+    throw ModelError("model '" + model_.label() + "': OpenCV DNN cannot load the rewritten graph: " + e.what());
+  }
+  n.outputs = g.output_names;
+  n.levels = g.levels;
+  // One forward on a blank input: checks that the rewritten graph runs at this size and has the expected
+  // level shapes, and takes the first-run allocation cost out of the first real frame.
+  try {
+    cv::Mat probe(std::vector<int>{1, 3, size.height, size.width}, CV_32F, cv::Scalar(114.f / 255.f));
+    n.net.setInput(probe);
+    std::vector<cv::Mat> outs;
+    n.net.forward(outs, n.outputs);
+    for (std::size_t i = 0; i < n.levels.size(); ++i) {
+      const auto& lv = n.levels[i];
+      const cv::Mat& o = outs[i];
+      if (o.dims != 4 || o.size[1] != model_.head_layout().channels() || o.size[2] != size.height / lv.stride ||
+          o.size[3] != size.width / lv.stride)
+        throw ModelError("model '" + model_.label() + "': head level at stride " + std::to_string(lv.stride) +
+                         " has an unexpected output shape");
+    }
+  } catch (const cv::Exception& e) {
+    throw ModelError("model '" + model_.label() + "': OpenCV DNN cannot run the rewritten graph at " +
+                     std::to_string(size.height) + "x" + std::to_string(size.width) + ": " + e.what());
+  }
+  last_summary_ = g.summary();
+  log_info("model '" + model_.label() + "' (sha256 " + model_.sha256().substr(0, 12) + "): " + last_summary_ +
+           "; ready in " + std::to_string(static_cast<int>(ms_since(t0))) + " ms");
+  return networks_.emplace(key, std::move(n)).first->second;
+}
+
+DetectResult Detector::detect(const cv::Mat& bgr) {
+  if (bgr.empty() || bgr.type() != CV_8UC3) throw std::invalid_argument("detect: expected a non-empty 8-bit BGR image");
+  DetectResult r;
+  r.input = input_size_for(bgr.cols, bgr.rows);
+  Network& net = network_for(r.input);
+  r.letterbox = kernel::letterbox_params(bgr.cols, bgr.rows, r.input.width, r.input.height);
+  const auto& lb = r.letterbox;
+
+  auto t0 = std::chrono::steady_clock::now();
+  const cv::Mat* src = &bgr;
+  if (lb.resized_width != bgr.cols || lb.resized_height != bgr.rows) {
+    cv::resize(bgr, resized_, cv::Size(lb.resized_width, lb.resized_height), 0, 0, cv::INTER_LINEAR);
+    src = &resized_;
+  }
+  cv::copyMakeBorder(*src, padded_, lb.pad_top, lb.dst_height - lb.resized_height - lb.pad_top, lb.pad_left,
+                     lb.dst_width - lb.resized_width - lb.pad_left, cv::BORDER_CONSTANT, cv::Scalar(114, 114, 114));
+  cv::dnn::blobFromImage(padded_, blob_, 1.0 / 255.0, cv::Size(), cv::Scalar(), /*swapRB=*/true, /*crop=*/false);
+  r.ms.preprocess_ms = ms_since(t0);
+
+  t0 = std::chrono::steady_clock::now();
+  net.net.setInput(blob_);
+  net.net.forward(outs_, net.outputs);
+  r.ms.infer_ms = ms_since(t0);
+
+  t0 = std::chrono::steady_clock::now();
+  candidates_.clear();
+  kernel::DecodeParams dp;
+  dp.conf_threshold = config_.conf;
+  dp.multi_label = config_.multi_label;
+  dp.class_mask = class_mask_.empty() ? nullptr : class_mask_.data();
+  for (std::size_t i = 0; i < net.levels.size(); ++i) {
+    const cv::Mat& o = outs_[i];
+    kernel::HeadLevelView view{o.ptr<float>(), o.size[2], o.size[3], net.levels[i].stride};
+    kernel::decode_yolo_level(view, model_.head_layout(), dp, lb, candidates_);
+  }
+  kernel::nms(candidates_, {config_.iou, config_.max_det, false}, keep_);
+  r.detections.reserve(keep_.size());
+  const float w = static_cast<float>(bgr.cols), h = static_cast<float>(bgr.rows);
+  for (int k : keep_) {
+    kernel::Detection d = candidates_[k];
+    d.x1 = std::clamp(d.x1, 0.f, w);
+    d.x2 = std::clamp(d.x2, 0.f, w);
+    d.y1 = std::clamp(d.y1, 0.f, h);
+    d.y2 = std::clamp(d.y2, 0.f, h);
+    r.detections.push_back(d);
+  }
+  r.ms.postprocess_ms = ms_since(t0);
+  return r;
+}
+
+std::vector<std::string> model_search_dirs() {
+  std::vector<std::string> dirs;
+  if (const char* env = std::getenv("AITW_MODEL_DIR"); env && *env) dirs.emplace_back(env);
+  dirs.emplace_back("models");
+  dirs.emplace_back("../shared/models");
+  return dirs;
+}
+
+std::string resolve_model_path(const std::string& spec) {
+  std::error_code ec;
+  if (fs::is_regular_file(spec, ec)) return spec;
+  const bool looks_like_path = spec.find('/') != std::string::npos;
+  std::vector<std::string> tried;
+  if (!looks_like_path) {
+    const std::string file = spec.ends_with(".onnx") ? spec : spec + ".onnx";
+    for (const auto& d : model_search_dirs()) {
+      const fs::path p = fs::path(d) / file;
+      if (fs::is_regular_file(p, ec)) return p.string();
+      tried.push_back(p.string());
+    }
+  } else {
+    tried.push_back(spec);
+  }
+  std::string msg = "model '" + spec + "' not found; looked in: ";
+  for (std::size_t i = 0; i < tried.size(); ++i) msg += (i ? ", " : "") + tried[i];
+  msg += ". Export one with `yolo export model=yolo11n.pt format=onnx opset=12` (Ultralytics) and place it "
+         "there, or set AITW_MODEL_DIR to the folder that holds it (aitw downloads nothing)";
+  throw ModelError(msg);
+}
+
+std::string find_names_file(const std::string& model_path) {
+  std::vector<fs::path> candidates{fs::path(model_path).parent_path() / "coco80.names"};
+  for (const auto& d : model_search_dirs()) candidates.push_back(fs::path(d) / "coco80.names");
+  std::error_code ec;
+  for (const auto& c : candidates)
+    if (fs::is_regular_file(c, ec)) return c.string();
+  return "";
+}
+
+}  // namespace aitw::pipeline

@@ -1,0 +1,91 @@
+// aitw: the edge inference worker's command line. Each subcommand parses its flags and calls one library
+// function.
+#include <iostream>
+#include <regex>
+
+#include <CLI/CLI.hpp>
+
+#include "aitw/pipeline/detect_job.hpp"
+#include "aitw/pipeline/log.hpp"
+
+namespace {
+
+using aitw::pipeline::InputSize;
+
+// --imgsz N (longer side, rectangular input) or HxW (that exact input).
+void parse_imgsz(const std::string& s, aitw::pipeline::DetectorConfig& cfg) {
+  std::smatch m;
+  if (std::regex_match(s, m, std::regex(R"((\d+)\s*[xX,]\s*(\d+))"))) {
+    cfg.fixed_input = InputSize{std::stoi(m[1]), std::stoi(m[2])};
+  } else if (std::regex_match(s, std::regex(R"(\d+)"))) {
+    cfg.imgsz = std::stoi(s);
+    cfg.fixed_input.reset();
+  } else {
+    throw CLI::ValidationError("--imgsz", "expected N or HxW, got '" + s + "'");
+  }
+  const int stride = 32;
+  auto check = [&](int v) {
+    if (v <= 0 || v % stride != 0)
+      throw CLI::ValidationError("--imgsz", "sizes must be positive multiples of 32, got '" + s + "'");
+  };
+  if (cfg.fixed_input) {
+    check(cfg.fixed_input->height);
+    check(cfg.fixed_input->width);
+  } else {
+    check(cfg.imgsz);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"aitw - edge inference worker for YOLO11/YOLOv8 object detection on CPU (OpenCV DNN)"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("aitw 0.1.0"));
+  std::string log_level = "info";
+  app.add_option("--log-level", log_level, "stderr log level: debug, info, warn, error, off")
+      ->check(CLI::IsMember({"debug", "info", "warn", "error", "off"}));
+
+  // detect
+  aitw::pipeline::DetectJob job;
+  job.detector.model_path = "yolo11n";
+  std::string imgsz = "640";
+  auto* detect = app.add_subcommand(
+      "detect",
+      "Detect objects in images; prints one JSON object per image (boxes in image pixels).\n"
+      "Exit code: 0 ok, 1 some image could not be read, 2 the model is unusable.");
+  detect->add_option("--model", job.detector.model_path,
+                     "ONNX model: a path, or a name looked up in $AITW_MODEL_DIR, ./models, ../shared/models")
+      ->capture_default_str();
+  detect->add_option("--imgsz", imgsz,
+                     "network input: N = longer side, smallest multiple-of-32 rectangle (640x480 frame -> "
+                     "480x640); HxW = exactly that size (e.g. 640x640)")
+      ->capture_default_str();
+  detect->add_option("--conf", job.detector.conf, "confidence threshold")->capture_default_str()->check(CLI::Range(0.0, 1.0));
+  detect->add_option("--iou", job.detector.iou, "NMS IoU threshold (class-aware)")->capture_default_str()->check(CLI::Range(0.0, 1.0));
+  detect->add_option("--max-det", job.detector.max_det, "maximum detections per image")->capture_default_str()->check(CLI::PositiveNumber);
+  detect->add_option("--classes", job.classes, "only these classes: ids or names, comma-separated (0,2 or person,bus)")
+      ->delimiter(',');
+  detect->add_option("--annotate", job.annotate_dir, "also write each image with boxes and labels drawn into DIR");
+  detect->add_option("--threads", job.detector.threads, "OpenCV DNN threads (0 = OpenCV's default)")->capture_default_str();
+  detect->add_flag("--multi-label", job.detector.multi_label,
+                   "keep every class above --conf per anchor (evaluation style), not only the best");
+  detect->add_option("IMAGE", job.images, "image files")->required();
+
+  CLI11_PARSE(app, argc, argv);
+  using aitw::pipeline::LogLevel;
+  aitw::pipeline::set_log_level(log_level == "debug" ? LogLevel::Debug
+                                : log_level == "warn"  ? LogLevel::Warn
+                                : log_level == "error" ? LogLevel::Error
+                                : log_level == "off"   ? LogLevel::Off
+                                                       : LogLevel::Info);
+  if (detect->parsed()) {
+    try {
+      parse_imgsz(imgsz, job.detector);
+    } catch (const CLI::Error& e) {
+      return app.exit(e);
+    }
+    return aitw::pipeline::run_detect_job(std::move(job), std::cout);
+  }
+  return 0;
+}
