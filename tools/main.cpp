@@ -64,8 +64,8 @@ int main(int argc, char** argv) {
   detect->add_option("--conf", job.detector.conf, "confidence threshold")->capture_default_str()->check(CLI::Range(0.0, 1.0));
   detect->add_option("--iou", job.detector.iou, "NMS IoU threshold (class-aware)")->capture_default_str()->check(CLI::Range(0.0, 1.0));
   detect->add_option("--max-det", job.detector.max_det, "maximum detections per image")->capture_default_str()->check(CLI::PositiveNumber);
-  detect->add_option("--classes", job.classes, "only these classes: ids or names, comma-separated (0,2 or person,bus)")
-      ->delimiter(',');
+  std::string classes;
+  detect->add_option("--classes", classes, "only these classes: ids or names, comma-separated (0,2 or person,bus)");
   detect->add_option("--annotate", job.annotate_dir, "also write each image with boxes and labels drawn into DIR");
   detect->add_option("--threads", job.detector.threads, "OpenCV DNN threads (0 = OpenCV's default)")->capture_default_str();
   detect->add_flag("--multi-label", job.detector.multi_label,
@@ -84,6 +84,11 @@ int main(int argc, char** argv) {
       parse_imgsz(imgsz, job.detector);
     } catch (const CLI::Error& e) {
       return app.exit(e);
+    }
+    for (std::size_t start = 0; start <= classes.size() && !classes.empty();) {
+      const std::size_t comma = std::min(classes.find(',', start), classes.size());
+      job.classes.push_back(classes.substr(start, comma - start));
+      start = comma + 1;
     }
     return aitw::pipeline::run_detect_job(std::move(job), std::cout);
   }

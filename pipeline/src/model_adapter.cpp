@@ -354,11 +354,6 @@ OnnxModel OnnxModel::from_bytes(const std::string& bytes, const std::string& lab
     if (p.key() == "names") {
       m.metadata_.class_names = parse_names_dict(p.value());
       if (!m.metadata_.class_names.empty()) m.metadata_.names_source = "metadata_props";
-    } else if (p.key() == "stride") {
-      try {
-        m.metadata_.max_stride = std::stoi(p.value());
-      } catch (...) {
-      }
     } else if (p.key() == "description") {
       m.metadata_.description = p.value();
     }
@@ -378,7 +373,8 @@ OnnxModel OnnxModel::from_bytes(const std::string& bytes, const std::string& lab
   m.layout_.reg_max = head[0].box_channels / 4;
   m.layout_.num_classes = head[0].class_channels;
   for (const auto& h : head) m.levels_.push_back({h.tensor, h.stride});
-  m.metadata_.max_stride = std::max(m.metadata_.max_stride, head.back().stride);
+  // Input sizes must be multiples of the coarsest level's stride (Ultralytics' `stride` metadata says the same).
+  m.metadata_.max_stride = head.back().stride;
   m.attention_blocks_ = static_cast<int>(find_attention_scales(g, idx).size());
 
   if (m.metadata_.class_names.size() != static_cast<std::size_t>(m.layout_.num_classes)) {

@@ -212,7 +212,8 @@ MapSummary MapEvaluator::summarize() const {
     std::stable_sort(sorted.begin(), sorted.end(),
                      [](const MatchRecord& a, const MatchRecord& b) { return a.score > b.score; });
     std::array<double, kNumIouThresholds> ap{};
-    for (int t = 0; t < kNumIouThresholds; ++t) ap[t] = average_precision(sorted, t, num_gt, recall, precision);
+    for (int t = 0; t < kNumIouThresholds; ++t)
+      ap[t] = average_precision(sorted, t, num_gt, recall, precision);
     const double ap50_95 = std::accumulate(ap.begin(), ap.end(), 0.0) / kNumIouThresholds;
     s.ap50_95_per_class[c] = ap50_95;
     sum50 += ap[kIou50];

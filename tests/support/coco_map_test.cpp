@@ -17,7 +17,9 @@ namespace fs = std::filesystem;
 // Expected values below are derived by hand as exact fractions; 1e-12 only absorbs summation rounding.
 constexpr double kTol = 1e-12;
 
-GroundTruth gt(float x1, float y1, float x2, float y2, int cls = 0) { return {{x1, y1, x2, y2}, cls}; }
+GroundTruth gt(float x1, float y1, float x2, float y2, int cls = 0) {
+  return {{x1, y1, x2, y2}, cls};
+}
 Prediction pred(float x1, float y1, float x2, float y2, float score, int cls = 0) {
   return {{x1, y1, x2, y2}, cls, score};
 }
@@ -310,15 +312,15 @@ TEST_F(ReadYoloLabelsTest, MissingFileMeansNoObjects) {
 
 TEST_F(ReadYoloLabelsTest, MalformedLineThrowsNamingFileAndLine) {
   const std::vector<std::string> bad_lines = {
-      "0 0.5 0.5 0.2",            // too few fields
-      "0 0.5 0.5 0.2 0.2 0.7",    // too many fields
-      "person 0.5 0.5 0.2 0.2",   // non-numeric class
-      "1.0 0.5 0.5 0.2 0.2",      // non-integer class
-      "-1 0.5 0.5 0.2 0.2",       // negative class
-      "0 0.5 abc 0.2 0.2",        // non-numeric coordinate
-      "0 0.5 0.5x 0.2 0.2",       // trailing garbage
-      "0 0.5 0.5 nan 0.2",        // not finite
-      "0 1.5 0.5 0.2 0.2",        // not normalised
+      "0 0.5 0.5 0.2",           // too few fields
+      "0 0.5 0.5 0.2 0.2 0.7",   // too many fields
+      "person 0.5 0.5 0.2 0.2",  // non-numeric class
+      "1.0 0.5 0.5 0.2 0.2",     // non-integer class
+      "-1 0.5 0.5 0.2 0.2",      // negative class
+      "0 0.5 abc 0.2 0.2",       // non-numeric coordinate
+      "0 0.5 0.5x 0.2 0.2",      // trailing garbage
+      "0 0.5 0.5 nan 0.2",       // not finite
+      "0 1.5 0.5 0.2 0.2",       // not normalised
   };
   int n = 0;
   for (const std::string& bad : bad_lines) {
