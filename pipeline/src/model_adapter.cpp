@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -350,17 +352,26 @@ OnnxModel OnnxModel::from_bytes(const std::string& bytes, const std::string& lab
     fail(label, "image input '" + inputs[0]->name() + "' is not [N, 3, H, W]");
   m.impl_->input_name = inputs[0]->name();
 
+  int meta_stride = 0;
+  InputSize meta_imgsz;
   for (const auto& p : model.metadata_props()) {
     if (p.key() == "names") {
       m.metadata_.class_names = parse_names_dict(p.value());
       if (!m.metadata_.class_names.empty()) m.metadata_.names_source = "metadata_props";
+    } else if (p.key() == "stride") {
+      meta_stride = std::atoi(p.value().c_str());
+    } else if (p.key() == "imgsz") {
+      // "[640, 640]" (h, w)
+      int h = 0, w = 0;
+      if (std::sscanf(p.value().c_str(), " [ %d , %d ]", &h, &w) == 2 && h > 0 && w > 0) meta_imgsz = {h, w};
     } else if (p.key() == "description") {
       m.metadata_.description = p.value();
     }
   }
-  const int native_h = dims[2] > 0 ? static_cast<int>(dims[2]) : 640;
-  const int native_w = dims[3] > 0 ? static_cast<int>(dims[3]) : 640;
-  m.metadata_.native_input = {native_h, native_w};
+  // The graph's static input shape is authoritative; Ultralytics' imgsz metadata covers dynamic exports.
+  const InputSize fallback = meta_imgsz.height > 0 ? meta_imgsz : InputSize{640, 640};
+  m.metadata_.native_input = {dims[2] > 0 ? static_cast<int>(dims[2]) : fallback.height,
+                              dims[3] > 0 ? static_cast<int>(dims[3]) : fallback.width};
 
   const auto strides = propagate_strides(g, idx, m.impl_->input_name);
   const auto head = find_head(g, idx, strides);
@@ -375,6 +386,9 @@ OnnxModel OnnxModel::from_bytes(const std::string& bytes, const std::string& lab
   for (const auto& h : head) m.levels_.push_back({h.tensor, h.stride});
   // Input sizes must be multiples of the coarsest level's stride (Ultralytics' `stride` metadata says the same).
   m.metadata_.max_stride = head.back().stride;
+  if (meta_stride > 0 && meta_stride != m.metadata_.max_stride)
+    fail(label, "metadata says stride " + std::to_string(meta_stride) + " but the Detect head's coarsest level is at " +
+                    std::to_string(m.metadata_.max_stride));
   m.attention_blocks_ = static_cast<int>(find_attention_scales(g, idx).size());
 
   if (m.metadata_.class_names.size() != static_cast<std::size_t>(m.layout_.num_classes)) {

@@ -295,6 +295,43 @@ TEST(ModelAdapter, SyntheticTwoLevelDetector) {
   }
 }
 
+TEST(ModelAdapter, PreservesFieldsItDoesNotKnow) {
+  // Fields outside aitw's ONNX subset (newer IR fields, exporters' extensions) must survive the rewrite.
+  ox::ModelProto m;
+  ASSERT_TRUE(m.ParseFromString(tiny_detector_bytes()));
+  m.mutable_graph()->GetReflection()->MutableUnknownFields(m.mutable_graph())->AddVarint(999, 4242);
+  m.mutable_graph()->mutable_node(0)->GetReflection()->MutableUnknownFields(m.mutable_graph()->mutable_node(0))
+      ->AddLengthDelimited(998, "exporter-extension");
+  const auto g = OnnxModel::from_bytes(m.SerializeAsString(), "ext.onnx").adapt({64, 64});
+  ox::ModelProto out;
+  ASSERT_TRUE(out.ParseFromString(g.onnx_bytes));
+  const auto& gu = out.graph().GetReflection()->GetUnknownFields(out.graph());
+  ASSERT_EQ(gu.field_count(), 1);
+  EXPECT_EQ(gu.field(0).number(), 999);
+  EXPECT_EQ(gu.field(0).varint(), 4242u);
+  const auto& nu = out.graph().node(0).GetReflection()->GetUnknownFields(out.graph().node(0));
+  ASSERT_EQ(nu.field_count(), 1);
+  EXPECT_EQ(nu.field(0).length_delimited(), "exporter-extension");
+}
+
+TEST(ModelAdapter, UsesAndChecksUltralyticsMetadata) {
+  ox::ModelProto m;
+  ASSERT_TRUE(m.ParseFromString(tiny_detector_bytes()));
+  auto add_meta = [&](const char* k, const char* v) {
+    auto* p = m.add_metadata_props();
+    p->set_key(k);
+    p->set_value(v);
+  };
+  add_meta("names", "{0: 'cat', 1: 'dog'}");
+  add_meta("stride", "16");
+  add_meta("imgsz", "[64, 64]");
+  const auto ok = OnnxModel::from_bytes(m.SerializeAsString(), "meta.onnx");
+  EXPECT_EQ(ok.metadata().class_names, (std::vector<std::string>{"cat", "dog"}));
+  EXPECT_EQ(ok.metadata().names_source, "metadata_props");
+  m.mutable_metadata_props(1)->set_value("32");  // contradicts the head (coarsest level at stride 16)
+  expect_model_error(m.SerializeAsString(), "meta.onnx", "stride 32");
+}
+
 TEST(ModelAdapter, RejectsAGraphWithoutDetectHead) {
   expect_model_error(not_a_detector_bytes(), "classifier.onnx", "Detect head not found");
 }
