@@ -4,7 +4,6 @@
 #include <cstdlib>
 #include <filesystem>
 
-#include <opencv2/imgproc.hpp>
 
 #include "aitw/pipeline/log.hpp"
 
@@ -89,14 +88,12 @@ DetectResult Detector::detect(const cv::Mat& bgr) {
   const auto& lb = r.letterbox;
 
   auto t0 = std::chrono::steady_clock::now();
-  const cv::Mat* src = &bgr;
-  if (lb.resized_width != bgr.cols || lb.resized_height != bgr.rows) {
-    cv::resize(bgr, resized_, cv::Size(lb.resized_width, lb.resized_height), 0, 0, cv::INTER_LINEAR);
-    src = &resized_;
-  }
-  cv::copyMakeBorder(*src, padded_, lb.pad_top, lb.dst_height - lb.resized_height - lb.pad_top, lb.pad_left,
-                     lb.dst_width - lb.resized_width - lb.pad_left, cv::BORDER_CONSTANT, cv::Scalar(114, 114, 114));
-  cv::dnn::blobFromImage(padded_, blob_, 1.0 / 255.0, cv::Size(), cv::Scalar(), /*swapRB=*/true, /*crop=*/false);
+  const int blob_shape[4] = {1, 3, r.input.height, r.input.width};
+  blob_.create(4, blob_shape, CV_32F);  // reallocates only when the input size changes
+  plan_.prepare(lb);
+  kernel::preprocess_letterbox({bgr.data, bgr.cols, bgr.rows, static_cast<std::ptrdiff_t>(bgr.step),
+                                kernel::PixelOrder::BGR},
+                               plan_, blob_.ptr<float>());
   r.ms.preprocess_ms = ms_since(t0);
 
   t0 = std::chrono::steady_clock::now();

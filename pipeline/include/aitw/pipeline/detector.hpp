@@ -12,6 +12,7 @@
 
 #include "aitw/kernel/detection.hpp"
 #include "aitw/kernel/nms.hpp"
+#include "aitw/kernel/preprocess.hpp"
 #include "aitw/kernel/yolo_decode.hpp"
 #include "aitw/pipeline/model_adapter.hpp"
 
@@ -69,7 +70,8 @@ class Detector {
   std::vector<std::uint8_t> class_mask_;
   std::string last_summary_;
   // Reused across frames.
-  cv::Mat resized_, padded_, blob_;
+  kernel::PreprocessPlan plan_;
+  cv::Mat blob_;
   std::vector<cv::Mat> outs_;
   std::vector<kernel::Detection> candidates_;
   std::vector<int> keep_;
