@@ -1,10 +1,12 @@
 // aitw: the edge inference worker's command line. Each subcommand parses its flags and calls one library
 // function.
+#include <cstdlib>
 #include <iostream>
 #include <regex>
 
 #include <CLI/CLI.hpp>
 
+#include "aitw/bench/kernel_cases.hpp"
 #include "aitw/pipeline/detect_job.hpp"
 #include "aitw/pipeline/log.hpp"
 
@@ -72,6 +74,21 @@ int main(int argc, char** argv) {
                    "keep every class above --conf per anchor (evaluation style), not only the best");
   detect->add_option("IMAGE", job.images, "image files")->required();
 
+  // bench
+  auto* bench = app.add_subcommand("bench", "Benchmarks: compare aitw's kernels with the OpenCV baseline");
+  bench->require_subcommand(1);
+  aitw::bench::BenchKernelsOptions bk;
+  if (const char* env = std::getenv("AITW_SHARED_DIR"); env && *env) bk.shared_dir = env;
+  auto* kernels = bench->add_subcommand(
+      "kernels",
+      "Time each kernel against its OpenCV baseline in the same process (preprocess, decode+NMS) and print\n"
+      "a table of medians; exit 1 if a --gate fails.");
+  kernels->add_option("--repetitions", bk.repetitions, "repetitions; the table shows medians")->capture_default_str();
+  kernels->add_option("--json", bk.json_path, "also write {\"kernels\": [{name, ours_ms, baseline_ms, speedup}]} to FILE");
+  kernels->add_option("--gate", bk.gate, "minimum speedups by kernel name prefix, e.g. \"preprocess>=5,decode_nms>=5\"");
+  kernels->add_option("--shared", bk.shared_dir, "folder with models/ and datasets/ (default $AITW_SHARED_DIR or ../shared)")
+      ->capture_default_str();
+
   CLI11_PARSE(app, argc, argv);
   using aitw::pipeline::LogLevel;
   aitw::pipeline::set_log_level(log_level == "debug" ? LogLevel::Debug
@@ -92,5 +109,6 @@ int main(int argc, char** argv) {
     }
     return aitw::pipeline::run_detect_job(std::move(job), std::cout);
   }
+  if (kernels->parsed()) return aitw::bench::run_bench_kernels(bk, std::cout);
   return 0;
 }

@@ -1,0 +1,50 @@
+#pragma once
+// Kernel-vs-OpenCV comparisons shared by `aitw bench kernels` and the Google Benchmark binary, so both
+// measure exactly the same work. Each case runs ours and the usual OpenCV code on the same inputs.
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace aitw::bench {
+
+struct KernelCase {
+  std::string name;      // e.g. "preprocess_640x480_fresh"
+  std::string baseline;  // what the baseline is, for the table
+  std::function<void()> ours;
+  std::function<void()> opencv;
+};
+
+// Builds every case; real head outputs come from running the models in `shared_dir`/models on the sample
+// images (throws std::runtime_error naming a missing file).
+std::vector<KernelCase> make_kernel_cases(const std::string& shared_dir);
+
+struct KernelResult {
+  std::string name, baseline;
+  double ours_ms = 0, baseline_ms = 0;  // medians over repetitions of the per-call mean
+  double speedup = 0;                   // median over repetitions of baseline / ours measured in the same repetition
+  int repetitions = 0;
+};
+
+// Each repetition times ours and the baseline back to back (alternating which goes first), enough calls
+// each for ~`min_ms` of work, so that the ratio of one repetition sees the same machine state.
+std::vector<KernelResult> run_kernel_cases(const std::vector<KernelCase>& cases, int repetitions, double min_ms = 50,
+                                           const std::function<void(const KernelResult&)>& on_result = {});
+
+}  // namespace aitw::bench
+
+namespace aitw::bench {
+
+struct BenchKernelsOptions {
+  std::string shared_dir = "../shared";
+  int repetitions = 9;
+  std::string json_path;  // empty = no JSON file
+  std::string gate;       // "preprocess_640x480_fresh>=5,decode_nms>=5": every kernel whose name starts with
+                          // the prefix must reach that speedup
+};
+
+// `aitw bench kernels`: prints the table, writes {"kernels": [{"name", "ours_ms", "baseline_ms", "speedup"}]}
+// and checks the gate. Returns 0, 1 when a gate fails, 2 on a usage or setup error.
+int run_bench_kernels(const BenchKernelsOptions& options, std::ostream& out);
+
+}  // namespace aitw::bench
