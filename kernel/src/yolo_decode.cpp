@@ -5,6 +5,10 @@
 #include <limits>
 #include <stdexcept>
 
+#include <Eigen/Core>
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
+
 namespace aitw::kernel {
 namespace {
 
@@ -85,37 +89,89 @@ std::size_t decode_yolo_level(const HeadLevelView& level, const HeadLayout& layo
   validate(level, layout);
   const std::size_t before = out.size();
   const int hw = level.height * level.width;
+  const int reg = layout.reg_max;
   const float thr = logit(params.conf_threshold);
-  const float* cls = level.data + static_cast<std::ptrdiff_t>(4 * layout.reg_max) * hw;
+  const float* cls = level.data + static_cast<std::ptrdiff_t>(4 * reg) * hw;
 
-  // Channel-major max over classes: each pass reads one contiguous plane, so the loop vectorises and
-  // streams memory, instead of striding by H*W per class for every cell.
+  // 1. Best class logit per cell, channel-major: each pass streams one contiguous plane, so the loop
+  //    vectorises; cells are split across threads when the level is large enough to pay for it.
   thread_local std::vector<float> best_logit;
   thread_local std::vector<int> best_class;
-  best_logit.assign(hw, -std::numeric_limits<float>::infinity());
-  best_class.assign(hw, -1);
-  for (int c = 0; c < layout.num_classes; ++c) {
-    if (params.class_mask && !params.class_mask[c]) continue;
-    const float* plane = cls + static_cast<std::ptrdiff_t>(c) * hw;
-    float* bl = best_logit.data();
-    int* bc = best_class.data();
-    for (int i = 0; i < hw; ++i) {
-      const bool better = plane[i] > bl[i];
-      bl[i] = better ? plane[i] : bl[i];
-      bc[i] = better ? c : bc[i];
+  best_logit.resize(hw);
+  best_class.resize(hw);
+  float* bl = best_logit.data();
+  int* bc = best_class.data();
+  auto class_max = [&](int begin, int end) {
+    std::fill(bl + begin, bl + end, -std::numeric_limits<float>::infinity());
+    std::fill(bc + begin, bc + end, -1);
+    for (int c = 0; c < layout.num_classes; ++c) {
+      if (params.class_mask && !params.class_mask[c]) continue;
+      const float* plane = cls + static_cast<std::ptrdiff_t>(c) * hw;
+      for (int i = begin; i < end; ++i) {
+        const bool better = plane[i] > bl[i];
+        bl[i] = better ? plane[i] : bl[i];
+        bc[i] = better ? c : bc[i];
+      }
     }
-  }
+  };
+  if (hw >= 2048)
+    tbb::parallel_for(tbb::blocked_range<int>(0, hw, 1024),
+                      [&](const tbb::blocked_range<int>& r) { class_max(r.begin(), r.end()); });
+  else
+    class_max(0, hw);
+
+  // 2. Survivors: (cell, class, logit), in cell order.
+  struct Survivor {
+    int cell, class_id;
+    float logit;
+  };
+  thread_local std::vector<Survivor> survivors;
+  survivors.clear();
   for (int cell = 0; cell < hw; ++cell) {
-    if (!(best_logit[cell] > thr)) continue;
+    if (!(bl[cell] > thr)) continue;
     if (!params.multi_label) {
-      emit(level, layout, lb, cell, sigmoid(best_logit[cell]), best_class[cell], out);
+      survivors.push_back({cell, bc[cell], bl[cell]});
       continue;
     }
     for (int c = 0; c < layout.num_classes; ++c) {
       if (params.class_mask && !params.class_mask[c]) continue;
       const float x = cls[static_cast<std::ptrdiff_t>(c) * hw + cell];
-      if (x > thr) emit(level, layout, lb, cell, sigmoid(x), c, out);
+      if (x > thr) survivors.push_back({cell, c, x});
     }
+  }
+  if (survivors.empty()) return 0;
+
+  // 3. DFL for all survivors at once. The gather walks plane by plane (survivors are in cell order, so
+  //    each plane is read forward) into a [4*reg_max, n] block; every step after it is a vectorised
+  //    operation along the survivors (Eigen SIMD: SSE/AVX on x86-64, NEON on aarch64).
+  using Block = Eigen::Array<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  thread_local Block bins;
+  thread_local Block dist;
+  const int n = static_cast<int>(survivors.size());
+  bins.resize(4 * reg, n);
+  dist.resize(4, n);
+  for (int j = 0; j < 4 * reg; ++j) {
+    const float* plane = level.data + static_cast<std::ptrdiff_t>(j) * hw;
+    float* row = &bins(j, 0);
+    for (int k = 0; k < n; ++k) row[k] = plane[survivors[k].cell];
+  }
+  const Eigen::RowVectorXf ramp = Eigen::RowVectorXf::LinSpaced(reg, 0.f, static_cast<float>(reg - 1));
+  for (int side = 0; side < 4; ++side) {
+    auto b = bins.middleRows(side * reg, reg);
+    const Eigen::Array<float, 1, Eigen::Dynamic> m = b.colwise().maxCoeff();
+    b = (b.rowwise() - m).exp();
+    dist.row(side) = (ramp * b.matrix()).array() / b.colwise().sum();
+  }
+
+  const float s = static_cast<float>(level.stride);
+  for (int k = 0; k < n; ++k) {
+    const Survivor& v = survivors[k];
+    const float cx = (static_cast<float>(v.cell % level.width) + 0.5f) * s;
+    const float cy = (static_cast<float>(v.cell / level.width) + 0.5f) * s;
+    Detection d{cx - dist(0, k) * s, cy - dist(1, k) * s, cx + dist(2, k) * s, cy + dist(3, k) * s,
+                sigmoid(v.logit), v.class_id};
+    unletterbox_box(lb, d.x1, d.y1, d.x2, d.y2);
+    out.push_back(d);
   }
   return out.size() - before;
 }

@@ -36,7 +36,8 @@ struct DecodeParams {
 
 // Appends the candidates of one level to `out`, boxes mapped to frame pixels through `lb` (not clipped).
 // The class test compares logits with logit(conf) so that sigmoid and the DFL softmax run only for
-// anchors that survive. Returns the number of candidates appended.
+// anchors that survive. Candidates come in cell order (row-major), then class order. Returns the number
+// of candidates appended.
 std::size_t decode_yolo_level(const HeadLevelView& level, const HeadLayout& layout, const DecodeParams& params,
                               const LetterboxParams& lb, std::vector<Detection>& out);
 
