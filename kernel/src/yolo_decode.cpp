@@ -1,5 +1,8 @@
 #include "aitw/kernel/yolo_decode.hpp"
 
+#include "aitw/kernel/fast_math.hpp"
+#include "simd_dispatch.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -32,6 +35,23 @@ float dfl_side(const float* bins, std::ptrdiff_t step, int reg_max) {
     weighted += e * static_cast<float>(b);
   }
   return weighted / sum;
+}
+
+// Best class logit and its class for cells [begin, end), channel-major: each pass streams one contiguous
+// plane, so the loop vectorises.
+AITW_TARGET_CLONES void best_class_logit(const float* cls, int hw, int num_classes, const std::uint8_t* mask,
+                                         int begin, int end, float* bl, int* bc) {
+  std::fill(bl + begin, bl + end, -std::numeric_limits<float>::infinity());
+  std::fill(bc + begin, bc + end, -1);
+  for (int c = 0; c < num_classes; ++c) {
+    if (mask && !mask[c]) continue;
+    const float* plane = cls + static_cast<std::ptrdiff_t>(c) * hw;
+    for (int i = begin; i < end; ++i) {
+      const bool better = plane[i] > bl[i];
+      bl[i] = better ? plane[i] : bl[i];
+      bc[i] = better ? c : bc[i];
+    }
+  }
 }
 
 void validate(const HeadLevelView& level, const HeadLayout& layout) {
@@ -93,8 +113,7 @@ std::size_t decode_yolo_level(const HeadLevelView& level, const HeadLayout& layo
   const float thr = logit(params.conf_threshold);
   const float* cls = level.data + static_cast<std::ptrdiff_t>(4 * reg) * hw;
 
-  // 1. Best class logit per cell, channel-major: each pass streams one contiguous plane, so the loop
-  //    vectorises; cells are split across threads when the level is large enough to pay for it.
+  // 1. Best class logit per cell; cells are split across threads when the level is large enough to pay.
   thread_local std::vector<float> best_logit;
   thread_local std::vector<int> best_class;
   best_logit.resize(hw);
@@ -102,17 +121,7 @@ std::size_t decode_yolo_level(const HeadLevelView& level, const HeadLayout& layo
   float* bl = best_logit.data();
   int* bc = best_class.data();
   auto class_max = [&](int begin, int end) {
-    std::fill(bl + begin, bl + end, -std::numeric_limits<float>::infinity());
-    std::fill(bc + begin, bc + end, -1);
-    for (int c = 0; c < layout.num_classes; ++c) {
-      if (params.class_mask && !params.class_mask[c]) continue;
-      const float* plane = cls + static_cast<std::ptrdiff_t>(c) * hw;
-      for (int i = begin; i < end; ++i) {
-        const bool better = plane[i] > bl[i];
-        bl[i] = better ? plane[i] : bl[i];
-        bc[i] = better ? c : bc[i];
-      }
-    }
+    best_class_logit(cls, hw, layout.num_classes, params.class_mask, begin, end, bl, bc);
   };
   if (hw >= 2048)
     tbb::parallel_for(tbb::blocked_range<int>(0, hw, 1024),
@@ -155,12 +164,28 @@ std::size_t decode_yolo_level(const HeadLevelView& level, const HeadLayout& layo
     float* row = &bins(j, 0);
     for (int k = 0; k < n; ++k) row[k] = plane[survivors[k].cell];
   }
-  const Eigen::RowVectorXf ramp = Eigen::RowVectorXf::LinSpaced(reg, 0.f, static_cast<float>(reg - 1));
+  // Row-wise passes only: each row is n contiguous floats, so max, subtract, exp and the sums all
+  // vectorise along the survivors (Eigen's colwise() reductions on a row-major block walk columns and
+  // do not). exp is fast_exp: Eigen's SSE2 exp is barely faster than scalar expf.
+  thread_local Eigen::ArrayXf m, sum, acc;
+  m.resize(n);
+  sum.resize(n);
+  acc.resize(n);
+  using Row = Eigen::Map<Eigen::ArrayXf>;
   for (int side = 0; side < 4; ++side) {
-    auto b = bins.middleRows(side * reg, reg);
-    const Eigen::Array<float, 1, Eigen::Dynamic> m = b.colwise().maxCoeff();
-    b = (b.rowwise() - m).exp();
-    dist.row(side) = (ramp * b.matrix()).array() / b.colwise().sum();
+    float* base = &bins(side * reg, 0);
+    auto row = [&](int r) { return Row(base + static_cast<std::ptrdiff_t>(r) * n, n); };
+    m = row(0);
+    for (int r = 1; r < reg; ++r) m = m.max(row(r));
+    for (int r = 0; r < reg; ++r) row(r) -= m;
+    exp_inplace(base, static_cast<std::size_t>(reg) * n);
+    sum.setZero();
+    acc.setZero();
+    for (int r = 0; r < reg; ++r) {
+      sum += row(r);
+      acc += static_cast<float>(r) * row(r);
+    }
+    dist.row(side) = (acc / sum).transpose();
   }
 
   const float s = static_cast<float>(level.stride);
