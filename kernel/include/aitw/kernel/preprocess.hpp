@@ -1,8 +1,10 @@
 #pragma once
-// Fused preprocessing: uint8 frame (HWC, BGR or RGB, any row stride) -> letterboxed float NCHW RGB input
-// in one pass: bilinear resize (OpenCV INTER_LINEAR sample positions), pad 114, channel order, x1/255,
-// HWC->CHW. Replaces cv::resize + copyMakeBorder + blobFromImage(swapRB), which touch every pixel 4-5 times
-// and allocate on every frame.
+// Fused preprocessing: uint8 frame (HWC, BGR or RGB, any row stride) -> letterboxed float NCHW RGB input:
+// pad 114, channel order, x1/255 and HWC->CHW in one vectorised, TBB-parallel pass. A frame that needs
+// scaling is first resized with cv::resize INTER_LINEAR into the plan's buffer: OpenCV's fixed-point SIMD
+// resize beat our gather-based bilinear (0.57 vs 0.41 ms at 1280x720, measured), and it keeps the result
+// bit-identical to the OpenCV path. Replaces cv::resize + copyMakeBorder + blobFromImage(swapRB), which
+// make three more full passes and allocate on every frame.
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -31,17 +33,15 @@ class PreprocessPlan {
   friend void preprocess_letterbox(const ImageView&, PreprocessPlan&, float*);
   LetterboxParams lb_{};
   bool valid_ = false;
-  std::vector<int> x0_, x1_;    // byte offsets of the left/right source pixel per output column
-  std::vector<float> wx_;       // weight of the right pixel
-  std::vector<int> y0_, y1_;    // source rows per output row of the resized region
-  std::vector<float> wy_;
+  std::vector<std::uint8_t> resized_;  // the scaled frame (HWC), empty when no scaling is needed
 };
 
 // Writes 3 * dst_height * dst_width floats (planes R, G, B) to dst. `plan` must be prepared for the
 // frame's geometry. Parallel over rows (TBB).
 void preprocess_letterbox(const ImageView& src, PreprocessPlan& plan, float* dst);
 
-// Straightforward per-pixel version kept as the reference the fast path is tested against.
+// Straightforward per-pixel float bilinear version, independent of OpenCV, kept as the reference the fast
+// path is tested against (within 1/255: OpenCV's resize rounds to uint8 with fixed-point weights).
 void preprocess_letterbox_reference(const ImageView& src, const LetterboxParams& lb, float* dst);
 
 }  // namespace aitw::kernel
