@@ -31,7 +31,7 @@ void forward(benchmark::State& state, const std::string& model_name, InputSize s
     opt.expand_stride_mul = true;
   }
   const auto g = model.adapt(size, opt);
-  cv::dnn::Net net = cv::dnn::readNetFromONNX(g.onnx_bytes.data(), g.onnx_bytes.size());
+  cv::dnn::Net net = aitw::pipeline::load_net(g, "bench");
   const cv::Mat img = cv::imread(shared_dir() + "/datasets/images/bus.jpg");
   const cv::Mat blob = cv::dnn::blobFromImage(img, 1 / 255.0, cv::Size(size.width, size.height), {}, true);
   std::vector<cv::Mat> outs;

@@ -150,7 +150,7 @@ void add_decode_case(std::vector<KernelCase>& cases, const std::string& tag, std
 }
 
 std::vector<cv::Mat> run_graph(const pipeline::AdaptedGraph& g, const cv::Mat& blob) {
-  cv::dnn::Net net = cv::dnn::readNetFromONNX(g.onnx_bytes.data(), g.onnx_bytes.size());
+  cv::dnn::Net net = pipeline::load_net(g, "bench");
   net.setInput(blob);
   std::vector<cv::Mat> outs;
   net.forward(outs, g.output_names);

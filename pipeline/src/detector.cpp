@@ -45,13 +45,7 @@ Detector::Network& Detector::network_for(InputSize size) {
   const auto t0 = std::chrono::steady_clock::now();
   AdaptedGraph g = model_.adapt(size, config_.adapt);
   Network n;
-  try {
-    n.net = cv::dnn::readNetFromONNX(g.onnx_bytes.data(), g.onnx_bytes.size());
-    n.net.setPreferableBackend(cv::dnn::DNN_BACKEND_OPENCV);
-    n.net.setPreferableTarget(cv::dnn::DNN_TARGET_CPU);
-  } catch (const cv::Exception& e) {
-    throw ModelError("model '" + model_.label() + "': OpenCV DNN cannot load the rewritten graph: " + e.what());
-  }
+  n.net = load_net(g, model_.label());
   n.outputs = g.output_names;
   n.levels = g.levels;
   // One forward on a blank input: checks that the rewritten graph runs at this size and has the expected

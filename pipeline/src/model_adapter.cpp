@@ -15,6 +15,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "aitw/kernel/dnn_layers.hpp"
 #include "onnx.pb.h"
 
 namespace aitw::pipeline {
@@ -498,6 +499,65 @@ AdaptedGraph OnnxModel::adapt(InputSize input, const AdaptOptions& options) cons
     out.fixes.push_back("input " + size_str(input) + " (native size)");
   }
 
+  // 3a. With custom layers, YOLO11's whole attention core becomes one AitwAttention node (which also makes
+  //     the fusion fix below unnecessary for it).
+  if (options.custom_layers) {
+    GraphIndex idx(g);
+    auto only_consumer = [&](const std::string& t) -> int {
+      auto it = idx.consumers.find(t);
+      return it != idx.consumers.end() && it->second.size() == 1 ? it->second[0] : -1;
+    };
+    auto is_swap_last_two = [&](const ox::NodeProto& n) {
+      const auto* perm = find_attr(n, "perm");
+      return n.op_type() == "Transpose" && perm && perm->ints_size() == 4 && perm->ints(0) == 0 &&
+             perm->ints(1) == 1 && perm->ints(2) == 3 && perm->ints(3) == 2;
+    };
+    std::set<int> drop;
+    std::map<int, ox::NodeProto> replace;
+    for (const auto& a : find_attention_scales(g, idx)) {
+      const auto& mm1 = g.node(a.matmul);
+      auto qt = idx.producer.find(mm1.input(0));
+      if (qt == idx.producer.end() || !is_swap_last_two(g.node(qt->second)) || only_consumer(mm1.input(0)) != a.matmul)
+        continue;
+      const int sm = only_consumer(g.node(a.mul).output(0));
+      if (sm < 0 || g.node(sm).op_type() != "Softmax") continue;
+      const int64_t axis = attr_int(g.node(sm), "axis", -1);
+      if (axis != -1 && axis != 3) continue;
+      const int tr = only_consumer(g.node(sm).output(0));
+      if (tr < 0 || !is_swap_last_two(g.node(tr))) continue;
+      const int mm2 = only_consumer(g.node(tr).output(0));
+      if (mm2 < 0 || g.node(mm2).op_type() != "MatMul" || g.node(mm2).input(1) != g.node(tr).output(0)) continue;
+      const auto* sc = idx.constant(a.scale_tensor);
+      const auto scale = sc ? tensor_floats(*sc) : std::vector<float>{};
+      if (scale.size() != 1) continue;
+      ox::NodeProto att;
+      att.set_op_type(kernel::kAttentionOpType);
+      att.set_name(g.node(mm2).name() + "/aitw_attention");
+      att.add_input(g.node(qt->second).input(0));  // q
+      att.add_input(mm1.input(1));                  // k
+      att.add_input(g.node(mm2).input(0));          // v
+      att.add_output(g.node(mm2).output(0));
+      auto* attr = att.add_attribute();
+      attr->set_name("scale");
+      attr->set_type(ox::AttributeProto::FLOAT);
+      attr->set_f(scale[0]);
+      for (int i : {qt->second, a.matmul, a.mul, sm, tr}) drop.insert(i);
+      replace[mm2] = std::move(att);
+    }
+    if (!replace.empty()) {
+      google::protobuf::RepeatedPtrField<ox::NodeProto> nodes;
+      for (int i = 0; i < g.node_size(); ++i) {
+        if (drop.count(i)) continue;
+        if (auto it = replace.find(i); it != replace.end())
+          *nodes.Add() = std::move(it->second);
+        else
+          *nodes.Add() = std::move(*g.mutable_node(i));
+      }
+      g.mutable_node()->Swap(&nodes);
+      out.fixes.push_back(std::to_string(replace.size()) + " attention block(s) -> AitwAttention");
+    }
+  }
+
   // 3. OpenCV 4.6 fuses the Mul after a two-input MatMul wrongly: scale q before the MatMul instead.
   if (options.fix_attention) {
     GraphIndex idx(g);
@@ -532,6 +592,45 @@ AdaptedGraph OnnxModel::adapt(InputSize input, const AdaptOptions& options) cons
       g.mutable_node()->Swap(&nodes);
       out.fixes.push_back("attention scale moved before q^T*k MatMul in " + std::to_string(found.size()) +
                           " block(s) (OpenCV 4.6 fusion bug)");
+    }
+  }
+
+  // 4. aitw's custom layers: Sigmoid(x) * x -> AitwSiLU(x), so that the convolution producing x has one
+  //    consumer and OpenCV fuses the activation into it.
+  if (options.custom_layers) {
+    GraphIndex idx(g);
+    std::set<int> drop;
+    std::map<int, ox::NodeProto> replace;
+    for (int i = 0; i < g.node_size(); ++i) {
+      const auto& sig = g.node(i);
+      if (sig.op_type() != "Sigmoid" || sig.input_size() != 1 || sig.output_size() != 1) continue;
+      auto cit = idx.consumers.find(sig.output(0));
+      if (cit == idx.consumers.end() || cit->second.size() != 1) continue;
+      const int mi = cit->second[0];
+      const auto& mul = g.node(mi);
+      if (mul.op_type() != "Mul" || mul.input_size() != 2) continue;
+      const std::string& x = sig.input(0);
+      if (!((mul.input(0) == x && mul.input(1) == sig.output(0)) || (mul.input(1) == x && mul.input(0) == sig.output(0))))
+        continue;
+      ox::NodeProto silu;
+      silu.set_op_type(kernel::kSiLUOpType);
+      silu.set_name(mul.name() + "/aitw_silu");
+      silu.add_input(x);
+      silu.add_output(mul.output(0));
+      drop.insert(i);
+      replace[mi] = std::move(silu);
+    }
+    if (!replace.empty()) {
+      google::protobuf::RepeatedPtrField<ox::NodeProto> nodes;
+      for (int i = 0; i < g.node_size(); ++i) {
+        if (drop.count(i)) continue;
+        if (auto it = replace.find(i); it != replace.end())
+          *nodes.Add() = std::move(it->second);
+        else
+          *nodes.Add() = std::move(*g.mutable_node(i));
+      }
+      g.mutable_node()->Swap(&nodes);
+      out.fixes.push_back(std::to_string(replace.size()) + " Sigmoid*x pairs -> AitwSiLU (fusable into convolutions)");
     }
   }
 
@@ -578,6 +677,18 @@ AdaptedGraph OnnxModel::adapt(InputSize input, const AdaptOptions& options) cons
   out.nodes_after = g.node_size();
   if (!model.SerializeToString(&out.onnx_bytes)) fail(label_, "rewritten graph does not serialize");
   return out;
+}
+
+cv::dnn::Net load_net(const AdaptedGraph& graph, const std::string& label) {
+  kernel::register_dnn_layers();
+  try {
+    cv::dnn::Net net = cv::dnn::readNetFromONNX(graph.onnx_bytes.data(), graph.onnx_bytes.size());
+    net.setPreferableBackend(cv::dnn::DNN_BACKEND_OPENCV);
+    net.setPreferableTarget(cv::dnn::DNN_TARGET_CPU);
+    return net;
+  } catch (const cv::Exception& e) {
+    fail(label, std::string("OpenCV DNN cannot load the rewritten graph: ") + e.what());
+  }
 }
 
 std::string AdaptedGraph::summary() const {

@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include <opencv2/dnn.hpp>
+
 #include "aitw/kernel/letterbox.hpp"
 #include "aitw/kernel/yolo_decode.hpp"
 
@@ -45,6 +47,9 @@ struct ModelMetadata {
 struct AdaptOptions {
   bool cut_head = true;        // cut at the raw per-level head outputs (what aitw runs)
   bool fix_attention = true;   // move YOLO11's attention scale before the MatMul
+  // Replace slow OpenCV 4.6 layers with aitw's custom DNN layers (kernel/dnn_layers.hpp): SiLU for every
+  // Sigmoid*x pair. Off = the same rewritten graph with OpenCV's own layers (the benchmark baseline).
+  bool custom_layers = true;
   // Baseline only: keep the stock head and just expand the stride constant so that OpenCV 4.6 can run
   // it. Used to measure the stock graph against the rewritten one.
   bool expand_stride_mul = false;
@@ -91,6 +96,10 @@ class OnnxModel {
   std::vector<HeadLevel> levels_;
   int attention_blocks_ = 0;
 };
+
+// Reads an adapted graph into an OpenCV net (registering aitw's custom layers first), CPU backend.
+// Throws ModelError naming `label` when OpenCV rejects it.
+cv::dnn::Net load_net(const AdaptedGraph& graph, const std::string& label);
 
 // Parses Ultralytics' `names` metadata, a Python dict literal: {0: 'person', 1: 'bicycle', ...}.
 std::vector<std::string> parse_names_dict(const std::string& text);

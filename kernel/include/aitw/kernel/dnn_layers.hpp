@@ -1,0 +1,18 @@
+#pragma once
+// aitw's custom OpenCV DNN layers, inserted by the model adapter's rewrite (op types below) and created by
+// OpenCV's ONNX importer through cv::dnn::LayerFactory.
+//  - AitwSiLU: x * sigmoid(x) in one vectorised pass, replacing the exported Sigmoid + Mul pair. As an
+//    ActivationLayer it is also fused into the preceding convolution, which OpenCV cannot do with the
+//    pair (the convolution output has two consumers).
+//  - AitwAttention (see kernel/src/dnn_layers.cpp): YOLO11's q/k/v attention core.
+
+namespace aitw::kernel {
+
+inline constexpr const char* kSiLUOpType = "AitwSiLU";
+inline constexpr const char* kAttentionOpType = "AitwAttention";
+
+// Registers the layers with cv::dnn::LayerFactory; idempotent and thread-safe. Call before reading a net
+// that contains them.
+void register_dnn_layers();
+
+}  // namespace aitw::kernel

@@ -1,0 +1,167 @@
+#include "aitw/kernel/dnn_layers.hpp"
+
+#include <algorithm>
+#include <mutex>
+
+#include <opencv2/dnn.hpp>
+#include <opencv2/dnn/all_layers.hpp>
+#include <opencv2/dnn/layer.details.hpp>
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
+
+#include "aitw/kernel/fast_math.hpp"
+#include "simd_dispatch.hpp"
+
+namespace aitw::kernel {
+namespace {
+
+using cv::dnn::MatShape;
+
+class SiLULayer : public cv::dnn::ActivationLayer {
+ public:
+  explicit SiLULayer(const cv::dnn::LayerParams& params) { setParamsFrom(params); }
+  static cv::Ptr<cv::dnn::Layer> create(cv::dnn::LayerParams& params) { return cv::makePtr<SiLULayer>(params); }
+
+  bool getMemoryShapes(const std::vector<MatShape>& inputs, const int, std::vector<MatShape>& outputs,
+                       std::vector<MatShape>&) const override {
+    outputs.assign(1, inputs[0]);
+    return true;  // may run in place
+  }
+
+  void forward(cv::InputArrayOfArrays inputs_arr, cv::OutputArrayOfArrays outputs_arr,
+               cv::OutputArrayOfArrays) override {
+    std::vector<cv::Mat> in, out;
+    inputs_arr.getMatVector(in);
+    outputs_arr.getMatVector(out);
+    const float* src = in[0].ptr<float>();
+    float* dst = out[0].ptr<float>();
+    const std::size_t n = in[0].total();
+    constexpr std::size_t kChunk = 1 << 15;
+    tbb::parallel_for(tbb::blocked_range<std::size_t>(0, (n + kChunk - 1) / kChunk), [&](const auto& r) {
+      for (std::size_t c = r.begin(); c != r.end(); ++c) {
+        const std::size_t b = c * kChunk;
+        silu(src + b, dst + b, std::min(kChunk, n - b));
+      }
+    });
+  }
+
+  // Called by a convolution that fused this activation, on its output slice: channels [cn0, cn1), `len`
+  // values each, planes `plane` floats apart.
+  void forwardSlice(const float* src, float* dst, int len, size_t plane, int cn0, int cn1) const override {
+    for (int c = cn0; c < cn1; ++c, src += plane, dst += plane) silu(src, dst, static_cast<std::size_t>(len));
+  }
+};
+
+// --- attention --------------------------------------------------------------------------------------
+
+// scores[n][m] = scale * sum_k q[k][n] * kk[k][m] for rows [n0, n1), then a softmax over each row.
+// AXPY form (rows of k are contiguous) so that it vectorises without reassociating float sums.
+AITW_TARGET_CLONES void attention_scores(const float* q, const float* kk, int kd, int N, float scale, int n0, int n1,
+                                         float* scores) {
+  for (int n = n0; n < n1; ++n) {
+    float* row = scores + static_cast<std::ptrdiff_t>(n) * N;
+    std::fill(row, row + N, 0.f);
+    for (int k = 0; k < kd; ++k) {
+      const float a = scale * q[static_cast<std::ptrdiff_t>(k) * N + n];
+      const float* krow = kk + static_cast<std::ptrdiff_t>(k) * N;
+      for (int m = 0; m < N; ++m) row[m] += a * krow[m];
+    }
+    float mx = row[0];
+    for (int m = 1; m < N; ++m) mx = std::max(mx, row[m]);
+    for (int m = 0; m < N; ++m) row[m] -= mx;
+    exp_inplace(row, static_cast<std::size_t>(N));
+    double sum = 0;
+    for (int m = 0; m < N; ++m) sum += row[m];
+    const float inv = static_cast<float>(1.0 / sum);
+    for (int m = 0; m < N; ++m) row[m] *= inv;
+  }
+}
+
+// out[d][n] = sum_m v[d][m] * p[n][m] for columns [n0, n1), with vt = v transposed ([N][hd]).
+AITW_TARGET_CLONES void attention_apply(const float* p, const float* vt, int hd, int N, int n0, int n1, float* acc,
+                                        float* out) {
+  for (int n = n0; n < n1; ++n) {
+    std::fill(acc, acc + hd, 0.f);
+    const float* prow = p + static_cast<std::ptrdiff_t>(n) * N;
+    for (int m = 0; m < N; ++m) {
+      const float a = prow[m];
+      const float* vrow = vt + static_cast<std::ptrdiff_t>(m) * hd;
+      for (int d = 0; d < hd; ++d) acc[d] += a * vrow[d];
+    }
+    for (int d = 0; d < hd; ++d) out[static_cast<std::ptrdiff_t>(d) * N + n] = acc[d];
+  }
+}
+
+// YOLO11's Attention core, per head: out = v . softmax(scale * q^T k)^T, replacing the exported
+// Transpose, MatMul, Mul, Softmax, Transpose, MatMul chain (OpenCV runs the two-input MatMuls as slow
+// InnerProduct layers: ~5 ms of a 58 ms forward at 480x640). Inputs q, k [1, heads, kd, N], v [1, heads,
+// hd, N]; output [1, heads, hd, N].
+class AttentionLayer : public cv::dnn::Layer {
+ public:
+  explicit AttentionLayer(const cv::dnn::LayerParams& params) {
+    setParamsFrom(params);
+    scale_ = params.get<float>("scale", 1.f);
+  }
+  static cv::Ptr<cv::dnn::Layer> create(cv::dnn::LayerParams& params) {
+    return cv::makePtr<AttentionLayer>(params);
+  }
+
+  bool getMemoryShapes(const std::vector<MatShape>& inputs, const int, std::vector<MatShape>& outputs,
+                       std::vector<MatShape>&) const override {
+    CV_Assert(inputs.size() == 3 && inputs[0].size() == 4 && inputs[0] == inputs[1] && inputs[2].size() == 4 &&
+              inputs[2][1] == inputs[0][1] && inputs[2][3] == inputs[0][3]);
+    outputs.assign(1, inputs[2]);
+    return false;
+  }
+
+  void forward(cv::InputArrayOfArrays inputs_arr, cv::OutputArrayOfArrays outputs_arr,
+               cv::OutputArrayOfArrays) override {
+    std::vector<cv::Mat> in, out;
+    inputs_arr.getMatVector(in);
+    outputs_arr.getMatVector(out);
+    const int heads = in[0].size[1], kd = in[0].size[2], N = in[0].size[3], hd = in[2].size[2];
+    scores_.resize(static_cast<std::size_t>(heads) * N * N);
+    vt_.resize(static_cast<std::size_t>(heads) * N * hd);
+    const std::ptrdiff_t qk_head = static_cast<std::ptrdiff_t>(kd) * N, v_head = static_cast<std::ptrdiff_t>(hd) * N;
+    const std::ptrdiff_t s_head = static_cast<std::ptrdiff_t>(N) * N;
+    const float* q = in[0].ptr<float>();
+    const float* k = in[1].ptr<float>();
+    const float* v = in[2].ptr<float>();
+    float* o = out[0].ptr<float>();
+    constexpr int kRows = 32;
+    const int blocks = (N + kRows - 1) / kRows;
+    tbb::parallel_for(tbb::blocked_range<int>(0, heads * blocks), [&](const tbb::blocked_range<int>& r) {
+      for (int t = r.begin(); t != r.end(); ++t) {
+        const int h = t / blocks, n0 = (t % blocks) * kRows, n1 = std::min(N, n0 + kRows);
+        attention_scores(q + h * qk_head, k + h * qk_head, kd, N, scale_, n0, n1, scores_.data() + h * s_head);
+        // The transposed v rows this block of the head owns.
+        for (int m = n0; m < n1; ++m)
+          for (int d = 0; d < hd; ++d) vt_[h * v_head + static_cast<std::ptrdiff_t>(m) * hd + d] = v[h * v_head + d * N + m];
+      }
+    });
+    tbb::parallel_for(tbb::blocked_range<int>(0, heads * blocks), [&](const tbb::blocked_range<int>& r) {
+      std::vector<float> acc(hd);
+      for (int t = r.begin(); t != r.end(); ++t) {
+        const int h = t / blocks, n0 = (t % blocks) * kRows, n1 = std::min(N, n0 + kRows);
+        attention_apply(scores_.data() + h * s_head, vt_.data() + h * v_head, hd, N, n0, n1, acc.data(),
+                        o + h * v_head);
+      }
+    });
+  }
+
+ private:
+  float scale_ = 1.f;
+  std::vector<float> scores_, vt_;  // reused across frames
+};
+
+}  // namespace
+
+void register_dnn_layers() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    cv::dnn::LayerFactory::registerLayer(kSiLUOpType, SiLULayer::create);
+    cv::dnn::LayerFactory::registerLayer(kAttentionOpType, AttentionLayer::create);
+  });
+}
+
+}  // namespace aitw::kernel

@@ -1,0 +1,223 @@
+// aitw's custom DNN layers against the exact OpenCV layers they replace, on real activations of YOLO11n
+// (bus.jpg at 480x640), and the whole network with and without them.
+#include <gtest/gtest.h>
+
+#include <opencv2/dnn.hpp>
+#include <opencv2/imgcodecs.hpp>
+
+#include "aitw/kernel/dnn_layers.hpp"
+#include "aitw/kernel/preprocess.hpp"
+#include "aitw/pipeline/model_adapter.hpp"
+#include "onnx.pb.h"
+
+namespace aitw::pipeline {
+namespace {
+
+namespace ox = aitw::onnx;
+const std::string kShared = AITW_SHARED_DIR;
+
+cv::Mat bus_blob(InputSize size) {
+  const cv::Mat img = cv::imread(kShared + "/datasets/images/bus.jpg");
+  const auto lb = kernel::letterbox_params(img.cols, img.rows, size.width, size.height);
+  cv::Mat blob(std::vector<int>{1, 3, size.height, size.width}, CV_32F);
+  kernel::PreprocessPlan plan;
+  plan.prepare(lb);
+  kernel::preprocess_letterbox({img.data, img.cols, img.rows, static_cast<std::ptrdiff_t>(img.step)}, plan,
+                               blob.ptr<float>());
+  return blob;
+}
+
+// The stock graph adapted with OpenCV's own layers: the source of real activations and the reference.
+struct Reference {
+  OnnxModel model = OnnxModel::load(kShared + "/models/yolo11n.onnx");
+  AdaptedGraph graph;
+  cv::dnn::Net net;
+  ox::ModelProto proto;
+  Reference() {
+    AdaptOptions opencv_layers;
+    opencv_layers.custom_layers = false;
+    opencv_layers.fix_attention = false;  // the unfused reference below needs the original chain
+    graph = model.adapt({480, 640}, opencv_layers);
+    proto.ParseFromString(graph.onnx_bytes);
+    // OpenCV 4.6 names layers after ONNX nodes; graph outputs can be requested by tensor name, so expose
+    // every Sigmoid input and every Split output as one.
+    auto& g = *proto.mutable_graph();
+    auto expose = [&](const std::string& name) {
+      auto* o = g.add_output();
+      o->set_name(name);
+      o->mutable_type()->mutable_tensor_type()->set_elem_type(ox::TensorProto::FLOAT);
+      o->mutable_type()->mutable_tensor_type()->mutable_shape();  // OpenCV requires one; any rank will do
+    };
+    for (const auto& n : std::vector<ox::NodeProto>(g.node().begin(), g.node().end())) {
+      if (n.op_type() == "Sigmoid") expose(n.input(0));
+      if (n.op_type() == "Split")
+        for (const auto& o : n.output()) expose(o);
+    }
+    AdaptedGraph exposed = graph;
+    proto.SerializeToString(&exposed.onnx_bytes);
+    net = load_net(exposed, "reference");
+    net.enableFusion(false);
+    net.setInput(bus_blob({480, 640}));
+  }
+  cv::Mat activation(const std::string& tensor) { return net.forward(tensor).clone(); }
+  const ox::NodeProto* node(const std::string& op, int nth = 0) const {
+    for (const auto& n : proto.graph().node())
+      if (n.op_type() == op && nth-- == 0) return &n;
+    return nullptr;
+  }
+};
+
+Reference& reference() {
+  static Reference r;
+  return r;
+}
+
+// A one-node (or few-node) ONNX graph over named 4-D float inputs.
+struct MiniGraph {
+  ox::ModelProto m;
+  MiniGraph() {
+    m.set_ir_version(7);
+    m.add_opset_import()->set_version(12);
+  }
+  void input(const std::string& name, const cv::Mat& like) {
+    auto* v = m.mutable_graph()->add_input();
+    v->set_name(name);
+    auto* t = v->mutable_type()->mutable_tensor_type();
+    t->set_elem_type(ox::TensorProto::FLOAT);
+    for (int i = 0; i < like.dims; ++i) t->mutable_shape()->add_dim()->set_dim_value(like.size[i]);
+  }
+  ox::NodeProto* node(const std::string& op, std::vector<std::string> in, const std::string& out) {
+    auto* n = m.mutable_graph()->add_node();
+    n->set_op_type(op);
+    for (auto& i : in) n->add_input(i);
+    n->add_output(out);
+    return n;
+  }
+  void output(const std::string& name) {
+    auto* o = m.mutable_graph()->add_output();
+    o->set_name(name);
+    o->mutable_type()->mutable_tensor_type()->set_elem_type(ox::TensorProto::FLOAT);
+      o->mutable_type()->mutable_tensor_type()->mutable_shape();  // OpenCV requires one; any rank will do
+  }
+  void scalar(const std::string& name, float v) {
+    auto* t = m.mutable_graph()->add_initializer();
+    t->set_name(name);
+    t->set_data_type(ox::TensorProto::FLOAT);
+    t->add_float_data(v);
+  }
+  cv::Mat run(const std::vector<std::pair<std::string, cv::Mat>>& inputs, bool fusion) {
+    kernel::register_dnn_layers();
+    const std::string bytes = m.SerializeAsString();
+    cv::dnn::Net net = cv::dnn::readNetFromONNX(bytes.data(), bytes.size());
+    net.enableFusion(fusion);
+    for (const auto& [name, mat] : inputs) net.setInput(mat, name);
+    return net.forward().clone();
+  }
+};
+
+void add_perm(ox::NodeProto* n) {
+  auto* a = n->add_attribute();
+  a->set_name("perm");
+  a->set_type(ox::AttributeProto::INTS);
+  for (int v : {0, 1, 3, 2}) a->add_ints(v);
+}
+
+}  // namespace
+
+TEST(CustomLayers, SiLUMatchesSigmoidTimesXOnRealActivations) {
+  auto& ref = reference();
+  // The inputs of several SiLUs across the network (early, large; late, small).
+  for (int nth : {0, 10, 40, 76}) {
+    const auto* sig = ref.node("Sigmoid", nth);
+    ASSERT_NE(sig, nullptr);
+    const cv::Mat x = ref.activation(sig->input(0));
+    MiniGraph opencv, ours;
+    opencv.input("x", x);
+    opencv.node("Sigmoid", {"x"}, "s");
+    opencv.node("Mul", {"x", "s"}, "y");
+    opencv.output("y");
+    ours.input("x", x);
+    ours.node(kernel::kSiLUOpType, {"x"}, "y");
+    ours.output("y");
+    const cv::Mat expected = opencv.run({{"x", x}}, true);
+    const cv::Mat got = ours.run({{"x", x}}, true);
+    ASSERT_EQ(got.total(), x.total());
+    EXPECT_LE(cv::norm(got, expected, cv::NORM_INF), 1e-4) << "SiLU #" << nth << " over " << x.total() << " values";
+  }
+}
+
+TEST(CustomLayers, AttentionMatchesTheOpenCvChainOnRealActivations) {
+  auto& ref = reference();
+  const auto* split = ref.node("Split", 0);
+  // The attention's Split is the one with three outputs (q, k, v).
+  for (int i = 0; split && split->output_size() != 3; ++i) split = ref.node("Split", i + 1);
+  ASSERT_NE(split, nullptr);
+  const cv::Mat q = ref.activation(split->output(0));
+  const cv::Mat k = ref.activation(split->output(1));
+  const cv::Mat v = ref.activation(split->output(2));
+  ASSERT_EQ(q.dims, 4);
+  const float scale = 1.f / std::sqrt(static_cast<float>(q.size[2]));
+
+  // The exported chain, run without fusion (OpenCV 4.6 fuses its Mul wrongly).
+  MiniGraph opencv;
+  for (auto [n, m] : {std::pair{"q", q}, {"k", k}, {"v", v}}) opencv.input(n, m);
+  add_perm(opencv.node("Transpose", {"q"}, "qt"));
+  opencv.node("MatMul", {"qt", "k"}, "s");
+  opencv.scalar("scale", scale);
+  opencv.node("Mul", {"s", "scale"}, "ss");
+  auto* sm = opencv.node("Softmax", {"ss"}, "p");
+  auto* axis = sm->add_attribute();
+  axis->set_name("axis");
+  axis->set_type(ox::AttributeProto::INT);
+  axis->set_i(-1);
+  add_perm(opencv.node("Transpose", {"p"}, "pt"));
+  opencv.node("MatMul", {"v", "pt"}, "y");
+  opencv.output("y");
+
+  MiniGraph ours;
+  for (auto [n, m] : {std::pair{"q", q}, {"k", k}, {"v", v}}) ours.input(n, m);
+  auto* att = ours.node(kernel::kAttentionOpType, {"q", "k", "v"}, "y");
+  auto* s = att->add_attribute();
+  s->set_name("scale");
+  s->set_type(ox::AttributeProto::FLOAT);
+  s->set_f(scale);
+  ours.output("y");
+
+  const std::vector<std::pair<std::string, cv::Mat>> inputs{{"q", q}, {"k", k}, {"v", v}};
+  const cv::Mat expected = opencv.run(inputs, false);
+  const cv::Mat got = ours.run(inputs, true);
+  ASSERT_EQ(got.total(), v.total());
+  EXPECT_LE(cv::norm(got, expected, cv::NORM_INF), 1e-4);
+}
+
+TEST(CustomLayers, WholeNetworkAgreesWithOpenCvLayers) {
+  const auto model = OnnxModel::load(kShared + "/models/yolo11n.onnx");
+  AdaptOptions opencv_layers;
+  opencv_layers.custom_layers = false;
+  const auto ours_graph = model.adapt({480, 640});
+  const auto ref_graph = model.adapt({480, 640}, opencv_layers);
+  EXPECT_NE(ours_graph.summary().find("77 Sigmoid*x pairs -> AitwSiLU"), std::string::npos) << ours_graph.summary();
+  EXPECT_NE(ours_graph.summary().find("1 attention block(s) -> AitwAttention"), std::string::npos);
+  auto ours = load_net(ours_graph, "ours");
+  auto ref = load_net(ref_graph, "ref");
+  const cv::Mat blob = bus_blob({480, 640});
+  std::vector<cv::Mat> a, b;
+  ours.setInput(blob);
+  ours.forward(a, ours_graph.output_names);
+  ref.setInput(blob);
+  ref.forward(b, ref_graph.output_names);
+  ASSERT_EQ(a.size(), 3u);
+  double worst = 0;
+  for (int i = 0; i < 3; ++i) worst = std::max(worst, cv::norm(a[i], b[i], cv::NORM_INF));
+  // Raw head logits after ~90 layers: float rounding differences accumulate, far below what moves a box.
+  EXPECT_LT(worst, 5e-3);
+  RecordProperty("max_abs_diff_head_logits", std::to_string(worst));
+}
+
+TEST(CustomLayers, YoloV8HasNoAttentionButGetsSiLU) {
+  const auto g = OnnxModel::load(kShared + "/models/yolov8n.onnx").adapt({480, 640});
+  EXPECT_NE(g.summary().find("Sigmoid*x pairs -> AitwSiLU"), std::string::npos);
+  EXPECT_EQ(g.summary().find("AitwAttention"), std::string::npos);
+}
+
+}  // namespace aitw::pipeline
