@@ -1,7 +1,8 @@
 // Forward time of the stock Ultralytics graph vs aitw's rewritten graph, in one process.
 // "stock" is the export as shipped plus the one change OpenCV 4.6 needs to run it at all (the head's
 // stride constant expanded to [1,4,A]); its YOLO11 output is also degraded by the fusion bug, so it is a
-// timing baseline only. "rewritten" is what aitw runs: head cut, attention fix, input re-targeted.
+// timing baseline only. "opencv_layers" is the rewritten graph (head cut, attention fix, input
+// re-targeted) with OpenCV's own layers; "aitw_layers" adds aitw's custom layers: what aitw runs.
 #include <benchmark/benchmark.h>
 
 #include <cstdlib>
@@ -22,14 +23,18 @@ std::string shared_dir() {
   return env && *env ? env : AITW_SHARED_DIR;
 }
 
-void forward(benchmark::State& state, const std::string& model_name, InputSize size, bool stock) {
+enum class Graph { Stock, OpenCvLayers, AitwLayers };
+
+void forward(benchmark::State& state, const std::string& model_name, InputSize size, Graph graph) {
   const auto model = OnnxModel::load(shared_dir() + "/models/" + model_name + ".onnx");
   AdaptOptions opt;
-  if (stock) {
+  if (graph == Graph::Stock) {
     opt.cut_head = false;
     opt.fix_attention = false;
+    opt.custom_layers = false;
     opt.expand_stride_mul = true;
   }
+  if (graph == Graph::OpenCvLayers) opt.custom_layers = false;
   const auto g = model.adapt(size, opt);
   cv::dnn::Net net = aitw::pipeline::load_net(g, "bench");
   const cv::Mat img = cv::imread(shared_dir() + "/datasets/images/bus.jpg");
@@ -47,11 +52,18 @@ void forward(benchmark::State& state, const std::string& model_name, InputSize s
 
 }  // namespace
 
-BENCHMARK_CAPTURE(forward, yolo11n_stock_640x640, "yolo11n", InputSize{640, 640}, true)->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(forward, yolo11n_rewritten_640x640, "yolo11n", InputSize{640, 640}, false)->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(forward, yolo11n_rewritten_480x640, "yolo11n", InputSize{480, 640}, false)->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(forward, yolov8n_stock_640x640, "yolov8n", InputSize{640, 640}, true)->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(forward, yolov8n_rewritten_640x640, "yolov8n", InputSize{640, 640}, false)->Unit(benchmark::kMillisecond);
-BENCHMARK_CAPTURE(forward, yolov8n_rewritten_480x640, "yolov8n", InputSize{480, 640}, false)->Unit(benchmark::kMillisecond);
+#define AITW_FORWARD(model, name, h, w, graph) \
+  BENCHMARK_CAPTURE(forward, model##_##name##_##h##x##w, #model, InputSize{h, w}, Graph::graph)->Unit(benchmark::kMillisecond)
+
+AITW_FORWARD(yolo11n, stock, 640, 640, Stock);
+AITW_FORWARD(yolo11n, opencv_layers, 640, 640, OpenCvLayers);
+AITW_FORWARD(yolo11n, aitw_layers, 640, 640, AitwLayers);
+AITW_FORWARD(yolo11n, opencv_layers, 480, 640, OpenCvLayers);
+AITW_FORWARD(yolo11n, aitw_layers, 480, 640, AitwLayers);
+AITW_FORWARD(yolov8n, stock, 640, 640, Stock);
+AITW_FORWARD(yolov8n, opencv_layers, 640, 640, OpenCvLayers);
+AITW_FORWARD(yolov8n, aitw_layers, 640, 640, AitwLayers);
+AITW_FORWARD(yolov8n, opencv_layers, 480, 640, OpenCvLayers);
+AITW_FORWARD(yolov8n, aitw_layers, 480, 640, AitwLayers);
 
 BENCHMARK_MAIN();

@@ -239,6 +239,41 @@ std::shared_ptr<DecodeState> crowd(int survivors) {
   return s;
 }
 
+// Forward of the rewritten graph with aitw's custom layers vs the same graph with OpenCV's own layers.
+void add_forward_case(std::vector<KernelCase>& cases, const pipeline::OnnxModel& model, const std::string& tag,
+                      const cv::Mat& img, kernel::InputSize size) {
+  struct State {
+    cv::dnn::Net ours, opencv;
+    std::vector<std::string> outs_ours, outs_opencv;
+    cv::Mat blob;
+    std::vector<cv::Mat> out;
+  };
+  auto s = std::make_shared<State>();
+  pipeline::AdaptOptions opencv_layers;
+  opencv_layers.custom_layers = false;
+  const auto g_ours = model.adapt(size);
+  const auto g_opencv = model.adapt(size, opencv_layers);
+  s->ours = pipeline::load_net(g_ours, "bench");
+  s->opencv = pipeline::load_net(g_opencv, "bench");
+  s->outs_ours = g_ours.output_names;
+  s->outs_opencv = g_opencv.output_names;
+  const auto lb = kernel::letterbox_params(img.cols, img.rows, size.width, size.height);
+  s->blob.create(std::vector<int>{1, 3, size.height, size.width}, CV_32F);
+  kernel::PreprocessPlan plan;
+  plan.prepare(lb);
+  kernel::preprocess_letterbox({img.data, img.cols, img.rows, static_cast<std::ptrdiff_t>(img.step)}, plan,
+                               s->blob.ptr<float>());
+  cases.push_back({"forward_" + tag, "same rewritten graph with OpenCV's own layers",
+                   [s] {
+                     s->ours.setInput(s->blob);
+                     s->ours.forward(s->out, s->outs_ours);
+                   },
+                   [s] {
+                     s->opencv.setInput(s->blob);
+                     s->opencv.forward(s->out, s->outs_opencv);
+                   }});
+}
+
 double time_calls(const std::function<void()>& f, int n) {
   const auto t0 = std::chrono::steady_clock::now();
   for (int i = 0; i < n; ++i) f();
@@ -266,6 +301,9 @@ std::vector<KernelCase> make_kernel_cases(const std::string& shared_dir) {
   add_decode_case(cases, "bus", real_outputs(model, bus));
   add_decode_case(cases, "zidane", real_outputs(model, zidane));
   add_decode_case(cases, "crowd2000", crowd(2000));
+  add_forward_case(cases, model, "yolo11n_480x640", bus, {480, 640});
+  add_forward_case(cases, pipeline::OnnxModel::load(shared_dir + "/models/yolov8n.onnx"), "yolov8n_480x640", bus,
+                   {480, 640});
   return cases;
 }
 

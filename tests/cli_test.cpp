@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -157,4 +158,34 @@ TEST(CliDetect, UsageErrors) {
   const auto help = run("detect --help");
   EXPECT_EQ(help.exit_code, 0);
   EXPECT_NE(help.out.find("--annotate"), std::string::npos);
+}
+
+TEST(CliBenchKernels, PrintsTableWritesJsonAndChecksGates) {
+  const fs::path json = fs::temp_directory_path() / ("aitw_bench_" + std::to_string(getpid()) + ".json");
+  const auto r = run("bench kernels --shared " + kShared + " --repetitions 1 --json " + json.string() +
+                     " --gate 'decode_nms_bus>=0.001'");
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  EXPECT_NE(r.out.find("decode_nms_bus"), std::string::npos);
+  EXPECT_NE(r.out.find("gate ok: decode_nms_bus"), std::string::npos);
+  std::ifstream f(json);
+  const auto j = nlohmann::json::parse(f);
+  std::set<std::string> names;
+  for (const auto& k : j["kernels"]) {
+    names.insert(k["name"].get<std::string>());
+    EXPECT_GT(k["ours_ms"].get<double>(), 0.0);
+    EXPECT_GT(k["baseline_ms"].get<double>(), 0.0);
+    EXPECT_NEAR(k["speedup"].get<double>(), k["baseline_ms"].get<double>() / k["ours_ms"].get<double>(),
+                0.5 * k["speedup"].get<double>());
+  }
+  for (const char* n : {"preprocess_640x480_fresh", "preprocess_1280x720_reused", "decode_nms_crowd2000",
+                        "forward_yolo11n_480x640"})
+    EXPECT_TRUE(names.count(n)) << n;
+  fs::remove(json);
+}
+
+TEST(CliBenchKernels, FailedOrMalformedGates) {
+  EXPECT_EQ(run("bench kernels --shared " + kShared + " --repetitions 1 --gate 'decode_nms_bus>=1000000000'").exit_code, 1);
+  EXPECT_EQ(run("bench kernels --shared " + kShared + " --repetitions 1 --gate 'nosuchkernel>=1'").exit_code, 1);
+  EXPECT_EQ(run("bench kernels --shared " + kShared + " --gate 'decode_nms<5'").exit_code, 2);
+  EXPECT_EQ(run("bench kernels --shared /nonexistent --repetitions 1").exit_code, 2);
 }
