@@ -43,11 +43,12 @@ int run_bench_kernels(const BenchKernelsOptions& options, std::ostream& out) {
     return 2;
   }
   out << std::left << std::setw(28) << "kernel" << std::right << std::setw(11) << "ours ms" << std::setw(13)
-      << "baseline ms" << std::setw(10) << "speedup" << "   (median of " << options.repetitions << ")\n";
+      << "baseline ms" << std::setw(10) << "speedup"
+      << "   (median of " << options.repetitions << ")\n";
   const auto results = run_kernel_cases(cases, options.repetitions, 50, [&](const KernelResult& r) {
-    out << std::left << std::setw(28) << r.name << std::right << std::fixed << std::setprecision(3) << std::setw(11)
-        << r.ours_ms << std::setw(13) << r.baseline_ms << std::setprecision(1) << std::setw(9) << r.speedup << "x   "
-        << r.baseline << "\n"
+    out << std::left << std::setw(28) << r.name << std::right << std::fixed << std::setprecision(3)
+        << std::setw(11) << r.ours_ms << std::setw(13) << r.baseline_ms << std::setprecision(1)
+        << std::setw(9) << r.speedup << "x   " << r.baseline << "\n"
         << std::flush;
   });
 
@@ -74,8 +75,8 @@ int run_bench_kernels(const BenchKernelsOptions& options, std::ostream& out) {
         out << "GATE FAILED: " << r.name << " speedup " << std::setprecision(2) << r.speedup << "x < "
             << g.min_speedup << "x\n";
       } else {
-        out << "gate ok: " << r.name << " speedup " << std::setprecision(2) << r.speedup << "x >= " << g.min_speedup
-            << "x\n";
+        out << "gate ok: " << r.name << " speedup " << std::setprecision(2) << r.speedup
+            << "x >= " << g.min_speedup << "x\n";
       }
     }
     if (!g.matched) {

@@ -52,8 +52,9 @@ void forward(benchmark::State& state, const std::string& model_name, InputSize s
 
 }  // namespace
 
-#define AITW_FORWARD(model, name, h, w, graph) \
-  BENCHMARK_CAPTURE(forward, model##_##name##_##h##x##w, #model, InputSize{h, w}, Graph::graph)->Unit(benchmark::kMillisecond)
+#define AITW_FORWARD(model, name, h, w, graph)                                                  \
+  BENCHMARK_CAPTURE(forward, model##_##name##_##h##x##w, #model, InputSize{h, w}, Graph::graph) \
+      ->Unit(benchmark::kMillisecond)
 
 AITW_FORWARD(yolo11n, stock, 640, 640, Stock);
 AITW_FORWARD(yolo11n, opencv_layers, 640, 640, OpenCvLayers);

@@ -48,7 +48,8 @@ void opencv_preprocess(const cv::Mat& frame, const LetterboxParams& lb, cv::Mat&
     src = &resized;
   }
   cv::copyMakeBorder(*src, padded, lb.pad_top, lb.dst_height - lb.resized_height - lb.pad_top, lb.pad_left,
-                     lb.dst_width - lb.resized_width - lb.pad_left, cv::BORDER_CONSTANT, cv::Scalar::all(114));
+                     lb.dst_width - lb.resized_width - lb.pad_left, cv::BORDER_CONSTANT,
+                     cv::Scalar::all(114));
   cv::dnn::blobFromImage(padded, blob, 1.0 / 255.0, cv::Size(), cv::Scalar(), true, false);
 }
 
@@ -65,11 +66,11 @@ void add_preprocess_cases(std::vector<KernelCase>& cases, const std::string& tag
                                   static_cast<std::ptrdiff_t>(s->frame.step), kernel::PixelOrder::BGR},
                                  s->plan, s->out.data());
   };
-  cases.push_back({"preprocess_" + tag + "_fresh", "resize+copyMakeBorder+blobFromImage, new Mats per frame", ours,
-                   [s] {
-                     cv::Mat resized, padded, blob;
-                     opencv_preprocess(s->frame, s->lb, resized, padded, blob);
-                   }});
+  cases.push_back(
+      {"preprocess_" + tag + "_fresh", "resize+copyMakeBorder+blobFromImage, new Mats per frame", ours, [s] {
+         cv::Mat resized, padded, blob;
+         opencv_preprocess(s->frame, s->lb, resized, padded, blob);
+       }});
   cases.push_back({"preprocess_" + tag + "_reused", "resize+copyMakeBorder+blobFromImage, reused Mats", ours,
                    [s] { opencv_preprocess(s->frame, s->lb, s->resized, s->padded, s->blob); }});
 }
@@ -81,7 +82,7 @@ struct DecodeState {
   kernel::HeadLayout layout;
   std::vector<cv::Mat> levels;  // raw [1, C, H/s, W/s] outputs of the cut graph
   std::vector<int> strides;
-  cv::Mat output0;              // the stock graph's [1, 4 + nc, A] output for the same input
+  cv::Mat output0;  // the stock graph's [1, 4 + nc, A] output for the same input
   std::vector<Detection> candidates, result;
   std::vector<int> keep;
 };
@@ -91,7 +92,8 @@ void ours_decode_nms(DecodeState& s) {
   const kernel::DecodeParams dp{kConf, false, nullptr};
   for (std::size_t i = 0; i < s.levels.size(); ++i) {
     const cv::Mat& o = s.levels[i];
-    kernel::decode_yolo_level({o.ptr<float>(), o.size[2], o.size[3], s.strides[i]}, s.layout, dp, s.lb, s.candidates);
+    kernel::decode_yolo_level({o.ptr<float>(), o.size[2], o.size[3], s.strides[i]}, s.layout, dp, s.lb,
+                              s.candidates);
   }
   kernel::nms(s.candidates, {kIou, kMaxDet, false}, s.keep);
   s.result.clear();
@@ -138,8 +140,8 @@ std::vector<Detection> opencv_decode_nms(const DecodeState& s) {
     float x1 = static_cast<float>(b.x - off), y1 = static_cast<float>(b.y - off);
     float x2 = static_cast<float>(x1 + b.width), y2 = static_cast<float>(y1 + b.height);
     kernel::unletterbox_box(s.lb, x1, y1, x2, y2);
-    result.push_back({std::clamp(x1, 0.f, w), std::clamp(y1, 0.f, h), std::clamp(x2, 0.f, w), std::clamp(y2, 0.f, h),
-                      scores[k], ids[k]});
+    result.push_back({std::clamp(x1, 0.f, w), std::clamp(y1, 0.f, h), std::clamp(x2, 0.f, w),
+                      std::clamp(y2, 0.f, h), scores[k], ids[k]});
   }
   return result;
 }
@@ -233,15 +235,16 @@ std::shared_ptr<DecodeState> crowd(int survivors) {
       o[1 * anchors + a] = (y1 + y2) / 2 * st;
       o[2 * anchors + a] = (x2 - x1) * st;
       o[3 * anchors + a] = (y2 - y1) * st;
-      for (int c = 0; c < 80; ++c) o[(4 + c) * anchors + a] = 1.f / (1.f + std::exp(-p[(64 + c) * hw + cell]));
+      for (int c = 0; c < 80; ++c)
+        o[(4 + c) * anchors + a] = 1.f / (1.f + std::exp(-p[(64 + c) * hw + cell]));
     }
   }
   return s;
 }
 
 // Forward of the rewritten graph with aitw's custom layers vs the same graph with OpenCV's own layers.
-void add_forward_case(std::vector<KernelCase>& cases, const pipeline::OnnxModel& model, const std::string& tag,
-                      const cv::Mat& img, kernel::InputSize size) {
+void add_forward_case(std::vector<KernelCase>& cases, const pipeline::OnnxModel& model,
+                      const std::string& tag, const cv::Mat& img, kernel::InputSize size) {
   struct State {
     cv::dnn::Net ours, opencv;
     std::vector<std::string> outs_ours, outs_opencv;
@@ -302,12 +305,13 @@ std::vector<KernelCase> make_kernel_cases(const std::string& shared_dir) {
   add_decode_case(cases, "zidane", real_outputs(model, zidane));
   add_decode_case(cases, "crowd2000", crowd(2000));
   add_forward_case(cases, model, "yolo11n_480x640", bus, {480, 640});
-  add_forward_case(cases, pipeline::OnnxModel::load(shared_dir + "/models/yolov8n.onnx"), "yolov8n_480x640", bus,
-                   {480, 640});
+  add_forward_case(cases, pipeline::OnnxModel::load(shared_dir + "/models/yolov8n.onnx"), "yolov8n_480x640",
+                   bus, {480, 640});
   return cases;
 }
 
-std::vector<KernelResult> run_kernel_cases(const std::vector<KernelCase>& cases, int repetitions, double min_ms,
+std::vector<KernelResult> run_kernel_cases(const std::vector<KernelCase>& cases, int repetitions,
+                                           double min_ms,
                                            const std::function<void(const KernelResult&)>& on_result) {
   std::vector<KernelResult> results;
   for (const auto& c : cases) {

@@ -66,7 +66,8 @@ TEST(CliDetect, BusHasFourPersonsAndOneBus) {
   EXPECT_EQ(j["input"], (nlohmann::json{640, 480}));  // rectangular default
   EXPECT_EQ(j["model"]["name"], "yolo11n");
   EXPECT_EQ(j["model"]["sha256"].get<std::string>().size(), 64u);
-  for (const char* stage : {"preprocess", "infer", "postprocess"}) EXPECT_GT(j["ms"][stage].get<double>(), 0.0);
+  for (const char* stage : {"preprocess", "infer", "postprocess"})
+    EXPECT_GT(j["ms"][stage].get<double>(), 0.0);
   for (const auto& d : j["detections"]) {
     const auto b = d["box"].get<std::vector<double>>();
     ASSERT_EQ(b.size(), 4u);
@@ -80,7 +81,8 @@ TEST(CliDetect, BusHasFourPersonsAndOneBus) {
 }
 
 TEST(CliDetect, FindsModelThroughAitwModelDir) {
-  const auto r = run("detect --model yolov8n --imgsz 640x640 " + kZidane, "AITW_MODEL_DIR=" + kShared + "/models");
+  const auto r =
+      run("detect --model yolov8n --imgsz 640x640 " + kZidane, "AITW_MODEL_DIR=" + kShared + "/models");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.lines[0]["model"]["name"], "yolov8n");
   EXPECT_EQ(r.lines[0]["input"], (nlohmann::json{640, 640}));
@@ -89,7 +91,8 @@ TEST(CliDetect, FindsModelThroughAitwModelDir) {
 TEST(CliDetect, UnreadableImageIsReportedAndOthersStillProcessed) {
   const fs::path bad = fs::temp_directory_path() / "aitw_cli_not_an_image.jpg";
   std::ofstream(bad) << "this is not a jpeg";
-  const auto r = run("detect --model " + kShared + "/models/yolo11n.onnx " + bad.string() + " /nonexistent.jpg " + kBus);
+  const auto r =
+      run("detect --model " + kShared + "/models/yolo11n.onnx " + bad.string() + " /nonexistent.jpg " + kBus);
   EXPECT_EQ(r.exit_code, 1);
   ASSERT_EQ(r.lines.size(), 3u);
   EXPECT_NE(r.lines[0]["error"].get<std::string>().find("cannot decode"), std::string::npos);
@@ -125,7 +128,8 @@ TEST(CliDetect, MissingModelExplainsWhereToPutOne) {
 }
 
 TEST(CliDetect, ClassFilterByNameAndId) {
-  const auto r = run("detect --model " + kShared + "/models/yolo11n.onnx --classes bus,27 " + kBus + " " + kZidane);
+  const auto r =
+      run("detect --model " + kShared + "/models/yolo11n.onnx --classes bus,27 " + kBus + " " + kZidane);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(count_classes(r.lines[0]), (std::map<std::string, int>{{"bus", 1}}));
   EXPECT_EQ(count_classes(r.lines[1]), (std::map<std::string, int>{{"tie", 1}}));
@@ -137,8 +141,8 @@ TEST(CliDetect, ClassFilterByNameAndId) {
 TEST(CliDetect, AnnotateWritesImages) {
   const fs::path dir = fs::temp_directory_path() / ("aitw_cli_annotated_" + std::to_string(getpid()));
   fs::remove_all(dir);
-  const auto r = run("detect --model " + kShared + "/models/yolo11n.onnx --annotate " + dir.string() + " " + kBus +
-                     " " + kZidane);
+  const auto r = run("detect --model " + kShared + "/models/yolo11n.onnx --annotate " + dir.string() + " " +
+                     kBus + " " + kZidane);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_GT(fs::file_size(dir / "bus.jpg"), 10000u);
   EXPECT_GT(fs::file_size(dir / "zidane.jpg"), 10000u);
@@ -184,8 +188,11 @@ TEST(CliBenchKernels, PrintsTableWritesJsonAndChecksGates) {
 }
 
 TEST(CliBenchKernels, FailedOrMalformedGates) {
-  EXPECT_EQ(run("bench kernels --shared " + kShared + " --repetitions 1 --gate 'decode_nms_bus>=1000000000'").exit_code, 1);
-  EXPECT_EQ(run("bench kernels --shared " + kShared + " --repetitions 1 --gate 'nosuchkernel>=1'").exit_code, 1);
+  EXPECT_EQ(run("bench kernels --shared " + kShared + " --repetitions 1 --gate 'decode_nms_bus>=1000000000'")
+                .exit_code,
+            1);
+  EXPECT_EQ(run("bench kernels --shared " + kShared + " --repetitions 1 --gate 'nosuchkernel>=1'").exit_code,
+            1);
   EXPECT_EQ(run("bench kernels --shared " + kShared + " --gate 'decode_nms<5'").exit_code, 2);
   EXPECT_EQ(run("bench kernels --shared /nonexistent --repetitions 1").exit_code, 2);
 }

@@ -57,10 +57,10 @@ Accuracy evaluate(const std::string& model, std::optional<kernel::InputSize> fix
 }
 
 void report(const std::string& what, const Accuracy& a) {
-  std::cout << std::fixed << std::setprecision(4) << "[coco128] " << what << ": mAP50-95 " << a.summary.map50_95
-            << ", mAP50 " << a.summary.map50 << " (" << a.summary.num_images << " images, " << a.summary.num_gt
-            << " boxes, " << a.summary.classes_with_gt << " classes; forward " << std::setprecision(1)
-            << a.infer_ms_mean << " ms mean)" << std::endl;
+  std::cout << std::fixed << std::setprecision(4) << "[coco128] " << what << ": mAP50-95 "
+            << a.summary.map50_95 << ", mAP50 " << a.summary.map50 << " (" << a.summary.num_images
+            << " images, " << a.summary.num_gt << " boxes, " << a.summary.classes_with_gt
+            << " classes; forward " << std::setprecision(1) << a.infer_ms_mean << " ms mean)" << std::endl;
   ::testing::Test::RecordProperty(what + " mAP50-95", std::to_string(a.summary.map50_95));
 }
 
@@ -81,7 +81,8 @@ TEST_P(Coco128, MeetsReferenceAtSquareInputAndReportsRectangular) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, Coco128,
-                         ::testing::Values(std::make_tuple("yolo11n", 0.49), std::make_tuple("yolov8n", 0.445)),
+                         ::testing::Values(std::make_tuple("yolo11n", 0.49),
+                                           std::make_tuple("yolov8n", 0.445)),
                          [](const auto& info) { return std::get<0>(info.param); });
 
 }  // namespace

@@ -70,7 +70,9 @@ TEST_P(Golden, SameDetectionsAsReference) {
 INSTANTIATE_TEST_SUITE_P(Models, Golden,
                          ::testing::Combine(::testing::Values("yolo11n", "yolov8n"),
                                             ::testing::Values("bus", "zidane")),
-                         [](const auto& info) { return std::get<0>(info.param) + "_" + std::get<1>(info.param); });
+                         [](const auto& info) {
+                           return std::get<0>(info.param) + "_" + std::get<1>(info.param);
+                         });
 
 }  // namespace
 }  // namespace aitw

@@ -56,20 +56,31 @@ int main(int argc, char** argv) {
       "detect",
       "Detect objects in images; prints one JSON object per image (boxes in image pixels).\n"
       "Exit code: 0 ok, 1 some image could not be read, 2 the model is unusable.");
-  detect->add_option("--model", job.detector.model_path,
-                     "ONNX model: a path, or a name looked up in $AITW_MODEL_DIR, ./models, ../shared/models")
+  detect
+      ->add_option("--model", job.detector.model_path,
+                   "ONNX model: a path, or a name looked up in $AITW_MODEL_DIR, ./models, ../shared/models")
       ->capture_default_str();
-  detect->add_option("--imgsz", imgsz,
-                     "network input: N = longer side, smallest multiple-of-32 rectangle (640x480 frame -> "
-                     "480x640); HxW = exactly that size (e.g. 640x640)")
+  detect
+      ->add_option("--imgsz", imgsz,
+                   "network input: N = longer side, smallest multiple-of-32 rectangle (640x480 frame -> "
+                   "480x640); HxW = exactly that size (e.g. 640x640)")
       ->capture_default_str();
-  detect->add_option("--conf", job.detector.conf, "confidence threshold")->capture_default_str()->check(CLI::Range(0.0, 1.0));
-  detect->add_option("--iou", job.detector.iou, "NMS IoU threshold (class-aware)")->capture_default_str()->check(CLI::Range(0.0, 1.0));
-  detect->add_option("--max-det", job.detector.max_det, "maximum detections per image")->capture_default_str()->check(CLI::PositiveNumber);
+  detect->add_option("--conf", job.detector.conf, "confidence threshold")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  detect->add_option("--iou", job.detector.iou, "NMS IoU threshold (class-aware)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  detect->add_option("--max-det", job.detector.max_det, "maximum detections per image")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   std::string classes;
-  detect->add_option("--classes", classes, "only these classes: ids or names, comma-separated (0,2 or person,bus)");
-  detect->add_option("--annotate", job.annotate_dir, "also write each image with boxes and labels drawn into DIR");
-  detect->add_option("--threads", job.detector.threads, "OpenCV DNN threads (0 = OpenCV's default)")->capture_default_str();
+  detect->add_option("--classes", classes,
+                     "only these classes: ids or names, comma-separated (0,2 or person,bus)");
+  detect->add_option("--annotate", job.annotate_dir,
+                     "also write each image with boxes and labels drawn into DIR");
+  detect->add_option("--threads", job.detector.threads, "OpenCV DNN threads (0 = OpenCV's default)")
+      ->capture_default_str();
   detect->add_flag("--multi-label", job.detector.multi_label,
                    "keep every class above --conf per anchor (evaluation style), not only the best");
   detect->add_option("IMAGE", job.images, "image files")->required();
@@ -83,15 +94,20 @@ int main(int argc, char** argv) {
       "kernels",
       "Time each kernel against its OpenCV baseline in the same process (preprocess, decode+NMS) and print\n"
       "a table of medians; exit 1 if a --gate fails.");
-  kernels->add_option("--repetitions", bk.repetitions, "repetitions; the table shows medians")->capture_default_str();
-  kernels->add_option("--json", bk.json_path, "also write {\"kernels\": [{name, ours_ms, baseline_ms, speedup}]} to FILE");
-  kernels->add_option("--gate", bk.gate, "minimum speedups by kernel name prefix, e.g. \"preprocess>=5,decode_nms>=5\"");
-  kernels->add_option("--shared", bk.shared_dir, "folder with models/ and datasets/ (default $AITW_SHARED_DIR or ../shared)")
+  kernels->add_option("--repetitions", bk.repetitions, "repetitions; the table shows medians")
+      ->capture_default_str();
+  kernels->add_option("--json", bk.json_path,
+                      "also write {\"kernels\": [{name, ours_ms, baseline_ms, speedup}]} to FILE");
+  kernels->add_option("--gate", bk.gate,
+                      "minimum speedups by kernel name prefix, e.g. \"preprocess>=5,decode_nms>=5\"");
+  kernels
+      ->add_option("--shared", bk.shared_dir,
+                   "folder with models/ and datasets/ (default $AITW_SHARED_DIR or ../shared)")
       ->capture_default_str();
 
   CLI11_PARSE(app, argc, argv);
   using aitw::pipeline::LogLevel;
-  aitw::pipeline::set_log_level(log_level == "debug" ? LogLevel::Debug
+  aitw::pipeline::set_log_level(log_level == "debug"   ? LogLevel::Debug
                                 : log_level == "warn"  ? LogLevel::Warn
                                 : log_level == "error" ? LogLevel::Error
                                 : log_level == "off"   ? LogLevel::Off

@@ -3,11 +3,11 @@
 #include <algorithm>
 #include <mutex>
 
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
 #include <opencv2/dnn.hpp>
 #include <opencv2/dnn/all_layers.hpp>
 #include <opencv2/dnn/layer.details.hpp>
-#include <tbb/blocked_range.h>
-#include <tbb/parallel_for.h>
 
 #include "aitw/kernel/fast_math.hpp"
 #include "simd_dispatch.hpp"
@@ -20,7 +20,9 @@ using cv::dnn::MatShape;
 class SiLULayer : public cv::dnn::ActivationLayer {
  public:
   explicit SiLULayer(const cv::dnn::LayerParams& params) { setParamsFrom(params); }
-  static cv::Ptr<cv::dnn::Layer> create(cv::dnn::LayerParams& params) { return cv::makePtr<SiLULayer>(params); }
+  static cv::Ptr<cv::dnn::Layer> create(cv::dnn::LayerParams& params) {
+    return cv::makePtr<SiLULayer>(params);
+  }
 
   bool getMemoryShapes(const std::vector<MatShape>& inputs, const int, std::vector<MatShape>& outputs,
                        std::vector<MatShape>&) const override {
@@ -56,8 +58,8 @@ class SiLULayer : public cv::dnn::ActivationLayer {
 
 // scores[n][m] = scale * sum_k q[k][n] * kk[k][m] for rows [n0, n1), then a softmax over each row.
 // AXPY form (rows of k are contiguous) so that it vectorises without reassociating float sums.
-AITW_TARGET_CLONES void attention_scores(const float* q, const float* kk, int kd, int N, float scale, int n0, int n1,
-                                         float* scores) {
+AITW_TARGET_CLONES void attention_scores(const float* q, const float* kk, int kd, int N, float scale, int n0,
+                                         int n1, float* scores) {
   for (int n = n0; n < n1; ++n) {
     float* row = scores + static_cast<std::ptrdiff_t>(n) * N;
     std::fill(row, row + N, 0.f);
@@ -78,8 +80,8 @@ AITW_TARGET_CLONES void attention_scores(const float* q, const float* kk, int kd
 }
 
 // out[d][n] = sum_m v[d][m] * p[n][m] for columns [n0, n1), with vt = v transposed ([N][hd]).
-AITW_TARGET_CLONES void attention_apply(const float* p, const float* vt, int hd, int N, int n0, int n1, float* acc,
-                                        float* out) {
+AITW_TARGET_CLONES void attention_apply(const float* p, const float* vt, int hd, int N, int n0, int n1,
+                                        float* acc, float* out) {
   for (int n = n0; n < n1; ++n) {
     std::fill(acc, acc + hd, 0.f);
     const float* prow = p + static_cast<std::ptrdiff_t>(n) * N;
@@ -108,8 +110,8 @@ class AttentionLayer : public cv::dnn::Layer {
 
   bool getMemoryShapes(const std::vector<MatShape>& inputs, const int, std::vector<MatShape>& outputs,
                        std::vector<MatShape>&) const override {
-    CV_Assert(inputs.size() == 3 && inputs[0].size() == 4 && inputs[0] == inputs[1] && inputs[2].size() == 4 &&
-              inputs[2][1] == inputs[0][1] && inputs[2][3] == inputs[0][3]);
+    CV_Assert(inputs.size() == 3 && inputs[0].size() == 4 && inputs[0] == inputs[1] &&
+              inputs[2].size() == 4 && inputs[2][1] == inputs[0][1] && inputs[2][3] == inputs[0][3]);
     outputs.assign(1, inputs[2]);
     return false;
   }
@@ -122,7 +124,8 @@ class AttentionLayer : public cv::dnn::Layer {
     const int heads = in[0].size[1], kd = in[0].size[2], N = in[0].size[3], hd = in[2].size[2];
     scores_.resize(static_cast<std::size_t>(heads) * N * N);
     vt_.resize(static_cast<std::size_t>(heads) * N * hd);
-    const std::ptrdiff_t qk_head = static_cast<std::ptrdiff_t>(kd) * N, v_head = static_cast<std::ptrdiff_t>(hd) * N;
+    const std::ptrdiff_t qk_head = static_cast<std::ptrdiff_t>(kd) * N,
+                         v_head = static_cast<std::ptrdiff_t>(hd) * N;
     const std::ptrdiff_t s_head = static_cast<std::ptrdiff_t>(N) * N;
     const float* q = in[0].ptr<float>();
     const float* k = in[1].ptr<float>();
@@ -133,10 +136,12 @@ class AttentionLayer : public cv::dnn::Layer {
     tbb::parallel_for(tbb::blocked_range<int>(0, heads * blocks), [&](const tbb::blocked_range<int>& r) {
       for (int t = r.begin(); t != r.end(); ++t) {
         const int h = t / blocks, n0 = (t % blocks) * kRows, n1 = std::min(N, n0 + kRows);
-        attention_scores(q + h * qk_head, k + h * qk_head, kd, N, scale_, n0, n1, scores_.data() + h * s_head);
+        attention_scores(q + h * qk_head, k + h * qk_head, kd, N, scale_, n0, n1,
+                         scores_.data() + h * s_head);
         // The transposed v rows this block of the head owns.
         for (int m = n0; m < n1; ++m)
-          for (int d = 0; d < hd; ++d) vt_[h * v_head + static_cast<std::ptrdiff_t>(m) * hd + d] = v[h * v_head + d * N + m];
+          for (int d = 0; d < hd; ++d)
+            vt_[h * v_head + static_cast<std::ptrdiff_t>(m) * hd + d] = v[h * v_head + d * N + m];
       }
     });
     tbb::parallel_for(tbb::blocked_range<int>(0, heads * blocks), [&](const tbb::blocked_range<int>& r) {

@@ -9,9 +9,9 @@ namespace aitw::kernel {
 
 LetterboxParams letterbox_params(int src_width, int src_height, int dst_width, int dst_height) {
   if (src_width <= 0 || src_height <= 0 || dst_width <= 0 || dst_height <= 0)
-    throw std::invalid_argument("letterbox: sizes must be positive (frame " + std::to_string(src_width) + "x" +
-                                std::to_string(src_height) + ", input " + std::to_string(dst_width) + "x" +
-                                std::to_string(dst_height) + ")");
+    throw std::invalid_argument("letterbox: sizes must be positive (frame " + std::to_string(src_width) +
+                                "x" + std::to_string(src_height) + ", input " + std::to_string(dst_width) +
+                                "x" + std::to_string(dst_height) + ")");
   LetterboxParams p;
   p.src_width = src_width;
   p.src_height = src_height;

@@ -4,9 +4,9 @@
 #include <cmath>
 #include <stdexcept>
 
-#include <opencv2/imgproc.hpp>
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
+#include <opencv2/imgproc.hpp>
 
 #include "simd_dispatch.hpp"
 
@@ -46,8 +46,8 @@ void check(const ImageView& src, const LetterboxParams& lb) {
 // compiler sees a fixed stride-3 pattern and vectorises it (it does not with a runtime channel offset).
 template <int kRed>
 inline __attribute__((always_inline)) void convert_row_impl(const std::uint8_t* __restrict s, int n,
-                                                             float* __restrict r, float* __restrict g,
-                                                             float* __restrict b) {
+                                                            float* __restrict r, float* __restrict g,
+                                                            float* __restrict b) {
   for (int x = 0; x < n; ++x) {
     r[x] = static_cast<float>(s[3 * x + kRed]) * kScale;
     g[x] = static_cast<float>(s[3 * x + 1]) * kScale;
@@ -64,9 +64,10 @@ AITW_TARGET_CLONES void convert_row_rgb(const std::uint8_t* s, int n, float* r, 
 }  // namespace
 
 bool PreprocessPlan::prepare(const LetterboxParams& lb) {
-  if (valid_ && lb.src_width == lb_.src_width && lb.src_height == lb_.src_height && lb.dst_width == lb_.dst_width &&
-      lb.dst_height == lb_.dst_height && lb.resized_width == lb_.resized_width &&
-      lb.resized_height == lb_.resized_height && lb.pad_left == lb_.pad_left && lb.pad_top == lb_.pad_top)
+  if (valid_ && lb.src_width == lb_.src_width && lb.src_height == lb_.src_height &&
+      lb.dst_width == lb_.dst_width && lb.dst_height == lb_.dst_height &&
+      lb.resized_width == lb_.resized_width && lb.resized_height == lb_.resized_height &&
+      lb.pad_left == lb_.pad_left && lb.pad_top == lb_.pad_top)
     return false;
   lb_ = lb;
   const bool scaled = lb.resized_width != lb.src_width || lb.resized_height != lb.src_height;
@@ -112,7 +113,8 @@ void preprocess_letterbox(const ImageView& src, PreprocessPlan& plan, float* dst
         std::fill(p, p + lb.pad_left, kPad);
         std::fill(p + lb.pad_left + n, p + W, kPad);
       }
-      convert(rows + static_cast<std::ptrdiff_t>(ry) * stride, n, r + lb.pad_left, g + lb.pad_left, b + lb.pad_left);
+      convert(rows + static_cast<std::ptrdiff_t>(ry) * stride, n, r + lb.pad_left, g + lb.pad_left,
+              b + lb.pad_left);
     }
   };
   // ~40 rows per task: enough work to amortise TBB's scheduling, enough tasks to balance 2-8 cores.
@@ -137,7 +139,8 @@ void preprocess_letterbox_reference(const ImageView& src, const LetterboxParams&
           source_coord(rx, sx, lb.src_width, xa, xb, wx);
           source_coord(ry, sy, lb.src_height, ya, yb, wy);
           auto px = [&](int xx, int yy) {
-            return static_cast<float>(src.data[static_cast<std::ptrdiff_t>(yy) * src.row_stride + 3 * xx + sc]);
+            return static_cast<float>(
+                src.data[static_cast<std::ptrdiff_t>(yy) * src.row_stride + 3 * xx + sc]);
           };
           const float top = px(xa, ya) * (1 - wx) + px(xb, ya) * wx;
           const float bot = px(xa, yb) * (1 - wx) + px(xb, yb) * wx;

@@ -8,14 +8,16 @@
 #include <limits>
 #include <stdexcept>
 
-#include <Eigen/Core>
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
+#include <Eigen/Core>
 
 namespace aitw::kernel {
 namespace {
 
-float sigmoid(float x) { return 1.f / (1.f + std::exp(-x)); }
+float sigmoid(float x) {
+  return 1.f / (1.f + std::exp(-x));
+}
 
 // The threshold in logit space: sigmoid(x) > conf  <=>  x > log(conf / (1 - conf)).
 float logit(float conf) {
@@ -60,8 +62,8 @@ void validate(const HeadLevelView& level, const HeadLayout& layout) {
     throw std::invalid_argument("decode_yolo_level: empty level or layout");
 }
 
-void emit(const HeadLevelView& level, const HeadLayout& layout, const LetterboxParams& lb, int cell, float score,
-          int class_id, std::vector<Detection>& out) {
+void emit(const HeadLevelView& level, const HeadLayout& layout, const LetterboxParams& lb, int cell,
+          float score, int class_id, std::vector<Detection>& out) {
   const std::ptrdiff_t hw = static_cast<std::ptrdiff_t>(level.height) * level.width;
   const float* p = level.data + cell;
   const float l = dfl_side(p, hw, layout.reg_max);
@@ -104,8 +106,9 @@ std::size_t decode_yolo_level_reference(const HeadLevelView& level, const HeadLa
   return out.size() - before;
 }
 
-std::size_t decode_yolo_level(const HeadLevelView& level, const HeadLayout& layout, const DecodeParams& params,
-                              const LetterboxParams& lb, std::vector<Detection>& out) {
+std::size_t decode_yolo_level(const HeadLevelView& level, const HeadLayout& layout,
+                              const DecodeParams& params, const LetterboxParams& lb,
+                              std::vector<Detection>& out) {
   validate(level, layout);
   const std::size_t before = out.size();
   const int hw = level.height * level.width;
@@ -193,8 +196,8 @@ std::size_t decode_yolo_level(const HeadLevelView& level, const HeadLayout& layo
     const Survivor& v = survivors[k];
     const float cx = (static_cast<float>(v.cell % level.width) + 0.5f) * s;
     const float cy = (static_cast<float>(v.cell / level.width) + 0.5f) * s;
-    Detection d{cx - dist(0, k) * s, cy - dist(1, k) * s, cx + dist(2, k) * s, cy + dist(3, k) * s,
-                sigmoid(v.logit), v.class_id};
+    Detection d{cx - dist(0, k) * s, cy - dist(1, k) * s, cx + dist(2, k) * s,
+                cy + dist(3, k) * s, sigmoid(v.logit),    v.class_id};
     unletterbox_box(lb, d.x1, d.y1, d.x2, d.y2);
     out.push_back(d);
   }

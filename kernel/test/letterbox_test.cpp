@@ -66,12 +66,12 @@ TEST(Letterbox, UnletterboxInvertsTheMapping) {
 }
 
 TEST(AutoInputSize, SmallestStrideRectangleHoldingTheFrame) {
-  EXPECT_EQ(auto_input_size(640, 480, 640), (InputSize{480, 640}));   // camera frame: no padding
-  EXPECT_EQ(auto_input_size(810, 1080, 640), (InputSize{640, 480}));  // bus.jpg
-  EXPECT_EQ(auto_input_size(1280, 720, 640), (InputSize{384, 640})); // 360 -> 384
-  EXPECT_EQ(auto_input_size(1920, 1080, 320), (InputSize{192, 320})); // 180 -> 192
+  EXPECT_EQ(auto_input_size(640, 480, 640), (InputSize{480, 640}));    // camera frame: no padding
+  EXPECT_EQ(auto_input_size(810, 1080, 640), (InputSize{640, 480}));   // bus.jpg
+  EXPECT_EQ(auto_input_size(1280, 720, 640), (InputSize{384, 640}));   // 360 -> 384
+  EXPECT_EQ(auto_input_size(1920, 1080, 320), (InputSize{192, 320}));  // 180 -> 192
   EXPECT_EQ(auto_input_size(1, 1, 640), (InputSize{640, 640}));
-  EXPECT_EQ(auto_input_size(1000, 10, 640), (InputSize{32, 640}));   // 6.4 -> one stride row
+  EXPECT_EQ(auto_input_size(1000, 10, 640), (InputSize{32, 640}));  // 6.4 -> one stride row
 }
 
 }  // namespace aitw::kernel

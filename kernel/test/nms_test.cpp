@@ -93,7 +93,8 @@ TEST(Nms, MatchesOpenCvOnRandomBoxes) {
 }
 
 TEST(Nms, MatchesOpenCvWithTiedScores) {
-  for (unsigned seed = 0; seed < 10; ++seed) expect_same_as_opencv(random_dets(300, 100 + seed, 3, true), 0.5f);
+  for (unsigned seed = 0; seed < 10; ++seed)
+    expect_same_as_opencv(random_dets(300, 100 + seed, 3, true), 0.5f);
 }
 
 TEST(Nms, MatchesOpenCvOnTenThousandCandidates) {

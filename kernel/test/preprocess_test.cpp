@@ -25,7 +25,8 @@ cv::Mat opencv_blob(const cv::Mat& bgr, const LetterboxParams& lb) {
   if (lb.resized_width != bgr.cols || lb.resized_height != bgr.rows)
     cv::resize(bgr, resized, cv::Size(lb.resized_width, lb.resized_height), 0, 0, cv::INTER_LINEAR);
   cv::copyMakeBorder(resized, padded, lb.pad_top, lb.dst_height - lb.resized_height - lb.pad_top, lb.pad_left,
-                     lb.dst_width - lb.resized_width - lb.pad_left, cv::BORDER_CONSTANT, cv::Scalar::all(114));
+                     lb.dst_width - lb.resized_width - lb.pad_left, cv::BORDER_CONSTANT,
+                     cv::Scalar::all(114));
   return cv::dnn::blobFromImage(padded, 1.0 / 255.0, cv::Size(), cv::Scalar(), true, false);
 }
 
@@ -33,8 +34,8 @@ std::vector<float> ours(const cv::Mat& frame, const LetterboxParams& lb, PixelOr
   std::vector<float> out(3u * lb.dst_width * lb.dst_height, -1.f);
   PreprocessPlan plan;
   plan.prepare(lb);
-  preprocess_letterbox({frame.data, frame.cols, frame.rows, static_cast<std::ptrdiff_t>(frame.step), order}, plan,
-                       out.data());
+  preprocess_letterbox({frame.data, frame.cols, frame.rows, static_cast<std::ptrdiff_t>(frame.step), order},
+                       plan, out.data());
   return out;
 }
 
@@ -60,21 +61,21 @@ TEST_P(PreprocessVsOpenCv, BitIdentical) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Geometries, PreprocessVsOpenCv,
-                         ::testing::Values(std::make_tuple(640, 480, 640, 480),    // camera frame, no resize
-                                           std::make_tuple(1280, 720, 640, 384),   // exact 2x down
-                                           std::make_tuple(1280, 720, 640, 640),   // square letterbox
-                                           std::make_tuple(810, 1080, 480, 640),   // bus.jpg rect
-                                           std::make_tuple(333, 251, 640, 640),    // upscale, odd sizes
-                                           std::make_tuple(641, 479, 640, 480),    // near 1:1
-                                           std::make_tuple(1, 1, 32, 32),          // one pixel
-                                           std::make_tuple(7, 1000, 64, 96)));     // extreme aspect
+                         ::testing::Values(std::make_tuple(640, 480, 640, 480),   // camera frame, no resize
+                                           std::make_tuple(1280, 720, 640, 384),  // exact 2x down
+                                           std::make_tuple(1280, 720, 640, 640),  // square letterbox
+                                           std::make_tuple(810, 1080, 480, 640),  // bus.jpg rect
+                                           std::make_tuple(333, 251, 640, 640),   // upscale, odd sizes
+                                           std::make_tuple(641, 479, 640, 480),   // near 1:1
+                                           std::make_tuple(1, 1, 32, 32),         // one pixel
+                                           std::make_tuple(7, 1000, 64, 96)));    // extreme aspect
 
 TEST(Preprocess, MatchesReferenceImplementation) {
   const cv::Mat frame = random_frame(517, 389, 5);
   const auto lb = letterbox_params(517, 389, 416, 320);
   std::vector<float> ref(3u * 416 * 320);
-  preprocess_letterbox_reference({frame.data, frame.cols, frame.rows, static_cast<std::ptrdiff_t>(frame.step)}, lb,
-                                 ref.data());
+  preprocess_letterbox_reference(
+      {frame.data, frame.cols, frame.rows, static_cast<std::ptrdiff_t>(frame.step)}, lb, ref.data());
   const auto got = ours(frame, lb, PixelOrder::BGR);
   // OpenCV's resize rounds to uint8 with 11-bit weights; the reference interpolates in float.
   for (std::size_t i = 0; i < ref.size(); ++i) ASSERT_NEAR(got[i], ref[i], 1.0 / 255 + 1e-6) << i;
@@ -91,8 +92,10 @@ TEST(Preprocess, RgbInputAndRowPadding) {
   std::vector<float> a(3u * 128 * 96), b(a.size());
   PreprocessPlan plan;
   plan.prepare(lb);
-  preprocess_letterbox({bgr.data, 100, 60, static_cast<std::ptrdiff_t>(bgr.step), PixelOrder::BGR}, plan, a.data());
-  preprocess_letterbox({wide.data, 100, 60, static_cast<std::ptrdiff_t>(wide.step), PixelOrder::RGB}, plan, b.data());
+  preprocess_letterbox({bgr.data, 100, 60, static_cast<std::ptrdiff_t>(bgr.step), PixelOrder::BGR}, plan,
+                       a.data());
+  preprocess_letterbox({wide.data, 100, 60, static_cast<std::ptrdiff_t>(wide.step), PixelOrder::RGB}, plan,
+                       b.data());
   EXPECT_EQ(a, b);
 }
 

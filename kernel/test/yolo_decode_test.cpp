@@ -14,13 +14,18 @@ struct Level {
   HeadLayout layout;
   std::vector<float> data;
   Level(int h_, int w_, int stride_, int reg_max, int nc, float fill = -10.f)
-      : h(h_), w(w_), stride(stride_), layout{reg_max, nc},
+      : h(h_),
+        w(w_),
+        stride(stride_),
+        layout{reg_max, nc},
         data(static_cast<std::size_t>(layout.channels()) * h * w, fill) {}
   float& at(int c, int y, int x) { return data[(static_cast<std::size_t>(c) * h + y) * w + x]; }
   HeadLevelView view() const { return {data.data(), h, w, stride}; }
 };
 
-LetterboxParams identity(int w, int h) { return letterbox_params(w, h, w, h); }
+LetterboxParams identity(int w, int h) {
+  return letterbox_params(w, h, w, h);
+}
 
 }  // namespace
 
@@ -34,7 +39,8 @@ TEST(YoloDecode, OneHotBinsGiveExactDistances) {
   lv.at(64 + 1, 2, 3) = 2.f;  // class 1, sigmoid(2) = 0.8808
 
   std::vector<Detection> out;
-  const std::size_t n = decode_yolo_level(lv.view(), lv.layout, {0.25f, false, nullptr}, identity(48, 32), out);
+  const std::size_t n =
+      decode_yolo_level(lv.view(), lv.layout, {0.25f, false, nullptr}, identity(48, 32), out);
   ASSERT_EQ(n, 1u);
   const float cx = 3.5f * 8, cy = 2.5f * 8;
   EXPECT_NEAR(out[0].x1, cx - 2 * 8, 1e-3);

@@ -13,7 +13,9 @@ namespace aitw::pipeline {
 namespace fs = std::filesystem;
 
 namespace {
-double round_to(double v, double scale) { return std::round(v * scale) / scale; }
+double round_to(double v, double scale) {
+  return std::round(v * scale) / scale;
+}
 }  // namespace
 
 nlohmann::json detection_json(const std::string& image, const cv::Size& frame, const DetectResult& r,
@@ -21,21 +23,24 @@ nlohmann::json detection_json(const std::string& image, const cv::Size& frame, c
   nlohmann::json dets = nlohmann::json::array();
   const auto& names = detector.class_names();
   for (const auto& d : r.detections) {
-    dets.push_back({{"class_id", d.class_id},
-                    {"class_name", d.class_id < static_cast<int>(names.size()) ? names[d.class_id] : ""},
-                    {"score", round_to(d.score, 1e4)},
-                    {"box", {round_to(d.x1, 100), round_to(d.y1, 100), round_to(d.x2, 100), round_to(d.y2, 100)}}});
+    dets.push_back(
+        {{"class_id", d.class_id},
+         {"class_name", d.class_id < static_cast<int>(names.size()) ? names[d.class_id] : ""},
+         {"score", round_to(d.score, 1e4)},
+         {"box", {round_to(d.x1, 100), round_to(d.y1, 100), round_to(d.x2, 100), round_to(d.y2, 100)}}});
   }
-  return {{"image", image},
-          {"width", frame.width},
-          {"height", frame.height},
-          {"input", {r.input.height, r.input.width}},
-          {"model", {{"name", fs::path(detector.model().label()).stem().string()}, {"sha256", detector.model().sha256()}}},
-          {"detections", std::move(dets)},
-          {"ms",
-           {{"preprocess", round_to(r.ms.preprocess_ms, 1e3)},
-            {"infer", round_to(r.ms.infer_ms, 1e3)},
-            {"postprocess", round_to(r.ms.postprocess_ms, 1e3)}}}};
+  return {
+      {"image", image},
+      {"width", frame.width},
+      {"height", frame.height},
+      {"input", {r.input.height, r.input.width}},
+      {"model",
+       {{"name", fs::path(detector.model().label()).stem().string()}, {"sha256", detector.model().sha256()}}},
+      {"detections", std::move(dets)},
+      {"ms",
+       {{"preprocess", round_to(r.ms.preprocess_ms, 1e3)},
+        {"infer", round_to(r.ms.infer_ms, 1e3)},
+        {"postprocess", round_to(r.ms.postprocess_ms, 1e3)}}}};
 }
 
 void draw_detections(cv::Mat& bgr, const std::vector<kernel::Detection>& dets,
@@ -59,14 +64,15 @@ void draw_detections(cv::Mat& bgr, const std::vector<kernel::Detection>& dets,
     // Keep the label inside the frame for boxes touching the top or right edge.
     const int top = std::max(p1.y, ts.height + baseline + 2);
     const int left = std::max(0, std::min(p1.x, bgr.cols - ts.width - 2));
-    cv::rectangle(bgr, cv::Point(left, top - ts.height - baseline - 2), cv::Point(left + ts.width + 2, top), colour,
-                  cv::FILLED);
+    cv::rectangle(bgr, cv::Point(left, top - ts.height - baseline - 2), cv::Point(left + ts.width + 2, top),
+                  colour, cv::FILLED);
     cv::putText(bgr, label, cv::Point(left + 1, top - baseline - 1), cv::FONT_HERSHEY_SIMPLEX, font,
                 cv::Scalar(255, 255, 255), thickness, cv::LINE_AA);
   }
 }
 
-std::vector<int> resolve_classes(const std::vector<std::string>& selectors, const std::vector<std::string>& names) {
+std::vector<int> resolve_classes(const std::vector<std::string>& selectors,
+                                 const std::vector<std::string>& names) {
   std::vector<int> ids;
   for (const auto& s : selectors) {
     if (s.empty()) continue;
@@ -75,7 +81,8 @@ std::vector<int> resolve_classes(const std::vector<std::string>& selectors, cons
       continue;
     }
     auto it = std::find(names.begin(), names.end(), s);
-    if (it == names.end()) throw std::invalid_argument("unknown class '" + s + "' (not in the model's class names)");
+    if (it == names.end())
+      throw std::invalid_argument("unknown class '" + s + "' (not in the model's class names)");
     ids.push_back(static_cast<int>(it - names.begin()));
   }
   return ids;
@@ -122,7 +129,8 @@ int run_detect_job(DetectJob job, std::ostream& out) {
       img.release();
     }
     if (img.empty()) {
-      report_error(fs::exists(path) ? "cannot decode image (corrupt or unsupported format)" : "file not found");
+      report_error(fs::exists(path) ? "cannot decode image (corrupt or unsupported format)"
+                                    : "file not found");
       continue;
     }
     try {

@@ -4,7 +4,6 @@
 #include <cstdlib>
 #include <filesystem>
 
-
 #include "aitw/pipeline/log.hpp"
 
 namespace aitw::pipeline {
@@ -18,16 +17,17 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
 
 Detector::Detector(DetectorConfig config)
     : config_(std::move(config)),
-      model_(OnnxModel::load(config_.model_path,
-                             config_.names_file.empty() ? find_names_file(config_.model_path) : config_.names_file)) {
+      model_(OnnxModel::load(config_.model_path, config_.names_file.empty()
+                                                     ? find_names_file(config_.model_path)
+                                                     : config_.names_file)) {
   if (config_.threads > 0) cv::setNumThreads(config_.threads);
   const int nc = model_.head_layout().num_classes;
   if (!config_.classes.empty()) {
     class_mask_.assign(nc, 0);
     for (int c : config_.classes) {
       if (c < 0 || c >= nc)
-        throw ModelError("class id " + std::to_string(c) + " out of range: model '" + config_.model_path + "' has " +
-                         std::to_string(nc) + " classes");
+        throw ModelError("class id " + std::to_string(c) + " out of range: model '" + config_.model_path +
+                         "' has " + std::to_string(nc) + " classes");
       class_mask_[c] = 1;
     }
   }
@@ -58,8 +58,8 @@ Detector::Network& Detector::network_for(InputSize size) {
     for (std::size_t i = 0; i < n.levels.size(); ++i) {
       const auto& lv = n.levels[i];
       const cv::Mat& o = outs[i];
-      if (o.dims != 4 || o.size[1] != model_.head_layout().channels() || o.size[2] != size.height / lv.stride ||
-          o.size[3] != size.width / lv.stride)
+      if (o.dims != 4 || o.size[1] != model_.head_layout().channels() ||
+          o.size[2] != size.height / lv.stride || o.size[3] != size.width / lv.stride)
         throw ModelError("model '" + model_.label() + "': head level at stride " + std::to_string(lv.stride) +
                          " has an unexpected output shape");
     }
@@ -74,7 +74,8 @@ Detector::Network& Detector::network_for(InputSize size) {
 }
 
 DetectResult Detector::detect(const cv::Mat& bgr) {
-  if (bgr.empty() || bgr.type() != CV_8UC3) throw std::invalid_argument("detect: expected a non-empty 8-bit BGR image");
+  if (bgr.empty() || bgr.type() != CV_8UC3)
+    throw std::invalid_argument("detect: expected a non-empty 8-bit BGR image");
   DetectResult r;
   r.input = input_size_for(bgr.cols, bgr.rows);
   Network& net = network_for(r.input);
@@ -85,9 +86,9 @@ DetectResult Detector::detect(const cv::Mat& bgr) {
   const int blob_shape[4] = {1, 3, r.input.height, r.input.width};
   blob_.create(4, blob_shape, CV_32F);  // reallocates only when the input size changes
   plan_.prepare(lb);
-  kernel::preprocess_letterbox({bgr.data, bgr.cols, bgr.rows, static_cast<std::ptrdiff_t>(bgr.step),
-                                kernel::PixelOrder::BGR},
-                               plan_, blob_.ptr<float>());
+  kernel::preprocess_letterbox(
+      {bgr.data, bgr.cols, bgr.rows, static_cast<std::ptrdiff_t>(bgr.step), kernel::PixelOrder::BGR}, plan_,
+      blob_.ptr<float>());
   r.ms.preprocess_ms = ms_since(t0);
 
   t0 = std::chrono::steady_clock::now();
@@ -146,8 +147,9 @@ std::string resolve_model_path(const std::string& spec) {
   }
   std::string msg = "model '" + spec + "' not found; looked in: ";
   for (std::size_t i = 0; i < tried.size(); ++i) msg += (i ? ", " : "") + tried[i];
-  msg += ". Export one with `yolo export model=yolo11n.pt format=onnx opset=12` (Ultralytics) and place it "
-         "there, or set AITW_MODEL_DIR to the folder that holds it (aitw downloads nothing)";
+  msg +=
+      ". Export one with `yolo export model=yolo11n.pt format=onnx opset=12` (Ultralytics) and place it "
+      "there, or set AITW_MODEL_DIR to the folder that holds it (aitw downloads nothing)";
   throw ModelError(msg);
 }
 

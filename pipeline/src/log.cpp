@@ -10,8 +10,12 @@ std::atomic<LogLevel> g_level{LogLevel::Info};
 std::mutex g_mutex;
 }  // namespace
 
-void set_log_level(LogLevel level) { g_level = level; }
-LogLevel log_level() { return g_level; }
+void set_log_level(LogLevel level) {
+  g_level = level;
+}
+LogLevel log_level() {
+  return g_level;
+}
 
 void log_message(LogLevel level, const std::string& message) {
   if (level < g_level.load()) return;

@@ -23,7 +23,9 @@ namespace {
 
 namespace ox = aitw::onnx;
 
-std::string quoted(const std::string& label) { return "model '" + label + "'"; }
+std::string quoted(const std::string& label) {
+  return "model '" + label + "'";
+}
 
 [[noreturn]] void fail(const std::string& label, const std::string& what) {
   throw ModelError(quoted(label) + ": " + what);
@@ -138,7 +140,8 @@ std::unordered_map<std::string, double> propagate_strides(const ox::GraphProto& 
     if (s == 0.0) continue;  // constant subgraph
     const std::string& op = n.op_type();
     if (op == "Conv" || op == "MaxPool" || op == "AveragePool") {
-      if (const auto* a = find_attr(n, "strides"); a && a->ints_size() > 0) s *= static_cast<double>(a->ints(0));
+      if (const auto* a = find_attr(n, "strides"); a && a->ints_size() > 0)
+        s *= static_cast<double>(a->ints(0));
     } else if (op == "Resize" || op == "Upsample") {
       const std::string scales_name = op == "Resize" ? (n.input_size() > 2 ? n.input(2) : "") : n.input(1);
       if (const auto* t = idx.constant(scales_name)) {
@@ -238,11 +241,14 @@ std::vector<AttentionScale> find_attention_scales(const ox::GraphProto& g, const
 std::vector<int64_t> input_dims(const ox::ValueInfoProto& vi) {
   std::vector<int64_t> d;
   if (!vi.has_type() || !vi.type().has_tensor_type() || !vi.type().tensor_type().has_shape()) return d;
-  for (const auto& dim : vi.type().tensor_type().shape().dim()) d.push_back(dim.has_dim_value() ? dim.dim_value() : -1);
+  for (const auto& dim : vi.type().tensor_type().shape().dim())
+    d.push_back(dim.has_dim_value() ? dim.dim_value() : -1);
   return d;
 }
 
-std::string size_str(InputSize s) { return std::to_string(s.height) + "x" + std::to_string(s.width); }
+std::string size_str(InputSize s) {
+  return std::to_string(s.height) + "x" + std::to_string(s.width);
+}
 
 }  // namespace
 
@@ -377,29 +383,33 @@ OnnxModel OnnxModel::from_bytes(const std::string& bytes, const std::string& lab
   const auto strides = propagate_strides(g, idx, m.impl_->input_name);
   const auto head = find_head(g, idx, strides);
   if (head.empty())
-    fail(label, "Detect head not found (no Concat of box/class branches at strides 8/16/32); "
-                "is this a YOLOv8/YOLO11 detection export?");
+    fail(label,
+         "Detect head not found (no Concat of box/class branches at strides 8/16/32); "
+         "is this a YOLOv8/YOLO11 detection export?");
   for (std::size_t i = 1; i < head.size(); ++i)
     if (head[i].stride == head[i - 1].stride)
       fail(label, "Detect head is ambiguous: two levels at stride " + std::to_string(head[i].stride));
   m.layout_.reg_max = head[0].box_channels / 4;
   m.layout_.num_classes = head[0].class_channels;
   for (const auto& h : head) m.levels_.push_back({h.tensor, h.stride});
-  // Input sizes must be multiples of the coarsest level's stride (Ultralytics' `stride` metadata says the same).
+  // Input sizes must be multiples of the coarsest level's stride (Ultralytics' `stride` metadata says the
+  // same).
   m.metadata_.max_stride = head.back().stride;
   if (meta_stride > 0 && meta_stride != m.metadata_.max_stride)
-    fail(label, "metadata says stride " + std::to_string(meta_stride) + " but the Detect head's coarsest level is at " +
-                    std::to_string(m.metadata_.max_stride));
+    fail(label, "metadata says stride " + std::to_string(meta_stride) +
+                    " but the Detect head's coarsest level is at " + std::to_string(m.metadata_.max_stride));
   m.attention_blocks_ = static_cast<int>(find_attention_scales(g, idx).size());
 
   if (m.metadata_.class_names.size() != static_cast<std::size_t>(m.layout_.num_classes)) {
-    auto names = fallback_names_file.empty() ? std::vector<std::string>{} : read_names_file(fallback_names_file);
+    auto names =
+        fallback_names_file.empty() ? std::vector<std::string>{} : read_names_file(fallback_names_file);
     if (names.size() == static_cast<std::size_t>(m.layout_.num_classes)) {
       m.metadata_.class_names = std::move(names);
       m.metadata_.names_source = fallback_names_file;
     } else {
       m.metadata_.class_names.clear();
-      for (int c = 0; c < m.layout_.num_classes; ++c) m.metadata_.class_names.push_back("class" + std::to_string(c));
+      for (int c = 0; c < m.layout_.num_classes; ++c)
+        m.metadata_.class_names.push_back("class" + std::to_string(c));
       m.metadata_.names_source = "generated (no names in metadata_props or names file)";
     }
   }
@@ -409,7 +419,8 @@ OnnxModel OnnxModel::from_bytes(const std::string& bytes, const std::string& lab
 AdaptedGraph OnnxModel::adapt(InputSize input, const AdaptOptions& options) const {
   const int ms = metadata_.max_stride;
   if (input.height <= 0 || input.width <= 0 || input.height % ms != 0 || input.width % ms != 0)
-    fail(label_, "input size " + size_str(input) + " is not a positive multiple of the stride " + std::to_string(ms));
+    fail(label_,
+         "input size " + size_str(input) + " is not a positive multiple of the stride " + std::to_string(ms));
 
   AdaptedGraph out;
   out.input = input;
@@ -422,7 +433,8 @@ AdaptedGraph OnnxModel::adapt(InputSize input, const AdaptOptions& options) cons
   if (options.cut_head) {
     g.clear_output();
     std::ostringstream cut;
-    cut << "head cut at " << levels_.size() << " raw level outputs [1," << layout_.channels() << ",H/s,W/s] (s=";
+    cut << "head cut at " << levels_.size() << " raw level outputs [1," << layout_.channels()
+        << ",H/s,W/s] (s=";
     for (std::size_t i = 0; i < levels_.size(); ++i) {
       const auto& lv = levels_[i];
       set_value_info_4d(*g.add_output(), lv.tensor,
@@ -467,7 +479,8 @@ AdaptedGraph OnnxModel::adapt(InputSize input, const AdaptOptions& options) cons
     std::vector<ox::TensorProto> new_consts;
     for (auto& n : *g.mutable_node()) {
       if (n.op_type() == "Resize" && n.input_size() > 3 && !n.input(3).empty())
-        fail(label_, "cannot re-target input to " + size_str(input) + ": Resize node with fixed output sizes");
+        fail(label_,
+             "cannot re-target input to " + size_str(input) + ": Resize node with fixed output sizes");
       if (n.op_type() != "Reshape" || n.input_size() != 2) continue;
       const auto* c = idx.constant(n.input(1));
       auto st = strides.find(n.input(0));
@@ -517,7 +530,8 @@ AdaptedGraph OnnxModel::adapt(InputSize input, const AdaptOptions& options) cons
     for (const auto& a : find_attention_scales(g, idx)) {
       const auto& mm1 = g.node(a.matmul);
       auto qt = idx.producer.find(mm1.input(0));
-      if (qt == idx.producer.end() || !is_swap_last_two(g.node(qt->second)) || only_consumer(mm1.input(0)) != a.matmul)
+      if (qt == idx.producer.end() || !is_swap_last_two(g.node(qt->second)) ||
+          only_consumer(mm1.input(0)) != a.matmul)
         continue;
       const int sm = only_consumer(g.node(a.mul).output(0));
       if (sm < 0 || g.node(sm).op_type() != "Softmax") continue;
@@ -526,7 +540,8 @@ AdaptedGraph OnnxModel::adapt(InputSize input, const AdaptOptions& options) cons
       const int tr = only_consumer(g.node(sm).output(0));
       if (tr < 0 || !is_swap_last_two(g.node(tr))) continue;
       const int mm2 = only_consumer(g.node(tr).output(0));
-      if (mm2 < 0 || g.node(mm2).op_type() != "MatMul" || g.node(mm2).input(1) != g.node(tr).output(0)) continue;
+      if (mm2 < 0 || g.node(mm2).op_type() != "MatMul" || g.node(mm2).input(1) != g.node(tr).output(0))
+        continue;
       const auto* sc = idx.constant(a.scale_tensor);
       const auto scale = sc ? tensor_floats(*sc) : std::vector<float>{};
       if (scale.size() != 1) continue;
@@ -534,8 +549,8 @@ AdaptedGraph OnnxModel::adapt(InputSize input, const AdaptOptions& options) cons
       att.set_op_type(kernel::kAttentionOpType);
       att.set_name(g.node(mm2).name() + "/aitw_attention");
       att.add_input(g.node(qt->second).input(0));  // q
-      att.add_input(mm1.input(1));                  // k
-      att.add_input(g.node(mm2).input(0));          // v
+      att.add_input(mm1.input(1));                 // k
+      att.add_input(g.node(mm2).input(0));         // v
       att.add_output(g.node(mm2).output(0));
       auto* attr = att.add_attribute();
       attr->set_name("scale");
@@ -610,7 +625,8 @@ AdaptedGraph OnnxModel::adapt(InputSize input, const AdaptOptions& options) cons
       const auto& mul = g.node(mi);
       if (mul.op_type() != "Mul" || mul.input_size() != 2) continue;
       const std::string& x = sig.input(0);
-      if (!((mul.input(0) == x && mul.input(1) == sig.output(0)) || (mul.input(1) == x && mul.input(0) == sig.output(0))))
+      if (!((mul.input(0) == x && mul.input(1) == sig.output(0)) ||
+            (mul.input(1) == x && mul.input(0) == sig.output(0))))
         continue;
       ox::NodeProto silu;
       silu.set_op_type(kernel::kSiLUOpType);
@@ -630,7 +646,8 @@ AdaptedGraph OnnxModel::adapt(InputSize input, const AdaptOptions& options) cons
           *nodes.Add() = std::move(*g.mutable_node(i));
       }
       g.mutable_node()->Swap(&nodes);
-      out.fixes.push_back(std::to_string(replace.size()) + " Sigmoid*x pairs -> AitwSiLU (fusable into convolutions)");
+      out.fixes.push_back(std::to_string(replace.size()) +
+                          " Sigmoid*x pairs -> AitwSiLU (fusable into convolutions)");
     }
   }
 
@@ -650,7 +667,8 @@ AdaptedGraph OnnxModel::adapt(InputSize input, const AdaptOptions& options) cons
         t.set_data_type(ox::TensorProto::FLOAT);
         for (int64_t d : {int64_t{1}, int64_t{4}, anchors}) t.add_dims(d);
         std::string raw;
-        for (int r = 0; r < 4; ++r) raw.append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float));
+        for (int r = 0; r < 4; ++r)
+          raw.append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float));
         t.set_raw_data(std::move(raw));
         n.set_input(k, t.name());
         *g.add_initializer() = std::move(t);

@@ -97,7 +97,7 @@ struct MiniGraph {
     auto* o = m.mutable_graph()->add_output();
     o->set_name(name);
     o->mutable_type()->mutable_tensor_type()->set_elem_type(ox::TensorProto::FLOAT);
-      o->mutable_type()->mutable_tensor_type()->mutable_shape();  // OpenCV requires one; any rank will do
+    o->mutable_type()->mutable_tensor_type()->mutable_shape();  // OpenCV requires one; any rank will do
   }
   void scalar(const std::string& name, float v) {
     auto* t = m.mutable_graph()->add_initializer();
@@ -142,7 +142,8 @@ TEST(CustomLayers, SiLUMatchesSigmoidTimesXOnRealActivations) {
     const cv::Mat expected = opencv.run({{"x", x}}, true);
     const cv::Mat got = ours.run({{"x", x}}, true);
     ASSERT_EQ(got.total(), x.total());
-    EXPECT_LE(cv::norm(got, expected, cv::NORM_INF), 1e-4) << "SiLU #" << nth << " over " << x.total() << " values";
+    EXPECT_LE(cv::norm(got, expected, cv::NORM_INF), 1e-4)
+        << "SiLU #" << nth << " over " << x.total() << " values";
   }
 }
 
@@ -196,7 +197,8 @@ TEST(CustomLayers, WholeNetworkAgreesWithOpenCvLayers) {
   opencv_layers.custom_layers = false;
   const auto ours_graph = model.adapt({480, 640});
   const auto ref_graph = model.adapt({480, 640}, opencv_layers);
-  EXPECT_NE(ours_graph.summary().find("77 Sigmoid*x pairs -> AitwSiLU"), std::string::npos) << ours_graph.summary();
+  EXPECT_NE(ours_graph.summary().find("77 Sigmoid*x pairs -> AitwSiLU"), std::string::npos)
+      << ours_graph.summary();
   EXPECT_NE(ours_graph.summary().find("1 attention block(s) -> AitwAttention"), std::string::npos);
   auto ours = load_net(ours_graph, "ours");
   auto ref = load_net(ref_graph, "ref");

@@ -110,8 +110,8 @@ std::string tiny_detector_bytes() {
   m.add_opset_import()->set_version(12);
   auto& g = *m.mutable_graph();
   set_io(g.add_input(), "x", {1, 3, 64, 64});
-  add_conv(g, "x", "a", 3, 8, 8, rng);    // stride 8
-  add_conv(g, "a", "b", 8, 8, 2, rng);    // stride 16
+  add_conv(g, "x", "a", 3, 8, 8, rng);  // stride 8
+  add_conv(g, "a", "b", 8, 8, 2, rng);  // stride 16
   const char* feats[2] = {"a", "b"};
   std::vector<std::string> flat;
   for (int l = 0; l < 2; ++l) {
@@ -288,8 +288,9 @@ TEST(ModelAdapter, SyntheticTwoLevelDetector) {
   for (InputSize size : {InputSize{64, 64}, InputSize{32, 96}}) {
     const auto g = m.adapt(size);
     auto net = load_net(g);
-    const auto outs = forward(net, cv::Mat(std::vector<int>{1, 3, size.height, size.width}, CV_32F, cv::Scalar(0.5)),
-                              g.output_names);
+    const auto outs =
+        forward(net, cv::Mat(std::vector<int>{1, 3, size.height, size.width}, CV_32F, cv::Scalar(0.5)),
+                g.output_names);
     ASSERT_EQ(outs.size(), 2u);
     EXPECT_EQ(outs[0].size[1], 18);
     EXPECT_EQ(outs[0].size[2], size.height / 8);
@@ -302,7 +303,10 @@ TEST(ModelAdapter, PreservesFieldsItDoesNotKnow) {
   ox::ModelProto m;
   ASSERT_TRUE(m.ParseFromString(tiny_detector_bytes()));
   m.mutable_graph()->GetReflection()->MutableUnknownFields(m.mutable_graph())->AddVarint(999, 4242);
-  m.mutable_graph()->mutable_node(0)->GetReflection()->MutableUnknownFields(m.mutable_graph()->mutable_node(0))
+  m.mutable_graph()
+      ->mutable_node(0)
+      ->GetReflection()
+      ->MutableUnknownFields(m.mutable_graph()->mutable_node(0))
       ->AddLengthDelimited(998, "exporter-extension");
   const auto g = OnnxModel::from_bytes(m.SerializeAsString(), "ext.onnx").adapt({64, 64});
   ox::ModelProto out;

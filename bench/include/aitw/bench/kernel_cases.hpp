@@ -22,13 +22,14 @@ std::vector<KernelCase> make_kernel_cases(const std::string& shared_dir);
 struct KernelResult {
   std::string name, baseline;
   double ours_ms = 0, baseline_ms = 0;  // medians over repetitions of the per-call mean
-  double speedup = 0;                   // median over repetitions of baseline / ours measured in the same repetition
+  double speedup = 0;  // median over repetitions of baseline / ours measured in the same repetition
   int repetitions = 0;
 };
 
 // Each repetition times ours and the baseline back to back (alternating which goes first), enough calls
 // each for ~`min_ms` of work, so that the ratio of one repetition sees the same machine state.
-std::vector<KernelResult> run_kernel_cases(const std::vector<KernelCase>& cases, int repetitions, double min_ms = 50,
+std::vector<KernelResult> run_kernel_cases(const std::vector<KernelCase>& cases, int repetitions,
+                                           double min_ms = 50,
                                            const std::function<void(const KernelResult&)>& on_result = {});
 
 }  // namespace aitw::bench

@@ -36,7 +36,9 @@ inline float fast_exp(float x) {
 // clamps and leaves the loop scalar ("control flow in loop").
 void exp_inplace(float* x, std::size_t n);
 
-inline float fast_sigmoid(float x) { return 1.f / (1.f + fast_exp(-x)); }
+inline float fast_sigmoid(float x) {
+  return 1.f / (1.f + fast_exp(-x));
+}
 
 // SiLU (Swish): x * sigmoid(x). `in` and `out` may be the same array.
 void silu(const float* in, float* out, std::size_t n);

@@ -12,11 +12,11 @@ struct InputSize {
 };
 
 struct LetterboxParams {
-  int src_width = 0, src_height = 0;      // the frame
-  int dst_width = 0, dst_height = 0;      // the network input
+  int src_width = 0, src_height = 0;          // the frame
+  int dst_width = 0, dst_height = 0;          // the network input
   int resized_width = 0, resized_height = 0;  // the frame after scaling, before padding
-  int pad_left = 0, pad_top = 0;          // where the scaled frame starts inside the input
-  float scale = 1.f;                      // input pixels per frame pixel
+  int pad_left = 0, pad_top = 0;              // where the scaled frame starts inside the input
+  float scale = 1.f;                          // input pixels per frame pixel
 };
 
 // Centred letterbox of a src frame into dst (keeps the aspect ratio; pads with 114 elsewhere).

@@ -16,7 +16,7 @@ namespace aitw::kernel {
 struct HeadLevelView {
   const float* data = nullptr;  // [channels, height, width], contiguous
   int height = 0, width = 0;
-  int stride = 0;               // input pixels per cell
+  int stride = 0;  // input pixels per cell
 };
 
 struct HeadLayout {
@@ -38,8 +38,9 @@ struct DecodeParams {
 // The class test compares logits with logit(conf) so that sigmoid and the DFL softmax run only for
 // anchors that survive. Candidates come in cell order (row-major), then class order. Returns the number
 // of candidates appended.
-std::size_t decode_yolo_level(const HeadLevelView& level, const HeadLayout& layout, const DecodeParams& params,
-                              const LetterboxParams& lb, std::vector<Detection>& out);
+std::size_t decode_yolo_level(const HeadLevelView& level, const HeadLayout& layout,
+                              const DecodeParams& params, const LetterboxParams& lb,
+                              std::vector<Detection>& out);
 
 // Numerically plain version kept as the reference the fast path is tested against.
 std::size_t decode_yolo_level_reference(const HeadLevelView& level, const HeadLayout& layout,

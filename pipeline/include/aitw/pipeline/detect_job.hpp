@@ -28,6 +28,7 @@ nlohmann::json detection_json(const std::string& image, const cv::Size& frame, c
 void draw_detections(cv::Mat& bgr, const std::vector<kernel::Detection>& dets,
                      const std::vector<std::string>& class_names);
 // Maps "0,bus,person" style class selectors to ids; throws std::invalid_argument on unknown names.
-std::vector<int> resolve_classes(const std::vector<std::string>& selectors, const std::vector<std::string>& names);
+std::vector<int> resolve_classes(const std::vector<std::string>& selectors,
+                                 const std::vector<std::string>& names);
 
 }  // namespace aitw::pipeline

@@ -20,15 +20,15 @@ namespace aitw::pipeline {
 
 struct DetectorConfig {
   std::string model_path;
-  std::string names_file;              // fallback class names when the model has none
-  int imgsz = 640;                     // longer side of the letterboxed frame (rectangular input)
+  std::string names_file;                // fallback class names when the model has none
+  int imgsz = 640;                       // longer side of the letterboxed frame (rectangular input)
   std::optional<InputSize> fixed_input;  // forces this input size (e.g. 640x640)
   float conf = 0.25f;
   float iou = 0.45f;
   int max_det = 300;
-  std::vector<int> classes;            // empty = all
+  std::vector<int> classes;  // empty = all
   bool multi_label = false;
-  int threads = 0;                     // OpenCV DNN threads; 0 keeps OpenCV's default
+  int threads = 0;  // OpenCV DNN threads; 0 keeps OpenCV's default
   AdaptOptions adapt;
 };
 
@@ -47,7 +47,7 @@ class Detector {
  public:
   explicit Detector(DetectorConfig config);  // throws ModelError
 
-  DetectResult detect(const cv::Mat& bgr);   // 8-bit BGR, any size
+  DetectResult detect(const cv::Mat& bgr);  // 8-bit BGR, any size
   InputSize input_size_for(int width, int height) const;
 
   const OnnxModel& model() const { return model_; }

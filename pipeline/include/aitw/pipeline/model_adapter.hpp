@@ -38,15 +38,15 @@ struct HeadLevel {
 
 struct ModelMetadata {
   std::vector<std::string> class_names;
-  std::string names_source;     // "metadata_props" or the names file used
+  std::string names_source;  // "metadata_props" or the names file used
   int max_stride = 32;
-  InputSize native_input;       // the export's static input size
+  InputSize native_input;  // the export's static input size
   std::string description;
 };
 
 struct AdaptOptions {
-  bool cut_head = true;        // cut at the raw per-level head outputs (what aitw runs)
-  bool fix_attention = true;   // move YOLO11's attention scale before the MatMul
+  bool cut_head = true;       // cut at the raw per-level head outputs (what aitw runs)
+  bool fix_attention = true;  // move YOLO11's attention scale before the MatMul
   // Replace slow OpenCV 4.6 layers with aitw's custom DNN layers (kernel/dnn_layers.hpp): SiLU for every
   // Sigmoid*x pair. Off = the same rewritten graph with OpenCV's own layers (the benchmark baseline).
   bool custom_layers = true;
@@ -56,11 +56,11 @@ struct AdaptOptions {
 };
 
 struct AdaptedGraph {
-  std::string onnx_bytes;              // serialized rewritten ModelProto, for cv::dnn::readNetFromONNX
+  std::string onnx_bytes;  // serialized rewritten ModelProto, for cv::dnn::readNetFromONNX
   InputSize input;
-  std::vector<HeadLevel> levels;       // ordered by stride; empty when the head was not cut
+  std::vector<HeadLevel> levels;          // ordered by stride; empty when the head was not cut
   std::vector<std::string> output_names;  // tensors to request from forward()
-  std::vector<std::string> fixes;      // human-readable list of what was rewritten
+  std::vector<std::string> fixes;         // human-readable list of what was rewritten
   int nodes_before = 0, nodes_after = 0;
   std::string summary() const;
 };
