@@ -196,3 +196,17 @@ TEST(CliBenchKernels, FailedOrMalformedGates) {
   EXPECT_EQ(run("bench kernels --shared " + kShared + " --gate 'decode_nms<5'").exit_code, 2);
   EXPECT_EQ(run("bench kernels --shared /nonexistent --repetitions 1").exit_code, 2);
 }
+
+TEST(CliBenchLayers, ProfilesByLayerType) {
+  const auto ours = run("bench layers --model " + kShared + "/models/yolo11n.onnx --repetitions 2");
+  ASSERT_EQ(ours.exit_code, 0) << ours.err;
+  EXPECT_NE(ours.out.find("AitwSiLU"), std::string::npos) << ours.out;
+  EXPECT_NE(ours.out.find("AitwAttention"), std::string::npos);
+  EXPECT_NE(ours.out.find("forward "), std::string::npos);
+  const auto opencv = run("bench layers --opencv-layers --imgsz 320x320 --model " + kShared +
+                          "/models/yolov8n.onnx --repetitions 1");
+  ASSERT_EQ(opencv.exit_code, 0) << opencv.err;
+  EXPECT_NE(opencv.out.find("Sigmoid"), std::string::npos);
+  EXPECT_EQ(opencv.out.find("Aitw"), std::string::npos);
+  EXPECT_EQ(run("bench layers --model /nonexistent.onnx").exit_code, 2);
+}

@@ -1,5 +1,6 @@
 // aitw: the edge inference worker's command line. Each subcommand parses its flags and calls one library
 // function.
+#include <cstdio>
 #include <cstdlib>
 #include <iostream>
 #include <regex>
@@ -105,6 +106,15 @@ int main(int argc, char** argv) {
                    "folder with models/ and datasets/ (default $AITW_SHARED_DIR or ../shared)")
       ->capture_default_str();
 
+  aitw::bench::BenchLayersOptions bl;
+  std::string bl_imgsz = "480x640";
+  auto* layers = bench->add_subcommand(
+      "layers", "Per-layer forward profile of the rewritten model (OpenCV's getPerfProfile), by layer type");
+  layers->add_option("--model", bl.model, "ONNX model path or name")->capture_default_str();
+  layers->add_option("--imgsz", bl_imgsz, "network input HxW (multiples of 32)")->capture_default_str();
+  layers->add_flag("--opencv-layers", bl.opencv_layers, "profile with OpenCV's own layers instead of aitw's");
+  layers->add_option("--repetitions", bl.repetitions, "forward passes averaged")->capture_default_str();
+
   CLI11_PARSE(app, argc, argv);
   using aitw::pipeline::LogLevel;
   aitw::pipeline::set_log_level(log_level == "debug"   ? LogLevel::Debug
@@ -126,5 +136,13 @@ int main(int argc, char** argv) {
     return aitw::pipeline::run_detect_job(std::move(job), std::cout);
   }
   if (kernels->parsed()) return aitw::bench::run_bench_kernels(bk, std::cout);
+  if (layers->parsed()) {
+    if (std::sscanf(bl_imgsz.c_str(), "%dx%d", &bl.height, &bl.width) != 2 || bl.height <= 0 ||
+        bl.width <= 0) {
+      std::cerr << "--imgsz: expected HxW, got '" << bl_imgsz << "'\n";
+      return 2;
+    }
+    return aitw::bench::run_bench_layers(bl, std::cout);
+  }
   return 0;
 }

@@ -49,3 +49,18 @@ struct BenchKernelsOptions {
 int run_bench_kernels(const BenchKernelsOptions& options, std::ostream& out);
 
 }  // namespace aitw::bench
+
+namespace aitw::bench {
+
+struct BenchLayersOptions {
+  std::string model = "yolo11n";  // path or name (model search dirs)
+  int height = 480, width = 640;
+  bool opencv_layers = false;  // the rewritten graph with OpenCV's own layers instead of aitw's
+  int repetitions = 20;
+};
+
+// `aitw bench layers`: per-layer-type forward time from cv::dnn::Net::getPerfProfile (mean over
+// repetitions), the slowest layers, and the total. Returns 0, or 2 on a model error.
+int run_bench_layers(const BenchLayersOptions& options, std::ostream& out);
+
+}  // namespace aitw::bench

@@ -1,0 +1,69 @@
+#include <algorithm>
+#include <iomanip>
+#include <map>
+#include <ostream>
+
+#include "aitw/bench/kernel_cases.hpp"
+#include "aitw/pipeline/detector.hpp"
+#include "aitw/pipeline/log.hpp"
+
+namespace aitw::bench {
+
+int run_bench_layers(const BenchLayersOptions& options, std::ostream& out) {
+  try {
+    const auto model = pipeline::OnnxModel::load(pipeline::resolve_model_path(options.model));
+    pipeline::AdaptOptions adapt;
+    adapt.custom_layers = !options.opencv_layers;
+    const auto graph = model.adapt({options.height, options.width}, adapt);
+    cv::dnn::Net net = pipeline::load_net(graph, model.label());
+    const cv::Mat blob(std::vector<int>{1, 3, options.height, options.width}, CV_32F, cv::Scalar(0.5));
+    std::vector<cv::Mat> outs;
+    for (int i = 0; i < 3; ++i) {  // warm-up: first runs allocate
+      net.setInput(blob);
+      net.forward(outs, graph.output_names);
+    }
+    const double tick_ms = 1000.0 / cv::getTickFrequency();
+    std::vector<double> per_layer, timings;
+    double total = 0;
+    const int reps = std::max(1, options.repetitions);
+    for (int r = 0; r < reps; ++r) {
+      net.setInput(blob);
+      net.forward(outs, graph.output_names);
+      total += net.getPerfProfile(timings) * tick_ms / reps;
+      per_layer.resize(timings.size(), 0.0);
+      for (std::size_t i = 0; i < timings.size(); ++i) per_layer[i] += timings[i] * tick_ms / reps;
+    }
+    std::map<std::string, std::pair<double, int>> by_type;
+    std::vector<std::pair<double, std::string>> slowest;
+    for (std::size_t i = 0; i < per_layer.size(); ++i) {
+      const auto layer = net.getLayer(static_cast<int>(i) + 1);  // id 0 is the input layer
+      by_type[layer->type].first += per_layer[i];
+      by_type[layer->type].second += 1;
+      slowest.emplace_back(per_layer[i], layer->type + "  " + layer->name);
+    }
+    out << graph.summary() << "\n";
+    out << "forward " << std::fixed << std::setprecision(2) << total << " ms (mean of " << reps << "), "
+        << options.height << "x" << options.width << ", " << cv::getNumThreads() << " threads, "
+        << (options.opencv_layers ? "OpenCV layers" : "aitw layers") << "\n\n";
+    out << std::left << std::setw(18) << "layer type" << std::right << std::setw(8) << "count"
+        << std::setw(12) << "ms" << std::setw(8) << "%"
+        << "\n";
+    std::vector<std::pair<double, std::string>> types;
+    for (const auto& [t, v] : by_type) types.emplace_back(v.first, t);
+    std::sort(types.rbegin(), types.rend());
+    for (const auto& [ms, t] : types)
+      out << std::left << std::setw(18) << t << std::right << std::setw(8) << by_type[t].second
+          << std::setw(12) << std::setprecision(2) << ms << std::setw(7) << std::setprecision(1)
+          << 100 * ms / total << "%\n";
+    std::sort(slowest.rbegin(), slowest.rend());
+    out << "\nslowest layers:\n";
+    for (std::size_t i = 0; i < std::min<std::size_t>(8, slowest.size()); ++i)
+      out << std::setw(8) << std::setprecision(2) << slowest[i].first << " ms  " << slowest[i].second << "\n";
+    return 0;
+  } catch (const std::exception& e) {
+    pipeline::log_error(e.what());
+    return 2;
+  }
+}
+
+}  // namespace aitw::bench
