@@ -238,6 +238,29 @@ std::vector<AttentionScale> find_attention_scales(const ox::GraphProto& g, const
   return found;
 }
 
+// Edits to a graph's node list, applied in one ordered rebuild: dropped nodes vanish, a replaced node
+// takes the original's place (so topological order holds), inserted nodes come just before theirs, and
+// renamed tensors are rewritten in every remaining input.
+struct NodeEdits {
+  std::set<int> drop;
+  std::map<int, ox::NodeProto> replace, insert_before;
+  std::unordered_map<std::string, std::string> rename_inputs;
+
+  void apply(ox::GraphProto& g) {
+    google::protobuf::RepeatedPtrField<ox::NodeProto> nodes;
+    for (int i = 0; i < g.node_size(); ++i) {
+      if (drop.count(i)) continue;
+      if (auto it = insert_before.find(i); it != insert_before.end()) *nodes.Add() = std::move(it->second);
+      auto& n = *nodes.Add();
+      auto r = replace.find(i);
+      n = r != replace.end() ? std::move(r->second) : std::move(*g.mutable_node(i));
+      for (auto& in : *n.mutable_input())
+        if (auto it = rename_inputs.find(in); it != rename_inputs.end()) in = it->second;
+    }
+    g.mutable_node()->Swap(&nodes);
+  }
+};
+
 std::vector<int64_t> input_dims(const ox::ValueInfoProto& vi) {
   std::vector<int64_t> d;
   if (!vi.has_type() || !vi.type().has_tensor_type() || !vi.type().tensor_type().has_shape()) return d;
@@ -525,8 +548,7 @@ AdaptedGraph OnnxModel::adapt(InputSize input, const AdaptOptions& options) cons
       return n.op_type() == "Transpose" && perm && perm->ints_size() == 4 && perm->ints(0) == 0 &&
              perm->ints(1) == 1 && perm->ints(2) == 3 && perm->ints(3) == 2;
     };
-    std::set<int> drop;
-    std::map<int, ox::NodeProto> replace;
+    NodeEdits edits;
     for (const auto& a : find_attention_scales(g, idx)) {
       const auto& mm1 = g.node(a.matmul);
       auto qt = idx.producer.find(mm1.input(0));
@@ -556,20 +578,13 @@ AdaptedGraph OnnxModel::adapt(InputSize input, const AdaptOptions& options) cons
       attr->set_name("scale");
       attr->set_type(ox::AttributeProto::FLOAT);
       attr->set_f(scale[0]);
-      for (int i : {qt->second, a.matmul, a.mul, sm, tr}) drop.insert(i);
-      replace[mm2] = std::move(att);
+      for (int i : {qt->second, a.matmul, a.mul, sm, tr}) edits.drop.insert(i);
+      edits.replace[mm2] = std::move(att);
     }
-    if (!replace.empty()) {
-      google::protobuf::RepeatedPtrField<ox::NodeProto> nodes;
-      for (int i = 0; i < g.node_size(); ++i) {
-        if (drop.count(i)) continue;
-        if (auto it = replace.find(i); it != replace.end())
-          *nodes.Add() = std::move(it->second);
-        else
-          *nodes.Add() = std::move(*g.mutable_node(i));
-      }
-      g.mutable_node()->Swap(&nodes);
-      out.fixes.push_back(std::to_string(replace.size()) + " attention block(s) -> AitwAttention");
+    if (!edits.replace.empty()) {
+      const std::size_t blocks = edits.replace.size();
+      edits.apply(g);
+      out.fixes.push_back(std::to_string(blocks) + " attention block(s) -> AitwAttention");
     }
   }
 
@@ -578,9 +593,7 @@ AdaptedGraph OnnxModel::adapt(InputSize input, const AdaptOptions& options) cons
     GraphIndex idx(g);
     auto found = find_attention_scales(g, idx);
     if (!found.empty()) {
-      std::unordered_map<std::string, std::string> rename;  // old Mul output -> MatMul output
-      std::set<int> drop;
-      std::map<int, ox::NodeProto> insert_before;
+      NodeEdits edits;
       for (const auto& a : found) {
         auto& mm = *g.mutable_node(a.matmul);
         const auto& mul = g.node(a.mul);
@@ -591,20 +604,11 @@ AdaptedGraph OnnxModel::adapt(InputSize input, const AdaptOptions& options) cons
         scale.add_input(a.scale_tensor);
         scale.add_output(mm.input(0) + "/aitw_prescaled");
         mm.set_input(0, scale.output(0));
-        rename[mul.output(0)] = mm.output(0);
-        drop.insert(a.mul);
-        insert_before[a.matmul] = std::move(scale);
+        edits.rename_inputs[mul.output(0)] = mm.output(0);  // the Mul's consumers now read the MatMul
+        edits.drop.insert(a.mul);
+        edits.insert_before[a.matmul] = std::move(scale);
       }
-      google::protobuf::RepeatedPtrField<ox::NodeProto> nodes;
-      for (int i = 0; i < g.node_size(); ++i) {
-        if (drop.count(i)) continue;
-        if (auto it = insert_before.find(i); it != insert_before.end()) *nodes.Add() = it->second;
-        auto& n = *nodes.Add();
-        n = std::move(*g.mutable_node(i));
-        for (auto& in : *n.mutable_input())
-          if (auto r = rename.find(in); r != rename.end()) in = r->second;
-      }
-      g.mutable_node()->Swap(&nodes);
+      edits.apply(g);
       out.fixes.push_back("attention scale moved before q^T*k MatMul in " + std::to_string(found.size()) +
                           " block(s) (OpenCV 4.6 fusion bug)");
     }
@@ -614,8 +618,7 @@ AdaptedGraph OnnxModel::adapt(InputSize input, const AdaptOptions& options) cons
   //    consumer and OpenCV fuses the activation into it.
   if (options.custom_layers) {
     GraphIndex idx(g);
-    std::set<int> drop;
-    std::map<int, ox::NodeProto> replace;
+    NodeEdits edits;
     for (int i = 0; i < g.node_size(); ++i) {
       const auto& sig = g.node(i);
       if (sig.op_type() != "Sigmoid" || sig.input_size() != 1 || sig.output_size() != 1) continue;
@@ -633,21 +636,13 @@ AdaptedGraph OnnxModel::adapt(InputSize input, const AdaptOptions& options) cons
       silu.set_name(mul.name() + "/aitw_silu");
       silu.add_input(x);
       silu.add_output(mul.output(0));
-      drop.insert(i);
-      replace[mi] = std::move(silu);
+      edits.drop.insert(i);
+      edits.replace[mi] = std::move(silu);
     }
-    if (!replace.empty()) {
-      google::protobuf::RepeatedPtrField<ox::NodeProto> nodes;
-      for (int i = 0; i < g.node_size(); ++i) {
-        if (drop.count(i)) continue;
-        if (auto it = replace.find(i); it != replace.end())
-          *nodes.Add() = std::move(it->second);
-        else
-          *nodes.Add() = std::move(*g.mutable_node(i));
-      }
-      g.mutable_node()->Swap(&nodes);
-      out.fixes.push_back(std::to_string(replace.size()) +
-                          " Sigmoid*x pairs -> AitwSiLU (fusable into convolutions)");
+    if (!edits.replace.empty()) {
+      const std::size_t pairs = edits.replace.size();
+      edits.apply(g);
+      out.fixes.push_back(std::to_string(pairs) + " Sigmoid*x pairs -> AitwSiLU (fusable into convolutions)");
     }
   }
 
