@@ -47,7 +47,6 @@ Detector::Network& Detector::network_for(InputSize size) {
   Network n;
   n.net = load_net(g, model_.label());
   n.outputs = g.output_names;
-  n.levels = g.levels;
   // One forward on a blank input: checks that the rewritten graph runs at this size and has the expected
   // level shapes, and takes the first-run allocation cost out of the first real frame.
   try {
@@ -55,8 +54,8 @@ Detector::Network& Detector::network_for(InputSize size) {
     n.net.setInput(probe);
     std::vector<cv::Mat> outs;
     n.net.forward(outs, n.outputs);
-    for (std::size_t i = 0; i < n.levels.size(); ++i) {
-      const auto& lv = n.levels[i];
+    for (std::size_t i = 0; i < g.levels.size(); ++i) {
+      const auto& lv = g.levels[i];
       const cv::Mat& o = outs[i];
       if (o.dims != 4 || o.size[1] != model_.head_layout().channels() ||
           o.size[2] != size.height / lv.stride || o.size[3] != size.width / lv.stride)
@@ -73,52 +72,65 @@ Detector::Network& Detector::network_for(InputSize size) {
   return networks_.emplace(key, std::move(n)).first->second;
 }
 
-DetectResult Detector::detect(const cv::Mat& bgr) {
-  if (bgr.empty() || bgr.type() != CV_8UC3)
-    throw std::invalid_argument("detect: expected a non-empty 8-bit BGR image");
-  DetectResult r;
-  r.input = input_size_for(bgr.cols, bgr.rows);
-  Network& net = network_for(r.input);
-  r.letterbox = kernel::letterbox_params(bgr.cols, bgr.rows, r.input.width, r.input.height);
-  const auto& lb = r.letterbox;
+void Detector::prepare(const kernel::ImageView& frame, FrameWork& w) const {
+  w.input = input_size_for(frame.width, frame.height);
+  w.letterbox = kernel::letterbox_params(frame.width, frame.height, w.input.width, w.input.height);
+  const int shape[4] = {1, 3, w.input.height, w.input.width};
+  w.blob.create(4, shape, CV_32F);  // reallocates only when the input size changes
+  w.plan.prepare(w.letterbox);
+  kernel::preprocess_letterbox(frame, w.plan, w.blob.ptr<float>());
+}
 
-  auto t0 = std::chrono::steady_clock::now();
-  const int blob_shape[4] = {1, 3, r.input.height, r.input.width};
-  blob_.create(4, blob_shape, CV_32F);  // reallocates only when the input size changes
-  plan_.prepare(lb);
-  kernel::preprocess_letterbox(
-      {bgr.data, bgr.cols, bgr.rows, static_cast<std::ptrdiff_t>(bgr.step), kernel::PixelOrder::BGR}, plan_,
-      blob_.ptr<float>());
-  r.ms.preprocess_ms = ms_since(t0);
+void Detector::infer(FrameWork& w) {
+  Network& net = network_for(w.input);
+  net.net.setInput(w.blob);
+  net.net.forward(w.outs, net.outputs);
+}
 
-  t0 = std::chrono::steady_clock::now();
-  net.net.setInput(blob_);
-  net.net.forward(outs_, net.outputs);
-  r.ms.infer_ms = ms_since(t0);
-
-  t0 = std::chrono::steady_clock::now();
-  candidates_.clear();
+void Detector::finish(FrameWork& w, std::vector<kernel::Detection>& out) const {
+  auto& candidates = w.candidates;
+  auto& keep = w.keep;
+  candidates.clear();
   kernel::DecodeParams dp;
   dp.conf_threshold = config_.conf;
   dp.multi_label = config_.multi_label;
   dp.class_mask = class_mask_.empty() ? nullptr : class_mask_.data();
-  for (std::size_t i = 0; i < net.levels.size(); ++i) {
-    const cv::Mat& o = outs_[i];
-    kernel::HeadLevelView view{o.ptr<float>(), o.size[2], o.size[3], net.levels[i].stride};
-    kernel::decode_yolo_level(view, model_.head_layout(), dp, lb, candidates_);
+  const auto& levels = model_.levels();
+  for (std::size_t i = 0; i < levels.size() && i < w.outs.size(); ++i) {
+    const cv::Mat& o = w.outs[i];
+    kernel::HeadLevelView view{o.ptr<float>(), o.size[2], o.size[3], levels[i].stride};
+    kernel::decode_yolo_level(view, model_.head_layout(), dp, w.letterbox, candidates);
   }
-  kernel::nms(candidates_, {config_.iou, config_.max_det, false}, keep_);
-  r.detections.reserve(keep_.size());
-  const float w = static_cast<float>(bgr.cols), h = static_cast<float>(bgr.rows);
-  for (int k : keep_) {
-    kernel::Detection d = candidates_[k];
-    d.x1 = std::clamp(d.x1, 0.f, w);
-    d.x2 = std::clamp(d.x2, 0.f, w);
-    d.y1 = std::clamp(d.y1, 0.f, h);
-    d.y2 = std::clamp(d.y2, 0.f, h);
-    r.detections.push_back(d);
+  kernel::nms(candidates, {config_.iou, config_.max_det, false}, keep);
+  out.clear();
+  out.reserve(keep.size());
+  const float fw = static_cast<float>(w.letterbox.src_width), fh = static_cast<float>(w.letterbox.src_height);
+  for (int k : keep) {
+    kernel::Detection d = candidates[k];
+    d.x1 = std::clamp(d.x1, 0.f, fw);
+    d.x2 = std::clamp(d.x2, 0.f, fw);
+    d.y1 = std::clamp(d.y1, 0.f, fh);
+    d.y2 = std::clamp(d.y2, 0.f, fh);
+    out.push_back(d);
   }
+}
+
+DetectResult Detector::detect(const cv::Mat& bgr) {
+  if (bgr.empty() || bgr.type() != CV_8UC3)
+    throw std::invalid_argument("detect: expected a non-empty 8-bit BGR image");
+  DetectResult r;
+  auto t0 = std::chrono::steady_clock::now();
+  prepare({bgr.data, bgr.cols, bgr.rows, static_cast<std::ptrdiff_t>(bgr.step), kernel::PixelOrder::BGR},
+          work_);
+  r.ms.preprocess_ms = ms_since(t0);
+  t0 = std::chrono::steady_clock::now();
+  infer(work_);
+  r.ms.infer_ms = ms_since(t0);
+  t0 = std::chrono::steady_clock::now();
+  finish(work_, r.detections);
   r.ms.postprocess_ms = ms_since(t0);
+  r.input = work_.input;
+  r.letterbox = work_.letterbox;
   return r;
 }
 

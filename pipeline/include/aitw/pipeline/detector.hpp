@@ -43,12 +43,31 @@ struct DetectResult {
   StageTimes ms;
 };
 
+// Per-frame working buffers, owned by the caller and reused frame after frame.
+struct FrameWork {
+  kernel::LetterboxParams letterbox;
+  InputSize input;
+  kernel::PreprocessPlan plan;
+  cv::Mat blob;               // [1, 3, H, W] network input
+  std::vector<cv::Mat> outs;  // raw head levels
+  std::vector<kernel::Detection> candidates;
+  std::vector<int> keep;
+};
+
 class Detector {
  public:
   explicit Detector(DetectorConfig config);  // throws ModelError
 
-  DetectResult detect(const cv::Mat& bgr);  // 8-bit BGR, any size
+  DetectResult detect(const cv::Mat& bgr);  // 8-bit BGR, any size: prepare + infer + finish, timed
   InputSize input_size_for(int width, int height) const;
+
+  // The stages, for the pipeline. prepare and finish only read the detector (safe from several threads
+  // on different FrameWork); infer runs this detector's network (one caller at a time).
+  void prepare(const kernel::ImageView& frame, FrameWork& work) const;
+  void infer(FrameWork& work);
+  void finish(FrameWork& work, std::vector<kernel::Detection>& out) const;  // uses work's scratch
+  // Builds (and warms up) the network for an input size ahead of the first frame.
+  void warm_up(InputSize size) { network_for(size); }
 
   const OnnxModel& model() const { return model_; }
   const std::vector<std::string>& class_names() const { return model_.metadata().class_names; }
@@ -60,7 +79,6 @@ class Detector {
   struct Network {
     cv::dnn::Net net;
     std::vector<std::string> outputs;
-    std::vector<HeadLevel> levels;
   };
   Network& network_for(InputSize size);
 
@@ -69,12 +87,7 @@ class Detector {
   std::map<std::pair<int, int>, Network> networks_;
   std::vector<std::uint8_t> class_mask_;
   std::string last_summary_;
-  // Reused across frames.
-  kernel::PreprocessPlan plan_;
-  cv::Mat blob_;
-  std::vector<cv::Mat> outs_;
-  std::vector<kernel::Detection> candidates_;
-  std::vector<int> keep_;
+  FrameWork work_;  // detect()'s buffers
 };
 
 // Where models are looked for, in order: $AITW_MODEL_DIR, ./models, ../shared/models.

@@ -1,0 +1,119 @@
+#pragma once
+// The engine that serve, replay and bench share: a tbb::flow::graph
+//   submit -> [latest-wins admission] -> decode + preprocess -> infer (N networks) -> decode + NMS -> result
+// with bounded in-flight frames, pooled per-frame buffers and per-stage latency histograms.
+//
+// Latest-wins: at most `max_in_flight` frames are inside the graph. A frame that arrives when it is full
+// waits in a one-frame slot; a newer arrival replaces it and the replaced frame is counted as dropped, so
+// the worker always starts on the freshest frame and latency stays bounded when input outpaces it.
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "aitw/kernel/detection.hpp"
+#include "aitw/pipeline/detector.hpp"
+#include "aitw/pipeline/latency_histogram.hpp"
+
+namespace aitw::pipeline {
+
+enum class PixelFormat { RGB8, BGR8, JPEG };
+const char* to_string(PixelFormat f);
+
+struct FrameIn {
+  std::uint64_t frame_id = 0;
+  std::int64_t capture_ns = 0;  // steady_clock (CLOCK_MONOTONIC) nanoseconds; 0 = use the submit time
+  PixelFormat format = PixelFormat::JPEG;
+  int width = 0, height = 0;  // declared size; raw formats must match it exactly
+  std::string data;
+};
+
+// Milliseconds spent in each stage of one frame.
+struct StageMs {
+  double decode = 0, preprocess = 0, queue = 0, infer = 0, postprocess = 0;
+};
+
+struct FrameResult {
+  std::uint64_t frame_id = 0;
+  std::int64_t capture_ns = 0;
+  int width = 0, height = 0;
+  InputSize input;
+  std::vector<kernel::Detection> detections;
+  StageMs ms;
+  double e2e_ms = 0;        // capture -> result
+  std::string error;        // non-empty: the frame could not be processed (and why)
+  std::string error_cause;  // short machine-readable cause: decode_failed, size_mismatch, ...
+};
+
+struct PipelineConfig {
+  DetectorConfig detector;
+  int nets = 1;             // network instances run concurrently
+  int threads_per_net = 2;  // OpenCV DNN threads for each forward
+  int max_in_flight = 0;    // frames inside the graph; 0 = nets + 1 (one frame decoded ahead)
+  // Frame size to build the networks for before the first frame (0 = on the first frame).
+  int warm_width = 0, warm_height = 0;
+};
+
+struct PipelineStats {
+  std::uint64_t offered = 0;    // submit() calls
+  std::uint64_t processed = 0;  // results without error
+  std::uint64_t errors = 0;     // results with an error
+  std::uint64_t dropped = 0;    // replaced in the latest-wins slot
+  std::map<std::string, std::uint64_t> errors_by_cause;
+  LatencyHistogram e2e, decode, preprocess, queue, infer, postprocess;
+};
+
+class Pipeline {
+ public:
+  using ResultCallback = std::function<void(FrameResult&&)>;
+  // Loads the model into `nets` detectors; throws ModelError. Results are delivered on pipeline threads,
+  // one at a time.
+  Pipeline(PipelineConfig config, ResultCallback on_result);
+  ~Pipeline();  // waits for the frames inside to finish
+  Pipeline(const Pipeline&) = delete;
+  Pipeline& operator=(const Pipeline&) = delete;
+
+  // Never blocks: admits the frame, or parks it in the latest-wins slot (replacing, and dropping, the
+  // frame parked there).
+  void submit(FrameIn frame);
+  // True when a submit() now would be admitted straight away (for saturated-throughput feeding).
+  bool has_capacity() const;
+  // Blocks until every admitted or parked frame has produced its result.
+  void wait_idle();
+
+  PipelineStats stats() const;
+  void reset_stats();
+  const Detector& detector() const;
+  const PipelineConfig& config() const { return config_; }
+
+ private:
+  struct Job;
+  struct Graph;
+  void start(Job* job, FrameIn&& frame);
+  void run_prepare(Job* job);
+  void run_infer(Job* job);
+  void run_finish(Job* job);
+
+  PipelineConfig config_;
+  ResultCallback on_result_;
+  std::vector<std::unique_ptr<Detector>> detectors_;
+  std::vector<std::unique_ptr<Job>> jobs_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable idle_;
+  std::vector<Job*> free_jobs_;
+  std::vector<Detector*> free_detectors_;
+  std::optional<FrameIn> parked_;
+  int in_flight_ = 0;
+  PipelineStats stats_;
+
+  std::unique_ptr<Graph> graph_;  // last: destroyed first, after the frames inside have finished
+};
+
+}  // namespace aitw::pipeline

@@ -1,0 +1,263 @@
+#include "aitw/pipeline/pipeline.hpp"
+
+#include <tbb/flow_graph.h>
+#include <opencv2/core/utility.hpp>
+#include <opencv2/imgcodecs.hpp>
+
+namespace aitw::pipeline {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
+}
+double ms_between(std::int64_t a_ns, std::int64_t b_ns) {
+  return static_cast<double>(b_ns - a_ns) / 1e6;
+}
+
+}  // namespace
+
+const char* to_string(PixelFormat f) {
+  switch (f) {
+    case PixelFormat::RGB8:
+      return "RGB8";
+    case PixelFormat::BGR8:
+      return "BGR8";
+    case PixelFormat::JPEG:
+      return "JPEG";
+  }
+  return "?";
+}
+
+// Everything one frame needs on its way through the graph; pooled and reused.
+struct Pipeline::Job {
+  FrameIn frame;
+  cv::Mat decoded;  // JPEG frames, decoded (reused when the size repeats)
+  FrameWork work;
+  FrameResult result;
+  std::int64_t t_submit = 0, t_decoded = 0, t_prepared = 0, t_infer_start = 0, t_infer_end = 0;
+};
+
+struct Pipeline::Graph {
+  tbb::flow::graph g;
+  tbb::flow::function_node<Job*, Job*> prepare;
+  tbb::flow::function_node<Job*, Job*> infer;
+  tbb::flow::function_node<Job*, tbb::flow::continue_msg> finish;
+  Graph(Pipeline* p, int nets)
+      : prepare(g, tbb::flow::unlimited,
+                [p](Job* j) {
+                  p->run_prepare(j);
+                  return j;
+                }),
+        infer(g, static_cast<std::size_t>(nets),
+              [p](Job* j) {
+                p->run_infer(j);
+                return j;
+              }),
+        // Serial: results are delivered one at a time, and the stats need no further locking order.
+        finish(g, tbb::flow::serial, [p](Job* j) {
+          p->run_finish(j);
+          return tbb::flow::continue_msg();
+        }) {
+    tbb::flow::make_edge(prepare, infer);
+    tbb::flow::make_edge(infer, finish);
+  }
+};
+
+Pipeline::Pipeline(PipelineConfig config, ResultCallback on_result)
+    : config_(std::move(config)), on_result_(std::move(on_result)) {
+  if (config_.nets < 1) config_.nets = 1;
+  if (config_.threads_per_net < 1) config_.threads_per_net = 1;
+  if (config_.max_in_flight < 1) config_.max_in_flight = config_.nets + 1;
+  // OpenCV DNN parallelises each forward over its own TBB arena of this size.
+  cv::setNumThreads(config_.threads_per_net);
+  config_.detector.threads = 0;  // already set, globally, above
+  config_.detector.model_path = resolve_model_path(config_.detector.model_path);
+  for (int i = 0; i < config_.nets; ++i) {
+    detectors_.push_back(std::make_unique<Detector>(config_.detector));
+    if (config_.warm_width > 0 && config_.warm_height > 0)
+      detectors_.back()->warm_up(detectors_.back()->input_size_for(config_.warm_width, config_.warm_height));
+    free_detectors_.push_back(detectors_.back().get());
+  }
+  for (int i = 0; i < config_.max_in_flight; ++i) {
+    jobs_.push_back(std::make_unique<Job>());
+    free_jobs_.push_back(jobs_.back().get());
+  }
+  graph_ = std::make_unique<Graph>(this, config_.nets);
+}
+
+Pipeline::~Pipeline() {
+  wait_idle();
+  graph_->g.wait_for_all();
+}
+
+const Detector& Pipeline::detector() const {
+  return *detectors_.front();
+}
+
+void Pipeline::submit(FrameIn frame) {
+  Job* job = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++stats_.offered;
+    if (frame.capture_ns == 0) frame.capture_ns = now_ns();
+    if (free_jobs_.empty()) {
+      if (parked_) ++stats_.dropped;  // latest wins: the parked frame is replaced, never silently
+      parked_ = std::move(frame);
+      return;
+    }
+    job = free_jobs_.back();
+    free_jobs_.pop_back();
+    ++in_flight_;
+  }
+  start(job, std::move(frame));
+}
+
+bool Pipeline::has_capacity() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return !free_jobs_.empty() && !parked_;
+}
+
+void Pipeline::start(Job* job, FrameIn&& frame) {
+  job->frame = std::move(frame);
+  job->t_submit = now_ns();
+  job->result = FrameResult{};
+  job->result.frame_id = job->frame.frame_id;
+  job->result.capture_ns = job->frame.capture_ns;
+  job->result.width = job->frame.width;
+  job->result.height = job->frame.height;
+  graph_->prepare.try_put(job);
+}
+
+void Pipeline::run_prepare(Job* j) {
+  FrameResult& r = j->result;
+  const FrameIn& f = j->frame;
+  auto fail = [&](const char* cause, std::string what) {
+    r.error_cause = cause;
+    r.error = std::move(what);
+    j->t_decoded = j->t_prepared = now_ns();
+  };
+  kernel::ImageView view;
+  if (f.format == PixelFormat::JPEG) {
+    try {
+      cv::imdecode(cv::Mat(1, static_cast<int>(f.data.size()), CV_8U, const_cast<char*>(f.data.data())),
+                   cv::IMREAD_COLOR, &j->decoded);
+    } catch (const cv::Exception&) {
+      j->decoded.release();
+    }
+    if (j->decoded.empty()) return fail("decode_failed", "JPEG frame does not decode");
+    if ((f.width && f.width != j->decoded.cols) || (f.height && f.height != j->decoded.rows))
+      return fail("size_mismatch", "JPEG frame is " + std::to_string(j->decoded.cols) + "x" +
+                                       std::to_string(j->decoded.rows) + ", declared " +
+                                       std::to_string(f.width) + "x" + std::to_string(f.height));
+    view = {j->decoded.data, j->decoded.cols, j->decoded.rows, static_cast<std::ptrdiff_t>(j->decoded.step),
+            kernel::PixelOrder::BGR};
+  } else {
+    const std::size_t expected = static_cast<std::size_t>(f.width) * static_cast<std::size_t>(f.height) * 3;
+    if (f.width <= 0 || f.height <= 0 || f.data.size() != expected)
+      return fail("size_mismatch", std::string(to_string(f.format)) + " frame has " +
+                                       std::to_string(f.data.size()) + " bytes, " + std::to_string(f.width) +
+                                       "x" + std::to_string(f.height) + "x3 needs " +
+                                       std::to_string(expected));
+    view = {reinterpret_cast<const std::uint8_t*>(f.data.data()), f.width, f.height,
+            static_cast<std::ptrdiff_t>(f.width) * 3,
+            f.format == PixelFormat::RGB8 ? kernel::PixelOrder::RGB : kernel::PixelOrder::BGR};
+  }
+  r.width = view.width;
+  r.height = view.height;
+  j->t_decoded = now_ns();
+  try {
+    detectors_.front()->prepare(view, j->work);
+  } catch (const std::exception& e) {
+    return fail("preprocess_failed", e.what());
+  }
+  r.input = j->work.input;
+  j->t_prepared = now_ns();
+}
+
+void Pipeline::run_infer(Job* j) {
+  j->t_infer_start = now_ns();
+  if (j->result.error.empty()) {
+    Detector* det;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      det = free_detectors_.back();  // the node's concurrency equals the number of detectors
+      free_detectors_.pop_back();
+    }
+    try {
+      det->infer(j->work);
+    } catch (const std::exception& e) {
+      j->result.error_cause = "infer_failed";
+      j->result.error = e.what();
+    }
+    std::lock_guard<std::mutex> lock(mutex_);
+    free_detectors_.push_back(det);
+  }
+  j->t_infer_end = now_ns();
+}
+
+void Pipeline::run_finish(Job* j) {
+  FrameResult& r = j->result;
+  if (r.error.empty()) {
+    try {
+      detectors_.front()->finish(j->work, r.detections);
+    } catch (const std::exception& e) {
+      r.error_cause = "postprocess_failed";
+      r.error = e.what();
+    }
+  }
+  const std::int64_t t_done = now_ns();
+  r.ms = {ms_between(j->t_submit, j->t_decoded), ms_between(j->t_decoded, j->t_prepared),
+          ms_between(j->t_prepared, j->t_infer_start), ms_between(j->t_infer_start, j->t_infer_end),
+          ms_between(j->t_infer_end, t_done)};
+  r.e2e_ms = ms_between(r.capture_ns, t_done);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (r.error.empty()) {
+      ++stats_.processed;
+      stats_.e2e.record(r.e2e_ms);
+      stats_.decode.record(r.ms.decode);
+      stats_.preprocess.record(r.ms.preprocess);
+      stats_.queue.record(r.ms.queue);
+      stats_.infer.record(r.ms.infer);
+      stats_.postprocess.record(r.ms.postprocess);
+    } else {
+      ++stats_.errors;
+      ++stats_.errors_by_cause[r.error_cause];
+    }
+  }
+  if (on_result_) on_result_(std::move(r));
+
+  // Recycle the job: straight onto the parked frame if there is one.
+  std::optional<FrameIn> next;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (parked_) {
+      next = std::move(parked_);
+      parked_.reset();
+    } else {
+      free_jobs_.push_back(j);
+      --in_flight_;
+      if (in_flight_ == 0) idle_.notify_all();
+    }
+  }
+  if (next) start(j, std::move(*next));
+}
+
+void Pipeline::wait_idle() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  idle_.wait(lock, [this] { return in_flight_ == 0 && !parked_; });
+}
+
+PipelineStats Pipeline::stats() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return stats_;
+}
+
+void Pipeline::reset_stats() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  stats_ = PipelineStats{};
+}
+
+}  // namespace aitw::pipeline
