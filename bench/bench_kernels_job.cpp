@@ -1,35 +1,28 @@
 #include <fstream>
 #include <iomanip>
 #include <ostream>
-#include <regex>
 
 #include <nlohmann/json.hpp>
 
+#include "aitw/bench/gates.hpp"
 #include "aitw/bench/kernel_cases.hpp"
 #include "aitw/pipeline/log.hpp"
 
 namespace aitw::bench {
 
 int run_bench_kernels(const BenchKernelsOptions& options, std::ostream& out) {
-  struct Gate {
-    std::string prefix;
-    double min_speedup;
-    bool matched = false;
-  };
-  std::vector<Gate> gates;
-  const std::regex term(R"(\s*([A-Za-z0-9_]+)\s*>=\s*([0-9.]+)\s*)");
-  std::size_t start = 0;
-  while (!options.gate.empty() && start <= options.gate.size()) {
-    const std::size_t comma = std::min(options.gate.find(',', start), options.gate.size());
-    const std::string t = options.gate.substr(start, comma - start);
-    std::smatch m;
-    if (!std::regex_match(t, m, term)) {
-      pipeline::log_error("--gate: cannot parse '" + t + "' (expected NAME_PREFIX>=SPEEDUP)");
+  std::vector<GateTerm> gates;
+  try {
+    gates = parse_gates(options.gate);
+  } catch (const std::invalid_argument& e) {
+    pipeline::log_error(e.what());
+    return 2;
+  }
+  for (const auto& g : gates)
+    if (g.op != ">=" && g.op != ">") {
+      pipeline::log_error("--gate: kernel gates are minimum speedups (NAME>=X), got '" + g.name + g.op + "'");
       return 2;
     }
-    gates.push_back({m[1], std::stod(m[2])});
-    start = comma + 1;
-  }
   if (options.repetitions < 1) {
     pipeline::log_error("--repetitions must be at least 1");
     return 2;
@@ -65,25 +58,9 @@ int run_bench_kernels(const BenchKernelsOptions& options, std::ostream& out) {
     }
   }
 
-  int failed = 0;
-  for (auto& g : gates) {
-    for (const auto& r : results) {
-      if (r.name.rfind(g.prefix, 0) != 0) continue;
-      g.matched = true;
-      if (r.speedup < g.min_speedup) {
-        ++failed;
-        out << "GATE FAILED: " << r.name << " speedup " << std::setprecision(2) << r.speedup << "x < "
-            << g.min_speedup << "x\n";
-      } else {
-        out << "gate ok: " << r.name << " speedup " << std::setprecision(2) << r.speedup
-            << "x >= " << g.min_speedup << "x\n";
-      }
-    }
-    if (!g.matched) {
-      out << "GATE FAILED: no kernel named '" << g.prefix << "*'\n";
-      ++failed;
-    }
-  }
+  std::vector<std::pair<std::string, double>> speedups;
+  for (const auto& r : results) speedups.emplace_back(r.name, r.speedup);
+  const int failed = check_gates(gates, speedups, /*prefix_match=*/true, out);
   return failed ? 1 : 0;
 }
 

@@ -8,6 +8,8 @@
 #include <CLI/CLI.hpp>
 
 #include "aitw/bench/kernel_cases.hpp"
+#include "aitw/bench/pipeline_bench.hpp"
+#include "aitw/datasets/record.hpp"
 #include "aitw/pipeline/detect_job.hpp"
 #include "aitw/pipeline/log.hpp"
 
@@ -115,6 +117,43 @@ int main(int argc, char** argv) {
   layers->add_flag("--opencv-layers", bl.opencv_layers, "profile with OpenCV's own layers instead of aitw's");
   layers->add_option("--repetitions", bl.repetitions, "forward passes averaged")->capture_default_str();
 
+  aitw::bench::BenchPipelineOptions bp;
+  bp.detector.model_path = "yolo11n";
+  std::string bp_imgsz = "640";
+  auto* bpipe = bench->add_subcommand(
+      "pipeline",
+      "Play a recording in real time into the pipeline (in-process) and report drops, throughput and\n"
+      "latency percentiles; exit 1 if a --gate fails");
+  bpipe->add_option("--recording", bp.recording, "a .aitwrec file (see `aitw record`)")->required();
+  bpipe->add_option("--model", bp.detector.model_path, "ONNX model path or name")->capture_default_str();
+  bpipe->add_option("--imgsz", bp_imgsz, "network input: N (longer side, rectangular) or HxW")
+      ->capture_default_str();
+  bpipe->add_option("--fps", bp.fps, "offer rate; 0 = as fast as the pipeline takes frames (saturated)")
+      ->capture_default_str();
+  bpipe->add_option("--duration", bp.duration, "seconds to run (0 = the recording once)")
+      ->capture_default_str();
+  bpipe->add_option("--nets", bp.nets, "network instances run concurrently")->capture_default_str();
+  bpipe->add_option("--threads", bp.threads, "OpenCV threads per network")->capture_default_str();
+  bpipe->add_option("--conf", bp.detector.conf, "confidence threshold")->capture_default_str();
+  bpipe->add_option("--json", bp.json_path, "also write the report as JSON to FILE");
+  bpipe->add_option("--gate", bp.gate, "conditions, e.g. \"p95_ms<150,fps_processed>=10,drop_pct<=5\"");
+
+  // record
+  aitw::datasets::RecordOptions rec;
+  std::string rec_size = "640x480";
+  auto* record = app.add_subcommand(
+      "record", "Build a recording (.aitwrec) from a directory of images, a list of images or a video");
+  record->add_option("--from", rec.from, "DIR, IMAGE[,IMAGE...] or VIDEO")->required();
+  record->add_option("--size", rec_size, "frame size WxH (images are scaled to cover it and centre-cropped)")
+      ->capture_default_str();
+  record->add_option("--fps", rec.fps, "frame rate of the timestamps")->capture_default_str();
+  record->add_option("--duration", rec.duration, "seconds (0 = every source frame once; images loop)")
+      ->capture_default_str();
+  record->add_flag("--pan", rec.pan, "a moving window across each image, like a camera pan");
+  record->add_option("--format", rec.format, "frame format: jpeg, bgr, rgb")->capture_default_str();
+  record->add_option("--quality", rec.jpeg_quality, "JPEG quality")->capture_default_str();
+  record->add_option("--out", rec.out, "output file (.aitwrec)")->required();
+
   CLI11_PARSE(app, argc, argv);
   using aitw::pipeline::LogLevel;
   aitw::pipeline::set_log_level(log_level == "debug"   ? LogLevel::Debug
@@ -136,6 +175,21 @@ int main(int argc, char** argv) {
     return aitw::pipeline::run_detect_job(std::move(job), std::cout);
   }
   if (kernels->parsed()) return aitw::bench::run_bench_kernels(bk, std::cout);
+  if (bpipe->parsed()) {
+    try {
+      parse_imgsz(bp_imgsz, bp.detector);
+    } catch (const CLI::Error& e) {
+      return app.exit(e);
+    }
+    return aitw::bench::run_bench_pipeline(bp, std::cout);
+  }
+  if (record->parsed()) {
+    if (std::sscanf(rec_size.c_str(), "%dx%d", &rec.width, &rec.height) != 2) {
+      std::cerr << "--size: expected WxH, got '" << rec_size << "'\n";
+      return 2;
+    }
+    return aitw::datasets::run_record(rec, std::cerr);
+  }
   if (layers->parsed()) {
     if (std::sscanf(bl_imgsz.c_str(), "%dx%d", &bl.height, &bl.width) != 2 || bl.height <= 0 ||
         bl.width <= 0) {

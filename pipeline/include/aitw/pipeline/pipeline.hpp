@@ -17,6 +17,8 @@
 #include <string>
 #include <vector>
 
+#include <tbb/global_control.h>
+
 #include "aitw/kernel/detection.hpp"
 #include "aitw/pipeline/detector.hpp"
 #include "aitw/pipeline/latency_histogram.hpp"
@@ -97,7 +99,7 @@ class Pipeline {
   struct Graph;
   void start(Job* job, FrameIn&& frame);
   void run_prepare(Job* job);
-  void run_infer(Job* job);
+  void run_infer(Job* job, Detector& detector);
   void run_finish(Job* job);
 
   PipelineConfig config_;
@@ -108,11 +110,11 @@ class Pipeline {
   mutable std::mutex mutex_;
   std::condition_variable idle_;
   std::vector<Job*> free_jobs_;
-  std::vector<Detector*> free_detectors_;
   std::optional<FrameIn> parked_;
   int in_flight_ = 0;
   PipelineStats stats_;
 
+  std::unique_ptr<tbb::global_control> parallelism_;
   std::unique_ptr<Graph> graph_;  // last: destroyed first, after the frames inside have finished
 };
 

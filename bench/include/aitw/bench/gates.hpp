@@ -1,0 +1,27 @@
+#pragma once
+// Benchmark gates: "p95_ms<150,fps_processed>=10,drop_pct<=5" — comma-separated `NAME OP NUMBER` terms,
+// OP one of < <= > >=.
+#include <iosfwd>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace aitw::bench {
+
+struct GateTerm {
+  std::string name, op;
+  double value = 0;
+};
+
+// Throws std::invalid_argument naming the term that does not parse.
+std::vector<GateTerm> parse_gates(const std::string& expr);
+
+// Checks every term against `metrics`: a term applies to the metric of that exact name or, with
+// `prefix_match`, to every metric whose name starts with it; a term that applies to none fails. Prints
+// one "gate ok" / "GATE FAILED" line per check. Returns the number of failures.
+int check_gates(const std::vector<GateTerm>& terms,
+                const std::vector<std::pair<std::string, double>>& metrics, bool prefix_match,
+                std::ostream& out);
+
+}  // namespace aitw::bench
