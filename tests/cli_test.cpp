@@ -10,6 +10,12 @@
 #include <sstream>
 
 #include <nlohmann/json.hpp>
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#include <opencv2/videoio.hpp>
+
+#include "aitw/datasets/recording.hpp"
 
 namespace {
 
@@ -209,4 +215,108 @@ TEST(CliBenchLayers, ProfilesByLayerType) {
   EXPECT_NE(opencv.out.find("Sigmoid"), std::string::npos);
   EXPECT_EQ(opencv.out.find("Aitw"), std::string::npos);
   EXPECT_EQ(run("bench layers --model /nonexistent.onnx").exit_code, 2);
+}
+
+namespace {
+std::vector<cv::Mat> read_recording(const fs::path& path, aitw::v1::RecordingHeader* header = nullptr) {
+  aitw::datasets::RecordingReader r(path.string());
+  if (header) *header = r.header();
+  std::vector<cv::Mat> frames;
+  while (auto f = r.next()) {
+    const std::string& px = f->pixels();
+    frames.push_back(cv::imdecode(cv::Mat(1, static_cast<int>(px.size()), CV_8U, const_cast<char*>(px.data())),
+                                  cv::IMREAD_COLOR));
+  }
+  return frames;
+}
+double mean_abs_diff(const cv::Mat& a, const cv::Mat& b) { return cv::norm(a, b, cv::NORM_L1) / a.total() / 3; }
+}  // namespace
+
+TEST(CliRecord, ImagesDirectoryScaledAndCroppedToSize) {
+  const fs::path out = fs::temp_directory_path() / ("aitw_rec_dir_" + std::to_string(getpid()) + ".aitwrec");
+  const auto r = run("record --from " + kShared + "/datasets/images --size 320x240 --fps 10 --out " + out.string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  aitw::v1::RecordingHeader h;
+  const auto frames = read_recording(out, &h);
+  ASSERT_EQ(frames.size(), 2u);  // bus.jpg, zidane.jpg
+  EXPECT_EQ(h.width(), 320u);
+  EXPECT_EQ(h.fps(), 10);
+  for (const auto& f : frames) EXPECT_EQ(f.size(), cv::Size(320, 240));
+  fs::remove(out);
+}
+
+TEST(CliRecord, CameraPanMovesSmoothlyAcrossBothImages) {
+  const fs::path out = fs::temp_directory_path() / ("aitw_rec_pan_" + std::to_string(getpid()) + ".aitwrec");
+  const auto r = run("record --pan --from " + kBus + "," + kZidane + " --size 640x480 --fps 12 --duration 20 --out " +
+                     out.string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto frames = read_recording(out);
+  ASSERT_EQ(frames.size(), 240u);  // 120 frames per image: a move of a few pixels per frame at most
+  // Neighbours are the same scene moved by a few pixels (a translation, found by phase correlation).
+  cv::Mat a, b;
+  cv::cvtColor(frames[30], a, cv::COLOR_BGR2GRAY);
+  cv::cvtColor(frames[31], b, cv::COLOR_BGR2GRAY);
+  a.convertTo(a, CV_32F);
+  b.convertTo(b, CV_32F);
+  const cv::Point2d shift = cv::phaseCorrelate(a, b);
+  EXPECT_GT(std::hypot(shift.x, shift.y), 1.0);
+  EXPECT_LT(std::hypot(shift.x, shift.y), 20.0);
+  EXPECT_LT(mean_abs_diff(frames[30], frames[31]), mean_abs_diff(frames[0], frames[60]));
+  EXPECT_GT(mean_abs_diff(frames[60], frames[180]), 30);  // the other image
+  fs::remove(out);
+}
+
+TEST(CliRecord, FromAVideoFile) {
+  const fs::path video = fs::temp_directory_path() / ("aitw_rec_" + std::to_string(getpid()) + ".avi");
+  {
+    cv::VideoWriter w(video.string(), cv::VideoWriter::fourcc('M', 'J', 'P', 'G'), 10, cv::Size(320, 200));
+    ASSERT_TRUE(w.isOpened());
+    for (int i = 0; i < 7; ++i) w.write(cv::Mat(200, 320, CV_8UC3, cv::Scalar(i * 30, 80, 200 - i * 20)));
+  }
+  const fs::path out = fs::temp_directory_path() / ("aitw_rec_vid_" + std::to_string(getpid()) + ".aitwrec");
+  const auto r = run("record --from " + video.string() + " --size 160x120 --out " + out.string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(read_recording(out).size(), 7u);
+  fs::remove(out);
+  fs::remove(video);
+}
+
+TEST(CliRecord, ClearErrors) {
+  EXPECT_EQ(run("record --from /nonexistent --out /tmp/x.aitwrec").exit_code, 2);
+  EXPECT_NE(run("record --from /nonexistent --out /tmp/x.aitwrec").err.find("not found"), std::string::npos);
+  const fs::path empty = fs::temp_directory_path() / ("aitw_empty_" + std::to_string(getpid()));
+  fs::create_directories(empty);
+  EXPECT_NE(run("record --from " + empty.string() + " --out /tmp/x.aitwrec").err.find("no images"), std::string::npos);
+  const fs::path junk = empty / "junk.mp4";
+  std::ofstream(junk) << "not a video";
+  EXPECT_EQ(run("record --from " + junk.string() + " --out /tmp/x.aitwrec").exit_code, 2);
+  fs::remove_all(empty);
+}
+
+TEST(CliBenchPipeline, ReportsAndGates) {
+  const fs::path rec = fs::temp_directory_path() / ("aitw_bp_" + std::to_string(getpid()) + ".aitwrec");
+  ASSERT_EQ(run("record --pan --from " + kBus + " --fps 12 --duration 2 --out " + rec.string()).exit_code, 0);
+  const fs::path json = fs::temp_directory_path() / ("aitw_bp_" + std::to_string(getpid()) + ".json");
+  const auto r = run("bench pipeline --model " + kShared + "/models/yolo11n.onnx --recording " + rec.string() +
+                     " --fps 12 --duration 2 --json " + json.string() + " --gate 'fps_processed>=5,drop_pct<=50'");
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  EXPECT_NE(r.out.find("end-to-end"), std::string::npos);
+  std::ifstream f(json);
+  const auto j = nlohmann::json::parse(f);
+  for (const char* k : {"frames_offered", "frames_processed", "frames_dropped", "drop_pct", "fps_processed", "e2e_ms",
+                        "stages_ms", "model", "input", "threads"})
+    EXPECT_TRUE(j.contains(k)) << k;
+  EXPECT_EQ(j["frames_offered"].get<int>(), 24);
+  EXPECT_EQ(j["frames_processed"].get<int>() + j["frames_dropped"].get<int>(), 24);
+  EXPECT_GT(j["e2e_ms"]["p95"].get<double>(), j["stages_ms"]["infer"]["p50"].get<double>() * 0.5);
+  EXPECT_EQ(j["input"], (nlohmann::json{480, 640}));
+
+  const auto missed = run("bench pipeline --model " + kShared + "/models/yolo11n.onnx --recording " + rec.string() +
+                          " --duration 1 --gate 'p95_ms<0.001'");
+  EXPECT_EQ(missed.exit_code, 1);
+  EXPECT_NE(missed.out.find("GATE FAILED: p95_ms"), std::string::npos) << missed.out;
+  EXPECT_EQ(run("bench pipeline --recording /nonexistent.aitwrec").exit_code, 2);
+  EXPECT_EQ(run("bench pipeline --recording " + rec.string() + " --gate 'p95<<3'").exit_code, 2);
+  fs::remove(rec);
+  fs::remove(json);
 }
