@@ -3,7 +3,10 @@
 // runs anywhere, and GCC's target_clones adds an AVX2 clone of each marked function, picked once at load
 // time (ifunc). Only plain C++ loops are marked: Eigen code must not be, because its templates would be
 // instantiated with different ISAs under one name. Elsewhere (aarch64: NEON is the baseline) it is empty.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(AITW_NO_TARGET_CLONES)
+// Not under ThreadSanitizer: the ifunc resolver is instrumented and runs before the TSan runtime is up, so
+// the program dies while the dynamic loader relocates it.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(AITW_NO_TARGET_CLONES) && \
+    !defined(__SANITIZE_THREAD__)
 #define AITW_TARGET_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define AITW_TARGET_CLONES
