@@ -131,7 +131,8 @@ std::vector<Detection> opencv_decode_nms(const DecodeState& s) {
     ids.push_back(maxp.x);
   }
   std::vector<int> keep;
-  cv::dnn::NMSBoxes(boxes, scores, kConf, kIou, keep, 1.f, kMaxDet);
+  cv::dnn::NMSBoxes(boxes, scores, kConf, kIou, keep);  // no top_k: it would drop candidates before NMS
+  if (keep.size() > static_cast<std::size_t>(kMaxDet)) keep.resize(kMaxDet);
   std::vector<Detection> result;
   const float w = static_cast<float>(s.lb.src_width), h = static_cast<float>(s.lb.src_height);
   for (int k : keep) {

@@ -119,6 +119,13 @@ int run_bench_pipeline(const BenchPipelineOptions& o, std::ostream& out) {
     pipeline::log_error("recording '" + o.recording + "' has no frames");
     return 2;
   }
+  if (header.width() == 0 || header.height() == 0 || header.width() > 16384 || header.height() > 16384 ||
+      !(header.fps() > 0 && header.fps() <= 1000)) {
+    pipeline::log_error("recording '" + o.recording + "': invalid header (frame size " +
+                        std::to_string(header.width()) + "x" + std::to_string(header.height()) + ", fps " +
+                        std::to_string(header.fps()) + ")");
+    return 2;
+  }
   const double duration =
       o.duration > 0 ? o.duration : static_cast<double>(frames.size()) / (o.fps > 0 ? o.fps : header.fps());
 
@@ -129,13 +136,14 @@ int run_bench_pipeline(const BenchPipelineOptions& o, std::ostream& out) {
   cfg.warm_width = static_cast<int>(header.width());
   cfg.warm_height = static_cast<int>(header.height());
   std::unique_ptr<pipeline::Pipeline> p;
+  pipeline::InputSize input;
   try {
     p = std::make_unique<pipeline::Pipeline>(cfg, nullptr);
+    input = p->detector().input_size_for(cfg.warm_width, cfg.warm_height);
   } catch (const std::exception& e) {
     pipeline::log_error(e.what());
     return 2;
   }
-  const pipeline::InputSize input = p->detector().input_size_for(cfg.warm_width, cfg.warm_height);
   pipeline::log_info("bench pipeline: " + std::to_string(frames.size()) + " frames from '" + o.recording +
                      "', " +
                      (o.fps > 0 ? std::to_string(o.fps) + " fps" : std::string("saturated (--fps 0)")) +

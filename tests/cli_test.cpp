@@ -164,6 +164,13 @@ TEST(CliDetect, MaxDetAndThresholdsApply) {
 
 TEST(CliDetect, UsageErrors) {
   EXPECT_NE(run("detect --imgsz 630 " + kBus).exit_code, 0);
+  for (const char* huge : {"99999999999", "64x99999999999"}) {
+    const auto r = run(std::string("detect --imgsz ") + huge + " " + kBus);
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_LT(r.exit_code, 128) << "crashed: " << r.err;  // a usage error, not an abort
+  }
+  EXPECT_EQ(run("detect --model " + kShared + "/models/yolo11n.onnx --classes 99999999999 " + kBus).exit_code,
+            2);
   EXPECT_NE(run("detect").exit_code, 0);  // no image
   const auto help = run("detect --help");
   EXPECT_EQ(help.exit_code, 0);
@@ -224,17 +231,20 @@ std::vector<cv::Mat> read_recording(const fs::path& path, aitw::v1::RecordingHea
   std::vector<cv::Mat> frames;
   while (auto f = r.next()) {
     const std::string& px = f->pixels();
-    frames.push_back(cv::imdecode(cv::Mat(1, static_cast<int>(px.size()), CV_8U, const_cast<char*>(px.data())),
-                                  cv::IMREAD_COLOR));
+    frames.push_back(cv::imdecode(
+        cv::Mat(1, static_cast<int>(px.size()), CV_8U, const_cast<char*>(px.data())), cv::IMREAD_COLOR));
   }
   return frames;
 }
-double mean_abs_diff(const cv::Mat& a, const cv::Mat& b) { return cv::norm(a, b, cv::NORM_L1) / a.total() / 3; }
+double mean_abs_diff(const cv::Mat& a, const cv::Mat& b) {
+  return cv::norm(a, b, cv::NORM_L1) / a.total() / 3;
+}
 }  // namespace
 
 TEST(CliRecord, ImagesDirectoryScaledAndCroppedToSize) {
   const fs::path out = fs::temp_directory_path() / ("aitw_rec_dir_" + std::to_string(getpid()) + ".aitwrec");
-  const auto r = run("record --from " + kShared + "/datasets/images --size 320x240 --fps 10 --out " + out.string());
+  const auto r =
+      run("record --from " + kShared + "/datasets/images --size 320x240 --fps 10 --out " + out.string());
   ASSERT_EQ(r.exit_code, 0) << r.err;
   aitw::v1::RecordingHeader h;
   const auto frames = read_recording(out, &h);
@@ -247,8 +257,8 @@ TEST(CliRecord, ImagesDirectoryScaledAndCroppedToSize) {
 
 TEST(CliRecord, CameraPanMovesSmoothlyAcrossBothImages) {
   const fs::path out = fs::temp_directory_path() / ("aitw_rec_pan_" + std::to_string(getpid()) + ".aitwrec");
-  const auto r = run("record --pan --from " + kBus + "," + kZidane + " --size 640x480 --fps 12 --duration 20 --out " +
-                     out.string());
+  const auto r = run("record --pan --from " + kBus + "," + kZidane +
+                     " --size 640x480 --fps 12 --duration 20 --out " + out.string());
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto frames = read_recording(out);
   ASSERT_EQ(frames.size(), 240u);  // 120 frames per image: a move of a few pixels per frame at most
@@ -286,7 +296,8 @@ TEST(CliRecord, ClearErrors) {
   EXPECT_NE(run("record --from /nonexistent --out /tmp/x.aitwrec").err.find("not found"), std::string::npos);
   const fs::path empty = fs::temp_directory_path() / ("aitw_empty_" + std::to_string(getpid()));
   fs::create_directories(empty);
-  EXPECT_NE(run("record --from " + empty.string() + " --out /tmp/x.aitwrec").err.find("no images"), std::string::npos);
+  EXPECT_NE(run("record --from " + empty.string() + " --out /tmp/x.aitwrec").err.find("no images"),
+            std::string::npos);
   const fs::path junk = empty / "junk.mp4";
   std::ofstream(junk) << "not a video";
   EXPECT_EQ(run("record --from " + junk.string() + " --out /tmp/x.aitwrec").exit_code, 2);
@@ -297,25 +308,40 @@ TEST(CliBenchPipeline, ReportsAndGates) {
   const fs::path rec = fs::temp_directory_path() / ("aitw_bp_" + std::to_string(getpid()) + ".aitwrec");
   ASSERT_EQ(run("record --pan --from " + kBus + " --fps 12 --duration 2 --out " + rec.string()).exit_code, 0);
   const fs::path json = fs::temp_directory_path() / ("aitw_bp_" + std::to_string(getpid()) + ".json");
-  const auto r = run("bench pipeline --model " + kShared + "/models/yolo11n.onnx --recording " + rec.string() +
-                     " --fps 12 --duration 2 --json " + json.string() + " --gate 'fps_processed>=5,drop_pct<=50'");
+  const auto r =
+      run("bench pipeline --model " + kShared + "/models/yolo11n.onnx --recording " + rec.string() +
+          " --fps 12 --duration 2 --json " + json.string() + " --gate 'fps_processed>=5,drop_pct<=50'");
   ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
   EXPECT_NE(r.out.find("end-to-end"), std::string::npos);
   std::ifstream f(json);
   const auto j = nlohmann::json::parse(f);
-  for (const char* k : {"frames_offered", "frames_processed", "frames_dropped", "drop_pct", "fps_processed", "e2e_ms",
-                        "stages_ms", "model", "input", "threads"})
+  for (const char* k : {"frames_offered", "frames_processed", "frames_dropped", "drop_pct", "fps_processed",
+                        "e2e_ms", "stages_ms", "model", "input", "threads"})
     EXPECT_TRUE(j.contains(k)) << k;
   EXPECT_EQ(j["frames_offered"].get<int>(), 24);
   EXPECT_EQ(j["frames_processed"].get<int>() + j["frames_dropped"].get<int>(), 24);
   EXPECT_GT(j["e2e_ms"]["p95"].get<double>(), j["stages_ms"]["infer"]["p50"].get<double>() * 0.5);
   EXPECT_EQ(j["input"], (nlohmann::json{480, 640}));
 
-  const auto missed = run("bench pipeline --model " + kShared + "/models/yolo11n.onnx --recording " + rec.string() +
-                          " --duration 1 --gate 'p95_ms<0.001'");
+  const auto missed = run("bench pipeline --model " + kShared + "/models/yolo11n.onnx --recording " +
+                          rec.string() + " --duration 1 --gate 'p95_ms<0.001'");
   EXPECT_EQ(missed.exit_code, 1);
   EXPECT_NE(missed.out.find("GATE FAILED: p95_ms"), std::string::npos) << missed.out;
   EXPECT_EQ(run("bench pipeline --recording /nonexistent.aitwrec").exit_code, 2);
+  {  // a recording whose header declares a 0x0 frame size
+    const fs::path zero =
+        fs::temp_directory_path() / ("aitw_bp_zero_" + std::to_string(getpid()) + ".aitwrec");
+    aitw::v1::RecordingHeader h;
+    aitw::datasets::RecordingWriter w(zero.string(), h);
+    aitw::v1::Frame f;
+    f.set_pixels("x");
+    w.write(f);
+    w.close();
+    const auto r = run("bench pipeline --recording " + zero.string());
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find("invalid header"), std::string::npos) << r.err;
+    fs::remove(zero);
+  }
   EXPECT_EQ(run("bench pipeline --recording " + rec.string() + " --gate 'p95<<3'").exit_code, 2);
   fs::remove(rec);
   fs::remove(json);

@@ -1,5 +1,6 @@
 // aitw: the edge inference worker's command line. Each subcommand parses its flags and calls one library
 // function.
+#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -19,11 +20,19 @@ using aitw::pipeline::InputSize;
 
 // --imgsz N (longer side, rectangular input) or HxW (that exact input).
 void parse_imgsz(const std::string& s, aitw::pipeline::DetectorConfig& cfg) {
+  // from_chars, not stoi: an out-of-range number is a usage error, not an uncaught exception.
+  auto number = [&](const std::string& t) {
+    int v = 0;
+    const auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+    if (ec != std::errc() || end != t.data() + t.size() || v > 8192)
+      throw CLI::ValidationError("--imgsz", "sizes must be multiples of 32 up to 8192, got '" + s + "'");
+    return v;
+  };
   std::smatch m;
   if (std::regex_match(s, m, std::regex(R"((\d+)\s*[xX,]\s*(\d+))"))) {
-    cfg.fixed_input = InputSize{std::stoi(m[1]), std::stoi(m[2])};
+    cfg.fixed_input = InputSize{number(m[1]), number(m[2])};
   } else if (std::regex_match(s, std::regex(R"(\d+)"))) {
-    cfg.imgsz = std::stoi(s);
+    cfg.imgsz = number(s);
     cfg.fixed_input.reset();
   } else {
     throw CLI::ValidationError("--imgsz", "expected N or HxW, got '" + s + "'");

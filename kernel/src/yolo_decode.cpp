@@ -10,6 +10,7 @@
 
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
+#include <tbb/task_arena.h>
 #include <Eigen/Core>
 
 namespace aitw::kernel {
@@ -126,9 +127,13 @@ std::size_t decode_yolo_level(const HeadLevelView& level, const HeadLayout& layo
   auto class_max = [&](int begin, int end) {
     best_class_logit(cls, hw, layout.num_classes, params.class_mask, begin, end, bl, bc);
   };
+  // Isolated: while this thread waits for the loop, TBB must not hand it an outer task that decodes
+  // another level, which would reuse this thread's thread_local buffers underneath us.
   if (hw >= 2048)
-    tbb::parallel_for(tbb::blocked_range<int>(0, hw, 1024),
-                      [&](const tbb::blocked_range<int>& r) { class_max(r.begin(), r.end()); });
+    tbb::this_task_arena::isolate([&] {
+      tbb::parallel_for(tbb::blocked_range<int>(0, hw, 1024),
+                        [&](const tbb::blocked_range<int>& r) { class_max(r.begin(), r.end()); });
+    });
   else
     class_max(0, hw);
 

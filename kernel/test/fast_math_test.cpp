@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -23,6 +24,15 @@ TEST(FastMath, ExpSaturatesInsteadOfOverflowing) {
   EXPECT_GE(fast_exp(-1000.f), 0.f);
   EXPECT_LT(fast_exp(-1000.f), 1e-37f);
   EXPECT_FLOAT_EQ(fast_exp(0.f), 1.f);
+}
+
+TEST(FastMath, NaNDoesNotReachTheIntegerConversion) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_TRUE(std::isfinite(fast_exp(nan)));  // clamped, not undefined behaviour
+  float in[3] = {nan, 1.f, -1.f}, out[3];
+  silu(in, out, 3);
+  EXPECT_TRUE(std::isnan(out[0]));  // x * sigmoid(x) still propagates it
+  EXPECT_NEAR(out[1], 1.f / (1.f + std::exp(-1.f)), 1e-6);
 }
 
 TEST(FastMath, ArrayVersionsMatchScalarReference) {

@@ -6,6 +6,9 @@
 #include <cmath>
 #include <random>
 
+#include <tbb/parallel_for.h>
+#include <tbb/task_arena.h>
+
 namespace aitw::kernel {
 namespace {
 
@@ -124,6 +127,37 @@ TEST_P(DecodeMatchesReference, RandomHeads) {
     EXPECT_NEAR(fast[i].y1, ref[i].y1, 1e-3);
     EXPECT_NEAR(fast[i].x2, ref[i].x2, 1e-3);
     EXPECT_NEAR(fast[i].y2, ref[i].y2, 1e-3);
+  }
+}
+
+// Decodes running as tasks of an outer TBB loop (as two pipelines or a user's parallel code would): a
+// thread waiting inside one decode's parallel loop must not run another decode on its thread_local
+// buffers (a use-after-free found in review).
+TEST(YoloDecode, SafeUnderNestedParallelism) {
+  std::vector<Level> levels;
+  std::mt19937 rng(11);
+  std::normal_distribution<float> d(-3.f, 3.f);
+  for (int k = 0; k < 24; ++k) {
+    levels.emplace_back(48 + k, 64, 8, 16, 80);  // >= 2048 cells: each decode runs its own parallel loop
+    for (auto& v : levels.back().data) v = d(rng);
+  }
+  std::vector<std::vector<Detection>> serial(levels.size()), nested(levels.size());
+  for (std::size_t k = 0; k < levels.size(); ++k)
+    decode_yolo_level(levels[k].view(), levels[k].layout, {0.3f, false, nullptr}, identity(512, 600),
+                      serial[k]);
+  tbb::task_arena arena(8);
+  arena.execute([&] {
+    tbb::parallel_for(std::size_t{0}, levels.size(), [&](std::size_t k) {
+      decode_yolo_level(levels[k].view(), levels[k].layout, {0.3f, false, nullptr}, identity(512, 600),
+                        nested[k]);
+    });
+  });
+  for (std::size_t k = 0; k < levels.size(); ++k) {
+    ASSERT_EQ(nested[k].size(), serial[k].size()) << k;
+    for (std::size_t i = 0; i < serial[k].size(); ++i) {
+      EXPECT_EQ(nested[k][i].class_id, serial[k][i].class_id);
+      EXPECT_EQ(nested[k][i].x1, serial[k][i].x1);
+    }
   }
 }
 

@@ -1,5 +1,6 @@
 #include "aitw/pipeline/detect_job.hpp"
 
+#include <charconv>
 #include <cmath>
 #include <filesystem>
 #include <ostream>
@@ -77,7 +78,11 @@ std::vector<int> resolve_classes(const std::vector<std::string>& selectors,
   for (const auto& s : selectors) {
     if (s.empty()) continue;
     if (s.find_first_not_of("0123456789") == std::string::npos) {
-      ids.push_back(std::stoi(s));
+      int id = 0;
+      const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), id);
+      if (ec != std::errc() || end != s.data() + s.size())
+        throw std::invalid_argument("class id '" + s + "' is out of range");
+      ids.push_back(id);
       continue;
     }
     auto it = std::find(names.begin(), names.end(), s);

@@ -75,10 +75,83 @@ std::vector<float> tensor_floats(const ox::TensorProto& t) {
   return v;
 }
 
+// Elements a tensor may hold: far above any detector's largest weight, low enough that byte counts
+// cannot overflow and a hostile file cannot make OpenCV allocate gigabytes.
+constexpr int64_t kMaxTensorElements = int64_t{1} << 28;
+
 int64_t element_count(const ox::TensorProto& t) {
   int64_t n = 1;
-  for (auto d : t.dims()) n *= d;
+  for (auto d : t.dims()) n *= d;  // bounded: every constant passed check_tensor at load
   return n;
+}
+
+std::size_t element_bytes(int32_t type) {
+  switch (type) {
+    case ox::TensorProto::FLOAT:
+    case ox::TensorProto::INT32:
+    case ox::TensorProto::UINT32:
+      return 4;
+    case ox::TensorProto::UINT8:
+    case ox::TensorProto::INT8:
+    case ox::TensorProto::BOOL:
+      return 1;
+    case ox::TensorProto::UINT16:
+    case ox::TensorProto::INT16:
+    case ox::TensorProto::FLOAT16:
+      return 2;
+    case ox::TensorProto::INT64:
+    case ox::TensorProto::DOUBLE:
+    case ox::TensorProto::UINT64:
+      return 8;
+    default:
+      return 0;
+  }
+}
+
+// OpenCV's importer reads as many bytes as a tensor's dims say, whatever its data holds: a constant whose
+// data does not match its shape would make it read out of bounds. Checked for every constant at load.
+void check_tensor(const ox::TensorProto& t, const std::string& label) {
+  const std::string what = "constant '" + t.name() + "'";
+  int64_t n = 1;
+  for (auto d : t.dims()) {
+    if (d < 0 || (d > 0 && n > kMaxTensorElements / d)) fail(label, what + " has invalid or oversized dims");
+    n *= d;
+  }
+  if (n > kMaxTensorElements) fail(label, what + " has more than 2^28 elements");
+  const int32_t type = t.data_type();
+  if (t.has_raw_data()) {
+    const std::size_t eb = element_bytes(type);
+    if (eb == 0) fail(label, what + " has unsupported data type " + std::to_string(type));
+    if (t.raw_data().size() != static_cast<std::size_t>(n) * eb)
+      fail(label, what + " holds " + std::to_string(t.raw_data().size()) + " bytes, its shape needs " +
+                      std::to_string(static_cast<std::size_t>(n) * eb) + " (truncated or corrupt?)");
+    return;
+  }
+  int64_t have = -1;
+  switch (type) {
+    case ox::TensorProto::FLOAT:
+      have = t.float_data_size();
+      break;
+    case ox::TensorProto::INT64:
+      have = t.int64_data_size();
+      break;
+    case ox::TensorProto::DOUBLE:
+      have = t.double_data_size();
+      break;
+    case ox::TensorProto::UINT32:
+    case ox::TensorProto::UINT64:
+      have = t.uint64_data_size();
+      break;
+    case ox::TensorProto::STRING:
+      have = t.string_data_size();
+      break;
+    default:
+      if (element_bytes(type) != 0) have = t.int32_data_size();
+  }
+  if (have < 0) fail(label, what + " has unsupported data type " + std::to_string(type));
+  if (have != n)
+    fail(label, what + " holds " + std::to_string(have) + " values, its shape needs " + std::to_string(n) +
+                    (have == 0 ? " (external data is not supported)" : ""));
 }
 
 void set_int64s(ox::TensorProto& t, const std::vector<int64_t>& v) {
@@ -133,21 +206,34 @@ std::unordered_map<std::string, double> propagate_strides(const ox::GraphProto& 
   stride[input_name] = 1.0;
   for (const auto& n : g.node()) {
     double s = 0.0;
+    bool invalid = false;
     for (const auto& in : n.input()) {
       auto it = stride.find(in);
-      if (it != stride.end()) s = std::max(s, it->second);
+      if (it == stride.end()) continue;
+      if (it->second < 0) invalid = true;
+      s = std::max(s, it->second);
     }
-    if (s == 0.0) continue;  // constant subgraph
+    if (s == 0.0 && !invalid) continue;  // constant subgraph
+    if (invalid) s = -1.0;
     const std::string& op = n.op_type();
+    // Strides and scales outside any real network's range mark the result invalid (-1) rather than
+    // feed a division later; find_head ignores such tensors.
     if (op == "Conv" || op == "MaxPool" || op == "AveragePool") {
-      if (const auto* a = find_attr(n, "strides"); a && a->ints_size() > 0)
-        s *= static_cast<double>(a->ints(0));
+      if (const auto* a = find_attr(n, "strides"); a && a->ints_size() > 0) {
+        const int64_t st = a->ints(0);
+        s = st >= 1 && st <= 64 ? s * static_cast<double>(st) : -1.0;
+      }
     } else if (op == "Resize" || op == "Upsample") {
-      const std::string scales_name = op == "Resize" ? (n.input_size() > 2 ? n.input(2) : "") : n.input(1);
+      const int at = op == "Resize" ? 2 : 1;
+      const std::string scales_name = n.input_size() > at ? n.input(at) : "";
       if (const auto* t = idx.constant(scales_name)) {
         auto sc = tensor_floats(*t);
-        if (sc.size() == 4 && sc[2] > 0) s /= static_cast<double>(sc[2]);
+        if (sc.size() == 4) s = sc[2] >= 1.f / 64 && sc[2] <= 64.f ? s / static_cast<double>(sc[2]) : -1.0;
       }
+    }
+    if (s < 0) {
+      for (const auto& o : n.output()) stride[o] = -1.0;
+      continue;
     }
     for (const auto& o : n.output()) stride[o] = s;
   }
@@ -202,7 +288,9 @@ std::vector<HeadCandidate> find_head(const ox::GraphProto& g, const GraphIndex& 
     const int cls = conv_out_channels(g, idx, n.input(1));
     if (box <= 0 || cls <= 0 || box % 4 != 0) continue;
     auto st = strides.find(n.output(0));
-    if (st == strides.end() || st->second < 1.0) continue;
+    if (st == strides.end() || !std::isfinite(st->second) || st->second < 1.0 || st->second > 1024.0 ||
+        std::abs(st->second - std::round(st->second)) > 1e-6)
+      continue;
     groups[{box, cls}].push_back({n.output(0), box, cls, static_cast<int>(std::lround(st->second))});
   }
   std::vector<HeadCandidate> best;
@@ -306,7 +394,9 @@ std::vector<std::string> parse_names_dict(const std::string& text) {
     while (i < n && !std::isdigit(static_cast<unsigned char>(text[i]))) ++i;
     if (i >= n) break;
     int id = 0;
-    while (i < n && std::isdigit(static_cast<unsigned char>(text[i]))) id = id * 10 + (text[i++] - '0');
+    while (i < n && std::isdigit(static_cast<unsigned char>(text[i]))) {
+      id = std::min(id * 10 + (text[i++] - '0'), 1'000'000);  // no dataset has a million classes
+    }
     while (i < n && std::isspace(static_cast<unsigned char>(text[i]))) ++i;
     if (i >= n || text[i] != ':') continue;
     ++i;
@@ -365,6 +455,7 @@ OnnxModel OnnxModel::from_bytes(const std::string& bytes, const std::string& lab
   m.sha256_ = sha256_hex(bytes);
 
   GraphIndex idx(g);
+  for (const auto& [name, t] : idx.constants) check_tensor(*t, label);
   // Every node input must come from somewhere: a truncated file can still parse, minus its tail.
   for (const auto& n : g.node())
     for (const auto& in : n.input())
@@ -418,6 +509,10 @@ OnnxModel OnnxModel::from_bytes(const std::string& bytes, const std::string& lab
   // Input sizes must be multiples of the coarsest level's stride (Ultralytics' `stride` metadata says the
   // same).
   m.metadata_.max_stride = head.back().stride;
+  for (const auto& h : head)
+    if (m.metadata_.max_stride % h.stride != 0)
+      fail(label, "Detect head level at stride " + std::to_string(h.stride) +
+                      " does not divide the coarsest stride " + std::to_string(m.metadata_.max_stride));
   if (meta_stride > 0 && meta_stride != m.metadata_.max_stride)
     fail(label, "metadata says stride " + std::to_string(meta_stride) +
                     " but the Detect head's coarsest level is at " + std::to_string(m.metadata_.max_stride));
@@ -545,8 +640,8 @@ AdaptedGraph OnnxModel::adapt(InputSize input, const AdaptOptions& options) cons
     };
     auto is_swap_last_two = [&](const ox::NodeProto& n) {
       const auto* perm = find_attr(n, "perm");
-      return n.op_type() == "Transpose" && perm && perm->ints_size() == 4 && perm->ints(0) == 0 &&
-             perm->ints(1) == 1 && perm->ints(2) == 3 && perm->ints(3) == 2;
+      return n.op_type() == "Transpose" && n.input_size() == 1 && perm && perm->ints_size() == 4 &&
+             perm->ints(0) == 0 && perm->ints(1) == 1 && perm->ints(2) == 3 && perm->ints(3) == 2;
     };
     NodeEdits edits;
     for (const auto& a : find_attention_scales(g, idx)) {
@@ -657,6 +752,7 @@ AdaptedGraph OnnxModel::adapt(InputSize input, const AdaptOptions& options) cons
         const auto* c = idx.constant(n.input(k));
         if (!c || element_count(*c) != anchors || c->dims_size() > 2) continue;
         const auto v = tensor_floats(*c);
+        if (static_cast<int64_t>(v.size()) != anchors) continue;
         ox::TensorProto t;
         t.set_name(n.input(k) + "/aitw_expanded");
         t.set_data_type(ox::TensorProto::FLOAT);

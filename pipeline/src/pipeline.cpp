@@ -1,5 +1,7 @@
 #include "aitw/pipeline/pipeline.hpp"
 
+#include "aitw/pipeline/log.hpp"
+
 #include <tbb/flow_graph.h>
 #include <tbb/global_control.h>
 
@@ -269,7 +271,15 @@ void Pipeline::run_finish(Job* j) {
       ++stats_.errors_by_cause[r.error_cause];
     }
   }
-  if (on_result_) on_result_(std::move(r));
+  if (on_result_) {
+    try {
+      on_result_(std::move(r));
+    } catch (const std::exception& e) {  // the job must still be recycled, or wait_idle() never returns
+      log_error(std::string("pipeline: result callback threw: ") + e.what());
+    } catch (...) {
+      log_error("pipeline: result callback threw");
+    }
+  }
 
   // Recycle the job: straight onto the parked frame if there is one.
   std::optional<FrameIn> next;

@@ -338,6 +338,57 @@ TEST(ModelAdapter, UsesAndChecksUltralyticsMetadata) {
   expect_model_error(m.SerializeAsString(), "meta.onnx", "stride 32");
 }
 
+// Hostile graphs from a review: each crashed (SIGFPE, SIGSEGV) before the adapter checked them.
+TEST(ModelAdapter, RejectsAbsurdStridesInsteadOfDividingByZero) {
+  ox::ModelProto m;
+  ASSERT_TRUE(m.ParseFromString(tiny_detector_bytes()));
+  for (auto& n : *m.mutable_graph()->mutable_node())
+    if (n.output(0) == "q1box")  // the stride-16 level's box conv gets a 2^32 stride
+      for (auto& a : *n.mutable_attribute())
+        if (a.name() == "strides")
+          for (int i = 0; i < a.ints_size(); ++i) a.set_ints(i, int64_t{1} << 32);
+  // The bad level is ignored; what is left (one level) loads, or the file is rejected: never a crash.
+  try {
+    const auto model = OnnxModel::from_bytes(m.SerializeAsString(), "stride.onnx");
+    for (const auto& lv : model.levels()) EXPECT_GT(lv.stride, 0);
+    (void)model.adapt({64, 64});
+  } catch (const ModelError&) {
+  }
+}
+
+TEST(ModelAdapter, RejectsConstantsWhoseDataDoesNotMatchTheirShape) {
+  ox::ModelProto m;
+  ASSERT_TRUE(m.ParseFromString(tiny_detector_bytes()));
+  auto& w = *m.mutable_graph()->mutable_initializer(0);
+  w.set_dims(0, 4194304);  // 4M output channels declared, 24 floats present
+  expect_model_error(m.SerializeAsString(), "short.onnx", "its shape needs");
+  ASSERT_TRUE(m.ParseFromString(tiny_detector_bytes()));
+  auto& w2 = *m.mutable_graph()->mutable_initializer(0);
+  w2.clear_float_data();
+  w2.set_raw_data(std::string(40, '\0'));  // raw bytes of the wrong size
+  expect_model_error(m.SerializeAsString(), "raw.onnx", "holds 40 bytes");
+  ASSERT_TRUE(m.ParseFromString(tiny_detector_bytes()));
+  m.mutable_graph()->mutable_initializer(0)->set_dims(1, int64_t{1} << 40);  // overflowing element count
+  expect_model_error(m.SerializeAsString(), "huge.onnx", "dims");
+}
+
+TEST(ModelAdapter, NodesWithMissingInputsDoNotCrash) {
+  ox::ModelProto m;
+  ASSERT_TRUE(m.ParseFromString(tiny_detector_bytes()));
+  auto& g = *m.mutable_graph();
+  auto* up = g.add_node();  // an Upsample with no scales input, and a Transpose with no input at all
+  up->set_op_type("Upsample");
+  up->add_input("a");
+  up->add_output("u");
+  auto* tr = g.add_node();
+  tr->set_op_type("Transpose");
+  tr->add_output("t");
+  try {
+    OnnxModel::from_bytes(m.SerializeAsString(), "missing.onnx").adapt({64, 64});
+  } catch (const ModelError&) {
+  }
+}
+
 TEST(ModelAdapter, RejectsAGraphWithoutDetectHead) {
   expect_model_error(not_a_detector_bytes(), "classifier.onnx", "Detect head not found");
 }

@@ -158,6 +158,20 @@ TEST(Pipeline, TwoNetworksRunConcurrently) {
   EXPECT_EQ(c.results.size(), 6u);
 }
 
+TEST(Pipeline, AThrowingCallbackDoesNotWedgeThePipeline) {
+  int calls = 0;
+  Pipeline p(config(), [&](FrameResult&&) {
+    ++calls;
+    throw std::runtime_error("client went away");
+  });
+  for (std::uint64_t id = 1; id <= 3; ++id) {
+    p.submit(jpeg_frame(camera_frame(), id));
+    p.wait_idle();  // would hang if the job were not recycled
+  }
+  EXPECT_EQ(calls, 3);
+  EXPECT_EQ(p.stats().processed, 3u);
+}
+
 TEST(Pipeline, EchoesFrameIdsAndCaptureTimes) {
   Collector c;
   Pipeline p(config(), c.callback());

@@ -4,7 +4,6 @@
 // Why not Eigen's exp: at the SSE2 baseline it emulates floor and runs at ~2.2 ns/element, barely ahead
 // of scalar expf; this version rounds with the 1.5*2^23 trick instead and runs several times faster.
 // Accuracy: relative error <= 2e-7 against std::exp on [-87, 88] (Cephes expf polynomial).
-#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -12,8 +11,10 @@
 namespace aitw::kernel {
 
 inline float fast_exp(float x) {
-  x = std::max(x, -87.f);
-  x = std::min(x, 88.f);
+  // Written so that NaN takes the lower bound (comparisons with NaN are false): the float-to-int
+  // conversion below would be undefined for it.
+  x = x > -87.f ? x : -87.f;
+  x = x < 88.f ? x : 88.f;
   constexpr float kMagic = 12582912.f;  // 1.5 * 2^23: adding and subtracting it rounds to an integer
   const float n = (x * 1.44269504088896341f + kMagic) - kMagic;
   float r = x - n * 0.693359375f;  // ln2 split in two for an exact reduction (Cephes C1, C2)
