@@ -150,20 +150,42 @@ const Detector& Pipeline::detector() const {
 
 void Pipeline::submit(FrameIn frame) {
   Job* job = nullptr;
+  std::optional<FrameResult> replaced;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     ++stats_.offered;
     if (frame.capture_ns == 0) frame.capture_ns = now_ns();
     if (free_jobs_.empty()) {
-      if (parked_) ++stats_.dropped;  // latest wins: the parked frame is replaced, never silently
+      if (parked_) {  // latest wins: the parked frame is replaced, and told so, never silently
+        ++stats_.dropped;
+        replaced.emplace();
+        replaced->frame_id = parked_->frame_id;
+        replaced->tag = parked_->tag;
+        replaced->capture_ns = parked_->capture_ns;
+        replaced->error = "replaced by a newer frame before inference (latest wins)";
+        replaced->error_cause = "dropped";
+      }
       parked_ = std::move(frame);
-      return;
+    } else {
+      job = free_jobs_.back();
+      free_jobs_.pop_back();
+      ++in_flight_;
     }
-    job = free_jobs_.back();
-    free_jobs_.pop_back();
-    ++in_flight_;
   }
-  start(job, std::move(frame));
+  if (replaced) deliver(std::move(*replaced));
+  if (job) start(job, std::move(frame));
+}
+
+void Pipeline::deliver(FrameResult&& r) {
+  if (!on_result_) return;
+  std::lock_guard<std::mutex> lock(callback_mutex_);
+  try {
+    on_result_(std::move(r));
+  } catch (const std::exception& e) {  // the job must still be recycled, or wait_idle() never returns
+    log_error(std::string("pipeline: result callback threw: ") + e.what());
+  } catch (...) {
+    log_error("pipeline: result callback threw");
+  }
 }
 
 bool Pipeline::has_capacity() const {
@@ -176,6 +198,7 @@ void Pipeline::start(Job* job, FrameIn&& frame) {
   job->t_submit = now_ns();
   job->result = FrameResult{};
   job->result.frame_id = job->frame.frame_id;
+  job->result.tag = job->frame.tag;
   job->result.capture_ns = job->frame.capture_ns;
   job->result.width = job->frame.width;
   job->result.height = job->frame.height;
@@ -271,15 +294,7 @@ void Pipeline::run_finish(Job* j) {
       ++stats_.errors_by_cause[r.error_cause];
     }
   }
-  if (on_result_) {
-    try {
-      on_result_(std::move(r));
-    } catch (const std::exception& e) {  // the job must still be recycled, or wait_idle() never returns
-      log_error(std::string("pipeline: result callback threw: ") + e.what());
-    } catch (...) {
-      log_error("pipeline: result callback threw");
-    }
-  }
+  deliver(std::move(r));
 
   // Recycle the job: straight onto the parked frame if there is one.
   std::optional<FrameIn> next;

@@ -34,6 +34,7 @@ struct FrameIn {
   PixelFormat format = PixelFormat::JPEG;
   int width = 0, height = 0;  // declared size; raw formats must match it exactly
   std::string data;
+  std::uint64_t tag = 0;  // the caller's, echoed in the result (e.g. which session sent it)
 };
 
 // Milliseconds spent in each stage of one frame.
@@ -49,8 +50,11 @@ struct FrameResult {
   std::vector<kernel::Detection> detections;
   StageMs ms;
   double e2e_ms = 0;        // capture -> result
-  std::string error;        // non-empty: the frame could not be processed (and why)
-  std::string error_cause;  // short machine-readable cause: decode_failed, size_mismatch, ...
+  std::string error;  // non-empty: the frame could not be processed (and why)
+  // Short machine-readable cause: decode_failed, size_mismatch, ..., or "dropped" for a frame replaced
+  // in the latest-wins slot.
+  std::string error_cause;
+  std::uint64_t tag = 0;  // FrameIn::tag, echoed
 };
 
 struct PipelineConfig {
@@ -74,8 +78,9 @@ struct PipelineStats {
 class Pipeline {
  public:
   using ResultCallback = std::function<void(FrameResult&&)>;
-  // Loads the model into `nets` detectors; throws ModelError. Results are delivered on pipeline threads,
-  // one at a time.
+  // Loads the model into `nets` detectors; throws ModelError. Every submitted frame gets exactly one
+  // callback — its result, or an error (cause "dropped") when a newer frame replaced it — one at a time,
+  // on pipeline threads or inside submit().
   Pipeline(PipelineConfig config, ResultCallback on_result);
   ~Pipeline();  // waits for the frames inside to finish
   Pipeline(const Pipeline&) = delete;
@@ -101,6 +106,7 @@ class Pipeline {
   void run_prepare(Job* job);
   void run_infer(Job* job, Detector& detector);
   void run_finish(Job* job);
+  void deliver(FrameResult&& result);
 
   PipelineConfig config_;
   ResultCallback on_result_;
@@ -108,6 +114,7 @@ class Pipeline {
   std::vector<std::unique_ptr<Job>> jobs_;
 
   mutable std::mutex mutex_;
+  std::mutex callback_mutex_;  // results are delivered one at a time
   std::condition_variable idle_;
   std::vector<Job*> free_jobs_;
   std::optional<FrameIn> parked_;
