@@ -23,7 +23,8 @@ v1::Envelope frame_msg(std::uint64_t id, std::size_t bytes) {
 TEST(Framing, LengthPrefixIsLittleEndian) {
   const std::string wire = encode(frame_msg(1, 300));
   const std::uint32_t n = static_cast<unsigned char>(wire[0]) | static_cast<unsigned char>(wire[1]) << 8 |
-                          static_cast<unsigned char>(wire[2]) << 16 | static_cast<unsigned char>(wire[3]) << 24;
+                          static_cast<unsigned char>(wire[2]) << 16 |
+                          static_cast<unsigned char>(wire[3]) << 24;
   EXPECT_EQ(n, wire.size() - 4);
 }
 

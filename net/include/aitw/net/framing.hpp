@@ -25,7 +25,8 @@ class FrameDecoder {
     Malformed,  // a complete message that is not an Envelope, or one with no message set; skipped
   };
 
-  explicit FrameDecoder(std::uint32_t max_message_bytes = kDefaultMaxMessageBytes) : max_(max_message_bytes) {}
+  explicit FrameDecoder(std::uint32_t max_message_bytes = kDefaultMaxMessageBytes)
+      : max_(max_message_bytes) {}
 
   void feed(const char* data, std::size_t n) { buffer_.append(data, n); }
   // Extracts the next message. After Oversize the decoder stays in that state.

@@ -1,0 +1,65 @@
+#pragma once
+// The C++ client of the worker protocol: connect, Init, then submit() frames that never block the caller.
+// Window 1: while a frame is in flight the newest submitted frame waits and replaces any older waiting
+// one (latest wins, counted as a drop). Reconnects with exponential backoff and jitter, re-Inits
+// automatically, and drops a silent server after the heartbeat timeout.
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "aitw.pb.h"
+#include "aitw/pipeline/latency_histogram.hpp"
+
+namespace aitw::net {
+
+struct ClientConfig {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 7070;
+  v1::Init init;  // model, thresholds, frame format
+  std::chrono::milliseconds heartbeat_timeout{10000};
+  std::chrono::milliseconds backoff_initial{100}, backoff_max{5000};
+};
+
+// The spec's client metrics.
+struct ClientStats {
+  std::uint64_t ai_init_ok_total = 0;
+  std::uint64_t ai_reconnects_total = 0;
+  std::uint64_t ai_frames_sent_total = 0;
+  std::uint64_t ai_drops_latestwins_total = 0;
+  std::uint64_t ai_detections_total = 0;
+  std::uint64_t results_total = 0, errors_total = 0;
+  std::uint64_t frames_lost_on_disconnect = 0;
+  bool ai_frame_inflight = false;
+  pipeline::LatencyHistogram ai_result_latency_ms;  // submit (ts_mono_ns) -> Result
+};
+
+class Client {
+ public:
+  using ResultCallback = std::function<void(const v1::Result&, double latency_ms)>;
+  using ErrorCallback = std::function<void(const v1::Error&)>;
+
+  Client(ClientConfig config, ResultCallback on_result, ErrorCallback on_error = {});
+  ~Client();  // stop()
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  void start();  // connects in the background; keeps reconnecting until stop()
+  // Blocks until an InitOk arrived (true) or the timeout passed (false).
+  bool wait_initialized(std::chrono::milliseconds timeout);
+  // Never blocks. frame.ts_mono_ns = 0 is stamped with the steady clock now.
+  void submit(v1::Frame frame);
+  // Blocks until no frame is waiting or in flight (true) or the timeout passed (false).
+  bool wait_idle(std::chrono::milliseconds timeout);
+  void stop();  // sends End and closes; idempotent
+
+  ClientStats stats() const;
+  v1::InitOk init_ok() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace aitw::net

@@ -1,0 +1,73 @@
+#pragma once
+// `aitw serve`: the worker. An orchestrator connects over TCP, sends Init (model + thresholds + frame
+// format), gets InitOk and Ready, then sends one Frame per Ready (window 1) and gets a Result then Ready.
+// Sessions on the same model and thresholds share one pipeline. Protocol errors get an Error naming the
+// cause; fatal ones close only that session.
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "aitw/net/framing.hpp"
+
+namespace aitw::net {
+
+enum class WorkerState { Idle = 0, Loading = 1, Ready = 2, SessionActive = 3 };
+const char* to_string(WorkerState s);
+
+// Error codes sent in Error.code.
+enum ErrorCode : std::uint32_t {
+  kErrMalformed = 1,          // a message that is not a valid Envelope
+  kErrUnexpectedMessage = 2,  // a message the server does not accept (InitOk, Result, ...)
+  kErrFrameBeforeInit = 3,
+  kErrWindowViolation = 4,  // a Frame without a Ready for it (fatal)
+  kErrFrameTooLarge = 5,    // length prefix above max_frame_bytes (fatal)
+  kErrBadFrame = 6,         // frame bytes do not match the declared format, or do not decode
+  kErrModel = 7,            // the model cannot be found or loaded
+  kErrTooManySessions = 8,  // fatal
+  kErrTimeout = 9,          // heartbeat or mid-message deadline missed (fatal)
+  kErrDropped = 10,         // replaced by a newer frame before inference (shared pipeline was busy)
+  kErrShuttingDown = 11,
+};
+
+struct ServerConfig {
+  std::string host = "127.0.0.1";  // loopback unless told otherwise
+  std::uint16_t port = 7070;       // 0 = any free port (see Server::port())
+  std::uint32_t max_frame_bytes = kDefaultMaxMessageBytes;
+  int max_sessions = 16;
+  std::chrono::milliseconds heartbeat_timeout{10000};  // a silent peer is dropped after this
+  std::chrono::milliseconds idle_timeout{60000};       // models are unloaded after this with no session
+  int nets = 1, threads = 2;                           // per loaded model (see the pipeline)
+};
+
+struct ServerStats {
+  WorkerState state = WorkerState::Idle;
+  std::uint64_t connections_active = 0, connections_total = 0;
+  std::uint64_t frames_received_total = 0, frames_processed_total = 0, results_sent_total = 0;
+  std::uint64_t transitions_to_idle_total = 0, models_loaded = 0;
+  double last_model_load_seconds = 0;
+  std::map<std::string, std::uint64_t> errors_by_cause;
+};
+
+class Server {
+ public:
+  explicit Server(ServerConfig config);
+  ~Server();  // stop() if still running
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds and starts serving on a background thread. Throws std::runtime_error naming host:port.
+  void start();
+  std::uint16_t port() const;
+  // Graceful: stops accepting, lets frames already inside finish and be answered, sends End to every
+  // session, closes. Idempotent.
+  void stop();
+  ServerStats stats() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace aitw::net

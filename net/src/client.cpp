@@ -1,0 +1,307 @@
+#include "aitw/net/client.hpp"
+
+#include <asio.hpp>
+
+#include <condition_variable>
+#include <deque>
+#include <future>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <thread>
+
+#include "aitw/net/framing.hpp"
+#include "aitw/net/server.hpp"
+
+namespace aitw::net {
+
+using asio::awaitable;
+using asio::use_awaitable;
+using asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+std::int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
+}
+}  // namespace
+
+// All protocol state lives on the io thread; the public methods post to it and wait on `cv`.
+struct Client::Impl {
+  ClientConfig cfg;
+  ResultCallback on_result;
+  ErrorCallback on_error;
+  asio::io_context io;
+  std::optional<tcp::socket> socket;
+  std::thread thread;
+  bool stopping = false;
+  bool connected = false, ready = false, in_flight = false;
+  std::optional<v1::Frame> pending;
+  std::int64_t in_flight_ts = 0;
+  std::deque<std::string> outbox;
+  bool writing = false;
+  Clock::time_point last_rx;
+
+  mutable std::mutex m;  // guards stats, init_ok, and the idle/initialized conditions
+  std::condition_variable cv;
+  ClientStats stats;
+  v1::InitOk init_ok;
+  bool initialized = false;
+
+  void send(const v1::Envelope& e) {
+    if (!socket || !socket->is_open()) return;
+    outbox.push_back(encode(e));
+    if (!writing) {
+      writing = true;
+      asio::co_spawn(io, write_loop(), asio::detached);
+    }
+  }
+
+  awaitable<void> write_loop() {
+    try {
+      while (!outbox.empty() && socket && socket->is_open()) {
+        co_await asio::async_write(*socket, asio::buffer(outbox.front()), use_awaitable);
+        outbox.pop_front();
+      }
+    } catch (const std::exception&) {
+      disconnect();
+    }
+    outbox.clear();
+    writing = false;
+  }
+
+  void disconnect() {
+    if (socket) {
+      asio::error_code ec;
+      socket->shutdown(tcp::socket::shutdown_both, ec);
+      socket->close(ec);
+    }
+    connected = ready = false;
+    std::lock_guard<std::mutex> lock(m);
+    if (in_flight) ++stats.frames_lost_on_disconnect;  // its result will never come
+    in_flight = false;
+    stats.ai_frame_inflight = false;
+    initialized = false;
+    cv.notify_all();
+  }
+
+  void send_pending() {
+    if (!ready || !pending || in_flight) return;
+    v1::Envelope e;
+    *e.mutable_frame() = std::move(*pending);
+    pending.reset();
+    in_flight_ts = e.frame().ts_mono_ns();
+    ready = false;
+    {
+      std::lock_guard<std::mutex> lock(m);
+      in_flight = true;
+      stats.ai_frame_inflight = true;
+      ++stats.ai_frames_sent_total;
+    }
+    send(e);
+  }
+
+  void frame_done() {
+    std::lock_guard<std::mutex> lock(m);
+    in_flight = false;
+    stats.ai_frame_inflight = false;
+    cv.notify_all();
+  }
+
+  void handle(v1::Envelope& e) {
+    switch (e.msg_case()) {
+      case v1::Envelope::kInitOk: {
+        std::lock_guard<std::mutex> lock(m);
+        init_ok = e.init_ok();
+        initialized = true;
+        ++stats.ai_init_ok_total;
+        cv.notify_all();
+        break;
+      }
+      case v1::Envelope::kReady:
+        ready = true;
+        send_pending();
+        break;
+      case v1::Envelope::kResult: {
+        const double latency = static_cast<double>(now_ns() - e.result().ts_mono_ns()) / 1e6;
+        {
+          std::lock_guard<std::mutex> lock(m);
+          ++stats.results_total;
+          stats.ai_detections_total += static_cast<std::uint64_t>(e.result().detections_size());
+          stats.ai_result_latency_ms.record(latency);
+        }
+        if (on_result) on_result(e.result(), latency);
+        frame_done();
+        break;
+      }
+      case v1::Envelope::kError: {
+        {
+          std::lock_guard<std::mutex> lock(m);
+          ++stats.errors_total;
+        }
+        if (on_error) on_error(e.error());
+        // A non-fatal error about a frame ends that frame (a Ready follows); a fatal one ends the session.
+        if (in_flight && !e.error().fatal() && e.error().code() != kErrFrameBeforeInit) frame_done();
+        break;
+      }
+      case v1::Envelope::kEnd:
+        disconnect();
+        break;
+      default:
+        break;  // heartbeats only refresh last_rx
+    }
+  }
+
+  awaitable<void> session() {
+    std::array<char, 65536> buf;
+    FrameDecoder decoder;
+    for (;;) {
+      const std::size_t n = co_await socket->async_read_some(asio::buffer(buf), use_awaitable);
+      last_rx = Clock::now();
+      decoder.feed(buf.data(), n);
+      v1::Envelope e;
+      for (;;) {
+        const auto st = decoder.next(e);
+        if (st == FrameDecoder::Status::NeedMore) break;
+        if (st == FrameDecoder::Status::Oversize) co_return;
+        if (st == FrameDecoder::Status::Message) handle(e);
+        if (!connected) co_return;
+      }
+    }
+  }
+
+  awaitable<void> heartbeat() {
+    asio::steady_timer t(io);
+    const auto beat = std::max(std::chrono::milliseconds(100), cfg.heartbeat_timeout / 3);
+    while (connected) {
+      t.expires_after(beat);
+      co_await t.async_wait(use_awaitable);
+      if (!connected) break;
+      if (Clock::now() - last_rx > cfg.heartbeat_timeout) {  // the server went silent
+        disconnect();
+        break;
+      }
+      v1::Envelope hb;
+      hb.mutable_heartbeat()->set_ts_mono_ns(now_ns());
+      send(hb);
+    }
+  }
+
+  awaitable<void> run() {
+    std::mt19937 rng(std::random_device{}());
+    auto backoff = cfg.backoff_initial;
+    bool ever_connected = false;
+    asio::steady_timer timer(io);
+    while (!stopping) {
+      try {
+        tcp::resolver resolver(io);
+        const auto eps = co_await resolver.async_resolve(cfg.host, std::to_string(cfg.port), use_awaitable);
+        socket.emplace(io);
+        co_await asio::async_connect(*socket, eps, use_awaitable);
+        socket->set_option(tcp::no_delay(true));
+        connected = true;
+        last_rx = Clock::now();
+        if (ever_connected) {
+          std::lock_guard<std::mutex> lock(m);
+          ++stats.ai_reconnects_total;
+        }
+        ever_connected = true;
+        backoff = cfg.backoff_initial;
+        v1::Envelope init;
+        *init.mutable_init() = cfg.init;
+        send(init);  // re-Init on every (re)connect
+        asio::co_spawn(io, heartbeat(), asio::detached);
+        co_await session();
+      } catch (const std::exception&) {
+      }
+      disconnect();
+      if (stopping) break;
+      // Exponential backoff with full jitter: reconnecting clients do not stampede a restarted server.
+      std::uniform_int_distribution<long> jitter(backoff.count() / 2, backoff.count());
+      timer.expires_after(std::chrono::milliseconds(jitter(rng)));
+      co_await timer.async_wait(use_awaitable);
+      backoff = std::min(cfg.backoff_max, backoff * 2);
+    }
+  }
+};
+
+Client::Client(ClientConfig config, ResultCallback on_result, ErrorCallback on_error)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->cfg = std::move(config);
+  impl_->on_result = std::move(on_result);
+  impl_->on_error = std::move(on_error);
+}
+
+Client::~Client() {
+  stop();
+}
+
+void Client::start() {
+  auto& m = *impl_;
+  asio::co_spawn(m.io, m.run(), asio::detached);
+  m.thread = std::thread([&m] {
+    try {
+      m.io.run();
+    } catch (const std::exception&) {
+    }
+  });
+}
+
+bool Client::wait_initialized(std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(impl_->m);
+  return impl_->cv.wait_for(lock, timeout, [this] { return impl_->initialized; });
+}
+
+void Client::submit(v1::Frame frame) {
+  if (frame.ts_mono_ns() == 0) frame.set_ts_mono_ns(now_ns());
+  asio::post(impl_->io, [m = impl_.get(), f = std::move(frame)]() mutable {
+    if (m->pending) {
+      std::lock_guard<std::mutex> lock(m->m);
+      ++m->stats.ai_drops_latestwins_total;
+    }
+    m->pending = std::move(f);
+    m->send_pending();
+  });
+}
+
+bool Client::wait_idle(std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  while (Clock::now() < deadline) {
+    std::promise<bool> idle;
+    asio::post(impl_->io, [m = impl_.get(), &idle] { idle.set_value(!m->pending && !m->in_flight); });
+    auto f = idle.get_future();
+    if (f.wait_for(std::chrono::seconds(1)) == std::future_status::ready && f.get()) return true;
+    std::unique_lock<std::mutex> lock(impl_->m);
+    impl_->cv.wait_for(lock, std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+void Client::stop() {
+  auto& m = *impl_;
+  if (!m.thread.joinable()) return;
+  asio::post(m.io, [&m] {
+    m.stopping = true;
+    v1::Envelope end;
+    end.mutable_end()->set_reason("client stopped");
+    m.send(end);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // let End leave
+  asio::post(m.io, [&m] {
+    m.disconnect();
+    m.io.stop();
+  });
+  m.thread.join();
+}
+
+ClientStats Client::stats() const {
+  std::lock_guard<std::mutex> lock(impl_->m);
+  return impl_->stats;
+}
+
+v1::InitOk Client::init_ok() const {
+  std::lock_guard<std::mutex> lock(impl_->m);
+  return impl_->init_ok;
+}
+
+}  // namespace aitw::net

@@ -1,0 +1,567 @@
+#include "aitw/net/server.hpp"
+
+#include <asio.hpp>
+
+#include <array>
+#include <condition_variable>
+#include <deque>
+#include <future>
+#include <mutex>
+#include <optional>
+#include <sstream>
+#include <thread>
+
+#include "aitw/pipeline/log.hpp"
+#include "aitw/pipeline/pipeline.hpp"
+
+namespace aitw::net {
+
+using asio::awaitable;
+using asio::use_awaitable;
+using asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+const char* to_string(WorkerState s) {
+  switch (s) {
+    case WorkerState::Idle:
+      return "IDLE";
+    case WorkerState::Loading:
+      return "LOADING";
+    case WorkerState::Ready:
+      return "READY";
+    case WorkerState::SessionActive:
+      return "SESSION_ACTIVE";
+  }
+  return "?";
+}
+
+namespace {
+
+pipeline::PixelFormat to_pixel_format(v1::PixelFormat f) {
+  return f == v1::RGB8   ? pipeline::PixelFormat::RGB8
+         : f == v1::BGR8 ? pipeline::PixelFormat::BGR8
+                         : pipeline::PixelFormat::JPEG;
+}
+
+v1::Envelope error_msg(std::uint32_t code, const std::string& message, bool fatal) {
+  v1::Envelope e;
+  auto* err = e.mutable_error();
+  err->set_code(code);
+  err->set_message(message);
+  err->set_fatal(fatal);
+  return e;
+}
+
+v1::Envelope ready_msg() {
+  v1::Envelope e;
+  e.mutable_ready();
+  return e;
+}
+
+}  // namespace
+
+// Everything below runs on the io thread, except pipeline construction (on the loader thread) and the
+// pipeline's result callback (posted back to the io thread).
+struct Server::Impl {
+  struct Hosted {
+    std::shared_ptr<pipeline::Pipeline> pipeline;
+    int sessions = 0;
+  };
+
+  struct Session : std::enable_shared_from_this<Session> {
+    Session(std::uint64_t id, tcp::socket s, std::uint32_t max_bytes)
+        : id(id), socket(std::move(s)), decoder(max_bytes) {}
+    std::uint64_t id;
+    tcp::socket socket;
+    FrameDecoder decoder;
+    std::string peer;
+    bool initialized = false;
+    bool ready_outstanding = false;  // a Ready was sent and no Frame has used it yet
+    bool frame_in_flight = false;
+    std::int64_t in_flight_ts = 0;  // the client's ts_mono_ns of the frame in flight
+    bool closing = false;           // no more input; close once the outbox is flushed
+    bool end_after_result = false;  // shutting down: send End once the frame in flight is answered
+    bool writing = false;
+    std::deque<std::string> outbox;
+    std::string model_key;
+    v1::Init init;
+    Clock::time_point last_rx = Clock::now();
+  };
+
+  ServerConfig cfg;
+  asio::io_context io;
+  tcp::acceptor acceptor{io};
+  std::thread io_thread;
+  asio::thread_pool loader{1};
+  std::map<std::string, Hosted> models;
+  std::map<std::uint64_t, std::shared_ptr<Session>> sessions;
+  std::uint64_t next_session_id = 1;
+  int loading = 0;
+  bool stopping = false;
+  Clock::time_point last_activity = Clock::now();
+
+  mutable std::mutex stats_mutex;
+  ServerStats stats;
+  std::condition_variable drained;
+
+  explicit Impl(ServerConfig c) : cfg(std::move(c)) {}
+
+  void count_error(const std::string& cause) {
+    std::lock_guard<std::mutex> lock(stats_mutex);
+    ++stats.errors_by_cause[cause];
+  }
+
+  void update_state() {
+    std::lock_guard<std::mutex> lock(stats_mutex);
+    stats.state = !sessions.empty() ? WorkerState::SessionActive
+                  : loading > 0     ? WorkerState::Loading
+                  : !models.empty() ? WorkerState::Ready
+                                    : WorkerState::Idle;
+    stats.connections_active = sessions.size();
+    stats.models_loaded = models.size();
+  }
+
+  // --- writing ------------------------------------------------------------------------------------
+
+  void send(const std::shared_ptr<Session>& s, const v1::Envelope& e) {
+    if (!s->socket.is_open()) return;
+    s->outbox.push_back(encode(e));
+    if (!s->writing) {
+      s->writing = true;
+      asio::co_spawn(io, write_loop(s), asio::detached);
+    }
+  }
+
+  awaitable<void> write_loop(std::shared_ptr<Session> s) {
+    try {
+      while (!s->outbox.empty()) {
+        co_await asio::async_write(s->socket, asio::buffer(s->outbox.front()), use_awaitable);
+        s->outbox.pop_front();
+      }
+    } catch (const std::exception&) {
+      s->outbox.clear();
+    }
+    s->writing = false;
+    if (s->closing) finish_close(s);
+  }
+
+  // Stops reading; the socket closes once what is queued has been written.
+  void close(const std::shared_ptr<Session>& s) {
+    if (s->closing) return;
+    s->closing = true;
+    asio::error_code ec;
+    s->socket.shutdown(tcp::socket::shutdown_receive, ec);
+    if (!s->writing) finish_close(s);
+  }
+
+  void finish_close(const std::shared_ptr<Session>& s) {
+    asio::error_code ec;
+    s->socket.shutdown(tcp::socket::shutdown_both, ec);
+    s->socket.close(ec);
+    if (sessions.erase(s->id) == 0) return;
+    if (!s->model_key.empty()) {
+      auto it = models.find(s->model_key);
+      if (it != models.end()) --it->second.sessions;
+    }
+    last_activity = Clock::now();
+    pipeline::log_info("session " + std::to_string(s->id) + " (" + s->peer + ") closed");
+    update_state();
+    drained.notify_all();
+  }
+
+  void fatal(const std::shared_ptr<Session>& s, std::uint32_t code, const std::string& cause,
+             const std::string& msg) {
+    count_error(cause);
+    pipeline::log_warn("session " + std::to_string(s->id) + " (" + s->peer + "): " + msg + " (closing)");
+    send(s, error_msg(code, msg, true));
+    close(s);
+  }
+
+  void non_fatal(const std::shared_ptr<Session>& s, std::uint32_t code, const std::string& cause,
+                 const std::string& msg) {
+    count_error(cause);
+    send(s, error_msg(code, msg, false));
+  }
+
+  // --- results ------------------------------------------------------------------------------------
+
+  void on_result(pipeline::FrameResult&& r) {
+    auto it = sessions.find(r.tag);
+    if (it == sessions.end()) return;  // the session went away while its frame was inside
+    auto s = it->second;
+    s->frame_in_flight = false;
+    if (r.error.empty()) {
+      v1::Envelope e;
+      auto* res = e.mutable_result();
+      res->set_frame_id(r.frame_id);
+      res->set_ts_mono_ns(s->in_flight_ts);
+      for (const auto& d : r.detections) {
+        auto* o = res->add_detections();
+        o->set_class_id(static_cast<std::uint32_t>(d.class_id));
+        o->set_score(d.score);
+        o->set_x1(d.x1);
+        o->set_y1(d.y1);
+        o->set_x2(d.x2);
+        o->set_y2(d.y2);
+      }
+      auto* t = res->mutable_times();
+      t->set_decode_ms(static_cast<float>(r.ms.decode));
+      t->set_preprocess_ms(static_cast<float>(r.ms.preprocess));
+      t->set_queue_ms(static_cast<float>(r.ms.queue));
+      t->set_infer_ms(static_cast<float>(r.ms.infer));
+      t->set_postprocess_ms(static_cast<float>(r.ms.postprocess));
+      send(s, e);
+      std::lock_guard<std::mutex> lock(stats_mutex);
+      ++stats.frames_processed_total;
+      ++stats.results_sent_total;
+    } else {
+      non_fatal(s, r.error_cause == "dropped" ? kErrDropped : kErrBadFrame, r.error_cause,
+                "frame " + std::to_string(r.frame_id) + ": " + r.error);
+    }
+    if (s->end_after_result) {
+      end_session(s, "server shutting down");
+      return;
+    }
+    if (!s->closing) {
+      s->ready_outstanding = true;
+      send(s, ready_msg());
+    }
+  }
+
+  void end_session(const std::shared_ptr<Session>& s, const std::string& reason) {
+    v1::Envelope e;
+    e.mutable_end()->set_reason(reason);
+    send(s, e);
+    close(s);
+  }
+
+  // --- requests -----------------------------------------------------------------------------------
+
+  static std::string model_key(const std::string& path, const v1::Init& init) {
+    std::ostringstream k;
+    k << path << "|" << init.thresholds().conf() << "|" << init.thresholds().iou() << "|"
+      << init.thresholds().max_det() << "|";
+    for (auto c : init.thresholds().classes()) k << c << ",";
+    return k.str();
+  }
+
+  awaitable<void> handle_init(std::shared_ptr<Session> s, v1::Init init) {
+    if (s->frame_in_flight) {
+      non_fatal(s, kErrUnexpectedMessage, "init_while_frame_in_flight", "Init while a frame is in flight");
+      co_return;
+    }
+    std::string path;
+    try {
+      path = pipeline::resolve_model_path(init.model().empty() ? "yolo11n" : init.model());
+    } catch (const std::exception& e) {
+      non_fatal(s, kErrModel, "model_not_found", e.what());
+      co_return;
+    }
+    const std::string key = model_key(path, init);
+    if (!models.count(key)) {
+      pipeline::PipelineConfig pc;
+      pc.detector.model_path = path;
+      const auto& th = init.thresholds();
+      if (th.conf() > 0) pc.detector.conf = th.conf();
+      if (th.iou() > 0) pc.detector.iou = th.iou();
+      if (th.max_det() > 0) pc.detector.max_det = static_cast<int>(th.max_det());
+      for (auto c : th.classes()) pc.detector.classes.push_back(static_cast<int>(c));
+      pc.nets = cfg.nets;
+      pc.threads_per_net = cfg.threads;
+      pc.warm_width = static_cast<int>(init.width());
+      pc.warm_height = static_cast<int>(init.height());
+      ++loading;
+      update_state();
+      const auto t0 = Clock::now();
+      std::shared_ptr<pipeline::Pipeline> p;
+      std::string error;
+      // Loading takes a few hundred milliseconds: on the loader thread, so other sessions keep flowing;
+      // the co_spawn'd coroutine runs there and this one resumes on the io thread.
+      co_await asio::co_spawn(
+          loader,
+          [&]() -> awaitable<void> {
+            try {
+              p = std::make_shared<pipeline::Pipeline>(pc, [this](pipeline::FrameResult&& r) {
+                asio::post(io, [this, r = std::move(r)]() mutable { on_result(std::move(r)); });
+              });
+            } catch (const std::exception& e) {
+              error = e.what();
+            }
+            co_return;
+          },
+          use_awaitable);
+      --loading;
+      if (!p) {
+        update_state();
+        non_fatal(s, kErrModel, "model_load_failed", error);
+        co_return;
+      }
+      {
+        std::lock_guard<std::mutex> lock(stats_mutex);
+        stats.last_model_load_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+      }
+      if (!models.count(key))
+        models[key].pipeline = std::move(p);  // else another session loaded it meanwhile
+    }
+    if (s->closing) co_return;
+    if (!s->model_key.empty() && s->model_key != key) {
+      auto old = models.find(s->model_key);
+      if (old != models.end()) --old->second.sessions;
+    }
+    if (s->model_key != key) ++models[key].sessions;
+    s->model_key = key;
+    s->init = std::move(init);
+    s->initialized = true;
+    update_state();
+
+    const auto& det = models[key].pipeline->detector();
+    v1::Envelope ok;
+    auto* io_ = ok.mutable_init_ok();
+    io_->set_model_id(det.model().sha256());
+    const auto in =
+        s->init.width() && s->init.height()
+            ? det.input_size_for(static_cast<int>(s->init.width()), static_cast<int>(s->init.height()))
+            : pipeline::InputSize{det.config().imgsz, det.config().imgsz};
+    io_->set_input_height(static_cast<std::uint32_t>(in.height));
+    io_->set_input_width(static_cast<std::uint32_t>(in.width));
+    for (const auto& n : det.class_names()) io_->add_class_names(n);
+    io_->set_max_frame_bytes(cfg.max_frame_bytes);
+    io_->add_providers("CPU");
+    io_->set_preproc("letterbox pad 114, RGB, x1/255, NCHW float32");
+    send(s, ok);
+    pipeline::log_info("session " + std::to_string(s->id) + " (" + s->peer + "): init model '" + path + "'");
+    s->ready_outstanding = true;
+    send(s, ready_msg());
+  }
+
+  void handle_frame(const std::shared_ptr<Session>& s, v1::Frame& f) {
+    {
+      std::lock_guard<std::mutex> lock(stats_mutex);
+      ++stats.frames_received_total;
+    }
+    if (!s->initialized) return non_fatal(s, kErrFrameBeforeInit, "frame_before_init", "Frame before Init");
+    if (!s->ready_outstanding)
+      return fatal(s, kErrWindowViolation, "window_violation",
+                   "Frame " + std::to_string(f.frame_id()) + " sent without a Ready (window is 1)");
+    s->ready_outstanding = false;
+    const auto& init = s->init;
+    const auto declared = f.format() == v1::PIXEL_FORMAT_UNSPECIFIED ? init.format() : f.format();
+    if ((init.format() != v1::PIXEL_FORMAT_UNSPECIFIED && declared != init.format()) ||
+        (init.width() && f.width() && f.width() != init.width()) ||
+        (init.height() && f.height() && f.height() != init.height())) {
+      non_fatal(s, kErrBadFrame, "frame_format_mismatch",
+                "Frame " + std::to_string(f.frame_id()) + " does not match the format declared in Init");
+      s->ready_outstanding = true;
+      send(s, ready_msg());
+      return;
+    }
+    pipeline::FrameIn in;
+    in.frame_id = f.frame_id();
+    in.format = to_pixel_format(declared);
+    in.width = static_cast<int>(f.width() ? f.width() : init.width());
+    in.height = static_cast<int>(f.height() ? f.height() : init.height());
+    in.data = std::move(*f.mutable_pixels());
+    in.tag = s->id;
+    s->frame_in_flight = true;
+    s->in_flight_ts = f.ts_mono_ns();
+    models[s->model_key].pipeline->submit(std::move(in));
+  }
+
+  awaitable<void> dispatch(std::shared_ptr<Session> s, v1::Envelope e) {
+    switch (e.msg_case()) {
+      case v1::Envelope::kInit:
+        co_await handle_init(s, std::move(*e.mutable_init()));
+        break;
+      case v1::Envelope::kFrame:
+        handle_frame(s, *e.mutable_frame());
+        break;
+      case v1::Envelope::kHeartbeat: {
+        v1::Envelope hb;
+        hb.mutable_heartbeat()->set_ts_mono_ns(e.heartbeat().ts_mono_ns());
+        send(s, hb);
+        break;
+      }
+      case v1::Envelope::kEnd:
+        end_session(s, "client ended the session");
+        break;
+      default:
+        non_fatal(s, kErrUnexpectedMessage, "unexpected_message",
+                  std::string("unexpected message '") + message_name(e) + "' from a client");
+    }
+  }
+
+  awaitable<void> reader(std::shared_ptr<Session> s) {
+    std::array<char, 65536> buf;
+    try {
+      while (!s->closing) {
+        const std::size_t n = co_await s->socket.async_read_some(asio::buffer(buf), use_awaitable);
+        s->last_rx = Clock::now();
+        s->decoder.feed(buf.data(), n);
+        v1::Envelope e;
+        for (;;) {
+          const auto st = s->decoder.next(e);
+          if (st == FrameDecoder::Status::NeedMore) break;
+          if (st == FrameDecoder::Status::Oversize) {
+            fatal(s, kErrFrameTooLarge, "frame_too_large",
+                  "message of " + std::to_string(s->decoder.last_length()) +
+                      " bytes exceeds max_frame_bytes " + std::to_string(cfg.max_frame_bytes));
+            co_return;
+          }
+          if (st == FrameDecoder::Status::Malformed) {
+            non_fatal(s, kErrMalformed, "malformed", "malformed message (not an Envelope)");
+            continue;
+          }
+          co_await dispatch(s, std::move(e));
+          if (s->closing) co_return;
+        }
+      }
+    } catch (const std::exception&) {
+      // the peer went away (or we closed): nothing to answer
+    }
+    close(s);
+  }
+
+  // Drops a silent peer, cuts one that stalls mid-message, and sends heartbeats.
+  awaitable<void> watchdog(std::shared_ptr<Session> s) {
+    asio::steady_timer t(io);
+    const auto beat = std::max(std::chrono::milliseconds(100), cfg.heartbeat_timeout / 3);
+    while (!s->closing) {
+      t.expires_after(beat);
+      co_await t.async_wait(use_awaitable);
+      if (s->closing) break;
+      if (Clock::now() - s->last_rx > cfg.heartbeat_timeout) {
+        fatal(s, kErrTimeout, "timeout",
+              s->decoder.buffered() ? "peer stalled mid-message"
+                                    : "peer silent for longer than the heartbeat timeout");
+        break;
+      }
+      v1::Envelope hb;
+      hb.mutable_heartbeat()->set_ts_mono_ns(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count());
+      send(s, hb);
+    }
+  }
+
+  awaitable<void> accept_loop() {
+    for (;;) {
+      tcp::socket sock = co_await acceptor.async_accept(use_awaitable);
+      if (stopping) break;
+      auto s = std::make_shared<Session>(next_session_id++, std::move(sock), cfg.max_frame_bytes);
+      asio::error_code ec;
+      const auto ep = s->socket.remote_endpoint(ec);
+      s->peer = ec ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
+      s->socket.set_option(tcp::no_delay(true), ec);
+      {
+        std::lock_guard<std::mutex> lock(stats_mutex);
+        ++stats.connections_total;
+      }
+      sessions[s->id] = s;
+      if (static_cast<int>(sessions.size()) > cfg.max_sessions) {
+        fatal(s, kErrTooManySessions, "too_many_sessions",
+              "server is at its limit of " + std::to_string(cfg.max_sessions) + " sessions");
+        continue;
+      }
+      update_state();
+      pipeline::log_info("session " + std::to_string(s->id) + " connected from " + s->peer);
+      asio::co_spawn(io, reader(s), asio::detached);
+      asio::co_spawn(io, watchdog(s), asio::detached);
+    }
+  }
+
+  // Unloads models when no session has used them for idle_timeout.
+  awaitable<void> idle_loop() {
+    asio::steady_timer t(io);
+    for (;;) {
+      t.expires_after(std::min(std::chrono::milliseconds(500), cfg.idle_timeout));
+      co_await t.async_wait(use_awaitable);
+      if (stopping) break;
+      if (!sessions.empty() || loading > 0 || models.empty()) continue;
+      if (Clock::now() - last_activity < cfg.idle_timeout) continue;
+      pipeline::log_info("no session for " + std::to_string(cfg.idle_timeout.count()) + " ms: unloading " +
+                         std::to_string(models.size()) + " model(s)");
+      models.clear();
+      {
+        std::lock_guard<std::mutex> lock(stats_mutex);
+        ++stats.transitions_to_idle_total;
+      }
+      update_state();
+    }
+  }
+};
+
+Server::Server(ServerConfig config) : impl_(std::make_unique<Impl>(std::move(config))) {}
+
+Server::~Server() {
+  stop();
+}
+
+void Server::start() {
+  auto& m = *impl_;
+  try {
+    const tcp::endpoint ep(asio::ip::make_address(m.cfg.host), m.cfg.port);
+    m.acceptor.open(ep.protocol());
+    m.acceptor.set_option(tcp::acceptor::reuse_address(true));
+    m.acceptor.bind(ep);
+    m.acceptor.listen();
+  } catch (const std::exception& e) {
+    throw std::runtime_error("cannot listen on " + m.cfg.host + ":" + std::to_string(m.cfg.port) + ": " +
+                             e.what());
+  }
+  asio::co_spawn(m.io, m.accept_loop(), asio::detached);
+  asio::co_spawn(m.io, m.idle_loop(), asio::detached);
+  m.io_thread = std::thread([&m] {
+    for (;;) {
+      try {
+        m.io.run();
+        break;
+      } catch (const std::exception& e) {
+        pipeline::log_error(std::string("server io loop: ") + e.what());
+      }
+    }
+  });
+  pipeline::log_info("serving on " + m.cfg.host + ":" + std::to_string(port()));
+}
+
+std::uint16_t Server::port() const {
+  asio::error_code ec;
+  const auto ep = impl_->acceptor.local_endpoint(ec);
+  return ec ? 0 : ep.port();
+}
+
+void Server::stop() {
+  auto& m = *impl_;
+  if (!m.io_thread.joinable()) return;
+  // Stop accepting; answer frames already inside, then End every session.
+  asio::post(m.io, [&m] {
+    m.stopping = true;
+    asio::error_code ec;
+    m.acceptor.close(ec);
+    for (auto& [id, s] : std::map(m.sessions)) {
+      if (s->frame_in_flight)
+        s->end_after_result = true;
+      else
+        m.end_session(s, "server shutting down");
+    }
+  });
+  {
+    std::unique_lock<std::mutex> lock(m.stats_mutex);
+    m.drained.wait_for(lock, std::chrono::seconds(10), [&m] { return m.stats.connections_active == 0; });
+  }
+  // Pipelines are destroyed on the io thread, which must still run to receive their last callbacks.
+  std::promise<void> done;
+  asio::post(m.io, [&m, &done] {
+    m.models.clear();
+    done.set_value();
+  });
+  done.get_future().wait_for(std::chrono::seconds(10));
+  m.io.stop();
+  m.io_thread.join();
+  m.loader.join();
+}
+
+ServerStats Server::stats() const {
+  std::lock_guard<std::mutex> lock(impl_->stats_mutex);
+  return impl_->stats;
+}
+
+}  // namespace aitw::net

@@ -1,0 +1,361 @@
+// The worker over real loopback sockets: a raw peer for protocol-level cases and the client library.
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+
+#include <asio.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#include <random>
+#include <thread>
+
+#include "aitw/net/client.hpp"
+#include "aitw/net/server.hpp"
+
+namespace aitw::net {
+namespace {
+
+using asio::ip::tcp;
+using namespace std::chrono_literals;
+const std::string kShared = AITW_SHARED_DIR;
+const std::string kYolo11 = kShared + "/models/yolo11n.onnx";
+const std::string kYolov8 = kShared + "/models/yolov8n.onnx";
+
+std::string camera_jpeg() {
+  static const std::string bytes = [] {
+    cv::Mat bus = cv::imread(kShared + "/datasets/images/bus.jpg"), f;
+    cv::resize(bus(cv::Rect(0, 200, 810, 608)), f, cv::Size(640, 480), 0, 0, cv::INTER_AREA);
+    std::vector<std::uint8_t> buf;
+    cv::imencode(".jpg", f, buf);
+    return std::string(buf.begin(), buf.end());
+  }();
+  return bytes;
+}
+
+v1::Envelope init_msg(const std::string& model = kYolo11) {
+  v1::Envelope e;
+  auto* i = e.mutable_init();
+  i->set_model(model);
+  i->set_width(640);
+  i->set_height(480);
+  i->set_format(v1::JPEG);
+  i->set_client_id("test");
+  return e;
+}
+
+v1::Envelope frame_msg(std::uint64_t id, std::string pixels = camera_jpeg()) {
+  v1::Envelope e;
+  auto* f = e.mutable_frame();
+  f->set_frame_id(id);
+  f->set_ts_mono_ns(1000 + static_cast<std::int64_t>(id));
+  f->set_width(640);
+  f->set_height(480);
+  f->set_format(v1::JPEG);
+  f->set_pixels(std::move(pixels));
+  return e;
+}
+
+// A blocking protocol peer with a receive timeout.
+struct Peer {
+  asio::io_context io;
+  tcp::socket s{io};
+  explicit Peer(std::uint16_t port) {
+    s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+    timeval tv{5, 0};
+    setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  }
+  void send(const v1::Envelope& e) { send_bytes(encode(e)); }
+  void send_bytes(const std::string& b) { asio::write(s, asio::buffer(b)); }
+  // The next message that is not a heartbeat; nullopt on timeout or close.
+  std::optional<v1::Envelope> recv() {
+    for (;;) {
+      unsigned char p[4];
+      asio::error_code ec;
+      asio::read(s, asio::buffer(p), ec);
+      if (ec) return std::nullopt;
+      const std::uint32_t n = p[0] | (p[1] << 8) | (p[2] << 16) | (static_cast<std::uint32_t>(p[3]) << 24);
+      std::string body(n, '\0');
+      asio::read(s, asio::buffer(body), ec);
+      if (ec) return std::nullopt;
+      v1::Envelope e;
+      if (!e.ParseFromString(body)) return std::nullopt;
+      if (e.msg_case() != v1::Envelope::kHeartbeat) return e;
+    }
+  }
+  bool closed_by_server() {
+    for (;;) {
+      auto e = recv();
+      if (!e) return true;
+    }
+  }
+  // Init -> InitOk -> Ready.
+  v1::InitOk handshake(const std::string& model = kYolo11) {
+    send(init_msg(model));
+    auto ok = recv();
+    EXPECT_TRUE(ok && ok->has_init_ok()) << (ok ? message_name(*ok) : "nothing");
+    auto ready = recv();
+    EXPECT_TRUE(ready && ready->has_ready());
+    return ok ? ok->init_ok() : v1::InitOk();
+  }
+};
+
+std::unique_ptr<Server> start_server(ServerConfig cfg = {}) {
+  cfg.port = 0;
+  auto s = std::make_unique<Server>(cfg);
+  s->start();
+  return s;
+}
+
+}  // namespace
+
+TEST(Server, HandshakeFrameResultReady) {
+  auto server = start_server();
+  Peer p(server->port());
+  const auto ok = p.handshake();
+  EXPECT_EQ(ok.model_id().size(), 64u);
+  EXPECT_EQ(ok.class_names_size(), 80);
+  EXPECT_EQ(ok.input_height(), 480u);
+  EXPECT_EQ(ok.input_width(), 640u);
+  EXPECT_EQ(ok.max_frame_bytes(), kDefaultMaxMessageBytes);
+  EXPECT_EQ(ok.providers(0), "CPU");
+  EXPECT_EQ(server->stats().state, WorkerState::SessionActive);
+  for (std::uint64_t id = 1; id <= 3; ++id) {
+    p.send(frame_msg(id));
+    auto r = p.recv();
+    ASSERT_TRUE(r && r->has_result()) << (r ? message_name(*r) : "nothing");
+    EXPECT_EQ(r->result().frame_id(), id);
+    EXPECT_EQ(r->result().ts_mono_ns(), 1000 + static_cast<std::int64_t>(id));  // echoed
+    EXPECT_GE(r->result().detections_size(), 3);
+    EXPECT_GT(r->result().times().infer_ms(), 0);
+    auto ready = p.recv();
+    ASSERT_TRUE(ready && ready->has_ready());
+  }
+  EXPECT_EQ(server->stats().frames_processed_total, 3u);
+}
+
+TEST(Server, SecondFrameWithoutReadyIsAFatalWindowViolation) {
+  auto server = start_server();
+  Peer p(server->port());
+  p.handshake();
+  p.send_bytes(encode(frame_msg(1)) + encode(frame_msg(2)));
+  std::optional<v1::Envelope> e;
+  do e = p.recv();
+  while (e && !e->has_error());
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->error().code(), kErrWindowViolation);
+  EXPECT_TRUE(e->error().fatal());
+  EXPECT_TRUE(p.closed_by_server());
+  Peer other(server->port());  // the server carries on
+  other.handshake();
+}
+
+TEST(Server, OversizeLengthPrefixIsRejectedAndClosed) {
+  ServerConfig cfg;
+  cfg.max_frame_bytes = 1 << 20;
+  auto server = start_server(cfg);
+  Peer p(server->port());
+  p.send_bytes(std::string("\xff\xff\xff\x7f", 4));
+  auto e = p.recv();
+  ASSERT_TRUE(e && e->has_error());
+  EXPECT_EQ(e->error().code(), kErrFrameTooLarge);
+  EXPECT_NE(e->error().message().find("2147483647"), std::string::npos) << e->error().message();
+  EXPECT_TRUE(p.closed_by_server());
+  EXPECT_EQ(server->stats().errors_by_cause.at("frame_too_large"), 1u);
+}
+
+TEST(Server, GarbageBytesGetAnErrorAndTheServerCarriesOn) {
+  auto server = start_server();
+  {
+    Peer p(server->port());
+    std::mt19937 rng(3);
+    std::string junk(4096, '\0');
+    for (auto& c : junk) c = static_cast<char>(rng());
+    p.send_bytes(junk);
+    auto e = p.recv();
+    ASSERT_TRUE(e && e->has_error());
+  }
+  Peer ok(server->port());
+  ok.handshake();
+}
+
+TEST(Server, FrameBeforeInitIsANonFatalError) {
+  auto server = start_server();
+  Peer p(server->port());
+  p.send(frame_msg(1));
+  auto e = p.recv();
+  ASSERT_TRUE(e && e->has_error());
+  EXPECT_EQ(e->error().code(), kErrFrameBeforeInit);
+  EXPECT_FALSE(e->error().fatal());
+  p.handshake();  // the session goes on
+}
+
+TEST(Server, BadFrameBytesGetAnErrorThenReady) {
+  auto server = start_server();
+  Peer p(server->port());
+  p.handshake();
+  p.send(frame_msg(1, "not a jpeg at all"));
+  auto e = p.recv();
+  ASSERT_TRUE(e && e->has_error());
+  EXPECT_EQ(e->error().code(), kErrBadFrame);
+  EXPECT_NE(e->error().message().find("does not decode"), std::string::npos) << e->error().message();
+  auto ready = p.recv();
+  ASSERT_TRUE(ready && ready->has_ready());
+  p.send(frame_msg(2));
+  auto r = p.recv();
+  ASSERT_TRUE(r && r->has_result());
+}
+
+TEST(Server, UnknownModelIsAnErrorNamingIt) {
+  auto server = start_server();
+  Peer p(server->port());
+  p.send(init_msg("no-such-model"));
+  auto e = p.recv();
+  ASSERT_TRUE(e && e->has_error());
+  EXPECT_EQ(e->error().code(), kErrModel);
+  EXPECT_NE(e->error().message().find("no-such-model"), std::string::npos);
+  p.handshake();
+}
+
+TEST(Server, DisconnectMidFrameLeavesTheServerServing) {
+  auto server = start_server();
+  {
+    Peer p(server->port());
+    p.handshake();
+    const std::string wire = encode(frame_msg(1));
+    p.send_bytes(wire.substr(0, wire.size() / 2));
+  }  // closed with half a frame sent
+  Peer ok(server->port());
+  ok.handshake();
+  ok.send(frame_msg(1));
+  auto r = ok.recv();
+  ASSERT_TRUE(r && r->has_result());
+}
+
+TEST(Server, SilentPeerIsDroppedAfterTheHeartbeatTimeout) {
+  ServerConfig cfg;
+  cfg.heartbeat_timeout = 300ms;
+  auto server = start_server(cfg);
+  Peer p(server->port());
+  p.send_bytes(encode(init_msg()).substr(0, 10));  // stalls mid-message, sends nothing more
+  const auto t0 = std::chrono::steady_clock::now();
+  auto e = p.recv();
+  ASSERT_TRUE(e && e->has_error());
+  EXPECT_EQ(e->error().code(), kErrTimeout);
+  EXPECT_NE(e->error().message().find("mid-message"), std::string::npos);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s);
+  EXPECT_TRUE(p.closed_by_server());
+}
+
+TEST(Server, MaxSessionsIsEnforced) {
+  ServerConfig cfg;
+  cfg.max_sessions = 1;
+  auto server = start_server(cfg);
+  Peer first(server->port());
+  first.handshake();
+  Peer second(server->port());
+  auto e = second.recv();
+  ASSERT_TRUE(e && e->has_error());
+  EXPECT_EQ(e->error().code(), kErrTooManySessions);
+  EXPECT_TRUE(second.closed_by_server());
+}
+
+TEST(Server, TwoSessionsOnDifferentModels) {
+  auto server = start_server();
+  Peer a(server->port()), b(server->port());
+  const auto ok_a = a.handshake(kYolo11);
+  const auto ok_b = b.handshake(kYolov8);
+  EXPECT_NE(ok_a.model_id(), ok_b.model_id());
+  EXPECT_EQ(server->stats().models_loaded, 2u);
+  a.send(frame_msg(1));
+  b.send(frame_msg(1));
+  auto ra = a.recv(), rb = b.recv();
+  ASSERT_TRUE(ra && ra->has_result());
+  ASSERT_TRUE(rb && rb->has_result());
+  EXPECT_GE(ra->result().detections_size(), 3);
+  EXPECT_GE(rb->result().detections_size(), 3);
+}
+
+TEST(Server, UnloadsModelsWhenIdleAndLoadsAgain) {
+  ServerConfig cfg;
+  cfg.idle_timeout = 300ms;
+  auto server = start_server(cfg);
+  {
+    Peer p(server->port());
+    p.handshake();
+    EXPECT_EQ(server->stats().state, WorkerState::SessionActive);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (server->stats().state != WorkerState::Idle && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(server->stats().state, WorkerState::Idle);
+  EXPECT_EQ(server->stats().transitions_to_idle_total, 1u);
+  EXPECT_EQ(server->stats().models_loaded, 0u);
+  Peer again(server->port());
+  again.handshake();
+}
+
+TEST(Server, StopAnswersTheFrameInFlightThenEnds) {
+  auto server = start_server();
+  Peer p(server->port());
+  p.handshake();
+  p.send(frame_msg(7));
+  std::this_thread::sleep_for(5ms);  // the frame is inside the pipeline
+  std::thread stopper([&] { server->stop(); });
+  auto r = p.recv();
+  ASSERT_TRUE(r && r->has_result());
+  EXPECT_EQ(r->result().frame_id(), 7u);
+  auto end = p.recv();
+  ASSERT_TRUE(end && end->has_end());
+  stopper.join();
+}
+
+TEST(Client, LatestWinsAndResults) {
+  auto server = start_server();
+  ClientConfig cc;
+  cc.port = server->port();
+  cc.init = init_msg().init();
+  std::atomic<int> results{0};
+  Client client(cc, [&](const v1::Result&, double) { ++results; });
+  client.start();
+  ASSERT_TRUE(client.wait_initialized(10s));
+  for (std::uint64_t id = 1; id <= 10; ++id)
+    client.submit(frame_msg(id).frame());  // far faster than inference
+  ASSERT_TRUE(client.wait_idle(10s));
+  const auto s = client.stats();
+  EXPECT_EQ(s.ai_init_ok_total, 1u);
+  EXPECT_EQ(s.ai_frames_sent_total + s.ai_drops_latestwins_total, 10u);
+  EXPECT_GE(s.ai_drops_latestwins_total, 5u);
+  EXPECT_EQ(static_cast<std::uint64_t>(results.load()), s.ai_frames_sent_total);
+  EXPECT_GT(s.ai_detections_total, 0u);
+  EXPECT_EQ(s.ai_result_latency_ms.count(), s.results_total);
+}
+
+TEST(Client, ReconnectsAndReInitsAfterAServerRestart) {
+  auto server = start_server();
+  const std::uint16_t port = server->port();
+  ClientConfig cc;
+  cc.port = port;
+  cc.init = init_msg().init();
+  cc.backoff_initial = 50ms;
+  std::atomic<int> results{0};
+  Client client(cc, [&](const v1::Result&, double) { ++results; });
+  client.start();
+  ASSERT_TRUE(client.wait_initialized(10s));
+  client.submit(frame_msg(1).frame());
+  ASSERT_TRUE(client.wait_idle(10s));
+  server->stop();
+  server.reset();
+  ServerConfig again;
+  again.port = port;  // same port: the client's address
+  server = std::make_unique<Server>(again);
+  server->start();
+  const auto deadline = std::chrono::steady_clock::now() + 15s;
+  while (client.stats().ai_init_ok_total < 2 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(50ms);
+  EXPECT_GE(client.stats().ai_reconnects_total, 1u);
+  EXPECT_EQ(client.stats().ai_init_ok_total, 2u);
+  client.submit(frame_msg(2).frame());
+  ASSERT_TRUE(client.wait_idle(10s));
+  EXPECT_EQ(results.load(), 2);
+}
+
+}  // namespace aitw::net
