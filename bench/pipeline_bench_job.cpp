@@ -75,8 +75,10 @@ void print_report(const nlohmann::json& j, std::ostream& out) {
       << j["frame_errors"] << "\n";
   out << "rate      " << std::setprecision(2) << num(j["fps_processed"]) << " fps processed over "
       << num(j["duration_s"]) << " s; model " << j["model"].get<std::string>() << ", input " << j["input"][0]
-      << "x" << j["input"][1] << ", " << j["threads"]["nets"] << " net(s) x "
-      << j["threads"]["threads_per_net"] << " thread(s)\n";
+      << "x" << j["input"][1];
+  if (j.contains("threads"))
+    out << ", " << j["threads"]["nets"] << " net(s) x " << j["threads"]["threads_per_net"] << " thread(s)";
+  out << "\n";
   out << std::left << std::setw(14) << "latency ms" << std::right << std::setw(9) << "p50" << std::setw(9)
       << "p95" << std::setw(9) << "p99" << std::setw(9) << "max"
       << "\n";

@@ -3,6 +3,9 @@
 
 #include <sys/wait.h>
 
+#include <csignal>
+#include <thread>
+
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -345,4 +348,62 @@ TEST(CliBenchPipeline, ReportsAndGates) {
   EXPECT_EQ(run("bench pipeline --recording " + rec.string() + " --gate 'p95<<3'").exit_code, 2);
   fs::remove(rec);
   fs::remove(json);
+}
+
+TEST(CliReplay, InProcessServerReportAndDetections) {
+  const fs::path rec = fs::temp_directory_path() / ("aitw_rp_" + std::to_string(getpid()) + ".aitwrec");
+  ASSERT_EQ(run("record --pan --from " + kBus + " --fps 12 --duration 2 --out " + rec.string()).exit_code, 0);
+  const fs::path json = fs::temp_directory_path() / ("aitw_rp_" + std::to_string(getpid()) + ".json");
+  const fs::path dets = fs::temp_directory_path() / ("aitw_rp_" + std::to_string(getpid()) + ".jsonl");
+  const auto r = run("replay " + rec.string() + " --model " + kShared + "/models/yolo11n.onnx --json " +
+                     json.string() + " --detections " + dets.string() + " --gate 'fps_processed>=5'");
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  std::ifstream jf(json);
+  const auto j = nlohmann::json::parse(jf);
+  EXPECT_EQ(j["frames_offered"].get<int>(), 24);
+  EXPECT_EQ(j["frames_processed"].get<int>() + j["frames_dropped"].get<int>(), 24);
+  EXPECT_EQ(j["reconnects"].get<int>(), 0);
+  EXPECT_NE(j["server"].get<std::string>().find("in-process"), std::string::npos);
+  std::ifstream df(dets);
+  int lines = 0;
+  for (std::string line; std::getline(df, line); ++lines) {
+    const auto d = nlohmann::json::parse(line);
+    EXPECT_TRUE(d.contains("frame_id") && d.contains("latency_ms") && d.contains("detections"));
+  }
+  EXPECT_EQ(lines, j["frames_processed"].get<int>());
+  EXPECT_EQ(run("replay /nonexistent.aitwrec").exit_code, 2);
+  fs::remove(rec);
+  fs::remove(json);
+  fs::remove(dets);
+}
+
+TEST(CliServe, ServesReplayAndDrainsOnSigterm) {
+  const int port = 20000 + getpid() % 20000;
+  const fs::path log = fs::temp_directory_path() / ("aitw_serve_" + std::to_string(getpid()) + ".log");
+  const std::string cmd = "AITW_MODEL_DIR=" + kShared + "/models " + kAitw +
+                          " serve --listen 127.0.0.1:" + std::to_string(port) + " > " + log.string() +
+                          " 2>&1 & echo $!";
+  FILE* p = popen(cmd.c_str(), "r");
+  int pid = 0;
+  ASSERT_EQ(fscanf(p, "%d", &pid), 1);
+  pclose(p);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const fs::path rec = fs::temp_directory_path() / ("aitw_sv_" + std::to_string(getpid()) + ".aitwrec");
+  ASSERT_EQ(run("record --pan --from " + kBus + " --fps 12 --duration 1 --out " + rec.string()).exit_code, 0);
+  const auto r = run("replay " + rec.string() + " --server 127.0.0.1:" + std::to_string(port));
+  EXPECT_EQ(r.exit_code, 0) << r.err << r.out;
+  EXPECT_NE(r.out.find("processed 12"), std::string::npos) << r.out;
+  ASSERT_EQ(kill(pid, SIGTERM), 0);
+  int status = 0;
+  for (int i = 0; i < 100 && kill(pid, 0) == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_NE(kill(pid, 0), 0) << "aitw serve did not exit after SIGTERM";
+  (void)status;
+  std::ifstream lf(log);
+  std::stringstream ls;
+  ls << lf.rdbuf();
+  EXPECT_NE(ls.str().find("SIGTERM"), std::string::npos) << ls.str();
+  EXPECT_NE(ls.str().find("stopped"), std::string::npos) << ls.str();
+  fs::remove(rec);
+  fs::remove(log);
 }

@@ -1,16 +1,21 @@
 // aitw: the edge inference worker's command line. Each subcommand parses its flags and calls one library
 // function.
 #include <charconv>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+
+#include <pthread.h>
 #include <regex>
 
 #include <CLI/CLI.hpp>
 
 #include "aitw/bench/kernel_cases.hpp"
 #include "aitw/bench/pipeline_bench.hpp"
+#include "aitw/bench/replay.hpp"
 #include "aitw/datasets/record.hpp"
+#include "aitw/net/server.hpp"
 #include "aitw/pipeline/detect_job.hpp"
 #include "aitw/pipeline/log.hpp"
 
@@ -163,6 +168,41 @@ int main(int argc, char** argv) {
   record->add_option("--quality", rec.jpeg_quality, "JPEG quality")->capture_default_str();
   record->add_option("--out", rec.out, "output file (.aitwrec)")->required();
 
+  // serve
+  aitw::net::ServerConfig sc;
+  std::string listen = "127.0.0.1:7070", idle = "60s", heartbeat = "10s";
+  auto* serve = app.add_subcommand(
+      "serve",
+      "Run the worker: TCP + protobuf protocol (uint32LE length + Envelope), sessions, window 1.\n"
+      "Stops gracefully on SIGTERM/SIGINT: frames inside are answered, sessions get End, exit 0.");
+  serve->add_option("--listen", listen, "HOST:PORT (loopback unless told otherwise)")->capture_default_str();
+  serve->add_option("--idle-timeout", idle, "unload models after this long with no session (e.g. 60s, 500ms)")
+      ->capture_default_str();
+  serve->add_option("--heartbeat-timeout", heartbeat, "drop a peer silent for this long")
+      ->capture_default_str();
+  serve->add_option("--max-sessions", sc.max_sessions, "concurrent sessions")->capture_default_str();
+  serve->add_option("--max-frame-bytes", sc.max_frame_bytes, "largest accepted message")
+      ->capture_default_str();
+  serve->add_option("--nets", sc.nets, "network instances per model")->capture_default_str();
+  serve->add_option("--threads", sc.threads, "OpenCV threads per network")->capture_default_str();
+
+  // replay
+  aitw::bench::ReplayOptions rp;
+  auto* replay = app.add_subcommand(
+      "replay",
+      "Offer a recording, image directory or video to a worker at a fixed rate through the client and\n"
+      "report latency, drops and throughput; without --server an in-process worker on loopback is used");
+  replay->add_option("SOURCE", rp.source, ".aitwrec, image directory or video")->required();
+  replay->add_option("--server", rp.server, "HOST:PORT of a running `aitw serve`");
+  replay->add_option("--model", rp.model, "model reference sent in Init (name or path)")
+      ->capture_default_str();
+  replay->add_option("--fps", rp.fps, "offer rate; 0 = as fast as the worker answers")->capture_default_str();
+  replay->add_option("--duration", rp.duration, "seconds (0 = the source once)")->capture_default_str();
+  replay->add_option("--conf", rp.conf, "confidence threshold sent in Init (0 = the worker's default)");
+  replay->add_option("--json", rp.json_path, "write the report as JSON");
+  replay->add_option("--detections", rp.detections_path, "write one JSON line per result (FILE.jsonl)");
+  replay->add_option("--gate", rp.gate, "conditions, e.g. \"p95_ms<150,fps_processed>=10,drop_pct<=5\"");
+
   CLI11_PARSE(app, argc, argv);
   using aitw::pipeline::LogLevel;
   aitw::pipeline::set_log_level(log_level == "debug"   ? LogLevel::Debug
@@ -191,6 +231,52 @@ int main(int argc, char** argv) {
       return app.exit(e);
     }
     return aitw::bench::run_bench_pipeline(bp, std::cout);
+  }
+  if (replay->parsed()) return aitw::bench::run_replay(rp, std::cout);
+  if (serve->parsed()) {
+    auto duration_ms = [](const std::string& v, std::chrono::milliseconds& out) {
+      char* end = nullptr;
+      const double x = std::strtod(v.c_str(), &end);
+      const std::string unit = end ? end : "";
+      const double ms = unit == "ms"                    ? x
+                        : unit == "m"                   ? x * 60000
+                        : (unit.empty() || unit == "s") ? x * 1000
+                                                        : -1;
+      if (!(ms > 0) || ms > 1e10) return false;
+      out = std::chrono::milliseconds(static_cast<long long>(ms));
+      return true;
+    };
+    if (!duration_ms(idle, sc.idle_timeout) || !duration_ms(heartbeat, sc.heartbeat_timeout)) {
+      std::cerr << "--idle-timeout/--heartbeat-timeout: expected e.g. 60s, 500ms or 2m\n";
+      return 2;
+    }
+    const auto colon = listen.rfind(':');
+    if (colon == std::string::npos) {
+      std::cerr << "--listen: expected HOST:PORT, got '" << listen << "'\n";
+      return 2;
+    }
+    sc.host = listen.substr(0, colon);
+    sc.port = static_cast<std::uint16_t>(std::atoi(listen.c_str() + colon + 1));
+    // Block the signals in every thread; this one waits for them.
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    aitw::net::Server server(sc);
+    try {
+      server.start();
+    } catch (const std::exception& e) {
+      std::cerr << "aitw serve: " << e.what() << "\n";
+      return 2;
+    }
+    int sig = 0;
+    sigwait(&set, &sig);
+    aitw::pipeline::log_info(std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") +
+                             ": draining and stopping");
+    server.stop();
+    aitw::pipeline::log_info("stopped");
+    return 0;
   }
   if (record->parsed()) {
     if (std::sscanf(rec_size.c_str(), "%dx%d", &rec.width, &rec.height) != 2) {

@@ -3,6 +3,8 @@
 #include <sys/socket.h>
 
 #include <asio.hpp>
+#include <filesystem>
+#include <fstream>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <random>
@@ -356,6 +358,33 @@ TEST(Client, ReconnectsAndReInitsAfterAServerRestart) {
   client.submit(frame_msg(2).frame());
   ASSERT_TRUE(client.wait_idle(10s));
   EXPECT_EQ(results.load(), 2);
+}
+
+}  // namespace aitw::net
+
+namespace aitw::net {
+
+TEST(Server, HotReloadToABrokenModelKeepsTheOldOne) {
+  const auto broken =
+      std::filesystem::temp_directory_path() / ("aitw_broken_" + std::to_string(getpid()) + ".onnx");
+  std::ofstream(broken) << "this is not a model";
+  auto server = start_server();
+  Peer p(server->port());
+  const auto first = p.handshake(kYolo11);
+  p.send(init_msg(broken.string()));  // hot reload to a broken model
+  auto e = p.recv();
+  ASSERT_TRUE(e && e->has_error());
+  EXPECT_EQ(e->error().code(), kErrModel);
+  EXPECT_NE(e->error().message().find(broken.string()), std::string::npos) << e->error().message();
+  EXPECT_FALSE(e->error().fatal());
+  p.send(frame_msg(1));  // the old model still serves (the Ready from the first Init is still valid)
+  auto r = p.recv();
+  ASSERT_TRUE(r && r->has_result()) << (r ? message_name(*r) : "nothing");
+  EXPECT_GE(r->result().detections_size(), 3);
+  ASSERT_TRUE(p.recv()->has_ready());
+  const auto second = p.handshake(kYolov8);  // and a good reload switches models
+  EXPECT_NE(second.model_id(), first.model_id());
+  std::filesystem::remove(broken);
 }
 
 }  // namespace aitw::net

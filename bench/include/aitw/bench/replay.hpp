@@ -1,0 +1,23 @@
+#pragma once
+// `aitw replay`: offers a recording (or an image directory / video, recorded on the fly) at a fixed rate
+// to a worker through the client library, and reports what `aitw bench pipeline` reports, measured at the
+// client, plus reconnects and errors. Without --server it runs a worker in-process on loopback.
+#include <iosfwd>
+#include <string>
+
+namespace aitw::bench {
+
+struct ReplayOptions {
+  std::string source;            // .aitwrec, image directory, or video
+  std::string server;            // HOST:PORT; empty = an in-process server on 127.0.0.1
+  std::string model = "yolo11n";  // registry name[@version] or path, sent in Init
+  double fps = 12;                // 0 = as fast as the worker answers
+  double duration = 0;            // seconds; 0 = the source once
+  float conf = 0;                 // 0 = the worker's default
+  std::string json_path, detections_path, gate;
+};
+
+// 0, 1 when a gate fails, 2 on a setup error (unreadable source, unreachable server, model error).
+int run_replay(const ReplayOptions& options, std::ostream& out);
+
+}  // namespace aitw::bench
