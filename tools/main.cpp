@@ -15,6 +15,7 @@
 #include "aitw/bench/pipeline_bench.hpp"
 #include "aitw/bench/replay.hpp"
 #include "aitw/datasets/record.hpp"
+#include "aitw/net/metrics.hpp"
 #include "aitw/net/server.hpp"
 #include "aitw/pipeline/detect_job.hpp"
 #include "aitw/pipeline/log.hpp"
@@ -185,6 +186,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   serve->add_option("--nets", sc.nets, "network instances per model")->capture_default_str();
   serve->add_option("--threads", sc.threads, "OpenCV threads per network")->capture_default_str();
+  std::string metrics_listen;
+  serve->add_option("--metrics", metrics_listen,
+                    "HOST:PORT for HTTP /metrics (Prometheus), /healthz, /readyz");
 
   // replay
   aitw::bench::ReplayOptions rp;
@@ -270,11 +274,27 @@ int main(int argc, char** argv) {
       std::cerr << "aitw serve: " << e.what() << "\n";
       return 2;
     }
+    std::unique_ptr<aitw::net::MetricsEndpoint> metrics;
+    if (!metrics_listen.empty()) {
+      const auto mc = metrics_listen.rfind(':');
+      try {
+        if (mc == std::string::npos) throw std::runtime_error("--metrics: expected HOST:PORT");
+        metrics = std::make_unique<aitw::net::MetricsEndpoint>(
+            server, metrics_listen.substr(0, mc),
+            static_cast<std::uint16_t>(std::atoi(metrics_listen.c_str() + mc + 1)));
+        metrics->start();
+        aitw::pipeline::log_info("metrics on http://" + metrics_listen + "/metrics");
+      } catch (const std::exception& e) {
+        std::cerr << "aitw serve: " << e.what() << "\n";
+        return 2;
+      }
+    }
     int sig = 0;
     sigwait(&set, &sig);
     aitw::pipeline::log_info(std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") +
                              ": draining and stopping");
     server.stop();
+    if (metrics) metrics->stop();
     aitw::pipeline::log_info("stopped");
     return 0;
   }

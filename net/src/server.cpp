@@ -214,6 +214,7 @@ struct Server::Impl {
       std::lock_guard<std::mutex> lock(stats_mutex);
       ++stats.frames_processed_total;
       ++stats.results_sent_total;
+      stats.inference_time_ms.record(r.ms.infer);
     } else {
       non_fatal(s, r.error_cause == "dropped" ? kErrDropped : kErrBadFrame, r.error_cause,
                 "frame " + std::to_string(r.frame_id) + ": " + r.error);

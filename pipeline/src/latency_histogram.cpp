@@ -41,6 +41,14 @@ void LatencyHistogram::merge(const LatencyHistogram& o) {
   sum_us_ += o.sum_us_;
 }
 
+std::uint64_t LatencyHistogram::count_at_or_below(double ms) const {
+  if (ms < 0) return 0;
+  const int last = index_of(static_cast<std::uint64_t>(std::llround(ms * 1000.0)));
+  std::uint64_t n = 0;
+  for (int i = 0; i <= last; ++i) n += counts_[i];
+  return n;
+}
+
 double LatencyHistogram::percentile_ms(double p) const {
   if (count_ == 0) return 0.0;
   const auto target = static_cast<std::uint64_t>(std::ceil(std::clamp(p, 0.0, 100.0) / 100.0 * count_));

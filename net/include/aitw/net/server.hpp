@@ -10,6 +10,7 @@
 #include <string>
 
 #include "aitw/net/framing.hpp"
+#include "aitw/pipeline/latency_histogram.hpp"
 
 namespace aitw::net {
 
@@ -48,6 +49,7 @@ struct ServerStats {
   std::uint64_t transitions_to_idle_total = 0, models_loaded = 0;
   double last_model_load_seconds = 0;
   std::map<std::string, std::uint64_t> errors_by_cause;
+  pipeline::LatencyHistogram inference_time_ms;
 };
 
 class Server {

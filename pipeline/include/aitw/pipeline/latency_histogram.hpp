@@ -19,6 +19,9 @@ class LatencyHistogram {
   // The smallest recorded value v such that `p` percent of the values are <= v (bucket midpoint, clamped
   // to the exact max). 0 when empty.
   double percentile_ms(double p) const;
+  // How many recorded values are <= ms (bucket resolution), for cumulative (Prometheus) buckets.
+  std::uint64_t count_at_or_below(double ms) const;
+  double sum_ms() const { return sum_us_ / 1000.0; }
 
  private:
   static constexpr int kSubBits = 6;  // 64 sub-buckets per power of two

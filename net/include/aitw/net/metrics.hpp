@@ -1,0 +1,29 @@
+#pragma once
+// `aitw serve --metrics HOST:PORT`: Prometheus text metrics at GET /metrics (the spec's names:
+// worker_state, connections_active, frames_processed_total, inference_time_ms, model_load_seconds,
+// transitions_to_idle_total, plus drops and errors by cause), GET /healthz (the process answers) and
+// GET /readyz (200 when a model can be served).
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "aitw/net/server.hpp"
+
+namespace aitw::net {
+
+std::string render_prometheus(const ServerStats& stats);
+
+class MetricsEndpoint {
+ public:
+  MetricsEndpoint(const Server& server, std::string host, std::uint16_t port);
+  ~MetricsEndpoint();
+  void start();  // throws std::runtime_error naming host:port when it cannot listen
+  std::uint16_t port() const;
+  void stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace aitw::net
