@@ -5,6 +5,7 @@
 #include <httplib.h>
 
 #include <asio.hpp>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -44,7 +45,15 @@ TEST(Metrics, EndpointServesTheSpecNamesAndTracksAFrame) {
                            "inference_time_ms_count", "frames_dropped_total"})
     EXPECT_TRUE(before.count(name)) << name;
   EXPECT_EQ(http.Get("/healthz")->status, 200);
+  // Ready means a model can be served: none loaded yet, so it depends on finding the default one.
+  const auto cwd = std::filesystem::current_path();
+  std::filesystem::current_path(std::filesystem::temp_directory_path());  // no ./models, no ../shared
+  setenv("AITW_MODEL_DIR", "/nonexistent", 1);
+  EXPECT_EQ(http.Get("/readyz")->status, 503);
+  setenv("AITW_MODEL_DIR", (std::string(AITW_SHARED_DIR) + "/models").c_str(), 1);
   EXPECT_EQ(http.Get("/readyz")->status, 200);
+  unsetenv("AITW_MODEL_DIR");
+  std::filesystem::current_path(cwd);
 
   ClientConfig cc;
   cc.port = server.port();
