@@ -205,6 +205,16 @@ int run_replay(const ReplayOptions& o, std::ostream& out) {
   }
   report["server"] = o.server.empty() ? "in-process 127.0.0.1:" + std::to_string(cc.port) : o.server;
   report["reconnects"] = cs.ai_reconnects_total;
+  report["client_metrics"] = {{"ai_init_ok_total", cs.ai_init_ok_total},
+                              {"ai_reconnects_total", cs.ai_reconnects_total},
+                              {"ai_frame_inflight", cs.ai_frame_inflight ? 1 : 0},
+                              {"ai_frames_sent_total", cs.ai_frames_sent_total},
+                              {"ai_drops_latestwins_total", cs.ai_drops_latestwins_total},
+                              {"ai_detections_total", cs.ai_detections_total},
+                              {"ai_result_latency_ms",
+                               {{"p50", cs.ai_result_latency_ms.percentile_ms(50)},
+                                {"p95", cs.ai_result_latency_ms.percentile_ms(95)},
+                                {"count", cs.ai_result_latency_ms.count()}}}};
   report["frames_lost_on_disconnect"] = cs.frames_lost_on_disconnect;
   report.erase("threads");
   print_report(report, out);

@@ -371,7 +371,17 @@ TEST(CliReplay, InProcessServerReportAndDetections) {
     EXPECT_TRUE(d.contains("frame_id") && d.contains("latency_ms") && d.contains("detections"));
   }
   EXPECT_EQ(lines, j["frames_processed"].get<int>());
+  const auto& cm = j["client_metrics"];
+  EXPECT_EQ(cm["ai_init_ok_total"].get<int>(), 1);
+  EXPECT_EQ(cm["ai_frames_sent_total"].get<int>() + cm["ai_drops_latestwins_total"].get<int>(), 24);
+  EXPECT_GT(cm["ai_detections_total"].get<int>(), 0);
+  EXPECT_EQ(cm["ai_result_latency_ms"]["count"].get<int>(), j["frames_processed"].get<int>());
   EXPECT_EQ(run("replay /nonexistent.aitwrec").exit_code, 2);
+  // An image directory is recorded on the fly (640x480).
+  const auto dir =
+      run("replay " + kShared + "/datasets/images --model " + kShared + "/models/yolo11n.onnx --fps 4");
+  EXPECT_EQ(dir.exit_code, 0) << dir.err;
+  EXPECT_NE(dir.out.find("offered 2, processed 2"), std::string::npos) << dir.out;
   fs::remove(rec);
   fs::remove(json);
   fs::remove(dets);
