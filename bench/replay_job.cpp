@@ -224,16 +224,7 @@ int run_replay(const ReplayOptions& o, std::ostream& out) {
     std::ofstream f(o.json_path);
     f << report.dump(2) << "\n";
   }
-  const std::vector<std::pair<std::string, double>> metrics{
-      {"p50_ms", report["e2e_ms"]["p50"]},
-      {"p95_ms", report["e2e_ms"]["p95"]},
-      {"p99_ms", report["e2e_ms"]["p99"]},
-      {"max_ms", report["e2e_ms"]["max"]},
-      {"fps_processed", report["fps_processed"]},
-      {"drop_pct", report["drop_pct"]},
-      {"frame_errors", static_cast<double>(s.errors)},
-      {"reconnects", static_cast<double>(cs.ai_reconnects_total)}};
-  return check_gates(gates, metrics, false, out) ? 1 : 0;
+  return check_gates(gates, gate_metrics(report), /*prefix_match=*/false, out) ? 1 : 0;
 }
 
 }  // namespace aitw::bench

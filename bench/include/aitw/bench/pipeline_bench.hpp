@@ -28,5 +28,8 @@ int run_bench_pipeline(const BenchPipelineOptions& options, std::ostream& out);
 nlohmann::json pipeline_report(const pipeline::PipelineStats& stats, double seconds, const std::string& model,
                                pipeline::InputSize input, int nets, int threads);
 void print_report(const nlohmann::json& report, std::ostream& out);
+// The values --gate can test, by name (p50_ms, p95_ms, p99_ms, max_ms, fps_processed, drop_pct,
+// frames_processed, frame_errors, and reconnects for replay).
+std::vector<std::pair<std::string, double>> gate_metrics(const nlohmann::json& report);
 
 }  // namespace aitw::bench
