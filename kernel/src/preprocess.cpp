@@ -63,40 +63,44 @@ AITW_TARGET_CLONES void convert_row_rgb(const std::uint8_t* s, int n, float* r, 
 
 // One output row from source rows s0, s1 at exactly half the size: the rounded 2x2 mean, which is what
 // cv::resize computes for an exact 2x INTER_LINEAR downscale (it switches to its INTER_AREA fast path).
-// Three passes over L1-resident rows, each a pattern the compiler vectorises (a direct stride-6 loop is
-// not): vertical sums, stride-3 deinterleave into planes, stride-2 pair sums.
+// Passes over L1-resident rows, each a pattern the compiler vectorises (a direct stride-6 loop is not):
+// stride-3 byte deinterleave of both rows into planes, then per plane stride-2 pair sums of both rows.
+// (Summing the rows first into uint16 and deinterleaving those measured slower: 0.117 vs 0.110 ms.)
 template <int kRed>
 inline __attribute__((always_inline)) void half_row_impl(const std::uint8_t* __restrict s0,
                                                          const std::uint8_t* __restrict s1, int n,
-                                                         std::uint16_t* __restrict vsum,
-                                                         std::uint16_t* __restrict planes,
-                                                         float* __restrict r, float* __restrict g,
-                                                         float* __restrict b) {
-  const int src_values = 6 * n;  // 2n source pixels x 3 channels
-  for (int i = 0; i < src_values; ++i) vsum[i] = static_cast<std::uint16_t>(s0[i] + s1[i]);
-  std::uint16_t* pr = planes;
-  std::uint16_t* pg = planes + 2 * n;
-  std::uint16_t* pb = planes + 4 * n;
-  for (int x = 0; x < 2 * n; ++x) {
-    pr[x] = vsum[3 * x + kRed];
-    pg[x] = vsum[3 * x + 1];
-    pb[x] = vsum[3 * x + 2 - kRed];
+                                                         std::uint8_t* __restrict planes, float* __restrict r,
+                                                         float* __restrict g, float* __restrict b) {
+  // planes: R0 G0 B0 (row s0) then R1 G1 B1 (row s1), 2n bytes each.
+  const int w = 2 * n;
+  std::uint8_t* p[6];
+  for (int k = 0; k < 6; ++k) p[k] = planes + static_cast<std::ptrdiff_t>(k) * w;
+  for (int x = 0; x < w; ++x) {
+    p[0][x] = s0[3 * x + kRed];
+    p[1][x] = s0[3 * x + 1];
+    p[2][x] = s0[3 * x + 2 - kRed];
   }
-  for (int x = 0; x < n; ++x) {
-    r[x] = static_cast<float>((pr[2 * x] + pr[2 * x + 1] + 2) >> 2) * kScale;
-    g[x] = static_cast<float>((pg[2 * x] + pg[2 * x + 1] + 2) >> 2) * kScale;
-    b[x] = static_cast<float>((pb[2 * x] + pb[2 * x + 1] + 2) >> 2) * kScale;
+  for (int x = 0; x < w; ++x) {
+    p[3][x] = s1[3 * x + kRed];
+    p[4][x] = s1[3 * x + 1];
+    p[5][x] = s1[3 * x + 2 - kRed];
+  }
+  float* out[3] = {r, g, b};
+  for (int c = 0; c < 3; ++c) {
+    const std::uint8_t* __restrict a = p[c];
+    const std::uint8_t* __restrict d = p[c + 3];
+    float* __restrict o = out[c];
+    for (int x = 0; x < n; ++x)
+      o[x] = static_cast<float>((a[2 * x] + a[2 * x + 1] + d[2 * x] + d[2 * x + 1] + 2) >> 2) * kScale;
   }
 }
 AITW_TARGET_CLONES void half_row_bgr(const std::uint8_t* s0, const std::uint8_t* s1, int n,
-                                     std::uint16_t* vsum, std::uint16_t* planes, float* r, float* g,
-                                     float* b) {
-  half_row_impl<2>(s0, s1, n, vsum, planes, r, g, b);
+                                     std::uint8_t* planes, float* r, float* g, float* b) {
+  half_row_impl<2>(s0, s1, n, planes, r, g, b);
 }
 AITW_TARGET_CLONES void half_row_rgb(const std::uint8_t* s0, const std::uint8_t* s1, int n,
-                                     std::uint16_t* vsum, std::uint16_t* planes, float* r, float* g,
-                                     float* b) {
-  half_row_impl<0>(s0, s1, n, vsum, planes, r, g, b);
+                                     std::uint8_t* planes, float* r, float* g, float* b) {
+  half_row_impl<0>(s0, s1, n, planes, r, g, b);
 }
 
 }  // namespace
@@ -156,11 +160,10 @@ void preprocess_letterbox(const ImageView& src, PreprocessPlan& plan, float* dst
       }
       if (plan.half_) {
         // Row scratch: per thread, used only inside this row (no nested parallelism in between).
-        thread_local std::vector<std::uint16_t> scratch;
+        thread_local std::vector<std::uint8_t> scratch;
         scratch.resize(static_cast<std::size_t>(12) * n);
         const std::uint8_t* s0 = src.data + static_cast<std::ptrdiff_t>(2 * ry) * src.row_stride;
-        half(s0, s0 + src.row_stride, n, scratch.data(), scratch.data() + 6 * n, r + lb.pad_left,
-             g + lb.pad_left, b + lb.pad_left);
+        half(s0, s0 + src.row_stride, n, scratch.data(), r + lb.pad_left, g + lb.pad_left, b + lb.pad_left);
       } else {
         convert(rows + static_cast<std::ptrdiff_t>(ry) * stride, n, r + lb.pad_left, g + lb.pad_left,
                 b + lb.pad_left);
