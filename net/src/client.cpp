@@ -267,9 +267,10 @@ void Client::submit(v1::Frame frame) {
 bool Client::wait_idle(std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
   while (Clock::now() < deadline) {
-    std::promise<bool> idle;
-    asio::post(impl_->io, [m = impl_.get(), &idle] { idle.set_value(!m->pending && !m->in_flight); });
-    auto f = idle.get_future();
+    // Shared: if the io thread is slow to run the check, the lambda must not outlive its promise.
+    auto idle = std::make_shared<std::promise<bool>>();
+    auto f = idle->get_future();
+    asio::post(impl_->io, [m = impl_.get(), idle] { idle->set_value(!m->pending && !m->in_flight); });
     if (f.wait_for(std::chrono::seconds(1)) == std::future_status::ready && f.get()) return true;
     std::unique_lock<std::mutex> lock(impl_->m);
     impl_->cv.wait_for(lock, std::chrono::milliseconds(20));

@@ -210,11 +210,15 @@ struct Server::Impl {
       t->set_queue_ms(static_cast<float>(r.ms.queue));
       t->set_infer_ms(static_cast<float>(r.ms.infer));
       t->set_postprocess_ms(static_cast<float>(r.ms.postprocess));
+      // Count before sending: the write may start inline and the client may see the Result (and then
+      // read /metrics) before this handler returns.
+      {
+        std::lock_guard<std::mutex> lock(stats_mutex);
+        ++stats.frames_processed_total;
+        ++stats.results_sent_total;
+        stats.inference_time_ms.record(r.ms.infer);
+      }
       send(s, e);
-      std::lock_guard<std::mutex> lock(stats_mutex);
-      ++stats.frames_processed_total;
-      ++stats.results_sent_total;
-      stats.inference_time_ms.record(r.ms.infer);
     } else {
       non_fatal(s, r.error_cause == "dropped" ? kErrDropped : kErrBadFrame, r.error_cause,
                 "frame " + std::to_string(r.frame_id) + ": " + r.error);

@@ -73,7 +73,12 @@ TEST(Metrics, EndpointServesTheSpecNamesAndTracksAFrame) {
   client.submit(f);
   ASSERT_TRUE(client.wait_idle(std::chrono::seconds(10)));
 
-  auto after = parse(http.Get("/metrics")->body);
+  const std::string body = http.Get("/metrics")->body;
+  auto after = parse(body);
+  SCOPED_TRACE(body);  // on failure, the whole exposition text
+  const auto cs = client.stats();
+  SCOPED_TRACE("client: sent " + std::to_string(cs.ai_frames_sent_total) + " results " +
+               std::to_string(cs.results_total) + " errors " + std::to_string(cs.errors_total));
   EXPECT_EQ(after.at("worker_state"), 3);  // SESSION_ACTIVE
   EXPECT_EQ(after.at("connections_active"), 1);
   EXPECT_EQ(after.at("frames_processed_total"), 1);
