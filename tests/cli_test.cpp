@@ -51,7 +51,10 @@ Run run(const std::string& args, const std::string& env = "") {
   r.err = ss.str();
   std::istringstream lines(r.out);
   for (std::string line; std::getline(lines, line);)
-    if (!line.empty() && line[0] == '{') r.lines.push_back(nlohmann::json::parse(line));
+    if (!line.empty() && line[0] == '{') {
+      auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+      if (!j.is_discarded()) r.lines.push_back(std::move(j));  // multi-line JSON (registry show) is not a line
+    }
   return r;
 }
 
@@ -416,4 +419,44 @@ TEST(CliServe, ServesReplayAndDrainsOnSigterm) {
   EXPECT_NE(ls.str().find("stopped"), std::string::npos) << ls.str();
   fs::remove(rec);
   fs::remove(log);
+}
+
+TEST(CliRegistry, PushListShowPullRmAndDetectByReference) {
+  const fs::path root = fs::temp_directory_path() / ("aitw_cli_reg_" + std::to_string(getpid()));
+  fs::remove_all(root);
+  const std::string env =
+      "AITW_REGISTRY=file://" + (root / "store").string() + " XDG_CACHE_HOME=" + (root / "cache").string();
+  auto push = run("registry push " + kShared + "/models/yolo11n.onnx --name det --label site=gate-3", env);
+  ASSERT_EQ(push.exit_code, 0) << push.err;
+  EXPECT_NE(push.out.find("pushed det@1"), std::string::npos) << push.out;
+  ASSERT_EQ(run("registry push " + kShared + "/models/yolov8n.onnx --name det", env).exit_code, 0);
+  const auto refused = run("registry push " + kBus + " --name bus", env);
+  EXPECT_EQ(refused.exit_code, 2);
+  EXPECT_NE(refused.err.find("refusing to push"), std::string::npos) << refused.err;
+
+  const auto list = run("registry list --json", env);
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  const auto rows = nlohmann::json::parse(list.out);
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_TRUE(rows[1]["latest"].get<bool>());
+  const auto show = run("registry show det@1", env);
+  EXPECT_EQ(nlohmann::json::parse(show.out)["labels"]["site"], "gate-3");
+  const fs::path out = root / "pulled.onnx";
+  ASSERT_EQ(run("registry pull det@2 --out " + out.string(), env).exit_code, 0);
+  EXPECT_EQ(fs::file_size(out), fs::file_size(kShared + "/models/yolov8n.onnx"));
+
+  // --model accepts name@version; the bytes come through the verified cache.
+  const auto det = run("detect --model det@1 " + kBus, env);
+  ASSERT_EQ(det.exit_code, 0) << det.err;
+  EXPECT_EQ(det.lines[0]["model"]["sha256"],
+            "72063619bbcdbd89a3d8398c2e99a533f51f2d0d48f788c7475157697b7baa8b");
+  EXPECT_EQ(count_classes(det.lines[0])["person"], 4);
+  const auto missing = run("detect --model det@7 " + kBus, env);
+  EXPECT_EQ(missing.exit_code, 2);
+  EXPECT_NE(missing.err.find("det@7"), std::string::npos) << missing.err;
+
+  EXPECT_EQ(run("registry rm det@2", env).exit_code, 0);
+  EXPECT_NE(run("registry show det", env).out.find("\"version\": 1"), std::string::npos);
+  EXPECT_EQ(run("registry list --registry s3://bucket/x", env).exit_code, 2);
+  fs::remove_all(root);
 }

@@ -19,6 +19,7 @@
 #include "aitw/net/server.hpp"
 #include "aitw/pipeline/detect_job.hpp"
 #include "aitw/pipeline/log.hpp"
+#include "aitw/registry/cli.hpp"
 
 namespace {
 
@@ -207,7 +208,37 @@ int main(int argc, char** argv) {
   replay->add_option("--detections", rp.detections_path, "write one JSON line per result (FILE.jsonl)");
   replay->add_option("--gate", rp.gate, "conditions, e.g. \"p95_ms<150,fps_processed>=10,drop_pct<=5\"");
 
+  // registry
+  aitw::registry::RegistryCommand reg;
+  std::vector<std::string> reg_labels;
+  long long reg_version = 0;
+  auto* registry = app.add_subcommand(
+      "registry",
+      "Versioned model bundles: file:///path (default $AITW_REGISTRY or $XDG_DATA_HOME/aitw/registry).\n"
+      "--model / Init.model accept name or name@version from it (set AITW_REGISTRY to choose the store).");
+  registry->require_subcommand(1);
+  registry->add_option("--registry", reg.uri, "store URI (file:///path)");
+  auto* r_push = registry->add_subcommand("push", "validate a model with the adapter and publish it");
+  r_push->add_option("FILE", reg.file, "ONNX model")->required();
+  r_push->add_option("--name", reg.name, "model name")->required();
+  r_push->add_option("--version", reg_version, "version (default: latest + 1); immutable once published");
+  r_push->add_option("--label", reg_labels, "free-form label k=v (repeatable)");
+  auto* r_list = registry->add_subcommand("list", "list models and versions");
+  r_list->add_option("NAME", reg.name, "only this model");
+  r_list->add_flag("--json", reg.json, "JSON instead of a table");
+  auto* r_show = registry->add_subcommand("show", "print a manifest");
+  r_show->add_option("REF", reg.ref, "name or name@version")->required();
+  auto* r_pull = registry->add_subcommand("pull", "fetch a model (verified) into the cache or --out");
+  r_pull->add_option("REF", reg.ref, "name or name@version")->required();
+  r_pull->add_option("--out", reg.out, "write the model here instead of the cache");
+  auto* r_rm = registry->add_subcommand("rm", "remove one version");
+  r_rm->add_option("REF", reg.ref, "name@version")->required();
+  // `aitw registry list --registry URI` as well as `aitw registry --registry URI list`.
+  for (auto* sub : {r_push, r_list, r_show, r_pull, r_rm}) sub->fallthrough();
+
   CLI11_PARSE(app, argc, argv);
+  // --model / Init.model may name registry models (AITW_REGISTRY or the default store).
+  aitw::registry::install_model_resolver();
   using aitw::pipeline::LogLevel;
   aitw::pipeline::set_log_level(log_level == "debug"   ? LogLevel::Debug
                                 : log_level == "warn"  ? LogLevel::Warn
@@ -237,6 +268,20 @@ int main(int argc, char** argv) {
     return aitw::bench::run_bench_pipeline(bp, std::cout);
   }
   if (replay->parsed()) return aitw::bench::run_replay(rp, std::cout);
+  if (registry->parsed()) {
+    for (auto* sub : {r_push, r_list, r_show, r_pull, r_rm})
+      if (sub->parsed()) reg.action = sub->get_name();
+    if (reg_version > 0) reg.version = reg_version;
+    for (const auto& l : reg_labels) {
+      const auto eq = l.find('=');
+      if (eq == std::string::npos || eq == 0) {
+        std::cerr << "--label: expected k=v, got '" << l << "'\n";
+        return 2;
+      }
+      reg.labels[l.substr(0, eq)] = l.substr(eq + 1);
+    }
+    return aitw::registry::run_registry_command(reg, std::cout, std::cerr);
+  }
   if (serve->parsed()) {
     auto duration_ms = [](const std::string& v, std::chrono::milliseconds& out) {
       char* end = nullptr;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <mutex>
 
 #include "aitw/pipeline/log.hpp"
 
@@ -142,9 +143,26 @@ std::vector<std::string> model_search_dirs() {
   return dirs;
 }
 
+namespace {
+std::mutex g_resolver_mutex;
+std::function<std::optional<std::string>(const std::string&)> g_resolver;
+}  // namespace
+
+void set_model_resolver(std::function<std::optional<std::string>(const std::string& spec)> resolver) {
+  std::lock_guard<std::mutex> lock(g_resolver_mutex);
+  g_resolver = std::move(resolver);
+}
+
 std::string resolve_model_path(const std::string& spec) {
   std::error_code ec;
   if (fs::is_regular_file(spec, ec)) return spec;
+  std::function<std::optional<std::string>(const std::string&)> resolver;
+  {
+    std::lock_guard<std::mutex> lock(g_resolver_mutex);
+    resolver = g_resolver;
+  }
+  if (resolver)
+    if (auto path = resolver(spec)) return *path;
   const bool looks_like_path = spec.find('/') != std::string::npos;
   std::vector<std::string> tried;
   if (!looks_like_path) {

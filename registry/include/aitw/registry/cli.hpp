@@ -1,0 +1,28 @@
+#pragma once
+// `aitw registry push|list|show|pull|rm` and the resolver that lets --model / Init.model name registry
+// models.
+#include <cstdint>
+#include <iosfwd>
+#include <map>
+#include <optional>
+#include <string>
+
+namespace aitw::registry {
+
+struct RegistryCommand {
+  std::string action;  // push, list, show, pull, rm
+  std::string uri;     // empty = default_registry_uri()
+  std::string file, name, ref, out;
+  std::optional<std::int64_t> version;
+  std::map<std::string, std::string> labels;
+  bool json = false;
+};
+
+// 0, or 2 with one clear error line on `err`.
+int run_registry_command(const RegistryCommand& cmd, std::ostream& out, std::ostream& err);
+
+// Installs pipeline::set_model_resolver: name[@version] found in the registry -> its verified cached file.
+// An unreachable registry is logged and falls back to the local model folders.
+void install_model_resolver(const std::string& uri = "");
+
+}  // namespace aitw::registry

@@ -1,0 +1,296 @@
+#include "aitw/registry/registry.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+
+#include "aitw/pipeline/model_adapter.hpp"
+
+namespace aitw::registry {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string read_file(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  if (!f) return {};
+  std::ostringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+// Written to a unique temporary name beside the target, then renamed over it: readers see the old object
+// or the new one, never half of one.
+void write_atomically(const fs::path& target, const std::string& bytes, const std::string& what) {
+  static std::atomic<unsigned> counter{0};
+  std::error_code ec;
+  fs::create_directories(target.parent_path(), ec);
+  const fs::path tmp = target.string() + ".tmp." + std::to_string(getpid()) + "." + std::to_string(counter++);
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    f.flush();
+    if (!f) {
+      fs::remove(tmp, ec);
+      throw RegistryError(what + ": cannot write " + target.string() + " (read-only or full?)");
+    }
+  }
+  fs::rename(tmp, target, ec);
+  if (ec) {
+    fs::remove(tmp, ec);
+    throw RegistryError(what + ": cannot write " + target.string() + ": " + ec.message());
+  }
+}
+
+bool valid_key(const std::string& key) {
+  return !key.empty() && key[0] != '/' && key.find("..") == std::string::npos &&
+         key.find('\\') == std::string::npos;
+}
+
+class FileStore : public Store {
+ public:
+  explicit FileStore(fs::path root) : root_(std::move(root)) {}
+  std::string describe() const override { return "file://" + root_.string(); }
+
+  void put(const std::string& key, const std::string& bytes) override {
+    check(key);
+    write_atomically(root_ / key, bytes, describe());
+  }
+  std::optional<std::string> get(const std::string& key) override {
+    check(key);
+    std::error_code ec;
+    if (!fs::is_regular_file(root_ / key, ec)) return std::nullopt;
+    std::ifstream f(root_ / key, std::ios::binary);
+    if (!f) throw RegistryError(describe() + ": cannot read " + key + " (access denied?)");
+    std::ostringstream s;
+    s << f.rdbuf();
+    return s.str();
+  }
+  std::vector<std::string> list(const std::string& prefix) override {
+    std::vector<std::string> keys;
+    std::error_code ec;
+    if (!fs::is_directory(root_, ec)) return keys;
+    for (auto it = fs::recursive_directory_iterator(root_, ec);
+         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+      if (!it->is_regular_file()) continue;
+      const std::string key = fs::relative(it->path(), root_).generic_string();
+      if (key.rfind(prefix, 0) == 0 && key.find(".tmp.") == std::string::npos) keys.push_back(key);
+    }
+    std::sort(keys.begin(), keys.end());
+    return keys;
+  }
+  void remove(const std::string& key) override {
+    check(key);
+    std::error_code ec;
+    fs::remove(root_ / key, ec);
+    if (ec) throw RegistryError(describe() + ": cannot remove " + key + ": " + ec.message());
+  }
+
+ private:
+  void check(const std::string& key) const {
+    if (!valid_key(key)) throw RegistryError(describe() + ": invalid key '" + key + "'");
+  }
+  fs::path root_;
+};
+
+const std::regex& name_pattern() {
+  static const std::regex r(R"([A-Za-z0-9][A-Za-z0-9._-]{0,127})");
+  return r;
+}
+
+std::string manifest_key(const std::string& name, std::int64_t v) {
+  return "models/" + name + "/" + std::to_string(v) + ".json";
+}
+std::string latest_key(const std::string& name) {
+  return "models/" + name + "/latest";
+}
+std::string blob_key(const std::string& sha) {
+  return "blobs/sha256/" + sha + ".onnx";
+}
+
+std::string home_dir(const char* xdg, const char* fallback) {
+  if (const char* v = std::getenv(xdg); v && *v) return v;
+  if (const char* h = std::getenv("HOME"); h && *h) return std::string(h) + "/" + fallback;
+  return "/tmp";
+}
+
+}  // namespace
+
+std::unique_ptr<Store> make_file_store(const std::string& root) {
+  return std::make_unique<FileStore>(root);
+}
+
+std::unique_ptr<Store> open_store(const std::string& uri) {
+  if (uri.rfind("file://", 0) == 0) {
+    const std::string path = uri.substr(7);
+    if (path.empty() || path[0] != '/')
+      throw RegistryError("registry '" + uri + "': expected file:///absolute/path");
+    return make_file_store(path);
+  }
+  if (uri.rfind("s3://", 0) == 0)
+    throw RegistryError("registry '" + uri + "': the s3:// backend is not built yet; use file:///path");
+  throw RegistryError("registry '" + uri + "': unknown scheme (expected file:///path or s3://bucket/prefix)");
+}
+
+std::string default_registry_uri() {
+  if (const char* v = std::getenv("AITW_REGISTRY"); v && *v) return v;
+  return "file://" + home_dir("XDG_DATA_HOME", ".local/share") + "/aitw/registry";
+}
+
+std::optional<ModelRef> parse_ref(const std::string& text) {
+  static const std::regex ref(R"(([A-Za-z0-9][A-Za-z0-9._-]{0,127})(@([0-9]{1,12}))?)");
+  std::smatch m;
+  if (!std::regex_match(text, m, ref) || text.ends_with(".onnx")) return std::nullopt;
+  ModelRef r{m[1], std::nullopt};
+  if (m[3].matched) r.version = std::stoll(m[3]);
+  return r;
+}
+
+nlohmann::json Registry::push(const std::string& model_path, const std::string& name,
+                              std::optional<std::int64_t> version,
+                              const std::map<std::string, std::string>& labels) {
+  if (!std::regex_match(name, name_pattern()))
+    throw RegistryError("invalid model name '" + name + "' (letters, digits, . _ -; up to 128)");
+  if (version && *version < 1) throw RegistryError("version must be a positive integer");
+  std::optional<pipeline::OnnxModel> model;
+  try {
+    model.emplace(pipeline::OnnxModel::load(model_path));  // refuses what the adapter cannot run
+  } catch (const pipeline::ModelError& e) {
+    throw RegistryError(std::string("refusing to push: ") + e.what());
+  }
+  const auto existing = versions(name);
+  const std::int64_t v = version ? *version : (existing.empty() ? 1 : existing.back() + 1);
+  if (std::find(existing.begin(), existing.end(), v) != existing.end())
+    throw RegistryError("model '" + name + "@" + std::to_string(v) + "' exists; versions are immutable");
+  const std::string bytes = read_file(model_path);
+  const auto& md = model->metadata();
+  const auto graph = model->adapt(md.native_input);
+  nlohmann::json levels = nlohmann::json::array();
+  for (const auto& l : model->levels()) levels.push_back(l.stride);
+  const auto now = std::chrono::system_clock::now();
+  nlohmann::json manifest = {
+      {"name", name},
+      {"version", v},
+      {"sha256", model->sha256()},
+      {"size", bytes.size()},
+      {"created_unix_s", std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count()},
+      {"source", fs::path(model_path).filename().string()},
+      {"classes", md.class_names},
+      {"imgsz", {md.native_input.height, md.native_input.width}},
+      {"labels", labels},
+      {"adapter",
+       {{"head_strides", levels},
+        {"reg_max", model->head_layout().reg_max},
+        {"num_classes", model->head_layout().num_classes},
+        {"attention", model->has_attention()},
+        {"rewrite", graph.summary()}}}};
+  // Blob, then manifest, then latest: every manifest that can be seen points at bytes that exist.
+  if (!store_->get(blob_key(model->sha256()))) store_->put(blob_key(model->sha256()), bytes);
+  store_->put(manifest_key(name, v), manifest.dump(2));
+  if (existing.empty() || v > existing.back()) store_->put(latest_key(name), std::to_string(v));
+  return manifest;
+}
+
+std::vector<std::string> Registry::names() {
+  std::vector<std::string> out;
+  for (const auto& k : store_->list("models/")) {
+    const auto slash = k.find('/', 7);
+    if (slash == std::string::npos) continue;
+    std::string n = k.substr(7, slash - 7);
+    if (out.empty() || out.back() != n) out.push_back(std::move(n));
+  }
+  return out;
+}
+
+std::vector<std::int64_t> Registry::versions(const std::string& name) {
+  std::vector<std::int64_t> out;
+  static const std::regex file(R"(([0-9]{1,12})\.json)");
+  for (const auto& k : store_->list("models/" + name + "/")) {
+    std::smatch m;
+    const std::string base = k.substr(k.rfind('/') + 1);
+    if (std::regex_match(base, m, file)) out.push_back(std::stoll(m[1]));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+nlohmann::json Registry::manifest(const ModelRef& ref) {
+  std::int64_t v = 0;
+  if (ref.version) {
+    v = *ref.version;
+  } else {
+    const auto latest = store_->get(latest_key(ref.name));
+    if (!latest) throw RegistryError("unknown model '" + ref.name + "' in " + store_->describe());
+    try {
+      v = std::stoll(*latest);
+    } catch (const std::exception&) {
+      throw RegistryError("model '" + ref.name + "': corrupt latest pointer in " + store_->describe());
+    }
+  }
+  const auto text = store_->get(manifest_key(ref.name, v));
+  if (!text) {
+    if (versions(ref.name).empty())
+      throw RegistryError("unknown model '" + ref.name + "' in " + store_->describe());
+    throw RegistryError("unknown version '" + ref.name + "@" + std::to_string(v) + "' in " +
+                        store_->describe());
+  }
+  try {
+    auto j = nlohmann::json::parse(*text);
+    if (!j.contains("sha256") || !j["sha256"].is_string() || !j.contains("version"))
+      throw RegistryError("manifest of '" + ref.name + "@" + std::to_string(v) + "' lacks sha256/version");
+    return j;
+  } catch (const nlohmann::json::exception& e) {
+    throw RegistryError("manifest of '" + ref.name + "@" + std::to_string(v) +
+                        "' is not valid JSON: " + e.what());
+  }
+}
+
+std::string Registry::fetch(const nlohmann::json& m) {
+  const std::string sha = m["sha256"].get<std::string>();
+  const std::string what = m.value("name", "?") + "@" + std::to_string(m.value("version", 0));
+  auto bytes = store_->get(blob_key(sha));
+  if (!bytes) throw RegistryError("model '" + what + "': bytes missing from " + store_->describe());
+  const std::string got = pipeline::sha256_hex(*bytes);
+  if (got != sha)
+    throw RegistryError("model '" + what + "': checksum mismatch (store has " + got.substr(0, 12) +
+                        ", manifest says " + sha.substr(0, 12) + ")");
+  return std::move(*bytes);
+}
+
+void Registry::remove(const std::string& name, std::int64_t version) {
+  const auto m = manifest({name, version});
+  store_->remove(manifest_key(name, version));
+  const auto left = versions(name);
+  if (left.empty())
+    store_->remove(latest_key(name));
+  else
+    store_->put(latest_key(name), std::to_string(left.back()));
+  // The blob goes when no other manifest uses it.
+  const std::string sha = m["sha256"];
+  for (const auto& n : names())
+    for (auto v : versions(n))
+      if (manifest({n, v})["sha256"] == sha) return;
+  store_->remove(blob_key(sha));
+}
+
+std::string cached_model_path(Registry& registry, const nlohmann::json& manifest,
+                              const std::string& cache_dir) {
+  const fs::path dir = cache_dir.empty() ? fs::path(home_dir("XDG_CACHE_HOME", ".cache")) / "aitw/models"
+                                         : fs::path(cache_dir);
+  const std::string sha = manifest["sha256"];
+  const fs::path path = dir / (sha + ".onnx");
+  std::error_code ec;
+  if (fs::is_regular_file(path, ec) && pipeline::sha256_hex(read_file(path)) == sha) return path.string();
+  // Missing or corrupt: fetch (verified) and replace it.
+  write_atomically(path, registry.fetch(manifest), "model cache " + dir.string());
+  return path.string();
+}
+
+}  // namespace aitw::registry
