@@ -12,12 +12,7 @@ namespace aitw::bench {
 
 int run_bench_kernels(const BenchKernelsOptions& options, std::ostream& out) {
   std::vector<GateTerm> gates;
-  try {
-    gates = parse_gates(options.gate);
-  } catch (const std::invalid_argument& e) {
-    pipeline::log_error(e.what());
-    return 2;
-  }
+  if (!parse_gates_or_log(options.gate, gates)) return 2;
   for (const auto& g : gates)
     if (g.op != ">=" && g.op != ">") {
       pipeline::log_error("--gate: kernel gates are minimum speedups (NAME>=X), got '" + g.name + g.op + "'");

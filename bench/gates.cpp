@@ -1,5 +1,7 @@
 #include "aitw/bench/gates.hpp"
 
+#include "aitw/pipeline/log.hpp"
+
 #include <iomanip>
 #include <ostream>
 #include <regex>
@@ -20,6 +22,16 @@ std::vector<GateTerm> parse_gates(const std::string& expr) {
     start = comma + 1;
   }
   return out;
+}
+
+bool parse_gates_or_log(const std::string& expr, std::vector<GateTerm>& out) {
+  try {
+    out = parse_gates(expr);
+    return true;
+  } catch (const std::invalid_argument& e) {
+    pipeline::log_error(e.what());
+    return false;
+  }
 }
 
 int check_gates(const std::vector<GateTerm>& terms,

@@ -107,12 +107,7 @@ void print_report(const nlohmann::json& j, std::ostream& out) {
 
 int run_bench_pipeline(const BenchPipelineOptions& o, std::ostream& out) {
   std::vector<GateTerm> gates;
-  try {
-    gates = parse_gates(o.gate);
-  } catch (const std::invalid_argument& e) {
-    pipeline::log_error(e.what());
-    return 2;
-  }
+  if (!parse_gates_or_log(o.gate, gates)) return 2;
   if (o.fps < 0 || o.duration < 0) {
     pipeline::log_error("--fps and --duration must not be negative");
     return 2;

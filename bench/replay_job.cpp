@@ -37,12 +37,7 @@ bool is_recording(const std::string& path) {
 
 int run_replay(const ReplayOptions& o, std::ostream& out) {
   std::vector<GateTerm> gates;
-  try {
-    gates = parse_gates(o.gate);
-  } catch (const std::invalid_argument& e) {
-    pipeline::log_error(e.what());
-    return 2;
-  }
+  if (!parse_gates_or_log(o.gate, gates)) return 2;
   // The source, as Frame messages in memory. Directories and videos are recorded first (640x480).
   std::string recording = o.source;
   fs::path temp;

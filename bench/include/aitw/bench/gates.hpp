@@ -16,6 +16,8 @@ struct GateTerm {
 
 // Throws std::invalid_argument naming the term that does not parse.
 std::vector<GateTerm> parse_gates(const std::string& expr);
+// The same, logging the parse error and returning false instead (for the commands' exit code 2).
+bool parse_gates_or_log(const std::string& expr, std::vector<GateTerm>& out);
 
 // Checks every term against `metrics`: a term applies to the metric of that exact name or, with
 // `prefix_match`, to every metric whose name starts with it; a term that applies to none fails. Prints
