@@ -44,14 +44,7 @@ int run_bench_kernels(const BenchKernelsOptions& options, std::ostream& out) {
   for (const auto& r : results)
     j["kernels"].push_back(
         {{"name", r.name}, {"ours_ms", r.ours_ms}, {"baseline_ms", r.baseline_ms}, {"speedup", r.speedup}});
-  if (!options.json_path.empty()) {
-    std::ofstream f(options.json_path);
-    f << j.dump(2) << "\n";
-    if (!f) {
-      pipeline::log_error("--json: cannot write " + options.json_path);
-      return 2;
-    }
-  }
+  if (!options.json_path.empty() && !write_json_report(options.json_path, j)) return 2;
 
   std::vector<std::pair<std::string, double>> speedups;
   for (const auto& r : results) speedups.emplace_back(r.name, r.speedup);

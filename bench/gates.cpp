@@ -2,6 +2,7 @@
 
 #include "aitw/pipeline/log.hpp"
 
+#include <fstream>
 #include <iomanip>
 #include <ostream>
 #include <regex>
@@ -32,6 +33,15 @@ bool parse_gates_or_log(const std::string& expr, std::vector<GateTerm>& out) {
     pipeline::log_error(e.what());
     return false;
   }
+}
+
+bool write_json_report(const std::string& path, const nlohmann::json& report) {
+  std::ofstream f(path);
+  f << report.dump(2) << "\n";
+  f.flush();
+  if (f) return true;
+  pipeline::log_error("--json: cannot write " + path);
+  return false;
 }
 
 int check_gates(const std::vector<GateTerm>& terms,

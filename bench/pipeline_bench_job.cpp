@@ -197,14 +197,7 @@ int run_bench_pipeline(const BenchPipelineOptions& o, std::ostream& out) {
   const nlohmann::json report =
       pipeline_report(stats, seconds, p->detector().model().label(), input, cfg.nets, cfg.threads_per_net);
   print_report(report, out);
-  if (!o.json_path.empty()) {
-    std::ofstream f(o.json_path);
-    f << report.dump(2) << "\n";
-    if (!f) {
-      pipeline::log_error("--json: cannot write " + o.json_path);
-      return 2;
-    }
-  }
+  if (!o.json_path.empty() && !write_json_report(o.json_path, report)) return 2;
   return check_gates(gates, gate_metrics(report), /*prefix_match=*/false, out) ? 1 : 0;
 }
 

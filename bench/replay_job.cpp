@@ -215,10 +215,7 @@ int run_replay(const ReplayOptions& o, std::ostream& out) {
   print_report(report, out);
   out << "client    reconnects " << cs.ai_reconnects_total << ", lost on disconnect "
       << cs.frames_lost_on_disconnect << ", server " << report["server"].get<std::string>() << "\n";
-  if (!o.json_path.empty()) {
-    std::ofstream f(o.json_path);
-    f << report.dump(2) << "\n";
-  }
+  if (!o.json_path.empty() && !write_json_report(o.json_path, report)) return 2;
   return check_gates(gates, gate_metrics(report), /*prefix_match=*/false, out) ? 1 : 0;
 }
 

@@ -53,7 +53,8 @@ Run run(const std::string& args, const std::string& env = "") {
   for (std::string line; std::getline(lines, line);)
     if (!line.empty() && line[0] == '{') {
       auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-      if (!j.is_discarded()) r.lines.push_back(std::move(j));  // multi-line JSON (registry show) is not a line
+      if (!j.is_discarded())
+        r.lines.push_back(std::move(j));  // multi-line JSON (registry show) is not a line
     }
   return r;
 }
@@ -459,4 +460,14 @@ TEST(CliRegistry, PushListShowPullRmAndDetectByReference) {
   EXPECT_NE(run("registry show det", env).out.find("\"version\": 1"), std::string::npos);
   EXPECT_EQ(run("registry list --registry s3://bucket/x", env).exit_code, 2);
   fs::remove_all(root);
+}
+
+TEST(CliReplay, UnwritableJsonIsAnError) {
+  const fs::path rec = fs::temp_directory_path() / ("aitw_rpj_" + std::to_string(getpid()) + ".aitwrec");
+  ASSERT_EQ(run("record --pan --from " + kBus + " --fps 12 --duration 1 --out " + rec.string()).exit_code, 0);
+  const auto r = run("replay " + rec.string() + " --model " + kShared +
+                     "/models/yolo11n.onnx --json /nonexistent-dir/report.json");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("cannot write /nonexistent-dir/report.json"), std::string::npos) << r.err;
+  fs::remove(rec);
 }

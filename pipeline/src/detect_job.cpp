@@ -97,16 +97,9 @@ int run_detect_job(DetectJob job, std::ostream& out) {
   std::optional<Detector> detector;
   try {
     job.detector.model_path = resolve_model_path(job.detector.model_path);
-    if (!job.classes.empty()) {
-      // Names need the model's metadata, which the detector reads; ids alone are resolved without it.
-      DetectorConfig probe = job.detector;
-      probe.fixed_input.reset();
-      Detector names_only(probe);
-      job.detector.classes = resolve_classes(job.classes, names_only.class_names());
-      detector.emplace(std::move(job.detector));
-    } else {
-      detector.emplace(std::move(job.detector));
-    }
+    detector.emplace(std::move(job.detector));
+    // Names need the model's metadata: resolved once the model is loaded.
+    if (!job.classes.empty()) detector->set_classes(resolve_classes(job.classes, detector->class_names()));
   } catch (const std::exception& e) {
     log_error(e.what());
     return 2;

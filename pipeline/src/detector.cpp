@@ -22,17 +22,24 @@ Detector::Detector(DetectorConfig config)
                                                      ? find_names_file(config_.model_path)
                                                      : config_.names_file)) {
   if (config_.threads > 0) cv::setNumThreads(config_.threads);
+  set_classes(config_.classes);
+  if (config_.fixed_input) network_for(*config_.fixed_input);
+}
+
+void Detector::set_classes(const std::vector<int>& classes) {
   const int nc = model_.head_layout().num_classes;
-  if (!config_.classes.empty()) {
-    class_mask_.assign(nc, 0);
-    for (int c : config_.classes) {
+  std::vector<std::uint8_t> mask;
+  if (!classes.empty()) {
+    mask.assign(nc, 0);
+    for (int c : classes) {
       if (c < 0 || c >= nc)
         throw ModelError("class id " + std::to_string(c) + " out of range: model '" + config_.model_path +
                          "' has " + std::to_string(nc) + " classes");
-      class_mask_[c] = 1;
+      mask[c] = 1;
     }
   }
-  if (config_.fixed_input) network_for(*config_.fixed_input);
+  config_.classes = classes;
+  class_mask_ = std::move(mask);
 }
 
 InputSize Detector::input_size_for(int width, int height) const {
@@ -67,8 +74,7 @@ Detector::Network& Detector::network_for(InputSize size) {
     throw ModelError("model '" + model_.label() + "': OpenCV DNN cannot run the rewritten graph at " +
                      std::to_string(size.height) + "x" + std::to_string(size.width) + ": " + e.what());
   }
-  last_summary_ = g.summary();
-  log_info("model '" + model_.label() + "' (sha256 " + model_.sha256().substr(0, 12) + "): " + last_summary_ +
+  log_info("model '" + model_.label() + "' (sha256 " + model_.sha256().substr(0, 12) + "): " + g.summary() +
            "; ready in " + std::to_string(static_cast<int>(ms_since(t0))) + " ms");
   return networks_.emplace(key, std::move(n)).first->second;
 }

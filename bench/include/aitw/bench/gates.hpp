@@ -7,6 +7,8 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 namespace aitw::bench {
 
 struct GateTerm {
@@ -18,6 +20,9 @@ struct GateTerm {
 std::vector<GateTerm> parse_gates(const std::string& expr);
 // The same, logging the parse error and returning false instead (for the commands' exit code 2).
 bool parse_gates_or_log(const std::string& expr, std::vector<GateTerm>& out);
+
+// Writes `report` (pretty-printed) to `path`; false, with a logged error, when it cannot.
+bool write_json_report(const std::string& path, const nlohmann::json& report);
 
 // Checks every term against `metrics`: a term applies to the metric of that exact name or, with
 // `prefix_match`, to every metric whose name starts with it; a term that applies to none fails. Prints

@@ -73,8 +73,8 @@ class Detector {
   const OnnxModel& model() const { return model_; }
   const std::vector<std::string>& class_names() const { return model_.metadata().class_names; }
   const DetectorConfig& config() const { return config_; }
-  // The rewrite report of the most recently prepared input size.
-  const std::string& last_rewrite_summary() const { return last_summary_; }
+  // Only these class ids (empty = all); throws ModelError for an id the model does not have.
+  void set_classes(const std::vector<int>& classes);
 
  private:
   struct Network {
@@ -87,7 +87,6 @@ class Detector {
   OnnxModel model_;
   std::map<std::pair<int, int>, Network> networks_;
   std::vector<std::uint8_t> class_mask_;
-  std::string last_summary_;
   FrameWork work_;  // detect()'s buffers
 };
 

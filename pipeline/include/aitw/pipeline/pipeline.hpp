@@ -49,7 +49,7 @@ struct FrameResult {
   InputSize input;
   std::vector<kernel::Detection> detections;
   StageMs ms;
-  double e2e_ms = 0;        // capture -> result
+  double e2e_ms = 0;  // capture -> result
   std::string error;  // non-empty: the frame could not be processed (and why)
   // Short machine-readable cause: decode_failed, size_mismatch, ..., or "dropped" for a frame replaced
   // in the latest-wins slot.
