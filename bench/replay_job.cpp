@@ -76,6 +76,10 @@ int run_replay(const ReplayOptions& o, std::ostream& out) {
   if (o.server.empty()) {
     net::ServerConfig sc;
     sc.port = 0;
+    // The in-process worker serves this user's own --model: a path is allowed in its own folder.
+    if (o.model.find('/') != std::string::npos || o.model.ends_with(".onnx"))
+      sc.model_dirs = {std::filesystem::absolute(o.model).parent_path().string()};
+    sc.auth_token = o.auth_token;
     local = std::make_unique<net::Server>(sc);
     try {
       local->start();
@@ -94,6 +98,7 @@ int run_replay(const ReplayOptions& o, std::ostream& out) {
     cc.port = static_cast<std::uint16_t>(std::atoi(o.server.c_str() + colon + 1));
   }
   cc.init.set_model(o.model);
+  cc.init.set_auth_token(o.auth_token);
   cc.init.set_width(header.width());
   cc.init.set_height(header.height());
   cc.init.set_format(header.format());

@@ -4,9 +4,13 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <optional>
 
 #include <pthread.h>
+#include <sys/stat.h>
 #include <regex>
 
 #include <CLI/CLI.hpp>
@@ -57,6 +61,27 @@ void parse_imgsz(const std::string& s, aitw::pipeline::DetectorConfig& cfg) {
   }
 }
 
+// The shared token: the file's first line, surrounding whitespace trimmed. Never logged.
+std::optional<std::string> read_token_file(const std::string& path) {
+  std::ifstream f(path);
+  std::string token;
+  if (!f || !std::getline(f, token)) {
+    std::cerr << "--auth-token-file: cannot read " << path << "\n";
+    return std::nullopt;
+  }
+  const auto first = token.find_first_not_of(" \t\r\n");
+  const auto last = token.find_last_not_of(" \t\r\n");
+  token = first == std::string::npos ? "" : token.substr(first, last - first + 1);
+  if (token.empty()) {
+    std::cerr << "--auth-token-file: " << path << " holds no token\n";
+    return std::nullopt;
+  }
+  struct stat st {};
+  if (stat(path.c_str(), &st) == 0 && (st.st_mode & 077))
+    aitw::pipeline::log_warn("--auth-token-file " + path + " is readable by others (chmod 600 it)");
+  return token;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -66,6 +91,12 @@ int main(int argc, char** argv) {
   std::string log_level = "info";
   app.add_option("--log-level", log_level, "stderr log level: debug, info, warn, error, off")
       ->check(CLI::IsMember({"debug", "info", "warn", "error", "off"}));
+
+  // --registry on detect, serve and replay: where name[@version] model references are looked up.
+  std::string registry_uri;
+  const std::string registry_help =
+      "model registry for name[@version] references: file:///path or s3://bucket/prefix?endpoint=URL&region=R\n"
+      "(default $AITW_REGISTRY, else file://$XDG_DATA_HOME/aitw/registry)";
 
   // detect
   aitw::pipeline::DetectJob job;
@@ -102,6 +133,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   detect->add_flag("--multi-label", job.detector.multi_label,
                    "keep every class above --conf per anchor (evaluation style), not only the best");
+  detect->add_option("--registry", registry_uri, registry_help);
   detect->add_option("IMAGE", job.images, "image files")->required();
 
   // bench
@@ -187,6 +219,15 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   serve->add_option("--nets", sc.nets, "network instances per model")->capture_default_str();
   serve->add_option("--threads", sc.threads, "OpenCV threads per network")->capture_default_str();
+  serve->add_option("--registry", registry_uri, registry_help);
+  std::vector<std::string> model_dirs;
+  serve->add_option("--model-dir", model_dirs,
+                    "allow Init.model paths inside DIR (repeatable; default $AITW_MODEL_DIR if set). Names\n"
+                    "(name, name@version) are always allowed; other paths, `..` and symlinks out are refused");
+  std::string auth_token_file;
+  serve->add_option("--auth-token-file", auth_token_file,
+                    "require Init.auth_token to equal the token in FILE (constant-time compare; a mismatch\n"
+                    "is an Error and the connection is closed)");
   std::string metrics_listen;
   serve->add_option("--metrics", metrics_listen,
                     "HOST:PORT for HTTP /metrics (Prometheus), /healthz, /readyz");
@@ -206,6 +247,9 @@ int main(int argc, char** argv) {
   replay->add_option("--conf", rp.conf, "confidence threshold sent in Init (0 = the worker's default)");
   replay->add_option("--json", rp.json_path, "write the report as JSON");
   replay->add_option("--detections", rp.detections_path, "write one JSON line per result (FILE.jsonl)");
+  std::string replay_token_file;
+  replay->add_option("--auth-token-file", replay_token_file, "send the token in FILE in Init");
+  replay->add_option("--registry", registry_uri, registry_help + " (for the in-process worker)");
   replay->add_option("--gate", rp.gate, "conditions, e.g. \"p95_ms<150,fps_processed>=10,drop_pct<=5\"");
 
   // registry
@@ -214,10 +258,12 @@ int main(int argc, char** argv) {
   long long reg_version = 0;
   auto* registry = app.add_subcommand(
       "registry",
-      "Versioned model bundles: file:///path (default $AITW_REGISTRY or $XDG_DATA_HOME/aitw/registry).\n"
-      "--model / Init.model accept name or name@version from it (set AITW_REGISTRY to choose the store).");
+      "Versioned model bundles on a store: file:///path (the default: $AITW_REGISTRY, else\n"
+      "$XDG_DATA_HOME/aitw/registry) or s3://bucket/prefix?endpoint=http://host:port&region=R (MinIO, AWS S3;\n"
+      "credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN).\n"
+      "--model / Init.model accept name or name@version from it (detect/serve/replay --registry URI).");
   registry->require_subcommand(1);
-  registry->add_option("--registry", reg.uri, "store URI (file:///path)");
+  registry->add_option("--registry", reg.uri, "store URI: file:///path or s3://bucket/prefix?endpoint=...");
   auto* r_push = registry->add_subcommand("push", "validate a model with the adapter and publish it");
   r_push->add_option("FILE", reg.file, "ONNX model")->required();
   r_push->add_option("--name", reg.name, "model name")->required();
@@ -238,7 +284,7 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
   // --model / Init.model may name registry models (AITW_REGISTRY or the default store).
-  aitw::registry::install_model_resolver();
+  aitw::registry::install_model_resolver(registry_uri);
   using aitw::pipeline::LogLevel;
   aitw::pipeline::set_log_level(log_level == "debug"   ? LogLevel::Debug
                                 : log_level == "warn"  ? LogLevel::Warn
@@ -267,7 +313,14 @@ int main(int argc, char** argv) {
     }
     return aitw::bench::run_bench_pipeline(bp, std::cout);
   }
-  if (replay->parsed()) return aitw::bench::run_replay(rp, std::cout);
+  if (replay->parsed()) {
+    if (!replay_token_file.empty()) {
+      const auto token = read_token_file(replay_token_file);
+      if (!token) return 2;
+      rp.auth_token = *token;
+    }
+    return aitw::bench::run_replay(rp, std::cout);
+  }
   if (registry->parsed()) {
     for (auto* sub : {r_push, r_list, r_show, r_pull, r_rm})
       if (sub->parsed()) reg.action = sub->get_name();
@@ -306,6 +359,20 @@ int main(int argc, char** argv) {
     }
     sc.host = listen.substr(0, colon);
     sc.port = static_cast<std::uint16_t>(std::atoi(listen.c_str() + colon + 1));
+    if (!auth_token_file.empty()) {
+      const auto token = read_token_file(auth_token_file);
+      if (!token) return 2;
+      sc.auth_token = *token;
+    }
+    for (const auto& d : model_dirs)
+      if (!std::filesystem::is_directory(d)) {
+        std::cerr << "--model-dir: " << d << " is not a directory\n";
+        return 2;
+      }
+    if (model_dirs.empty())
+      if (const char* d = std::getenv("AITW_MODEL_DIR"); d && *d && std::filesystem::is_directory(d))
+        model_dirs.push_back(d);
+    sc.model_dirs = model_dirs;
     // Block the signals in every thread; this one waits for them.
     sigset_t set;
     sigemptyset(&set);

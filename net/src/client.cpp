@@ -47,6 +47,7 @@ struct Client::Impl {
   ClientStats stats;
   v1::InitOk init_ok;
   bool initialized = false;
+  bool init_refused = false;  // our Init was refused (unknown model, fatal error): waiting is pointless
 
   void send(const v1::Envelope& e) {
     if (!socket || !socket->is_open()) return;
@@ -138,6 +139,10 @@ struct Client::Impl {
         {
           std::lock_guard<std::mutex> lock(m);
           ++stats.errors_total;
+          if (!initialized && (e.error().fatal() || e.error().code() == kErrModel)) {
+            init_refused = true;
+            cv.notify_all();
+          }
         }
         if (on_error) on_error(e.error());
         // A non-fatal error about a frame ends that frame (a Ready follows); a fatal one ends the session.
@@ -249,7 +254,9 @@ void Client::start() {
 
 bool Client::wait_initialized(std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lock(impl_->m);
-  return impl_->cv.wait_for(lock, timeout, [this] { return impl_->initialized; });
+  impl_->init_refused = false;
+  impl_->cv.wait_for(lock, timeout, [this] { return impl_->initialized || impl_->init_refused; });
+  return impl_->initialized;
 }
 
 void Client::submit(v1::Frame frame) {

@@ -1,13 +1,17 @@
 #include "aitw/net/server.hpp"
 
 #include <asio.hpp>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 #include <array>
 #include <condition_variable>
 #include <deque>
+#include <filesystem>
 #include <future>
 #include <mutex>
 #include <optional>
+#include <regex>
 #include <sstream>
 #include <thread>
 
@@ -33,6 +37,37 @@ const char* to_string(WorkerState s) {
       return "SESSION_ACTIVE";
   }
   return "?";
+}
+
+std::optional<std::string> model_refusal(const std::string& model, const std::vector<std::string>& model_dirs) {
+  namespace fs = std::filesystem;
+  // A name (the registry's, or a file NAME.onnx in the configured model folders) cannot point anywhere else.
+  static const std::regex name(R"([A-Za-z0-9][A-Za-z0-9._-]{0,127}(@[0-9]{1,12})?)");
+  if (std::regex_match(model, name) && !model.ends_with(".onnx")) return std::nullopt;
+  if (model_dirs.empty())
+    return "Init.model '" + model + "' is a path; this worker accepts model names only (start it with --model-dir DIR "
+           "to allow paths under DIR)";
+  std::error_code ec;
+  const fs::path target = fs::weakly_canonical(fs::absolute(model, ec), ec);  // resolves symlinks and ..
+  if (!ec) {
+    for (const auto& d : model_dirs) {
+      const fs::path dir = fs::weakly_canonical(fs::absolute(d, ec), ec);
+      if (ec) continue;
+      const auto rel = target.lexically_relative(dir);
+      if (!rel.empty() && *rel.begin() != ".." && rel != ".") return std::nullopt;
+    }
+  }
+  return "Init.model '" + model + "' is outside the allowed model directories (--model-dir); `..` and symlinks "
+         "out of them are refused";
+}
+
+bool tokens_equal(const std::string& a, const std::string& b) {
+  // Hash first: equal-length digests, so neither the content nor the length leaks through timing.
+  unsigned char da[EVP_MAX_MD_SIZE], db[EVP_MAX_MD_SIZE];
+  unsigned int na = 0, nb = 0;
+  EVP_Digest(a.data(), a.size(), da, &na, EVP_sha256(), nullptr);
+  EVP_Digest(b.data(), b.size(), db, &nb, EVP_sha256(), nullptr);
+  return na == nb && CRYPTO_memcmp(da, db, na) == 0;
 }
 
 namespace {
@@ -255,9 +290,20 @@ struct Server::Impl {
       non_fatal(s, kErrUnexpectedMessage, "init_while_frame_in_flight", "Init while a frame is in flight");
       co_return;
     }
+    if (!cfg.auth_token.empty() && !tokens_equal(init.auth_token(), cfg.auth_token)) {
+      fatal(s, kErrAuth, "auth_failed",
+            init.auth_token().empty() ? "authentication required: Init carries no auth token"
+                                      : "authentication failed: wrong auth token");
+      co_return;
+    }
+    const std::string model = init.model().empty() ? "yolo11n" : init.model();
+    if (const auto refusal = model_refusal(model, cfg.model_dirs)) {
+      non_fatal(s, kErrModel, "model_not_allowed", *refusal);
+      co_return;
+    }
     std::string path;
     try {
-      path = pipeline::resolve_model_path(init.model().empty() ? "yolo11n" : init.model());
+      path = pipeline::resolve_model_path(model);
     } catch (const std::exception& e) {
       non_fatal(s, kErrModel, "model_not_found", e.what());
       co_return;

@@ -32,6 +32,7 @@ std::map<std::string, double> parse(const std::string& text) {
 TEST(Metrics, EndpointServesTheSpecNamesAndTracksAFrame) {
   ServerConfig sc;
   sc.port = 0;
+  sc.model_dirs = {std::string(AITW_SHARED_DIR) + "/models"};
   Server server(sc);
   server.start();
   MetricsEndpoint metrics(server, "127.0.0.1", 0);

@@ -102,6 +102,8 @@ struct Peer {
 
 std::unique_ptr<Server> start_server(ServerConfig cfg = {}) {
   cfg.port = 0;
+  if (cfg.model_dirs.empty())  // Init.model paths: the shared models and temporary test files
+    cfg.model_dirs = {kShared + "/models", std::filesystem::temp_directory_path().string()};
   auto s = std::make_unique<Server>(cfg);
   s->start();
   return s;
@@ -348,6 +350,7 @@ TEST(Client, ReconnectsAndReInitsAfterAServerRestart) {
   server.reset();
   ServerConfig again;
   again.port = port;  // same port: the client's address
+  again.model_dirs = {kShared + "/models"};
   server = std::make_unique<Server>(again);
   server->start();
   const auto deadline = std::chrono::steady_clock::now() + 15s;
@@ -385,6 +388,88 @@ TEST(Server, HotReloadToABrokenModelKeepsTheOldOne) {
   const auto second = p.handshake(kYolov8);  // and a good reload switches models
   EXPECT_NE(second.model_id(), first.model_id());
   std::filesystem::remove(broken);
+}
+
+TEST(Server, AuthTokenIsRequiredWhenConfigured) {
+  ServerConfig cfg;
+  cfg.auth_token = "edge-s3cret-token";
+  auto server = start_server(cfg);
+  for (const std::string token : {"", "edge-s3cret-tokeN", "edge-s3cret-token-and-more"}) {
+    Peer p(server->port());
+    auto init = init_msg();
+    init.mutable_init()->set_auth_token(token);
+    p.send(init);
+    auto e = p.recv();
+    ASSERT_TRUE(e && e->has_error()) << token;
+    EXPECT_EQ(e->error().code(), kErrAuth);
+    EXPECT_TRUE(e->error().fatal());
+    EXPECT_EQ(e->error().message().find("s3cret"), std::string::npos);  // the token is never echoed
+    EXPECT_TRUE(p.closed_by_server());
+  }
+  EXPECT_EQ(server->stats().errors_by_cause.at("auth_failed"), 3u);
+  Peer ok(server->port());
+  auto init = init_msg();
+  init.mutable_init()->set_auth_token("edge-s3cret-token");
+  ok.send(init);
+  auto r = ok.recv();
+  ASSERT_TRUE(r && r->has_init_ok()) << (r ? message_name(*r) : "nothing");
+}
+
+TEST(Server, TokensCompareWholly) {
+  EXPECT_TRUE(tokens_equal("abc", "abc"));
+  EXPECT_FALSE(tokens_equal("abc", "abd"));
+  EXPECT_FALSE(tokens_equal("abc", "abcd"));
+  EXPECT_FALSE(tokens_equal("", "a"));
+  EXPECT_TRUE(tokens_equal("", ""));
+}
+
+TEST(Server, InitModelPathsMustStayInsideTheModelDirectories) {
+  namespace fs = std::filesystem;
+  const fs::path root = fs::temp_directory_path() / ("aitw_modeldir_" + std::to_string(getpid()));
+  fs::remove_all(root);
+  fs::create_directories(root / "models");
+  std::ofstream(root / "models" / "broken.onnx") << "not a model";
+  fs::create_symlink("/etc/passwd", root / "models" / "evil.onnx");
+  std::ofstream(root / "secret.onnx") << "not for clients";
+  fs::create_symlink(root / "secret.onnx", root / "models" / "outside.onnx");
+  fs::create_symlink(kYolo11, root / "models" / "other-allowed.onnx");  // into another allowed directory
+  ServerConfig cfg;
+  cfg.model_dirs = {(root / "models").string(), kShared + "/models"};
+  auto server = start_server(cfg);
+  Peer p(server->port());
+  auto refused = [&](const std::string& model, const std::string& needle) {
+    p.send(init_msg(model));
+    auto e = p.recv();
+    ASSERT_TRUE(e && e->has_error()) << model;
+    EXPECT_EQ(e->error().code(), kErrModel) << model;
+    EXPECT_FALSE(e->error().fatal());
+    EXPECT_NE(e->error().message().find(needle), std::string::npos) << model << ": " << e->error().message();
+  };
+  refused("/etc/passwd", "outside the allowed model directories");
+  refused((root / "models" / ".." / "secret.onnx").string(), "outside");
+  refused((root / "models" / "evil.onnx").string(), "outside");     // symlink out
+  refused((root / "models" / "outside.onnx").string(), "outside");
+  refused((root / "models").string(), "outside");                   // the directory itself
+  refused((root / "models" / "broken.onnx").string(), "broken.onnx");  // allowed, but not a model
+  EXPECT_EQ(server->stats().errors_by_cause.at("model_not_allowed"), 5u);
+  p.handshake(kShared + "/models/yolo11n.onnx");  // inside an allowed directory
+  p.handshake((root / "models" / "other-allowed.onnx").string());  // a symlink that stays inside them
+  // Without any allowed directory, paths are refused and names still work.
+  ServerConfig names_only;
+  names_only.model_dirs = {"/nonexistent-aitw-dir"};
+  auto strict = start_server(names_only);
+  Peer q(strict->port());
+  q.send(init_msg(kYolo11));
+  auto e = q.recv();
+  ASSERT_TRUE(e && e->has_error());
+  EXPECT_NE(e->error().message().find("outside"), std::string::npos) << e->error().message();
+  EXPECT_NE(model_refusal(kYolo11, {}).value_or("").find("accepts model names only"), std::string::npos);
+  EXPECT_NE(model_refusal(kYolo11, {}).value_or("").find("--model-dir"), std::string::npos);
+  EXPECT_FALSE(model_refusal("yolo11n", {}));
+  EXPECT_FALSE(model_refusal("yolo11n@3", {}));
+  EXPECT_TRUE(model_refusal("yolo11n.onnx", {}));
+  EXPECT_TRUE(model_refusal("../yolo11n", {}));
+  fs::remove_all(root);
 }
 
 }  // namespace aitw::net

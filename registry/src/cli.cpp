@@ -2,6 +2,8 @@
 
 #include <fstream>
 #include <iomanip>
+#include <memory>
+#include <mutex>
 #include <ostream>
 
 #include "aitw/pipeline/detector.hpp"
@@ -54,7 +56,7 @@ int run_registry_command(const RegistryCommand& c, std::ostream& out, std::ostre
       if (c.action == "show") {
         out << m.dump(2) << "\n";
       } else if (c.action == "pull") {
-        const std::string path = c.out.empty() ? cached_model_path(reg, m) : c.out;
+        const std::string path = c.out.empty() ? resolve(reg, *ref).path : c.out;
         if (!c.out.empty()) {
           const std::string bytes = reg.fetch(m);
           std::ofstream f(c.out, std::ios::binary | std::ios::trunc);
@@ -77,18 +79,36 @@ int run_registry_command(const RegistryCommand& c, std::ostream& out, std::ostre
 }
 
 void install_model_resolver(const std::string& uri) {
-  pipeline::set_model_resolver([uri](const std::string& spec) -> std::optional<std::string> {
+  // One registry for the life of the process, so that its circuit breaker remembers an outage across
+  // resolutions (Init after Init); resolutions are serialised.
+  struct Shared {
+    std::mutex mu;
+    std::string uri;
+    std::unique_ptr<Registry> registry;
+  };
+  auto shared = std::make_shared<Shared>();
+  shared->uri = uri.empty() ? default_registry_uri() : uri;
+  pipeline::set_model_resolver([shared](const std::string& spec) -> std::optional<std::string> {
     const auto ref = parse_ref(spec);
     if (!ref) return std::nullopt;
+    std::lock_guard lock(shared->mu);
     try {
-      Registry reg(open_store(uri.empty() ? default_registry_uri() : uri));
-      if (reg.versions(ref->name).empty()) return std::nullopt;  // not a registry model: local folders
-      const auto m = reg.manifest(*ref);
-      return cached_model_path(reg, m);
+      if (!shared->registry) shared->registry = std::make_unique<Registry>(open_store(shared->uri));
+      const auto r = resolve(*shared->registry, *ref);
+      pipeline::log_info("model " + spec + " -> " + r.manifest.value("name", "") + "@" +
+                         std::to_string(r.manifest.value("version", 0)) + " sha256 " +
+                         r.manifest.value("sha256", "").substr(0, 12) + (r.from_cache_only ? " (cached)" : "") +
+                         " from " + shared->registry->store().describe());
+      return r.path;
     } catch (const RegistryError& e) {
-      if (ref->version) throw pipeline::ModelError(std::string("registry: ") + e.what());
-      pipeline::log_warn(std::string("registry unavailable, looking in local model folders: ") + e.what());
-      return std::nullopt;
+      // A bare name the registry does not have may be a file in the local model folders.
+      if (!ref->version && (e.kind() == RegistryError::Kind::NotFound || e.kind() == RegistryError::Kind::Unreachable ||
+                            e.kind() == RegistryError::Kind::NoBucket)) {
+        if (e.kind() != RegistryError::Kind::NotFound)
+          pipeline::log_warn(std::string("registry: ") + e.what() + "; looking in local model folders");
+        return std::nullopt;
+      }
+      throw pipeline::ModelError(std::string("registry: ") + e.what());
     }
   });
 }

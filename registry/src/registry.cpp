@@ -11,7 +11,9 @@
 #include <regex>
 #include <sstream>
 
+#include "aitw/pipeline/log.hpp"
 #include "aitw/pipeline/model_adapter.hpp"
+#include "aitw/registry/s3.hpp"
 
 namespace aitw::registry {
 namespace fs = std::filesystem;
@@ -134,8 +136,7 @@ std::unique_ptr<Store> open_store(const std::string& uri) {
       throw RegistryError("registry '" + uri + "': expected file:///absolute/path");
     return make_file_store(path);
   }
-  if (uri.rfind("s3://", 0) == 0)
-    throw RegistryError("registry '" + uri + "': the s3:// backend is not built yet; use file:///path");
+  if (uri.rfind("s3://", 0) == 0) return std::make_unique<s3::S3Store>(s3::parse_uri(uri), s3::credentials_from_env());
   throw RegistryError("registry '" + uri + "': unknown scheme (expected file:///path or s3://bucket/prefix)");
 }
 
@@ -168,7 +169,8 @@ nlohmann::json Registry::push(const std::string& model_path, const std::string& 
   const auto existing = versions(name);
   const std::int64_t v = version ? *version : (existing.empty() ? 1 : existing.back() + 1);
   if (std::find(existing.begin(), existing.end(), v) != existing.end())
-    throw RegistryError("model '" + name + "@" + std::to_string(v) + "' exists; versions are immutable");
+    throw RegistryError("model '" + name + "@" + std::to_string(v) + "' exists; versions are immutable",
+                        RegistryError::Kind::Exists);
   const std::string bytes = read_file(model_path);
   const auto& md = model->metadata();
   const auto graph = model->adapt(md.native_input);
@@ -227,7 +229,8 @@ nlohmann::json Registry::manifest(const ModelRef& ref) {
     v = *ref.version;
   } else {
     const auto latest = store_->get(latest_key(ref.name));
-    if (!latest) throw RegistryError("unknown model '" + ref.name + "' in " + store_->describe());
+    if (!latest)
+      throw RegistryError("unknown model '" + ref.name + "' in " + store_->describe(), RegistryError::Kind::NotFound);
     try {
       v = std::stoll(*latest);
     } catch (const std::exception&) {
@@ -237,9 +240,9 @@ nlohmann::json Registry::manifest(const ModelRef& ref) {
   const auto text = store_->get(manifest_key(ref.name, v));
   if (!text) {
     if (versions(ref.name).empty())
-      throw RegistryError("unknown model '" + ref.name + "' in " + store_->describe());
-    throw RegistryError("unknown version '" + ref.name + "@" + std::to_string(v) + "' in " +
-                        store_->describe());
+      throw RegistryError("unknown model '" + ref.name + "' in " + store_->describe(), RegistryError::Kind::NotFound);
+    throw RegistryError("unknown version '" + ref.name + "@" + std::to_string(v) + "' in " + store_->describe(),
+                        RegistryError::Kind::NotFound);
   }
   try {
     auto j = nlohmann::json::parse(*text);
@@ -256,11 +259,13 @@ std::string Registry::fetch(const nlohmann::json& m) {
   const std::string sha = m["sha256"].get<std::string>();
   const std::string what = m.value("name", "?") + "@" + std::to_string(m.value("version", 0));
   auto bytes = store_->get(blob_key(sha));
-  if (!bytes) throw RegistryError("model '" + what + "': bytes missing from " + store_->describe());
+  if (!bytes)
+    throw RegistryError("model '" + what + "': bytes missing from " + store_->describe(), RegistryError::Kind::NotFound);
   const std::string got = pipeline::sha256_hex(*bytes);
   if (got != sha)
     throw RegistryError("model '" + what + "': checksum mismatch (store has " + got.substr(0, 12) +
-                        ", manifest says " + sha.substr(0, 12) + ")");
+                        ", manifest says " + sha.substr(0, 12) + ")",
+                        RegistryError::Kind::Checksum);
   return std::move(*bytes);
 }
 
@@ -280,10 +285,13 @@ void Registry::remove(const std::string& name, std::int64_t version) {
   store_->remove(blob_key(sha));
 }
 
+std::string default_cache_dir() {
+  return (fs::path(home_dir("XDG_CACHE_HOME", ".cache")) / "aitw/models").string();
+}
+
 std::string cached_model_path(Registry& registry, const nlohmann::json& manifest,
                               const std::string& cache_dir) {
-  const fs::path dir = cache_dir.empty() ? fs::path(home_dir("XDG_CACHE_HOME", ".cache")) / "aitw/models"
-                                         : fs::path(cache_dir);
+  const fs::path dir = cache_dir.empty() ? fs::path(default_cache_dir()) : fs::path(cache_dir);
   const std::string sha = manifest["sha256"];
   const fs::path path = dir / (sha + ".onnx");
   std::error_code ec;
@@ -291,6 +299,74 @@ std::string cached_model_path(Registry& registry, const nlohmann::json& manifest
   // Missing or corrupt: fetch (verified) and replace it.
   write_atomically(path, registry.fetch(manifest), "model cache " + dir.string());
   return path.string();
+}
+
+namespace {
+
+// The manifests the cache has seen, so that a cached model can be served while the store is down.
+fs::path cached_manifest_path(const fs::path& dir, const std::string& name, std::int64_t v) {
+  return dir / "manifests" / name / (std::to_string(v) + ".json");
+}
+
+void remember_manifest(const fs::path& dir, const ModelRef& ref, const nlohmann::json& m) {
+  try {
+    const std::int64_t v = m["version"].get<std::int64_t>();
+    write_atomically(cached_manifest_path(dir, ref.name, v), m.dump(2), "model cache " + dir.string());
+    if (!ref.version)
+      write_atomically(dir / "manifests" / ref.name / "latest", std::to_string(v), "model cache " + dir.string());
+  } catch (const std::exception& e) {
+    // A read-only or full cache only costs the offline fallback.
+    pipeline::log_warn(std::string("model cache: cannot remember the manifest: ") + e.what());
+  }
+}
+
+std::optional<Resolved> from_cache_only(const fs::path& dir, const ModelRef& ref) {
+  std::int64_t v = 0;
+  if (ref.version) {
+    v = *ref.version;
+  } else {
+    const std::string latest = read_file(dir / "manifests" / ref.name / "latest");
+    try {
+      v = std::stoll(latest);
+    } catch (const std::exception&) {
+      return std::nullopt;
+    }
+  }
+  const std::string text = read_file(cached_manifest_path(dir, ref.name, v));
+  if (text.empty()) return std::nullopt;
+  try {
+    auto m = nlohmann::json::parse(text);
+    const std::string sha = m.at("sha256").get<std::string>();
+    const fs::path path = dir / (sha + ".onnx");
+    std::error_code ec;
+    if (!fs::is_regular_file(path, ec) || pipeline::sha256_hex(read_file(path)) != sha) return std::nullopt;
+    return Resolved{std::move(m), path.string(), true};
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+}  // namespace
+
+Resolved resolve(Registry& registry, const ModelRef& ref, const std::string& cache_dir) {
+  const fs::path dir = cache_dir.empty() ? fs::path(default_cache_dir()) : fs::path(cache_dir);
+  std::string what = ref.name;
+  if (ref.version) what += '@' + std::to_string(*ref.version);
+  try {
+    auto m = registry.manifest(ref);
+    remember_manifest(dir, ref, m);
+    std::string path = cached_model_path(registry, m, dir.string());
+    return Resolved{std::move(m), std::move(path), false};
+  } catch (const RegistryError& e) {
+    if (e.kind() != RegistryError::Kind::Unreachable) throw;
+    if (auto cached = from_cache_only(dir, ref)) {
+      pipeline::log_warn("registry unreachable (" + std::string(e.what()) + "); serving the cached " + ref.name +
+                         "@" + std::to_string(cached->manifest["version"].get<std::int64_t>()) + " (sha256 " +
+                         cached->manifest["sha256"].get<std::string>().substr(0, 12) + ")");
+      return std::move(*cached);
+    }
+    throw RegistryError(std::string(e.what()) + "; no cached copy of '" + what + "'", RegistryError::Kind::Unreachable);
+  }
 }
 
 }  // namespace aitw::registry

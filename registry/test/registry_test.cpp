@@ -1,11 +1,20 @@
 #include "aitw/registry/registry.hpp"
 
 #include <gtest/gtest.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <memory>
+#include <thread>
 
 #include "aitw/pipeline/model_adapter.hpp"
+#include "aitw/registry/s3.hpp"
+#include "s3rver.hpp"
 
 namespace aitw::registry {
 namespace {
@@ -25,82 +34,127 @@ struct TempDir {
   ~TempDir() { fs::remove_all(path); }
 };
 
-void expect_error(const std::function<void()>& f, const std::string& needle) {
+void expect_error(const std::function<void()>& f, const std::string& needle,
+                  std::optional<RegistryError::Kind> kind = std::nullopt) {
   try {
     f();
     FAIL() << "expected RegistryError with '" << needle << "'";
   } catch (const RegistryError& e) {
     EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    if (kind) {
+      EXPECT_EQ(static_cast<int>(e.kind()), static_cast<int>(*kind)) << e.what();
+    }
   }
 }
 
+std::string file_bytes(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+// One s3rver per test process (ctest runs each test in its own process), started on first use.
+testing::S3rver& server() {
+  static std::unique_ptr<testing::S3rver> s = [] {
+    setenv("AWS_ACCESS_KEY_ID", testing::S3rver::kAccessKey, 1);
+    setenv("AWS_SECRET_ACCESS_KEY", testing::S3rver::kSecretKey, 1);
+    return std::make_unique<testing::S3rver>();
+  }();
+  return *s;
+}
+
+// The same suite on both backends: "file" (the embedded default) and "s3" (s3rver on loopback).
+class RegistrySuite : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    static int counter = 0;
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    tag_ = std::string(info->name()).substr(0, std::string(info->name()).find('/')) + "-" +
+           std::to_string(getpid()) + "-" + std::to_string(counter++);
+    if (GetParam() == "s3") server();
+  }
+  // A fresh, empty store for each test; `extra` = s3 query knobs (ignored by file://).
+  std::string uri(const std::string& extra = "", const std::string& prefix_suffix = "") {
+    if (GetParam() == "file") return "file://" + (dir_.path / "store" / prefix_suffix).string();
+    return server().uri(tag_ + prefix_suffix, extra);
+  }
+  Registry open(const std::string& extra = "") { return Registry(open_store(uri(extra))); }
+  std::string cache() const { return (dir_.path / "cache").string(); }
+
+  TempDir dir_{"suite"};
+  std::string tag_;
+};
+
+INSTANTIATE_TEST_SUITE_P(Backends, RegistrySuite, ::testing::Values("file", "s3"),
+                         [](const auto& info) { return info.param; });
+
 }  // namespace
 
-TEST(Registry, PushVersionsLatestAndManifest) {
-  TempDir dir("push");
-  Registry reg(open_store("file://" + dir.path.string()));
+TEST_P(RegistrySuite, PushVersionsLatestAndManifest) {
+  Registry reg = open();
   const auto m1 = reg.push(kYolo11, "det", std::nullopt, {{"site", "gate-3"}});
   EXPECT_EQ(m1["version"], 1);
-  EXPECT_EQ(m1["sha256"], pipeline::sha256_hex([] {
-              std::ifstream f(kYolo11, std::ios::binary);
-              return std::string(std::istreambuf_iterator<char>(f), {});
-            }()));
+  EXPECT_EQ(m1["sha256"], pipeline::sha256_hex(file_bytes(kYolo11)));
+  EXPECT_EQ(m1["size"], fs::file_size(kYolo11));
+  EXPECT_EQ(m1["source"], "yolo11n.onnx");
   EXPECT_EQ(m1["classes"].size(), 80u);
   EXPECT_EQ(m1["labels"]["site"], "gate-3");
   EXPECT_EQ(m1["adapter"]["head_strides"], (nlohmann::json{8, 16, 32}));
   EXPECT_TRUE(m1["adapter"]["attention"].get<bool>());
   const auto m2 = reg.push(kYolov8, "det", std::nullopt, {});
   EXPECT_EQ(m2["version"], 2);
+  EXPECT_FALSE(m2["adapter"]["attention"].get<bool>());
   EXPECT_EQ(reg.versions("det"), (std::vector<std::int64_t>{1, 2}));
   EXPECT_EQ(reg.manifest({"det", std::nullopt})["version"], 2);  // latest
   EXPECT_EQ(reg.manifest({"det", 1})["sha256"], m1["sha256"]);
-  EXPECT_EQ(reg.names(), (std::vector<std::string>{"det"}));
-  // The bytes come back verified.
-  EXPECT_EQ(pipeline::sha256_hex(reg.fetch(m1)), m1["sha256"]);
+  reg.push(kYolo11, "other", std::nullopt, {});
+  EXPECT_EQ(reg.names(), (std::vector<std::string>{"det", "other"}));
+  // The bytes come back verified, and a second client sees the same store.
+  EXPECT_EQ(reg.fetch(m1), file_bytes(kYolo11));
+  Registry again = open();
+  EXPECT_EQ(again.manifest({"det", 2})["sha256"], m2["sha256"]);
 }
 
-TEST(Registry, VersionsAreImmutableAndNamesValidated) {
-  TempDir dir("immut");
-  Registry reg(open_store("file://" + dir.path.string()));
+TEST_P(RegistrySuite, VersionsAreImmutableAndNamesValidated) {
+  Registry reg = open();
   reg.push(kYolo11, "det", 5, {});
-  expect_error([&] { reg.push(kYolov8, "det", 5, {}); }, "exists");
+  expect_error([&] { reg.push(kYolov8, "det", 5, {}); }, "exists", RegistryError::Kind::Exists);
   expect_error([&] { reg.push(kYolo11, "../evil", std::nullopt, {}); }, "invalid model name");
   expect_error([&] { reg.push(kYolo11, "det", 0, {}); }, "positive");
   EXPECT_EQ(reg.push(kYolo11, "det", std::nullopt, {})["version"], 6);
+  reg.push(kYolov8, "det", 3, {});  // an older number may still be filled in; latest stays 6
+  EXPECT_EQ(reg.manifest({"det", std::nullopt})["version"], 6);
 }
 
-TEST(Registry, RefusesFilesTheAdapterCannotRun) {
-  TempDir dir("refuse");
-  Registry reg(open_store("file://" + dir.path.string()));
+TEST_P(RegistrySuite, RefusesFilesTheAdapterCannotRun) {
+  Registry reg = open();
   expect_error([&] { reg.push(kShared + "/datasets/images/bus.jpg", "bus", std::nullopt, {}); },
                "refusing to push");
   EXPECT_TRUE(reg.names().empty());
+  EXPECT_TRUE(reg.store().list("").empty());
 }
 
-TEST(Registry, UnknownNamesAndVersionsAreClearErrors) {
-  TempDir dir("unknown");
-  Registry reg(open_store("file://" + dir.path.string()));
-  expect_error([&] { reg.manifest({"nope", std::nullopt}); }, "unknown model 'nope'");
+TEST_P(RegistrySuite, UnknownNamesAndVersionsAreClearErrors) {
+  Registry reg = open();
+  expect_error([&] { reg.manifest({"nope", std::nullopt}); }, "unknown model 'nope'", RegistryError::Kind::NotFound);
   reg.push(kYolo11, "det", std::nullopt, {});
-  expect_error([&] { reg.manifest({"det", 9}); }, "unknown version 'det@9'");
+  expect_error([&] { reg.manifest({"det", 9}); }, "unknown version 'det@9'", RegistryError::Kind::NotFound);
+  expect_error([&] { resolve(reg, {"det", 9}, cache()); }, "det@9", RegistryError::Kind::NotFound);
 }
 
-TEST(Registry, TamperedBlobIsRejectedByChecksum) {
-  TempDir dir("tamper");
-  Registry reg(open_store("file://" + dir.path.string()));
+TEST_P(RegistrySuite, TamperedObjectIsRejectedByChecksum) {
+  Registry reg = open();
   const auto m = reg.push(kYolo11, "det", std::nullopt, {});
-  const fs::path blob = dir.path / ("blobs/sha256/" + m["sha256"].get<std::string>() + ".onnx");
-  {
-    std::fstream f(blob, std::ios::in | std::ios::out | std::ios::binary);
-    f.seekp(1000);
-    f.put('X');
-  }
-  expect_error([&] { reg.fetch(m); }, "checksum mismatch");
+  const std::string key = "blobs/sha256/" + m["sha256"].get<std::string>() + ".onnx";
+  std::string bytes = *reg.store().get(key);
+  bytes[1000] ^= 0x20;
+  reg.store().put(key, bytes);  // the stored object changes behind the registry's back
+  expect_error([&] { reg.fetch(m); }, "checksum mismatch", RegistryError::Kind::Checksum);
+  expect_error([&] { resolve(reg, {"det", 1}, cache()); }, "checksum mismatch", RegistryError::Kind::Checksum);
+  EXPECT_FALSE(fs::exists(fs::path(cache()) / (m["sha256"].get<std::string>() + ".onnx")));  // nothing cached
 }
 
-TEST(Registry, RemoveMovesLatestAndKeepsSharedBlobs) {
-  TempDir dir("rm");
-  Registry reg(open_store("file://" + dir.path.string()));
+TEST_P(RegistrySuite, RemoveMovesLatestAndKeepsSharedBlobs) {
+  Registry reg = open();
   const auto m1 = reg.push(kYolo11, "det", std::nullopt, {});
   reg.push(kYolo11, "det", std::nullopt, {});  // same bytes, version 2: one blob
   reg.remove("det", 2);
@@ -109,36 +163,47 @@ TEST(Registry, RemoveMovesLatestAndKeepsSharedBlobs) {
   reg.remove("det", 1);
   EXPECT_TRUE(reg.names().empty());
   EXPECT_TRUE(reg.store().list("blobs/").empty());
-  expect_error([&] { reg.remove("det", 1); }, "unknown");
+  expect_error([&] { reg.remove("det", 1); }, "unknown", RegistryError::Kind::NotFound);
 }
 
-TEST(Registry, ListsManyVersions) {
-  TempDir dir("many");
-  Registry reg(open_store("file://" + dir.path.string()));
+// 40 versions = 82 keys; the s3 store lists them 7 per page (ListObjectsV2 continuation tokens).
+TEST_P(RegistrySuite, ListsManyVersionsAcrossPages) {
+  Registry reg = open("max_keys=7");
   for (int i = 0; i < 40; ++i) reg.push(kYolov8, "v8", std::nullopt, {});
   const auto v = reg.versions("v8");
   ASSERT_EQ(v.size(), 40u);
   EXPECT_EQ(v.front(), 1);
   EXPECT_EQ(v.back(), 40);
-  EXPECT_EQ(reg.store().list("blobs/").size(), 1u);  // content-addressed
+  EXPECT_EQ(reg.store().list("").size(), 42u);  // 40 manifests, latest, one content-addressed blob
+  EXPECT_EQ(reg.store().list("blobs/").size(), 1u);
+  EXPECT_EQ(reg.manifest({"v8", std::nullopt})["version"], 40);
 }
 
-TEST(Registry, CacheIsVerifiedAndRefetchedWhenCorrupt) {
-  TempDir dir("cache"), cache("cachedir");
-  Registry reg(open_store("file://" + dir.path.string()));
+TEST_P(RegistrySuite, CacheIsVerifiedAndRefetchedWhenCorrupt) {
+  Registry reg = open();
   const auto m = reg.push(kYolo11, "det", std::nullopt, {});
-  const std::string path = cached_model_path(reg, m, cache.path.string());
+  const std::string path = cached_model_path(reg, m, cache());
   EXPECT_EQ(fs::path(path).filename().string(), m["sha256"].get<std::string>() + ".onnx");
   EXPECT_NO_THROW(pipeline::OnnxModel::load(path));
   std::ofstream(path, std::ios::trunc) << "corrupted";  // a damaged cache entry
-  const std::string again = cached_model_path(reg, m, cache.path.string());
-  EXPECT_EQ(again, path);
-  EXPECT_NO_THROW(pipeline::OnnxModel::load(again));  // re-fetched
+  const auto r = resolve(reg, {"det", 1}, cache());
+  EXPECT_EQ(r.path, path);
+  EXPECT_FALSE(r.from_cache_only);
+  EXPECT_EQ(file_bytes(r.path), file_bytes(kYolo11));  // re-fetched
+}
+
+TEST_P(RegistrySuite, PrefixWithSpacesAndPlusRoundTrips) {
+  const std::string u = GetParam() == "file" ? uri("", "site 3+x") : uri("", "/site%203%2Bx");
+  Registry reg(open_store(u));
+  const auto m = reg.push(kYolov8, "det", std::nullopt, {});
+  Registry again(open_store(u));
+  EXPECT_EQ(again.names(), (std::vector<std::string>{"det"}));
+  EXPECT_EQ(again.fetch(again.manifest({"det", 1})), file_bytes(kYolov8));
 }
 
 TEST(Registry, UrisAndReferences) {
   expect_error([] { open_store("file://relative/path"); }, "absolute");
-  expect_error([] { open_store("s3://bucket/prefix"); }, "not built yet");
+  expect_error([] { open_store("s3://Bad_Bucket/prefix"); }, "bad bucket name");
   expect_error([] { open_store("ftp://x"); }, "unknown scheme");
   auto r = parse_ref("yolo11n@3");
   ASSERT_TRUE(r);
@@ -150,6 +215,95 @@ TEST(Registry, UrisAndReferences) {
   setenv("AITW_REGISTRY", "file:///srv/reg", 1);
   EXPECT_EQ(default_registry_uri(), "file:///srv/reg");
   unsetenv("AITW_REGISTRY");
+}
+
+// ---- faults only a networked store has ---------------------------------------------------------------------
+
+TEST(S3Registry, ServerDownCachedModelServedBreakerOpensAndRecovers) {
+  auto& s3 = server();
+  TempDir cache("down");
+  const std::string prefix = "down-" + std::to_string(getpid());
+  Registry reg(open_store(
+      s3.uri(prefix, "retries=1&backoff_ms=10&breaker_failures=2&breaker_open_ms=1500&connect_timeout_ms=500")));
+  auto& store = dynamic_cast<s3::S3Store&>(reg.store());
+  const auto pushed = reg.push(kYolo11, "det", std::nullopt, {});
+  const auto first = resolve(reg, {"det", std::nullopt}, cache.path.string());
+  EXPECT_FALSE(first.from_cache_only);
+  resolve(reg, {"det", 1}, cache.path.string());
+
+  s3.stop();
+  const auto offline = resolve(reg, {"det", std::nullopt}, cache.path.string());  // failure 1
+  EXPECT_TRUE(offline.from_cache_only);
+  EXPECT_EQ(offline.path, first.path);
+  EXPECT_EQ(offline.manifest["sha256"], pushed["sha256"]);
+  EXPECT_EQ(store.breaker_state(), s3::CircuitBreaker::State::Closed);
+  EXPECT_TRUE(resolve(reg, {"det", 1}, cache.path.string()).from_cache_only);  // failure 2: opens
+  EXPECT_EQ(store.breaker_state(), s3::CircuitBreaker::State::Open);
+  // Open: no network at all, the answer is immediate.
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_TRUE(resolve(reg, {"det", 1}, cache.path.string()).from_cache_only);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(200));
+  expect_error([&] { resolve(reg, {"never-cached", std::nullopt}, cache.path.string()); }, "no cached copy",
+               RegistryError::Kind::Unreachable);
+  expect_error([&] { reg.names(); }, "circuit open", RegistryError::Kind::Unreachable);
+
+  s3.start();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1600));
+  EXPECT_EQ(store.breaker_state(), s3::CircuitBreaker::State::HalfOpen);
+  const auto back = resolve(reg, {"det", std::nullopt}, cache.path.string());  // the trial call succeeds
+  EXPECT_FALSE(back.from_cache_only);
+  EXPECT_EQ(store.breaker_state(), s3::CircuitBreaker::State::Closed);
+  EXPECT_EQ(reg.versions("det"), (std::vector<std::int64_t>{1}));
+}
+
+TEST(S3Registry, UnknownAccessKeyIsAccessDenied) {
+  auto& s3 = server();
+  setenv("AWS_ACCESS_KEY_ID", "NOT-A-KEY", 1);
+  auto store = open_store(s3.uri("denied"));
+  setenv("AWS_ACCESS_KEY_ID", testing::S3rver::kAccessKey, 1);
+  Registry reg(std::move(store));
+  expect_error([&] { reg.names(); }, "InvalidAccessKeyId", RegistryError::Kind::AccessDenied);
+  expect_error([&] { reg.push(kYolov8, "det", std::nullopt, {}); }, "access denied by " + s3.endpoint(),
+               RegistryError::Kind::AccessDenied);
+}
+
+TEST(S3Registry, MissingCredentialsAreAClearError) {
+  auto& s3 = server();
+  unsetenv("AWS_SECRET_ACCESS_KEY");
+  auto store = open_store(s3.uri("nocreds"));
+  setenv("AWS_SECRET_ACCESS_KEY", testing::S3rver::kSecretKey, 1);
+  Registry reg(std::move(store));
+  expect_error([&] { reg.names(); }, "AWS_SECRET_ACCESS_KEY", RegistryError::Kind::AccessDenied);
+}
+
+TEST(S3Registry, MissingBucketIsAClearError) {
+  auto& s3 = server();
+  const std::string uri = "s3://no-such-bucket/x?endpoint=" + s3.endpoint();
+  Registry reg(open_store(uri));
+  expect_error([&] { reg.names(); }, "bucket 'no-such-bucket' does not exist at " + s3.endpoint(),
+               RegistryError::Kind::NoBucket);
+  expect_error([&] { reg.manifest({"det", 1}); }, "does not exist", RegistryError::Kind::NoBucket);
+  expect_error([&] { reg.push(kYolov8, "det", std::nullopt, {}); }, "does not exist",
+               RegistryError::Kind::NoBucket);
+}
+
+TEST(S3Registry, NothingListeningIsUnreachableNamingTheEndpoint) {
+  testing::S3rver& s3 = server();
+  (void)s3;
+  // A port nobody listens on: connection refused, retried, then a clear error with the endpoint.
+  const int s = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  ASSERT_EQ(bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(getsockname(s, reinterpret_cast<sockaddr*>(&a), &len), 0);
+  const std::string endpoint = "http://127.0.0.1:" + std::to_string(ntohs(a.sin_port));
+  close(s);
+  Registry reg(open_store("s3://aitw/x?endpoint=" + endpoint + "&retries=2&backoff_ms=20"));
+  const auto t0 = std::chrono::steady_clock::now();
+  expect_error([&] { reg.names(); }, "store unreachable: " + endpoint, RegistryError::Kind::Unreachable);
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(20));  // it backed off
 }
 
 }  // namespace aitw::registry

@@ -15,6 +15,7 @@ struct ReplayOptions {
   double duration = 0;            // seconds; 0 = the source once
   float conf = 0;                 // 0 = the worker's default
   std::string json_path, detections_path, gate;
+  std::string auth_token;  // sent in Init (see `aitw serve --auth-token-file`)
 };
 
 // 0, 1 when a gate fails, 2 on a setup error (unreadable source, unreachable server, model error).

@@ -7,7 +7,9 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "aitw/net/framing.hpp"
 #include "aitw/pipeline/latency_histogram.hpp"
@@ -30,6 +32,7 @@ enum ErrorCode : std::uint32_t {
   kErrTimeout = 9,          // heartbeat or mid-message deadline missed (fatal)
   kErrDropped = 10,         // replaced by a newer frame before inference (shared pipeline was busy)
   kErrShuttingDown = 11,
+  kErrAuth = 12,  // Init without the shared token, or with a wrong one (fatal)
 };
 
 struct ServerConfig {
@@ -40,7 +43,18 @@ struct ServerConfig {
   std::chrono::milliseconds heartbeat_timeout{10000};  // a silent peer is dropped after this
   std::chrono::milliseconds idle_timeout{60000};       // models are unloaded after this with no session
   int nets = 1, threads = 2;                           // per loaded model (see the pipeline)
+  // When set, Init.auth_token must equal it (constant-time compare); a mismatch is a fatal Error. Never
+  // logged, never in metrics.
+  std::string auth_token;
+  // Init.model may be a registry/model name (name, name@version) or a path; a path must resolve (after
+  // symlinks and `..`) inside one of these directories. Empty: paths are refused, names only.
+  std::vector<std::string> model_dirs;
 };
+
+// Why an Init.model is refused (a path outside every allowed directory), or nullopt when it may be used.
+std::optional<std::string> model_refusal(const std::string& model, const std::vector<std::string>& model_dirs);
+// Constant-time token comparison (the time does not depend on where the tokens differ, nor on the length).
+bool tokens_equal(const std::string& a, const std::string& b);
 
 struct ServerStats {
   WorkerState state = WorkerState::Idle;

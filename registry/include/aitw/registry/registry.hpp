@@ -20,9 +20,16 @@ namespace aitw::registry {
 
 // Every registry failure: one line naming the cause (unknown name, version exists, checksum mismatch,
 // store unreachable with its endpoint, access denied).
+// `kind` lets callers react: Unreachable (transport failure, 5xx, circuit open) falls back to the cache.
 class RegistryError : public std::runtime_error {
  public:
-  using std::runtime_error::runtime_error;
+  enum class Kind { Other, NotFound, Exists, Checksum, Unreachable, AccessDenied, NoBucket, Invalid };
+  explicit RegistryError(const std::string& what, Kind kind = Kind::Other)
+      : std::runtime_error(what), kind_(kind) {}
+  Kind kind() const { return kind_; }
+
+ private:
+  Kind kind_;
 };
 
 // An object store: the embedded local folder or S3/MinIO.
@@ -38,7 +45,8 @@ class Store {
 
 // file:///path — objects are files below the folder, written to a temporary name and renamed.
 std::unique_ptr<Store> make_file_store(const std::string& root);
-// Opens a store from a URI: file:///path (s3:// is not built yet). Throws RegistryError.
+// Opens a store from a URI: file:///path or s3://bucket/prefix?endpoint=...&region=... (credentials from
+// AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN). Throws RegistryError.
 std::unique_ptr<Store> open_store(const std::string& uri);
 // The default URI: $AITW_REGISTRY, else file://$XDG_DATA_HOME/aitw/registry (~/.local/share/...).
 std::string default_registry_uri();
@@ -68,9 +76,23 @@ class Registry {
   std::unique_ptr<Store> store_;
 };
 
-// A verified local cache keyed by sha256 ($XDG_CACHE_HOME/aitw/models). Returns the path of a model file
-// whose bytes match the manifest, fetching (again) when it is missing or corrupt.
+// The local cache: $XDG_CACHE_HOME/aitw/models (~/.cache/aitw/models) unless `cache_dir` is given.
+std::string default_cache_dir();
+
+// A verified local cache keyed by sha256. Returns the path of a model file whose bytes match the manifest,
+// fetching (again) when it is missing or corrupt.
 std::string cached_model_path(Registry& registry, const nlohmann::json& manifest,
                               const std::string& cache_dir = "");
+
+// What resolve() used: the manifest, the verified file, and whether the store was reachable.
+struct Resolved {
+  nlohmann::json manifest;
+  std::string path;
+  bool from_cache_only = false;  // store unreachable: manifest and bytes came from the cache
+};
+// name[@version] -> verified model file. Manifests seen are kept in the cache (manifests/NAME/V.json and
+// the last `latest` seen), so that when the store is unreachable a model already cached is still served
+// (and a warning says so). Throws RegistryError (Unreachable with "no cached copy" when neither works).
+Resolved resolve(Registry& registry, const ModelRef& ref, const std::string& cache_dir = "");
 
 }  // namespace aitw::registry
