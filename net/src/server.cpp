@@ -4,6 +4,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <array>
 #include <condition_variable>
 #include <deque>
@@ -111,6 +112,7 @@ struct Server::Impl {
     FrameDecoder decoder;
     std::string peer;
     bool initialized = false;
+    bool init_received = false;  // an Init arrived (authenticated): the connection is a session, not pending
     bool ready_outstanding = false;  // a Ready was sent and no Frame has used it yet
     bool frame_in_flight = false;
     std::int64_t in_flight_ts = 0;  // the client's ts_mono_ns of the frame in flight
@@ -121,7 +123,15 @@ struct Server::Impl {
     std::string model_key;
     v1::Init init;
     Clock::time_point last_rx = Clock::now();
+    Clock::time_point connected_at = Clock::now();
+    std::optional<Clock::time_point> message_started;  // first byte of a message not yet complete
   };
+
+  int active_sessions(const Session* except = nullptr) const {
+    int n = 0;
+    for (const auto& [id, x] : sessions) n += x->init_received && !x->closing && x.get() != except;
+    return n;
+  }
 
   ServerConfig cfg;
   asio::io_context io;
@@ -296,6 +306,14 @@ struct Server::Impl {
                                       : "authentication failed: wrong auth token");
       co_return;
     }
+    if (!s->init_received) {
+      if (active_sessions(s.get()) >= cfg.max_sessions) {
+        fatal(s, kErrTooManySessions, "too_many_sessions",
+              "server is at its limit of " + std::to_string(cfg.max_sessions) + " sessions");
+        co_return;
+      }
+      s->init_received = true;
+    }
     const std::string model = init.model().empty() ? "yolo11n" : init.model();
     if (const auto refusal = model_refusal(model, cfg.model_dirs)) {
       non_fatal(s, kErrModel, "model_not_allowed", *refusal);
@@ -447,6 +465,7 @@ struct Server::Impl {
       while (!s->closing) {
         const std::size_t n = co_await s->socket.async_read_some(asio::buffer(buf), use_awaitable);
         s->last_rx = Clock::now();
+        if (!s->decoder.buffered()) s->message_started = s->last_rx;
         s->decoder.feed(buf.data(), n);
         v1::Envelope e;
         for (;;) {
@@ -462,9 +481,12 @@ struct Server::Impl {
             non_fatal(s, kErrMalformed, "malformed", "malformed message (not an Envelope)");
             continue;
           }
+          // The rest of the buffer (if any) is the start of the next message.
+          s->message_started = s->decoder.buffered() ? std::optional(Clock::now()) : std::nullopt;
           co_await dispatch(s, std::move(e));
           if (s->closing) co_return;
         }
+        if (!s->decoder.buffered()) s->message_started.reset();
       }
     } catch (const std::exception&) {
       // the peer went away (or we closed): nothing to answer
@@ -472,20 +494,35 @@ struct Server::Impl {
     close(s);
   }
 
-  // Drops a silent peer, cuts one that stalls mid-message, and sends heartbeats.
+  // Drops a silent peer, cuts one that stalls mid-message or never sends Init, and sends heartbeats.
   awaitable<void> watchdog(std::shared_ptr<Session> s) {
     asio::steady_timer t(io);
     const auto beat = std::max(std::chrono::milliseconds(100), cfg.heartbeat_timeout / 3);
+    const auto tick = std::clamp(std::min({beat, cfg.init_timeout / 4, cfg.message_timeout / 4}),
+                                 std::chrono::milliseconds(10), std::chrono::milliseconds(250));
+    auto last_beat = Clock::now();
     while (!s->closing) {
-      t.expires_after(beat);
+      t.expires_after(tick);
       co_await t.async_wait(use_awaitable);
       if (s->closing) break;
-      if (Clock::now() - s->last_rx > cfg.heartbeat_timeout) {
+      const auto now = Clock::now();
+      if (s->message_started && now - *s->message_started > cfg.message_timeout) {
         fatal(s, kErrTimeout, "timeout",
-              s->decoder.buffered() ? "peer stalled mid-message"
+              "peer stalled mid-message (incomplete for " + std::to_string(cfg.message_timeout.count()) + " ms)");
+        break;
+      }
+      if (!s->init_received && now - s->connected_at > cfg.init_timeout) {
+        fatal(s, kErrTimeout, "timeout", "no Init within " + std::to_string(cfg.init_timeout.count()) + " ms");
+        break;
+      }
+      if (now - s->last_rx > cfg.heartbeat_timeout) {
+        fatal(s, kErrTimeout, "timeout",
+              s->decoder.buffered() ? "peer stalled mid-message (silent for longer than the heartbeat timeout)"
                                     : "peer silent for longer than the heartbeat timeout");
         break;
       }
+      if (now - last_beat < beat) continue;
+      last_beat = now;
       v1::Envelope hb;
       hb.mutable_heartbeat()->set_ts_mono_ns(
           std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count());
@@ -507,11 +544,24 @@ struct Server::Impl {
         ++stats.connections_total;
       }
       sessions[s->id] = s;
-      if (static_cast<int>(sessions.size()) > cfg.max_sessions) {
+      if (active_sessions() >= cfg.max_sessions) {
         fatal(s, kErrTooManySessions, "too_many_sessions",
               "server is at its limit of " + std::to_string(cfg.max_sessions) + " sessions");
         continue;
       }
+      // Too many connections without Init: the oldest of them makes room (half-open or idle peers
+      // cannot lock real clients out).
+      std::shared_ptr<Session> oldest;
+      int pending = 0;
+      for (const auto& [id, x] : sessions) {
+        if (x->init_received || x->closing || x == s) continue;
+        ++pending;
+        if (!oldest || x->connected_at < oldest->connected_at) oldest = x;
+      }
+      if (pending >= cfg.max_pending && oldest)
+        fatal(oldest, kErrTooManySessions, "pending_evicted",
+              "too many connections waiting for Init (" + std::to_string(cfg.max_pending) +
+                  "): closing the oldest");
       update_state();
       pipeline::log_info("session " + std::to_string(s->id) + " connected from " + s->peer);
       asio::co_spawn(io, reader(s), asio::detached);

@@ -472,4 +472,82 @@ TEST(Server, InitModelPathsMustStayInsideTheModelDirectories) {
   fs::remove_all(root);
 }
 
+// A peer trickling one byte at a time keeps the heartbeat fresh but not the message deadline.
+TEST(Server, TricklingPeerIsCutByTheMessageDeadline) {
+  ServerConfig cfg;
+  cfg.message_timeout = 400ms;
+  auto server = start_server(cfg);
+  Peer p(server->port());
+  const std::string bytes = encode(init_msg());
+  const auto t0 = std::chrono::steady_clock::now();
+  std::optional<v1::Envelope> e;
+  for (std::size_t i = 0; i < bytes.size() && std::chrono::steady_clock::now() - t0 < 3s; ++i) {
+    asio::error_code ec;
+    asio::write(p.s, asio::buffer(bytes.data() + i, 1), ec);
+    if (ec) break;
+    std::this_thread::sleep_for(100ms);
+    if (p.s.available(ec) > 0) {
+      e = p.recv();
+      break;
+    }
+  }
+  ASSERT_TRUE(e && e->has_error());
+  EXPECT_EQ(e->error().code(), kErrTimeout);
+  EXPECT_NE(e->error().message().find("incomplete for 400 ms"), std::string::npos) << e->error().message();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
+}
+
+TEST(Server, ConnectionWithoutInitIsCutAfterTheInitTimeout) {
+  ServerConfig cfg;
+  cfg.init_timeout = 300ms;
+  auto server = start_server(cfg);
+  Peer p(server->port());
+  const auto t0 = std::chrono::steady_clock::now();
+  auto e = p.recv();  // heartbeats are skipped
+  ASSERT_TRUE(e && e->has_error());
+  EXPECT_EQ(e->error().code(), kErrTimeout);
+  EXPECT_NE(e->error().message().find("no Init within 300 ms"), std::string::npos);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
+  EXPECT_TRUE(p.closed_by_server());
+}
+
+// 200 connections send half a length prefix and hang. They are pending (no Init): at most max_pending of
+// them are kept (the oldest are closed to make room), none counts against max_sessions, and a real client
+// connecting afterwards is served at once. A session beyond max_sessions still gets a clear Error.
+TEST(Server, HalfOpenFloodDoesNotLockClientsOut) {
+  ServerConfig cfg;
+  cfg.max_sessions = 2;
+  cfg.max_pending = 16;
+  auto server = start_server(cfg);
+  std::vector<std::unique_ptr<Peer>> flood;
+  for (int i = 0; i < 200; ++i) {
+    flood.push_back(std::make_unique<Peer>(server->port()));
+    flood.back()->send_bytes(std::string("\x20\x00", 2));
+  }
+  std::this_thread::sleep_for(300ms);
+  ClientConfig cc;
+  cc.port = server->port();
+  cc.init = init_msg().init();
+  std::atomic<int> results{0};
+  Client client(cc, [&](const v1::Result&, double) { ++results; });
+  const auto t0 = std::chrono::steady_clock::now();
+  client.start();
+  ASSERT_TRUE(client.wait_initialized(10s));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s);  // not after the flood timed out (5 s)
+  for (std::uint64_t id = 1; id <= 3; ++id) {
+    client.submit(frame_msg(id).frame());
+    ASSERT_TRUE(client.wait_idle(10s));
+  }
+  EXPECT_EQ(results.load(), 3);
+  EXPECT_GE(server->stats().errors_by_cause.at("pending_evicted"), 180u);
+  Peer second(server->port());
+  second.handshake();
+  Peer third(server->port());  // two sessions (the client and `second`): the third is refused
+  auto e = third.recv();
+  ASSERT_TRUE(e && e->has_error());
+  EXPECT_EQ(e->error().code(), kErrTooManySessions);
+  EXPECT_NE(e->error().message().find("limit of 2 sessions"), std::string::npos);
+  client.stop();
+}
+
 }  // namespace aitw::net

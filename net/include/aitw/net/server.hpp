@@ -39,7 +39,14 @@ struct ServerConfig {
   std::string host = "127.0.0.1";  // loopback unless told otherwise
   std::uint16_t port = 7070;       // 0 = any free port (see Server::port())
   std::uint32_t max_frame_bytes = kDefaultMaxMessageBytes;
-  int max_sessions = 16;
+  int max_sessions = 16;  // sessions that sent Init; beyond it a new connection gets a fatal Error
+  // Connections that have not sent Init yet are capped separately: when `max_pending` wait, the oldest is
+  // closed to make room (so idle or half-open connections cannot lock clients out), and each must send
+  // Init within `init_timeout`.
+  int max_pending = 32;
+  std::chrono::milliseconds init_timeout{5000};
+  // A message whose first bytes arrived must be complete within this (trickling bytes does not extend it).
+  std::chrono::milliseconds message_timeout{5000};
   std::chrono::milliseconds heartbeat_timeout{10000};  // a silent peer is dropped after this
   std::chrono::milliseconds idle_timeout{60000};       // models are unloaded after this with no session
   int nets = 1, threads = 2;                           // per loaded model (see the pipeline)
