@@ -1,0 +1,342 @@
+// Fault injection between the client and the worker: a TCP proxy inside the test that fragments every
+// message into 1-byte writes, stalls or cuts connections; and the worker process killed with SIGKILL
+// mid-stream and restarted. The client must reconnect, re-Init and go on; no result arrives twice and
+// frame ids stay monotonic.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <asio.hpp>
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#include <thread>
+
+#include "aitw/net/client.hpp"
+#include "aitw/net/server.hpp"
+
+namespace aitw::net {
+namespace {
+
+using asio::ip::tcp;
+using namespace std::chrono_literals;
+const std::string kShared = AITW_SHARED_DIR;
+
+std::string camera_jpeg() {
+  static const std::string bytes = [] {
+    cv::Mat bus = cv::imread(kShared + "/datasets/images/bus.jpg"), f;
+    cv::resize(bus(cv::Rect(0, 200, 810, 608)), f, cv::Size(640, 480), 0, 0, cv::INTER_AREA);
+    std::vector<std::uint8_t> buf;
+    cv::imencode(".jpg", f, buf);
+    return std::string(buf.begin(), buf.end());
+  }();
+  return bytes;
+}
+
+v1::Frame frame(std::uint64_t id) {
+  v1::Frame f;
+  f.set_frame_id(id);
+  f.set_width(640);
+  f.set_height(480);
+  f.set_format(v1::JPEG);
+  f.set_pixels(camera_jpeg());
+  return f;
+}
+
+v1::Init init(const std::string& model) {
+  v1::Init i;
+  i.set_model(model);
+  i.set_width(640);
+  i.set_height(480);
+  i.set_format(v1::JPEG);
+  i.set_client_id("fault-test");
+  return i;
+}
+
+// A TCP proxy on loopback. Each accepted connection is pumped in both directions by its own threads.
+// mode: Pass (as is), Fragment (every byte its own write), StallUp (client->server stops after
+// `after` bytes, connection kept open), StallDown (server->client stops after `after` bytes),
+// Cut (both closed after `after` client->server bytes). The mode applies to the next connections.
+class Proxy {
+ public:
+  enum class Mode { Pass, Fragment, StallUp, StallDown, Cut };
+  explicit Proxy(std::uint16_t upstream) : upstream_(upstream) {
+    acceptor_.open(tcp::v4());
+    acceptor_.set_option(tcp::acceptor::reuse_address(true));
+    acceptor_.bind(tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    acceptor_.listen();
+    thread_ = std::thread([this] { accept_loop(); });
+  }
+  ~Proxy() {
+    stopping_ = true;
+    asio::error_code ec;
+    // shutdown() wakes threads blocked in accept()/read_some() on Linux; close() alone does not.
+    ::shutdown(acceptor_.native_handle(), SHUT_RDWR);
+    {
+      std::lock_guard lock(mu_);
+      for (auto& s : sockets_) s->shutdown(tcp::socket::shutdown_both, ec);
+    }
+    if (thread_.joinable()) thread_.join();
+    for (auto& t : pumps_) t.join();
+    acceptor_.close(ec);
+  }
+  std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
+  void set_mode(Mode m, std::size_t after = 0) {
+    mode_ = m;
+    after_ = after;
+  }
+  int connections() const { return connections_; }
+
+ private:
+  void accept_loop() {
+    while (!stopping_) {
+      auto down = std::make_shared<tcp::socket>(io_);
+      asio::error_code ec;
+      acceptor_.accept(*down, ec);
+      if (ec) return;
+      auto up = std::make_shared<tcp::socket>(io_);
+      up->connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), upstream_), ec);
+      if (ec) {
+        down->close(ec);
+        continue;
+      }
+      ++connections_;
+      const Mode m = mode_;
+      const std::size_t after = after_;
+      std::lock_guard lock(mu_);
+      sockets_.push_back(down);
+      sockets_.push_back(up);
+      pumps_.emplace_back([=, this] { pump(down, up, m, after, true); });
+      pumps_.emplace_back([=, this] { pump(up, down, m, after, false); });
+    }
+  }
+  void pump(std::shared_ptr<tcp::socket> from, std::shared_ptr<tcp::socket> to, Mode m, std::size_t after,
+            bool upward) {
+    const bool stall = (m == Mode::StallUp && upward) || (m == Mode::StallDown && !upward);
+    const bool cut = m == Mode::Cut && upward;
+    std::array<char, 65536> buf;
+    std::size_t total = 0;
+    asio::error_code ec;
+    while (!stopping_ && !ec) {
+      const std::size_t n = from->read_some(asio::buffer(buf), ec);
+      for (std::size_t i = 0; i < n && !ec;) {
+        if (stall && total >= after) {  // keep reading, forward nothing: a stalled peer
+          while (!stopping_ && !ec) from->read_some(asio::buffer(buf), ec);
+          return;
+        }
+        if (cut && total >= after) {
+          from->close(ec);
+          to->close(ec);
+          return;
+        }
+        std::size_t chunk = m == Mode::Fragment ? 1 : n - i;
+        if (stall || cut) chunk = std::min(chunk, after - total);
+        asio::write(*to, asio::buffer(buf.data() + i, chunk), ec);
+        i += chunk;
+        total += chunk;
+      }
+    }
+    to->shutdown(tcp::socket::shutdown_send, ec);
+  }
+
+  std::uint16_t upstream_;
+  asio::io_context io_;
+  tcp::acceptor acceptor_{io_};
+  std::thread thread_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<Mode> mode_{Mode::Pass};
+  std::atomic<std::size_t> after_{0};
+  std::atomic<int> connections_{0};
+  std::mutex mu_;
+  std::vector<std::shared_ptr<tcp::socket>> sockets_;
+  std::vector<std::thread> pumps_;
+};
+
+// Results seen by a client: ids must be strictly increasing (no duplicate, no reordering).
+struct Seen {
+  std::mutex mu;
+  std::vector<std::uint64_t> ids;
+  void add(std::uint64_t id) {
+    std::lock_guard lock(mu);
+    ids.push_back(id);
+  }
+  std::size_t size() {
+    std::lock_guard lock(mu);
+    return ids.size();
+  }
+  void expect_monotonic() {
+    std::lock_guard lock(mu);
+    for (std::size_t i = 1; i < ids.size(); ++i) EXPECT_LT(ids[i - 1], ids[i]) << "at " << i;
+  }
+};
+
+std::unique_ptr<Server> start_server(ServerConfig cfg = {}) {
+  cfg.port = 0;
+  cfg.model_dirs = {kShared + "/models"};
+  auto s = std::make_unique<Server>(cfg);
+  s->start();
+  return s;
+}
+
+// Offers frames at ~20 fps until `n` results arrived or the deadline passed.
+void stream(Client& client, Seen& seen, std::uint64_t& next_id, std::size_t n, std::chrono::seconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  const std::size_t target = seen.size() + n;
+  while (seen.size() < target && std::chrono::steady_clock::now() < deadline) {
+    client.submit(frame(next_id++));
+    std::this_thread::sleep_for(50ms);
+  }
+}
+
+}  // namespace
+
+TEST(Fault, ProtocolSurvivesOneByteFragmentationBothWays) {
+  auto server = start_server();
+  Proxy proxy(server->port());
+  proxy.set_mode(Proxy::Mode::Fragment);
+  ClientConfig cc;
+  cc.port = proxy.port();
+  cc.init = init(kShared + "/models/yolo11n.onnx");
+  Seen seen;
+  Client client(cc, [&](const v1::Result& r, double) { seen.add(r.frame_id()); });
+  client.start();
+  ASSERT_TRUE(client.wait_initialized(20s));
+  for (std::uint64_t id = 1; id <= 3; ++id) {
+    client.submit(frame(id));
+    ASSERT_TRUE(client.wait_idle(20s));
+  }
+  EXPECT_EQ(seen.size(), 3u);
+  EXPECT_EQ(client.stats().ai_reconnects_total, 0u);
+  EXPECT_EQ(server->stats().errors_by_cause.size(), 0u);
+  client.stop();
+}
+
+TEST(Fault, UpstreamStallMidMessageIsCutAndTheClientRecovers) {
+  ServerConfig cfg;
+  cfg.message_timeout = 500ms;
+  auto server = start_server(cfg);
+  Proxy proxy(server->port());
+  // The first connection carries Init (~60 bytes) and then only the first 1000 bytes of a frame.
+  proxy.set_mode(Proxy::Mode::StallUp, 1000);
+  ClientConfig cc;
+  cc.port = proxy.port();
+  cc.init = init(kShared + "/models/yolo11n.onnx");
+  cc.backoff_initial = 50ms;
+  Seen seen;
+  Client client(cc, [&](const v1::Result& r, double) { seen.add(r.frame_id()); });
+  client.start();
+  ASSERT_TRUE(client.wait_initialized(20s));
+  proxy.set_mode(Proxy::Mode::Pass);  // later connections are healthy
+  std::uint64_t id = 1;
+  stream(client, seen, id, 5, 30s);
+  EXPECT_GE(seen.size(), 5u);
+  EXPECT_GE(client.stats().ai_reconnects_total, 1u);
+  EXPECT_GE(client.stats().ai_init_ok_total, 2u);
+  EXPECT_GE(server->stats().errors_by_cause.at("timeout"), 1u);  // the server cut the stalled message
+  seen.expect_monotonic();
+  client.stop();
+}
+
+TEST(Fault, DownstreamStallIsDetectedByTheClientHeartbeat) {
+  auto server = start_server();
+  Proxy proxy(server->port());
+  proxy.set_mode(Proxy::Mode::StallDown, 0);  // the client hears nothing on its first connection
+  ClientConfig cc;
+  cc.port = proxy.port();
+  cc.init = init(kShared + "/models/yolo11n.onnx");
+  cc.heartbeat_timeout = 600ms;
+  cc.backoff_initial = 50ms;
+  Seen seen;
+  Client client(cc, [&](const v1::Result& r, double) { seen.add(r.frame_id()); });
+  client.start();
+  std::this_thread::sleep_for(200ms);
+  proxy.set_mode(Proxy::Mode::Pass);
+  ASSERT_TRUE(client.wait_initialized(20s));
+  std::uint64_t id = 1;
+  stream(client, seen, id, 3, 30s);
+  EXPECT_GE(seen.size(), 3u);
+  EXPECT_GE(client.stats().ai_reconnects_total, 1u);
+  EXPECT_GE(proxy.connections(), 2);
+  seen.expect_monotonic();
+  client.stop();
+}
+
+TEST(Fault, ConnectionsCutMidStreamReconnectAndContinue) {
+  auto server = start_server();
+  Proxy proxy(server->port());
+  ClientConfig cc;
+  cc.port = proxy.port();
+  cc.init = init(kShared + "/models/yolo11n.onnx");
+  cc.backoff_initial = 50ms;
+  Seen seen;
+  Client client(cc, [&](const v1::Result& r, double) { seen.add(r.frame_id()); });
+  // Every connection is cut after ~2.5 frames' worth of bytes: results keep coming across the cuts.
+  proxy.set_mode(Proxy::Mode::Cut, 2 * camera_jpeg().size() + camera_jpeg().size() / 2);
+  client.start();
+  ASSERT_TRUE(client.wait_initialized(20s));
+  std::uint64_t id = 1;
+  stream(client, seen, id, 8, 60s);
+  EXPECT_GE(seen.size(), 8u);
+  EXPECT_GE(client.stats().ai_reconnects_total, 2u);
+  EXPECT_GE(client.stats().frames_lost_on_disconnect, 1u);  // the frame cut in half is counted, not resent
+  seen.expect_monotonic();
+  client.stop();
+}
+
+// `aitw serve` as a process, killed with SIGKILL mid-stream and started again on the same port.
+TEST(Fault, WorkerKilledMidStreamClientReconnectsNoDuplicates) {
+  const std::string aitw = AITW_BINARY;
+  const int port = 23000 + getpid() % 20000;
+  auto spawn = [&] {
+    const pid_t pid = fork();
+    if (pid == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      setenv("AITW_MODEL_DIR", (kShared + "/models").c_str(), 1);
+      const std::string listen = "127.0.0.1:" + std::to_string(port);
+      const int null = open("/dev/null", O_WRONLY);
+      dup2(null, 2);
+      execl(aitw.c_str(), aitw.c_str(), "serve", "--listen", listen.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    return pid;
+  };
+  pid_t pid = spawn();
+  ClientConfig cc;
+  cc.port = static_cast<std::uint16_t>(port);
+  cc.init = init("yolo11n");
+  cc.backoff_initial = 50ms;
+  cc.backoff_max = 500ms;
+  Seen seen;
+  Client client(cc, [&](const v1::Result& r, double) { seen.add(r.frame_id()); });
+  client.start();
+  ASSERT_TRUE(client.wait_initialized(30s));
+  std::uint64_t id = 1;
+  stream(client, seen, id, 5, 30s);
+  const std::size_t before = seen.size();
+  client.submit(frame(id++));  // likely in flight when the worker dies
+  std::this_thread::sleep_for(20ms);
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+  for (int i = 0; i < 5; ++i) {  // offered while the worker is down: latest-wins keeps one
+    client.submit(frame(id++));
+    std::this_thread::sleep_for(50ms);
+  }
+  pid = spawn();
+  stream(client, seen, id, 5, 60s);
+  EXPECT_GE(seen.size(), before + 5);
+  EXPECT_GE(client.stats().ai_reconnects_total, 1u);
+  EXPECT_GE(client.stats().ai_init_ok_total, 2u);
+  seen.expect_monotonic();
+  client.stop();
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+}
+
+}  // namespace aitw::net
