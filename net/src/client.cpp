@@ -47,7 +47,7 @@ struct Client::Impl {
   ClientStats stats;
   v1::InitOk init_ok;
   bool initialized = false;
-  bool init_refused = false;  // our Init was refused (unknown model, fatal error): waiting is pointless
+  bool init_refused = false;  // the last Init was refused (model, auth): waiting is pointless
 
   void send(const v1::Envelope& e) {
     if (!socket || !socket->is_open()) return;
@@ -139,7 +139,9 @@ struct Client::Impl {
         {
           std::lock_guard<std::mutex> lock(m);
           ++stats.errors_total;
-          if (!initialized && (e.error().fatal() || e.error().code() == kErrModel)) {
+          // Only what another try cannot fix: the model, or the token. A full server or an evicted
+          // pending connection is retried by the reconnect loop.
+          if (!initialized && (e.error().code() == kErrModel || e.error().code() == kErrAuth)) {
             init_refused = true;
             cv.notify_all();
           }
@@ -214,6 +216,10 @@ struct Client::Impl {
         backoff = cfg.backoff_initial;
         v1::Envelope init;
         *init.mutable_init() = cfg.init;
+        {
+          std::lock_guard<std::mutex> lock(m);
+          init_refused = false;  // a new Init gets a new answer
+        }
         send(init);  // re-Init on every (re)connect
         asio::co_spawn(io, heartbeat(), asio::detached);
         co_await session();
@@ -254,7 +260,6 @@ void Client::start() {
 
 bool Client::wait_initialized(std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lock(impl_->m);
-  impl_->init_refused = false;
   impl_->cv.wait_for(lock, timeout, [this] { return impl_->initialized || impl_->init_refused; });
   return impl_->initialized;
 }

@@ -64,11 +64,12 @@ void MetricsEndpoint::start() {
   m.http.Get("/healthz",
              [](const httplib::Request&, httplib::Response& res) { res.set_content("ok\n", "text/plain"); });
   m.http.Get("/readyz", [&m](const httplib::Request&, httplib::Response& res) {
-    // Ready = a model can be served: one is loaded, or the default one can be found.
+    // Ready = a model can be served: one is loaded, or the default one is in a local model folder. The
+    // registry is not asked: a probe must not wait on (or download from) a remote store.
     bool ready = m.server.stats().models_loaded > 0;
     if (!ready) {
       try {
-        pipeline::resolve_model_path("yolo11n");
+        pipeline::resolve_model_path("yolo11n", /*use_resolver=*/false);
         ready = true;
       } catch (const std::exception&) {
       }

@@ -16,6 +16,7 @@
 #include <sstream>
 #include <thread>
 
+#include "aitw/net/session.hpp"
 #include "aitw/pipeline/log.hpp"
 #include "aitw/pipeline/pipeline.hpp"
 
@@ -40,11 +41,28 @@ const char* to_string(WorkerState s) {
   return "?";
 }
 
+namespace {
+
+// A name (the registry's, or NAME.onnx in the configured model folders) cannot point anywhere else.
+bool model_is_path(const std::string& model) {
+  static const std::regex name(R"([A-Za-z0-9][A-Za-z0-9._-]{0,127}(@[0-9]{1,12})?)");
+  return !std::regex_match(model, name) || model.ends_with(".onnx");
+}
+
+// The file a checked path names: absolute, symlinks and `..` resolved. Throws when it does not exist.
+std::string canonical_model_path(const std::string& model) {
+  std::error_code ec;
+  const auto p = std::filesystem::canonical(model, ec);
+  if (ec || !std::filesystem::is_regular_file(p, ec))
+    throw pipeline::ModelError("model '" + model + "' not found (no such file in the model directories)");
+  return p.string();
+}
+
+}  // namespace
+
 std::optional<std::string> model_refusal(const std::string& model, const std::vector<std::string>& model_dirs) {
   namespace fs = std::filesystem;
-  // A name (the registry's, or a file NAME.onnx in the configured model folders) cannot point anywhere else.
-  static const std::regex name(R"([A-Za-z0-9][A-Za-z0-9._-]{0,127}(@[0-9]{1,12})?)");
-  if (std::regex_match(model, name) && !model.ends_with(".onnx")) return std::nullopt;
+  if (!model_is_path(model)) return std::nullopt;
   if (model_dirs.empty())
     return "Init.model '" + model + "' is a path; this worker accepts model names only (start it with --model-dir DIR "
            "to allow paths under DIR)";
@@ -73,12 +91,6 @@ bool tokens_equal(const std::string& a, const std::string& b) {
 
 namespace {
 
-pipeline::PixelFormat to_pixel_format(v1::PixelFormat f) {
-  return f == v1::RGB8   ? pipeline::PixelFormat::RGB8
-         : f == v1::BGR8 ? pipeline::PixelFormat::BGR8
-                         : pipeline::PixelFormat::JPEG;
-}
-
 v1::Envelope error_msg(std::uint32_t code, const std::string& message, bool fatal) {
   v1::Envelope e;
   auto* err = e.mutable_error();
@@ -104,24 +116,21 @@ struct Server::Impl {
     int sessions = 0;
   };
 
-  struct Session : std::enable_shared_from_this<Session> {
+  // The protocol state (initialized, ready_outstanding, frame_in_flight, in_flight_ts, init) is the
+  // SessionState of net/session.hpp, whose rules dispatch() applies.
+  struct Session : std::enable_shared_from_this<Session>, SessionState {
     Session(std::uint64_t id, tcp::socket s, std::uint32_t max_bytes)
         : id(id), socket(std::move(s)), decoder(max_bytes) {}
     std::uint64_t id;
     tcp::socket socket;
     FrameDecoder decoder;
     std::string peer;
-    bool initialized = false;
     bool init_received = false;  // an Init arrived (authenticated): the connection is a session, not pending
-    bool ready_outstanding = false;  // a Ready was sent and no Frame has used it yet
-    bool frame_in_flight = false;
-    std::int64_t in_flight_ts = 0;  // the client's ts_mono_ns of the frame in flight
     bool closing = false;           // no more input; close once the outbox is flushed
     bool end_after_result = false;  // shutting down: send End once the frame in flight is answered
     bool writing = false;
     std::deque<std::string> outbox;
     std::string model_key;
-    v1::Init init;
     Clock::time_point last_rx = Clock::now();
     Clock::time_point connected_at = Clock::now();
     std::optional<Clock::time_point> message_started;  // first byte of a message not yet complete
@@ -296,10 +305,6 @@ struct Server::Impl {
   }
 
   awaitable<void> handle_init(std::shared_ptr<Session> s, v1::Init init) {
-    if (s->frame_in_flight) {
-      non_fatal(s, kErrUnexpectedMessage, "init_while_frame_in_flight", "Init while a frame is in flight");
-      co_return;
-    }
     if (!cfg.auth_token.empty() && !tokens_equal(init.auth_token(), cfg.auth_token)) {
       fatal(s, kErrAuth, "auth_failed",
             init.auth_token().empty() ? "authentication required: Init carries no auth token"
@@ -319,11 +324,24 @@ struct Server::Impl {
       non_fatal(s, kErrModel, "model_not_allowed", *refusal);
       co_return;
     }
-    std::string path;
-    try {
-      path = pipeline::resolve_model_path(model);
-    } catch (const std::exception& e) {
-      non_fatal(s, kErrModel, "model_not_found", e.what());
+    // Resolution may ask the registry (network, retries, a download): on the loader thread, never on the
+    // I/O thread that carries every session's frames and heartbeats. A path is loaded exactly as checked
+    // (canonical, inside a model directory): no search-folder fallback.
+    std::string path, resolve_error;
+    co_await asio::co_spawn(
+        loader,
+        [&]() -> awaitable<void> {
+          try {
+            path = model_is_path(model) ? canonical_model_path(model) : pipeline::resolve_model_path(model);
+          } catch (const std::exception& e) {
+            resolve_error = e.what();
+          }
+          co_return;
+        },
+        use_awaitable);
+    if (s->closing) co_return;
+    if (!resolve_error.empty()) {
+      non_fatal(s, kErrModel, "model_not_found", resolve_error);
       co_return;
     }
     const std::string key = model_key(path, init);
@@ -379,8 +397,7 @@ struct Server::Impl {
     }
     if (s->model_key != key) ++models[key].sessions;
     s->model_key = key;
-    s->init = std::move(init);
-    s->initialized = true;
+    accept_init(*s, std::move(init));  // the first Ready is outstanding from here
     update_state();
 
     const auto& det = models[key].pipeline->detector();
@@ -399,63 +416,42 @@ struct Server::Impl {
     io_->set_preproc("letterbox pad 114, RGB, x1/255, NCHW float32");
     send(s, ok);
     pipeline::log_info("session " + std::to_string(s->id) + " (" + s->peer + "): init model '" + path + "'");
-    s->ready_outstanding = true;
     send(s, ready_msg());
   }
 
-  void handle_frame(const std::shared_ptr<Session>& s, v1::Frame& f) {
-    {
+  // What each message does in the session's state is decided by on_client_message (net/session.hpp).
+  awaitable<void> dispatch(std::shared_ptr<Session> s, v1::Envelope e) {
+    if (e.has_frame()) {
       std::lock_guard<std::mutex> lock(stats_mutex);
       ++stats.frames_received_total;
     }
-    if (!s->initialized) return non_fatal(s, kErrFrameBeforeInit, "frame_before_init", "Frame before Init");
-    if (!s->ready_outstanding)
-      return fatal(s, kErrWindowViolation, "window_violation",
-                   "Frame " + std::to_string(f.frame_id()) + " sent without a Ready (window is 1)");
-    s->ready_outstanding = false;
-    const auto& init = s->init;
-    const auto declared = f.format() == v1::PIXEL_FORMAT_UNSPECIFIED ? init.format() : f.format();
-    if ((init.format() != v1::PIXEL_FORMAT_UNSPECIFIED && declared != init.format()) ||
-        (init.width() && f.width() && f.width() != init.width()) ||
-        (init.height() && f.height() && f.height() != init.height())) {
-      non_fatal(s, kErrBadFrame, "frame_format_mismatch",
-                "Frame " + std::to_string(f.frame_id()) + " does not match the format declared in Init");
-      s->ready_outstanding = true;
-      send(s, ready_msg());
-      return;
-    }
-    pipeline::FrameIn in;
-    in.frame_id = f.frame_id();
-    in.format = to_pixel_format(declared);
-    in.width = static_cast<int>(f.width() ? f.width() : init.width());
-    in.height = static_cast<int>(f.height() ? f.height() : init.height());
-    in.data = std::move(*f.mutable_pixels());
-    in.tag = s->id;
-    s->frame_in_flight = true;
-    s->in_flight_ts = f.ts_mono_ns();
-    models[s->model_key].pipeline->submit(std::move(in));
-  }
-
-  awaitable<void> dispatch(std::shared_ptr<Session> s, v1::Envelope e) {
-    switch (e.msg_case()) {
-      case v1::Envelope::kInit:
+    auto a = on_client_message(*s, e, s->id);
+    switch (a.kind) {
+      case SessionAction::Kind::Init:
         co_await handle_init(s, std::move(*e.mutable_init()));
         break;
-      case v1::Envelope::kFrame:
-        handle_frame(s, *e.mutable_frame());
+      case SessionAction::Kind::Submit:
+        models[s->model_key].pipeline->submit(std::move(a.frame));
         break;
-      case v1::Envelope::kHeartbeat: {
+      case SessionAction::Kind::FrameRejected:
+        non_fatal(s, a.code, a.cause, a.message);
+        send(s, ready_msg());
+        break;
+      case SessionAction::Kind::Heartbeat: {
         v1::Envelope hb;
         hb.mutable_heartbeat()->set_ts_mono_ns(e.heartbeat().ts_mono_ns());
         send(s, hb);
         break;
       }
-      case v1::Envelope::kEnd:
+      case SessionAction::Kind::End:
         end_session(s, "client ended the session");
         break;
-      default:
-        non_fatal(s, kErrUnexpectedMessage, "unexpected_message",
-                  std::string("unexpected message '") + message_name(e) + "' from a client");
+      case SessionAction::Kind::Error:
+        if (a.fatal)
+          fatal(s, a.code, a.cause, a.message);
+        else
+          non_fatal(s, a.code, a.cause, a.message);
+        break;
     }
   }
 

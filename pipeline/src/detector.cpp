@@ -159,17 +159,18 @@ void set_model_resolver(std::function<std::optional<std::string>(const std::stri
   g_resolver = std::move(resolver);
 }
 
-std::string resolve_model_path(const std::string& spec) {
+std::string resolve_model_path(const std::string& spec, bool use_resolver) {
   std::error_code ec;
-  if (fs::is_regular_file(spec, ec)) return spec;
+  const bool looks_like_path = spec.find('/') != std::string::npos;
+  // A bare name ("yolo11n", "det@2") is never a file in the working directory: registry, then folders.
+  if ((looks_like_path || spec.ends_with(".onnx")) && fs::is_regular_file(spec, ec)) return spec;
   std::function<std::optional<std::string>(const std::string&)> resolver;
-  {
+  if (use_resolver) {
     std::lock_guard<std::mutex> lock(g_resolver_mutex);
     resolver = g_resolver;
   }
   if (resolver)
     if (auto path = resolver(spec)) return *path;
-  const bool looks_like_path = spec.find('/') != std::string::npos;
   std::vector<std::string> tried;
   if (!looks_like_path) {
     const std::string file = spec.ends_with(".onnx") ? spec : spec + ".onnx";

@@ -1,5 +1,6 @@
 #include "aitw/registry/registry.hpp"
 
+#include <pwd.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -51,6 +52,12 @@ void write_atomically(const fs::path& target, const std::string& bytes, const st
   }
 }
 
+// write_atomically's temporary names: TARGET.tmp.PID.N (a model may well be called x.tmp.y).
+const std::regex& temp_suffix() {
+  static const std::regex r(R"(\.tmp\.[0-9]+\.[0-9]+$)");
+  return r;
+}
+
 bool valid_key(const std::string& key) {
   return !key.empty() && key[0] != '/' && key.find("..") == std::string::npos &&
          key.find('\\') == std::string::npos;
@@ -83,7 +90,7 @@ class FileStore : public Store {
          !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
       if (!it->is_regular_file()) continue;
       const std::string key = fs::relative(it->path(), root_).generic_string();
-      if (key.rfind(prefix, 0) == 0 && key.find(".tmp.") == std::string::npos) keys.push_back(key);
+      if (key.rfind(prefix, 0) == 0 && !std::regex_search(key, temp_suffix())) keys.push_back(key);
     }
     std::sort(keys.begin(), keys.end());
     return keys;
@@ -120,7 +127,10 @@ std::string blob_key(const std::string& sha) {
 std::string home_dir(const char* xdg, const char* fallback) {
   if (const char* v = std::getenv(xdg); v && *v) return v;
   if (const char* h = std::getenv("HOME"); h && *h) return std::string(h) + "/" + fallback;
-  return "/tmp";
+  // Never a shared folder such as /tmp (another user could plant models there): the account's home.
+  if (const passwd* pw = getpwuid(getuid()); pw && pw->pw_dir && *pw->pw_dir)
+    return std::string(pw->pw_dir) + "/" + fallback;
+  throw RegistryError(std::string("no home directory: set HOME or ") + xdg);
 }
 
 }  // namespace
@@ -193,8 +203,10 @@ nlohmann::json Registry::push(const std::string& model_path, const std::string& 
         {"num_classes", model->head_layout().num_classes},
         {"attention", model->has_attention()},
         {"rewrite", graph.summary()}}}};
-  // Blob, then manifest, then latest: every manifest that can be seen points at bytes that exist.
-  if (!store_->get(blob_key(model->sha256()))) store_->put(blob_key(model->sha256()), bytes);
+  // Blob, then manifest, then latest: every manifest that can be seen points at bytes that exist. A blob
+  // already stored is reused only when its bytes still match their name.
+  const auto stored = store_->get(blob_key(model->sha256()));
+  if (!stored || pipeline::sha256_hex(*stored) != model->sha256()) store_->put(blob_key(model->sha256()), bytes);
   store_->put(manifest_key(name, v), manifest.dump(2));
   if (existing.empty() || v > existing.back()) store_->put(latest_key(name), std::to_string(v));
   return manifest;
@@ -246,8 +258,15 @@ nlohmann::json Registry::manifest(const ModelRef& ref) {
   }
   try {
     auto j = nlohmann::json::parse(*text);
-    if (!j.contains("sha256") || !j["sha256"].is_string() || !j.contains("version"))
-      throw RegistryError("manifest of '" + ref.name + "@" + std::to_string(v) + "' lacks sha256/version");
+    static const std::regex sha(R"([0-9a-f]{64})");
+    const bool ok = j.is_object() && j.contains("sha256") && j["sha256"].is_string() &&
+                    std::regex_match(j["sha256"].get<std::string>(), sha) && j.contains("version") &&
+                    j["version"].is_number_integer() && j["version"].get<std::int64_t>() == v &&
+                    j.contains("name") && j["name"].is_string() && j["name"].get<std::string>() == ref.name;
+    if (!ok)
+      throw RegistryError("manifest of '" + ref.name + "@" + std::to_string(v) +
+                              "' is invalid (needs name, integer version and a 64-hex sha256 matching its key)",
+                          RegistryError::Kind::Invalid);
     return j;
   } catch (const nlohmann::json::exception& e) {
     throw RegistryError("manifest of '" + ref.name + "@" + std::to_string(v) +
@@ -337,6 +356,8 @@ std::optional<Resolved> from_cache_only(const fs::path& dir, const ModelRef& ref
   try {
     auto m = nlohmann::json::parse(text);
     const std::string sha = m.at("sha256").get<std::string>();
+    static const std::regex hex64(R"([0-9a-f]{64})");
+    if (!std::regex_match(sha, hex64) || !m.at("version").is_number_integer()) return std::nullopt;
     const fs::path path = dir / (sha + ".onnx");
     std::error_code ec;
     if (!fs::is_regular_file(path, ec) || pipeline::sha256_hex(read_file(path)) != sha) return std::nullopt;
@@ -354,8 +375,10 @@ Resolved resolve(Registry& registry, const ModelRef& ref, const std::string& cac
   if (ref.version) what += '@' + std::to_string(*ref.version);
   try {
     auto m = registry.manifest(ref);
-    remember_manifest(dir, ref, m);
     std::string path = cached_model_path(registry, m, dir.string());
+    // Only once the bytes are cached: a `latest` remembered before a failed download would hide the
+    // older version that is cached when the store goes down.
+    remember_manifest(dir, ref, m);
     return Resolved{std::move(m), std::move(path), false};
   } catch (const RegistryError& e) {
     if (e.kind() != RegistryError::Kind::Unreachable) throw;

@@ -135,8 +135,18 @@ void curl_init_once() {
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
 
+// Answers larger than this are refused (a model is tens of MB; a store streaming without end is broken).
+constexpr std::size_t kMaxBody = std::size_t(2) << 30;
+
 std::size_t append_body(char* data, std::size_t size, std::size_t n, void* user) {
-  static_cast<std::string*>(user)->append(data, size * n);
+  auto* body = static_cast<std::string*>(user);
+  // No exception may cross libcurl's C frames: a failed append aborts the transfer instead.
+  try {
+    if (body->size() + size * n > kMaxBody) return 0;
+    body->append(data, size * n);
+  } catch (...) {
+    return 0;
+  }
   return size * n;
 }
 
@@ -350,8 +360,14 @@ Config parse_uri(const std::string& uri) {
                             "' (3-63 characters: a-z 0-9 . -)",
                         Kind::Invalid);
   while (!c.prefix.empty() && c.prefix.back() == '/') c.prefix.pop_back();
-  if (c.prefix.find("..") != std::string::npos)
-    throw RegistryError("registry '" + uri + "': bad prefix", Kind::Invalid);
+  // "." / ".." / empty segments would be normalised by the HTTP stack after signing (and mean nothing here).
+  for (std::size_t start = 0; !c.prefix.empty() && start <= c.prefix.size();) {
+    const auto end = std::min(c.prefix.find('/', start), c.prefix.size());
+    const std::string seg = c.prefix.substr(start, end - start);
+    if (seg.empty() || seg == "." || seg == "..")
+      throw RegistryError("registry '" + uri + "': bad prefix (empty, '.' or '..' segment)", Kind::Invalid);
+    start = end + 1;
+  }
   if (!c.prefix.empty()) c.prefix += '/';
 
   auto number = [&](const std::string& k, const std::string& v, long long lo, long long hi) {
@@ -380,6 +396,13 @@ Config parse_uri(const std::string& uri) {
         throw RegistryError("registry '" + uri + "': endpoint must start with http:// or https://", Kind::Invalid);
       c.endpoint = v;
       while (!c.endpoint.empty() && c.endpoint.back() == '/') c.endpoint.pop_back();
+      // scheme://host[:port] only: a path would be signed as part of Host, user:password would end up in
+      // every message.
+      const std::string authority = c.endpoint.substr(c.endpoint.find("://") + 3);
+      if (authority.empty() || authority.find_first_of("/?#@") != std::string::npos)
+        throw RegistryError("registry s3://" + c.bucket + "/" + c.prefix +
+                                ": endpoint must be scheme://host[:port] (no path, query or user)",
+                            Kind::Invalid);
       have_endpoint = true;
     } else if (k == "region") {
       if (v.empty()) throw RegistryError("registry '" + uri + "': empty region", Kind::Invalid);
@@ -482,6 +505,7 @@ S3Store::Response S3Store::attempt(const std::string& method, const std::string&
   // A stalled transfer (under 1 KiB/s for 10 s) is cut before the overall timeout.
   curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1024L);
   curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, 10L);
+  curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(kMaxBody));
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, append_body);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &r.body);
   if (method == "PUT") {
@@ -492,6 +516,8 @@ S3Store::Response S3Store::attempt(const std::string& method, const std::string&
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method.c_str());
   }
   const CURLcode rc = curl_easy_perform(h);
+  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, nullptr);  // errbuf dies with this frame
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, nullptr);
   curl_slist_free_all(headers);
   if (rc != CURLE_OK) {
     r.status = 0;
@@ -522,6 +548,15 @@ S3Store::Response S3Store::call(const std::string& method, const std::string& pa
                             "next try in " + std::to_string(breaker_.retry_in().count()) + " ms)",
                         Kind::Unreachable);
   thread_local std::minstd_rand rng(std::random_device{}());
+  // Whatever happens below (even an exception), the breaker hears how the call ended: a half-open trial
+  // that never reports back would keep it half-open forever.
+  struct Guard {
+    CircuitBreaker& b;
+    bool reported = false;
+    ~Guard() {
+      if (!reported) b.on_failure();
+    }
+  } guard{breaker_};
   Response r;
   for (int i = 0;; ++i) {
     r = attempt(method, path, query, body);
@@ -533,6 +568,7 @@ S3Store::Response S3Store::call(const std::string& method, const std::string& pa
                         "; retry " + std::to_string(i + 1) + " in " + std::to_string(wait) + " ms");
     std::this_thread::sleep_for(std::chrono::milliseconds(wait));
   }
+  guard.reported = true;
   if (retryable(r)) {
     if (breaker_.on_failure())
       pipeline::log_warn("registry " + config_.endpoint + " unreachable: circuit open for " +

@@ -232,7 +232,12 @@ TEST(S3Registry, ServerDownCachedModelServedBreakerOpensAndRecovers) {
   resolve(reg, {"det", 1}, cache.path.string());
 
   s3.stop();
+  ::testing::internal::CaptureStderr();
   const auto offline = resolve(reg, {"det", std::nullopt}, cache.path.string());  // failure 1
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(log.find("registry unreachable (store unreachable: " + s3.endpoint()), std::string::npos) << log;
+  EXPECT_NE(log.find("serving the cached det@1"), std::string::npos) << log;
+  EXPECT_EQ(log.find(testing::S3rver::kSecretKey), std::string::npos) << log;  // no secret in the log
   EXPECT_TRUE(offline.from_cache_only);
   EXPECT_EQ(offline.path, first.path);
   EXPECT_EQ(offline.manifest["sha256"], pushed["sha256"]);
@@ -254,6 +259,36 @@ TEST(S3Registry, ServerDownCachedModelServedBreakerOpensAndRecovers) {
   EXPECT_FALSE(back.from_cache_only);
   EXPECT_EQ(store.breaker_state(), s3::CircuitBreaker::State::Closed);
   EXPECT_EQ(reg.versions("det"), (std::vector<std::int64_t>{1}));
+}
+
+// det@2 is published but its download fails while det@1 is cached: det@1 is still what an offline
+// worker serves (the cache's `latest` moves only once the bytes are in).
+TEST(S3Registry, FailedDownloadOfANewVersionKeepsTheCachedOneServable) {
+  auto& s3 = server();
+  TempDir cache("newver");
+  const std::string prefix = "newver-" + std::to_string(getpid());
+  Registry reg(open_store(s3.uri(prefix, "retries=0&breaker_failures=100")));
+  reg.push(kYolo11, "det", std::nullopt, {});
+  EXPECT_FALSE(resolve(reg, {"det", std::nullopt}, cache.path.string()).from_cache_only);
+  const auto m2 = reg.push(kYolov8, "det", std::nullopt, {});
+  reg.store().remove("blobs/sha256/" + m2["sha256"].get<std::string>() + ".onnx");  // det@2's bytes are gone
+  expect_error([&] { resolve(reg, {"det", std::nullopt}, cache.path.string()); }, "bytes missing");
+  s3.stop();
+  const auto offline = resolve(reg, {"det", std::nullopt}, cache.path.string());
+  EXPECT_TRUE(offline.from_cache_only);
+  EXPECT_EQ(offline.manifest["version"], 1);
+  s3.start();
+}
+
+TEST(S3Registry, InvalidManifestsAreRejected) {
+  auto& s3 = server();
+  Registry reg(open_store(s3.uri("badmanifest-" + std::to_string(getpid()))));
+  reg.store().put("models/det/1.json", R"({"name": "det", "version": "1", "sha256": "ab"})");
+  reg.store().put("models/det/2.json", R"({"name": "det", "version": 2, "sha256": "/etc/passwd"})");
+  reg.store().put("models/det/3.json", "[1, 2");
+  expect_error([&] { reg.manifest({"det", 1}); }, "invalid", RegistryError::Kind::Invalid);
+  expect_error([&] { reg.manifest({"det", 2}); }, "64-hex sha256", RegistryError::Kind::Invalid);
+  expect_error([&] { reg.manifest({"det", 3}); }, "not valid JSON");
 }
 
 TEST(S3Registry, UnknownAccessKeyIsAccessDenied) {

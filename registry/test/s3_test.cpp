@@ -216,6 +216,13 @@ TEST(S3Uri, BadUrisAreClearErrors) {
   EXPECT_NE(message("s3://ok-bucket/x?max_keys=5000").find("max_keys"), std::string::npos);
   EXPECT_NE(message("s3://ok-bucket/x?colour=red").find("unknown parameter 'colour'"), std::string::npos);
   EXPECT_NE(message("s3://ok-bucket/../x").find("bad prefix"), std::string::npos);
+  EXPECT_NE(message("s3://ok-bucket/a/./b").find("bad prefix"), std::string::npos);
+  EXPECT_NE(message("s3://ok-bucket/a//b").find("bad prefix"), std::string::npos);
+  EXPECT_NE(message("s3://ok-bucket/x?endpoint=http://h:9000/minio").find("scheme://host[:port]"), std::string::npos);
+  EXPECT_NE(message("s3://ok-bucket/x?endpoint=http://u:pw@h:9000").find("no path, query or user"),
+            std::string::npos);
+  EXPECT_EQ(message("s3://ok-bucket/x?endpoint=http://u:pw@h:9000").find("pw"), std::string::npos)
+      << "a password in the endpoint must not be echoed";
 }
 
 }  // namespace

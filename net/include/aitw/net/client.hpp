@@ -46,8 +46,8 @@ class Client {
   Client& operator=(const Client&) = delete;
 
   void start();  // connects in the background; keeps reconnecting until stop()
-  // Blocks until an InitOk arrived (true), or the worker refused the Init (a model error or a fatal Error),
-  // or the timeout passed (false).
+  // Blocks until an InitOk arrived (true), or the worker refused the last Init (model or auth error), or
+  // the timeout passed (false).
   bool wait_initialized(std::chrono::milliseconds timeout);
   // Never blocks. frame.ts_mono_ns = 0 is stamped with the steady clock now.
   void submit(v1::Frame frame);
