@@ -487,6 +487,20 @@ TEST(CliRegistry, ServeResolvesNameAtVersionFromEachBackend) {
         run("registry push " + kShared + "/models/yolo11n.onnx --name yolo11n --registry '" + uri + "'", env);
     ASSERT_EQ(push.exit_code, 0) << push.err;
     EXPECT_NE(push.out.find("pushed yolo11n@1"), std::string::npos) << push.out;
+    // show / pull / rm through the CLI on this backend too (a second version, then removed).
+    ASSERT_EQ(run("registry push " + kShared + "/models/yolov8n.onnx --name yolo11n --registry '" + uri + "'", env)
+                  .exit_code,
+              0);
+    const auto show = run("registry show yolo11n@2 --registry '" + uri + "'", env);
+    ASSERT_EQ(show.exit_code, 0) << show.err;
+    EXPECT_EQ(nlohmann::json::parse(show.out)["source"], "yolov8n.onnx");
+    const fs::path pulled = root / ("pulled" + std::to_string(n) + ".onnx");
+    ASSERT_EQ(run("registry pull yolo11n@2 --out " + pulled.string() + " --registry '" + uri + "'", env).exit_code, 0);
+    EXPECT_EQ(fs::file_size(pulled), fs::file_size(kShared + "/models/yolov8n.onnx"));
+    ASSERT_EQ(run("registry rm yolo11n@2 --registry '" + uri + "'", env).exit_code, 0);
+    const auto gone = run("registry show yolo11n@2 --registry '" + uri + "'", env);
+    EXPECT_EQ(gone.exit_code, 2);
+    EXPECT_NE(gone.err.find("unknown version 'yolo11n@2'"), std::string::npos) << gone.err;
     const auto list = run("registry list --json --registry '" + uri + "'", env);
     ASSERT_EQ(list.exit_code, 0) << list.err;
     EXPECT_EQ(nlohmann::json::parse(list.out).size(), 1u);
