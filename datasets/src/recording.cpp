@@ -1,5 +1,6 @@
 #include "aitw/datasets/recording.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 namespace aitw::datasets {
@@ -19,6 +20,22 @@ bool get_u32(std::istream& in, std::uint32_t& v, const std::string& where) {
   if (in.gcount() != 4) throw RecordingError(where + ": truncated length prefix");
   v = b[0] | (b[1] << 8) | (b[2] << 16) | (static_cast<std::uint32_t>(b[3]) << 24);
   return true;
+}
+
+// Reads up to n bytes into `buf`, growing it only as bytes arrive: a corrupt length prefix in a short
+// file costs no more memory than the file holds. Returns how many were read.
+std::size_t read_exactly(std::istream& in, std::string& buf, std::uint32_t n) {
+  constexpr std::size_t kChunk = 1 << 16;
+  buf.clear();
+  while (buf.size() < n) {
+    const std::size_t old = buf.size(), want = std::min<std::size_t>(kChunk, n - old);
+    buf.resize(old + want);
+    in.read(buf.data() + old, static_cast<std::streamsize>(want));
+    const auto got = static_cast<std::size_t>(in.gcount());
+    buf.resize(old + got);
+    if (got < want) break;
+  }
+  return buf.size();
 }
 
 }  // namespace
@@ -49,9 +66,18 @@ void RecordingWriter::close() {
   out_.close();
 }
 
-RecordingReader::RecordingReader(const std::string& path) : path_(path), in_(path, std::ios::binary) {
-  const std::string what = "recording '" + path + "'";
-  if (!in_) throw RecordingError(what + ": cannot open file");
+RecordingReader::RecordingReader(const std::string& path)
+    : path_(path), file_(path, std::ios::binary), in_(file_) {
+  if (!file_) throw RecordingError("recording '" + path + "': cannot open file");
+  read_header();
+}
+
+RecordingReader::RecordingReader(std::istream& in, const std::string& label) : path_(label), in_(in) {
+  read_header();
+}
+
+void RecordingReader::read_header() {
+  const std::string what = "recording '" + path_ + "'";
   char magic[sizeof kRecordingMagic];
   in_.read(magic, sizeof magic);
   if (in_.gcount() != sizeof magic || std::memcmp(magic, kRecordingMagic, sizeof magic) != 0)
@@ -59,9 +85,7 @@ RecordingReader::RecordingReader(const std::string& path) : path_(path), in_(pat
   std::uint32_t n = 0;
   if (!get_u32(in_, n, what) || n > kMaxHeaderBytes)
     throw RecordingError(what + ": missing or oversized header (" + std::to_string(n) + " bytes)");
-  buffer_.resize(n);
-  in_.read(buffer_.data(), n);
-  if (static_cast<std::uint32_t>(in_.gcount()) != n || !header_.ParseFromString(buffer_))
+  if (read_exactly(in_, buffer_, n) != n || !header_.ParseFromString(buffer_))
     throw RecordingError(what + ": corrupt header");
 }
 
@@ -73,11 +97,8 @@ std::optional<v1::Frame> RecordingReader::next() {
   if (n > kMaxFrameBytes)
     throw RecordingError(where + ": length " + std::to_string(n) + " exceeds the " +
                          std::to_string(kMaxFrameBytes) + "-byte limit (corrupt file?)");
-  buffer_.resize(n);
-  in_.read(buffer_.data(), n);
-  if (static_cast<std::uint32_t>(in_.gcount()) != n)
-    throw RecordingError(where + ": truncated (" + std::to_string(in_.gcount()) + " of " + std::to_string(n) +
-                         " bytes)");
+  if (const std::size_t got = read_exactly(in_, buffer_, n); got != n)
+    throw RecordingError(where + ": truncated (" + std::to_string(got) + " of " + std::to_string(n) + " bytes)");
   v1::Frame f;
   if (!f.ParseFromString(buffer_)) throw RecordingError(where + ": not a Frame message");
   ++frames_;

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 namespace aitw::datasets {
 namespace {
@@ -100,6 +102,38 @@ TEST(Recording, CorruptPayloadIsNotAFrame) {
   f.write(reinterpret_cast<const char*>(rec), 7);
   f.close();
   expect_error(path, "not a Frame");
+}
+
+TEST(Recording, ReadsFromAStreamToo) {
+  const std::string bytes = [] {
+    std::ifstream f(write_three("stream.aitwrec"), std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(f), {});
+  }();
+  std::istringstream in(bytes);
+  RecordingReader r(in, "in-memory");
+  EXPECT_EQ(r.header().source(), "unit test");
+  int n = 0;
+  while (r.next()) ++n;
+  EXPECT_EQ(n, 3);
+  std::istringstream junk("AITWREC0");
+  try {
+    RecordingReader bad(junk, "junk bytes");
+    FAIL() << "expected RecordingError";
+  } catch (const RecordingError& e) {
+    EXPECT_NE(std::string(e.what()).find("recording 'junk bytes': not an aitw recording"), std::string::npos);
+  }
+}
+
+// A length just under the 64 MiB limit in a short file is a truncation, found with only the bytes the
+// file holds in memory (the reader used to allocate the whole declared length first).
+TEST(Recording, LargeLengthInAShortFileIsATruncation) {
+  const auto path = write_three("short.aitwrec");
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary | std::ios::ate);
+  const unsigned char len[4] = {0x00, 0x00, 0x00, 0x04};  // a 4th record claiming 64 MiB
+  f.write(reinterpret_cast<const char*>(len), 4);
+  f.write("abc", 3);
+  f.close();
+  expect_error(path, "truncated (3 of 67108864 bytes)");
 }
 
 }  // namespace aitw::datasets

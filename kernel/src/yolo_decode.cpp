@@ -41,7 +41,9 @@ float dfl_side(const float* bins, std::ptrdiff_t step, int reg_max) {
 }
 
 // Best class logit and its class for cells [begin, end), channel-major: each pass streams one contiguous
-// plane, so the loop vectorises.
+// plane, so the loop vectorises. The class index is blended through a mask rather than `better ? c :
+// bc[i]`: GCC 12 if-converts that select only inside a target_clones function, so on aarch64 (and x86
+// without clones) the ternary form stayed scalar ("control flow in loop"); the mask form is NEON there.
 AITW_TARGET_CLONES void best_class_logit(const float* cls, int hw, int num_classes, const std::uint8_t* mask,
                                          int begin, int end, float* bl, int* bc) {
   std::fill(bl + begin, bl + end, -std::numeric_limits<float>::infinity());
@@ -50,9 +52,11 @@ AITW_TARGET_CLONES void best_class_logit(const float* cls, int hw, int num_class
     if (mask && !mask[c]) continue;
     const float* plane = cls + static_cast<std::ptrdiff_t>(c) * hw;
     for (int i = begin; i < end; ++i) {
-      const bool better = plane[i] > bl[i];
-      bl[i] = better ? plane[i] : bl[i];
-      bc[i] = better ? c : bc[i];
+      const float v = plane[i];
+      const float b = bl[i];
+      const int better = -static_cast<int>(v > b);  // all ones or zero
+      bl[i] = v > b ? v : b;
+      bc[i] = (bc[i] & ~better) | (c & better);
     }
   }
 }

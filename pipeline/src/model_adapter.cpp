@@ -79,6 +79,9 @@ std::vector<float> tensor_floats(const ox::TensorProto& t) {
 // cannot overflow and a hostile file cannot make OpenCV allocate gigabytes.
 constexpr int64_t kMaxTensorElements = int64_t{1} << 28;
 
+// Far above any detection dataset's classes (LVIS has 1203, Objects365 365).
+constexpr int kMaxClasses = 100000;
+
 int64_t element_count(const ox::TensorProto& t) {
   int64_t n = 1;
   for (auto d : t.dims()) n *= d;  // bounded: every constant passed check_tensor at load
@@ -252,7 +255,8 @@ int conv_out_channels(const ox::GraphProto& g, const GraphIndex& idx, const std:
   const auto& n = g.node(it->second);
   if (n.op_type() != "Conv" || n.input_size() < 2) return 0;
   const auto* w = idx.constant(n.input(1));
-  if (!w || w->dims_size() != 4) return 0;
+  // A weight with no elements (a zero dim) is no convolution: its first dim could claim any channel count.
+  if (!w || w->dims_size() != 4 || element_count(*w) == 0) return 0;
   return static_cast<int>(w->dims(0));
 }
 
@@ -317,7 +321,7 @@ std::vector<AttentionScale> find_attention_scales(const ox::GraphProto& g, const
     if (cit == idx.consumers.end() || cit->second.size() != 1) continue;
     const int mi = cit->second[0];
     const auto& m = g.node(mi);
-    if (m.op_type() != "Mul" || m.input_size() != 2) continue;
+    if (m.op_type() != "Mul" || m.input_size() != 2 || m.output_size() != 1) continue;
     const std::string& other = m.input(0) == n.output(0) ? m.input(1) : m.input(0);
     const auto* c = idx.constant(other);
     if (!c || element_count(*c) != 1) continue;
@@ -505,6 +509,11 @@ OnnxModel OnnxModel::from_bytes(const std::string& bytes, const std::string& lab
       fail(label, "Detect head is ambiguous: two levels at stride " + std::to_string(head[i].stride));
   m.layout_.reg_max = head[0].box_channels / 4;
   m.layout_.num_classes = head[0].class_channels;
+  // Every class gets a name (generated when the file has none): bounded, so that a small file cannot make
+  // the loader allocate gigabytes.
+  if (m.layout_.num_classes > kMaxClasses)
+    fail(label, "Detect head has " + std::to_string(m.layout_.num_classes) + " classes (more than " +
+                    std::to_string(kMaxClasses) + "); is this a detection export?");
   for (const auto& h : head) m.levels_.push_back({h.tensor, h.stride});
   // Input sizes must be multiples of the coarsest level's stride (Ultralytics' `stride` metadata says the
   // same).
@@ -640,8 +649,9 @@ AdaptedGraph OnnxModel::adapt(InputSize input, const AdaptOptions& options) cons
     };
     auto is_swap_last_two = [&](const ox::NodeProto& n) {
       const auto* perm = find_attr(n, "perm");
-      return n.op_type() == "Transpose" && n.input_size() == 1 && perm && perm->ints_size() == 4 &&
-             perm->ints(0) == 0 && perm->ints(1) == 1 && perm->ints(2) == 3 && perm->ints(3) == 2;
+      return n.op_type() == "Transpose" && n.input_size() == 1 && n.output_size() == 1 && perm &&
+             perm->ints_size() == 4 && perm->ints(0) == 0 && perm->ints(1) == 1 && perm->ints(2) == 3 &&
+             perm->ints(3) == 2;
     };
     NodeEdits edits;
     for (const auto& a : find_attention_scales(g, idx)) {
@@ -651,13 +661,16 @@ AdaptedGraph OnnxModel::adapt(InputSize input, const AdaptOptions& options) cons
           only_consumer(mm1.input(0)) != a.matmul)
         continue;
       const int sm = only_consumer(g.node(a.mul).output(0));
-      if (sm < 0 || g.node(sm).op_type() != "Softmax") continue;
+      if (sm < 0 || g.node(sm).op_type() != "Softmax" || g.node(sm).output_size() != 1) continue;
       const int64_t axis = attr_int(g.node(sm), "axis", -1);
       if (axis != -1 && axis != 3) continue;
       const int tr = only_consumer(g.node(sm).output(0));
       if (tr < 0 || !is_swap_last_two(g.node(tr))) continue;
       const int mm2 = only_consumer(g.node(tr).output(0));
-      if (mm2 < 0 || g.node(mm2).op_type() != "MatMul" || g.node(mm2).input(1) != g.node(tr).output(0))
+      // Found by fuzz_onnx: node input/output lists are unchecked data (a MatMul with one input read past
+      // its end here).
+      if (mm2 < 0 || g.node(mm2).op_type() != "MatMul" || g.node(mm2).input_size() != 2 ||
+          g.node(mm2).output_size() != 1 || g.node(mm2).input(1) != g.node(tr).output(0))
         continue;
       const auto* sc = idx.constant(a.scale_tensor);
       const auto scale = sc ? tensor_floats(*sc) : std::vector<float>{};
@@ -721,7 +734,7 @@ AdaptedGraph OnnxModel::adapt(InputSize input, const AdaptOptions& options) cons
       if (cit == idx.consumers.end() || cit->second.size() != 1) continue;
       const int mi = cit->second[0];
       const auto& mul = g.node(mi);
-      if (mul.op_type() != "Mul" || mul.input_size() != 2) continue;
+      if (mul.op_type() != "Mul" || mul.input_size() != 2 || mul.output_size() != 1) continue;
       const std::string& x = sig.input(0);
       if (!((mul.input(0) == x && mul.input(1) == sig.output(0)) ||
             (mul.input(1) == x && mul.input(0) == sig.output(0))))

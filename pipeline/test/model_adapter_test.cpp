@@ -372,6 +372,60 @@ TEST(ModelAdapter, RejectsConstantsWhoseDataDoesNotMatchTheirShape) {
   expect_model_error(m.SerializeAsString(), "huge.onnx", "dims");
 }
 
+// Found by fuzz_onnx: a class-branch weight [2^28, 0, 1, 1] holds no data, so it passed the size check,
+// and its first dim made the loader generate 2^28 class names (gigabytes) from a 2.5 KB file.
+TEST(ModelAdapter, RejectsEmptyHeadWeightsAndAbsurdClassCounts) {
+  ox::ModelProto m;
+  ASSERT_TRUE(m.ParseFromString(tiny_detector_bytes()));
+  for (auto& w : *m.mutable_graph()->mutable_initializer())
+    if (w.name() == "q0cls_w" || w.name() == "q1cls_w") {
+      w.clear_float_data();
+      w.clear_dims();
+      for (std::int64_t d : {std::int64_t{1} << 28, std::int64_t{0}, std::int64_t{1}, std::int64_t{1}}) w.add_dims(d);
+    }
+  expect_model_error(m.SerializeAsString(), "empty.onnx", "Detect head not found");
+  ASSERT_TRUE(m.ParseFromString(tiny_detector_bytes()));
+  for (auto& w : *m.mutable_graph()->mutable_initializer())
+    if (w.name() == "q0cls_w" || w.name() == "q1cls_w") {
+      w.clear_float_data();
+      w.set_dims(0, 100001);  // [100001, 8, 1, 1], with its data
+      w.set_raw_data(std::string(100001 * 8 * sizeof(float), '\0'));
+    }
+  expect_model_error(m.SerializeAsString(), "classes.onnx", "100001 classes");
+}
+
+// Found by fuzz_onnx: the attention matcher read the second input of a MatMul that has only one (and the
+// first output of nodes that have none). Such a chain is left alone.
+TEST(ModelAdapter, AttentionLookalikesWithMissingInputsAreSkipped) {
+  ox::ModelProto m;
+  ASSERT_TRUE(m.ParseFromString(tiny_detector_bytes()));
+  auto& g = *m.mutable_graph();
+  auto* scale = g.add_initializer();
+  scale->set_name("scale");
+  scale->set_data_type(ox::TensorProto::FLOAT);
+  scale->add_float_data(0.5f);
+  auto transpose = [&](const std::string& in, const std::string& out) {
+    add_node(g, "Transpose", {in}, out);
+    auto* perm = g.mutable_node(g.node_size() - 1)->add_attribute();
+    perm->set_name("perm");
+    perm->set_type(ox::AttributeProto::INTS);
+    for (int p : {0, 1, 3, 2}) perm->add_ints(p);
+  };
+  transpose("a", "qT");
+  add_node(g, "MatMul", {"qT", "a"}, "qk");
+  add_node(g, "Mul", {"qk", "scale"}, "qks");
+  add_node(g, "Softmax", {"qks"}, "attn", -1);
+  transpose("attn", "attnT");
+  add_node(g, "MatMul", {"attnT"}, "o");  // one input
+  set_io(g.add_output(), "o", {1, 1, 8, 8});
+  const auto model = OnnxModel::from_bytes(m.SerializeAsString(), "lookalike.onnx");
+  EXPECT_TRUE(model.has_attention());
+  AdaptOptions stock_head;
+  stock_head.cut_head = false;  // keeps the chain alive (it feeds a graph output)
+  const auto adapted = model.adapt({64, 64}, stock_head);
+  EXPECT_EQ(adapted.summary().find("AitwAttention"), std::string::npos) << adapted.summary();
+}
+
 TEST(ModelAdapter, NodesWithMissingInputsDoNotCrash) {
   ox::ModelProto m;
   ASSERT_TRUE(m.ParseFromString(tiny_detector_bytes()));

@@ -192,4 +192,70 @@ TEST(Pipeline, EchoesFrameIdsAndCaptureTimes) {
   EXPECT_GE(c.results[0].e2e_ms, 5.0);
 }
 
+// Found by fuzz_jpeg: bytes starting with FF D8 but not OpenCV's JPEG signature (FF D8 FF) went to
+// cv::imdecode's other decoders, and GDCM's DICOM reader asserts (aborting the worker) on "DICM" at
+// offset 128. A "JPEG" frame must now be a JPEG.
+TEST(DecodeFrame, NonJpegBytesNeverReachOtherDecoders) {
+  std::string dicom(132 + 64, '\0');
+  dicom[0] = '\xFF';
+  dicom[1] = '\xD8';
+  dicom[2] = 'C';
+  dicom.replace(128, 4, "DICM");
+  for (std::size_t i = 132; i < dicom.size(); ++i) dicom[i] = static_cast<char>(i * 37);
+  std::string png = "\x89PNG\r\n\x1a\n" + std::string(64, '\0');
+  for (const auto& bytes : {dicom, png}) {
+    cv::Mat scratch;
+    kernel::ImageView view;
+    const auto err = decode_frame({1, 0, PixelFormat::JPEG, 0, 0, bytes}, scratch, view);
+    ASSERT_TRUE(err);
+    EXPECT_EQ(err->cause, "decode_failed");
+  }
+}
+
+// A few bytes declaring 65535x65535 are refused from the header, before OpenCV allocates anything.
+TEST(DecodeFrame, JpegSizeIsCheckedFromTheHeaderFirst) {
+  std::vector<std::uint8_t> buf;
+  cv::imencode(".jpg", cv::Mat(24, 32, CV_8UC3, cv::Scalar(10, 200, 30)), buf);
+  std::string jpg(buf.begin(), buf.end());
+  ASSERT_EQ(jpeg_dimensions(jpg), (std::pair<int, int>{32, 24}));
+  const auto sof = jpg.find("\xFF\xC0");
+  ASSERT_NE(sof, std::string::npos);
+  std::string huge = jpg;
+  huge.replace(sof + 5, 4, "\xFF\xFF\xFF\xFF");  // height, width = 65535
+  cv::Mat scratch;
+  kernel::ImageView view;
+  auto err = decode_frame({1, 0, PixelFormat::JPEG, 0, 0, huge}, scratch, view);
+  ASSERT_TRUE(err);
+  EXPECT_EQ(err->cause, "too_large");
+  EXPECT_NE(err->message.find("65535x65535"), std::string::npos) << err->message;
+  EXPECT_TRUE(scratch.empty());
+  err = decode_frame({1, 0, PixelFormat::JPEG, 640, 480, jpg}, scratch, view);
+  ASSERT_TRUE(err);
+  EXPECT_EQ(err->cause, "size_mismatch");
+  EXPECT_EQ(err->message, "JPEG frame is 32x24, declared 640x480");
+  EXPECT_TRUE(scratch.empty());  // refused before decoding
+  EXPECT_FALSE(decode_frame({1, 0, PixelFormat::JPEG, 32, 24, jpg}, scratch, view));
+  EXPECT_EQ(view.width, 32);
+  EXPECT_EQ(view.height, 24);
+  // A lower limit (the fuzz targets use one) applies the same way.
+  err = decode_frame({1, 0, PixelFormat::JPEG, 0, 0, jpg}, scratch, view, 32 * 24 - 1);
+  ASSERT_TRUE(err);
+  EXPECT_EQ(err->cause, "too_large");
+}
+
+TEST(DecodeFrame, RawFramesMustHoldExactlyTheirPixels) {
+  cv::Mat scratch;
+  kernel::ImageView view;
+  const std::string px(8 * 6 * 3, '\x7F');
+  EXPECT_FALSE(decode_frame({1, 0, PixelFormat::RGB8, 8, 6, px}, scratch, view));
+  EXPECT_EQ(view.order, kernel::PixelOrder::RGB);
+  EXPECT_EQ(view.row_stride, 24);
+  const std::pair<int, int> wrong[] = {{8, 5}, {0, 6}, {-8, -6}, {8, 0}};
+  for (const auto& [w, h] : wrong) {
+    const auto err = decode_frame({1, 0, PixelFormat::BGR8, w, h, px}, scratch, view);
+    ASSERT_TRUE(err) << w << "x" << h;
+    EXPECT_EQ(err->cause, "size_mismatch");
+  }
+}
+
 }  // namespace aitw::pipeline

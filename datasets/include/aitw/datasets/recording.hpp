@@ -4,6 +4,7 @@
 // uint32LE n + Frame per record (proto/aitw.proto).
 #include <cstdint>
 #include <fstream>
+#include <istream>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -37,6 +38,10 @@ class RecordingWriter {
 class RecordingReader {
  public:
   explicit RecordingReader(const std::string& path);  // throws RecordingError naming the file and the cause
+  // Reads from a stream the caller keeps alive (e.g. in memory); `label` names it in errors.
+  RecordingReader(std::istream& in, const std::string& label);
+  RecordingReader(const RecordingReader&) = delete;  // in_ may refer to file_
+  RecordingReader& operator=(const RecordingReader&) = delete;
   const v1::RecordingHeader& header() const { return header_; }
   // Next frame, or nullopt at the clean end. A truncated or corrupt record throws RecordingError naming
   // the record index and byte offset.
@@ -44,8 +49,11 @@ class RecordingReader {
   std::uint64_t frames_read() const { return frames_; }
 
  private:
+  void read_header();
+
   std::string path_;
-  std::ifstream in_;
+  std::ifstream file_;
+  std::istream& in_;
   v1::RecordingHeader header_;
   std::uint64_t frames_ = 0;
   std::string buffer_;

@@ -15,6 +15,8 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include <tbb/global_control.h>
@@ -36,6 +38,24 @@ struct FrameIn {
   std::string data;
   std::uint64_t tag = 0;  // the caller's, echoed in the result (e.g. which session sent it)
 };
+
+// Frames above this many pixels are refused before anything is allocated for them: 8K UHD (7680x4320)
+// fits. A JPEG's size is read from its header first, so a few hostile bytes declaring 65535x65535 cost
+// nothing (OpenCV alone would allocate up to 3 GB for it).
+inline constexpr std::int64_t kMaxFramePixels = std::int64_t{1} << 25;
+
+// Why a frame's bytes do not make an image: `cause` is decode_failed, size_mismatch or too_large.
+struct FrameDecodeError {
+  std::string cause, message;
+};
+// The pipeline's first stage: a view of the frame's pixels. RGB8/BGR8 must hold exactly width*height*3
+// bytes and are viewed in place; JPEG (only JPEG: other formats OpenCV could decode are refused) is
+// checked against the declared size and `max_pixels` from its header, then decoded into `scratch`
+// (reused when the size repeats). Never throws for bad bytes.
+std::optional<FrameDecodeError> decode_frame(const FrameIn& frame, cv::Mat& scratch, kernel::ImageView& view,
+                                             std::int64_t max_pixels = kMaxFramePixels);
+// The width and height in a JPEG's start-of-frame header; nullopt when the bytes are not a JPEG with one.
+std::optional<std::pair<int, int>> jpeg_dimensions(std::string_view bytes);
 
 // Milliseconds spent in each stage of one frame.
 struct StageMs {

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Fuzzing (FUZZING.md): installs clang-14 + libFuzzer, builds the fuzz targets with ASan+UBSan in
+# build-fuzz/ (never build/), writes the seed corpora, then runs each target for SECONDS (default 60).
+# Fails (exit 1) on any crash, leak, sanitizer report, timeout, out-of-memory or broken invariant, naming
+# the target and the saved input; prints executions and coverage per target.
+#   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]
+# Environment: AITW_FUZZ_BUILD (build dir, default build-fuzz), AITW_FUZZ_JOBS (ninja -j, default 2).
+# The corpus in build-fuzz/corpus/<target> is kept between runs and grows; delete it to start over.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-60}
+[ $# -gt 0 ] && shift
+all=(fuzz_session fuzz_onnx fuzz_registry fuzz_recording fuzz_jpeg)
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=("${all[@]}")
+build=${AITW_FUZZ_BUILD:-build-fuzz}
+jobs=${AITW_FUZZ_JOBS:-2}
+t_start=$(date +%s)
+phase() { echo "fuzz: [$(($(date +%s) - t_start)) s] $*"; }
+
+# Largest input per target: small enough for speed, large enough for a few messages, frames or graphs.
+declare -A max_len=([fuzz_session]=65536 [fuzz_onnx]=65536 [fuzz_registry]=16384 [fuzz_recording]=65536
+                    [fuzz_jpeg]=16384)
+
+phase "packages"
+bash scripts/install-deps.sh
+fuzz_packages=(clang-14 libfuzzer-14-dev libclang-rt-14-dev)
+missing=()
+for p in "${fuzz_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "fuzz: installing ${missing[*]}"
+  sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo[@]}" apt-get update -qq
+  "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+phase "configure + build ($build, ninja -j$jobs)"
+CC=clang-14 CXX=clang++-14 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only" \
+  -DAITW_FUZZ=ON -DAITW_BUILD_TESTS=OFF -DAITW_BUILD_BENCH=OFF >/dev/null
+cmake --build "$build" --target aitw_fuzz -- -j"$jobs"
+t_built=$(date +%s)
+
+phase "seed corpora ($build/corpus)"
+bash fuzz/make_seeds.sh "$build/corpus" "$build"
+
+# Sanitizers: every report aborts (the build has -fno-sanitize-recover=all); leaks are checked after each
+# input (libFuzzer -detect_leaks=1 with LeakSanitizer).
+export ASAN_OPTIONS="abort_on_error=1:detect_leaks=1:strict_string_checks=1:check_initialization_order=1:strict_init_order=1"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+export LSAN_OPTIONS="suppressions=$(pwd)/fuzz/lsan.supp:print_suppressions=0"
+
+failed=()
+summary=()
+for t in "${targets[@]}"; do
+  phase "run $t for ${seconds} s"
+  art="$build/artifacts/$t"
+  rm -rf "$art"
+  mkdir -p "$art" "$build/corpus/$t" "$build/logs"
+  log="$build/logs/$t.log"
+  args=(-max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len="${max_len[$t]:-65536}"
+        -print_final_stats=1 -detect_leaks=1 -artifact_prefix="$art/")
+  [ -f "fuzz/dict/$t.dict" ] && args+=(-dict="fuzz/dict/$t.dict")
+  rc=0
+  "$build/fuzz/$t" "${args[@]}" "$build/corpus/$t" >"$log" 2>&1 || rc=$?
+  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+  rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
+  last=$(grep -E '^#[0-9]+' "$log" | tail -1 || true)
+  cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")
+  ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$last")
+  corp=$(sed -n 's/.* corp: \([0-9]*\/[0-9]*[a-zA-Z]*\).*/\1/p' <<<"$last")
+  found=$(find "$art" -type f | head -5)
+  line=$(printf '%-15s execs %10s  exec/s %7s  cov %5s  ft %6s  corpus %s' "$t" "${execs:-?}" "${rate:-?}" \
+         "${cov:-?}" "${ft:-?}" "${corp:-?}")
+  if [ "$rc" -ne 0 ] || [ -n "$found" ]; then
+    failed+=("$t")
+    summary+=("$line  FAILED (exit $rc)")
+    echo "fuzz: $t FAILED (exit $rc); log $log; input(s): ${found:-none saved}" >&2
+    grep -E 'ERROR: |SUMMARY: |fuzz invariant failed|terminate called|what\(\)|runtime error' "$log" | head -8 >&2 || true
+  else
+    summary+=("$line  ok")
+  fi
+done
+
+t_end=$(date +%s)
+echo "fuzz: per-target results (${seconds} s each; logs in $build/logs)"
+printf '  %s\n' "${summary[@]}"
+echo "fuzz: phases: build $((t_built - t_start)) s, fuzzing $((t_end - t_built)) s, total $((t_end - t_start)) s"
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "fuzz: FAILED: ${failed[*]} (reproduce: $build/fuzz/TARGET $build/artifacts/TARGET/<file>)" >&2
+  exit 1
+fi
+echo "fuzz: ${#targets[@]} passed, 0 failed"
