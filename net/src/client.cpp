@@ -139,6 +139,10 @@ struct Client::Impl {
         {
           std::lock_guard<std::mutex> lock(m);
           ++stats.errors_total;
+        }
+        if (on_error) on_error(e.error());  // before waking wait_initialized: the caller reads what it recorded
+        {
+          std::lock_guard<std::mutex> lock(m);
           // Only what another try cannot fix: the model, or the token. A full server or an evicted
           // pending connection is retried by the reconnect loop.
           if (!initialized && (e.error().code() == kErrModel || e.error().code() == kErrAuth)) {
@@ -146,7 +150,6 @@ struct Client::Impl {
             cv.notify_all();
           }
         }
-        if (on_error) on_error(e.error());
         // A non-fatal error about a frame ends that frame (a Ready follows); a fatal one ends the session.
         if (in_flight && !e.error().fatal() && e.error().code() != kErrFrameBeforeInit) frame_done();
         break;
