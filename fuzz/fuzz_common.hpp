@@ -5,14 +5,18 @@
 #include <string_view>
 
 #include <google/protobuf/stubs/logging.h>
+#include <sanitizer/common_interface_defs.h>
 
 namespace aitw::fuzz {
 
-// A broken invariant: print it and abort, so that libFuzzer saves the input as a crash.
+// A broken invariant: print it and abort, so that libFuzzer saves the input as a crash. The message goes
+// to stderr and, as a sanitizer SUMMARY line, to the report stream, which survives -close_fd_mask=2
+// (scripts/fuzz.sh closes fuzz_jpeg's stderr: libjpeg writes a warning for every corrupt input).
 #define AITW_FUZZ_CHECK(cond)                                                                 \
   do {                                                                                        \
     if (!(cond)) {                                                                            \
       std::fprintf(stderr, "fuzz invariant failed: %s (%s:%d)\n", #cond, __FILE__, __LINE__); \
+      __sanitizer_report_error_summary("fuzz invariant failed: " #cond);                      \
       std::abort();                                                                           \
     }                                                                                         \
   } while (0)

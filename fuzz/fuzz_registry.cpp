@@ -1,7 +1,8 @@
 // What the registry reads from a store it does not control: manifests (JSON) through the public API, and
 // S3's ListObjectsV2 / error XML bodies. The store is in memory (the Store interface over a std::map), so
 // every execution is deterministic and touches no network; only resolve() writes, to a private cache
-// folder that is emptied after each call.
+// folder that is emptied after each input. A manifest that resolves is resolved again with the store
+// down, and must then come from that cache.
 //
 // The input is used as: the XML body for parse_list_objects_v2 and parse_error; the manifest
 // models/m/1.json; and the `latest` pointer of another name. Every error must be a RegistryError (a
@@ -10,7 +11,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -29,32 +29,41 @@ namespace reg = aitw::registry;
 class MemoryStore : public reg::Store {
  public:
   std::map<std::string, std::string> objects;
+  bool down = false;  // every call fails as unreachable (the store's server is gone)
   std::string describe() const override { return "mem://fuzz"; }
-  void put(const std::string& key, const std::string& bytes) override { objects[key] = bytes; }
+  void put(const std::string& key, const std::string& bytes) override {
+    check();
+    objects[key] = bytes;
+  }
   std::optional<std::string> get(const std::string& key) override {
+    check();
     auto it = objects.find(key);
     if (it == objects.end()) return std::nullopt;
     return it->second;
   }
   std::vector<std::string> list(const std::string& prefix) override {
+    check();
     std::vector<std::string> keys;
     for (auto it = objects.lower_bound(prefix); it != objects.end() && it->first.rfind(prefix, 0) == 0; ++it)
       keys.push_back(it->first);
     return keys;
   }
-  void remove(const std::string& key) override { objects.erase(key); }
+  void remove(const std::string& key) override {
+    check();
+    objects.erase(key);
+  }
+
+ private:
+  void check() const {
+    if (down) throw reg::RegistryError("mem://fuzz: unreachable", reg::RegistryError::Kind::Unreachable);
+  }
 };
 
+// resolve()'s cache: created by resolve() as it writes, removed after every input (libFuzzer may end the
+// process without running exit handlers, so nothing is left to clean up at exit).
 const std::filesystem::path& cache_dir() {
-  static const std::filesystem::path dir = [] {
-    auto d = std::filesystem::temp_directory_path() / ("aitw_fuzz_registry_" + std::to_string(getpid()));
-    std::filesystem::create_directories(d);
-    std::atexit([] {
-      std::error_code ec;
-      std::filesystem::remove_all(cache_dir(), ec);
-    });
-    return d;
-  }();
+  static const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("aitw_fuzz_registry_" + std::to_string(getpid()));
   return dir;
 }
 
@@ -101,11 +110,15 @@ void fuzz_manifest(const std::string& text) {
   try {
     const auto r = reg::resolve(registry, {"m", std::nullopt}, cache_dir().string());
     AITW_FUZZ_CHECK(!r.from_cache_only && r.manifest == *m);
+    // Resolved once, it is served from the cache while the store is down.
+    store.down = true;
+    const auto cached = reg::resolve(registry, {"m", std::nullopt}, cache_dir().string());
+    store.down = false;
+    AITW_FUZZ_CHECK(cached.from_cache_only && cached.manifest == *m && cached.path == r.path);
   } catch (const reg::RegistryError&) {
+    store.down = false;
   }
-  std::filesystem::remove_all(cache_dir() / "manifests", ec);
-  for (const auto& entry : std::filesystem::directory_iterator(cache_dir(), ec))
-    std::filesystem::remove_all(entry.path(), ec);
+  std::filesystem::remove_all(cache_dir(), ec);
   try {
     registry.remove("m", 1);
     AITW_FUZZ_CHECK(!store.get("models/m/1.json"));
