@@ -5,6 +5,7 @@
 #include <tbb/flow_graph.h>
 #include <tbb/global_control.h>
 
+#include <algorithm>
 #include <deque>
 #include <opencv2/core/utility.hpp>
 #include <opencv2/imgcodecs.hpp>
@@ -228,16 +229,20 @@ void Pipeline::submit(FrameIn frame) {
     ++stats_.offered;
     if (frame.capture_ns == 0) frame.capture_ns = now_ns();
     if (free_jobs_.empty()) {
-      if (parked_) {  // latest wins: the parked frame is replaced, and told so, never silently
+      const auto same_tag =
+          std::find_if(parked_.begin(), parked_.end(), [&](const FrameIn& f) { return f.tag == frame.tag; });
+      if (same_tag != parked_.end()) {  // latest wins: the parked frame is replaced, and told so, never silently
         ++stats_.dropped;
         replaced.emplace();
-        replaced->frame_id = parked_->frame_id;
-        replaced->tag = parked_->tag;
-        replaced->capture_ns = parked_->capture_ns;
+        replaced->frame_id = same_tag->frame_id;
+        replaced->tag = same_tag->tag;
+        replaced->capture_ns = same_tag->capture_ns;
         replaced->error = "replaced by a newer frame before inference (latest wins)";
         replaced->error_cause = "dropped";
+        *same_tag = std::move(frame);  // keeps the tag's turn
+      } else {
+        parked_.push_back(std::move(frame));
       }
-      parked_ = std::move(frame);
     } else {
       job = free_jobs_.back();
       free_jobs_.pop_back();
@@ -262,7 +267,7 @@ void Pipeline::deliver(FrameResult&& r) {
 
 bool Pipeline::has_capacity() const {
   std::lock_guard<std::mutex> lock(mutex_);
-  return !free_jobs_.empty() && !parked_;
+  return !free_jobs_.empty() && parked_.empty();
 }
 
 void Pipeline::start(Job* job, FrameIn&& frame) {
@@ -350,9 +355,9 @@ void Pipeline::run_finish(Job* j) {
   std::optional<FrameIn> next;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (parked_) {
-      next = std::move(parked_);
-      parked_.reset();
+    if (!parked_.empty()) {
+      next = std::move(parked_.front());
+      parked_.pop_front();
     } else {
       free_jobs_.push_back(j);
       --in_flight_;
@@ -364,7 +369,7 @@ void Pipeline::run_finish(Job* j) {
 
 void Pipeline::wait_idle() {
   std::unique_lock<std::mutex> lock(mutex_);
-  idle_.wait(lock, [this] { return in_flight_ == 0 && !parked_; });
+  idle_.wait(lock, [this] { return in_flight_ == 0 && parked_.empty(); });
 }
 
 PipelineStats Pipeline::stats() const {

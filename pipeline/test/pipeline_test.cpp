@@ -115,6 +115,40 @@ TEST(Pipeline, LatestWinsCountsEveryReplacedFrame) {
                           [](auto& r) { return r.frame_id == 20 && r.error.empty(); }));
 }
 
+TEST(Pipeline, LatestWinsIsPerTagAndTagsTakeTurns) {
+  // Callers sharing a pipeline (the server's sessions, told apart by tag) never drop each other's frames:
+  // a newer frame replaces only its own tag's parked one, and parked tags are admitted in arrival order.
+  Collector c;
+  const FrameIn f = jpeg_frame(camera_frame(), 0);
+  Pipeline p(config(1), c.callback());
+  constexpr std::uint64_t kTags = 6;
+  for (std::uint64_t round = 0; round < 4; ++round)
+    for (std::uint64_t tag = 1; tag <= kTags; ++tag) {
+      FrameIn copy = f;
+      copy.tag = tag;
+      copy.frame_id = round * 100 + tag;
+      p.submit(std::move(copy));  // far faster than inference: all but the first frame are parked
+    }
+  p.wait_idle();
+  const auto s = p.stats();
+  EXPECT_EQ(s.offered, 4 * kTags);
+  EXPECT_EQ(s.processed + s.errors + s.dropped, s.offered);
+  ASSERT_EQ(c.results.size(), s.offered);
+  std::vector<std::uint64_t> processed_order;
+  for (const auto& r : c.results) {
+    if (r.error_cause == "dropped") {
+      EXPECT_LT(r.frame_id, 300u) << "a tag's last frame was dropped";
+    } else {
+      EXPECT_TRUE(r.error.empty()) << r.error;
+      processed_order.push_back(r.frame_id);
+    }
+  }
+  // Tag 1's first frame went straight in; then each tag's freshest frame, in the order the tags parked.
+  const std::vector<std::uint64_t> expected{1, 302, 303, 304, 305, 306, 301};
+  EXPECT_EQ(processed_order, expected);
+  EXPECT_EQ(s.dropped, 4 * kTags - expected.size());
+}
+
 TEST(Pipeline, BadFramesGetAnErrorAndOthersCarryOn) {
   Collector c;
   const cv::Mat frame = camera_frame();

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -106,8 +107,9 @@ class Pipeline {
   Pipeline(const Pipeline&) = delete;
   Pipeline& operator=(const Pipeline&) = delete;
 
-  // Never blocks: admits the frame, or parks it in the latest-wins slot (replacing, and dropping, the
-  // frame parked there).
+  // Never blocks: admits the frame, or parks it in its tag's latest-wins slot (replacing, and dropping, the
+  // frame of the same tag parked there). Parked frames are admitted in the order their tags first parked
+  // (FIFO across tags): callers sharing one pipeline (the server's sessions) get turns, none starves.
   void submit(FrameIn frame);
   // True when a submit() now would be admitted straight away (for saturated-throughput feeding).
   bool has_capacity() const;
@@ -137,7 +139,7 @@ class Pipeline {
   std::mutex callback_mutex_;  // results are delivered one at a time
   std::condition_variable idle_;
   std::vector<Job*> free_jobs_;
-  std::optional<FrameIn> parked_;
+  std::deque<FrameIn> parked_;  // at most one frame per tag, oldest-parked tag first
   int in_flight_ = 0;
   PipelineStats stats_;
 
