@@ -16,6 +16,8 @@
 #include <sstream>
 #include <thread>
 
+#include <sys/stat.h>
+
 #include "aitw/net/session.hpp"
 #include "aitw/pipeline/log.hpp"
 #include "aitw/pipeline/pipeline.hpp"
@@ -56,6 +58,18 @@ std::string canonical_model_path(const std::string& model) {
   if (ec || !std::filesystem::is_regular_file(p, ec))
     throw pipeline::ModelError("model '" + model + "' not found (no such file in the model directories)");
   return p.string();
+}
+
+// What the file at `path` is right now (device, inode, size, modification time): part of a loaded model's key,
+// so that an Init naming a file replaced or rewritten on disk loads it again instead of reusing the copy
+// loaded before (which keeps serving the sessions on it). Empty when it cannot be stat'ed.
+std::string file_identity(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return "";
+  std::ostringstream id;
+  id << st.st_dev << ":" << st.st_ino << ":" << st.st_size << ":" << st.st_mtim.tv_sec << "."
+     << st.st_mtim.tv_nsec;
+  return id.str();
 }
 
 }  // namespace
@@ -114,6 +128,8 @@ struct Server::Impl {
   struct Hosted {
     std::shared_ptr<pipeline::Pipeline> pipeline;
     int sessions = 0;
+    std::string path;              // the model file
+    std::uint64_t generation = 0;  // load order: a higher one holds a newer copy of `path`
   };
 
   // The protocol state (initialized, ready_outstanding, frame_in_flight, in_flight_ts, init) is the
@@ -150,6 +166,7 @@ struct Server::Impl {
   std::map<std::string, Hosted> models;
   std::map<std::uint64_t, std::shared_ptr<Session>> sessions;
   std::uint64_t next_session_id = 1;
+  std::uint64_t next_generation = 1;
   int loading = 0;
   bool stopping = false;
   Clock::time_point last_activity = Clock::now();
@@ -213,10 +230,7 @@ struct Server::Impl {
     s->socket.shutdown(tcp::socket::shutdown_both, ec);
     s->socket.close(ec);
     if (sessions.erase(s->id) == 0) return;
-    if (!s->model_key.empty()) {
-      auto it = models.find(s->model_key);
-      if (it != models.end()) --it->second.sessions;
-    }
+    release_model(s->model_key);
     last_activity = Clock::now();
     pipeline::log_info("session " + std::to_string(s->id) + " (" + s->peer + ") closed");
     update_state();
@@ -235,6 +249,42 @@ struct Server::Impl {
                  const std::string& msg) {
     count_error(cause);
     send(s, error_msg(code, msg, false));
+  }
+
+  // A refused or failed Init: logged (once per Init, unlike per-frame errors), the session keeps its model.
+  void init_failed(const std::shared_ptr<Session>& s, const std::string& cause, const std::string& msg) {
+    pipeline::log_warn("session " + std::to_string(s->id) + " (" + s->peer + "): " + msg +
+                       (s->model_key.empty() ? " (no model loaded for it)" : " (it keeps its current model)"));
+    non_fatal(s, kErrModel, cause, msg);
+  }
+
+  // --- models -------------------------------------------------------------------------------------
+
+  // A session stops using the model under `key`. A copy of a file that has since been loaded again (it
+  // changed on disk) is unloaded once its last session has left; the current one stays for idle unload.
+  void release_model(const std::string& key) {
+    if (key.empty()) return;
+    auto it = models.find(key);
+    if (it == models.end()) return;
+    --it->second.sessions;
+    retire_superseded(it->second.path);
+  }
+
+  void retire_superseded(const std::string& path) {
+    std::uint64_t newest = 0;
+    for (const auto& [k, h] : models)
+      if (h.path == path) newest = std::max(newest, h.generation);
+    for (auto it = models.begin(); it != models.end();) {
+      if (it->second.path == path && it->second.generation < newest && it->second.sessions <= 0) {
+        pipeline::log_info("unloading the superseded copy of '" + path + "' (the file changed on disk)");
+        // Destroyed on the loader thread: it waits for the frames inside, which the I/O thread delivers.
+        asio::post(loader, [p = std::move(it->second.pipeline)]() mutable { p.reset(); });
+        it = models.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    update_state();
   }
 
   // --- results ------------------------------------------------------------------------------------
@@ -296,9 +346,9 @@ struct Server::Impl {
 
   // --- requests -----------------------------------------------------------------------------------
 
-  static std::string model_key(const std::string& path, const v1::Init& init) {
+  static std::string model_key(const std::string& path, const std::string& identity, const v1::Init& init) {
     std::ostringstream k;
-    k << path << "|" << init.thresholds().conf() << "|" << init.thresholds().iou() << "|"
+    k << path << "|" << identity << "|" << init.thresholds().conf() << "|" << init.thresholds().iou() << "|"
       << init.thresholds().max_det() << "|";
     for (auto c : init.thresholds().classes()) k << c << ",";
     return k.str();
@@ -321,18 +371,19 @@ struct Server::Impl {
     }
     const std::string model = init.model().empty() ? "yolo11n" : init.model();
     if (const auto refusal = model_refusal(model, cfg.model_dirs)) {
-      non_fatal(s, kErrModel, "model_not_allowed", *refusal);
+      init_failed(s, "model_not_allowed", *refusal);
       co_return;
     }
     // Resolution may ask the registry (network, retries, a download): on the loader thread, never on the
     // I/O thread that carries every session's frames and heartbeats. A path is loaded exactly as checked
     // (canonical, inside a model directory): no search-folder fallback.
-    std::string path, resolve_error;
+    std::string path, identity, resolve_error;
     co_await asio::co_spawn(
         loader,
         [&]() -> awaitable<void> {
           try {
             path = model_is_path(model) ? canonical_model_path(model) : pipeline::resolve_model_path(model);
+            identity = file_identity(path);
           } catch (const std::exception& e) {
             resolve_error = e.what();
           }
@@ -341,11 +392,15 @@ struct Server::Impl {
         use_awaitable);
     if (s->closing) co_return;
     if (!resolve_error.empty()) {
-      non_fatal(s, kErrModel, "model_not_found", resolve_error);
+      init_failed(s, "model_not_found", resolve_error);
       co_return;
     }
-    const std::string key = model_key(path, init);
+    const std::string key = model_key(path, identity, init);
     if (!models.count(key)) {
+      const bool changed = std::any_of(models.begin(), models.end(), [&](const auto& m) {
+        return m.second.path == path && m.first.rfind(path + "|" + identity + "|", 0) != 0;
+      });
+      if (changed) pipeline::log_info("model file '" + path + "' changed on disk: loading it again");
       pipeline::PipelineConfig pc;
       pc.detector.model_path = path;
       const auto& th = init.thresholds();
@@ -380,22 +435,26 @@ struct Server::Impl {
       --loading;
       if (!p) {
         update_state();
-        non_fatal(s, kErrModel, "model_load_failed", error);
+        init_failed(s, "model_load_failed", error);
         co_return;
       }
       {
         std::lock_guard<std::mutex> lock(stats_mutex);
         stats.last_model_load_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
       }
-      if (!models.count(key))
-        models[key].pipeline = std::move(p);  // else another session loaded it meanwhile
+      if (!models.count(key)) {  // else another session loaded it meanwhile
+        auto& h = models[key];
+        h.pipeline = std::move(p);
+        h.path = path;
+        h.generation = next_generation++;
+        retire_superseded(path);  // copies of the old file that no session uses any more
+      }
     }
     if (s->closing) co_return;
-    if (!s->model_key.empty() && s->model_key != key) {
-      auto old = models.find(s->model_key);
-      if (old != models.end()) --old->second.sessions;
+    if (s->model_key != key) {
+      ++models[key].sessions;
+      release_model(s->model_key);
     }
-    if (s->model_key != key) ++models[key].sessions;
     s->model_key = key;
     accept_init(*s, std::move(init));  // the first Ready is outstanding from here
     update_state();

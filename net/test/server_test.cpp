@@ -390,6 +390,63 @@ TEST(Server, HotReloadToABrokenModelKeepsTheOldOne) {
   std::filesystem::remove(broken);
 }
 
+TEST(Server, ModelFileTruncatedOrReplacedOnDiskWhileServing) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("aitw_models_" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const std::string model = (dir / "det.onnx").string();
+  fs::copy_file(kYolo11, model);
+  ServerConfig cfg;
+  cfg.model_dirs = {dir.string()};
+  auto server = start_server(cfg);
+  Peer p(server->port());
+  const auto first = p.handshake(model);
+  auto serves = [&](std::uint64_t id) {
+    p.send(frame_msg(id));
+    auto r = p.recv();
+    EXPECT_TRUE(r && r->has_result()) << (r ? message_name(*r) : "nothing");
+    if (r && r->has_result()) {
+      EXPECT_GE(r->result().detections_size(), 3);
+    }
+    auto ready = p.recv();
+    EXPECT_TRUE(ready && ready->has_ready());
+  };
+  serves(1);
+
+  // Truncated in place (a copy interrupted half way): a reload fails with a clear error, the old model serves.
+  const auto size = fs::file_size(model);
+  fs::resize_file(model, size / 2);
+  p.send(init_msg(model));
+  auto e = p.recv();
+  ASSERT_TRUE(e && e->has_error()) << (e ? message_name(*e) : "nothing");
+  EXPECT_EQ(e->error().code(), kErrModel);
+  EXPECT_FALSE(e->error().fatal());
+  EXPECT_NE(e->error().message().find(model), std::string::npos) << e->error().message();
+  serves(2);
+  {  // a new session cannot start on the broken file either, and is told why
+    Peer q(server->port());
+    q.send(init_msg(model));
+    auto qe = q.recv();
+    ASSERT_TRUE(qe && qe->has_error()) << (qe ? message_name(*qe) : "nothing");
+    EXPECT_EQ(qe->error().code(), kErrModel);
+  }
+  serves(3);
+
+  // Replaced atomically by another model: the next Init loads the new file; the old copy is unloaded once
+  // no session uses it.
+  fs::copy_file(kYolov8, model + ".tmp");
+  fs::rename(model + ".tmp", model);
+  const auto second = p.handshake(model);
+  EXPECT_NE(second.model_id(), first.model_id());
+  serves(4);
+  EXPECT_EQ(server->stats().models_loaded, 1u);
+  const auto again = p.handshake(model);  // unchanged since: the loaded copy is reused
+  EXPECT_EQ(again.model_id(), second.model_id());
+  EXPECT_EQ(server->stats().models_loaded, 1u);
+  fs::remove_all(dir);
+}
+
 TEST(Server, AuthTokenIsRequiredWhenConfigured) {
   ServerConfig cfg;
   cfg.auth_token = "edge-s3cret-token";
