@@ -21,11 +21,13 @@
 
 #include "aitw/net/client.hpp"
 #include "aitw/net/server.hpp"
+#include "tcp_proxy.hpp"
 
 namespace aitw::net {
 namespace {
 
 using asio::ip::tcp;
+using testing::Proxy;
 using namespace std::chrono_literals;
 const std::string kShared = AITW_SHARED_DIR;
 
@@ -59,105 +61,6 @@ v1::Init init(const std::string& model) {
   i.set_client_id("fault-test");
   return i;
 }
-
-// A TCP proxy on loopback. Each accepted connection is pumped in both directions by its own threads.
-// mode: Pass (as is), Fragment (every byte its own write), StallUp (client->server stops after
-// `after` bytes, connection kept open), StallDown (server->client stops after `after` bytes),
-// Cut (both closed after `after` client->server bytes). The mode applies to the next connections.
-class Proxy {
- public:
-  enum class Mode { Pass, Fragment, StallUp, StallDown, Cut };
-  explicit Proxy(std::uint16_t upstream) : upstream_(upstream) {
-    acceptor_.open(tcp::v4());
-    acceptor_.set_option(tcp::acceptor::reuse_address(true));
-    acceptor_.bind(tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-    acceptor_.listen();
-    thread_ = std::thread([this] { accept_loop(); });
-  }
-  ~Proxy() {
-    stopping_ = true;
-    asio::error_code ec;
-    // shutdown() wakes threads blocked in accept()/read_some() on Linux; close() alone does not.
-    ::shutdown(acceptor_.native_handle(), SHUT_RDWR);
-    {
-      std::lock_guard lock(mu_);
-      for (auto& s : sockets_) s->shutdown(tcp::socket::shutdown_both, ec);
-    }
-    if (thread_.joinable()) thread_.join();
-    for (auto& t : pumps_) t.join();
-    acceptor_.close(ec);
-  }
-  std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
-  void set_mode(Mode m, std::size_t after = 0) {
-    mode_ = m;
-    after_ = after;
-  }
-  int connections() const { return connections_; }
-
- private:
-  void accept_loop() {
-    while (!stopping_) {
-      auto down = std::make_shared<tcp::socket>(io_);
-      asio::error_code ec;
-      acceptor_.accept(*down, ec);
-      if (ec) return;
-      auto up = std::make_shared<tcp::socket>(io_);
-      up->connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), upstream_), ec);
-      if (ec) {
-        down->close(ec);
-        continue;
-      }
-      ++connections_;
-      const Mode m = mode_;
-      const std::size_t after = after_;
-      std::lock_guard lock(mu_);
-      sockets_.push_back(down);
-      sockets_.push_back(up);
-      pumps_.emplace_back([=, this] { pump(down, up, m, after, true); });
-      pumps_.emplace_back([=, this] { pump(up, down, m, after, false); });
-    }
-  }
-  void pump(std::shared_ptr<tcp::socket> from, std::shared_ptr<tcp::socket> to, Mode m, std::size_t after,
-            bool upward) {
-    const bool stall = (m == Mode::StallUp && upward) || (m == Mode::StallDown && !upward);
-    const bool cut = m == Mode::Cut && upward;
-    std::array<char, 65536> buf;
-    std::size_t total = 0;
-    asio::error_code ec;
-    while (!stopping_ && !ec) {
-      const std::size_t n = from->read_some(asio::buffer(buf), ec);
-      for (std::size_t i = 0; i < n && !ec;) {
-        if (stall && total >= after) {  // keep reading, forward nothing: a stalled peer
-          while (!stopping_ && !ec) from->read_some(asio::buffer(buf), ec);
-          return;
-        }
-        if (cut && total >= after) {
-          from->close(ec);
-          to->close(ec);
-          return;
-        }
-        std::size_t chunk = m == Mode::Fragment ? 1 : n - i;
-        if (stall || cut) chunk = std::min(chunk, after - total);
-        asio::write(*to, asio::buffer(buf.data() + i, chunk), ec);
-        i += chunk;
-        total += chunk;
-      }
-    }
-    to->shutdown(tcp::socket::shutdown_send, ec);
-  }
-
-  std::uint16_t upstream_;
-  asio::io_context io_;
-  tcp::acceptor acceptor_{io_};
-  std::thread thread_;
-  std::atomic<bool> stopping_{false};
-  std::atomic<Mode> mode_{Mode::Pass};
-  std::atomic<std::size_t> after_{0};
-  std::atomic<int> connections_{0};
-  std::mutex mu_;
-  std::vector<std::shared_ptr<tcp::socket>> sockets_;
-  std::vector<std::thread> pumps_;
-};
 
 // Results seen by a client: ids must be strictly increasing (no duplicate, no reordering).
 struct Seen {

@@ -12,93 +12,19 @@
 
 #include "aitw/net/client.hpp"
 #include "aitw/net/server.hpp"
+#include "protocol_peer.hpp"
 
 namespace aitw::net {
 namespace {
 
-using asio::ip::tcp;
+using testing::camera_jpeg;
+using testing::frame_msg;
+using testing::init_msg;
+using testing::kShared;
+using testing::kYolo11;
+using testing::kYolov8;
+using testing::Peer;
 using namespace std::chrono_literals;
-const std::string kShared = AITW_SHARED_DIR;
-const std::string kYolo11 = kShared + "/models/yolo11n.onnx";
-const std::string kYolov8 = kShared + "/models/yolov8n.onnx";
-
-std::string camera_jpeg() {
-  static const std::string bytes = [] {
-    cv::Mat bus = cv::imread(kShared + "/datasets/images/bus.jpg"), f;
-    cv::resize(bus(cv::Rect(0, 200, 810, 608)), f, cv::Size(640, 480), 0, 0, cv::INTER_AREA);
-    std::vector<std::uint8_t> buf;
-    cv::imencode(".jpg", f, buf);
-    return std::string(buf.begin(), buf.end());
-  }();
-  return bytes;
-}
-
-v1::Envelope init_msg(const std::string& model = kYolo11) {
-  v1::Envelope e;
-  auto* i = e.mutable_init();
-  i->set_model(model);
-  i->set_width(640);
-  i->set_height(480);
-  i->set_format(v1::JPEG);
-  i->set_client_id("test");
-  return e;
-}
-
-v1::Envelope frame_msg(std::uint64_t id, std::string pixels = camera_jpeg()) {
-  v1::Envelope e;
-  auto* f = e.mutable_frame();
-  f->set_frame_id(id);
-  f->set_ts_mono_ns(1000 + static_cast<std::int64_t>(id));
-  f->set_width(640);
-  f->set_height(480);
-  f->set_format(v1::JPEG);
-  f->set_pixels(std::move(pixels));
-  return e;
-}
-
-// A blocking protocol peer with a receive timeout.
-struct Peer {
-  asio::io_context io;
-  tcp::socket s{io};
-  explicit Peer(std::uint16_t port) {
-    s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
-    timeval tv{5, 0};
-    setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  }
-  void send(const v1::Envelope& e) { send_bytes(encode(e)); }
-  void send_bytes(const std::string& b) { asio::write(s, asio::buffer(b)); }
-  // The next message that is not a heartbeat; nullopt on timeout or close.
-  std::optional<v1::Envelope> recv() {
-    for (;;) {
-      unsigned char p[4];
-      asio::error_code ec;
-      asio::read(s, asio::buffer(p), ec);
-      if (ec) return std::nullopt;
-      const std::uint32_t n = p[0] | (p[1] << 8) | (p[2] << 16) | (static_cast<std::uint32_t>(p[3]) << 24);
-      std::string body(n, '\0');
-      asio::read(s, asio::buffer(body), ec);
-      if (ec) return std::nullopt;
-      v1::Envelope e;
-      if (!e.ParseFromString(body)) return std::nullopt;
-      if (e.msg_case() != v1::Envelope::kHeartbeat) return e;
-    }
-  }
-  bool closed_by_server() {
-    for (;;) {
-      auto e = recv();
-      if (!e) return true;
-    }
-  }
-  // Init -> InitOk -> Ready.
-  v1::InitOk handshake(const std::string& model = kYolo11) {
-    send(init_msg(model));
-    auto ok = recv();
-    EXPECT_TRUE(ok && ok->has_init_ok()) << (ok ? message_name(*ok) : "nothing");
-    auto ready = recv();
-    EXPECT_TRUE(ready && ready->has_ready());
-    return ok ? ok->init_ok() : v1::InitOk();
-  }
-};
 
 std::unique_ptr<Server> start_server(ServerConfig cfg = {}) {
   cfg.port = 0;

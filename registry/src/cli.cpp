@@ -104,9 +104,14 @@ void install_model_resolver(const std::string& uri) {
       // A bare name the registry does not have may be a file in the local model folders.
       if (!ref->version && (e.kind() == RegistryError::Kind::NotFound || e.kind() == RegistryError::Kind::Unreachable ||
                             e.kind() == RegistryError::Kind::NoBucket)) {
-        if (e.kind() != RegistryError::Kind::NotFound)
-          pipeline::log_warn(std::string("registry: ") + e.what() + "; looking in local model folders");
-        return std::nullopt;
+        if (e.kind() == RegistryError::Kind::NotFound) return std::nullopt;
+        pipeline::log_warn(std::string("registry: ") + e.what() + "; looking in local model folders");
+        try {  // found there, or the error says both why the registry could not help and where else it looked
+          return pipeline::resolve_model_path(spec, /*use_resolver=*/false);
+        } catch (const pipeline::ModelError& local) {
+          throw pipeline::ModelError(std::string("registry: ") + e.what() + "; and not in the local model folders: " +
+                                     local.what());
+        }
       }
       throw pipeline::ModelError(std::string("registry: ") + e.what());
     }

@@ -5,8 +5,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -37,12 +39,16 @@ void write_atomically(const fs::path& target, const std::string& bytes, const st
   fs::create_directories(target.parent_path(), ec);
   const fs::path tmp = target.string() + ".tmp." + std::to_string(getpid()) + "." + std::to_string(counter++);
   {
+    errno = 0;
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
     f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
     f.flush();
+    if (f) f.close();  // the last buffered bytes can fail here too
     if (!f) {
-      fs::remove(tmp, ec);
-      throw RegistryError(what + ": cannot write " + target.string() + " (read-only or full?)");
+      const int err = errno;  // ENOSPC, EROFS, EACCES, EDQUOT... (what the failing call left)
+      fs::remove(tmp, ec);    // no partial file left behind to fill the disk further
+      throw RegistryError(what + ": cannot write " + target.string() + ": " +
+                          (err ? std::strerror(err) : "write failed (read-only or full?)"));
     }
   }
   fs::rename(tmp, target, ec);

@@ -564,7 +564,7 @@ S3Store::Response S3Store::call(const std::string& method, const std::string& pa
     // Exponential backoff with full jitter in [d/2, d], capped at 2 s.
     const auto d = std::min<long long>(config_.backoff.count() << i, 2000);
     const auto wait = d / 2 + (d > 1 ? static_cast<long long>(rng() % static_cast<unsigned>(d / 2 + 1)) : 0);
-    pipeline::log_debug(what + ": " + (r.status ? "HTTP " + std::to_string(r.status) : r.transport_error) +
+    pipeline::log_warn(what + ": " + (r.status ? "HTTP " + std::to_string(r.status) : r.transport_error) +
                         "; retry " + std::to_string(i + 1) + " in " + std::to_string(wait) + " ms");
     std::this_thread::sleep_for(std::chrono::milliseconds(wait));
   }
