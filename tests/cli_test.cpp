@@ -3,7 +3,11 @@
 
 #include <sys/wait.h>
 
+#include <algorithm>
+#include <climits>
 #include <csignal>
+#include <cstdint>
+#include <map>
 #include <thread>
 
 #include <cstdio>
@@ -361,10 +365,14 @@ TEST(CliReplay, InProcessServerReportAndDetections) {
   const fs::path json = fs::temp_directory_path() / ("aitw_rp_" + std::to_string(getpid()) + ".json");
   const fs::path dets = fs::temp_directory_path() / ("aitw_rp_" + std::to_string(getpid()) + ".jsonl");
   const auto r = run("replay " + rec.string() + " --model " + kShared + "/models/yolo11n.onnx --json " +
-                     json.string() + " --detections " + dets.string() + " --gate 'fps_processed>0'");  // mechanism only
+                     json.string() + " --detections " + dets.string() +
+                     " --gate 'fps_processed>0,clients<=1,fairness>=1,fps_processed_min>0'");  // mechanism only
   ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  EXPECT_EQ(r.out.find("\nfairness "), std::string::npos) << r.out;  // one client: the table is as it was
   std::ifstream jf(json);
   const auto j = nlohmann::json::parse(jf);
+  for (const char* k : {"clients", "fairness", "fps_processed_total", "p95_ms_max"})  // nor is the JSON
+    EXPECT_FALSE(j.contains(k)) << k;
   EXPECT_EQ(j["frames_offered"].get<int>(), 24);
   EXPECT_EQ(j["frames_processed"].get<int>() + j["frames_dropped"].get<int>(), 24);
   EXPECT_EQ(j["reconnects"].get<int>(), 0);
@@ -392,6 +400,90 @@ TEST(CliReplay, InProcessServerReportAndDetections) {
   fs::remove(dets);
 }
 
+// --clients N: N sessions on one in-process worker. Mechanism only (no timing): every client is served,
+// its counts add up, every result it got is one of its own frames, and the totals are the sum of the clients.
+TEST(CliReplay, ConcurrentClientsEachGetTheirOwnResults) {
+  const std::string tag = std::to_string(getpid());
+  const fs::path rec = fs::temp_directory_path() / ("aitw_rpn_" + tag + ".aitwrec");
+  ASSERT_EQ(run("record --pan --from " + kBus + " --fps 12 --duration 2 --out " + rec.string()).exit_code, 0);
+  const fs::path json = fs::temp_directory_path() / ("aitw_rpn_" + tag + ".json");
+  const fs::path dets = fs::temp_directory_path() / ("aitw_rpn_" + tag + ".jsonl");
+  constexpr int kClients = 3, kOffered = 24;  // 12 fps for 2 s each
+  const auto r = run("replay " + rec.string() + " --model " + kShared + "/models/yolo11n.onnx --clients 3 --fps 12" +
+                     " --duration 2 --json " + json.string() + " --detections " + dets.string() +
+                     " --gate 'clients>=3,fps_processed_min>0,fairness>0,fps_processed_total>0,p95_ms_max>0'");
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  EXPECT_NE(r.out.find("3 concurrent sessions"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\nfairness "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("gate ok: fairness"), std::string::npos) << r.out;
+  std::ifstream jf(json);
+  const auto j = nlohmann::json::parse(jf);
+  for (const char* k : {"frames_offered", "frames_processed", "frames_dropped", "frame_errors", "drop_pct",
+                        "fps_processed", "e2e_ms", "stages_ms", "client_metrics", "clients", "fairness",
+                        "fps_processed_total", "fps_processed_min", "fps_processed_max", "p95_ms_max",
+                        "drop_pct_max"})
+    EXPECT_TRUE(j.contains(k)) << k;
+  ASSERT_EQ(j["clients"].size(), static_cast<std::size_t>(kClients));
+  std::uint64_t offered = 0, processed = 0, dropped = 0, errors = 0, min_p = UINT64_MAX, max_p = 0;
+  double worst_p95 = 0;
+  for (int c = 0; c < kClients; ++c) {
+    const auto& e = j["clients"][c];
+    SCOPED_TRACE("client " + std::to_string(c));
+    EXPECT_EQ(e["client"].get<int>(), c);
+    for (const char* k : {"frames_offered", "frames_processed", "frames_dropped", "frame_errors", "drop_pct",
+                          "fps_processed", "e2e_ms", "reconnects", "frames_lost_on_disconnect"})
+      EXPECT_TRUE(e.contains(k)) << k;
+    const auto o = e["frames_offered"].get<std::uint64_t>(), p = e["frames_processed"].get<std::uint64_t>(),
+               d = e["frames_dropped"].get<std::uint64_t>(), x = e["frame_errors"].get<std::uint64_t>();
+    EXPECT_EQ(o, static_cast<std::uint64_t>(kOffered));
+    EXPECT_GT(p, 0u);  // the last frame offered always waits, and the run drains it: nobody gets nothing
+    EXPECT_EQ(x, 0u);
+    EXPECT_EQ(e["frames_lost_on_disconnect"].get<int>(), 0);
+    EXPECT_EQ(o, p + d + x);  // every frame offered is accounted for, once
+    EXPECT_GT(e["e2e_ms"]["p95"].get<double>(), 0);
+    EXPECT_LE(e["e2e_ms"]["p50"].get<double>(), e["e2e_ms"]["max"].get<double>());
+    offered += o, processed += p, dropped += d, errors += x;
+    min_p = std::min(min_p, p), max_p = std::max(max_p, p);
+    worst_p95 = std::max(worst_p95, e["e2e_ms"]["p95"].get<double>());
+  }
+  EXPECT_EQ(j["frames_offered"].get<std::uint64_t>(), offered);
+  EXPECT_EQ(j["frames_processed"].get<std::uint64_t>(), processed);
+  EXPECT_EQ(j["frames_dropped"].get<std::uint64_t>(), dropped);
+  EXPECT_EQ(j["frame_errors"].get<std::uint64_t>(), errors);
+  EXPECT_DOUBLE_EQ(j["fps_processed_total"].get<double>(), j["fps_processed"].get<double>());
+  EXPECT_NEAR(j["fairness"].get<double>(), static_cast<double>(min_p) / static_cast<double>(max_p), 0.001);
+  EXPECT_DOUBLE_EQ(j["p95_ms_max"].get<double>(), worst_p95);
+  const auto& cm = j["client_metrics"];
+  EXPECT_EQ(cm["ai_init_ok_total"].get<int>(), kClients);  // each client its own session
+  EXPECT_EQ(cm["ai_frames_sent_total"].get<std::uint64_t>() + cm["ai_drops_latestwins_total"].get<std::uint64_t>(),
+            offered);
+  EXPECT_EQ(cm["ai_result_latency_ms"]["count"].get<std::uint64_t>(), processed);
+  // Detections: one line per result, tagged with its client; frame ids are n * 3 + client, so a result
+  // delivered to the wrong session would show.
+  std::map<int, std::set<std::uint64_t>> ids;
+  std::ifstream df(dets);
+  for (std::string line; std::getline(df, line);) {
+    const auto d = nlohmann::json::parse(line);
+    const int c = d["client"].get<int>();
+    const auto id = d["frame_id"].get<std::uint64_t>();
+    EXPECT_EQ(id % kClients, static_cast<std::uint64_t>(c)) << line;
+    EXPECT_LT(id / kClients, static_cast<std::uint64_t>(kOffered)) << line;
+    EXPECT_TRUE(ids[c].insert(id).second) << "result twice: " << line;
+  }
+  for (int c = 0; c < kClients; ++c)
+    EXPECT_EQ(ids[c].size(), j["clients"][c]["frames_processed"].get<std::size_t>()) << "client " << c;
+
+  // A gate on a cross-client figure can fail, and says which.
+  const auto missed = run("replay " + rec.string() + " --model " + kShared +
+                          "/models/yolo11n.onnx --clients 2 --duration 1 --gate 'p95_ms_max<0.001'");
+  EXPECT_EQ(missed.exit_code, 1) << missed.err << missed.out;
+  EXPECT_NE(missed.out.find("GATE FAILED: p95_ms_max"), std::string::npos) << missed.out;
+  EXPECT_NE(run("replay " + rec.string() + " --clients 0").exit_code, 0);
+  fs::remove(rec);
+  fs::remove(json);
+  fs::remove(dets);
+}
+
 TEST(CliServe, ServesReplayAndDrainsOnSigterm) {
   const int port = 20000 + getpid() % 20000;
   const fs::path log = fs::temp_directory_path() / ("aitw_serve_" + std::to_string(getpid()) + ".log");
@@ -411,6 +503,11 @@ TEST(CliServe, ServesReplayAndDrainsOnSigterm) {
   EXPECT_NE(r.out.find("offered 12, processed "), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("processed 0,"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("errors 0"), std::string::npos) << r.out;
+  // Two clients on the running worker: both are served.
+  const auto two = run("replay " + rec.string() + " --server 127.0.0.1:" + std::to_string(port) +
+                       " --clients 2 --gate 'clients>=2,fps_processed_min>0'");
+  EXPECT_EQ(two.exit_code, 0) << two.err << two.out;
+  EXPECT_NE(two.out.find("offered 24, processed "), std::string::npos) << two.out;
   ASSERT_EQ(kill(pid, SIGTERM), 0);
   int status = 0;
   for (int i = 0; i < 100 && kill(pid, 0) == 0; ++i)

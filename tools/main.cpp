@@ -250,7 +250,18 @@ int main(int argc, char** argv) {
   std::string replay_token_file;
   replay->add_option("--auth-token-file", replay_token_file, "send the token in FILE in Init");
   replay->add_option("--registry", registry_uri, registry_help + " (for the in-process worker)");
-  replay->add_option("--gate", rp.gate, "conditions, e.g. \"p95_ms<150,fps_processed>=10,drop_pct<=5\"");
+  replay->add_option("--clients", rp.clients,
+                     "concurrent clients, each with its own connection and Init, offering SOURCE at --fps,\n"
+                     "started together. With N > 1 the top-level figures pool every client's frames\n"
+                     "(fps_processed = total rate, p95_ms = p95 over all frames, drop_pct over all frames);\n"
+                     "per-client figures go in a table and the JSON's `clients`, with fairness (min / max\n"
+                     "client fps_processed), fps_processed_total/_min/_max, p50/p95/p99/max_ms_max (worst\n"
+                     "client) and drop_pct_max, all gateable (with N = 1 they equal the top level)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
+  replay->add_option("--gate", rp.gate,
+                     "conditions, e.g. \"p95_ms<150,fps_processed>=10,drop_pct<=5\" or, with --clients,\n"
+                     "\"fairness>=0.8,p95_ms_max<2000,fps_processed_total>=8\"");
 
   // registry
   aitw::registry::RegistryCommand reg;

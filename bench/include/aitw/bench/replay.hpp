@@ -1,7 +1,8 @@
 #pragma once
 // `aitw replay`: offers a recording (or an image directory / video, recorded on the fly) at a fixed rate
 // to a worker through the client library, and reports what `aitw bench pipeline` reports, measured at the
-// client, plus reconnects and errors. Without --server it runs a worker in-process on loopback.
+// client, plus reconnects and errors. Without --server it runs a worker in-process on loopback. With
+// --clients N, N clients do so at once (a load test of one worker): per-client figures and fairness.
 #include <iosfwd>
 #include <string>
 
@@ -14,6 +15,10 @@ struct ReplayOptions {
   double fps = 12;                // 0 = as fast as the worker answers
   double duration = 0;            // seconds; 0 = the source once
   float conf = 0;                 // 0 = the worker's default
+  // Concurrent clients, each with its own connection and Init, offering the same source at `fps`, started
+  // together. With more than one, the report's top-level figures pool every client's frames and the JSON
+  // adds `clients` (per client) and fairness, fps_processed_total/min/max, p95_ms_max, ... (all gateable).
+  int clients = 1;
   std::string json_path, detections_path, gate;
   std::string auth_token;  // sent in Init (see `aitw serve --auth-token-file`)
 };
