@@ -22,6 +22,7 @@ std::string render_prometheus(const ServerStats& s) {
   metric("frames_processed_total", "counter", "Frames answered with a Result", s.frames_processed_total);
   metric("models_loaded", "gauge", "Models held in memory", s.models_loaded);
   metric("model_load_seconds", "gauge", "Duration of the last model load", s.last_model_load_seconds);
+  metric("model_loads_total", "counter", "Model loads started", s.model_loads_total);
   metric("transitions_to_idle_total", "counter", "Idle unloads", s.transitions_to_idle_total);
   const auto dropped = s.errors_by_cause.count("dropped") ? s.errors_by_cause.at("dropped") : 0;
   metric("frames_dropped_total", "counter", "Frames replaced by newer ones before inference (latest wins)",

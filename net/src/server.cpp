@@ -168,6 +168,9 @@ struct Server::Impl {
   std::uint64_t next_session_id = 1;
   std::uint64_t next_generation = 1;
   int loading = 0;
+  // Loads under way, by model key: sessions whose Init needs the same key wait for that load (the timer never
+  // expires; it is cancelled when the load ends) instead of loading a second copy.
+  std::map<std::string, std::shared_ptr<asio::steady_timer>> loads_in_progress;
   bool stopping = false;
   Clock::time_point last_activity = Clock::now();
 
@@ -230,6 +233,8 @@ struct Server::Impl {
     s->socket.shutdown(tcp::socket::shutdown_both, ec);
     s->socket.close(ec);
     if (sessions.erase(s->id) == 0) return;
+    if (auto it = models.find(s->model_key); it != models.end() && it->second.pipeline)
+      it->second.pipeline->cancel(s->id);  // its frame waiting for a turn would take one for nobody
     release_model(s->model_key);
     last_activity = Clock::now();
     pipeline::log_info("session " + std::to_string(s->id) + " (" + s->peer + ") closed");
@@ -396,6 +401,13 @@ struct Server::Impl {
       co_return;
     }
     const std::string key = model_key(path, identity, init);
+    for (auto it = loads_in_progress.find(key); !models.count(key) && it != loads_in_progress.end();
+         it = loads_in_progress.find(key)) {
+      const auto load_done = it->second;
+      asio::error_code ec;
+      co_await load_done->async_wait(asio::redirect_error(use_awaitable, ec));
+      if (s->closing) co_return;
+    }
     if (!models.count(key)) {
       const bool changed = std::any_of(models.begin(), models.end(), [&](const auto& m) {
         return m.second.path == path && m.first.rfind(path + "|" + identity + "|", 0) != 0;
@@ -413,7 +425,13 @@ struct Server::Impl {
       pc.warm_width = static_cast<int>(init.width());
       pc.warm_height = static_cast<int>(init.height());
       ++loading;
+      {
+        std::lock_guard<std::mutex> lock(stats_mutex);
+        ++stats.model_loads_total;
+      }
       update_state();
+      const auto load_done = std::make_shared<asio::steady_timer>(io, asio::steady_timer::time_point::max());
+      loads_in_progress[key] = load_done;
       const auto t0 = Clock::now();
       std::shared_ptr<pipeline::Pipeline> p;
       std::string error;
@@ -433,6 +451,8 @@ struct Server::Impl {
           },
           use_awaitable);
       --loading;
+      loads_in_progress.erase(key);
+      load_done->cancel();  // wakes the sessions waiting for this key (if it failed, each tries its own)
       if (!p) {
         update_state();
         init_failed(s, "model_load_failed", error);

@@ -8,6 +8,7 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "aitw/net/client.hpp"
@@ -371,6 +372,29 @@ TEST(Server, ModelFileTruncatedOrReplacedOnDiskWhileServing) {
   EXPECT_EQ(again.model_id(), second.model_id());
   EXPECT_EQ(server->stats().models_loaded, 1u);
   fs::remove_all(dir);
+}
+
+TEST(Server, ConcurrentInitsOfOneModelLoadItOnce) {
+  auto server = start_server();
+  std::vector<std::unique_ptr<Peer>> peers;
+  for (int i = 0; i < 6; ++i) peers.push_back(std::make_unique<Peer>(server->port()));
+  for (auto& p : peers) p->send(init_msg());  // all before the first load can finish
+  std::set<std::string> ids;
+  for (auto& p : peers) {
+    auto ok = p->recv();
+    ASSERT_TRUE(ok && ok->has_init_ok()) << (ok ? message_name(*ok) : "nothing");
+    ids.insert(ok->init_ok().model_id());
+    ASSERT_TRUE(p->recv()->has_ready());
+  }
+  EXPECT_EQ(ids.size(), 1u);
+  EXPECT_EQ(server->stats().model_loads_total, 1u);
+  EXPECT_EQ(server->stats().models_loaded, 1u);
+  for (std::uint64_t i = 0; i < peers.size(); ++i) {  // and all of them are served by it
+    peers[i]->send(frame_msg(i + 1));
+    auto r = peers[i]->recv();
+    ASSERT_TRUE(r && r->has_result()) << (r ? message_name(*r) : "nothing");
+    EXPECT_EQ(r->result().frame_id(), i + 1);
+  }
 }
 
 TEST(Server, AuthTokenIsRequiredWhenConfigured) {

@@ -35,10 +35,7 @@ class Proxy {
     asio::error_code ec;
     // shutdown() wakes threads blocked in accept()/read_some() on Linux; close() alone does not.
     ::shutdown(acceptor_.native_handle(), SHUT_RDWR);
-    {
-      std::lock_guard lock(mu_);
-      for (auto& s : sockets_) s->shutdown(tcp::socket::shutdown_both, ec);
-    }
+    shutdown_all();
     if (thread_.joinable()) thread_.join();
     for (auto& t : pumps_) t.join();
     acceptor_.close(ec);
@@ -51,15 +48,18 @@ class Proxy {
     times_ = times;
   }
   // Cuts every open connection (a network blip): clients must reconnect, under the current mode.
-  void drop_connections() {
-    std::lock_guard lock(mu_);
-    asio::error_code ec;
-    for (auto& s : sockets_) s->shutdown(tcp::socket::shutdown_both, ec);
-  }
+  void drop_connections() { shutdown_all(); }
   int connections() const { return connections_; }
   int cuts() const { return cuts_; }  // connections closed by Cut / CutDown
 
  private:
+  // Sockets are only shut down from outside their pumps; they close when both pumps have let go of them.
+  void shutdown_all() {
+    std::lock_guard lock(mu_);
+    asio::error_code ec;
+    for (auto& w : sockets_)
+      if (auto s = w.lock()) s->shutdown(tcp::socket::shutdown_both, ec);
+  }
   void accept_loop() {
     while (!stopping_) {
       auto down = std::make_shared<tcp::socket>(io_);
@@ -99,11 +99,11 @@ class Proxy {
         }
         if (cut && total >= after) {
           ++cuts_;
-          // shutdown() first: close() alone sends nothing while the other pump is blocked reading.
+          // Both peers see the connection end now. No close(): the other pump may be blocked reading one
+          // of these sockets (closing it under that thread is a data race on the socket and on its fd
+          // number, found by TSan); shutdown() wakes it, and the sockets close when it has let go of them.
           from->shutdown(tcp::socket::shutdown_both, ec);
           to->shutdown(tcp::socket::shutdown_both, ec);
-          from->close(ec);
-          to->close(ec);
           return;
         }
         std::size_t chunk = m == Mode::Fragment ? 1 : n - i;
@@ -127,7 +127,7 @@ class Proxy {
   std::atomic<int> connections_{0};
   std::atomic<int> cuts_{0};
   std::mutex mu_;
-  std::vector<std::shared_ptr<tcp::socket>> sockets_;
+  std::vector<std::weak_ptr<tcp::socket>> sockets_;  // owned by their two pumps
   std::vector<std::thread> pumps_;
 };
 

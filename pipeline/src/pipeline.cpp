@@ -253,6 +253,25 @@ void Pipeline::submit(FrameIn frame) {
   if (job) start(job, std::move(frame));
 }
 
+void Pipeline::cancel(std::uint64_t tag) {
+  std::optional<FrameResult> cancelled;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const auto it = std::find_if(parked_.begin(), parked_.end(), [&](const FrameIn& f) { return f.tag == tag; });
+    if (it == parked_.end()) return;
+    ++stats_.dropped;
+    cancelled.emplace();
+    cancelled->frame_id = it->frame_id;
+    cancelled->tag = it->tag;
+    cancelled->capture_ns = it->capture_ns;
+    cancelled->error = "cancelled before inference (its sender went away)";
+    cancelled->error_cause = "cancelled";
+    parked_.erase(it);
+    if (in_flight_ == 0 && parked_.empty()) idle_.notify_all();
+  }
+  deliver(std::move(*cancelled));
+}
+
 void Pipeline::deliver(FrameResult&& r) {
   if (!on_result_) return;
   std::lock_guard<std::mutex> lock(callback_mutex_);

@@ -149,6 +149,30 @@ TEST(Pipeline, LatestWinsIsPerTagAndTagsTakeTurns) {
   EXPECT_EQ(s.dropped, 4 * kTags - expected.size());
 }
 
+TEST(Pipeline, CancelWithdrawsATagsWaitingFrameOnly) {
+  Collector c;
+  const FrameIn f = jpeg_frame(camera_frame(), 0);
+  Pipeline p(config(1), c.callback());
+  for (std::uint64_t tag = 1; tag <= 3; ++tag) {
+    FrameIn copy = f;
+    copy.tag = tag;
+    copy.frame_id = tag;
+    p.submit(std::move(copy));  // 1 goes in, 2 and 3 wait for their turn
+  }
+  p.cancel(2);
+  p.cancel(1);  // inside already: finishes as usual
+  p.cancel(7);  // nothing of it here
+  p.wait_idle();
+  const auto s = p.stats();
+  EXPECT_EQ(s.offered, 3u);
+  EXPECT_EQ(s.processed, 2u);
+  EXPECT_EQ(s.dropped, 1u);
+  ASSERT_EQ(c.results.size(), 3u);
+  for (const auto& r : c.results) {
+    EXPECT_EQ(r.error_cause, r.frame_id == 2 ? "cancelled" : "") << r.frame_id;
+  }
+}
+
 TEST(Pipeline, BadFramesGetAnErrorAndOthersCarryOn) {
   Collector c;
   const cv::Mat frame = camera_frame();

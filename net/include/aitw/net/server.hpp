@@ -68,6 +68,7 @@ struct ServerStats {
   std::uint64_t connections_active = 0, connections_total = 0;
   std::uint64_t frames_received_total = 0, frames_processed_total = 0, results_sent_total = 0;
   std::uint64_t transitions_to_idle_total = 0, models_loaded = 0;
+  std::uint64_t model_loads_total = 0;  // loads started (one per model however many sessions ask at once)
   double last_model_load_seconds = 0;
   std::map<std::string, std::uint64_t> errors_by_cause;
   pipeline::LatencyHistogram inference_time_ms;

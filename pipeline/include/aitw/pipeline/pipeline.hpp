@@ -111,6 +111,9 @@ class Pipeline {
   // frame of the same tag parked there). Parked frames are admitted in the order their tags first parked
   // (FIFO across tags): callers sharing one pipeline (the server's sessions) get turns, none starves.
   void submit(FrameIn frame);
+  // Withdraws the frame of `tag` waiting for its turn, if any (its caller went away): it gets its callback,
+  // an error with cause "cancelled", and counts as dropped. Frames already inside finish as usual.
+  void cancel(std::uint64_t tag);
   // True when a submit() now would be admitted straight away (for saturated-throughput feeding).
   bool has_capacity() const;
   // Blocks until every admitted or parked frame has produced its result.
