@@ -147,6 +147,7 @@ struct Server::Impl {
     bool writing = false;
     std::deque<std::string> outbox;
     std::string model_key;
+    std::shared_ptr<const pipeline::PostOptions> post;  // the session's thresholds and class filter
     Clock::time_point last_rx = Clock::now();
     Clock::time_point connected_at = Clock::now();
     std::optional<Clock::time_point> message_started;  // first byte of a message not yet complete
@@ -351,12 +352,10 @@ struct Server::Impl {
 
   // --- requests -----------------------------------------------------------------------------------
 
-  static std::string model_key(const std::string& path, const std::string& identity, const v1::Init& init) {
-    std::ostringstream k;
-    k << path << "|" << identity << "|" << init.thresholds().conf() << "|" << init.thresholds().iou() << "|"
-      << init.thresholds().max_det() << "|";
-    for (auto c : init.thresholds().classes()) k << c << ",";
-    return k.str();
+  // One pipeline per model file as it is on disk: sessions' thresholds and class filters travel with their
+  // frames (decode + NMS only), so sessions that differ only in those share the network and take turns.
+  static std::string model_key(const std::string& path, const std::string& identity) {
+    return path + "|" + identity + "|";
   }
 
   awaitable<void> handle_init(std::shared_ptr<Session> s, v1::Init init) {
@@ -400,7 +399,7 @@ struct Server::Impl {
       init_failed(s, "model_not_found", resolve_error);
       co_return;
     }
-    const std::string key = model_key(path, identity, init);
+    const std::string key = model_key(path, identity);
     for (auto it = loads_in_progress.find(key); !models.count(key) && it != loads_in_progress.end();
          it = loads_in_progress.find(key)) {
       const auto load_done = it->second;
@@ -415,11 +414,6 @@ struct Server::Impl {
       if (changed) pipeline::log_info("model file '" + path + "' changed on disk: loading it again");
       pipeline::PipelineConfig pc;
       pc.detector.model_path = path;
-      const auto& th = init.thresholds();
-      if (th.conf() > 0) pc.detector.conf = th.conf();
-      if (th.iou() > 0) pc.detector.iou = th.iou();
-      if (th.max_det() > 0) pc.detector.max_det = static_cast<int>(th.max_det());
-      for (auto c : th.classes()) pc.detector.classes.push_back(static_cast<int>(c));
       pc.nets = cfg.nets;
       pc.threads_per_net = cfg.threads;
       pc.warm_width = static_cast<int>(init.width());
@@ -471,6 +465,17 @@ struct Server::Impl {
       }
     }
     if (s->closing) co_return;
+    std::shared_ptr<const pipeline::PostOptions> post;
+    try {
+      const auto& th = init.thresholds();
+      const std::vector<int> classes(th.classes().begin(), th.classes().end());
+      post = std::make_shared<pipeline::PostOptions>(models[key].pipeline->detector().post_options(
+          th.conf(), th.iou(), static_cast<int>(std::min<std::uint32_t>(th.max_det(), 100000)), classes));
+    } catch (const std::exception& e) {
+      init_failed(s, "bad_thresholds", e.what());
+      co_return;
+    }
+    s->post = std::move(post);
     if (s->model_key != key) {
       ++models[key].sessions;
       release_model(s->model_key);
@@ -510,6 +515,7 @@ struct Server::Impl {
         co_await handle_init(s, std::move(*e.mutable_init()));
         break;
       case SessionAction::Kind::Submit:
+        a.frame.post = s->post;
         models[s->model_key].pipeline->submit(std::move(a.frame));
         break;
       case SessionAction::Kind::FrameRejected:

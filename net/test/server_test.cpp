@@ -397,6 +397,42 @@ TEST(Server, ConcurrentInitsOfOneModelLoadItOnce) {
   }
 }
 
+TEST(Server, SessionsWithOtherThresholdsShareTheModelAndKeepTheirOwn) {
+  auto server = start_server();
+  Peer all(server->port()), buses(server->port()), bad(server->port());
+  all.handshake();
+  auto only_bus = init_msg();
+  only_bus.mutable_init()->mutable_thresholds()->add_classes(5);  // COCO "bus"
+  only_bus.mutable_init()->mutable_thresholds()->set_conf(0.3f);
+  buses.send(only_bus);
+  ASSERT_TRUE(buses.recv()->has_init_ok());
+  ASSERT_TRUE(buses.recv()->has_ready());
+  auto out_of_range = init_msg();
+  out_of_range.mutable_init()->mutable_thresholds()->add_classes(80);
+  bad.send(out_of_range);
+  auto e = bad.recv();
+  ASSERT_TRUE(e && e->has_error()) << (e ? message_name(*e) : "nothing");
+  EXPECT_EQ(e->error().code(), kErrModel);
+  EXPECT_FALSE(e->error().fatal());
+  EXPECT_NE(e->error().message().find("class id 80 out of range"), std::string::npos) << e->error().message();
+  EXPECT_EQ(server->stats().model_loads_total, 1u);  // one network for all three
+  EXPECT_EQ(server->stats().models_loaded, 1u);
+  all.send(frame_msg(1));
+  buses.send(frame_msg(1));
+  auto ra = all.recv(), rb = buses.recv();
+  ASSERT_TRUE(ra && ra->has_result() && rb && rb->has_result());
+  std::multiset<std::uint32_t> ca, cb;
+  for (const auto& d : ra->result().detections()) ca.insert(d.class_id());
+  for (const auto& d : rb->result().detections()) {
+    cb.insert(d.class_id());
+    EXPECT_GE(d.score(), 0.3f);
+  }
+  EXPECT_GE(ca.count(0), 3u);  // persons for the session without a filter
+  EXPECT_GE(ca.count(5), 1u);
+  EXPECT_EQ(cb.count(5), cb.size());  // buses only for the other
+  EXPECT_EQ(cb.size(), ca.count(5));
+}
+
 TEST(Server, AuthTokenIsRequiredWhenConfigured) {
   ServerConfig cfg;
   cfg.auth_token = "edge-s3cret-token";

@@ -26,20 +26,30 @@ Detector::Detector(DetectorConfig config)
   if (config_.fixed_input) network_for(*config_.fixed_input);
 }
 
-void Detector::set_classes(const std::vector<int>& classes) {
+PostOptions Detector::post_options(float conf, float iou, int max_det, const std::vector<int>& classes) const {
+  PostOptions o;
+  o.conf = conf > 0 ? conf : config_.conf;
+  o.iou = iou > 0 ? iou : config_.iou;
+  o.max_det = max_det > 0 ? max_det : config_.max_det;
+  const auto& ids = classes.empty() ? config_.classes : classes;
   const int nc = model_.head_layout().num_classes;
-  std::vector<std::uint8_t> mask;
-  if (!classes.empty()) {
-    mask.assign(nc, 0);
-    for (int c : classes) {
+  if (!ids.empty()) {
+    o.class_mask.assign(nc, 0);
+    for (int c : ids) {
       if (c < 0 || c >= nc)
         throw ModelError("class id " + std::to_string(c) + " out of range: model '" + config_.model_path +
                          "' has " + std::to_string(nc) + " classes");
-      mask[c] = 1;
+      o.class_mask[c] = 1;
     }
   }
+  return o;
+}
+
+void Detector::set_classes(const std::vector<int>& classes) {
+  auto o = post_options(0, 0, 0, classes);
+  if (classes.empty()) o.class_mask.clear();
   config_.classes = classes;
-  class_mask_ = std::move(mask);
+  post_ = std::move(o);
 }
 
 InputSize Detector::input_size_for(int width, int height) const {
@@ -94,21 +104,22 @@ void Detector::infer(FrameWork& w) {
   net.net.forward(w.outs, net.outputs);
 }
 
-void Detector::finish(FrameWork& w, std::vector<kernel::Detection>& out) const {
+void Detector::finish(FrameWork& w, std::vector<kernel::Detection>& out, const PostOptions* options) const {
+  const PostOptions& o = options ? *options : post_;
   auto& candidates = w.candidates;
   auto& keep = w.keep;
   candidates.clear();
   kernel::DecodeParams dp;
-  dp.conf_threshold = config_.conf;
+  dp.conf_threshold = o.conf;
   dp.multi_label = config_.multi_label;
-  dp.class_mask = class_mask_.empty() ? nullptr : class_mask_.data();
+  dp.class_mask = o.class_mask.empty() ? nullptr : o.class_mask.data();
   const auto& levels = model_.levels();
   for (std::size_t i = 0; i < levels.size() && i < w.outs.size(); ++i) {
     const cv::Mat& o = w.outs[i];
     kernel::HeadLevelView view{o.ptr<float>(), o.size[2], o.size[3], levels[i].stride};
     kernel::decode_yolo_level(view, model_.head_layout(), dp, w.letterbox, candidates);
   }
-  kernel::nms(candidates, {config_.iou, config_.max_det, false}, keep);
+  kernel::nms(candidates, {o.iou, o.max_det, false}, keep);
   out.clear();
   out.reserve(keep.size());
   const float fw = static_cast<float>(w.letterbox.src_width), fh = static_cast<float>(w.letterbox.src_height);

@@ -342,7 +342,7 @@ void Pipeline::run_finish(Job* j) {
   FrameResult& r = j->result;
   if (r.error.empty()) {
     try {
-      detectors_.front()->finish(j->work, r.detections);
+      detectors_.front()->finish(j->work, r.detections, j->frame.post.get());
     } catch (const std::exception& e) {
       r.error_cause = "postprocess_failed";
       r.error = e.what();

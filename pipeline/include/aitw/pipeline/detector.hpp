@@ -55,6 +55,15 @@ struct FrameWork {
   std::vector<int> keep;
 };
 
+// What decode + NMS keep of a frame's raw head outputs: thresholds and a class filter. The network does not
+// depend on them, so callers with different ones (the server's sessions) can share one detector.
+struct PostOptions {
+  float conf = 0.25f;
+  float iou = 0.45f;
+  int max_det = 300;
+  std::vector<std::uint8_t> class_mask;  // per class id, 1 = keep; empty = all
+};
+
 class Detector {
  public:
   explicit Detector(DetectorConfig config);  // throws ModelError
@@ -66,7 +75,11 @@ class Detector {
   // on different FrameWork); infer runs this detector's network (one caller at a time).
   void prepare(const kernel::ImageView& frame, FrameWork& work) const;
   void infer(FrameWork& work);
-  void finish(FrameWork& work, std::vector<kernel::Detection>& out) const;  // uses work's scratch
+  // Uses work's scratch; `options` replaces the detector's own thresholds and class filter when given.
+  void finish(FrameWork& work, std::vector<kernel::Detection>& out, const PostOptions* options = nullptr) const;
+  // The detector's options with these overrides (conf/iou/max_det <= 0: the detector's own; classes empty: its
+  // own filter). Throws ModelError for a class id the model does not have.
+  PostOptions post_options(float conf, float iou, int max_det, const std::vector<int>& classes) const;
   // Builds (and warms up) the network for an input size ahead of the first frame.
   void warm_up(InputSize size) { network_for(size); }
 
@@ -86,7 +99,7 @@ class Detector {
   DetectorConfig config_;
   OnnxModel model_;
   std::map<std::pair<int, int>, Network> networks_;
-  std::vector<std::uint8_t> class_mask_;
+  PostOptions post_;  // from config_
   FrameWork work_;  // detect()'s buffers
 };
 

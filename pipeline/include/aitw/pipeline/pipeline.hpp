@@ -38,6 +38,7 @@ struct FrameIn {
   int width = 0, height = 0;  // declared size; raw formats must match it exactly
   std::string data;
   std::uint64_t tag = 0;  // the caller's, echoed in the result (e.g. which session sent it)
+  std::shared_ptr<const PostOptions> post = nullptr;  // this frame's thresholds and class filter; null = the detector's
 };
 
 // Frames above this many pixels are refused before anything is allocated for them: 8K UHD (7680x4320)
