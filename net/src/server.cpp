@@ -276,7 +276,8 @@ struct Server::Impl {
     retire_superseded(it->second.path);
   }
 
-  void retire_superseded(const std::string& path) {
+  // `path` by value: the entry that holds the caller's string may be the one erased here.
+  void retire_superseded(std::string path) {
     std::uint64_t newest = 0;
     for (const auto& [k, h] : models)
       if (h.path == path) newest = std::max(newest, h.generation);
