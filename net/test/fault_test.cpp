@@ -21,26 +21,17 @@
 
 #include "aitw/net/client.hpp"
 #include "aitw/net/server.hpp"
+#include "protocol_peer.hpp"
 #include "tcp_proxy.hpp"
 
 namespace aitw::net {
 namespace {
 
 using asio::ip::tcp;
+using testing::camera_jpeg;
 using testing::Proxy;
 using namespace std::chrono_literals;
 const std::string kShared = AITW_SHARED_DIR;
-
-std::string camera_jpeg() {
-  static const std::string bytes = [] {
-    cv::Mat bus = cv::imread(kShared + "/datasets/images/bus.jpg"), f;
-    cv::resize(bus(cv::Rect(0, 200, 810, 608)), f, cv::Size(640, 480), 0, 0, cv::INTER_AREA);
-    std::vector<std::uint8_t> buf;
-    cv::imencode(".jpg", f, buf);
-    return std::string(buf.begin(), buf.end());
-  }();
-  return bytes;
-}
 
 v1::Frame frame(std::uint64_t id) {
   v1::Frame f;

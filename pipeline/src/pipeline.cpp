@@ -221,6 +221,19 @@ const Detector& Pipeline::detector() const {
   return *detectors_.front();
 }
 
+namespace {
+// The result of a frame that never reached inference.
+FrameResult not_processed(const FrameIn& f, const char* cause, const char* message) {
+  FrameResult r;
+  r.frame_id = f.frame_id;
+  r.tag = f.tag;
+  r.capture_ns = f.capture_ns;
+  r.error = message;
+  r.error_cause = cause;
+  return r;
+}
+}  // namespace
+
 void Pipeline::submit(FrameIn frame) {
   Job* job = nullptr;
   std::optional<FrameResult> replaced;
@@ -233,12 +246,7 @@ void Pipeline::submit(FrameIn frame) {
           std::find_if(parked_.begin(), parked_.end(), [&](const FrameIn& f) { return f.tag == frame.tag; });
       if (same_tag != parked_.end()) {  // latest wins: the parked frame is replaced, and told so, never silently
         ++stats_.dropped;
-        replaced.emplace();
-        replaced->frame_id = same_tag->frame_id;
-        replaced->tag = same_tag->tag;
-        replaced->capture_ns = same_tag->capture_ns;
-        replaced->error = "replaced by a newer frame before inference (latest wins)";
-        replaced->error_cause = "dropped";
+        replaced = not_processed(*same_tag, "dropped", "replaced by a newer frame before inference (latest wins)");
         *same_tag = std::move(frame);  // keeps the tag's turn
       } else {
         parked_.push_back(std::move(frame));
@@ -260,12 +268,7 @@ void Pipeline::cancel(std::uint64_t tag) {
     const auto it = std::find_if(parked_.begin(), parked_.end(), [&](const FrameIn& f) { return f.tag == tag; });
     if (it == parked_.end()) return;
     ++stats_.dropped;
-    cancelled.emplace();
-    cancelled->frame_id = it->frame_id;
-    cancelled->tag = it->tag;
-    cancelled->capture_ns = it->capture_ns;
-    cancelled->error = "cancelled before inference (its sender went away)";
-    cancelled->error_cause = "cancelled";
+    cancelled = not_processed(*it, "cancelled", "cancelled before inference (its sender went away)");
     parked_.erase(it);
     if (in_flight_ == 0 && parked_.empty()) idle_.notify_all();
   }
