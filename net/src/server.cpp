@@ -409,9 +409,9 @@ struct Server::Impl {
       if (s->closing) co_return;
     }
     if (!models.count(key)) {
-      const bool changed = std::any_of(models.begin(), models.end(), [&](const auto& m) {
-        return m.second.path == path && m.first.rfind(path + "|" + identity + "|", 0) != 0;
-      });
+      // The key holds the file's identity: another copy of this path loaded means the file changed.
+      const bool changed =
+          std::any_of(models.begin(), models.end(), [&](const auto& m) { return m.second.path == path; });
       if (changed) pipeline::log_info("model file '" + path + "' changed on disk: loading it again");
       pipeline::PipelineConfig pc;
       pc.detector.model_path = path;
