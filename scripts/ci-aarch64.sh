@@ -29,7 +29,7 @@ install_tools() {
                   protobuf-compiler debian-archive-keyring)
   local missing=()
   for p in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)" = "install ok installed" ] || missing+=("$p")
   done
   if [ ${#missing[@]} -eq 0 ]; then
     echo "ci-aarch64: all ${#packages[@]} host packages present"

@@ -27,7 +27,7 @@ bash scripts/install-deps.sh
 fuzz_packages=(clang-14 libfuzzer-14-dev libclang-rt-14-dev)
 missing=()
 for p in "${fuzz_packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)" = "install ok installed" ] || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "fuzz: installing ${missing[*]}"
@@ -78,14 +78,14 @@ for t in "${targets[@]}"; do
   cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")
   ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$last")
   corp=$(sed -n 's/.* corp: \([0-9]*\/[0-9]*[a-zA-Z]*\).*/\1/p' <<<"$last")
-  found=$(find "$art" -type f | head -5)
+  found=$(find "$art" -type f -print -quit)
   line=$(printf '%-15s execs %10s  exec/s %7s  cov %5s  ft %6s  corpus %s' "$t" "${execs:-?}" "${rate:-?}" \
          "${cov:-?}" "${ft:-?}" "${corp:-?}")
   if [ "$rc" -ne 0 ] || [ -n "$found" ]; then
     failed+=("$t")
     summary+=("$line  FAILED (exit $rc)")
     echo "fuzz: $t FAILED (exit $rc); log $log; input(s): ${found:-none saved}" >&2
-    grep -E 'ERROR: |SUMMARY: |fuzz invariant failed|terminate called|what\(\)|runtime error' "$log" | head -8 >&2 || true
+    grep -m 8 -E 'ERROR: |SUMMARY: |fuzz invariant failed|terminate called|what\(\)|runtime error' "$log" >&2 || true
   else
     summary+=("$line  ok")
   fi

@@ -131,7 +131,10 @@ if [ "$which" = tsan ] || [ "$which" = all ]; then
   # `aitw serve` they start; checked, since with Debian's libtbb the run drowns in false reports.
   stage "tsan onetbb" bash scripts/tsan-onetbb.sh build-tsan/onetbb
   export LD_LIBRARY_PATH="$root/build-tsan/onetbb/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-  ldd build-tsan/pipeline/aitw_pipeline_test | grep -q "=> $root/build-tsan/onetbb/lib/libtbb.so.12 " ||
+  # ldd's whole output first: `ldd | grep -q` under pipefail fails whenever grep exits before ldd has written
+  # everything (SIGPIPE), which made this check fail on a fresh machine although the line was there.
+  libs=$(ldd build-tsan/pipeline/aitw_pipeline_test)
+  grep -qF "=> $root/build-tsan/onetbb/lib/libtbb.so.12 " <<<"$libs" ||
     { echo "sanitizers: the TSan tests would not load build-tsan/onetbb/lib/libtbb.so.12" >&2; exit 1; }
   fresh_reports tsan
   export TSAN_OPTIONS="suppressions=$root/sanitizers/tsan.supp:halt_on_error=1:second_deadlock_stack=1:log_path=$root/build-tsan/sanitizer-reports/tsan"

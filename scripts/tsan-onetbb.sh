@@ -27,7 +27,9 @@ fi
 
 sudo=()
 [ "$(id -u)" -eq 0 ] || sudo=(sudo)
-if ! apt-cache showsrc "$src_pkg" 2>/dev/null | grep -qx "Version: $version"; then
+# The whole output is captured first: `cmd | grep -q` under pipefail fails when grep exits early (SIGPIPE).
+showsrc=$(apt-cache showsrc "$src_pkg" 2>/dev/null || true)
+if ! grep -qx "Version: $version" <<<"$showsrc"; then
   echo "tsan-onetbb: adding deb-src entries for the system's Debian archive"
   list=/etc/apt/sources.list.d/aitw-debian-src.sources
   # The deb822 .sources of the system (Debian 12), with Types: deb-src.
@@ -51,7 +53,7 @@ rm -rf "$dest"
 mkdir -p "$dest/src"
 chmod 755 "$dest" "$dest/src"  # apt fetches as _apt where it can
 (cd "$dest/src" && apt-get source -qq "$src_pkg=$version" 2>&1 | grep -Ev '^(W: Download is performed unsandboxed|dpkg-source: info)' || true)
-srcdir=$(find "$dest/src" -mindepth 1 -maxdepth 1 -type d -name "$src_pkg-*" | head -1)
+srcdir=$(find "$dest/src" -mindepth 1 -maxdepth 1 -type d -name "$src_pkg-*" -print -quit)
 [ -n "$srcdir" ] || { echo "tsan-onetbb: apt-get source $src_pkg=$version failed" >&2; exit 1; }
 # TBB_STRICT=OFF: GCC 12 warns (-Wtsan) that TSan does not model its standalone fences.
 cmake -S "$srcdir" -B "$dest/build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \

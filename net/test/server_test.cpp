@@ -164,15 +164,15 @@ TEST(Server, DisconnectMidFrameLeavesTheServerServing) {
 TEST(Server, SilentPeerIsDroppedAfterTheHeartbeatTimeout) {
   ServerConfig cfg;
   cfg.heartbeat_timeout = 300ms;
+  cfg.message_timeout = 60s;  // so only the heartbeat deadline can cut it within the peer's 5 s wait
+  cfg.init_timeout = 60s;
   auto server = start_server(cfg);
   Peer p(server->port());
   p.send_bytes(encode(init_msg()).substr(0, 10));  // stalls mid-message, sends nothing more
-  const auto t0 = std::chrono::steady_clock::now();
   auto e = p.recv();
   ASSERT_TRUE(e && e->has_error());
   EXPECT_EQ(e->error().code(), kErrTimeout);
   EXPECT_NE(e->error().message().find("mid-message"), std::string::npos);
-  EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s);
   EXPECT_TRUE(p.closed_by_server());
 }
 
@@ -537,30 +537,33 @@ TEST(Server, TricklingPeerIsCutByTheMessageDeadline) {
   ASSERT_TRUE(e && e->has_error());
   EXPECT_EQ(e->error().code(), kErrTimeout);
   EXPECT_NE(e->error().message().find("incomplete for 400 ms"), std::string::npos) << e->error().message();
-  EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
 }
 
 TEST(Server, ConnectionWithoutInitIsCutAfterTheInitTimeout) {
   ServerConfig cfg;
   cfg.init_timeout = 300ms;
+  cfg.heartbeat_timeout = 60s;  // only the Init deadline can cut it within the peer's 5 s wait
   auto server = start_server(cfg);
   Peer p(server->port());
-  const auto t0 = std::chrono::steady_clock::now();
   auto e = p.recv();  // heartbeats are skipped
   ASSERT_TRUE(e && e->has_error());
   EXPECT_EQ(e->error().code(), kErrTimeout);
   EXPECT_NE(e->error().message().find("no Init within 300 ms"), std::string::npos);
-  EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
   EXPECT_TRUE(p.closed_by_server());
 }
 
 // 200 connections send half a length prefix and hang. They are pending (no Init): at most max_pending of
 // them are kept (the oldest are closed to make room), none counts against max_sessions, and a real client
-// connecting afterwards is served at once. A session beyond max_sessions still gets a clear Error.
+// connecting afterwards is served. The flood's own deadlines are set far beyond the client's wait, so only
+// eviction can make room for it: the property holds however slow the machine (or a sanitizer) is, with no
+// wall-clock bound. A session beyond max_sessions still gets a clear Error.
 TEST(Server, HalfOpenFloodDoesNotLockClientsOut) {
   ServerConfig cfg;
   cfg.max_sessions = 2;
   cfg.max_pending = 16;
+  cfg.init_timeout = 120s;
+  cfg.message_timeout = 120s;
+  cfg.heartbeat_timeout = 120s;
   auto server = start_server(cfg);
   std::vector<std::unique_ptr<Peer>> flood;
   for (int i = 0; i < 200; ++i) {
@@ -573,10 +576,9 @@ TEST(Server, HalfOpenFloodDoesNotLockClientsOut) {
   cc.init = init_msg().init();
   std::atomic<int> results{0};
   Client client(cc, [&](const v1::Result&, double) { ++results; });
-  const auto t0 = std::chrono::steady_clock::now();
   client.start();
-  ASSERT_TRUE(client.wait_initialized(10s));
-  EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s);  // not after the flood timed out (5 s)
+  ASSERT_TRUE(client.wait_initialized(30s));  // well before any flood deadline (120 s)
+  EXPECT_EQ(server->stats().errors_by_cause.count("timeout"), 0u);  // no flood peer was freed by a deadline
   for (std::uint64_t id = 1; id <= 3; ++id) {
     client.submit(frame_msg(id).frame());
     ASSERT_TRUE(client.wait_idle(10s));

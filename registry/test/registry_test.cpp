@@ -6,7 +6,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -244,13 +246,28 @@ TEST(S3Registry, ServerDownCachedModelServedBreakerOpensAndRecovers) {
   EXPECT_EQ(store.breaker_state(), s3::CircuitBreaker::State::Closed);
   EXPECT_TRUE(resolve(reg, {"det", 1}, cache.path.string()).from_cache_only);  // failure 2: opens
   EXPECT_EQ(store.breaker_state(), s3::CircuitBreaker::State::Open);
-  // Open: no network at all, the answer is immediate.
-  const auto t0 = std::chrono::steady_clock::now();
-  EXPECT_TRUE(resolve(reg, {"det", 1}, cache.path.string()).from_cache_only);
-  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(200));
-  expect_error([&] { resolve(reg, {"never-cached", std::nullopt}, cache.path.string()); }, "no cached copy",
-               RegistryError::Kind::Unreachable);
-  expect_error([&] { reg.names(); }, "circuit open", RegistryError::Kind::Unreachable);
+  // Open: no network at all. A listening socket stands on the store's port meanwhile and must see no
+  // connection (a wall-clock bound would also pass a fast refused connect, and fail under sanitizers).
+  {
+    const int listener = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    ASSERT_GE(listener, 0);
+    const int one = 1;
+    setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(static_cast<std::uint16_t>(s3.port()));
+    ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&a), sizeof a), 0) << std::strerror(errno);
+    ASSERT_EQ(listen(listener, 16), 0);
+    EXPECT_TRUE(resolve(reg, {"det", 1}, cache.path.string()).from_cache_only);
+    expect_error([&] { resolve(reg, {"never-cached", std::nullopt}, cache.path.string()); }, "no cached copy",
+                 RegistryError::Kind::Unreachable);
+    expect_error([&] { reg.names(); }, "circuit open", RegistryError::Kind::Unreachable);
+    const int peer = accept(listener, nullptr, nullptr);
+    EXPECT_LT(peer, 0) << "the open breaker let a request through to the store";
+    if (peer >= 0) close(peer);
+    close(listener);
+  }
 
   s3.start();
   std::this_thread::sleep_for(std::chrono::milliseconds(1600));
