@@ -6,7 +6,7 @@
 
 #include "aitw/bench/gates.hpp"
 #include "aitw/bench/kernel_cases.hpp"
-#include "aitw/pipeline/log.hpp"
+#include "aitw/base/log.hpp"
 
 namespace aitw::bench {
 
@@ -15,11 +15,11 @@ int run_bench_kernels(const BenchKernelsOptions& options, std::ostream& out) {
   if (!parse_gates_or_log(options.gate, gates)) return 2;
   for (const auto& g : gates)
     if (g.op != ">=" && g.op != ">") {
-      pipeline::log_error("--gate: kernel gates are minimum speedups (NAME>=X), got '" + g.name + g.op + "'");
+      aitw::log_error("--gate: kernel gates are minimum speedups (NAME>=X), got '" + g.name + g.op + "'");
       return 2;
     }
   if (options.repetitions < 1) {
-    pipeline::log_error("--repetitions must be at least 1");
+    aitw::log_error("--repetitions must be at least 1");
     return 2;
   }
 
@@ -27,7 +27,7 @@ int run_bench_kernels(const BenchKernelsOptions& options, std::ostream& out) {
   try {
     cases = make_kernel_cases(options.shared_dir);
   } catch (const std::exception& e) {
-    pipeline::log_error(std::string("bench kernels: ") + e.what());
+    aitw::log_error(std::string("bench kernels: ") + e.what());
     return 2;
   }
   out << std::left << std::setw(28) << "kernel" << std::right << std::setw(11) << "ours ms" << std::setw(13)

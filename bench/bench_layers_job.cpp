@@ -5,7 +5,7 @@
 
 #include "aitw/bench/kernel_cases.hpp"
 #include "aitw/pipeline/detector.hpp"
-#include "aitw/pipeline/log.hpp"
+#include "aitw/base/log.hpp"
 
 namespace aitw::bench {
 
@@ -61,7 +61,7 @@ int run_bench_layers(const BenchLayersOptions& options, std::ostream& out) {
       out << std::setw(8) << std::setprecision(2) << slowest[i].first << " ms  " << slowest[i].second << "\n";
     return 0;
   } catch (const std::exception& e) {
-    pipeline::log_error(e.what());
+    aitw::log_error(e.what());
     return 2;
   }
 }

@@ -1,6 +1,6 @@
 #include "aitw/bench/gates.hpp"
 
-#include "aitw/pipeline/log.hpp"
+#include "aitw/base/log.hpp"
 
 #include <fstream>
 #include <iomanip>
@@ -30,7 +30,7 @@ bool parse_gates_or_log(const std::string& expr, std::vector<GateTerm>& out) {
     out = parse_gates(expr);
     return true;
   } catch (const std::invalid_argument& e) {
-    pipeline::log_error(e.what());
+    aitw::log_error(e.what());
     return false;
   }
 }
@@ -40,7 +40,7 @@ bool write_json_report(const std::string& path, const nlohmann::json& report) {
   f << report.dump(2) << "\n";
   f.flush();
   if (f) return true;
-  pipeline::log_error("--json: cannot write " + path);
+  aitw::log_error("--json: cannot write " + path);
   return false;
 }
 

@@ -12,7 +12,7 @@
 
 #include "aitw/bench/gates.hpp"
 #include "aitw/datasets/recording.hpp"
-#include "aitw/pipeline/log.hpp"
+#include "aitw/base/log.hpp"
 #include "aitw/pipeline/pipeline.hpp"
 
 namespace aitw::bench {
@@ -109,7 +109,7 @@ int run_bench_pipeline(const BenchPipelineOptions& o, std::ostream& out) {
   std::vector<GateTerm> gates;
   if (!parse_gates_or_log(o.gate, gates)) return 2;
   if (o.fps < 0 || o.duration < 0) {
-    pipeline::log_error("--fps and --duration must not be negative");
+    aitw::log_error("--fps and --duration must not be negative");
     return 2;
   }
   // The recording, in memory: playback must not wait on the disk.
@@ -122,16 +122,16 @@ int run_bench_pipeline(const BenchPipelineOptions& o, std::ostream& out) {
       frames.push_back({f->frame_id(), 0, to_format(f->format()), static_cast<int>(f->width()),
                         static_cast<int>(f->height()), std::move(*f->mutable_pixels())});
   } catch (const datasets::RecordingError& e) {
-    pipeline::log_error(e.what());
+    aitw::log_error(e.what());
     return 2;
   }
   if (frames.empty()) {
-    pipeline::log_error("recording '" + o.recording + "' has no frames");
+    aitw::log_error("recording '" + o.recording + "' has no frames");
     return 2;
   }
   if (header.width() == 0 || header.height() == 0 || header.width() > 16384 || header.height() > 16384 ||
       !(header.fps() > 0 && header.fps() <= 1000)) {
-    pipeline::log_error("recording '" + o.recording + "': invalid header (frame size " +
+    aitw::log_error("recording '" + o.recording + "': invalid header (frame size " +
                         std::to_string(header.width()) + "x" + std::to_string(header.height()) + ", fps " +
                         std::to_string(header.fps()) + ")");
     return 2;
@@ -151,10 +151,10 @@ int run_bench_pipeline(const BenchPipelineOptions& o, std::ostream& out) {
     p = std::make_unique<pipeline::Pipeline>(cfg, nullptr);
     input = p->detector().input_size_for(cfg.warm_width, cfg.warm_height);
   } catch (const std::exception& e) {
-    pipeline::log_error(e.what());
+    aitw::log_error(e.what());
     return 2;
   }
-  pipeline::log_info("bench pipeline: " + std::to_string(frames.size()) + " frames from '" + o.recording +
+  aitw::log_info("bench pipeline: " + std::to_string(frames.size()) + " frames from '" + o.recording +
                      "', " +
                      (o.fps > 0 ? std::to_string(o.fps) + " fps" : std::string("saturated (--fps 0)")) +
                      " for " + std::to_string(duration) + " s");
@@ -180,7 +180,7 @@ int run_bench_pipeline(const BenchPipelineOptions& o, std::ostream& out) {
     f.frame_id = i;
     f.capture_ns = 0;  // stamped at submit: end-to-end = offer -> result
     p->submit(std::move(f));
-    if (Clock::now() >= next_progress && pipeline::log_level() <= pipeline::LogLevel::Info) {
+    if (Clock::now() >= next_progress && aitw::log_level() <= aitw::LogLevel::Info) {
       next_progress += std::chrono::seconds(tty ? 1 : 5);
       const auto s = p->stats();
       std::fprintf(stderr, "%s[%5.1f/%.0f s] offered %llu  processed %llu  dropped %llu  p95 %.1f ms%s",
@@ -191,7 +191,7 @@ int run_bench_pipeline(const BenchPipelineOptions& o, std::ostream& out) {
   }
   p->wait_idle();
   const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-  if (tty && pipeline::log_level() <= pipeline::LogLevel::Info) std::fprintf(stderr, "\n");
+  if (tty && aitw::log_level() <= aitw::LogLevel::Info) std::fprintf(stderr, "\n");
 
   const auto stats = p->stats();
   const nlohmann::json report =

@@ -24,7 +24,8 @@
 #include "aitw/datasets/recording.hpp"
 #include "aitw/net/client.hpp"
 #include "aitw/net/server.hpp"
-#include "aitw/pipeline/log.hpp"
+#include "aitw/base/host_port.hpp"
+#include "aitw/base/log.hpp"
 
 namespace aitw::bench {
 namespace fs = std::filesystem;
@@ -66,7 +67,7 @@ int run_replay(const ReplayOptions& o, std::ostream& out) {
     ro.out = temp.string();
     std::ostringstream log;
     if (datasets::run_record(ro, log) != 0) {
-      pipeline::log_error("replay: " + log.str());
+      aitw::log_error("replay: " + log.str());
       return 2;
     }
     recording = temp.string();
@@ -78,17 +79,17 @@ int run_replay(const ReplayOptions& o, std::ostream& out) {
     header = r.header();
     while (auto f = r.next()) frames.push_back(std::move(*f));
   } catch (const datasets::RecordingError& e) {
-    pipeline::log_error(e.what());
+    aitw::log_error(e.what());
     return 2;
   }
   if (!temp.empty()) fs::remove(temp);
   if (frames.empty() || header.width() == 0 || header.height() == 0) {
-    pipeline::log_error("replay: '" + o.source + "' has no usable frames");
+    aitw::log_error("replay: '" + o.source + "' has no usable frames");
     return 2;
   }
 
   if (o.clients < 1) {
-    pipeline::log_error("--clients must be at least 1");
+    aitw::log_error("--clients must be at least 1");
     return 2;
   }
   const auto n = static_cast<std::size_t>(o.clients);
@@ -108,18 +109,19 @@ int run_replay(const ReplayOptions& o, std::ostream& out) {
     try {
       local->start();
     } catch (const std::exception& e) {
-      pipeline::log_error(e.what());
+      aitw::log_error(e.what());
       return 2;
     }
     cc.port = local->port();
   } else {
-    const auto colon = o.server.rfind(':');
-    if (colon == std::string::npos) {
-      pipeline::log_error("--server: expected HOST:PORT, got '" + o.server + "'");
+    std::string error;
+    const auto at = parse_host_port(o.server, &error);
+    if (!at) {
+      log_error("--server '" + o.server + "': " + error);
       return 2;
     }
-    cc.host = o.server.substr(0, colon);
-    cc.port = static_cast<std::uint16_t>(std::atoi(o.server.c_str() + colon + 1));
+    cc.host = at->host;
+    cc.port = at->port;
   }
   cc.init.set_model(o.model);
   cc.init.set_auth_token(o.auth_token);
@@ -133,7 +135,7 @@ int run_replay(const ReplayOptions& o, std::ostream& out) {
   if (!o.detections_path.empty()) {
     detections.open(o.detections_path);
     if (!detections) {
-      pipeline::log_error("--detections: cannot write " + o.detections_path);
+      aitw::log_error("--detections: cannot write " + o.detections_path);
       return 2;
     }
   }
@@ -192,7 +194,7 @@ int run_replay(const ReplayOptions& o, std::ostream& out) {
     ClientRun& r = *runs[c];
     if (!r.client->wait_initialized(std::chrono::seconds(30))) {
       std::lock_guard<std::mutex> lock(r.m);
-      pipeline::log_error("replay: " + (n > 1 ? "client " + std::to_string(c) + " of " + std::to_string(n) + ": " : "") +
+      aitw::log_error("replay: " + (n > 1 ? "client " + std::to_string(c) + " of " + std::to_string(n) + ": " : "") +
                           "no InitOk from " + cc.host + ":" + std::to_string(cc.port) +
                           (r.last_error.empty() ? " (unreachable?)" : ": " + r.last_error));
       return 2;

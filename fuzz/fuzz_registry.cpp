@@ -16,7 +16,8 @@
 #include <optional>
 #include <string>
 
-#include "aitw/pipeline/log.hpp"
+#include "aitw/base/log.hpp"
+#include "aitw/base/sha256.hpp"
 #include "aitw/pipeline/model_adapter.hpp"
 #include "aitw/registry/registry.hpp"
 #include "aitw/registry/s3.hpp"
@@ -81,7 +82,7 @@ void fuzz_manifest(const std::string& text) {
   auto owned = std::make_unique<MemoryStore>();
   MemoryStore& store = *owned;
   const std::string blob(aitw::fuzz::kRegistryBlob);
-  store.put("blobs/sha256/" + aitw::pipeline::sha256_hex(blob) + ".onnx", blob);
+  store.put("blobs/sha256/" + aitw::sha256_hex(blob) + ".onnx", blob);
   store.put("models/m/1.json", text);
   store.put("models/m/latest", "1");
   store.put("models/p/latest", text);  // a corrupt (or odd) latest pointer
@@ -130,7 +131,7 @@ void fuzz_manifest(const std::string& text) {
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  aitw::pipeline::set_log_level(aitw::pipeline::LogLevel::Error);
+  aitw::set_log_level(aitw::LogLevel::Error);
   return 0;
 }
 

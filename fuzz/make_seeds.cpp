@@ -24,7 +24,8 @@
 
 #include "aitw/datasets/recording.hpp"
 #include "aitw/net/framing.hpp"
-#include "aitw/pipeline/log.hpp"
+#include "aitw/base/log.hpp"
+#include "aitw/base/sha256.hpp"
 #include "aitw/pipeline/model_adapter.hpp"
 #include "aitw/registry/registry.hpp"
 #include "fuzz_common.hpp"
@@ -436,7 +437,7 @@ void registry_seeds(const fs::path& shared, const fs::path& tmp) {
     std::ofstream f(synthetic, std::ios::binary);
     f << three_level_detector(true);
   }
-  const std::string blob_sha = aitw::pipeline::sha256_hex(std::string(aitw::fuzz::kRegistryBlob));
+  const std::string blob_sha = aitw::sha256_hex(std::string(aitw::fuzz::kRegistryBlob));
   for (const auto& [path, name] : {std::pair{shared / "models/yolo11n.onnx", std::string("yolo11n")},
                                    std::pair{synthetic, std::string("tiny")}}) {
     nlohmann::json m = r.push(path.string(), name, std::nullopt, {{"team", "edge"}, {"k", "v w"}});
@@ -498,7 +499,7 @@ int main(int argc, char** argv) {
     std::cerr << "usage: aitw_fuzz_seeds OUT SHARED\n";
     return 2;
   }
-  aitw::pipeline::set_log_level(aitw::pipeline::LogLevel::Warn);
+  aitw::set_log_level(aitw::LogLevel::Warn);
   g_out = argv[1];
   const fs::path shared = argv[2];
   const fs::path tmp = fs::temp_directory_path() / ("aitw_fuzz_seeds_" + std::to_string(getpid()));

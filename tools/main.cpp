@@ -22,12 +22,22 @@
 #include "aitw/net/metrics.hpp"
 #include "aitw/net/server.hpp"
 #include "aitw/pipeline/detect_job.hpp"
-#include "aitw/pipeline/log.hpp"
+#include "aitw/base/defaults.hpp"
+#include "aitw/base/host_port.hpp"
+#include "aitw/base/log.hpp"
 #include "aitw/registry/cli.hpp"
 
 namespace {
 
 using aitw::pipeline::InputSize;
+
+// HOST:PORT flags (aitw/base/host_port.hpp): a bad value is a usage error naming the flag and the value.
+const CLI::Validator kHostPort(
+    [](std::string& s) {
+      std::string error;
+      return aitw::parse_host_port(s, &error) ? std::string() : "'" + s + "': " + error;
+    },
+    "HOST:PORT");
 
 // --imgsz N (longer side, rectangular input) or HxW (that exact input).
 void parse_imgsz(const std::string& s, aitw::pipeline::DetectorConfig& cfg) {
@@ -78,7 +88,7 @@ std::optional<std::string> read_token_file(const std::string& path) {
   }
   struct stat st {};
   if (stat(path.c_str(), &st) == 0 && (st.st_mode & 077))
-    aitw::pipeline::log_warn("--auth-token-file " + path + " is readable by others (chmod 600 it)");
+    aitw::log_warn("--auth-token-file " + path + " is readable by others (chmod 600 it)");
   return token;
 }
 
@@ -100,7 +110,7 @@ int main(int argc, char** argv) {
 
   // detect
   aitw::pipeline::DetectJob job;
-  job.detector.model_path = "yolo11n";
+  job.detector.model_path = aitw::kDefaultModel;
   std::string imgsz = "640";
   auto* detect = app.add_subcommand(
       "detect",
@@ -166,7 +176,7 @@ int main(int argc, char** argv) {
   layers->add_option("--repetitions", bl.repetitions, "forward passes averaged")->capture_default_str();
 
   aitw::bench::BenchPipelineOptions bp;
-  bp.detector.model_path = "yolo11n";
+  bp.detector.model_path = aitw::kDefaultModel;
   std::string bp_imgsz = "640";
   auto* bpipe = bench->add_subcommand(
       "pipeline",
@@ -209,7 +219,9 @@ int main(int argc, char** argv) {
       "serve",
       "Run the worker: TCP + protobuf protocol (uint32LE length + Envelope), sessions, window 1.\n"
       "Stops gracefully on SIGTERM/SIGINT: frames inside are answered, sessions get End, exit 0.");
-  serve->add_option("--listen", listen, "HOST:PORT (loopback unless told otherwise)")->capture_default_str();
+  serve->add_option("--listen", listen, "HOST:PORT (loopback unless told otherwise)")
+      ->capture_default_str()
+      ->check(kHostPort);
   serve->add_option("--idle-timeout", idle, "unload models after this long with no session (e.g. 60s, 500ms)")
       ->capture_default_str();
   serve->add_option("--heartbeat-timeout", heartbeat, "drop a peer silent for this long")
@@ -230,7 +242,8 @@ int main(int argc, char** argv) {
                     "is an Error and the connection is closed)");
   std::string metrics_listen;
   serve->add_option("--metrics", metrics_listen,
-                    "HOST:PORT for HTTP /metrics (Prometheus), /healthz, /readyz");
+                    "HOST:PORT for HTTP /metrics (Prometheus), /healthz, /readyz")
+      ->check(kHostPort);
 
   // replay
   aitw::bench::ReplayOptions rp;
@@ -239,7 +252,7 @@ int main(int argc, char** argv) {
       "Offer a recording, image directory or video to a worker at a fixed rate through the client and\n"
       "report latency, drops and throughput; without --server an in-process worker on loopback is used");
   replay->add_option("SOURCE", rp.source, ".aitwrec, image directory or video")->required();
-  replay->add_option("--server", rp.server, "HOST:PORT of a running `aitw serve`");
+  replay->add_option("--server", rp.server, "HOST:PORT of a running `aitw serve`")->check(kHostPort);
   replay->add_option("--model", rp.model, "model reference sent in Init (name or path)")
       ->capture_default_str();
   replay->add_option("--fps", rp.fps, "offer rate; 0 = as fast as the worker answers")->capture_default_str();
@@ -293,11 +306,16 @@ int main(int argc, char** argv) {
   // `aitw registry list --registry URI` as well as `aitw registry --registry URI list`.
   for (auto* sub : {r_push, r_list, r_show, r_pull, r_rm}) sub->fallthrough();
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help / --version exit 0; every usage error (bad value, missing argument, unknown flag) exits 2.
+    return app.exit(e) == 0 ? 0 : 2;
+  }
   // --model / Init.model may name registry models (AITW_REGISTRY or the default store).
   aitw::registry::install_model_resolver(registry_uri);
-  using aitw::pipeline::LogLevel;
-  aitw::pipeline::set_log_level(log_level == "debug"   ? LogLevel::Debug
+  using aitw::LogLevel;
+  aitw::set_log_level(log_level == "debug"   ? LogLevel::Debug
                                 : log_level == "warn"  ? LogLevel::Warn
                                 : log_level == "error" ? LogLevel::Error
                                 : log_level == "off"   ? LogLevel::Off
@@ -363,13 +381,9 @@ int main(int argc, char** argv) {
       std::cerr << "--idle-timeout/--heartbeat-timeout: expected e.g. 60s, 500ms or 2m\n";
       return 2;
     }
-    const auto colon = listen.rfind(':');
-    if (colon == std::string::npos) {
-      std::cerr << "--listen: expected HOST:PORT, got '" << listen << "'\n";
-      return 2;
-    }
-    sc.host = listen.substr(0, colon);
-    sc.port = static_cast<std::uint16_t>(std::atoi(listen.c_str() + colon + 1));
+    const auto listen_at = *aitw::parse_host_port(listen);  // checked by kHostPort
+    sc.host = listen_at.host;
+    sc.port = listen_at.port;
     if (!auth_token_file.empty()) {
       const auto token = read_token_file(auth_token_file);
       if (!token) return 2;
@@ -399,14 +413,11 @@ int main(int argc, char** argv) {
     }
     std::unique_ptr<aitw::net::MetricsEndpoint> metrics;
     if (!metrics_listen.empty()) {
-      const auto mc = metrics_listen.rfind(':');
+      const auto metrics_at = *aitw::parse_host_port(metrics_listen);  // checked by kHostPort
       try {
-        if (mc == std::string::npos) throw std::runtime_error("--metrics: expected HOST:PORT");
-        metrics = std::make_unique<aitw::net::MetricsEndpoint>(
-            server, metrics_listen.substr(0, mc),
-            static_cast<std::uint16_t>(std::atoi(metrics_listen.c_str() + mc + 1)));
+        metrics = std::make_unique<aitw::net::MetricsEndpoint>(server, metrics_at.host, metrics_at.port);
         metrics->start();
-        aitw::pipeline::log_info("metrics on http://" + metrics_listen + "/metrics");
+        aitw::log_info("metrics on http://" + metrics_listen + "/metrics");
       } catch (const std::exception& e) {
         std::cerr << "aitw serve: " << e.what() << "\n";
         return 2;
@@ -414,11 +425,11 @@ int main(int argc, char** argv) {
     }
     int sig = 0;
     sigwait(&set, &sig);
-    aitw::pipeline::log_info(std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") +
+    aitw::log_info(std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") +
                              ": draining and stopping");
     server.stop();
     if (metrics) metrics->stop();
-    aitw::pipeline::log_info("stopped");
+    aitw::log_info("stopped");
     return 0;
   }
   if (record->parsed()) {

@@ -7,9 +7,10 @@
 #include <future>
 #include <mutex>
 #include <optional>
-#include <random>
 #include <thread>
 
+#include "aitw/base/backoff.hpp"
+#include "aitw/base/clock.hpp"
 #include "aitw/net/framing.hpp"
 #include "aitw/net/server.hpp"
 
@@ -19,12 +20,6 @@ using asio::awaitable;
 using asio::use_awaitable;
 using asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
-
-namespace {
-std::int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
-}
-}  // namespace
 
 // All protocol state lives on the io thread; the public methods post to it and wait on `cv`.
 struct Client::Impl {
@@ -198,8 +193,7 @@ struct Client::Impl {
   }
 
   awaitable<void> run() {
-    std::mt19937 rng(std::random_device{}());
-    auto backoff = cfg.backoff_initial;
+    Backoff backoff(cfg.backoff_initial, cfg.backoff_max);
     bool ever_connected = false;
     asio::steady_timer timer(io);
     while (!stopping) {
@@ -216,7 +210,7 @@ struct Client::Impl {
           ++stats.ai_reconnects_total;
         }
         ever_connected = true;
-        backoff = cfg.backoff_initial;
+        backoff.reset();
         v1::Envelope init;
         *init.mutable_init() = cfg.init;
         {
@@ -230,11 +224,9 @@ struct Client::Impl {
       }
       disconnect();
       if (stopping) break;
-      // Exponential backoff with full jitter: reconnecting clients do not stampede a restarted server.
-      std::uniform_int_distribution<long> jitter(backoff.count() / 2, backoff.count());
-      timer.expires_after(std::chrono::milliseconds(jitter(rng)));
+      // Exponential backoff with jitter: reconnecting clients do not stampede a restarted server.
+      timer.expires_after(backoff.next());
       co_await timer.async_wait(use_awaitable);
-      backoff = std::min(cfg.backoff_max, backoff * 2);
     }
   }
 };

@@ -5,6 +5,7 @@
 #include <sstream>
 #include <thread>
 
+#include "aitw/base/defaults.hpp"
 #include "aitw/pipeline/detector.hpp"
 
 namespace aitw::net {
@@ -70,7 +71,7 @@ void MetricsEndpoint::start() {
     bool ready = m.server.stats().models_loaded > 0;
     if (!ready) {
       try {
-        pipeline::resolve_model_path("yolo11n", /*use_resolver=*/false);
+        pipeline::resolve_model_path(std::string(kDefaultModel), /*use_resolver=*/false);
         ready = true;
       } catch (const std::exception&) {
       }

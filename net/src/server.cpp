@@ -2,7 +2,6 @@
 
 #include <asio.hpp>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 
 #include <algorithm>
 #include <array>
@@ -19,7 +18,9 @@
 #include <sys/stat.h>
 
 #include "aitw/net/session.hpp"
-#include "aitw/pipeline/log.hpp"
+#include "aitw/base/log.hpp"
+#include "aitw/base/defaults.hpp"
+#include "aitw/base/sha256.hpp"
 #include "aitw/pipeline/pipeline.hpp"
 
 namespace aitw::net {
@@ -96,11 +97,8 @@ std::optional<std::string> model_refusal(const std::string& model, const std::ve
 
 bool tokens_equal(const std::string& a, const std::string& b) {
   // Hash first: equal-length digests, so neither the content nor the length leaks through timing.
-  unsigned char da[EVP_MAX_MD_SIZE], db[EVP_MAX_MD_SIZE];
-  unsigned int na = 0, nb = 0;
-  EVP_Digest(a.data(), a.size(), da, &na, EVP_sha256(), nullptr);
-  EVP_Digest(b.data(), b.size(), db, &nb, EVP_sha256(), nullptr);
-  return na == nb && CRYPTO_memcmp(da, db, na) == 0;
+  const Sha256Digest da = sha256(a), db = sha256(b);
+  return CRYPTO_memcmp(da.data(), db.data(), da.size()) == 0;
 }
 
 namespace {
@@ -238,7 +236,7 @@ struct Server::Impl {
       it->second.pipeline->cancel(s->id);  // its frame waiting for a turn would take one for nobody
     release_model(s->model_key);
     last_activity = Clock::now();
-    pipeline::log_info("session " + std::to_string(s->id) + " (" + s->peer + ") closed");
+    aitw::log_info("session " + std::to_string(s->id) + " (" + s->peer + ") closed");
     update_state();
     drained.notify_all();
   }
@@ -246,7 +244,7 @@ struct Server::Impl {
   void fatal(const std::shared_ptr<Session>& s, std::uint32_t code, const std::string& cause,
              const std::string& msg) {
     count_error(cause);
-    pipeline::log_warn("session " + std::to_string(s->id) + " (" + s->peer + "): " + msg + " (closing)");
+    aitw::log_warn("session " + std::to_string(s->id) + " (" + s->peer + "): " + msg + " (closing)");
     send(s, error_msg(code, msg, true));
     close(s);
   }
@@ -259,7 +257,7 @@ struct Server::Impl {
 
   // A refused or failed Init: logged (once per Init, unlike per-frame errors), the session keeps its model.
   void init_failed(const std::shared_ptr<Session>& s, const std::string& cause, const std::string& msg) {
-    pipeline::log_warn("session " + std::to_string(s->id) + " (" + s->peer + "): " + msg +
+    aitw::log_warn("session " + std::to_string(s->id) + " (" + s->peer + "): " + msg +
                        (s->model_key.empty() ? " (no model loaded for it)" : " (it keeps its current model)"));
     non_fatal(s, kErrModel, cause, msg);
   }
@@ -283,7 +281,7 @@ struct Server::Impl {
       if (h.path == path) newest = std::max(newest, h.generation);
     for (auto it = models.begin(); it != models.end();) {
       if (it->second.path == path && it->second.generation < newest && it->second.sessions <= 0) {
-        pipeline::log_info("unloading the superseded copy of '" + path + "' (the file changed on disk)");
+        aitw::log_info("unloading the superseded copy of '" + path + "' (the file changed on disk)");
         // Destroyed on the loader thread: it waits for the frames inside, which the I/O thread delivers.
         asio::post(loader, [p = std::move(it->second.pipeline)]() mutable { p.reset(); });
         it = models.erase(it);
@@ -374,7 +372,7 @@ struct Server::Impl {
       }
       s->init_received = true;
     }
-    const std::string model = init.model().empty() ? "yolo11n" : init.model();
+    const std::string model = init.model().empty() ? std::string(kDefaultModel) : init.model();
     if (const auto refusal = model_refusal(model, cfg.model_dirs)) {
       init_failed(s, "model_not_allowed", *refusal);
       co_return;
@@ -412,7 +410,7 @@ struct Server::Impl {
       // The key holds the file's identity: another copy of this path loaded means the file changed.
       const bool changed =
           std::any_of(models.begin(), models.end(), [&](const auto& m) { return m.second.path == path; });
-      if (changed) pipeline::log_info("model file '" + path + "' changed on disk: loading it again");
+      if (changed) aitw::log_info("model file '" + path + "' changed on disk: loading it again");
       pipeline::PipelineConfig pc;
       pc.detector.model_path = path;
       pc.nets = cfg.nets;
@@ -500,7 +498,7 @@ struct Server::Impl {
     io_->add_providers("CPU");
     io_->set_preproc("letterbox pad 114, RGB, x1/255, NCHW float32");
     send(s, ok);
-    pipeline::log_info("session " + std::to_string(s->id) + " (" + s->peer + "): init model '" + path + "'");
+    aitw::log_info("session " + std::to_string(s->id) + " (" + s->peer + "): init model '" + path + "'");
     send(s, ready_msg());
   }
 
@@ -645,7 +643,7 @@ struct Server::Impl {
               "too many connections waiting for Init (" + std::to_string(cfg.max_pending) +
                   "): closing the oldest");
       update_state();
-      pipeline::log_info("session " + std::to_string(s->id) + " connected from " + s->peer);
+      aitw::log_info("session " + std::to_string(s->id) + " connected from " + s->peer);
       asio::co_spawn(io, reader(s), asio::detached);
       asio::co_spawn(io, watchdog(s), asio::detached);
     }
@@ -660,7 +658,7 @@ struct Server::Impl {
       if (stopping) break;
       if (!sessions.empty() || loading > 0 || models.empty()) continue;
       if (Clock::now() - last_activity < cfg.idle_timeout) continue;
-      pipeline::log_info("no session for " + std::to_string(cfg.idle_timeout.count()) + " ms: unloading " +
+      aitw::log_info("no session for " + std::to_string(cfg.idle_timeout.count()) + " ms: unloading " +
                          std::to_string(models.size()) + " model(s)");
       models.clear();
       {
@@ -698,11 +696,11 @@ void Server::start() {
         m.io.run();
         break;
       } catch (const std::exception& e) {
-        pipeline::log_error(std::string("server io loop: ") + e.what());
+        aitw::log_error(std::string("server io loop: ") + e.what());
       }
     }
   });
-  pipeline::log_info("serving on " + m.cfg.host + ":" + std::to_string(port()));
+  aitw::log_info("serving on " + m.cfg.host + ":" + std::to_string(port()));
 }
 
 std::uint16_t Server::port() const {

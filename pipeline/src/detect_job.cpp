@@ -8,7 +8,7 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
-#include "aitw/pipeline/log.hpp"
+#include "aitw/base/log.hpp"
 
 namespace aitw::pipeline {
 namespace fs = std::filesystem;

@@ -5,7 +5,7 @@
 #include <filesystem>
 #include <mutex>
 
-#include "aitw/pipeline/log.hpp"
+#include "aitw/base/log.hpp"
 
 namespace aitw::pipeline {
 namespace fs = std::filesystem;

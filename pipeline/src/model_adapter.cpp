@@ -1,7 +1,5 @@
 #include "aitw/pipeline/model_adapter.hpp"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -15,6 +13,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "aitw/base/sha256.hpp"
 #include "aitw/kernel/dnn_layers.hpp"
 #include "onnx.pb.h"
 
@@ -375,20 +374,6 @@ struct OnnxModel::Impl {
 OnnxModel::OnnxModel(OnnxModel&&) noexcept = default;
 OnnxModel& OnnxModel::operator=(OnnxModel&&) noexcept = default;
 OnnxModel::~OnnxModel() = default;
-
-std::string sha256_hex(const std::string& bytes) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(bytes.data(), bytes.size(), md, &len, EVP_sha256(), nullptr);
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  out.reserve(len * 2);
-  for (unsigned i = 0; i < len; ++i) {
-    out.push_back(hex[md[i] >> 4]);
-    out.push_back(hex[md[i] & 15]);
-  }
-  return out;
-}
 
 std::vector<std::string> parse_names_dict(const std::string& text) {
   std::map<int, std::string> names;

@@ -1,6 +1,7 @@
 #include "aitw/pipeline/pipeline.hpp"
 
-#include "aitw/pipeline/log.hpp"
+#include "aitw/base/clock.hpp"
+#include "aitw/base/log.hpp"
 
 #include <tbb/flow_graph.h>
 #include <tbb/global_control.h>
@@ -16,9 +17,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
-}
 double ms_between(std::int64_t a_ns, std::int64_t b_ns) {
   return static_cast<double>(b_ns - a_ns) / 1e6;
 }

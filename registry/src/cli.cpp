@@ -7,7 +7,7 @@
 #include <ostream>
 
 #include "aitw/pipeline/detector.hpp"
-#include "aitw/pipeline/log.hpp"
+#include "aitw/base/log.hpp"
 #include "aitw/registry/registry.hpp"
 
 namespace aitw::registry {
@@ -95,7 +95,7 @@ void install_model_resolver(const std::string& uri) {
     try {
       if (!shared->registry) shared->registry = std::make_unique<Registry>(open_store(shared->uri));
       const auto r = resolve(*shared->registry, *ref);
-      pipeline::log_info("model " + spec + " -> " + r.manifest.value("name", "") + "@" +
+      aitw::log_info("model " + spec + " -> " + r.manifest.value("name", "") + "@" +
                          std::to_string(r.manifest.value("version", 0)) + " sha256 " +
                          r.manifest.value("sha256", "").substr(0, 12) + (r.from_cache_only ? " (cached)" : "") +
                          " from " + shared->registry->store().describe());
@@ -105,7 +105,7 @@ void install_model_resolver(const std::string& uri) {
       if (!ref->version && (e.kind() == RegistryError::Kind::NotFound || e.kind() == RegistryError::Kind::Unreachable ||
                             e.kind() == RegistryError::Kind::NoBucket)) {
         if (e.kind() == RegistryError::Kind::NotFound) return std::nullopt;
-        pipeline::log_warn(std::string("registry: ") + e.what() + "; looking in local model folders");
+        aitw::log_warn(std::string("registry: ") + e.what() + "; looking in local model folders");
         try {  // found there, or the error says both why the registry could not help and where else it looked
           return pipeline::resolve_model_path(spec, /*use_resolver=*/false);
         } catch (const pipeline::ModelError& local) {

@@ -14,7 +14,8 @@
 #include <regex>
 #include <sstream>
 
-#include "aitw/pipeline/log.hpp"
+#include "aitw/base/log.hpp"
+#include "aitw/base/sha256.hpp"
 #include "aitw/pipeline/model_adapter.hpp"
 #include "aitw/registry/s3.hpp"
 
@@ -212,7 +213,7 @@ nlohmann::json Registry::push(const std::string& model_path, const std::string& 
   // Blob, then manifest, then latest: every manifest that can be seen points at bytes that exist. A blob
   // already stored is reused only when its bytes still match their name.
   const auto stored = store_->get(blob_key(model->sha256()));
-  if (!stored || pipeline::sha256_hex(*stored) != model->sha256()) store_->put(blob_key(model->sha256()), bytes);
+  if (!stored || aitw::sha256_hex(*stored) != model->sha256()) store_->put(blob_key(model->sha256()), bytes);
   store_->put(manifest_key(name, v), manifest.dump(2));
   if (existing.empty() || v > existing.back()) store_->put(latest_key(name), std::to_string(v));
   return manifest;
@@ -286,7 +287,7 @@ std::string Registry::fetch(const nlohmann::json& m) {
   auto bytes = store_->get(blob_key(sha));
   if (!bytes)
     throw RegistryError("model '" + what + "': bytes missing from " + store_->describe(), RegistryError::Kind::NotFound);
-  const std::string got = pipeline::sha256_hex(*bytes);
+  const std::string got = aitw::sha256_hex(*bytes);
   if (got != sha)
     throw RegistryError("model '" + what + "': checksum mismatch (store has " + got.substr(0, 12) +
                         ", manifest says " + sha.substr(0, 12) + ")",
@@ -320,7 +321,7 @@ std::string cached_model_path(Registry& registry, const nlohmann::json& manifest
   const std::string sha = manifest["sha256"];
   const fs::path path = dir / (sha + ".onnx");
   std::error_code ec;
-  if (fs::is_regular_file(path, ec) && pipeline::sha256_hex(read_file(path)) == sha) return path.string();
+  if (fs::is_regular_file(path, ec) && aitw::sha256_hex(read_file(path)) == sha) return path.string();
   // Missing or corrupt: fetch (verified) and replace it.
   write_atomically(path, registry.fetch(manifest), "model cache " + dir.string());
   return path.string();
@@ -341,7 +342,7 @@ void remember_manifest(const fs::path& dir, const ModelRef& ref, const nlohmann:
       write_atomically(dir / "manifests" / ref.name / "latest", std::to_string(v), "model cache " + dir.string());
   } catch (const std::exception& e) {
     // A read-only or full cache only costs the offline fallback.
-    pipeline::log_warn(std::string("model cache: cannot remember the manifest: ") + e.what());
+    aitw::log_warn(std::string("model cache: cannot remember the manifest: ") + e.what());
   }
 }
 
@@ -366,7 +367,7 @@ std::optional<Resolved> from_cache_only(const fs::path& dir, const ModelRef& ref
     if (!std::regex_match(sha, hex64) || !m.at("version").is_number_integer()) return std::nullopt;
     const fs::path path = dir / (sha + ".onnx");
     std::error_code ec;
-    if (!fs::is_regular_file(path, ec) || pipeline::sha256_hex(read_file(path)) != sha) return std::nullopt;
+    if (!fs::is_regular_file(path, ec) || aitw::sha256_hex(read_file(path)) != sha) return std::nullopt;
     return Resolved{std::move(m), path.string(), true};
   } catch (const std::exception&) {
     return std::nullopt;
@@ -389,7 +390,7 @@ Resolved resolve(Registry& registry, const ModelRef& ref, const std::string& cac
   } catch (const RegistryError& e) {
     if (e.kind() != RegistryError::Kind::Unreachable) throw;
     if (auto cached = from_cache_only(dir, ref)) {
-      pipeline::log_warn("registry unreachable (" + std::string(e.what()) + "); serving the cached " + ref.name +
+      aitw::log_warn("registry unreachable (" + std::string(e.what()) + "); serving the cached " + ref.name +
                          "@" + std::to_string(cached->manifest["version"].get<std::int64_t>()) + " (sha256 " +
                          cached->manifest["sha256"].get<std::string>().substr(0, 12) + ")");
       return std::move(*cached);

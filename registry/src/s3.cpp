@@ -1,7 +1,6 @@
 #include "aitw/registry/s3.hpp"
 
 #include <curl/curl.h>
-#include <openssl/evp.h>
 #include <openssl/hmac.h>
 
 #include <algorithm>
@@ -10,7 +9,8 @@
 #include <random>
 #include <thread>
 
-#include "aitw/pipeline/log.hpp"
+#include "aitw/base/backoff.hpp"
+#include "aitw/base/log.hpp"
 
 namespace aitw::registry::s3 {
 
@@ -158,13 +158,6 @@ bool retryable(const S3Store::Response& r) {
 
 Credentials credentials_from_env() {
   return {env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY"), env("AWS_SESSION_TOKEN")};
-}
-
-std::string sha256_hex(std::string_view bytes) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int n = 0;
-  EVP_Digest(bytes.data(), bytes.size(), md, &n, EVP_sha256(), nullptr);
-  return hex(md, n);
 }
 
 std::string hmac_sha256(std::string_view key, std::string_view data) {
@@ -547,7 +540,6 @@ S3Store::Response S3Store::call(const std::string& method, const std::string& pa
     throw RegistryError("store unreachable: " + config_.endpoint + " (circuit open after repeated failures; " +
                             "next try in " + std::to_string(breaker_.retry_in().count()) + " ms)",
                         Kind::Unreachable);
-  thread_local std::minstd_rand rng(std::random_device{}());
   // Whatever happens below (even an exception), the breaker hears how the call ended: a half-open trial
   // that never reports back would keep it half-open forever.
   struct Guard {
@@ -558,20 +550,19 @@ S3Store::Response S3Store::call(const std::string& method, const std::string& pa
     }
   } guard{breaker_};
   Response r;
+  Backoff backoff(config_.backoff, std::chrono::milliseconds(2000));  // capped at 2 s
   for (int i = 0;; ++i) {
     r = attempt(method, path, query, body);
     if (!retryable(r) || i >= config_.retries) break;
-    // Exponential backoff with full jitter in [d/2, d], capped at 2 s.
-    const auto d = std::min<long long>(config_.backoff.count() << i, 2000);
-    const auto wait = d / 2 + (d > 1 ? static_cast<long long>(rng() % static_cast<unsigned>(d / 2 + 1)) : 0);
-    pipeline::log_warn(what + ": " + (r.status ? "HTTP " + std::to_string(r.status) : r.transport_error) +
-                        "; retry " + std::to_string(i + 1) + " in " + std::to_string(wait) + " ms");
-    std::this_thread::sleep_for(std::chrono::milliseconds(wait));
+    const auto wait = backoff.next();
+    log_warn(what + ": " + (r.status ? "HTTP " + std::to_string(r.status) : r.transport_error) + "; retry " +
+             std::to_string(i + 1) + " in " + std::to_string(wait.count()) + " ms");
+    std::this_thread::sleep_for(wait);
   }
   guard.reported = true;
   if (retryable(r)) {
     if (breaker_.on_failure())
-      pipeline::log_warn("registry " + config_.endpoint + " unreachable: circuit open for " +
+      aitw::log_warn("registry " + config_.endpoint + " unreachable: circuit open for " +
                          std::to_string(config_.breaker_open.count()) + " ms (" +
                          (r.status ? "HTTP " + std::to_string(r.status) : r.transport_error) + ")");
   } else {

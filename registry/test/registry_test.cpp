@@ -14,6 +14,7 @@
 #include <memory>
 #include <thread>
 
+#include "aitw/base/sha256.hpp"
 #include "aitw/pipeline/model_adapter.hpp"
 #include "aitw/registry/s3.hpp"
 #include "s3rver.hpp"
@@ -95,7 +96,7 @@ TEST_P(RegistrySuite, PushVersionsLatestAndManifest) {
   Registry reg = open();
   const auto m1 = reg.push(kYolo11, "det", std::nullopt, {{"site", "gate-3"}});
   EXPECT_EQ(m1["version"], 1);
-  EXPECT_EQ(m1["sha256"], pipeline::sha256_hex(file_bytes(kYolo11)));
+  EXPECT_EQ(m1["sha256"], aitw::sha256_hex(file_bytes(kYolo11)));
   EXPECT_EQ(m1["size"], fs::file_size(kYolo11));
   EXPECT_EQ(m1["source"], "yolo11n.onnx");
   EXPECT_EQ(m1["classes"].size(), 80u);

@@ -4,6 +4,8 @@
 #include <functional>
 #include <memory>
 #include <string>
+
+#include "aitw/base/defaults.hpp"
 #include <vector>
 
 namespace aitw::bench {
@@ -53,7 +55,7 @@ int run_bench_kernels(const BenchKernelsOptions& options, std::ostream& out);
 namespace aitw::bench {
 
 struct BenchLayersOptions {
-  std::string model = "yolo11n";  // path or name (model search dirs)
+  std::string model{kDefaultModel};  // path or name (model search dirs)
   int height = 480, width = 640;
   bool opencv_layers = false;  // the rewritten graph with OpenCV's own layers instead of aitw's
   int repetitions = 20;

@@ -6,12 +6,14 @@
 #include <iosfwd>
 #include <string>
 
+#include "aitw/base/defaults.hpp"
+
 namespace aitw::bench {
 
 struct ReplayOptions {
   std::string source;             // .aitwrec, image directory, or video
   std::string server;             // HOST:PORT; empty = an in-process server on 127.0.0.1
-  std::string model = "yolo11n";  // registry name[@version] or path, sent in Init
+  std::string model{kDefaultModel};  // registry name[@version] or path, sent in Init
   double fps = 12;                // 0 = as fast as the worker answers
   double duration = 0;            // seconds; 0 = the source once
   float conf = 0;                 // 0 = the worker's default

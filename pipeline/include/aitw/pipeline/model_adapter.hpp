@@ -105,7 +105,5 @@ cv::dnn::Net load_net(const AdaptedGraph& graph, const std::string& label);
 std::vector<std::string> parse_names_dict(const std::string& text);
 // Reads a names file: one class name per line.
 std::vector<std::string> read_names_file(const std::string& path);
-// Lowercase hex sha256 of bytes.
-std::string sha256_hex(const std::string& bytes);
 
 }  // namespace aitw::pipeline

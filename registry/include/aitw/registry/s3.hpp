@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "aitw/base/sha256.hpp"
 #include "aitw/registry/registry.hpp"
 
 namespace aitw::registry::s3 {
@@ -27,7 +28,7 @@ struct Credentials {
 // AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN; empty fields when unset.
 Credentials credentials_from_env();
 
-std::string sha256_hex(std::string_view bytes);
+using aitw::sha256_hex;
 std::string hmac_sha256(std::string_view key, std::string_view data);  // raw 32 bytes
 // RFC 3986 percent-encoding the way SigV4 wants it: unreserved A-Z a-z 0-9 - _ . ~ kept, everything else
 // %XX (upper case); '/' kept when keep_slash (object key paths).

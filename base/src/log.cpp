@@ -1,10 +1,10 @@
-#include "aitw/pipeline/log.hpp"
+#include "aitw/base/log.hpp"
 
 #include <atomic>
 #include <cstdio>
 #include <mutex>
 
-namespace aitw::pipeline {
+namespace aitw {
 namespace {
 std::atomic<LogLevel> g_level{LogLevel::Info};
 std::mutex g_mutex;
@@ -24,4 +24,4 @@ void log_message(LogLevel level, const std::string& message) {
   std::fprintf(stderr, "aitw [%s] %s\n", names[static_cast<int>(level)], message.c_str());
 }
 
-}  // namespace aitw::pipeline
+}  // namespace aitw

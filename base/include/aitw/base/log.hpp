@@ -2,7 +2,7 @@
 // Minimal leveled logging to stderr, so stdout stays machine-readable (JSON lines).
 #include <string>
 
-namespace aitw::pipeline {
+namespace aitw {
 
 enum class LogLevel { Debug = 0, Info = 1, Warn = 2, Error = 3, Off = 4 };
 
@@ -22,4 +22,4 @@ inline void log_error(const std::string& m) {
   log_message(LogLevel::Error, m);
 }
 
-}  // namespace aitw::pipeline
+}  // namespace aitw
