@@ -6,8 +6,9 @@
 #         model adapter and custom layers, pipeline, recordings, protocol, server, client, fault injection,
 #         metrics, registry (file:// and s3rver), golden detections, the CLI and `aitw detect` on bus.jpg.
 #         Left to the normal build (scripts/test.sh, .ci/run): the coco128 accuracy run (label `accuracy`) and
-#         the CLI tests of `aitw bench kernels|layers|pipeline`, which are timing runs of code that the kernel,
-#         custom-layer and pipeline suites already cover here (about a fifth of the ASan test time).
+#         the tests labelled `timing` (the CLI tests of `aitw bench kernels|layers|pipeline`: timing runs of
+#         code that the kernel, custom-layer and pipeline suites already cover here; about a fifth of the ASan
+#         test time). Wall-clock bounds belong there, never in a test that a sanitizer run executes.
 #   tsan  preset `tsan` (build-tsan/): the concurrency suites -- pipeline (TBB flow graph, inference threads),
 #         server and client (Asio), fault injection (proxy threads, `aitw serve` killed), with a libtbb
 #         built with TSan (scripts/tsan-onetbb.sh).
@@ -119,7 +120,7 @@ if [ "$which" = asan ] || [ "$which" = all ]; then
   export LSAN_OPTIONS="suppressions=$root/sanitizers/lsan.supp:print_suppressions=0"
   export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$root/build-asan/sanitizer-reports/ubsan"
   # A failed suite does not stop the other one: every report of the run is shown, then it fails.
-  stage "asan tests" run_tests asan --label-exclude accuracy --exclude-regex '^CliBench[A-Za-z]*\.' ||
+  stage "asan tests" run_tests asan --label-exclude 'accuracy|timing' ||
     failed+=(asan)
   counts+=("asan $ran tests")
 fi
@@ -138,7 +139,7 @@ if [ "$which" = tsan ] || [ "$which" = all ]; then
     { echo "sanitizers: the TSan tests would not load build-tsan/onetbb/lib/libtbb.so.12" >&2; exit 1; }
   fresh_reports tsan
   export TSAN_OPTIONS="suppressions=$root/sanitizers/tsan.supp:halt_on_error=1:second_deadlock_stack=1:log_path=$root/build-tsan/sanitizer-reports/tsan"
-  stage "tsan tests" run_tests tsan -R '^(Pipeline|Server|Client|Fault|Metrics)[A-Za-z]*\.' || failed+=(tsan)
+  stage "tsan tests" run_tests tsan --label-exclude timing -R '^(Pipeline|Server|Client|Fault|Metrics)[A-Za-z]*\.' || failed+=(tsan)
   counts+=("tsan $ran tests")
 fi
 

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <random>
 
 namespace aitw::net {
@@ -76,19 +77,67 @@ TEST(Framing, MalformedPayloadIsSkippedAndTheStreamGoesOn) {
   EXPECT_EQ(e.frame().frame_id(), 9u);
 }
 
-TEST(Framing, RandomGarbageNeverCrashes) {
+// Random payloads behind valid length prefixes: every one is consumed as exactly one Message or Malformed
+// (the stream stays in step), none is Oversize, and the decoder's memory stays bounded over a long stream.
+TEST(Framing, GarbagePayloadsKeepTheStreamInStepAndMemoryBounded) {
   std::mt19937 rng(1);
-  for (int round = 0; round < 200; ++round) {
+  constexpr std::uint32_t kMax = 1 << 12;
+  FrameDecoder d(kMax);
+  std::size_t fed = 0, consumed = 0, malformed = 0, max_held = 0;
+  v1::Envelope e;
+  for (int round = 0; round < 20000; ++round) {
+    const std::uint32_t n = rng() % (kMax + 1);
+    std::string bytes(4 + n, '\0');
+    for (int i = 0; i < 4; ++i) bytes[i] = static_cast<char>((n >> (8 * i)) & 0xff);
+    for (std::size_t i = 4; i < bytes.size(); ++i) bytes[i] = static_cast<char>(rng());
+    // Split at a random point: the first part alone is never a whole message.
+    const std::size_t cut = rng() % bytes.size();
+    d.feed(bytes.data(), cut);
+    EXPECT_EQ(d.next(e), FrameDecoder::Status::NeedMore);
+    d.feed(bytes.data() + cut, bytes.size() - cut);
+    ++fed;
+    for (;;) {
+      const auto s = d.next(e);
+      ASSERT_NE(s, FrameDecoder::Status::Oversize) << "round " << round;
+      if (s == FrameDecoder::Status::NeedMore) break;
+      ++consumed;
+      if (s == FrameDecoder::Status::Malformed) ++malformed;
+    }
+    EXPECT_EQ(d.buffered(), 0u);
+    max_held = std::max(max_held, d.held());
+  }
+  EXPECT_EQ(consumed, fed);
+  EXPECT_GT(malformed, fed / 2);  // random bytes are rarely a valid Envelope with a message set
+  // Compaction: what is held never exceeds the 64 KiB compaction threshold plus one message.
+  EXPECT_LE(max_held, 65536u + 2 * (4 + kMax));
+}
+
+// Raw garbage: the first bogus length above the limit breaks the stream (fatal) and nothing fed after that
+// is kept; below the limit the decoder only waits for more.
+TEST(Framing, RawGarbageEndsOversizeOrWaitingNeverGrowingAfterBreak) {
+  std::mt19937 rng(2);
+  int oversize = 0;
+  for (int round = 0; round < 500; ++round) {
     FrameDecoder d(1 << 16);
-    std::string bytes(rng() % 2000, '\0');
+    std::string bytes(1 + rng() % 2000, '\0');
     for (auto& c : bytes) c = static_cast<char>(rng());
     d.feed(bytes.data(), bytes.size());
     v1::Envelope e;
-    for (int i = 0; i < 1000; ++i) {
-      const auto s = d.next(e);
-      if (s == FrameDecoder::Status::NeedMore || s == FrameDecoder::Status::Oversize) break;
+    FrameDecoder::Status s = FrameDecoder::Status::Message;
+    for (int i = 0; i < 1000 && (s == FrameDecoder::Status::Message || s == FrameDecoder::Status::Malformed); ++i)
+      s = d.next(e);
+    ASSERT_TRUE(s == FrameDecoder::Status::NeedMore || s == FrameDecoder::Status::Oversize);
+    if (s == FrameDecoder::Status::Oversize) {
+      ++oversize;
+      EXPECT_GT(d.last_length(), 1u << 16);
+      d.feed(bytes.data(), bytes.size());
+      EXPECT_EQ(d.held(), 0u);
+      EXPECT_EQ(d.next(e), FrameDecoder::Status::Oversize);
+    } else {
+      EXPECT_LT(d.buffered(), 4u + (1u << 16));
     }
   }
+  EXPECT_GT(oversize, 400);  // a random 32-bit length is almost always above 64 KiB
 }
 
 TEST(Framing, MessageNames) {

@@ -354,6 +354,8 @@ void Pipeline::run_finish(Job* j) {
           ms_between(j->t_prepared, j->t_infer_start), ms_between(j->t_infer_start, j->t_infer_end),
           ms_between(j->t_infer_end, t_done)};
   r.e2e_ms = ms_between(r.capture_ns, t_done);
+  r.infer_start_ns = j->t_infer_start;
+  r.infer_end_ns = j->t_infer_end;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (r.error.empty()) {

@@ -28,12 +28,18 @@ class FrameDecoder {
   explicit FrameDecoder(std::uint32_t max_message_bytes = kDefaultMaxMessageBytes)
       : max_(max_message_bytes) {}
 
-  void feed(const char* data, std::size_t n) { buffer_.append(data, n); }
+  // Once broken (Oversize) the stream cannot be trusted: further bytes are dropped, so a peer that keeps
+  // sending after the fatal error cannot grow the buffer.
+  void feed(const char* data, std::size_t n) {
+    if (!broken_) buffer_.append(data, n);
+  }
   // Extracts the next message. After Oversize the decoder stays in that state.
   Status next(v1::Envelope& out);
   // The length announced by the last Oversize prefix (for the error message).
   std::uint32_t last_length() const { return last_length_; }
   std::size_t buffered() const { return buffer_.size() - pos_; }
+  // Bytes held, the consumed prefix not yet compacted away included (what the decoder costs in memory).
+  std::size_t held() const { return buffer_.size(); }
 
  private:
   std::uint32_t max_;

@@ -72,6 +72,8 @@ struct FrameResult {
   std::vector<kernel::Detection> detections;
   StageMs ms;
   double e2e_ms = 0;  // capture -> result
+  // When the forward ran (steady clock, ns): which frames' forwards overlapped, for traces and tests.
+  std::int64_t infer_start_ns = 0, infer_end_ns = 0;
   std::string error;  // non-empty: the frame could not be processed (and why)
   // Short machine-readable cause: decode_failed, size_mismatch, ..., or "dropped" for a frame replaced
   // in the latest-wins slot.
