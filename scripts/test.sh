@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
-bash scripts/build.sh -DAITW_WERROR=ON -DAITW_BUILD_TESTS=ON
+bash scripts/build.sh
 # The S3 registry tests run against s3rver (npm) on loopback; it lives in build/s3rver.
 bash scripts/install-s3rver.sh build/s3rver
 cd build
