@@ -1,7 +1,7 @@
 // SigV4 against AWS's published S3 examples (the test server does not verify V4 signatures, so these are
 // what proves the signer), the XML parsers, the circuit breaker and s3:// URI parsing.
 // Examples: https://docs.aws.amazon.com/AmazonS3/latest/API/sig-v4-header-based-auth.html
-#include "aitw/registry/s3.hpp"
+#include "s3_store.hpp"
 
 #include <gtest/gtest.h>
 

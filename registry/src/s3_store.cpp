@@ -1,4 +1,4 @@
-#include "aitw/registry/s3.hpp"
+#include "s3_store.hpp"
 
 #include <curl/curl.h>
 #include <openssl/hmac.h>
