@@ -21,7 +21,7 @@
 #include "aitw/pipeline/model_adapter.hpp"
 #include "aitw/registry/registry.hpp"
 #include "fuzz_common.hpp"
-#include "s3_store.hpp"
+#include "s3_xml.hpp"
 
 namespace {
 
