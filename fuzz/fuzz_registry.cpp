@@ -20,8 +20,8 @@
 #include "aitw/base/sha256.hpp"
 #include "aitw/pipeline/model_adapter.hpp"
 #include "aitw/registry/registry.hpp"
-#include "aitw/registry/s3.hpp"
 #include "fuzz_common.hpp"
+#include "s3_xml.hpp"
 
 namespace {
 

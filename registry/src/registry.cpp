@@ -17,7 +17,7 @@
 #include "aitw/base/log.hpp"
 #include "aitw/base/sha256.hpp"
 #include "aitw/pipeline/model_adapter.hpp"
-#include "aitw/registry/s3.hpp"
+#include "s3_store.hpp"
 
 namespace aitw::registry {
 namespace fs = std::filesystem;

@@ -16,7 +16,7 @@
 
 #include "aitw/base/sha256.hpp"
 #include "aitw/pipeline/model_adapter.hpp"
-#include "aitw/registry/s3.hpp"
+#include "s3_store.hpp"
 #include "s3rver.hpp"
 
 namespace aitw::registry {

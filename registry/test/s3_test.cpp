@@ -1,9 +1,14 @@
 // SigV4 against AWS's published S3 examples (the test server does not verify V4 signatures, so these are
 // what proves the signer), the XML parsers, the circuit breaker and s3:// URI parsing.
 // Examples: https://docs.aws.amazon.com/AmazonS3/latest/API/sig-v4-header-based-auth.html
-#include "aitw/registry/s3.hpp"
-
 #include <gtest/gtest.h>
+
+#include "aitw/base/sha256.hpp"
+#include "aitw/registry/registry.hpp"
+#include "circuit_breaker.hpp"
+#include "s3_uri.hpp"
+#include "s3_xml.hpp"
+#include "sigv4.hpp"
 
 namespace aitw::registry::s3 {
 namespace {
@@ -95,9 +100,10 @@ TEST(SigV4, EverySignedPartChangesTheSignature) {
   EXPECT_NE(base, other([](SignRequest& r, Credentials&) { r.amz_date = "20130525T000000Z"; }));
   EXPECT_NE(base, other([](SignRequest&, Credentials& c) { c.secret_key += "x"; }));
   // Header names are case-insensitive and values are trimmed: same signature.
-  EXPECT_EQ(base, other([](SignRequest& r, Credentials&) {
-              r.headers = {{"HOST", "  " + kHost + " "}, {"X-Amz-Content-Sha256", kEmpty}, {"X-AMZ-DATE", kDate}};
-            }));
+  EXPECT_EQ(
+      base, other([](SignRequest& r, Credentials&) {
+        r.headers = {{"HOST", "  " + kHost + " "}, {"X-Amz-Content-Sha256", kEmpty}, {"X-AMZ-DATE", kDate}};
+      }));
 }
 
 TEST(SigV4, EncodingAndDates) {
@@ -124,7 +130,8 @@ TEST(S3Xml, ListObjectsV2PagesAndEntities) {
   EXPECT_EQ(p.keys, (std::vector<std::string>{"p/a&b.json", "p/\xC3\xA9t\xC3\xA9"}));
   EXPECT_TRUE(p.truncated);
   EXPECT_EQ(p.next_token, "tok<1>");
-  const auto last = parse_list_objects_v2("<ListBucketResult><IsTruncated>false</IsTruncated></ListBucketResult>");
+  const auto last =
+      parse_list_objects_v2("<ListBucketResult><IsTruncated>false</IsTruncated></ListBucketResult>");
   EXPECT_TRUE(last.keys.empty());
   EXPECT_FALSE(last.truncated);
 }
@@ -143,8 +150,8 @@ TEST(S3Xml, MalformedListingsAreErrorsNotCrashes) {
 
 TEST(S3Xml, ErrorBodies) {
   const auto e = parse_error(
-      "<?xml version=\"1.0\"?><Error><Code>InvalidAccessKeyId</Code><Message>The AWS Access Key Id you provided "
-      "does not exist in our records.</Message><AWSAccessKeyId>X</AWSAccessKeyId></Error>");
+      "<?xml version=\"1.0\"?><Error><Code>InvalidAccessKeyId</Code><Message>The AWS Access Key Id you "
+      "provided does not exist in our records.</Message><AWSAccessKeyId>X</AWSAccessKeyId></Error>");
   EXPECT_EQ(e.code, "InvalidAccessKeyId");
   EXPECT_NE(e.message.find("does not exist"), std::string::npos);
   EXPECT_TRUE(parse_error("garbage").code.empty());
@@ -218,7 +225,8 @@ TEST(S3Uri, BadUrisAreClearErrors) {
   EXPECT_NE(message("s3://ok-bucket/../x").find("bad prefix"), std::string::npos);
   EXPECT_NE(message("s3://ok-bucket/a/./b").find("bad prefix"), std::string::npos);
   EXPECT_NE(message("s3://ok-bucket/a//b").find("bad prefix"), std::string::npos);
-  EXPECT_NE(message("s3://ok-bucket/x?endpoint=http://h:9000/minio").find("scheme://host[:port]"), std::string::npos);
+  EXPECT_NE(message("s3://ok-bucket/x?endpoint=http://h:9000/minio").find("scheme://host[:port]"),
+            std::string::npos);
   EXPECT_NE(message("s3://ok-bucket/x?endpoint=http://u:pw@h:9000").find("no path, query or user"),
             std::string::npos);
   EXPECT_EQ(message("s3://ok-bucket/x?endpoint=http://u:pw@h:9000").find("pw"), std::string::npos)
