@@ -1,14 +1,14 @@
-#include "aitw/bench/replay.hpp"
+// `aitw replay`, first half: the source in memory, the worker (remote or in-process), N clients offering it
+// on one schedule. What they saw goes to replay_report.cpp.
+#include "aitw/jobs/replay.hpp"
 
 #include <unistd.h>
 
 #include <algorithm>
-#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <iomanip>
 #include <memory>
 #include <mutex>
 #include <ostream>
@@ -18,16 +18,17 @@
 
 #include <nlohmann/json.hpp>
 
-#include "aitw/bench/gates.hpp"
-#include "aitw/bench/pipeline_bench.hpp"
-#include "aitw/datasets/record.hpp"
-#include "aitw/datasets/recording.hpp"
-#include "aitw/net/client.hpp"
-#include "aitw/net/server.hpp"
 #include "aitw/base/host_port.hpp"
 #include "aitw/base/log.hpp"
+#include "aitw/bench/gates.hpp"
+#include "aitw/datasets/recording.hpp"
+#include "aitw/jobs/record.hpp"
+#include "aitw/net/client.hpp"
+#include "aitw/net/server.hpp"
+#include "auth_token.hpp"
+#include "replay_report.hpp"
 
-namespace aitw::bench {
+namespace aitw::jobs {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
@@ -40,33 +41,37 @@ bool is_recording(const std::string& path) {
   return f.gcount() == 8 && std::memcmp(magic, datasets::kRecordingMagic, 8) == 0;
 }
 
-// One client of the run: its own connection and Init, and what it saw.
-struct ClientRun {
+// One client of the run: its own connection and Init, and what it saw (the tally). `m` guards s,
+// server_dropped and last_error, written by the client's callbacks; `offered` is written by its offering
+// thread only and read after that joined; `cs` is taken at the end.
+struct ClientRun : ClientTally {
   std::unique_ptr<net::Client> client;
-  std::mutex m;  // guards s, server_dropped, last_error (written by the client's callbacks)
-  pipeline::PipelineStats s;  // filled from the client's side
-  std::uint64_t server_dropped = 0;
+  std::mutex m;
   std::string last_error;
-  std::uint64_t offered = 0;  // written by its offering thread only, read after it joined
-  net::ClientStats cs;        // at the end
 };
 
 }  // namespace
 
 int run_replay(const ReplayOptions& o, std::ostream& out) {
-  std::vector<GateTerm> gates;
-  if (!parse_gates_or_log(o.gate, gates)) return 2;
+  std::vector<bench::GateTerm> gates;
+  if (!bench::parse_gates_or_log(o.gate, gates)) return 2;
+  std::string auth_token;
+  if (!o.auth_token_file.empty()) {
+    const auto token = load_token_file(o.auth_token_file);
+    if (!token) return 2;
+    auth_token = *token;
+  }
   // The source, as Frame messages in memory. Directories and videos are recorded first (640x480).
   std::string recording = o.source;
   fs::path temp;
   if (!is_recording(o.source)) {
     temp = fs::temp_directory_path() / ("aitw_replay_" + std::to_string(getpid()) + ".aitwrec");
-    datasets::RecordOptions ro;
+    RecordOptions ro;
     ro.from = o.source;
     ro.fps = o.fps > 0 ? o.fps : 12;
     ro.out = temp.string();
     std::ostringstream log;
-    if (datasets::run_record(ro, log) != 0) {
+    if (run_record(ro, log) != 0) {
       aitw::log_error("replay: " + log.str());
       return 2;
     }
@@ -103,7 +108,7 @@ int run_replay(const ReplayOptions& o, std::ostream& out) {
     // The in-process worker serves this user's own --model: a path is allowed in its own folder.
     if (o.model.find('/') != std::string::npos || o.model.ends_with(".onnx"))
       sc.model_dirs = {std::filesystem::absolute(o.model).parent_path().string()};
-    sc.auth_token = o.auth_token;
+    sc.auth_token = auth_token;
     sc.max_sessions = std::max(sc.max_sessions, o.clients);
     local = std::make_unique<net::Server>(sc);
     try {
@@ -124,7 +129,7 @@ int run_replay(const ReplayOptions& o, std::ostream& out) {
     cc.port = at->port;
   }
   cc.init.set_model(o.model);
-  cc.init.set_auth_token(o.auth_token);
+  cc.init.set_auth_token(auth_token);
   cc.init.set_width(header.width());
   cc.init.set_height(header.height());
   cc.init.set_format(header.format());
@@ -194,9 +199,10 @@ int run_replay(const ReplayOptions& o, std::ostream& out) {
     ClientRun& r = *runs[c];
     if (!r.client->wait_initialized(std::chrono::seconds(30))) {
       std::lock_guard<std::mutex> lock(r.m);
-      aitw::log_error("replay: " + (n > 1 ? "client " + std::to_string(c) + " of " + std::to_string(n) + ": " : "") +
-                          "no InitOk from " + cc.host + ":" + std::to_string(cc.port) +
-                          (r.last_error.empty() ? " (unreachable?)" : ": " + r.last_error));
+      aitw::log_error(
+          "replay: " + (n > 1 ? "client " + std::to_string(c) + " of " + std::to_string(n) + ": " : "") +
+          "no InitOk from " + cc.host + ":" + std::to_string(cc.port) +
+          (r.last_error.empty() ? " (unreachable?)" : ": " + r.last_error));
       return 2;
     }
   }
@@ -246,134 +252,16 @@ int run_replay(const ReplayOptions& o, std::ostream& out) {
   }
   if (local) local->stop();
 
-  // Per client: its own report (the same fields as a single client's), and the pool of all of them.
-  pipeline::PipelineStats pooled;
-  net::ClientStats pooled_cs;
-  nlohmann::json per_client = nlohmann::json::array();
-  for (std::size_t c = 0; c < n; ++c) {
-    ClientRun& r = *runs[c];
-    std::lock_guard<std::mutex> lock(r.m);
-    r.s.offered = r.offered;
-    r.s.dropped = r.cs.ai_drops_latestwins_total + r.server_dropped;
-    const auto rep = pipeline_report(r.s, seconds, o.model, {0, 0}, 1, 2);
-    per_client.push_back({{"client", c},
-                          {"frames_offered", rep["frames_offered"]},
-                          {"frames_processed", rep["frames_processed"]},
-                          {"frames_dropped", rep["frames_dropped"]},
-                          {"frame_errors", rep["frame_errors"]},
-                          {"errors_by_cause", rep["errors_by_cause"]},
-                          {"drop_pct", rep["drop_pct"]},
-                          {"fps_processed", rep["fps_processed"]},
-                          {"e2e_ms", rep["e2e_ms"]},
-                          {"reconnects", r.cs.ai_reconnects_total},
-                          {"frames_lost_on_disconnect", r.cs.frames_lost_on_disconnect}});
-    pooled.offered += r.s.offered;
-    pooled.processed += r.s.processed;
-    pooled.dropped += r.s.dropped;
-    pooled.errors += r.s.errors;
-    for (const auto& [cause, k] : r.s.errors_by_cause) pooled.errors_by_cause[cause] += k;
-    pooled.e2e.merge(r.s.e2e);
-    pooled.decode.merge(r.s.decode);
-    pooled.preprocess.merge(r.s.preprocess);
-    pooled.queue.merge(r.s.queue);
-    pooled.infer.merge(r.s.infer);
-    pooled.postprocess.merge(r.s.postprocess);
-    pooled_cs.ai_init_ok_total += r.cs.ai_init_ok_total;
-    pooled_cs.ai_reconnects_total += r.cs.ai_reconnects_total;
-    pooled_cs.ai_frames_sent_total += r.cs.ai_frames_sent_total;
-    pooled_cs.ai_drops_latestwins_total += r.cs.ai_drops_latestwins_total;
-    pooled_cs.ai_detections_total += r.cs.ai_detections_total;
-    pooled_cs.frames_lost_on_disconnect += r.cs.frames_lost_on_disconnect;
-    pooled_cs.ai_frame_inflight = pooled_cs.ai_frame_inflight || r.cs.ai_frame_inflight;
-    pooled_cs.ai_result_latency_ms.merge(r.cs.ai_result_latency_ms);
+  std::vector<ClientTally> tallies;
+  for (auto& r : runs) {
+    std::lock_guard<std::mutex> lock(r->m);
+    tallies.push_back(*r);
   }
-
-  // The top level: the one client's figures, or every client's frames pooled (fps_processed = the total
-  // rate, p95_ms = the p95 over all frames); per-client figures and the worst of them beside it.
-  const auto& cs = pooled_cs;
-  nlohmann::json report = pipeline_report(
-      pooled, seconds, o.model, {static_cast<int>(input.input_height()), static_cast<int>(input.input_width())}, 1, 2);
-  report["server"] = o.server.empty() ? "in-process 127.0.0.1:" + std::to_string(cc.port) : o.server;
-  report["reconnects"] = cs.ai_reconnects_total;
-  report["client_metrics"] = {{"ai_init_ok_total", cs.ai_init_ok_total},
-                              {"ai_reconnects_total", cs.ai_reconnects_total},
-                              {"ai_frame_inflight", cs.ai_frame_inflight ? 1 : 0},
-                              {"ai_frames_sent_total", cs.ai_frames_sent_total},
-                              {"ai_drops_latestwins_total", cs.ai_drops_latestwins_total},
-                              {"ai_detections_total", cs.ai_detections_total},
-                              {"ai_result_latency_ms",
-                               {{"p50", cs.ai_result_latency_ms.percentile_ms(50)},
-                                {"p95", cs.ai_result_latency_ms.percentile_ms(95)},
-                                {"count", cs.ai_result_latency_ms.count()}}}};
-  report["frames_lost_on_disconnect"] = cs.frames_lost_on_disconnect;
-  report.erase("threads");
-
-  // Across clients (also for one client, where they equal the top level): gateable, and in the JSON when N > 1.
-  std::uint64_t min_processed = UINT64_MAX, max_processed = 0;
-  double fps_min = 1e300, fps_max = 0, p50_max = 0, p95_max = 0, p99_max = 0, max_max = 0, drop_max = 0;
-  std::size_t worst_p95 = 0;
-  for (std::size_t c = 0; c < n; ++c) {
-    const auto& e = per_client[c];
-    min_processed = std::min(min_processed, e["frames_processed"].get<std::uint64_t>());
-    max_processed = std::max(max_processed, e["frames_processed"].get<std::uint64_t>());
-    fps_min = std::min(fps_min, e["fps_processed"].get<double>());
-    fps_max = std::max(fps_max, e["fps_processed"].get<double>());
-    p50_max = std::max(p50_max, e["e2e_ms"]["p50"].get<double>());
-    if (e["e2e_ms"]["p95"].get<double>() > p95_max) worst_p95 = c;
-    p95_max = std::max(p95_max, e["e2e_ms"]["p95"].get<double>());
-    p99_max = std::max(p99_max, e["e2e_ms"]["p99"].get<double>());
-    max_max = std::max(max_max, e["e2e_ms"]["max"].get<double>());
-    drop_max = std::max(drop_max, e["drop_pct"].get<double>());
-  }
-  // Same window for every client: the ratio of frames processed is the ratio of rates. 0 when none got any.
-  const double fairness =
-      max_processed ? std::round(1000.0 * static_cast<double>(min_processed) / static_cast<double>(max_processed)) / 1000
-                    : 0.0;
-  const std::vector<std::pair<std::string, double>> across{
-      {"clients", static_cast<double>(n)},  {"fairness", fairness},
-      {"fps_processed_total", report["fps_processed"].get<double>()},
-      {"fps_processed_min", fps_min},       {"fps_processed_max", fps_max},
-      {"p50_ms_max", p50_max},              {"p95_ms_max", p95_max},
-      {"p99_ms_max", p99_max},              {"max_ms_max", max_max},
-      {"drop_pct_max", drop_max}};
-  if (n > 1) {
-    for (const auto& [k, v] : across) report[k] = v;
-    report["clients"] = per_client;
-    report["fps_offered_per_client"] = o.fps;
-  }
-
-  if (n > 1)
-    out << "clients   " << n << " concurrent sessions on one worker, " << o.fps
-        << " fps offered each; the figures below pool every client's frames\n";
-  print_report(report, out);
-  if (n > 1) {
-    out << std::fixed;
-    out << std::right << std::setw(6) << "client" << std::setw(9) << "offered" << std::setw(11) << "processed"
-        << std::setw(9) << "dropped" << std::setw(8) << "errors" << std::setw(9) << "fps" << std::setw(9)
-        << "p50 ms" << std::setw(9) << "p95 ms" << std::setw(9) << "max ms"
-        << "\n";
-    for (const auto& e : per_client)
-      out << std::setw(6) << e["client"].get<int>() << std::setw(9) << e["frames_offered"].get<std::uint64_t>()
-          << std::setw(11) << e["frames_processed"].get<std::uint64_t>() << std::setw(9)
-          << e["frames_dropped"].get<std::uint64_t>() << std::setw(8) << e["frame_errors"].get<std::uint64_t>()
-          << std::setprecision(2) << std::setw(9) << e["fps_processed"].get<double>() << std::setprecision(1)
-          << std::setw(9) << e["e2e_ms"]["p50"].get<double>() << std::setw(9) << e["e2e_ms"]["p95"].get<double>()
-          << std::setw(9) << e["e2e_ms"]["max"].get<double>() << "\n";
-    out << std::setw(6) << "total" << std::setw(9) << report["frames_offered"].get<std::uint64_t>() << std::setw(11)
-        << report["frames_processed"].get<std::uint64_t>() << std::setw(9)
-        << report["frames_dropped"].get<std::uint64_t>() << std::setw(8)
-        << report["frame_errors"].get<std::uint64_t>() << std::setprecision(2) << std::setw(9)
-        << report["fps_processed"].get<double>() << "\n";
-    out << "fairness  " << std::setprecision(3) << fairness << " (min / max client fps_processed: "
-        << std::setprecision(2) << fps_min << " / " << fps_max << "); worst client p95 " << std::setprecision(1)
-        << p95_max << " ms (client " << worst_p95 << ")\n";
-  }
-  out << "client    reconnects " << cs.ai_reconnects_total << ", lost on disconnect "
-      << cs.frames_lost_on_disconnect << ", server " << report["server"].get<std::string>() << "\n";
-  if (!o.json_path.empty() && !write_json_report(o.json_path, report)) return 2;
-  auto metrics = gate_metrics(report);
-  metrics.insert(metrics.end(), across.begin(), across.end());
-  return check_gates(gates, metrics, /*prefix_match=*/false, out) ? 1 : 0;
+  const std::string server = o.server.empty() ? "in-process 127.0.0.1:" + std::to_string(cc.port) : o.server;
+  return report_replay(
+      std::move(tallies),
+      {seconds, {static_cast<int>(input.input_height()), static_cast<int>(input.input_width())}, server}, o,
+      gates, out);
 }
 
-}  // namespace aitw::bench
+}  // namespace aitw::jobs
