@@ -189,6 +189,36 @@ TEST(CliDetect, UsageErrors) {
   EXPECT_NE(help.out.find("--annotate"), std::string::npos);
 }
 
+// A bad HOST:PORT is a usage error naming the flag and the value, before anything listens or connects.
+// (`timeout`: were a value let through, serve would run until killed.)
+TEST(CliUsage, BadHostPortNamesTheFlag) {
+  for (const std::string value : {"127.0.0.1:abc", "127.0.0.1:70000"}) {
+    for (const std::string& args :
+         {std::string("serve --listen "), std::string("serve --metrics "), "replay " + kBus + " --server "}) {
+      const std::string flag = args.substr(args.find("--"), args.size() - args.find("--") - 1);
+      SCOPED_TRACE(args + value);
+      const auto r = run(args + value, "timeout 20");
+      EXPECT_EQ(r.exit_code, 2) << r.err;
+      EXPECT_NE(r.err.find(flag + ": '" + value + "'"), std::string::npos) << r.err;
+    }
+  }
+}
+
+// Every bad flag value exits 2, the code of usage errors (--imgsz exited with CLI11's 105), and says which.
+TEST(CliUsage, BadValuesExitTwoNamingTheFlag) {
+  // The flag at fault comes first: the check looks for the first flag's name in the error.
+  for (const std::string& args :
+       {"detect --imgsz 630 " + kBus, "detect --imgsz abc " + kBus, std::string("bench layers --imgsz 3"),
+        std::string("record --size 12 --from x --out /tmp/x.aitwrec"), std::string("serve --idle-timeout 5x"),
+        std::string("serve --heartbeat-timeout 0"), "registry push --label x --name n " + kBus}) {
+    SCOPED_TRACE(args);
+    const auto r = run(args, "timeout 20");
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    const auto flag = args.substr(args.find("--"), args.find(' ', args.find("--")) - args.find("--"));
+    EXPECT_NE(r.err.find(flag + ":"), std::string::npos) << r.err;
+  }
+}
+
 TEST(CliBenchKernels, PrintsTableWritesJsonAndChecksGates) {
   const fs::path json = fs::temp_directory_path() / ("aitw_bench_" + std::to_string(getpid()) + ".json");
   const auto r = run("bench kernels --shared " + kShared + " --repetitions 1 --json " + json.string() +

@@ -15,7 +15,7 @@
 #include <fstream>
 
 #include "aitw/net/server.hpp"
-#include "aitw/registry/cli.hpp"
+#include "aitw/registry/model_resolver.hpp"
 #include "aitw/registry/registry.hpp"
 #include "protocol_peer.hpp"
 #include "s3rver.hpp"

@@ -1,6 +1,10 @@
 #pragma once
 // Benchmark gates: "p95_ms<150,fps_processed>=10,drop_pct<=5" — comma-separated `NAME OP NUMBER` terms,
 // OP one of < <= > >=.
+// They live in bench/, not jobs/, with the report of bench/pipeline_bench.hpp: both are the benchmark's
+// vocabulary (the figures of RESULTS.md), and `aitw replay` (jobs/) reuses them so that its report and gates
+// read exactly like `aitw bench pipeline`'s. So jobs depends on bench and not the reverse: bench needs no
+// network or registry, and the Google Benchmark binaries stay free of them.
 #include <iosfwd>
 #include <stdexcept>
 #include <string>

@@ -1,20 +1,19 @@
-#include "aitw/registry/cli.hpp"
+#include "aitw/jobs/registry.hpp"
 
 #include <fstream>
 #include <iomanip>
-#include <memory>
-#include <mutex>
 #include <ostream>
 
-#include "aitw/pipeline/detector.hpp"
-#include "aitw/base/log.hpp"
 #include "aitw/registry/registry.hpp"
 
-namespace aitw::registry {
+namespace aitw::jobs {
+using registry::parse_ref;
+using registry::Registry;
+using registry::RegistryError;
 
 int run_registry_command(const RegistryCommand& c, std::ostream& out, std::ostream& err) {
   try {
-    Registry reg(open_store(c.uri.empty() ? default_registry_uri() : c.uri));
+    Registry reg(registry::open_store(c.uri.empty() ? registry::default_registry_uri() : c.uri));
     if (c.action == "push") {
       const auto m = reg.push(c.file, c.name, c.version, c.labels);
       out << "pushed " << m["name"].get<std::string>() << "@" << m["version"] << " sha256 "
@@ -56,7 +55,7 @@ int run_registry_command(const RegistryCommand& c, std::ostream& out, std::ostre
       if (c.action == "show") {
         out << m.dump(2) << "\n";
       } else if (c.action == "pull") {
-        const std::string path = c.out.empty() ? resolve(reg, *ref).path : c.out;
+        const std::string path = c.out.empty() ? registry::resolve(reg, *ref).path : c.out;
         if (!c.out.empty()) {
           const std::string bytes = reg.fetch(m);
           std::ofstream f(c.out, std::ios::binary | std::ios::trunc);
@@ -78,44 +77,4 @@ int run_registry_command(const RegistryCommand& c, std::ostream& out, std::ostre
   }
 }
 
-void install_model_resolver(const std::string& uri) {
-  // One registry for the life of the process, so that its circuit breaker remembers an outage across
-  // resolutions (Init after Init); resolutions are serialised.
-  struct Shared {
-    std::mutex mu;
-    std::string uri;
-    std::unique_ptr<Registry> registry;
-  };
-  auto shared = std::make_shared<Shared>();
-  shared->uri = uri.empty() ? default_registry_uri() : uri;
-  pipeline::set_model_resolver([shared](const std::string& spec) -> std::optional<std::string> {
-    const auto ref = parse_ref(spec);
-    if (!ref) return std::nullopt;
-    std::lock_guard lock(shared->mu);
-    try {
-      if (!shared->registry) shared->registry = std::make_unique<Registry>(open_store(shared->uri));
-      const auto r = resolve(*shared->registry, *ref);
-      aitw::log_info("model " + spec + " -> " + r.manifest.value("name", "") + "@" +
-                         std::to_string(r.manifest.value("version", 0)) + " sha256 " +
-                         r.manifest.value("sha256", "").substr(0, 12) + (r.from_cache_only ? " (cached)" : "") +
-                         " from " + shared->registry->store().describe());
-      return r.path;
-    } catch (const RegistryError& e) {
-      // A bare name the registry does not have may be a file in the local model folders.
-      if (!ref->version && (e.kind() == RegistryError::Kind::NotFound || e.kind() == RegistryError::Kind::Unreachable ||
-                            e.kind() == RegistryError::Kind::NoBucket)) {
-        if (e.kind() == RegistryError::Kind::NotFound) return std::nullopt;
-        aitw::log_warn(std::string("registry: ") + e.what() + "; looking in local model folders");
-        try {  // found there, or the error says both why the registry could not help and where else it looked
-          return pipeline::resolve_model_path(spec, /*use_resolver=*/false);
-        } catch (const pipeline::ModelError& local) {
-          throw pipeline::ModelError(std::string("registry: ") + e.what() + "; and not in the local model folders: " +
-                                     local.what());
-        }
-      }
-      throw pipeline::ModelError(std::string("registry: ") + e.what());
-    }
-  });
-}
-
-}  // namespace aitw::registry
+}  // namespace aitw::jobs

@@ -1,9 +1,10 @@
 #pragma once
-// `aitw record`: builds a recording from a directory of images, a list of images, or a video file.
+// `aitw record`: builds a recording from a directory of images, a list of images, or a video file. The
+// recording format itself (reader, writer) is aitw/datasets/recording.hpp.
 #include <iosfwd>
 #include <string>
 
-namespace aitw::datasets {
+namespace aitw::jobs {
 
 struct RecordOptions {
   std::string from;  // a directory of images, IMAGE[,IMAGE...], or a video file (OpenCV videoio)
@@ -19,4 +20,4 @@ struct RecordOptions {
 // Returns 0, or 2 with a one-line error on `err` (missing source, unreadable video, bad options).
 int run_record(const RecordOptions& options, std::ostream& err);
 
-}  // namespace aitw::datasets
+}  // namespace aitw::jobs

@@ -1,13 +1,13 @@
 #pragma once
-// `aitw registry push|list|show|pull|rm` and the resolver that lets --model / Init.model name registry
-// models.
+// `aitw registry push|list|show|pull|rm`: one action on a model registry, printed for a person (or as JSON).
+// Letting --model / Init.model name registry models is the registry's own: aitw/registry/model_resolver.hpp.
 #include <cstdint>
 #include <iosfwd>
 #include <map>
 #include <optional>
 #include <string>
 
-namespace aitw::registry {
+namespace aitw::jobs {
 
 struct RegistryCommand {
   std::string action;  // push, list, show, pull, rm
@@ -21,8 +21,4 @@ struct RegistryCommand {
 // 0, or 2 with one clear error line on `err`.
 int run_registry_command(const RegistryCommand& cmd, std::ostream& out, std::ostream& err);
 
-// Installs pipeline::set_model_resolver: name[@version] found in the registry -> its verified cached file.
-// An unreachable registry is logged and falls back to the local model folders.
-void install_model_resolver(const std::string& uri = "");
-
-}  // namespace aitw::registry
+}  // namespace aitw::jobs

@@ -1,4 +1,4 @@
-#include "aitw/pipeline/detect_job.hpp"
+#include "aitw/jobs/detect.hpp"
 
 #include <charconv>
 #include <cmath>
@@ -10,8 +10,11 @@
 
 #include "aitw/base/log.hpp"
 
-namespace aitw::pipeline {
+namespace aitw::jobs {
 namespace fs = std::filesystem;
+using pipeline::Detector;
+using pipeline::DetectResult;
+using pipeline::ModelError;
 
 namespace {
 double round_to(double v, double scale) {
@@ -96,7 +99,7 @@ std::vector<int> resolve_classes(const std::vector<std::string>& selectors,
 int run_detect_job(DetectJob job, std::ostream& out) {
   std::optional<Detector> detector;
   try {
-    job.detector.model_path = resolve_model_path(job.detector.model_path);
+    job.detector.model_path = pipeline::resolve_model_path(job.detector.model_path);
     detector.emplace(std::move(job.detector));
     // Names need the model's metadata: resolved once the model is loaded.
     if (!job.classes.empty()) detector->set_classes(resolve_classes(job.classes, detector->class_names()));
@@ -149,4 +152,4 @@ int run_detect_job(DetectJob job, std::ostream& out) {
   return failures ? 1 : 0;
 }
 
-}  // namespace aitw::pipeline
+}  // namespace aitw::jobs

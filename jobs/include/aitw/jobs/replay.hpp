@@ -8,24 +8,26 @@
 
 #include "aitw/base/defaults.hpp"
 
-namespace aitw::bench {
+namespace aitw::jobs {
 
 struct ReplayOptions {
-  std::string source;             // .aitwrec, image directory, or video
-  std::string server;             // HOST:PORT; empty = an in-process server on 127.0.0.1
+  std::string source;                // .aitwrec, image directory, or video
+  std::string server;                // HOST:PORT; empty = an in-process server on 127.0.0.1
   std::string model{kDefaultModel};  // registry name[@version] or path, sent in Init
-  double fps = 12;                // 0 = as fast as the worker answers
-  double duration = 0;            // seconds; 0 = the source once
-  float conf = 0;                 // 0 = the worker's default
+  double fps = 12;                   // 0 = as fast as the worker answers
+  double duration = 0;               // seconds; 0 = the source once
+  float conf = 0;                    // 0 = the worker's default
   // Concurrent clients, each with its own connection and Init, offering the same source at `fps`, started
   // together. With more than one, the report's top-level figures pool every client's frames and the JSON
   // adds `clients` (per client) and fairness, fps_processed_total/min/max, p95_ms_max, ... (all gateable).
   int clients = 1;
   std::string json_path, detections_path, gate;
-  std::string auth_token;  // sent in Init (see `aitw serve --auth-token-file`)
+  // The token sent in Init is this file's first line (see `aitw serve --auth-token-file`); empty = none.
+  std::string auth_token_file;
 };
 
-// 0, 1 when a gate fails, 2 on a setup error (unreadable source, unreachable server, model error).
+// 0, 1 when a gate fails, 2 on a setup error (unreadable source or token file, unreachable server, model
+// error).
 int run_replay(const ReplayOptions& options, std::ostream& out);
 
-}  // namespace aitw::bench
+}  // namespace aitw::jobs

@@ -9,10 +9,10 @@
 
 #include "aitw/pipeline/detector.hpp"
 
-namespace aitw::pipeline {
+namespace aitw::jobs {
 
 struct DetectJob {
-  DetectorConfig detector;
+  pipeline::DetectorConfig detector;
   std::vector<std::string> classes;  // ids or names, resolved against the model's names
   std::string annotate_dir;          // empty = no annotated images
   std::vector<std::string> images;
@@ -22,8 +22,8 @@ struct DetectJob {
 int run_detect_job(DetectJob job, std::ostream& out);
 
 // The JSON object of one result (the format `aitw detect` prints).
-nlohmann::json detection_json(const std::string& image, const cv::Size& frame, const DetectResult& r,
-                              const Detector& detector);
+nlohmann::json detection_json(const std::string& image, const cv::Size& frame,
+                              const pipeline::DetectResult& r, const pipeline::Detector& detector);
 // Draws boxes and labels onto `bgr`.
 void draw_detections(cv::Mat& bgr, const std::vector<kernel::Detection>& dets,
                      const std::vector<std::string>& class_names);
@@ -31,4 +31,4 @@ void draw_detections(cv::Mat& bgr, const std::vector<kernel::Detection>& dets,
 std::vector<int> resolve_classes(const std::vector<std::string>& selectors,
                                  const std::vector<std::string>& names);
 
-}  // namespace aitw::pipeline
+}  // namespace aitw::jobs

@@ -1,4 +1,4 @@
-#include "aitw/datasets/record.hpp"
+#include "aitw/jobs/record.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -13,8 +13,10 @@
 
 #include "aitw/datasets/recording.hpp"
 
-namespace aitw::datasets {
+namespace aitw::jobs {
 namespace fs = std::filesystem;
+using datasets::RecordingError;
+using datasets::RecordingWriter;
 namespace {
 
 bool is_image(const fs::path& p) {
@@ -169,4 +171,4 @@ int run_record(const RecordOptions& o, std::ostream& err) {
   return 0;
 }
 
-}  // namespace aitw::datasets
+}  // namespace aitw::jobs

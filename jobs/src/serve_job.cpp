@@ -1,0 +1,55 @@
+#include "aitw/jobs/serve.hpp"
+
+#include <pthread.h>
+
+#include <csignal>
+#include <iostream>
+#include <memory>
+
+#include "aitw/base/log.hpp"
+#include "aitw/net/metrics.hpp"
+#include "auth_token.hpp"
+
+namespace aitw::jobs {
+
+int run_serve(ServeJob job) {
+  if (!job.auth_token_file.empty()) {
+    const auto token = load_token_file(job.auth_token_file);
+    if (!token) return 2;
+    job.server.auth_token = *token;
+  }
+  // Blocked before the server starts a thread, so that every thread inherits the mask and only sigwait
+  // below takes the signals.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  net::Server server(job.server);
+  try {
+    server.start();
+  } catch (const std::exception& e) {
+    std::cerr << "aitw serve: " << e.what() << "\n";
+    return 2;
+  }
+  std::unique_ptr<net::MetricsEndpoint> metrics;
+  if (job.metrics) {
+    try {
+      metrics = std::make_unique<net::MetricsEndpoint>(server, job.metrics->host, job.metrics->port);
+      metrics->start();
+      log_info("metrics on http://" + job.metrics->str() + "/metrics");
+    } catch (const std::exception& e) {
+      std::cerr << "aitw serve: " << e.what() << "\n";
+      return 2;
+    }
+  }
+  int sig = 0;
+  sigwait(&set, &sig);
+  log_info(std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") + ": draining and stopping");
+  server.stop();
+  if (metrics) metrics->stop();
+  log_info("stopped");
+  return 0;
+}
+
+}  // namespace aitw::jobs

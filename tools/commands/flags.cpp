@@ -1,0 +1,73 @@
+// Validators and flags shared by several commands. Each validator is built on the library function that
+// reads the value, so that the CLI accepts exactly what the job understands.
+#include <sstream>
+
+#include "aitw/base/host_port.hpp"
+#include "aitw/jobs/flag_values.hpp"
+#include "commands.hpp"
+
+namespace aitw::tools {
+
+const CLI::Validator kHostPort(
+    [](std::string& s) {
+      std::string error;
+      return aitw::parse_host_port(s, &error) ? std::string() : "'" + s + "': " + error;
+    },
+    "HOST:PORT");
+
+const CLI::Validator kImgsz(
+    [](std::string& s) {
+      pipeline::DetectorConfig scratch;
+      std::string error;
+      return jobs::apply_imgsz(s, scratch, &error) ? std::string() : error;
+    },
+    "N|HxW");
+
+CLI::Validator dimensions(const std::string& spelling) {
+  return CLI::Validator(
+      [spelling](std::string& s) {
+        std::string error;
+        return jobs::parse_dimensions(s, spelling, &error) ? std::string() : error;
+      },
+      spelling);
+}
+
+namespace {
+
+std::string number_text(double v) {
+  std::ostringstream s;
+  s << v;
+  return s.str();
+}
+
+CLI::Validator bounded_below(double bound, bool inclusive) {
+  const std::string op = inclusive ? ">=" : ">";
+  return CLI::Validator(
+      [=](std::string& s) {
+        double v = 0;
+        if (!CLI::detail::lexical_cast(s, v)) return "'" + s + "' is not a number";
+        return (inclusive ? v >= bound : v > bound) ? std::string()
+                                                    : "'" + s + "' is not " + op + " " + number_text(bound);
+      },
+      op + number_text(bound));
+}
+
+}  // namespace
+
+CLI::Validator at_least(double bound) {
+  return bounded_below(bound, true);
+}
+
+CLI::Validator above(double bound) {
+  return bounded_below(bound, false);
+}
+
+void add_registry_flag(CLI::App& cmd, GlobalFlags& global, const std::string& note) {
+  cmd.add_option("--registry", global.registry_uri,
+                 "model registry for name[@version] references: file:///path or "
+                 "s3://bucket/prefix?endpoint=URL&region=R\n"
+                 "(default $AITW_REGISTRY, else file://$XDG_DATA_HOME/aitw/registry)" +
+                     note);
+}
+
+}  // namespace aitw::tools
