@@ -1,8 +1,10 @@
 #include <algorithm>
+#include <chrono>
 #include <iomanip>
 #include <map>
 #include <ostream>
 
+#include "aitw/bench/gates.hpp"
 #include "aitw/bench/kernel_cases.hpp"
 #include "aitw/pipeline/detector.hpp"
 #include "aitw/base/log.hpp"
@@ -11,6 +13,7 @@ namespace aitw::bench {
 
 int run_bench_layers(const BenchLayersOptions& options, std::ostream& out) {
   try {
+    if (options.threads > 0) cv::setNumThreads(options.threads);
     const auto model = pipeline::OnnxModel::load(pipeline::resolve_model_path(options.model));
     pipeline::AdaptOptions adapt;
     adapt.custom_layers = !options.opencv_layers;
@@ -23,12 +26,14 @@ int run_bench_layers(const BenchLayersOptions& options, std::ostream& out) {
       net.forward(outs, graph.output_names);
     }
     const double tick_ms = 1000.0 / cv::getTickFrequency();
-    std::vector<double> per_layer, timings;
+    std::vector<double> per_layer, timings, wall_ms;
     double total = 0;
     const int reps = std::max(1, options.repetitions);
     for (int r = 0; r < reps; ++r) {
+      const auto t0 = std::chrono::steady_clock::now();
       net.setInput(blob);
       net.forward(outs, graph.output_names);
+      wall_ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
       total += net.getPerfProfile(timings) * tick_ms / reps;
       per_layer.resize(timings.size(), 0.0);
       for (std::size_t i = 0; i < timings.size(); ++i) per_layer[i] += timings[i] * tick_ms / reps;
@@ -41,10 +46,14 @@ int run_bench_layers(const BenchLayersOptions& options, std::ostream& out) {
       by_type[layer->type].second += 1;
       slowest.emplace_back(per_layer[i], layer->type + "  " + layer->name);
     }
+    std::sort(wall_ms.begin(), wall_ms.end());
+    const std::size_t mid = wall_ms.size() / 2;
+    const double wall_median = wall_ms.size() % 2 ? wall_ms[mid] : (wall_ms[mid - 1] + wall_ms[mid]) / 2;
     out << graph.summary() << "\n";
-    out << "forward " << std::fixed << std::setprecision(2) << total << " ms (mean of " << reps << "), "
-        << options.height << "x" << options.width << ", " << cv::getNumThreads() << " threads, "
-        << (options.opencv_layers ? "OpenCV layers" : "aitw layers") << "\n\n";
+    out << "forward " << std::fixed << std::setprecision(2) << total << " ms in layers (mean of " << reps
+        << "), wall " << wall_median << " ms (median), " << options.height << "x" << options.width << ", "
+        << cv::getNumThreads() << " threads, " << (options.opencv_layers ? "OpenCV layers" : "aitw layers")
+        << "\n\n";
     out << std::left << std::setw(18) << "layer type" << std::right << std::setw(8) << "count"
         << std::setw(12) << "ms" << std::setw(8) << "%"
         << "\n";
@@ -55,6 +64,17 @@ int run_bench_layers(const BenchLayersOptions& options, std::ostream& out) {
       out << std::left << std::setw(18) << t << std::right << std::setw(8) << by_type[t].second
           << std::setw(12) << std::setprecision(2) << ms << std::setw(7) << std::setprecision(1)
           << 100 * ms / total << "%\n";
+    if (!options.json_path.empty()) {
+      nlohmann::json j{{"model", model.label()},
+                       {"imgsz", std::to_string(options.height) + "x" + std::to_string(options.width)},
+                       {"threads", cv::getNumThreads()},
+                       {"layers", options.opencv_layers ? "opencv" : "aitw"},
+                       {"repetitions", reps},
+                       {"forward_ms_median", wall_median},
+                       {"layers_ms_mean", total}};
+      for (const auto& [ms, t] : types) j["by_type"][t] = {{"count", by_type[t].second}, {"ms", ms}};
+      if (!write_json_report(options.json_path, j)) return 2;
+    }
     std::sort(slowest.rbegin(), slowest.rend());
     out << "\nslowest layers:\n";
     for (std::size_t i = 0; i < std::min<std::size_t>(8, slowest.size()); ++i)

@@ -55,7 +55,13 @@ CLI::App* add_layers(CLI::App& parent, bench::BenchLayersOptions& bl) {
       ->default_str("480x640")
       ->check(dimensions("HxW"));
   layers->add_flag("--opencv-layers", bl.opencv_layers, "profile with OpenCV's own layers instead of aitw's");
-  layers->add_option("--repetitions", bl.repetitions, "forward passes averaged")->capture_default_str();
+  layers->add_option("--repetitions", bl.repetitions, "forward passes averaged")
+      ->capture_default_str()
+      ->check(at_least(1));
+  layers->add_option("--threads", bl.threads, "OpenCV threads for the forward (default: OpenCV's)")
+      ->check(at_least(1));
+  layers->add_option("--json", bl.json_path,
+                     "also write {model, imgsz, threads, forward_ms_median, layers_ms_mean, by_type} to FILE");
   return layers;
 }
 

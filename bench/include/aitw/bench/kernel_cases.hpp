@@ -59,10 +59,13 @@ struct BenchLayersOptions {
   int height = 480, width = 640;
   bool opencv_layers = false;  // the rewritten graph with OpenCV's own layers instead of aitw's
   int repetitions = 20;
+  int threads = 0;        // OpenCV threads for the forward; 0 = OpenCV's default
+  std::string json_path;  // also write the figures as JSON here
 };
 
 // `aitw bench layers`: per-layer-type forward time from cv::dnn::Net::getPerfProfile (mean over
-// repetitions), the slowest layers, and the total. Returns 0, or 2 on a model error.
+// repetitions), the slowest layers, the total, and the wall time of each whole forward (median: what
+// bench/peer/run.sh compares with ONNX Runtime). Returns 0, or 2 on a model error.
 int run_bench_layers(const BenchLayersOptions& options, std::ostream& out);
 
 }  // namespace aitw::bench
