@@ -21,6 +21,7 @@
 #include "aitw/base/log.hpp"
 #include "aitw/base/defaults.hpp"
 #include "aitw/base/sha256.hpp"
+#include "aitw/model/lookup.hpp"
 #include "aitw/pipeline/pipeline.hpp"
 
 namespace aitw::net {
@@ -57,7 +58,7 @@ std::string canonical_model_path(const std::string& model) {
   std::error_code ec;
   const auto p = std::filesystem::canonical(model, ec);
   if (ec || !std::filesystem::is_regular_file(p, ec))
-    throw pipeline::ModelError("model '" + model + "' not found (no such file in the model directories)");
+    throw model::ModelError("model '" + model + "' not found (no such file in the model directories)");
   return p.string();
 }
 
@@ -385,7 +386,7 @@ struct Server::Impl {
         loader,
         [&]() -> awaitable<void> {
           try {
-            path = model_is_path(model) ? canonical_model_path(model) : pipeline::resolve_model_path(model);
+            path = model_is_path(model) ? canonical_model_path(model) : model::resolve_model_path(model);
             identity = file_identity(path);
           } catch (const std::exception& e) {
             resolve_error = e.what();

@@ -6,7 +6,7 @@
 #include <mutex>
 #include <ostream>
 
-#include "aitw/pipeline/detector.hpp"
+#include "aitw/model/lookup.hpp"
 #include "aitw/base/log.hpp"
 #include "aitw/registry/registry.hpp"
 
@@ -88,7 +88,7 @@ void install_model_resolver(const std::string& uri) {
   };
   auto shared = std::make_shared<Shared>();
   shared->uri = uri.empty() ? default_registry_uri() : uri;
-  pipeline::set_model_resolver([shared](const std::string& spec) -> std::optional<std::string> {
+  model::set_model_resolver([shared](const std::string& spec) -> std::optional<std::string> {
     const auto ref = parse_ref(spec);
     if (!ref) return std::nullopt;
     std::lock_guard lock(shared->mu);
@@ -107,13 +107,13 @@ void install_model_resolver(const std::string& uri) {
         if (e.kind() == RegistryError::Kind::NotFound) return std::nullopt;
         aitw::log_warn(std::string("registry: ") + e.what() + "; looking in local model folders");
         try {  // found there, or the error says both why the registry could not help and where else it looked
-          return pipeline::resolve_model_path(spec, /*use_resolver=*/false);
-        } catch (const pipeline::ModelError& local) {
-          throw pipeline::ModelError(std::string("registry: ") + e.what() + "; and not in the local model folders: " +
+          return model::resolve_model_path(spec, /*use_resolver=*/false);
+        } catch (const model::ModelError& local) {
+          throw model::ModelError(std::string("registry: ") + e.what() + "; and not in the local model folders: " +
                                      local.what());
         }
       }
-      throw pipeline::ModelError(std::string("registry: ") + e.what());
+      throw model::ModelError(std::string("registry: ") + e.what());
     }
   });
 }

@@ -16,7 +16,7 @@
 
 #include "aitw/base/log.hpp"
 #include "aitw/base/sha256.hpp"
-#include "aitw/pipeline/model_adapter.hpp"
+#include "aitw/model/onnx_model.hpp"
 #include "aitw/registry/s3.hpp"
 
 namespace aitw::registry {
@@ -177,10 +177,10 @@ nlohmann::json Registry::push(const std::string& model_path, const std::string& 
   if (!std::regex_match(name, name_pattern()))
     throw RegistryError("invalid model name '" + name + "' (letters, digits, . _ -; up to 128)");
   if (version && *version < 1) throw RegistryError("version must be a positive integer");
-  std::optional<pipeline::OnnxModel> model;
+  std::optional<model::OnnxModel> model;
   try {
-    model.emplace(pipeline::OnnxModel::load(model_path));  // refuses what the adapter cannot run
-  } catch (const pipeline::ModelError& e) {
+    model.emplace(model::OnnxModel::load(model_path));  // refuses what the adapter cannot run
+  } catch (const model::ModelError& e) {
     throw RegistryError(std::string("refusing to push: ") + e.what());
   }
   const auto existing = versions(name);

@@ -21,7 +21,7 @@ struct RegistryCommand {
 // 0, or 2 with one clear error line on `err`.
 int run_registry_command(const RegistryCommand& cmd, std::ostream& out, std::ostream& err);
 
-// Installs pipeline::set_model_resolver: name[@version] found in the registry -> its verified cached file.
+// Installs model::set_model_resolver: name[@version] found in the registry -> its verified cached file.
 // An unreachable registry is logged and falls back to the local model folders.
 void install_model_resolver(const std::string& uri = "");
 

@@ -21,7 +21,7 @@
 #include "aitw/kernel/letterbox.hpp"
 #include "aitw/kernel/yolo_decode.hpp"
 
-namespace aitw::pipeline {
+namespace aitw::model {
 
 using kernel::InputSize;
 
@@ -106,4 +106,4 @@ std::vector<std::string> parse_names_dict(const std::string& text);
 // Reads a names file: one class name per line.
 std::vector<std::string> read_names_file(const std::string& path);
 
-}  // namespace aitw::pipeline
+}  // namespace aitw::model

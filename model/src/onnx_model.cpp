@@ -1,4 +1,4 @@
-#include "aitw/pipeline/model_adapter.hpp"
+#include "aitw/model/onnx_model.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -17,7 +17,7 @@
 #include "aitw/kernel/dnn_layers.hpp"
 #include "onnx.pb.h"
 
-namespace aitw::pipeline {
+namespace aitw::model {
 namespace {
 
 namespace ox = aitw::onnx;
@@ -805,4 +805,4 @@ std::string AdaptedGraph::summary() const {
   return s.str();
 }
 
-}  // namespace aitw::pipeline
+}  // namespace aitw::model

@@ -1,4 +1,4 @@
-#include "aitw/pipeline/model_adapter.hpp"
+#include "aitw/model/onnx_model.hpp"
 
 #include <gtest/gtest.h>
 
@@ -10,10 +10,10 @@
 #include <opencv2/dnn.hpp>
 #include <opencv2/imgcodecs.hpp>
 
-#include "aitw/pipeline/detector.hpp"
+#include "aitw/model/lookup.hpp"
 #include "onnx.pb.h"
 
-namespace aitw::pipeline {
+namespace aitw::model {
 namespace {
 
 namespace ox = aitw::onnx;
@@ -30,7 +30,7 @@ std::string read_file(const std::string& path) {
 }
 
 cv::dnn::Net load_net(const AdaptedGraph& g, bool fusion = true) {
-  cv::dnn::Net net = pipeline::load_net(g, "test");
+  cv::dnn::Net net = model::load_net(g, "test");
   net.enableFusion(fusion);
   return net;
 }
@@ -492,4 +492,4 @@ TEST(ModelLookup, FindsModelsByNameInAitwModelDir) {
   unsetenv("AITW_MODEL_DIR");
 }
 
-}  // namespace aitw::pipeline
+}  // namespace aitw::model
