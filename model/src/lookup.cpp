@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <mutex>
 
 namespace aitw::model {
@@ -54,15 +55,6 @@ std::string resolve_model_path(const std::string& spec, bool use_resolver) {
       ". Export one with `yolo export model=yolo11n.pt format=onnx opset=12` (Ultralytics) and place it "
       "there, or set AITW_MODEL_DIR to the folder that holds it (aitw downloads nothing)";
   throw ModelError(msg);
-}
-
-std::string find_names_file(const std::string& model_path) {
-  std::vector<fs::path> candidates{fs::path(model_path).parent_path() / "coco80.names"};
-  for (const auto& d : model_search_dirs()) candidates.push_back(fs::path(d) / "coco80.names");
-  std::error_code ec;
-  for (const auto& c : candidates)
-    if (fs::is_regular_file(c, ec)) return c.string();
-  return "";
 }
 
 }  // namespace aitw::model

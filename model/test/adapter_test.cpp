@@ -381,7 +381,8 @@ TEST(ModelAdapter, RejectsEmptyHeadWeightsAndAbsurdClassCounts) {
     if (w.name() == "q0cls_w" || w.name() == "q1cls_w") {
       w.clear_float_data();
       w.clear_dims();
-      for (std::int64_t d : {std::int64_t{1} << 28, std::int64_t{0}, std::int64_t{1}, std::int64_t{1}}) w.add_dims(d);
+      for (std::int64_t d : {std::int64_t{1} << 28, std::int64_t{0}, std::int64_t{1}, std::int64_t{1}})
+        w.add_dims(d);
     }
   expect_model_error(m.SerializeAsString(), "empty.onnx", "Detect head not found");
   ASSERT_TRUE(m.ParseFromString(tiny_detector_bytes()));
@@ -465,13 +466,6 @@ TEST(ModelAdapter, RejectsFilesThatAreNotOnnx) {
   } catch (const ModelError& e) {
     EXPECT_NE(std::string(e.what()).find("cannot open"), std::string::npos);
   }
-}
-
-TEST(ModelAdapter, ParsesUltralyticsNamesDict) {
-  EXPECT_EQ(parse_names_dict("{0: 'person', 1: \"traffic light\", 2: 'it\\'s'}"),
-            (std::vector<std::string>{"person", "traffic light", "it's"}));
-  EXPECT_TRUE(parse_names_dict("{0: 'a', 2: 'c'}").empty());  // ids must be contiguous
-  EXPECT_TRUE(parse_names_dict("").empty());
 }
 
 TEST(ModelLookup, MissingModelSaysWhereItLookedAndHowToGetOne) {

@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "aitw/base/log.hpp"
-#include "aitw/model/lookup.hpp"
+#include "aitw/model/class_names.hpp"
 
 namespace aitw::pipeline {
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "aitw/model/onnx_model.hpp"
+#include "aitw/model/error.hpp"
 
 namespace aitw::model {
 
@@ -19,7 +19,5 @@ std::string resolve_model_path(const std::string& spec, bool use_resolver = true
 // Installed by the application (tools/) so that this layer need not know the registry: returns a local
 // path for `spec`, or nullopt to fall back to the search dirs. May throw ModelError (e.g. checksum).
 void set_model_resolver(std::function<std::optional<std::string>(const std::string& spec)> resolver);
-// The names file beside the model or in the search dirs (coco80.names), or "".
-std::string find_names_file(const std::string& model_path);
 
 }  // namespace aitw::model
