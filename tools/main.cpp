@@ -19,6 +19,7 @@
 #include "aitw/bench/pipeline_bench.hpp"
 #include "aitw/bench/replay.hpp"
 #include "aitw/datasets/record.hpp"
+#include "aitw/model/lookup.hpp"
 #include "aitw/net/metrics.hpp"
 #include "aitw/net/server.hpp"
 #include "aitw/pipeline/detect_job.hpp"
@@ -107,6 +108,11 @@ int main(int argc, char** argv) {
   const std::string registry_help =
       "model registry for name[@version] references: file:///path or s3://bucket/prefix?endpoint=URL&region=R\n"
       "(default $AITW_REGISTRY, else file://$XDG_DATA_HOME/aitw/registry)";
+  // --model-dir on detect and bench layers|pipeline: folders where model names are looked up first.
+  std::vector<std::string> search_dirs;
+  const std::string model_dir_help =
+      "look model names up in DIR first (repeatable); then in $AITW_MODEL_DIR, $XDG_DATA_HOME/aitw/models\n"
+      "and the registry";
 
   // detect
   aitw::pipeline::DetectJob job;
@@ -118,8 +124,10 @@ int main(int argc, char** argv) {
       "Exit code: 0 ok, 1 some image could not be read, 2 the model is unusable.");
   detect
       ->add_option("--model", job.detector.model_path,
-                   "ONNX model: a path, or a name looked up in $AITW_MODEL_DIR, ./models, ../shared/models")
+                   "ONNX model: a path, or a name looked up in --model-dir, $AITW_MODEL_DIR,\n"
+                   "$XDG_DATA_HOME/aitw/models (~/.local/share/aitw/models), then the registry")
       ->capture_default_str();
+  detect->add_option("--model-dir", search_dirs, model_dir_help)->check(CLI::ExistingDirectory);
   detect
       ->add_option("--imgsz", imgsz,
                    "network input: N = longer side, smallest multiple-of-32 rectangle (640x480 frame -> "
@@ -163,7 +171,7 @@ int main(int argc, char** argv) {
                       "minimum speedups by kernel name prefix, e.g. \"preprocess>=5,decode_nms>=5\"");
   kernels
       ->add_option("--shared", bk.shared_dir,
-                   "folder with models/ and datasets/ (default $AITW_SHARED_DIR or ../shared)")
+                   "folder with models/ and datasets/ (default $AITW_SHARED_DIR)")
       ->capture_default_str();
 
   aitw::bench::BenchLayersOptions bl;
@@ -171,6 +179,7 @@ int main(int argc, char** argv) {
   auto* layers = bench->add_subcommand(
       "layers", "Per-layer forward profile of the rewritten model (OpenCV's getPerfProfile), by layer type");
   layers->add_option("--model", bl.model, "ONNX model path or name")->capture_default_str();
+  layers->add_option("--model-dir", search_dirs, model_dir_help)->check(CLI::ExistingDirectory);
   layers->add_option("--imgsz", bl_imgsz, "network input HxW (multiples of 32)")->capture_default_str();
   layers->add_flag("--opencv-layers", bl.opencv_layers, "profile with OpenCV's own layers instead of aitw's");
   layers->add_option("--repetitions", bl.repetitions, "forward passes averaged")->capture_default_str();
@@ -184,6 +193,7 @@ int main(int argc, char** argv) {
       "latency percentiles; exit 1 if a --gate fails");
   bpipe->add_option("--recording", bp.recording, "a .aitwrec file (see `aitw record`)")->required();
   bpipe->add_option("--model", bp.detector.model_path, "ONNX model path or name")->capture_default_str();
+  bpipe->add_option("--model-dir", search_dirs, model_dir_help)->check(CLI::ExistingDirectory);
   bpipe->add_option("--imgsz", bp_imgsz, "network input: N (longer side, rectangular) or HxW")
       ->capture_default_str();
   bpipe->add_option("--fps", bp.fps, "offer rate; 0 = as fast as the pipeline takes frames (saturated)")
@@ -235,7 +245,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> model_dirs;
   serve->add_option("--model-dir", model_dirs,
                     "allow Init.model paths inside DIR (repeatable; default $AITW_MODEL_DIR if set). Names\n"
-                    "(name, name@version) are always allowed; other paths, `..` and symlinks out are refused");
+                    "(name, name@version) are always allowed, and looked up in DIR first; other paths, `..`\n"
+                    "and symlinks out are refused");
   std::string auth_token_file;
   serve->add_option("--auth-token-file", auth_token_file,
                     "require Init.auth_token to equal the token in FILE (constant-time compare; a mismatch\n"
@@ -314,6 +325,7 @@ int main(int argc, char** argv) {
   }
   // --model / Init.model may name registry models (AITW_REGISTRY or the default store).
   aitw::registry::install_model_resolver(registry_uri);
+  aitw::model::set_model_dirs(search_dirs);
   using aitw::LogLevel;
   aitw::set_log_level(log_level == "debug"   ? LogLevel::Debug
                                 : log_level == "warn"  ? LogLevel::Warn
@@ -394,6 +406,7 @@ int main(int argc, char** argv) {
         std::cerr << "--model-dir: " << d << " is not a directory\n";
         return 2;
       }
+    aitw::model::set_model_dirs(model_dirs);  // names too are looked up there first
     if (model_dirs.empty())
       if (const char* d = std::getenv("AITW_MODEL_DIR"); d && *d && std::filesystem::is_directory(d))
         model_dirs.push_back(d);

@@ -10,7 +10,6 @@
 #include <opencv2/dnn.hpp>
 #include <opencv2/imgcodecs.hpp>
 
-#include "aitw/model/lookup.hpp"
 #include "onnx.pb.h"
 
 namespace aitw::model {
@@ -466,24 +465,6 @@ TEST(ModelAdapter, RejectsFilesThatAreNotOnnx) {
   } catch (const ModelError& e) {
     EXPECT_NE(std::string(e.what()).find("cannot open"), std::string::npos);
   }
-}
-
-TEST(ModelLookup, MissingModelSaysWhereItLookedAndHowToGetOne) {
-  try {
-    resolve_model_path("no-such-model");
-    FAIL();
-  } catch (const ModelError& e) {
-    const std::string msg = e.what();
-    EXPECT_NE(msg.find("no-such-model.onnx"), std::string::npos) << msg;
-    EXPECT_NE(msg.find("AITW_MODEL_DIR"), std::string::npos) << msg;
-    EXPECT_NE(msg.find("yolo export model=yolo11n.pt format=onnx opset=12"), std::string::npos) << msg;
-  }
-}
-
-TEST(ModelLookup, FindsModelsByNameInAitwModelDir) {
-  setenv("AITW_MODEL_DIR", (kShared + "/models").c_str(), 1);
-  EXPECT_EQ(resolve_model_path("yolov8n"), kShared + "/models/yolov8n.onnx");
-  unsetenv("AITW_MODEL_DIR");
 }
 
 }  // namespace aitw::model

@@ -27,13 +27,13 @@ TEST(ClassNames, NamesFileBesideTheModelThenInTheModelFolders) {
   fs::create_directories(root / "beside");
   fs::create_directories(root / "folder");
   std::ofstream(root / "folder" / "coco80.names") << "person\r\nbicycle \n\ncar\n";
-  setenv("AITW_MODEL_DIR", (root / "folder").c_str(), 1);
+  set_model_dirs({(root / "folder").string()});
   const std::string model = (root / "beside" / "det.onnx").string();
   EXPECT_EQ(find_names_file(model), (root / "folder" / "coco80.names").string());
   EXPECT_EQ(read_names_file(find_names_file(model)), (std::vector<std::string>{"person", "bicycle", "car"}));
   std::ofstream(root / "beside" / "coco80.names") << "a\n";
   EXPECT_EQ(find_names_file(model), (root / "beside" / "coco80.names").string());
-  unsetenv("AITW_MODEL_DIR");
+  set_model_dirs({});
   fs::remove_all(root);
   EXPECT_TRUE(read_names_file((root / "beside" / "coco80.names").string()).empty());
 }

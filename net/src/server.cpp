@@ -11,7 +11,6 @@
 #include <future>
 #include <mutex>
 #include <optional>
-#include <regex>
 #include <sstream>
 #include <thread>
 
@@ -47,12 +46,6 @@ const char* to_string(WorkerState s) {
 
 namespace {
 
-// A name (the registry's, or NAME.onnx in the configured model folders) cannot point anywhere else.
-bool model_is_path(const std::string& model) {
-  static const std::regex name(R"([A-Za-z0-9][A-Za-z0-9._-]{0,127}(@[0-9]{1,12})?)");
-  return !std::regex_match(model, name) || model.ends_with(".onnx");
-}
-
 // The file a checked path names: absolute, symlinks and `..` resolved. Throws when it does not exist.
 std::string canonical_model_path(const std::string& model) {
   std::error_code ec;
@@ -78,7 +71,8 @@ std::string file_identity(const std::string& path) {
 
 std::optional<std::string> model_refusal(const std::string& model, const std::vector<std::string>& model_dirs) {
   namespace fs = std::filesystem;
-  if (!model_is_path(model)) return std::nullopt;
+  // A name is only looked up inside the model folders: it cannot point anywhere else.
+  if (!model::is_model_path(model)) return std::nullopt;
   if (model_dirs.empty())
     return "Init.model '" + model + "' is a path; this worker accepts model names only (start it with --model-dir DIR "
            "to allow paths under DIR)";
@@ -386,7 +380,8 @@ struct Server::Impl {
         loader,
         [&]() -> awaitable<void> {
           try {
-            path = model_is_path(model) ? canonical_model_path(model) : model::resolve_model_path(model);
+            path =
+                model::is_model_path(model) ? canonical_model_path(model) : model::resolve_model_path(model);
             identity = file_identity(path);
           } catch (const std::exception& e) {
             resolve_error = e.what();

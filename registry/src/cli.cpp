@@ -101,18 +101,10 @@ void install_model_resolver(const std::string& uri) {
                          " from " + shared->registry->store().describe());
       return r.path;
     } catch (const RegistryError& e) {
-      // A bare name the registry does not have may be a file in the local model folders.
-      if (!ref->version && (e.kind() == RegistryError::Kind::NotFound || e.kind() == RegistryError::Kind::Unreachable ||
-                            e.kind() == RegistryError::Kind::NoBucket)) {
-        if (e.kind() == RegistryError::Kind::NotFound) return std::nullopt;
-        aitw::log_warn(std::string("registry: ") + e.what() + "; looking in local model folders");
-        try {  // found there, or the error says both why the registry could not help and where else it looked
-          return model::resolve_model_path(spec, /*use_resolver=*/false);
-        } catch (const model::ModelError& local) {
-          throw model::ModelError(std::string("registry: ") + e.what() + "; and not in the local model folders: " +
-                                     local.what());
-        }
-      }
+      // The model folders were searched before the registry (model::resolve_model_path): a bare name the
+      // registry does not know either is reported with them; any other failure says why the registry could
+      // not help, and resolve_model_path adds the folders it tried.
+      if (!ref->version && e.kind() == RegistryError::Kind::NotFound) return std::nullopt;
       throw model::ModelError(std::string("registry: ") + e.what());
     }
   });

@@ -22,7 +22,7 @@ struct RegistryCommand {
 int run_registry_command(const RegistryCommand& cmd, std::ostream& out, std::ostream& err);
 
 // Installs model::set_model_resolver: name[@version] found in the registry -> its verified cached file.
-// An unreachable registry is logged and falls back to the local model folders.
+// The registry is asked last, after the local model folders (model/lookup.hpp).
 void install_model_resolver(const std::string& uri = "");
 
 }  // namespace aitw::registry
