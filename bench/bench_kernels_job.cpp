@@ -23,6 +23,12 @@ int run_bench_kernels(const BenchKernelsOptions& options, std::ostream& out) {
     return 2;
   }
 
+  if (options.shared_dir.empty()) {
+    aitw::log_error(
+        "bench kernels: no data folder: pass --shared DIR (with models/ and datasets/) or set "
+        "AITW_SHARED_DIR");
+    return 2;
+  }
   std::vector<KernelCase> cases;
   try {
     cases = make_kernel_cases(options.shared_dir);

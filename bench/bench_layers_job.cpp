@@ -6,7 +6,8 @@
 
 #include "aitw/bench/gates.hpp"
 #include "aitw/bench/kernel_cases.hpp"
-#include "aitw/pipeline/detector.hpp"
+#include "aitw/model/lookup.hpp"
+#include "aitw/model/onnx_model.hpp"
 #include "aitw/base/log.hpp"
 
 namespace aitw::bench {
@@ -14,11 +15,11 @@ namespace aitw::bench {
 int run_bench_layers(const BenchLayersOptions& options, std::ostream& out) {
   try {
     if (options.threads > 0) cv::setNumThreads(options.threads);
-    const auto model = pipeline::OnnxModel::load(pipeline::resolve_model_path(options.model));
-    pipeline::AdaptOptions adapt;
+    const auto model = model::OnnxModel::load(model::resolve_model_path(options.model));
+    model::AdaptOptions adapt;
     adapt.custom_layers = !options.opencv_layers;
     const auto graph = model.adapt({options.height, options.width}, adapt);
-    cv::dnn::Net net = pipeline::load_net(graph, model.label());
+    cv::dnn::Net net = model::load_net(graph, model.label());
     const cv::Mat blob(std::vector<int>{1, 3, options.height, options.width}, CV_32F, cv::Scalar(0.5));
     std::vector<cv::Mat> outs;
     for (int i = 0; i < 3; ++i) {  // warm-up: first runs allocate

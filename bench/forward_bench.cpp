@@ -10,13 +10,13 @@
 #include <opencv2/dnn.hpp>
 #include <opencv2/imgcodecs.hpp>
 
-#include "aitw/pipeline/model_adapter.hpp"
+#include "aitw/model/onnx_model.hpp"
 
 namespace {
 
-using aitw::pipeline::AdaptOptions;
-using aitw::pipeline::InputSize;
-using aitw::pipeline::OnnxModel;
+using aitw::model::AdaptOptions;
+using aitw::model::InputSize;
+using aitw::model::OnnxModel;
 
 std::string shared_dir() {
   const char* env = std::getenv("AITW_SHARED_DIR");
@@ -36,7 +36,7 @@ void forward(benchmark::State& state, const std::string& model_name, InputSize s
   }
   if (graph == Graph::OpenCvLayers) opt.custom_layers = false;
   const auto g = model.adapt(size, opt);
-  cv::dnn::Net net = aitw::pipeline::load_net(g, "bench");
+  cv::dnn::Net net = aitw::model::load_net(g, "bench");
   const cv::Mat img = cv::imread(shared_dir() + "/datasets/images/bus.jpg");
   const cv::Mat blob = cv::dnn::blobFromImage(img, 1 / 255.0, cv::Size(size.width, size.height), {}, true);
   std::vector<cv::Mat> outs;

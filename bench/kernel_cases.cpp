@@ -13,7 +13,7 @@
 #include "aitw/kernel/nms.hpp"
 #include "aitw/kernel/preprocess.hpp"
 #include "aitw/kernel/yolo_decode.hpp"
-#include "aitw/pipeline/model_adapter.hpp"
+#include "aitw/model/onnx_model.hpp"
 
 namespace aitw::bench {
 namespace {
@@ -152,8 +152,8 @@ void add_decode_case(std::vector<KernelCase>& cases, const std::string& tag, std
                    [s] { ours_decode_nms(*s); }, [s] { (void)opencv_decode_nms(*s); }});
 }
 
-std::vector<cv::Mat> run_graph(const pipeline::AdaptedGraph& g, const cv::Mat& blob) {
-  cv::dnn::Net net = pipeline::load_net(g, "bench");
+std::vector<cv::Mat> run_graph(const model::AdaptedGraph& g, const cv::Mat& blob) {
+  cv::dnn::Net net = model::load_net(g, "bench");
   net.setInput(blob);
   std::vector<cv::Mat> outs;
   net.forward(outs, g.output_names);
@@ -162,7 +162,7 @@ std::vector<cv::Mat> run_graph(const pipeline::AdaptedGraph& g, const cv::Mat& b
 }
 
 // Real head outputs: the cut graph (ours) and the stock graph (baseline) on the same letterboxed image.
-std::shared_ptr<DecodeState> real_outputs(const pipeline::OnnxModel& model, const cv::Mat& img) {
+std::shared_ptr<DecodeState> real_outputs(const model::OnnxModel& model, const cv::Mat& img) {
   auto s = std::make_shared<DecodeState>();
   s->lb = kernel::letterbox_params(img.cols, img.rows, 640, 640);
   s->layout = model.head_layout();
@@ -174,7 +174,7 @@ std::shared_ptr<DecodeState> real_outputs(const pipeline::OnnxModel& model, cons
   const cv::Mat blob(std::vector<int>{1, 3, 640, 640}, CV_32F, blob_data.data());
   s->levels = run_graph(model.adapt({640, 640}), blob);
   for (const auto& lv : model.levels()) s->strides.push_back(lv.stride);
-  pipeline::AdaptOptions stock;
+  model::AdaptOptions stock;
   stock.cut_head = false;
   stock.expand_stride_mul = true;  // the attention fix stays on so both paths see the same network
   s->output0 = run_graph(model.adapt({640, 640}, stock), blob)[0];
@@ -244,7 +244,7 @@ std::shared_ptr<DecodeState> crowd(int survivors) {
 }
 
 // Forward of the rewritten graph with aitw's custom layers vs the same graph with OpenCV's own layers.
-void add_forward_case(std::vector<KernelCase>& cases, const pipeline::OnnxModel& model,
+void add_forward_case(std::vector<KernelCase>& cases, const model::OnnxModel& model,
                       const std::string& tag, const cv::Mat& img, kernel::InputSize size) {
   struct State {
     cv::dnn::Net ours, opencv;
@@ -253,12 +253,12 @@ void add_forward_case(std::vector<KernelCase>& cases, const pipeline::OnnxModel&
     std::vector<cv::Mat> out;
   };
   auto s = std::make_shared<State>();
-  pipeline::AdaptOptions opencv_layers;
+  model::AdaptOptions opencv_layers;
   opencv_layers.custom_layers = false;
   const auto g_ours = model.adapt(size);
   const auto g_opencv = model.adapt(size, opencv_layers);
-  s->ours = pipeline::load_net(g_ours, "bench");
-  s->opencv = pipeline::load_net(g_opencv, "bench");
+  s->ours = model::load_net(g_ours, "bench");
+  s->opencv = model::load_net(g_opencv, "bench");
   s->outs_ours = g_ours.output_names;
   s->outs_opencv = g_opencv.output_names;
   const auto lb = kernel::letterbox_params(img.cols, img.rows, size.width, size.height);
@@ -301,12 +301,12 @@ std::vector<KernelCase> make_kernel_cases(const std::string& shared_dir) {
   add_preprocess_cases(cases, "640x480", camera);
   add_preprocess_cases(cases, "1280x720", zidane.clone());
 
-  const auto model = pipeline::OnnxModel::load(shared_dir + "/models/yolo11n.onnx");
+  const auto model = model::OnnxModel::load(shared_dir + "/models/yolo11n.onnx");
   add_decode_case(cases, "bus", real_outputs(model, bus));
   add_decode_case(cases, "zidane", real_outputs(model, zidane));
   add_decode_case(cases, "crowd2000", crowd(2000));
   add_forward_case(cases, model, "yolo11n_480x640", bus, {480, 640});
-  add_forward_case(cases, pipeline::OnnxModel::load(shared_dir + "/models/yolov8n.onnx"), "yolov8n_480x640",
+  add_forward_case(cases, model::OnnxModel::load(shared_dir + "/models/yolov8n.onnx"), "yolov8n_480x640",
                    bus, {480, 640});
   return cases;
 }

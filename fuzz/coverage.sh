@@ -15,7 +15,7 @@ if [ ${#patterns[@]} -eq 0 ]; then
   case "$target" in
     fuzz_session) patterns=(net/src/framing.cpp net/src/session.cpp "pipeline::decode_frame" "pipeline::jpeg_dimensions"
                             "net::model_refusal") ;;
-    fuzz_onnx) patterns=(pipeline/src/model_adapter.cpp) ;;
+    fuzz_onnx) patterns=(model/src/onnx_model.cpp model/src/graph.cpp model/src/adapter.cpp model/src/passes/) ;;
     fuzz_registry) patterns=("s3::parse_list_objects_v2" "s3::parse_error" "::find_element" "::xml_unescape"
                              "Registry::manifest" "Registry::fetch" "Registry::remove" "Registry::versions"
                              "Registry::names" "registry::resolve" "registry::cached_model_path"

@@ -9,14 +9,14 @@
 #include <optional>
 #include <string>
 
-#include "aitw/pipeline/model_adapter.hpp"
+#include "aitw/model/onnx_model.hpp"
 #include "fuzz_common.hpp"
 #include "onnx.pb.h"
 
-using aitw::pipeline::AdaptOptions;
-using aitw::pipeline::InputSize;
-using aitw::pipeline::ModelError;
-using aitw::pipeline::OnnxModel;
+using aitw::model::AdaptOptions;
+using aitw::model::InputSize;
+using aitw::model::ModelError;
+using aitw::model::OnnxModel;
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   aitw::fuzz::quiet_protobuf();

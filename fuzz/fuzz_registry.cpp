@@ -18,7 +18,7 @@
 
 #include "aitw/base/log.hpp"
 #include "aitw/base/sha256.hpp"
-#include "aitw/pipeline/model_adapter.hpp"
+#include "aitw/model/onnx_model.hpp"
 #include "aitw/registry/registry.hpp"
 #include "fuzz_common.hpp"
 #include "s3_xml.hpp"

@@ -26,7 +26,7 @@
 #include "aitw/net/framing.hpp"
 #include "aitw/base/log.hpp"
 #include "aitw/base/sha256.hpp"
-#include "aitw/pipeline/model_adapter.hpp"
+#include "aitw/model/onnx_model.hpp"
 #include "aitw/registry/registry.hpp"
 #include "fuzz_common.hpp"
 #include "onnx.pb.h"
@@ -416,7 +416,7 @@ void onnx_seeds(const fs::path& shared) {
   const std::string two = two_level_detector(), three = three_level_detector(true);
   // Each must be a model the adapter accepts (the seeds cover its success paths).
   for (const auto* s : {&two, &three}) {
-    const auto m = aitw::pipeline::OnnxModel::from_bytes(*s, "seed");
+    const auto m = aitw::model::OnnxModel::from_bytes(*s, "seed");
     (void)m.adapt(m.metadata().native_input);
   }
   write_seed("fuzz_onnx", "two_level", two);

@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 bash scripts/build.sh
 shared="${AITW_SHARED_DIR:-../shared}"
+# aitw looks model names up in the model folders only (never ../shared): point it at the shared models.
+export AITW_MODEL_DIR="${AITW_MODEL_DIR:-$(realpath "$shared/models")}"
 bash datasets/make_replay_sets.sh build/datasets
 ./build/tools/aitw replay build/datasets/camera_pan_640x480.aitwrec --fps 12 --duration 15
 mkdir -p out

@@ -53,7 +53,7 @@ cleanup() {
 trap cleanup EXIT
 
 # The worker, as its own process: its /proc is what we sample.
-AITW_MODEL_DIR=${AITW_MODEL_DIR:-$shared/models} "$aitw" serve --listen "127.0.0.1:$port" \
+AITW_MODEL_DIR=${AITW_MODEL_DIR:-$(realpath "$shared/models")} "$aitw" serve --listen "127.0.0.1:$port" \
   --idle-timeout "$(( duration + churn_s + 3600 ))s" --max-sessions $(( clients + 8 )) > "$out/serve.log" 2>&1 &
 server_pid=$!
 serve_pid=$server_pid

@@ -43,7 +43,9 @@ Run run(const std::string& args, const std::string& env = "") {
   const fs::path dir = fs::temp_directory_path() / ("aitw_cli_" + std::to_string(getpid()));
   fs::create_directories(dir);
   const std::string err_file = (dir / "stderr.txt").string();
-  const std::string cmd = env + " " + kAitw + " " + args + " 2>" + err_file;
+  // aitw looks model names up in the model folders only; `env` may override this one.
+  const std::string cmd =
+      "AITW_MODEL_DIR=" + kShared + "/models " + env + " " + kAitw + " " + args + " 2>" + err_file;
   Run r;
   FILE* p = popen(cmd.c_str(), "r");
   char buf[4096];
@@ -104,6 +106,24 @@ TEST(CliDetect, FindsModelThroughAitwModelDir) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.lines[0]["model"]["name"], "yolov8n");
   EXPECT_EQ(r.lines[0]["input"], (nlohmann::json{640, 640}));
+}
+
+TEST(CliDetect, FindsModelThroughModelDirFlag) {
+  // --model-dir is searched before $AITW_MODEL_DIR (empty here), and named in the error when nothing matches.
+  const std::string models = kShared + "/models";
+  const auto r = run("detect --model yolov8n --model-dir " + models + " --imgsz 640x640 " + kZidane,
+                     "AITW_MODEL_DIR=/nonexistent");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.lines[0]["model"]["name"], "yolov8n");
+  const auto missing =
+      run("detect --model nosuchmodel --model-dir " + models + " " + kBus, "AITW_MODEL_DIR=/nonexistent");
+  EXPECT_EQ(missing.exit_code, 2);
+  EXPECT_NE(missing.err.find(models + "/nosuchmodel.onnx (--model-dir)"), std::string::npos) << missing.err;
+  EXPECT_EQ(run("detect --model-dir /nonexistent-dir " + kBus).exit_code, 2);  // usage error
+  const auto layers =
+      run("bench layers --model yolo11n --model-dir " + models + " --imgsz 320x320 --repetitions 1",
+          "AITW_MODEL_DIR=/nonexistent");
+  EXPECT_EQ(layers.exit_code, 0) << layers.err;
 }
 
 TEST(CliDetect, UnreadableImageIsReportedAndOthersStillProcessed) {

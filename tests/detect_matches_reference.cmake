@@ -31,10 +31,12 @@ endif()
 set(iou "${CMAKE_MATCH_1}")
 
 string(REPLACE "|" ";" emulator "${EMULATOR}")
-set(command ${emulator} "${AITW}" detect --model "${SHARED}/models/${MODEL}.onnx" --imgsz ${imgsz}
+# The model by name, as a user runs it: looked up in $AITW_MODEL_DIR.
+set(ENV{AITW_MODEL_DIR} "${SHARED}/models")
+set(command ${emulator} "${AITW}" detect --model "${MODEL}" --imgsz ${imgsz}
             --conf ${conf} --iou ${iou} "${SHARED}/datasets/images/${IMAGE}.jpg")
 string(REPLACE ";" " " shown "${command}")
-message(STATUS "${shown}")
+message(STATUS "AITW_MODEL_DIR=$ENV{AITW_MODEL_DIR} ${shown}")
 execute_process(COMMAND ${command} OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc)
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "aitw detect exited with ${rc}\n${out}${err}")

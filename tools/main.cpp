@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include "aitw/base/log.hpp"
+#include "aitw/model/lookup.hpp"
 #include "aitw/registry/model_resolver.hpp"
 #include "commands/commands.hpp"
 
@@ -19,7 +20,7 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"debug", "info", "warn", "error", "off"}));
 
   // The order of --help.
-  const std::vector<Command> commands{add_detect(app, global), add_bench(app),          add_record(app),
+  const std::vector<Command> commands{add_detect(app, global), add_bench(app, global),          add_record(app),
                                       add_serve(app, global),  add_replay(app, global), add_registry(app)};
   try {
     app.parse(argc, argv);
@@ -36,6 +37,7 @@ int main(int argc, char** argv) {
   aitw::set_log_level(levels.at(global.log_level));
   // --model / Init.model may name registry models (AITW_REGISTRY or the default store).
   aitw::registry::install_model_resolver(global.registry_uri);
+  aitw::model::set_model_dirs(global.model_dirs);
   for (const auto& command : commands)
     if (command.app->parsed()) return command.run();
   return 0;

@@ -9,12 +9,13 @@
 #include <opencv2/imgproc.hpp>
 
 #include "aitw/base/log.hpp"
+#include "aitw/model/lookup.hpp"
 
 namespace aitw::jobs {
 namespace fs = std::filesystem;
 using pipeline::Detector;
 using pipeline::DetectResult;
-using pipeline::ModelError;
+using model::ModelError;
 
 namespace {
 double round_to(double v, double scale) {
@@ -99,7 +100,7 @@ std::vector<int> resolve_classes(const std::vector<std::string>& selectors,
 int run_detect_job(DetectJob job, std::ostream& out) {
   std::optional<Detector> detector;
   try {
-    job.detector.model_path = pipeline::resolve_model_path(job.detector.model_path);
+    job.detector.model_path = model::resolve_model_path(job.detector.model_path);
     detector.emplace(std::move(job.detector));
     // Names need the model's metadata: resolved once the model is loaded.
     if (!job.classes.empty()) detector->set_classes(resolve_classes(job.classes, detector->class_names()));
@@ -142,7 +143,7 @@ int run_detect_job(DetectJob job, std::ostream& out) {
         const fs::path dst = fs::path(job.annotate_dir) / (fs::path(path).stem().string() + ".jpg");
         if (!cv::imwrite(dst.string(), img)) log_error("image '" + path + "': cannot write " + dst.string());
       }
-    } catch (const ModelError& e) {
+    } catch (const model::ModelError& e) {
       log_error(e.what());
       return 2;
     } catch (const std::exception& e) {

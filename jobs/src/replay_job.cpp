@@ -23,6 +23,7 @@
 #include "aitw/bench/gates.hpp"
 #include "aitw/datasets/recording.hpp"
 #include "aitw/jobs/record.hpp"
+#include "aitw/model/lookup.hpp"
 #include "aitw/net/client.hpp"
 #include "aitw/net/server.hpp"
 #include "auth_token.hpp"
@@ -106,7 +107,7 @@ int run_replay(const ReplayOptions& o, std::ostream& out) {
     net::ServerConfig sc;
     sc.port = 0;
     // The in-process worker serves this user's own --model: a path is allowed in its own folder.
-    if (o.model.find('/') != std::string::npos || o.model.ends_with(".onnx"))
+    if (model::is_model_path(o.model))
       sc.model_dirs = {std::filesystem::absolute(o.model).parent_path().string()};
     sc.auth_token = auth_token;
     sc.max_sessions = std::max(sc.max_sessions, o.clients);

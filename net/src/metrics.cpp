@@ -6,7 +6,7 @@
 #include <thread>
 
 #include "aitw/base/defaults.hpp"
-#include "aitw/pipeline/detector.hpp"
+#include "aitw/model/lookup.hpp"
 
 namespace aitw::net {
 
@@ -71,7 +71,7 @@ void MetricsEndpoint::start() {
     bool ready = m.server.stats().models_loaded > 0;
     if (!ready) {
       try {
-        pipeline::resolve_model_path(std::string(kDefaultModel), /*use_resolver=*/false);
+        model::resolve_model_path(std::string(kDefaultModel), /*use_resolver=*/false);
         ready = true;
       } catch (const std::exception&) {
       }

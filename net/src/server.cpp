@@ -11,7 +11,6 @@
 #include <future>
 #include <mutex>
 #include <optional>
-#include <regex>
 #include <sstream>
 #include <thread>
 
@@ -21,6 +20,7 @@
 #include "aitw/base/log.hpp"
 #include "aitw/base/defaults.hpp"
 #include "aitw/base/sha256.hpp"
+#include "aitw/model/lookup.hpp"
 #include "aitw/pipeline/pipeline.hpp"
 
 namespace aitw::net {
@@ -46,18 +46,12 @@ const char* to_string(WorkerState s) {
 
 namespace {
 
-// A name (the registry's, or NAME.onnx in the configured model folders) cannot point anywhere else.
-bool model_is_path(const std::string& model) {
-  static const std::regex name(R"([A-Za-z0-9][A-Za-z0-9._-]{0,127}(@[0-9]{1,12})?)");
-  return !std::regex_match(model, name) || model.ends_with(".onnx");
-}
-
 // The file a checked path names: absolute, symlinks and `..` resolved. Throws when it does not exist.
 std::string canonical_model_path(const std::string& model) {
   std::error_code ec;
   const auto p = std::filesystem::canonical(model, ec);
   if (ec || !std::filesystem::is_regular_file(p, ec))
-    throw pipeline::ModelError("model '" + model + "' not found (no such file in the model directories)");
+    throw model::ModelError("model '" + model + "' not found (no such file in the model directories)");
   return p.string();
 }
 
@@ -77,7 +71,8 @@ std::string file_identity(const std::string& path) {
 
 std::optional<std::string> model_refusal(const std::string& model, const std::vector<std::string>& model_dirs) {
   namespace fs = std::filesystem;
-  if (!model_is_path(model)) return std::nullopt;
+  // A name is only looked up inside the model folders: it cannot point anywhere else.
+  if (!model::is_model_path(model)) return std::nullopt;
   if (model_dirs.empty())
     return "Init.model '" + model + "' is a path; this worker accepts model names only (start it with --model-dir DIR "
            "to allow paths under DIR)";
@@ -385,7 +380,8 @@ struct Server::Impl {
         loader,
         [&]() -> awaitable<void> {
           try {
-            path = model_is_path(model) ? canonical_model_path(model) : pipeline::resolve_model_path(model);
+            path =
+                model::is_model_path(model) ? canonical_model_path(model) : model::resolve_model_path(model);
             identity = file_identity(path);
           } catch (const std::exception& e) {
             resolve_error = e.what();

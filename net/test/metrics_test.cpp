@@ -50,7 +50,9 @@ TEST(Metrics, EndpointServesTheSpecNamesAndTracksAFrame) {
   const auto cwd = std::filesystem::current_path();
   std::filesystem::current_path(std::filesystem::temp_directory_path());  // no ./models, no ../shared
   setenv("AITW_MODEL_DIR", "/nonexistent", 1);
+  setenv("XDG_DATA_HOME", "/nonexistent", 1);  // nor ~/.local/share/aitw/models
   EXPECT_EQ(http.Get("/readyz")->status, 503);
+  unsetenv("XDG_DATA_HOME");
   setenv("AITW_MODEL_DIR", (std::string(AITW_SHARED_DIR) + "/models").c_str(), 1);
   EXPECT_EQ(http.Get("/readyz")->status, 200);
   unsetenv("AITW_MODEL_DIR");

@@ -510,7 +510,9 @@ TEST(Server, InitModelPathsMustStayInsideTheModelDirectories) {
   EXPECT_NE(model_refusal(kYolo11, {}).value_or("").find("--model-dir"), std::string::npos);
   EXPECT_FALSE(model_refusal("yolo11n", {}));
   EXPECT_FALSE(model_refusal("yolo11n@3", {}));
-  EXPECT_TRUE(model_refusal("yolo11n.onnx", {}));
+  // NAME.onnx is a name too: looked up only inside the model folders, never in the working directory.
+  EXPECT_FALSE(model_refusal("yolo11n.onnx", {}));
+  EXPECT_TRUE(model_refusal("./yolo11n.onnx", {}));
   EXPECT_TRUE(model_refusal("../yolo11n", {}));
   fs::remove_all(root);
 }

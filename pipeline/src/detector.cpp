@@ -1,14 +1,11 @@
 #include "aitw/pipeline/detector.hpp"
 
 #include <algorithm>
-#include <cstdlib>
-#include <filesystem>
-#include <mutex>
 
 #include "aitw/base/log.hpp"
+#include "aitw/model/class_names.hpp"
 
 namespace aitw::pipeline {
-namespace fs = std::filesystem;
 
 namespace {
 double ms_since(std::chrono::steady_clock::time_point t0) {
@@ -18,9 +15,9 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
 
 Detector::Detector(DetectorConfig config)
     : config_(std::move(config)),
-      model_(OnnxModel::load(config_.model_path, config_.names_file.empty()
-                                                     ? find_names_file(config_.model_path)
-                                                     : config_.names_file)) {
+      model_(model::OnnxModel::load(config_.model_path, config_.names_file.empty()
+                                                            ? model::find_names_file(config_.model_path)
+                                                            : config_.names_file)) {
   if (config_.threads > 0) cv::setNumThreads(config_.threads);
   set_classes(config_.classes);
   if (config_.fixed_input) network_for(*config_.fixed_input);
@@ -37,8 +34,8 @@ PostOptions Detector::post_options(float conf, float iou, int max_det, const std
     o.class_mask.assign(nc, 0);
     for (int c : ids) {
       if (c < 0 || c >= nc)
-        throw ModelError("class id " + std::to_string(c) + " out of range: model '" + config_.model_path +
-                         "' has " + std::to_string(nc) + " classes");
+        throw model::ModelError("class id " + std::to_string(c) + " out of range: model '" +
+                                config_.model_path + "' has " + std::to_string(nc) + " classes");
       o.class_mask[c] = 1;
     }
   }
@@ -61,9 +58,9 @@ Detector::Network& Detector::network_for(InputSize size) {
   const auto key = std::make_pair(size.height, size.width);
   if (auto it = networks_.find(key); it != networks_.end()) return it->second;
   const auto t0 = std::chrono::steady_clock::now();
-  AdaptedGraph g = model_.adapt(size, config_.adapt);
+  model::AdaptedGraph g = model_.adapt(size, config_.adapt);
   Network n;
-  n.net = load_net(g, model_.label());
+  n.net = model::load_net(g, model_.label());
   n.outputs = g.output_names;
   // One forward on a blank input: checks that the rewritten graph runs at this size and has the expected
   // level shapes, and takes the first-run allocation cost out of the first real frame.
@@ -77,12 +74,12 @@ Detector::Network& Detector::network_for(InputSize size) {
       const cv::Mat& o = outs[i];
       if (o.dims != 4 || o.size[1] != model_.head_layout().channels() ||
           o.size[2] != size.height / lv.stride || o.size[3] != size.width / lv.stride)
-        throw ModelError("model '" + model_.label() + "': head level at stride " + std::to_string(lv.stride) +
-                         " has an unexpected output shape");
+        throw model::ModelError("model '" + model_.label() + "': head level at stride " +
+                                std::to_string(lv.stride) + " has an unexpected output shape");
     }
   } catch (const cv::Exception& e) {
-    throw ModelError("model '" + model_.label() + "': OpenCV DNN cannot run the rewritten graph at " +
-                     std::to_string(size.height) + "x" + std::to_string(size.width) + ": " + e.what());
+    throw model::ModelError("model '" + model_.label() + "': OpenCV DNN cannot run the rewritten graph at " +
+                            std::to_string(size.height) + "x" + std::to_string(size.width) + ": " + e.what());
   }
   log_info("model '" + model_.label() + "' (sha256 " + model_.sha256().substr(0, 12) + "): " + g.summary() +
            "; ready in " + std::to_string(static_cast<int>(ms_since(t0))) + " ms");
@@ -150,64 +147,6 @@ DetectResult Detector::detect(const cv::Mat& bgr) {
   r.input = work_.input;
   r.letterbox = work_.letterbox;
   return r;
-}
-
-std::vector<std::string> model_search_dirs() {
-  std::vector<std::string> dirs;
-  if (const char* env = std::getenv("AITW_MODEL_DIR"); env && *env) dirs.emplace_back(env);
-  dirs.emplace_back("models");
-  dirs.emplace_back("../shared/models");
-  return dirs;
-}
-
-namespace {
-std::mutex g_resolver_mutex;
-std::function<std::optional<std::string>(const std::string&)> g_resolver;
-}  // namespace
-
-void set_model_resolver(std::function<std::optional<std::string>(const std::string& spec)> resolver) {
-  std::lock_guard<std::mutex> lock(g_resolver_mutex);
-  g_resolver = std::move(resolver);
-}
-
-std::string resolve_model_path(const std::string& spec, bool use_resolver) {
-  std::error_code ec;
-  const bool looks_like_path = spec.find('/') != std::string::npos;
-  // A bare name ("yolo11n", "det@2") is never a file in the working directory: registry, then folders.
-  if ((looks_like_path || spec.ends_with(".onnx")) && fs::is_regular_file(spec, ec)) return spec;
-  std::function<std::optional<std::string>(const std::string&)> resolver;
-  if (use_resolver) {
-    std::lock_guard<std::mutex> lock(g_resolver_mutex);
-    resolver = g_resolver;
-  }
-  if (resolver)
-    if (auto path = resolver(spec)) return *path;
-  std::vector<std::string> tried;
-  if (!looks_like_path) {
-    const std::string file = spec.ends_with(".onnx") ? spec : spec + ".onnx";
-    for (const auto& d : model_search_dirs()) {
-      const fs::path p = fs::path(d) / file;
-      if (fs::is_regular_file(p, ec)) return p.string();
-      tried.push_back(p.string());
-    }
-  } else {
-    tried.push_back(spec);
-  }
-  std::string msg = "model '" + spec + "' not found; looked in: ";
-  for (std::size_t i = 0; i < tried.size(); ++i) msg += (i ? ", " : "") + tried[i];
-  msg +=
-      ". Export one with `yolo export model=yolo11n.pt format=onnx opset=12` (Ultralytics) and place it "
-      "there, or set AITW_MODEL_DIR to the folder that holds it (aitw downloads nothing)";
-  throw ModelError(msg);
-}
-
-std::string find_names_file(const std::string& model_path) {
-  std::vector<fs::path> candidates{fs::path(model_path).parent_path() / "coco80.names"};
-  for (const auto& d : model_search_dirs()) candidates.push_back(fs::path(d) / "coco80.names");
-  std::error_code ec;
-  for (const auto& c : candidates)
-    if (fs::is_regular_file(c, ec)) return c.string();
-  return "";
 }
 
 }  // namespace aitw::pipeline

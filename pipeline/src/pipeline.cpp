@@ -2,6 +2,7 @@
 
 #include "aitw/base/clock.hpp"
 #include "aitw/base/log.hpp"
+#include "aitw/model/lookup.hpp"
 
 #include <tbb/flow_graph.h>
 #include <tbb/global_control.h>
@@ -192,7 +193,7 @@ Pipeline::Pipeline(PipelineConfig config, ResultCallback on_result)
   // OpenCV DNN parallelises each forward over its own TBB arena of this size.
   cv::setNumThreads(config_.threads_per_net);
   config_.detector.threads = 0;  // already set, globally, above
-  config_.detector.model_path = resolve_model_path(config_.detector.model_path);
+  config_.detector.model_path = model::resolve_model_path(config_.detector.model_path);
   // Enough TBB workers for every network's forward (its own thread plus threads_per_net - 1 workers) and
   // one more for decode/preprocess/postprocess, which would otherwise queue behind a forward.
   parallelism_ = std::make_unique<tbb::global_control>(

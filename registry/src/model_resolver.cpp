@@ -4,7 +4,7 @@
 #include <mutex>
 
 #include "aitw/base/log.hpp"
-#include "aitw/pipeline/detector.hpp"
+#include "aitw/model/lookup.hpp"
 #include "aitw/registry/registry.hpp"
 
 namespace aitw::registry {
@@ -19,7 +19,7 @@ void install_model_resolver(const std::string& uri) {
   };
   auto shared = std::make_shared<Shared>();
   shared->uri = uri.empty() ? default_registry_uri() : uri;
-  pipeline::set_model_resolver([shared](const std::string& spec) -> std::optional<std::string> {
+  model::set_model_resolver([shared](const std::string& spec) -> std::optional<std::string> {
     const auto ref = parse_ref(spec);
     if (!ref) return std::nullopt;
     std::lock_guard lock(shared->mu);
@@ -32,20 +32,11 @@ void install_model_resolver(const std::string& uri) {
                      " from " + shared->registry->store().describe());
       return r.path;
     } catch (const RegistryError& e) {
-      // A bare name the registry does not have may be a file in the local model folders.
-      if (!ref->version &&
-          (e.kind() == RegistryError::Kind::NotFound || e.kind() == RegistryError::Kind::Unreachable ||
-           e.kind() == RegistryError::Kind::NoBucket)) {
-        if (e.kind() == RegistryError::Kind::NotFound) return std::nullopt;
-        aitw::log_warn(std::string("registry: ") + e.what() + "; looking in local model folders");
-        try {  // found there, or the error says both why the registry could not help and where else it looked
-          return pipeline::resolve_model_path(spec, /*use_resolver=*/false);
-        } catch (const pipeline::ModelError& local) {
-          throw pipeline::ModelError(std::string("registry: ") + e.what() +
-                                     "; and not in the local model folders: " + local.what());
-        }
-      }
-      throw pipeline::ModelError(std::string("registry: ") + e.what());
+      // The model folders were searched before the registry (model::resolve_model_path): a bare name the
+      // registry does not know either is reported with them; any other failure says why the registry could
+      // not help, and resolve_model_path adds the folders it tried.
+      if (!ref->version && e.kind() == RegistryError::Kind::NotFound) return std::nullopt;
+      throw model::ModelError(std::string("registry: ") + e.what());
     }
   });
 }

@@ -16,7 +16,8 @@
 
 #include "aitw/base/log.hpp"
 #include "aitw/base/sha256.hpp"
-#include "aitw/pipeline/model_adapter.hpp"
+#include "aitw/model/lookup.hpp"
+#include "aitw/model/onnx_model.hpp"
 #include "s3_store.hpp"
 
 namespace aitw::registry {
@@ -116,11 +117,6 @@ class FileStore : public Store {
   fs::path root_;
 };
 
-const std::regex& name_pattern() {
-  static const std::regex r(R"([A-Za-z0-9][A-Za-z0-9._-]{0,127})");
-  return r;
-}
-
 std::string manifest_key(const std::string& name, std::int64_t v) {
   return "models/" + name + "/" + std::to_string(v) + ".json";
 }
@@ -163,24 +159,24 @@ std::string default_registry_uri() {
 }
 
 std::optional<ModelRef> parse_ref(const std::string& text) {
-  static const std::regex ref(R"(([A-Za-z0-9][A-Za-z0-9._-]{0,127})(@([0-9]{1,12}))?)");
-  std::smatch m;
-  if (!std::regex_match(text, m, ref) || text.ends_with(".onnx")) return std::nullopt;
-  ModelRef r{m[1], std::nullopt};
-  if (m[3].matched) r.version = std::stoll(m[3]);
+  // A bare model name (model::is_model_path), except a file name: NAME.onnx is only looked up in folders.
+  if (model::is_model_path(text) || text.ends_with(".onnx")) return std::nullopt;
+  const auto at = text.find('@');
+  ModelRef r{text.substr(0, at), std::nullopt};
+  if (at != std::string::npos) r.version = std::stoll(text.substr(at + 1));  // 1 to 12 digits
   return r;
 }
 
 nlohmann::json Registry::push(const std::string& model_path, const std::string& name,
                               std::optional<std::int64_t> version,
                               const std::map<std::string, std::string>& labels) {
-  if (!std::regex_match(name, name_pattern()))
+  if (model::is_model_path(name) || name.find('@') != std::string::npos)  // a bare name, without @version
     throw RegistryError("invalid model name '" + name + "' (letters, digits, . _ -; up to 128)");
   if (version && *version < 1) throw RegistryError("version must be a positive integer");
-  std::optional<pipeline::OnnxModel> model;
+  std::optional<model::OnnxModel> model;
   try {
-    model.emplace(pipeline::OnnxModel::load(model_path));  // refuses what the adapter cannot run
-  } catch (const pipeline::ModelError& e) {
+    model.emplace(model::OnnxModel::load(model_path));  // refuses what the adapter cannot run
+  } catch (const model::ModelError& e) {
     throw RegistryError(std::string("refusing to push: ") + e.what());
   }
   const auto existing = versions(name);

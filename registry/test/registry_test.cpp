@@ -15,7 +15,7 @@
 #include <thread>
 
 #include "aitw/base/sha256.hpp"
-#include "aitw/pipeline/model_adapter.hpp"
+#include "aitw/model/onnx_model.hpp"
 #include "s3_store.hpp"
 #include "s3rver.hpp"
 
@@ -187,7 +187,7 @@ TEST_P(RegistrySuite, CacheIsVerifiedAndRefetchedWhenCorrupt) {
   const auto m = reg.push(kYolo11, "det", std::nullopt, {});
   const std::string path = cached_model_path(reg, m, cache());
   EXPECT_EQ(fs::path(path).filename().string(), m["sha256"].get<std::string>() + ".onnx");
-  EXPECT_NO_THROW(pipeline::OnnxModel::load(path));
+  EXPECT_NO_THROW(model::OnnxModel::load(path));
   std::ofstream(path, std::ios::trunc) << "corrupted";  // a damaged cache entry
   const auto r = resolve(reg, {"det", 1}, cache());
   EXPECT_EQ(r.path, path);

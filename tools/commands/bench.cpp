@@ -33,16 +33,17 @@ CLI::App* add_kernels(CLI::App& parent, bench::BenchKernelsOptions& bk) {
                       "minimum speedups by kernel name prefix, e.g. \"preprocess>=5,decode_nms>=5\"");
   kernels
       ->add_option("--shared", bk.shared_dir,
-                   "folder with models/ and datasets/ (default $AITW_SHARED_DIR or ../shared)")
+                   "folder with models/ and datasets/ (default $AITW_SHARED_DIR)")
       ->capture_default_str()
       ->check(CLI::ExistingDirectory);
   return kernels;
 }
 
-CLI::App* add_layers(CLI::App& parent, bench::BenchLayersOptions& bl) {
+CLI::App* add_layers(CLI::App& parent, bench::BenchLayersOptions& bl, GlobalFlags& global) {
   auto* layers = parent.add_subcommand(
       "layers", "Per-layer forward profile of the rewritten model (OpenCV's getPerfProfile), by layer type");
-  layers->add_option("--model", bl.model, "ONNX model path or name")->capture_default_str();
+  layers->add_option("--model", bl.model, kModelHelp)->capture_default_str();
+  add_model_dir_flag(*layers, global);
   layers
       ->add_option_function<std::string>(
           "--imgsz",
@@ -65,7 +66,7 @@ CLI::App* add_layers(CLI::App& parent, bench::BenchLayersOptions& bl) {
   return layers;
 }
 
-CLI::App* add_pipeline(CLI::App& parent, bench::BenchPipelineOptions& bp) {
+CLI::App* add_pipeline(CLI::App& parent, bench::BenchPipelineOptions& bp, GlobalFlags& global) {
   bp.detector.model_path = kDefaultModel;
   auto* bpipe = parent.add_subcommand(
       "pipeline",
@@ -74,7 +75,8 @@ CLI::App* add_pipeline(CLI::App& parent, bench::BenchPipelineOptions& bp) {
   bpipe->add_option("--recording", bp.recording, "a .aitwrec file (see `aitw record`)")
       ->required()
       ->check(CLI::ExistingFile);
-  bpipe->add_option("--model", bp.detector.model_path, "ONNX model path or name")->capture_default_str();
+  bpipe->add_option("--model", bp.detector.model_path, kModelHelp)->capture_default_str();
+  add_model_dir_flag(*bpipe, global);
   bpipe
       ->add_option_function<std::string>(
           "--imgsz", [&bp](const std::string& s) { jobs::apply_imgsz(s, bp.detector); },
@@ -97,13 +99,13 @@ CLI::App* add_pipeline(CLI::App& parent, bench::BenchPipelineOptions& bp) {
 
 }  // namespace
 
-Command add_bench(CLI::App& app) {
+Command add_bench(CLI::App& app, GlobalFlags& global) {
   auto flags = std::make_shared<BenchFlags>();
   auto* cmd = app.add_subcommand("bench", "Benchmarks: compare aitw's kernels with the OpenCV baseline");
   cmd->require_subcommand(1);
   auto* kernels = add_kernels(*cmd, flags->kernels);
-  auto* layers = add_layers(*cmd, flags->layers);
-  auto* pipe = add_pipeline(*cmd, flags->pipeline);
+  auto* layers = add_layers(*cmd, flags->layers, global);
+  auto* pipe = add_pipeline(*cmd, flags->pipeline, global);
   return {cmd, [=] {
             if (kernels->parsed()) return bench::run_bench_kernels(flags->kernels, std::cout);
             if (layers->parsed()) return bench::run_bench_layers(flags->layers, std::cout);

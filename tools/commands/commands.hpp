@@ -4,6 +4,7 @@
 // runs one library function of aitw_jobs or aitw_bench_cases that does the job.
 #include <functional>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -13,6 +14,7 @@ namespace aitw::tools {
 struct GlobalFlags {
   std::string log_level = "info";
   std::string registry_uri;  // --registry of detect, serve and replay: where name[@version] is looked up
+  std::vector<std::string> model_dirs;  // --model-dir of detect, bench and replay: names are looked up there first
 };
 
 // A registered subcommand, and what runs when it was the one given (returns the exit status). `run` owns
@@ -23,7 +25,7 @@ struct Command {
 };
 
 Command add_detect(CLI::App& app, GlobalFlags& global);
-Command add_bench(CLI::App& app);
+Command add_bench(CLI::App& app, GlobalFlags& global);
 Command add_record(CLI::App& app);
 Command add_serve(CLI::App& app, GlobalFlags& global);
 Command add_replay(CLI::App& app, GlobalFlags& global);
@@ -43,5 +45,9 @@ CLI::Validator at_least(double bound);
 CLI::Validator above(double bound);
 // --registry URI on `cmd`, into global.registry_uri; `note` is appended to the common help.
 void add_registry_flag(CLI::App& cmd, GlobalFlags& global, const std::string& note = "");
+// --model-dir DIR (repeatable) on `cmd`, into global.model_dirs (model::set_model_dirs, in main.cpp).
+void add_model_dir_flag(CLI::App& cmd, GlobalFlags& global);
+// The help of --model: where a name is looked up.
+extern const char* const kModelHelp;
 
 }  // namespace aitw::tools

@@ -16,9 +16,9 @@ Command add_detect(CLI::App& app, GlobalFlags& global) {
       "Detect objects in images; prints one JSON object per image (boxes in image pixels).\n"
       "Exit code: 0 ok, 1 some image could not be read, 2 the model is unusable.");
   detect
-      ->add_option("--model", job->detector.model_path,
-                   "ONNX model: a path, or a name looked up in $AITW_MODEL_DIR, ./models, ../shared/models")
+      ->add_option("--model", job->detector.model_path, kModelHelp)
       ->capture_default_str();
+  add_model_dir_flag(*detect, global);
   detect
       ->add_option_function<std::string>(
           "--imgsz", [job](const std::string& s) { jobs::apply_imgsz(s, job->detector); },

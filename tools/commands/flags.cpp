@@ -62,6 +62,17 @@ CLI::Validator above(double bound) {
   return bounded_below(bound, false);
 }
 
+const char* const kModelHelp =
+    "ONNX model: a path, or a name looked up in --model-dir, $AITW_MODEL_DIR,\n"
+    "$XDG_DATA_HOME/aitw/models (~/.local/share/aitw/models), then the registry";
+
+void add_model_dir_flag(CLI::App& cmd, GlobalFlags& global) {
+  cmd.add_option("--model-dir", global.model_dirs,
+                 "look model names up in DIR first (repeatable); then in $AITW_MODEL_DIR,\n"
+                 "$XDG_DATA_HOME/aitw/models and the registry")
+      ->check(CLI::ExistingDirectory);
+}
+
 void add_registry_flag(CLI::App& cmd, GlobalFlags& global, const std::string& note) {
   cmd.add_option("--registry", global.registry_uri,
                  "model registry for name[@version] references: file:///path or "

@@ -16,6 +16,7 @@ Command add_replay(CLI::App& app, GlobalFlags& global) {
   replay->add_option("SOURCE", rp->source, ".aitwrec, image directory or video")->required();
   // Kept as given: the report names the server as the user wrote it.
   replay->add_option("--server", rp->server, "HOST:PORT of a running `aitw serve`")->check(kHostPort);
+  add_model_dir_flag(*replay, global);  // the in-process worker's: where it looks the name in Init up
   replay->add_option("--model", rp->model, "model reference sent in Init (name or path)")
       ->capture_default_str();
   replay->add_option("--fps", rp->fps, "offer rate; 0 = as fast as the worker answers")

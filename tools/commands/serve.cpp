@@ -6,6 +6,7 @@
 #include "aitw/base/host_port.hpp"
 #include "aitw/jobs/flag_values.hpp"
 #include "aitw/jobs/serve.hpp"
+#include "aitw/model/lookup.hpp"
 #include "commands.hpp"
 
 namespace aitw::tools {
@@ -61,7 +62,8 @@ Command add_serve(CLI::App& app, GlobalFlags& global) {
   serve
       ->add_option("--model-dir", sc.model_dirs,
                    "allow Init.model paths inside DIR (repeatable; default $AITW_MODEL_DIR if set). Names\n"
-                   "(name, name@version) are always allowed; other paths, `..` and symlinks out are refused")
+                   "(name, name@version) are always allowed, and looked up in DIR first; other paths, `..`\n"
+                   "and symlinks out are refused")
       ->check(CLI::ExistingDirectory);
   serve
       ->add_option("--auth-token-file", job->auth_token_file,
@@ -76,6 +78,7 @@ Command add_serve(CLI::App& app, GlobalFlags& global) {
   return {serve, [job] {
             // --model-dir defaults to $AITW_MODEL_DIR, when that is a directory.
             auto& dirs = job->server.model_dirs;
+            model::set_model_dirs(dirs);  // names too are looked up there first
             if (dirs.empty())
               if (const char* d = std::getenv("AITW_MODEL_DIR"); d && *d && std::filesystem::is_directory(d))
                 dirs.push_back(d);

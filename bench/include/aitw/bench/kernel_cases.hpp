@@ -39,7 +39,7 @@ std::vector<KernelResult> run_kernel_cases(const std::vector<KernelCase>& cases,
 namespace aitw::bench {
 
 struct BenchKernelsOptions {
-  std::string shared_dir = "../shared";
+  std::string shared_dir;  // the folder with models/ and datasets/ (--shared, or $AITW_SHARED_DIR)
   int repetitions = 9;
   std::string json_path;  // empty = no JSON file
   std::string gate;       // "preprocess_640x480_fresh>=5,decode_nms>=5": every kernel whose name starts with

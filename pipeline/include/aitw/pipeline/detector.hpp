@@ -2,7 +2,6 @@
 // One image in, detections out: letterbox, the adapted network, decode and NMS. Thread-compatible (one
 // Detector per thread); the pipeline issue builds the concurrent engine on top of it.
 #include <chrono>
-#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -15,9 +14,11 @@
 #include "aitw/kernel/nms.hpp"
 #include "aitw/kernel/preprocess.hpp"
 #include "aitw/kernel/yolo_decode.hpp"
-#include "aitw/pipeline/model_adapter.hpp"
+#include "aitw/model/onnx_model.hpp"
 
 namespace aitw::pipeline {
+
+using kernel::InputSize;
 
 struct DetectorConfig {
   std::string model_path;
@@ -30,7 +31,7 @@ struct DetectorConfig {
   std::vector<int> classes;  // empty = all
   bool multi_label = false;
   int threads = 0;  // OpenCV DNN threads; 0 keeps OpenCV's default
-  AdaptOptions adapt;
+  model::AdaptOptions adapt;
 };
 
 struct StageTimes {
@@ -66,7 +67,7 @@ struct PostOptions {
 
 class Detector {
  public:
-  explicit Detector(DetectorConfig config);  // throws ModelError
+  explicit Detector(DetectorConfig config);  // throws model::ModelError
 
   DetectResult detect(const cv::Mat& bgr);  // 8-bit BGR, any size: prepare + infer + finish, timed
   InputSize input_size_for(int width, int height) const;
@@ -77,16 +78,16 @@ class Detector {
   void infer(FrameWork& work);
   // Uses work's scratch; `options` replaces the detector's own thresholds and class filter when given.
   void finish(FrameWork& work, std::vector<kernel::Detection>& out, const PostOptions* options = nullptr) const;
-  // The detector's options with these overrides (conf/iou/max_det <= 0: the detector's own; classes empty: its
-  // own filter). Throws ModelError for a class id the model does not have.
+  // The detector's options with these overrides (conf/iou/max_det <= 0: the detector's own; classes empty:
+  // its own filter). Throws model::ModelError for a class id the model does not have.
   PostOptions post_options(float conf, float iou, int max_det, const std::vector<int>& classes) const;
   // Builds (and warms up) the network for an input size ahead of the first frame.
   void warm_up(InputSize size) { network_for(size); }
 
-  const OnnxModel& model() const { return model_; }
+  const model::OnnxModel& model() const { return model_; }
   const std::vector<std::string>& class_names() const { return model_.metadata().class_names; }
   const DetectorConfig& config() const { return config_; }
-  // Only these class ids (empty = all); throws ModelError for an id the model does not have.
+  // Only these class ids (empty = all); throws model::ModelError for an id the model does not have.
   void set_classes(const std::vector<int>& classes);
 
  private:
@@ -97,22 +98,10 @@ class Detector {
   Network& network_for(InputSize size);
 
   DetectorConfig config_;
-  OnnxModel model_;
+  model::OnnxModel model_;
   std::map<std::pair<int, int>, Network> networks_;
   PostOptions post_;  // from config_
   FrameWork work_;  // detect()'s buffers
 };
-
-// Where models are looked for, in order: $AITW_MODEL_DIR, ./models, ../shared/models.
-std::vector<std::string> model_search_dirs();
-// Resolves --model / Init.model: an existing path, a reference the installed resolver knows (the
-// registry: name or name@version), or a name (yolo11n, yolov8n.onnx) found in the search dirs.
-// Throws ModelError listing where it looked and how to get a model.
-std::string resolve_model_path(const std::string& spec, bool use_resolver = true);
-// Installed by the application (tools/) so that this layer need not know the registry: returns a local
-// path for `spec`, or nullopt to fall back to the search dirs. May throw ModelError (e.g. checksum).
-void set_model_resolver(std::function<std::optional<std::string>(const std::string& spec)> resolver);
-// The names file beside the model or in the search dirs (coco80.names), or "".
-std::string find_names_file(const std::string& model_path);
 
 }  // namespace aitw::pipeline

@@ -102,7 +102,7 @@ struct PipelineStats {
 class Pipeline {
  public:
   using ResultCallback = std::function<void(FrameResult&&)>;
-  // Loads the model into `nets` detectors; throws ModelError. Every submitted frame gets exactly one
+  // Loads the model into `nets` detectors; throws model::ModelError. Every submitted frame gets exactly one
   // callback — its result, or an error (cause "dropped") when a newer frame replaced it — one at a time,
   // on pipeline threads or inside submit().
   Pipeline(PipelineConfig config, ResultCallback on_result);

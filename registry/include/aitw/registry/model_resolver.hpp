@@ -4,8 +4,8 @@
 
 namespace aitw::registry {
 
-// Installs pipeline::set_model_resolver: name[@version] found in the registry -> its verified cached file.
-// An unreachable registry is logged and falls back to the local model folders.
+// Installs model::set_model_resolver: name[@version] found in the registry -> its verified cached file.
+// The registry is asked last, after the local model folders (model/lookup.hpp).
 void install_model_resolver(const std::string& uri = "");
 
 }  // namespace aitw::registry

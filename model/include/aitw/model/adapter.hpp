@@ -1,6 +1,6 @@
 #pragma once
 // The model adapter: makes a stock Ultralytics YOLOv8 / YOLO11 ONNX export runnable, correct and fast on
-// OpenCV 4.6's DNN module by rewriting the graph at load time.
+// OpenCV 4.6's DNN module by rewriting the graph at load time (OnnxModel::adapt, onnx_model.hpp).
 //
 // Export recipe: `yolo export model=yolo11n.pt format=onnx opset=12` (static shapes, no NMS, no
 // simplification required). What the rewrite does, and why:
@@ -10,38 +10,22 @@
 //  - re-targets the static input size by rewriting the spatial Reshape constants (YOLO11's attention);
 //  - moves YOLO11's attention scale in front of the q^T·k MatMul, because OpenCV 4.6's fusion folds the
 //    Mul after the two-input MatMul wrongly (coco128 mAP50-95 drops from 0.495 to 0.395).
-#include <cstdint>
-#include <memory>
-#include <stdexcept>
+// Each step is one pass (model/src/passes/); the adapted graph's summary has one line per pass that
+// changed something.
 #include <string>
 #include <vector>
 
 #include <opencv2/dnn.hpp>
 
 #include "aitw/kernel/letterbox.hpp"
-#include "aitw/kernel/yolo_decode.hpp"
 
-namespace aitw::pipeline {
+namespace aitw::model {
 
 using kernel::InputSize;
-
-// Every problem with a model file: the message names the file and what was not found.
-class ModelError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
 
 struct HeadLevel {
   std::string tensor;  // name of the raw level output in the rewritten graph
   int stride = 0;
-};
-
-struct ModelMetadata {
-  std::vector<std::string> class_names;
-  std::string names_source;  // "metadata_props" or the names file used
-  int max_stride = 32;
-  InputSize native_input;  // the export's static input size
-  std::string description;
 };
 
 struct AdaptOptions {
@@ -65,45 +49,8 @@ struct AdaptedGraph {
   std::string summary() const;
 };
 
-class OnnxModel {
- public:
-  // Parses and validates a stock export; throws ModelError naming `path` and the reason.
-  static OnnxModel load(const std::string& path, const std::string& fallback_names_file = "");
-  static OnnxModel from_bytes(const std::string& bytes, const std::string& label,
-                              const std::string& fallback_names_file = "");
-
-  OnnxModel(OnnxModel&&) noexcept;
-  OnnxModel& operator=(OnnxModel&&) noexcept;
-  ~OnnxModel();
-
-  const std::string& label() const { return label_; }
-  const std::string& sha256() const { return sha256_; }
-  const ModelMetadata& metadata() const { return metadata_; }
-  const kernel::HeadLayout& head_layout() const { return layout_; }
-  const std::vector<HeadLevel>& levels() const { return levels_; }  // strides found in the stock graph
-  bool has_attention() const { return attention_blocks_ > 0; }
-
-  // Rewrites the graph for `input` (multiples of the max stride). Throws ModelError.
-  AdaptedGraph adapt(InputSize input, const AdaptOptions& options = {}) const;
-
- private:
-  struct Impl;
-  OnnxModel() = default;
-  std::unique_ptr<Impl> impl_;
-  std::string label_, sha256_;
-  ModelMetadata metadata_;
-  kernel::HeadLayout layout_;
-  std::vector<HeadLevel> levels_;
-  int attention_blocks_ = 0;
-};
-
 // Reads an adapted graph into an OpenCV net (registering aitw's custom layers first), CPU backend.
 // Throws ModelError naming `label` when OpenCV rejects it.
 cv::dnn::Net load_net(const AdaptedGraph& graph, const std::string& label);
 
-// Parses Ultralytics' `names` metadata, a Python dict literal: {0: 'person', 1: 'bicycle', ...}.
-std::vector<std::string> parse_names_dict(const std::string& text);
-// Reads a names file: one class name per line.
-std::vector<std::string> read_names_file(const std::string& path);
-
-}  // namespace aitw::pipeline
+}  // namespace aitw::model

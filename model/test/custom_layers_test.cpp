@@ -7,10 +7,10 @@
 
 #include "aitw/kernel/dnn_layers.hpp"
 #include "aitw/kernel/preprocess.hpp"
-#include "aitw/pipeline/model_adapter.hpp"
+#include "aitw/model/onnx_model.hpp"
 #include "onnx.pb.h"
 
-namespace aitw::pipeline {
+namespace aitw::model {
 namespace {
 
 namespace ox = aitw::onnx;
@@ -222,4 +222,4 @@ TEST(CustomLayers, YoloV8HasNoAttentionButGetsSiLU) {
   EXPECT_EQ(g.summary().find("AitwAttention"), std::string::npos);
 }
 
-}  // namespace aitw::pipeline
+}  // namespace aitw::model

@@ -1,4 +1,4 @@
-#include "aitw/pipeline/model_adapter.hpp"
+#include "aitw/model/onnx_model.hpp"
 
 #include <gtest/gtest.h>
 
@@ -10,10 +10,9 @@
 #include <opencv2/dnn.hpp>
 #include <opencv2/imgcodecs.hpp>
 
-#include "aitw/pipeline/detector.hpp"
 #include "onnx.pb.h"
 
-namespace aitw::pipeline {
+namespace aitw::model {
 namespace {
 
 namespace ox = aitw::onnx;
@@ -30,7 +29,7 @@ std::string read_file(const std::string& path) {
 }
 
 cv::dnn::Net load_net(const AdaptedGraph& g, bool fusion = true) {
-  cv::dnn::Net net = pipeline::load_net(g, "test");
+  cv::dnn::Net net = model::load_net(g, "test");
   net.enableFusion(fusion);
   return net;
 }
@@ -381,7 +380,8 @@ TEST(ModelAdapter, RejectsEmptyHeadWeightsAndAbsurdClassCounts) {
     if (w.name() == "q0cls_w" || w.name() == "q1cls_w") {
       w.clear_float_data();
       w.clear_dims();
-      for (std::int64_t d : {std::int64_t{1} << 28, std::int64_t{0}, std::int64_t{1}, std::int64_t{1}}) w.add_dims(d);
+      for (std::int64_t d : {std::int64_t{1} << 28, std::int64_t{0}, std::int64_t{1}, std::int64_t{1}})
+        w.add_dims(d);
     }
   expect_model_error(m.SerializeAsString(), "empty.onnx", "Detect head not found");
   ASSERT_TRUE(m.ParseFromString(tiny_detector_bytes()));
@@ -467,29 +467,4 @@ TEST(ModelAdapter, RejectsFilesThatAreNotOnnx) {
   }
 }
 
-TEST(ModelAdapter, ParsesUltralyticsNamesDict) {
-  EXPECT_EQ(parse_names_dict("{0: 'person', 1: \"traffic light\", 2: 'it\\'s'}"),
-            (std::vector<std::string>{"person", "traffic light", "it's"}));
-  EXPECT_TRUE(parse_names_dict("{0: 'a', 2: 'c'}").empty());  // ids must be contiguous
-  EXPECT_TRUE(parse_names_dict("").empty());
-}
-
-TEST(ModelLookup, MissingModelSaysWhereItLookedAndHowToGetOne) {
-  try {
-    resolve_model_path("no-such-model");
-    FAIL();
-  } catch (const ModelError& e) {
-    const std::string msg = e.what();
-    EXPECT_NE(msg.find("no-such-model.onnx"), std::string::npos) << msg;
-    EXPECT_NE(msg.find("AITW_MODEL_DIR"), std::string::npos) << msg;
-    EXPECT_NE(msg.find("yolo export model=yolo11n.pt format=onnx opset=12"), std::string::npos) << msg;
-  }
-}
-
-TEST(ModelLookup, FindsModelsByNameInAitwModelDir) {
-  setenv("AITW_MODEL_DIR", (kShared + "/models").c_str(), 1);
-  EXPECT_EQ(resolve_model_path("yolov8n"), kShared + "/models/yolov8n.onnx");
-  unsetenv("AITW_MODEL_DIR");
-}
-
-}  // namespace aitw::pipeline
+}  // namespace aitw::model

@@ -1,0 +1,52 @@
+#pragma once
+// The adapter's graph rewrites, one function per pass. OnnxModel::adapt (adapter.cpp) runs them in order on
+// a copy of the stock graph; each returns its line of the rewrite summary, or nothing when it had nothing to
+// do. Private to model/ and its tests (model/test/passes_test.cpp runs each on a small synthetic graph).
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "aitw/kernel/yolo_decode.hpp"
+#include "aitw/model/adapter.hpp"
+#include "graph.hpp"
+
+namespace aitw::model::detail {
+
+// What a pass may read besides the graph it rewrites: the stock export as the loader found it, and the
+// target input size.
+struct PassContext {
+  std::string label;              // the model, for errors ("model 'label': ...")
+  std::string input_name;         // the image input
+  InputSize native;               // the export's static input size
+  InputSize input;                // the size being adapted to (a multiple of the coarsest stride)
+  std::vector<HeadLevel> levels;  // the Detect head's raw level outputs, by stride
+  kernel::HeadLayout layout;
+};
+
+using SummaryLine = std::optional<std::string>;
+
+// Makes the Detect head's raw per-level outputs [1, 4*reg_max + nc, H/s, W/s] the graph's outputs.
+SummaryLine cut_head(ox::GraphProto& g, const PassContext& c);
+// Drops the nodes no graph output needs (after the cut: the stock DFL/decode tail) and the shape
+// annotations, which are stale once the input size changes. No summary line.
+SummaryLine prune_unreachable_nodes(ox::GraphProto& g, const PassContext& c);
+// Sets the input to c.input and rewrites the spatial Reshape constants (YOLO11's attention) to match.
+// Always says which size the graph now takes. Throws ModelError for a Resize with fixed output sizes.
+SummaryLine retarget_input(ox::GraphProto& g, const PassContext& c);
+// YOLO11's attention core (Transpose, MatMul, Mul by scale, Softmax, Transpose, MatMul) -> one
+// AitwAttention node (kernel/dnn_layers.hpp).
+SummaryLine fuse_attention(ox::GraphProto& g, const PassContext& c);
+// OpenCV 4.6 fuses the Mul after a two-input MatMul wrongly: multiplies q by the attention scale before
+// the q^T*k MatMul instead.
+SummaryLine prescale_attention(ox::GraphProto& g, const PassContext& c);
+// Sigmoid(x) * x -> AitwSiLU(x), so that the convolution producing x has one consumer and OpenCV fuses the
+// activation into it.
+SummaryLine fuse_silu(ox::GraphProto& g, const PassContext& c);
+// Baseline only (stock head kept): expands the head's [1, A] stride constant to [1, 4, A] so that OpenCV
+// 4.6 can run the multiply.
+SummaryLine expand_stride_mul(ox::GraphProto& g, const PassContext& c);
+// Drops the initializers nothing reads any more (the cut tail, replaced constants) and the graph inputs
+// that named them: they would only cost load time. No summary line.
+SummaryLine prune_unused_initializers(ox::GraphProto& g, const PassContext& c);
+
+}  // namespace aitw::model::detail

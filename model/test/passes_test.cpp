@@ -1,0 +1,394 @@
+// Each adapter pass alone, on a small graph built here: it does its rewrite, and it leaves a graph without
+// its pattern as it was (byte for byte). The passes run in order on real exports in adapter_test.cpp.
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+#include "aitw/kernel/dnn_layers.hpp"
+#include "aitw/model/error.hpp"
+#include "passes.hpp"
+
+namespace aitw::model::detail {
+namespace {
+
+// --- graph building --------------------------------------------------------------------------------------
+
+void set_io(ox::ValueInfoProto* v, const std::string& name, std::vector<int64_t> dims) {
+  v->set_name(name);
+  auto* t = v->mutable_type()->mutable_tensor_type();
+  t->set_elem_type(ox::TensorProto::FLOAT);
+  for (auto d : dims) t->mutable_shape()->add_dim()->set_dim_value(d);
+}
+
+ox::NodeProto& add_node(ox::GraphProto& g, const std::string& op, std::vector<std::string> in,
+                        std::vector<std::string> out, const std::string& name = "") {
+  auto* n = g.add_node();
+  n->set_op_type(op);
+  n->set_name(name.empty() ? op + "_" + std::to_string(g.node_size()) : name);
+  for (auto& i : in) n->add_input(i);
+  for (auto& o : out) n->add_output(o);
+  return *n;
+}
+
+void add_ints(ox::NodeProto& n, const std::string& name, std::vector<int64_t> v) {
+  auto* a = n.add_attribute();
+  a->set_name(name);
+  a->set_type(ox::AttributeProto::INTS);
+  for (auto x : v) a->add_ints(x);
+}
+
+void add_int(ox::NodeProto& n, const std::string& name, int64_t v) {
+  auto* a = n.add_attribute();
+  a->set_name(name);
+  a->set_type(ox::AttributeProto::INT);
+  a->set_i(v);
+}
+
+ox::TensorProto& add_floats(ox::GraphProto& g, const std::string& name, std::vector<int64_t> dims,
+                            std::vector<float> v) {
+  auto* t = g.add_initializer();
+  t->set_name(name);
+  t->set_data_type(ox::TensorProto::FLOAT);
+  for (auto d : dims) t->add_dims(d);
+  for (auto x : v) t->add_float_data(x);
+  return *t;
+}
+
+void add_int64s(ox::GraphProto& g, const std::string& name, std::vector<int64_t> v) {
+  auto* t = g.add_initializer();
+  t->set_name(name);
+  t->set_data_type(ox::TensorProto::INT64);
+  t->add_dims(static_cast<int64_t>(v.size()));
+  for (auto x : v) t->add_int64_data(x);
+}
+
+// A 1x1 convolution (weights not checked by the passes) with the given stride.
+void add_conv(ox::GraphProto& g, const std::string& in, const std::string& out, int cin, int cout,
+              int stride) {
+  add_floats(g, out + "_w", {cout, cin, 1, 1},
+             std::vector<float>(static_cast<std::size_t>(cout * cin), 0.1f));
+  auto& n = add_node(g, "Conv", {in, out + "_w"}, {out});
+  add_ints(n, "strides", {stride, stride});
+  add_ints(n, "kernel_shape", {1, 1});
+}
+
+void add_transpose_last_two(ox::GraphProto& g, const std::string& in, const std::string& out) {
+  add_ints(add_node(g, "Transpose", {in}, {out}), "perm", {0, 1, 3, 2});
+}
+
+// The context of a two-level head (strides 8 and 16, reg_max 4, 2 classes) on a 64x64 image input "x".
+PassContext context(InputSize input = {64, 64}) {
+  PassContext c;
+  c.label = "synthetic.onnx";
+  c.input_name = "x";
+  c.native = {64, 64};
+  c.input = input;
+  c.levels = {{"l8", 8}, {"l16", 16}};
+  c.layout.reg_max = 4;
+  c.layout.num_classes = 2;
+  return c;
+}
+
+std::vector<std::string> op_types(const ox::GraphProto& g) {
+  std::vector<std::string> ops;
+  for (const auto& n : g.node()) ops.push_back(n.op_type());
+  return ops;
+}
+
+using Ops = std::vector<std::string>;
+
+const ox::TensorProto* initializer(const ox::GraphProto& g, const std::string& name) {
+  for (const auto& t : g.initializer())
+    if (t.name() == name) return &t;
+  return nullptr;
+}
+
+// Runs `pass` on a copy of `g` and expects no line and the same bytes.
+void expect_untouched(SummaryLine (*pass)(ox::GraphProto&, const PassContext&), const ox::GraphProto& g,
+                      const PassContext& c = context()) {
+  ox::GraphProto copy = g;
+  EXPECT_FALSE(pass(copy, c).has_value());
+  EXPECT_EQ(copy.SerializeAsString(), g.SerializeAsString());
+}
+
+// --- the head ---------------------------------------------------------------------------------------------
+
+// Two head levels (Concat of a box and a class branch) and a stock tail that flattens them into "y".
+ox::GraphProto two_level_head() {
+  ox::GraphProto g;
+  set_io(g.add_input(), "x", {1, 3, 64, 64});
+  add_conv(g, "x", "a", 3, 8, 8);
+  add_conv(g, "a", "b", 8, 8, 2);
+  for (const auto& [feat, level] : {std::pair{"a", "l8"}, std::pair{"b", "l16"}}) {
+    add_conv(g, feat, std::string(level) + "box", 8, 16, 1);
+    add_conv(g, feat, std::string(level) + "cls", 8, 2, 1);
+    add_int(add_node(g, "Concat", {std::string(level) + "box", std::string(level) + "cls"}, {level}), "axis",
+            1);
+    add_int64s(g, std::string(level) + "_shape", {1, 18, -1});
+    add_node(g, "Reshape", {level, std::string(level) + "_shape"}, {std::string(level) + "_flat"});
+  }
+  add_int(add_node(g, "Concat", {"l8_flat", "l16_flat"}, {"y"}), "axis", 2);
+  set_io(g.add_output(), "y", {1, 18, 80});
+  return g;
+}
+
+TEST(AdapterPasses, CutHeadMakesTheRawLevelsTheOutputs) {
+  ox::GraphProto g = two_level_head();
+  const int nodes = g.node_size();
+  const auto line = cut_head(g, context({32, 64}));
+  EXPECT_EQ(line, "head cut at 2 raw level outputs [1,18,H/s,W/s] (s=8,16; reg_max 4, 2 classes)");
+  ASSERT_EQ(g.output_size(), 2);
+  EXPECT_EQ(g.output(0).name(), "l8");
+  EXPECT_EQ(g.output(1).name(), "l16");
+  const auto& shape = g.output(1).type().tensor_type().shape();
+  ASSERT_EQ(shape.dim_size(), 4);
+  EXPECT_EQ(shape.dim(1).dim_value(), 18);
+  EXPECT_EQ(shape.dim(2).dim_value(), 2);  // 32 / 16
+  EXPECT_EQ(shape.dim(3).dim_value(), 4);  // 64 / 16
+  EXPECT_EQ(g.node_size(), nodes);         // the tail is left to the pruning pass
+}
+
+TEST(AdapterPasses, CutHeadLeavesAnAlreadyCutGraphAsItWas) {
+  ox::GraphProto g = two_level_head();
+  ASSERT_TRUE(cut_head(g, context()));
+  const ox::GraphProto cut = g;
+  ASSERT_TRUE(cut_head(g, context()));  // always says what the outputs are
+  EXPECT_EQ(g.SerializeAsString(), cut.SerializeAsString());
+}
+
+TEST(AdapterPasses, ExpandStrideMulRepeatsTheAnchorConstant) {
+  // Levels at strides 8 and 16 on 64x64: 64 + 16 = 80 anchors.
+  ox::GraphProto g;
+  set_io(g.add_input(), "x", {1, 4, 80});
+  std::vector<float> strides(80);
+  for (int i = 0; i < 80; ++i) strides[i] = i < 64 ? 8.f : 16.f;
+  add_floats(g, "anchor_strides", {1, 80}, strides);
+  add_node(g, "Mul", {"x", "anchor_strides"}, {"y"});
+  set_io(g.add_output(), "y", {1, 4, 80});
+  const auto line = expand_stride_mul(g, context());
+  EXPECT_EQ(line, "stock head: stride constant expanded to [1,4,80]");
+  EXPECT_EQ(g.node(0).input(1), "anchor_strides/aitw_expanded");
+  const auto* t = initializer(g, "anchor_strides/aitw_expanded");
+  ASSERT_NE(t, nullptr);
+  EXPECT_EQ(std::vector<int64_t>(t->dims().begin(), t->dims().end()), (std::vector<int64_t>{1, 4, 80}));
+  const auto v = tensor_floats(*t);
+  ASSERT_EQ(v.size(), 320u);
+  for (int r = 0; r < 4; ++r) {
+    EXPECT_EQ(v[r * 80 + 0], 8.f);
+    EXPECT_EQ(v[r * 80 + 79], 16.f);
+  }
+}
+
+TEST(AdapterPasses, ExpandStrideMulLeavesOtherMultipliesAlone) {
+  ox::GraphProto g;
+  set_io(g.add_input(), "x", {1, 4, 79});
+  add_floats(g, "other", {1, 79}, std::vector<float>(79, 2.f));  // not one value per anchor
+  add_node(g, "Mul", {"x", "other"}, {"y"});
+  set_io(g.add_output(), "y", {1, 4, 79});
+  expect_untouched(expand_stride_mul, g);
+}
+
+// --- pruning ----------------------------------------------------------------------------------------------
+
+TEST(AdapterPasses, PruneUnreachableNodesDropsTheDeadTailAndShapeAnnotations) {
+  ox::GraphProto g;
+  set_io(g.add_input(), "x", {1, 3, 8, 8});
+  add_node(g, "Relu", {"x"}, {"a"});
+  add_node(g, "Sigmoid", {"a"}, {"dead"});
+  add_node(g, "Relu", {"dead"}, {"dead2"});
+  set_io(g.add_value_info(), "dead", {1, 3, 8, 8});
+  set_io(g.add_output(), "a", {1, 3, 8, 8});
+  EXPECT_FALSE(prune_unreachable_nodes(g, context()).has_value());
+  EXPECT_EQ(op_types(g), (Ops{"Relu"}));
+  EXPECT_EQ(g.value_info_size(), 0);
+}
+
+TEST(AdapterPasses, PruneUnreachableNodesKeepsALiveGraph) {
+  ox::GraphProto g;
+  set_io(g.add_input(), "x", {1, 3, 8, 8});
+  add_node(g, "Relu", {"x"}, {"a"});
+  add_node(g, "Sigmoid", {"a"}, {"b"});
+  set_io(g.add_output(), "b", {1, 3, 8, 8});
+  expect_untouched(prune_unreachable_nodes, g);
+}
+
+TEST(AdapterPasses, PruneUnusedInitializersDropsConstantsAndTheirInputs) {
+  ox::GraphProto g;
+  set_io(g.add_input(), "x", {1, 3, 64, 64});
+  set_io(g.add_input(), "unused", {2});  // older exports list initializers as graph inputs too
+  add_conv(g, "x", "a", 3, 8, 8);
+  add_floats(g, "unused", {2}, {1.f, 2.f});
+  set_io(g.add_output(), "a", {1, 8, 8, 8});
+  EXPECT_FALSE(prune_unused_initializers(g, context()).has_value());
+  ASSERT_EQ(g.initializer_size(), 1);
+  EXPECT_EQ(g.initializer(0).name(), "a_w");
+  ASSERT_EQ(g.input_size(), 1);
+  EXPECT_EQ(g.input(0).name(), "x");
+}
+
+TEST(AdapterPasses, PruneUnusedInitializersKeepsWhatIsRead) {
+  ox::GraphProto g;
+  set_io(g.add_input(), "x", {1, 3, 64, 64});
+  add_conv(g, "x", "a", 3, 8, 8);
+  set_io(g.add_output(), "a", {1, 8, 8, 8});
+  expect_untouched(prune_unused_initializers, g);
+}
+
+// --- the input size ---------------------------------------------------------------------------------------
+
+// A stride-8 feature map (8x8 at 64x64) reshaped the ways YOLO11's attention does: flattened spatially
+// ([1, 8, 64]) and back ([1, 8, 8, 8]); plus a Reshape whose shape does not depend on the input.
+ox::GraphProto spatial_reshapes() {
+  ox::GraphProto g;
+  set_io(g.add_input(), "x", {1, 3, 64, 64});
+  add_conv(g, "x", "f", 3, 8, 8);
+  add_int64s(g, "flat_shape", {1, 8, 64});
+  add_node(g, "Reshape", {"f", "flat_shape"}, {"flat"});
+  add_int64s(g, "map_shape", {1, 8, 8, 8});
+  add_node(g, "Reshape", {"flat", "map_shape"}, {"map"});
+  add_int64s(g, "any_shape", {1, -1});
+  add_node(g, "Reshape", {"map", "any_shape"}, {"y"});
+  set_io(g.add_output(), "y", {1, 512});
+  return g;
+}
+
+std::vector<int64_t> reshape_target(const ox::GraphProto& g, int node) {
+  const auto* t = initializer(g, g.node(node).input(1));
+  return t ? tensor_int64s(*t) : std::vector<int64_t>{};
+}
+
+TEST(AdapterPasses, RetargetInputRewritesTheSpatialReshapes) {
+  ox::GraphProto g = spatial_reshapes();
+  const auto line = retarget_input(g, context({32, 64}));
+  EXPECT_EQ(line, "input re-targeted 64x64 -> 32x64 (2 spatial Reshape constants rewritten)");
+  const auto& in = g.input(0).type().tensor_type().shape();
+  EXPECT_EQ(in.dim(2).dim_value(), 32);
+  EXPECT_EQ(in.dim(3).dim_value(), 64);
+  EXPECT_EQ(g.node(1).input(1), "flat_shape/aitw_32x64");
+  EXPECT_EQ(reshape_target(g, 1), (std::vector<int64_t>{1, 8, 32}));    // 4 x 8 positions
+  EXPECT_EQ(reshape_target(g, 2), (std::vector<int64_t>{1, 8, 4, 8}));  // H/8 x W/8
+  EXPECT_EQ(g.node(3).input(1), "any_shape");
+  EXPECT_EQ(reshape_target(g, 3), (std::vector<int64_t>{1, -1}));
+  // The originals stay (the pruning pass drops them): only the nodes were re-pointed.
+  EXPECT_EQ(tensor_int64s(*initializer(g, "flat_shape")), (std::vector<int64_t>{1, 8, 64}));
+}
+
+TEST(AdapterPasses, RetargetInputAtTheNativeSizeLeavesTheGraphAsItWas) {
+  const ox::GraphProto g = spatial_reshapes();
+  ox::GraphProto copy = g;
+  EXPECT_EQ(retarget_input(copy, context({64, 64})), "input 64x64 (native size)");
+  EXPECT_EQ(copy.SerializeAsString(), g.SerializeAsString());
+}
+
+TEST(AdapterPasses, RetargetInputRefusesAResizeWithFixedSizes) {
+  ox::GraphProto g = spatial_reshapes();
+  add_int64s(g, "sizes", {1, 8, 16, 16});
+  add_node(g, "Resize", {"f", "", "", "sizes"}, {"up"});
+  try {
+    retarget_input(g, context({32, 64}));
+    FAIL();
+  } catch (const ModelError& e) {
+    EXPECT_NE(std::string(e.what()).find("model 'synthetic.onnx': cannot re-target input to 32x64"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+// --- attention --------------------------------------------------------------------------------------------
+
+// YOLO11's attention core on activations q, k, v: Softmax((q^T k) * scale) then v times its transpose.
+ox::GraphProto attention_core(const std::string& softmax_op = "Softmax") {
+  ox::GraphProto g;
+  for (const char* in : {"q", "k", "v"}) set_io(g.add_input(), in, {1, 2, 4, 16});
+  add_floats(g, "scale", {}, {0.5f});
+  add_transpose_last_two(g, "q", "qT");
+  add_node(g, "MatMul", {"qT", "k"}, {"qk"});
+  add_node(g, "Mul", {"qk", "scale"}, {"qks"});
+  auto& sm = add_node(g, softmax_op, {"qks"}, {"attn"});
+  if (softmax_op == "Softmax") add_int(sm, "axis", -1);
+  add_transpose_last_two(g, "attn", "attnT");
+  add_node(g, "MatMul", {"v", "attnT"}, {"o"}, "attn_out");
+  set_io(g.add_output(), "o", {1, 2, 4, 16});
+  return g;
+}
+
+TEST(AdapterPasses, FuseAttentionReplacesTheCoreWithOneNode) {
+  ox::GraphProto g = attention_core();
+  EXPECT_EQ(fuse_attention(g, context()), "1 attention block(s) -> AitwAttention");
+  ASSERT_EQ(g.node_size(), 1);
+  const auto& n = g.node(0);
+  EXPECT_EQ(n.op_type(), kernel::kAttentionOpType);
+  EXPECT_EQ(n.name(), "attn_out/aitw_attention");
+  EXPECT_EQ(std::vector<std::string>(n.input().begin(), n.input().end()),
+            (std::vector<std::string>{"q", "k", "v"}));
+  EXPECT_EQ(n.output(0), "o");
+  const auto* scale = find_attr(n, "scale");
+  ASSERT_NE(scale, nullptr);
+  EXPECT_EQ(scale->f(), 0.5f);
+}
+
+TEST(AdapterPasses, FuseAttentionLeavesOtherChainsAlone) {
+  expect_untouched(fuse_attention, attention_core("Relu"));  // no Softmax: not an attention block
+}
+
+TEST(AdapterPasses, PrescaleAttentionMovesTheScaleBeforeTheMatMul) {
+  ox::GraphProto g = attention_core();
+  EXPECT_EQ(prescale_attention(g, context()),
+            "attention scale moved before q^T*k MatMul in 1 block(s) (OpenCV 4.6 fusion bug)");
+  EXPECT_EQ(op_types(g), (Ops{"Transpose", "Mul", "MatMul", "Softmax", "Transpose", "MatMul"}));
+  const auto& pre = g.node(1);
+  EXPECT_EQ(std::vector<std::string>(pre.input().begin(), pre.input().end()),
+            (std::vector<std::string>{"qT", "scale"}));
+  EXPECT_EQ(pre.output(0), "qT/aitw_prescaled");
+  EXPECT_EQ(g.node(2).input(0), "qT/aitw_prescaled");
+  EXPECT_EQ(g.node(3).input(0), "qk");  // the Softmax now reads the MatMul
+}
+
+TEST(AdapterPasses, PrescaleAttentionLeavesOtherMultipliesAlone) {
+  ox::GraphProto g = attention_core();
+  for (auto& t : *g.mutable_initializer())
+    if (t.name() == "scale") {  // two values: a per-channel multiply, not the attention scale
+      t.add_dims(2);
+      t.add_float_data(0.25f);
+    }
+  expect_untouched(prescale_attention, g);
+}
+
+// --- SiLU -------------------------------------------------------------------------------------------------
+
+TEST(AdapterPasses, FuseSiluReplacesSigmoidTimesX) {
+  ox::GraphProto g;
+  set_io(g.add_input(), "x", {1, 3, 64, 64});
+  add_conv(g, "x", "c", 3, 8, 8);
+  add_node(g, "Sigmoid", {"c"}, {"s"});
+  add_node(g, "Mul", {"c", "s"}, {"y"}, "act");
+  add_conv(g, "y", "d", 8, 8, 1);
+  add_node(g, "Sigmoid", {"d"}, {"t"});
+  add_node(g, "Mul", {"t", "d"}, {"z"}, "act2");  // either operand order
+  set_io(g.add_output(), "z", {1, 8, 8, 8});
+  EXPECT_EQ(fuse_silu(g, context()), "2 Sigmoid*x pairs -> AitwSiLU (fusable into convolutions)");
+  EXPECT_EQ(op_types(g), (Ops{"Conv", kernel::kSiLUOpType, "Conv", kernel::kSiLUOpType}));
+  EXPECT_EQ(g.node(1).name(), "act/aitw_silu");
+  EXPECT_EQ(g.node(1).input(0), "c");
+  EXPECT_EQ(g.node(1).output(0), "y");
+  EXPECT_EQ(g.node(3).input(0), "d");
+  EXPECT_EQ(g.node(3).output(0), "z");
+}
+
+TEST(AdapterPasses, FuseSiluLeavesOtherSigmoidsAlone) {
+  ox::GraphProto g;
+  set_io(g.add_input(), "x", {1, 3, 64, 64});
+  add_conv(g, "x", "c", 3, 8, 8);
+  add_conv(g, "x", "e", 3, 8, 8);
+  add_node(g, "Sigmoid", {"c"}, {"s"});
+  add_node(g, "Mul", {"e", "s"}, {"gated"});  // a gate on another tensor, not SiLU
+  add_node(g, "Sigmoid", {"e"}, {"u"});
+  add_node(g, "Mul", {"e", "u"}, {"y"});
+  add_node(g, "Add", {"u", "y"}, {"z"});  // the sigmoid is read twice: the pair cannot become one node
+  set_io(g.add_output(), "gated", {1, 8, 8, 8});
+  set_io(g.add_output(), "z", {1, 8, 8, 8});
+  expect_untouched(fuse_silu, g);
+}
+
+}  // namespace
+}  // namespace aitw::model::detail
