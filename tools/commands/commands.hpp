@@ -30,6 +30,7 @@ Command add_record(CLI::App& app);
 Command add_serve(CLI::App& app, GlobalFlags& global);
 Command add_replay(CLI::App& app, GlobalFlags& global);
 Command add_registry(CLI::App& app);
+Command add_model(CLI::App& app, GlobalFlags& global);
 
 // Shared by several commands (flags.cpp).
 
