@@ -1,5 +1,5 @@
 // The bytes a client sends to `aitw serve`, without sockets: the framing decoder, the Envelope parse, the
-// session rules the server applies (net/session.hpp: which message is acceptable in which state) and the
+// session rules the server applies (net/src/session.hpp: which message is acceptable in which state) and the
 // pipeline's frame checks for an accepted Frame (pipeline::decode_frame).
 //
 // Input: one control byte, then the wire bytes.
@@ -21,9 +21,9 @@
 
 #include "aitw/net/framing.hpp"
 #include "aitw/net/server.hpp"
-#include "aitw/net/session.hpp"
 #include "aitw/pipeline/pipeline.hpp"
 #include "fuzz_common.hpp"
+#include "session.hpp"  // net's private session rules (aitw_net_internal)
 
 namespace {
 

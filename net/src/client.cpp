@@ -3,7 +3,6 @@
 #include <asio.hpp>
 
 #include <condition_variable>
-#include <deque>
 #include <future>
 #include <mutex>
 #include <optional>
@@ -13,6 +12,8 @@
 #include "aitw/base/clock.hpp"
 #include "aitw/net/framing.hpp"
 #include "aitw/net/server.hpp"
+#include "connection.hpp"
+#include "protocol.hpp"
 
 namespace aitw::net {
 
@@ -27,15 +28,12 @@ struct Client::Impl {
   ResultCallback on_result;
   ErrorCallback on_error;
   asio::io_context io;
-  std::optional<tcp::socket> socket;
+  std::shared_ptr<Connection> conn;  // the current one (a new one on every reconnect)
   std::thread thread;
   bool stopping = false;
   bool connected = false, ready = false, in_flight = false;
   std::optional<v1::Frame> pending;
   std::int64_t in_flight_ts = 0;
-  std::deque<std::string> outbox;
-  bool writing = false;
-  Clock::time_point last_rx;
 
   mutable std::mutex m;  // guards stats, init_ok, and the idle/initialized conditions
   std::condition_variable cv;
@@ -45,33 +43,11 @@ struct Client::Impl {
   bool init_refused = false;  // the last Init was refused (model, auth): waiting is pointless
 
   void send(const v1::Envelope& e) {
-    if (!socket || !socket->is_open()) return;
-    outbox.push_back(encode(e));
-    if (!writing) {
-      writing = true;
-      asio::co_spawn(io, write_loop(), asio::detached);
-    }
-  }
-
-  awaitable<void> write_loop() {
-    try {
-      while (!outbox.empty() && socket && socket->is_open()) {
-        co_await asio::async_write(*socket, asio::buffer(outbox.front()), use_awaitable);
-        outbox.pop_front();
-      }
-    } catch (const std::exception&) {
-      disconnect();
-    }
-    outbox.clear();
-    writing = false;
+    if (conn) conn->send(e);
   }
 
   void disconnect() {
-    if (socket) {
-      asio::error_code ec;
-      socket->shutdown(tcp::socket::shutdown_both, ec);
-      socket->close(ec);
-    }
+    if (conn) conn->close_now();
     connected = ready = false;
     std::lock_guard<std::mutex> lock(m);
     if (in_flight) ++stats.frames_lost_on_disconnect;  // its result will never come
@@ -135,7 +111,8 @@ struct Client::Impl {
           std::lock_guard<std::mutex> lock(m);
           ++stats.errors_total;
         }
-        if (on_error) on_error(e.error());  // before waking wait_initialized: the caller reads what it recorded
+        if (on_error)
+          on_error(e.error());  // before waking wait_initialized: the caller reads what it recorded
         {
           std::lock_guard<std::mutex> lock(m);
           // Only what another try cannot fix: the model, or the token. A full server or an evicted
@@ -157,39 +134,23 @@ struct Client::Impl {
     }
   }
 
-  awaitable<void> session() {
-    std::array<char, 65536> buf;
-    FrameDecoder decoder;
-    for (;;) {
-      const std::size_t n = co_await socket->async_read_some(asio::buffer(buf), use_awaitable);
-      last_rx = Clock::now();
-      decoder.feed(buf.data(), n);
-      v1::Envelope e;
-      for (;;) {
-        const auto st = decoder.next(e);
-        if (st == FrameDecoder::Status::NeedMore) break;
-        if (st == FrameDecoder::Status::Oversize) co_return;
-        if (st == FrameDecoder::Status::Message) handle(e);
-        if (!connected) co_return;
-      }
-    }
+  // Until the connection closes, the server's stream breaks (an oversize length prefix), or handle() throws
+  // (a callback did): run() then disconnects. A message that is not an Envelope is skipped.
+  awaitable<void> session(std::shared_ptr<Connection> c) {
+    // Named, not temporaries of the co_await expression (see Server::Impl::handle_init).
+    const std::function<awaitable<void>(v1::Envelope)> on_message =
+        [this](v1::Envelope e) -> awaitable<void> {
+      handle(e);
+      co_return;
+    };
+    const std::function<void()> on_malformed;  // skipped
+    co_await c->read_messages(on_message, on_malformed);
   }
 
-  awaitable<void> heartbeat() {
-    asio::steady_timer t(io);
-    const auto beat = std::max(std::chrono::milliseconds(100), cfg.heartbeat_timeout / 3);
-    while (connected) {
-      t.expires_after(beat);
-      co_await t.async_wait(use_awaitable);
-      if (!connected) break;
-      if (Clock::now() - last_rx > cfg.heartbeat_timeout) {  // the server went silent
-        disconnect();
-        break;
-      }
-      v1::Envelope hb;
-      hb.mutable_heartbeat()->set_ts_mono_ns(now_ns());
-      send(hb);
-    }
+  // Heartbeats, and a silent server is dropped (run() reconnects).
+  awaitable<void> heartbeat(std::shared_ptr<Connection> c) {
+    const std::function<void(Missed)> on_missed = [this](Missed) { disconnect(); };
+    co_await c->watch(Deadlines{cfg.heartbeat_timeout}, on_missed);
   }
 
   awaitable<void> run() {
@@ -200,11 +161,16 @@ struct Client::Impl {
       try {
         tcp::resolver resolver(io);
         const auto eps = co_await resolver.async_resolve(cfg.host, std::to_string(cfg.port), use_awaitable);
-        socket.emplace(io);
-        co_await asio::async_connect(*socket, eps, use_awaitable);
-        socket->set_option(tcp::no_delay(true));
+        tcp::socket socket(io);
+        co_await asio::async_connect(socket, eps, use_awaitable);
+        socket.set_option(tcp::no_delay(true));
+        const auto c = std::make_shared<Connection>(std::move(socket), kDefaultMaxMessageBytes);
+        conn = c;
+        // A failed write means the server is gone; a write of an older connection failing late is not news.
+        c->on_write_error([this, raw = c.get()] {
+          if (conn.get() == raw) disconnect();
+        });
         connected = true;
-        last_rx = Clock::now();
         if (ever_connected) {
           std::lock_guard<std::mutex> lock(m);
           ++stats.ai_reconnects_total;
@@ -218,8 +184,8 @@ struct Client::Impl {
           init_refused = false;  // a new Init gets a new answer
         }
         send(init);  // re-Init on every (re)connect
-        asio::co_spawn(io, heartbeat(), asio::detached);
-        co_await session();
+        asio::co_spawn(io, heartbeat(c), asio::detached);
+        co_await session(c);
       } catch (const std::exception&) {
       }
       disconnect();
@@ -290,9 +256,7 @@ void Client::stop() {
   if (!m.thread.joinable()) return;
   asio::post(m.io, [&m] {
     m.stopping = true;
-    v1::Envelope end;
-    end.mutable_end()->set_reason("client stopped");
-    m.send(end);
+    m.send(end_msg("client stopped"));
   });
   std::this_thread::sleep_for(std::chrono::milliseconds(20));  // let End leave
   asio::post(m.io, [&m] {

@@ -5,8 +5,7 @@
 #include <sstream>
 #include <thread>
 
-#include "aitw/base/defaults.hpp"
-#include "aitw/model/lookup.hpp"
+#include "model_host.hpp"
 
 namespace aitw::net {
 
@@ -68,14 +67,7 @@ void MetricsEndpoint::start() {
   m.http.Get("/readyz", [&m](const httplib::Request&, httplib::Response& res) {
     // Ready = a model can be served: one is loaded, or the default one is in a local model folder. The
     // registry is not asked: a probe must not wait on (or download from) a remote store.
-    bool ready = m.server.stats().models_loaded > 0;
-    if (!ready) {
-      try {
-        model::resolve_model_path(std::string(kDefaultModel), /*use_resolver=*/false);
-        ready = true;
-      } catch (const std::exception&) {
-      }
-    }
+    const bool ready = m.server.stats().models_loaded > 0 || default_model_on_disk();
     res.status = ready ? 200 : 503;
     res.set_content(ready ? "ready\n" : "no model available\n", "text/plain");
   });

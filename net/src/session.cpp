@@ -1,15 +1,10 @@
-#include "aitw/net/session.hpp"
+#include "session.hpp"
 
 #include "aitw/net/server.hpp"
+#include "protocol.hpp"
 
 namespace aitw::net {
 namespace {
-
-pipeline::PixelFormat to_pixel_format(v1::PixelFormat f) {
-  return f == v1::RGB8   ? pipeline::PixelFormat::RGB8
-         : f == v1::BGR8 ? pipeline::PixelFormat::BGR8
-                         : pipeline::PixelFormat::JPEG;
-}
 
 SessionAction error(std::uint32_t code, bool fatal, std::string cause, std::string message,
                     SessionAction::Kind kind = SessionAction::Kind::Error) {

@@ -8,9 +8,10 @@
 #include <tbb/global_control.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <deque>
+#include <mutex>
 #include <opencv2/core/utility.hpp>
-#include <opencv2/imgcodecs.hpp>
 #include <thread>
 
 namespace aitw::pipeline {
@@ -24,92 +25,43 @@ double ms_between(std::int64_t a_ns, std::int64_t b_ns) {
 
 }  // namespace
 
-const char* to_string(PixelFormat f) {
-  switch (f) {
-    case PixelFormat::RGB8:
-      return "RGB8";
-    case PixelFormat::BGR8:
-      return "BGR8";
-    case PixelFormat::JPEG:
-      return "JPEG";
-  }
-  return "?";
-}
+// What the header keeps private: the flow graph, its inference threads, the pooled jobs and the latest-wins
+// slots, with the locks and the TBB limit that go with them.
+struct Pipeline::Impl {
+  struct Job;
+  struct Graph;
 
-std::optional<std::pair<int, int>> jpeg_dimensions(std::string_view bytes) {
-  const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
-  const std::size_t n = bytes.size();
-  // SOI and the first marker's 0xFF: OpenCV's JPEG signature. Without it cv::imdecode would try its other
-  // decoders, and GDCM asserts (aborting the process) on bytes with "DICM" at offset 128.
-  if (n < 4 || p[0] != 0xFF || p[1] != 0xD8 || p[2] != 0xFF) return std::nullopt;
-  // Walks the markers the way libjpeg does: bytes before a marker are skipped, 0xFF may repeat (fill),
-  // 0xFF00 is not a marker, and only the first SOFn counts (libjpeg refuses a second one).
-  std::size_t i = 2;
-  for (;;) {
-    while (i < n && p[i] != 0xFF) ++i;
-    while (i < n && p[i] == 0xFF) ++i;
-    if (i >= n) return std::nullopt;
-    const unsigned m = p[i++];
-    if (m == 0x00 || m == 0x01 || m == 0xD8 || (m >= 0xD0 && m <= 0xD7)) continue;  // no length field
-    if (m == 0xD9 || m == 0xDA) return std::nullopt;  // end of image, or scan data, before a frame header
-    if (n - i < 2) return std::nullopt;
-    const std::size_t len = static_cast<std::size_t>(p[i]) << 8 | p[i + 1];
-    if (len < 2) return std::nullopt;
-    if (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC) {  // SOFn: precision, height, width
-      if (len < 7 || n - i < 7) return std::nullopt;
-      return std::pair<int, int>{p[i + 5] << 8 | p[i + 6], p[i + 3] << 8 | p[i + 4]};
-    }
-    if (n - i < len) return std::nullopt;
-    i += len;
-  }
-}
+  Impl(PipelineConfig config, ResultCallback on_result);
+  ~Impl();
+  void submit(FrameIn frame);
+  void cancel(std::uint64_t tag);
+  bool has_capacity() const;
+  void wait_idle();
+  void start(Job* job, FrameIn&& frame);
+  void run_prepare(Job* job);
+  void run_infer(Job* job, Detector& detector);
+  void run_finish(Job* job);
+  void deliver(FrameResult&& result);
 
-std::optional<FrameDecodeError> decode_frame(const FrameIn& f, cv::Mat& scratch, kernel::ImageView& view,
-                                             std::int64_t max_pixels) {
-  auto fail = [](const char* cause, std::string what) {
-    return std::optional<FrameDecodeError>(FrameDecodeError{cause, std::move(what)});
-  };
-  auto size_str = [](int w, int h) { return std::to_string(w) + "x" + std::to_string(h); };
-  if (f.format == PixelFormat::JPEG) {
-    const auto dims = jpeg_dimensions(f.data);
-    if (!dims || dims->first == 0 || dims->second == 0)
-      return fail("decode_failed", "JPEG frame does not decode (no JPEG frame header)");
-    const auto [w, h] = *dims;
-    // Decoding applies the EXIF orientation, which may swap width and height.
-    auto fits = [&](int a, int b) { return (!f.width || f.width == a) && (!f.height || f.height == b); };
-    if (!fits(w, h) && !fits(h, w))
-      return fail("size_mismatch", "JPEG frame is " + size_str(w, h) + ", declared " + size_str(f.width, f.height));
-    if (static_cast<std::int64_t>(w) * h > max_pixels)
-      return fail("too_large", "JPEG frame is " + size_str(w, h) + ", above the limit of " +
-                                   std::to_string(max_pixels) + " pixels");
-    try {
-      cv::imdecode(cv::Mat(1, static_cast<int>(f.data.size()), CV_8U, const_cast<char*>(f.data.data())),
-                   cv::IMREAD_COLOR, &scratch);
-    } catch (const cv::Exception&) {
-      scratch.release();
-    }
-    if (scratch.empty()) return fail("decode_failed", "JPEG frame does not decode");
-    if ((f.width && f.width != scratch.cols) || (f.height && f.height != scratch.rows))
-      return fail("size_mismatch", "JPEG frame is " + size_str(scratch.cols, scratch.rows) + ", declared " +
-                                       size_str(f.width, f.height));
-    view = {scratch.data, scratch.cols, scratch.rows, static_cast<std::ptrdiff_t>(scratch.step),
-            kernel::PixelOrder::BGR};
-    return std::nullopt;
-  }
-  const std::size_t expected =
-      f.width > 0 && f.height > 0 ? static_cast<std::size_t>(f.width) * static_cast<std::size_t>(f.height) * 3 : 0;
-  if (expected == 0 || f.data.size() != expected)
-    return fail("size_mismatch", std::string(to_string(f.format)) + " frame has " + std::to_string(f.data.size()) +
-                                     " bytes, " + size_str(f.width, f.height) + "x3 needs " +
-                                     std::to_string(expected));
-  view = {reinterpret_cast<const std::uint8_t*>(f.data.data()), f.width, f.height,
-          static_cast<std::ptrdiff_t>(f.width) * 3,
-          f.format == PixelFormat::RGB8 ? kernel::PixelOrder::RGB : kernel::PixelOrder::BGR};
-  return std::nullopt;
-}
+  PipelineConfig config_;
+  ResultCallback on_result_;
+  std::vector<std::unique_ptr<Detector>> detectors_;
+  std::vector<std::unique_ptr<Job>> jobs_;
+
+  mutable std::mutex mutex_;
+  std::mutex callback_mutex_;  // results are delivered one at a time
+  std::condition_variable idle_;
+  std::vector<Job*> free_jobs_;
+  std::deque<FrameIn> parked_;  // at most one frame per tag, oldest-parked tag first
+  int in_flight_ = 0;
+  PipelineStats stats_;
+
+  std::unique_ptr<tbb::global_control> parallelism_;
+  std::unique_ptr<Graph> graph_;  // last: destroyed first, after the frames inside have finished
+};
 
 // Everything one frame needs on its way through the graph; pooled and reused.
-struct Pipeline::Job {
+struct Pipeline::Impl::Job {
   FrameIn frame;
   cv::Mat decoded;  // JPEG frames, decoded (reused when the size repeats)
   FrameWork work;
@@ -122,7 +74,7 @@ struct Pipeline::Job {
 // task would pin the graph's worker (on 2 cores TBB has one) and leave OpenCV a single thread — measured:
 // 62 ms forwards instead of 35-45, and the next frame's decode waiting behind the whole forward. The
 // async_node hands each prepared frame to a dedicated thread per network and takes the result back.
-struct Pipeline::Graph {
+struct Pipeline::Impl::Graph {
   using InferNode = tbb::flow::async_node<Job*, Job*>;
   tbb::flow::graph g;
   tbb::flow::function_node<Job*, Job*> prepare;
@@ -136,7 +88,7 @@ struct Pipeline::Graph {
   bool stopping = false;
   std::vector<std::thread> threads;
 
-  Graph(Pipeline* p, int nets)
+  Graph(Impl* p, int nets)
       : prepare(g, tbb::flow::unlimited,
                 [p](Job* j) {
                   p->run_prepare(j);
@@ -185,7 +137,7 @@ struct Pipeline::Graph {
   }
 };
 
-Pipeline::Pipeline(PipelineConfig config, ResultCallback on_result)
+Pipeline::Impl::Impl(PipelineConfig config, ResultCallback on_result)
     : config_(std::move(config)), on_result_(std::move(on_result)) {
   if (config_.nets < 1) config_.nets = 1;
   if (config_.threads_per_net < 1) config_.threads_per_net = 1;
@@ -211,13 +163,48 @@ Pipeline::Pipeline(PipelineConfig config, ResultCallback on_result)
   graph_ = std::make_unique<Graph>(this, config_.nets);
 }
 
-Pipeline::~Pipeline() {
+Pipeline::Impl::~Impl() {
   wait_idle();
   graph_->g.wait_for_all();
 }
 
+Pipeline::Pipeline(PipelineConfig config, ResultCallback on_result)
+    : impl_(std::make_unique<Impl>(std::move(config), std::move(on_result))) {}
+
+Pipeline::~Pipeline() = default;
+
+void Pipeline::submit(FrameIn frame) {
+  impl_->submit(std::move(frame));
+}
+
+void Pipeline::cancel(std::uint64_t tag) {
+  impl_->cancel(tag);
+}
+
+bool Pipeline::has_capacity() const {
+  return impl_->has_capacity();
+}
+
+void Pipeline::wait_idle() {
+  impl_->wait_idle();
+}
+
+PipelineStats Pipeline::stats() const {
+  std::lock_guard<std::mutex> lock(impl_->mutex_);
+  return impl_->stats_;
+}
+
+void Pipeline::reset_stats() {
+  std::lock_guard<std::mutex> lock(impl_->mutex_);
+  impl_->stats_ = PipelineStats{};
+}
+
 const Detector& Pipeline::detector() const {
-  return *detectors_.front();
+  return *impl_->detectors_.front();
+}
+
+const PipelineConfig& Pipeline::config() const {
+  return impl_->config_;
 }
 
 namespace {
@@ -233,7 +220,7 @@ FrameResult not_processed(const FrameIn& f, const char* cause, const char* messa
 }
 }  // namespace
 
-void Pipeline::submit(FrameIn frame) {
+void Pipeline::Impl::submit(FrameIn frame) {
   Job* job = nullptr;
   std::optional<FrameResult> replaced;
   {
@@ -243,9 +230,11 @@ void Pipeline::submit(FrameIn frame) {
     if (free_jobs_.empty()) {
       const auto same_tag =
           std::find_if(parked_.begin(), parked_.end(), [&](const FrameIn& f) { return f.tag == frame.tag; });
-      if (same_tag != parked_.end()) {  // latest wins: the parked frame is replaced, and told so, never silently
+      if (same_tag !=
+          parked_.end()) {  // latest wins: the parked frame is replaced, and told so, never silently
         ++stats_.dropped;
-        replaced = not_processed(*same_tag, "dropped", "replaced by a newer frame before inference (latest wins)");
+        replaced =
+            not_processed(*same_tag, "dropped", "replaced by a newer frame before inference (latest wins)");
         *same_tag = std::move(frame);  // keeps the tag's turn
       } else {
         parked_.push_back(std::move(frame));
@@ -260,11 +249,12 @@ void Pipeline::submit(FrameIn frame) {
   if (job) start(job, std::move(frame));
 }
 
-void Pipeline::cancel(std::uint64_t tag) {
+void Pipeline::Impl::cancel(std::uint64_t tag) {
   std::optional<FrameResult> cancelled;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    const auto it = std::find_if(parked_.begin(), parked_.end(), [&](const FrameIn& f) { return f.tag == tag; });
+    const auto it =
+        std::find_if(parked_.begin(), parked_.end(), [&](const FrameIn& f) { return f.tag == tag; });
     if (it == parked_.end()) return;
     ++stats_.dropped;
     cancelled = not_processed(*it, "cancelled", "cancelled before inference (its sender went away)");
@@ -274,7 +264,7 @@ void Pipeline::cancel(std::uint64_t tag) {
   deliver(std::move(*cancelled));
 }
 
-void Pipeline::deliver(FrameResult&& r) {
+void Pipeline::Impl::deliver(FrameResult&& r) {
   if (!on_result_) return;
   std::lock_guard<std::mutex> lock(callback_mutex_);
   try {
@@ -286,12 +276,12 @@ void Pipeline::deliver(FrameResult&& r) {
   }
 }
 
-bool Pipeline::has_capacity() const {
+bool Pipeline::Impl::has_capacity() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return !free_jobs_.empty() && parked_.empty();
 }
 
-void Pipeline::start(Job* job, FrameIn&& frame) {
+void Pipeline::Impl::start(Job* job, FrameIn&& frame) {
   job->frame = std::move(frame);
   job->t_submit = now_ns();
   job->result = FrameResult{};
@@ -303,7 +293,7 @@ void Pipeline::start(Job* job, FrameIn&& frame) {
   graph_->prepare.try_put(job);
 }
 
-void Pipeline::run_prepare(Job* j) {
+void Pipeline::Impl::run_prepare(Job* j) {
   FrameResult& r = j->result;
   kernel::ImageView view;
   if (auto error = decode_frame(j->frame, j->decoded, view)) {
@@ -327,7 +317,7 @@ void Pipeline::run_prepare(Job* j) {
   j->t_prepared = now_ns();
 }
 
-void Pipeline::run_infer(Job* j, Detector& det) {
+void Pipeline::Impl::run_infer(Job* j, Detector& det) {
   j->t_infer_start = now_ns();
   if (j->result.error.empty()) {
     try {
@@ -340,7 +330,7 @@ void Pipeline::run_infer(Job* j, Detector& det) {
   j->t_infer_end = now_ns();
 }
 
-void Pipeline::run_finish(Job* j) {
+void Pipeline::Impl::run_finish(Job* j) {
   FrameResult& r = j->result;
   if (r.error.empty()) {
     try {
@@ -390,19 +380,9 @@ void Pipeline::run_finish(Job* j) {
   if (next) start(j, std::move(*next));
 }
 
-void Pipeline::wait_idle() {
+void Pipeline::Impl::wait_idle() {
   std::unique_lock<std::mutex> lock(mutex_);
   idle_.wait(lock, [this] { return in_flight_ == 0 && parked_.empty(); });
-}
-
-PipelineStats Pipeline::stats() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return stats_;
-}
-
-void Pipeline::reset_stats() {
-  std::lock_guard<std::mutex> lock(mutex_);
-  stats_ = PipelineStats{};
 }
 
 }  // namespace aitw::pipeline

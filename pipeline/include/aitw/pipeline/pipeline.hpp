@@ -7,20 +7,15 @@
 // waits in a one-frame slot; a newer arrival replaces it and the replaced frame is counted as dropped, so
 // the worker always starts on the freshest frame and latency stays bounded when input outpaces it.
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
-
-#include <tbb/global_control.h>
 
 #include "aitw/kernel/detection.hpp"
 #include "aitw/pipeline/detector.hpp"
@@ -38,7 +33,8 @@ struct FrameIn {
   int width = 0, height = 0;  // declared size; raw formats must match it exactly
   std::string data;
   std::uint64_t tag = 0;  // the caller's, echoed in the result (e.g. which session sent it)
-  std::shared_ptr<const PostOptions> post = nullptr;  // this frame's thresholds and class filter; null = the detector's
+  // This frame's thresholds and class filter; null = the detector's.
+  std::shared_ptr<const PostOptions> post = nullptr;
 };
 
 // Frames above this many pixels are refused before anything is allocated for them: 8K UHD (7680x4320)
@@ -125,32 +121,11 @@ class Pipeline {
   PipelineStats stats() const;
   void reset_stats();
   const Detector& detector() const;
-  const PipelineConfig& config() const { return config_; }
+  const PipelineConfig& config() const;
 
  private:
-  struct Job;
-  struct Graph;
-  void start(Job* job, FrameIn&& frame);
-  void run_prepare(Job* job);
-  void run_infer(Job* job, Detector& detector);
-  void run_finish(Job* job);
-  void deliver(FrameResult&& result);
-
-  PipelineConfig config_;
-  ResultCallback on_result_;
-  std::vector<std::unique_ptr<Detector>> detectors_;
-  std::vector<std::unique_ptr<Job>> jobs_;
-
-  mutable std::mutex mutex_;
-  std::mutex callback_mutex_;  // results are delivered one at a time
-  std::condition_variable idle_;
-  std::vector<Job*> free_jobs_;
-  std::deque<FrameIn> parked_;  // at most one frame per tag, oldest-parked tag first
-  int in_flight_ = 0;
-  PipelineStats stats_;
-
-  std::unique_ptr<tbb::global_control> parallelism_;
-  std::unique_ptr<Graph> graph_;  // last: destroyed first, after the frames inside have finished
+  struct Impl;  // the flow graph, its inference threads, the job pool and the latest-wins slots
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace aitw::pipeline

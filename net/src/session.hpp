@@ -2,7 +2,7 @@
 // The worker protocol's session rules, apart from sockets and coroutines: which client message is
 // acceptable in which session state, and what it does. The server (server.cpp) keeps one SessionState
 // per connection and acts on the SessionAction; fuzz/fuzz_session.cpp drives the same code with decoded
-// bytes.
+// bytes. Private to net: tests and fuzzers reach it through the aitw_net_internal target.
 #include <cstdint>
 #include <string>
 

@@ -1,0 +1,136 @@
+#include "connection.hpp"
+
+#include <algorithm>
+#include <array>
+
+#include "aitw/base/clock.hpp"
+#include "protocol.hpp"
+
+namespace aitw::net {
+
+using asio::use_awaitable;
+using asio::ip::tcp;
+
+Connection::Connection(tcp::socket socket, std::uint32_t max_message_bytes)
+    : socket_(std::move(socket)), decoder_(max_message_bytes) {}
+
+void Connection::send(const v1::Envelope& e) {
+  if (!socket_.is_open()) return;
+  outbox_.push_back(encode(e));
+  if (!writing_) {
+    writing_ = true;
+    asio::co_spawn(socket_.get_executor(), write_loop(shared_from_this()), asio::detached);
+  }
+}
+
+// The parameter is copied into the coroutine's frame: the connection lives as long as its writer.
+asio::awaitable<void> Connection::write_loop(std::shared_ptr<Connection> /*self*/) {
+  bool failed = false;
+  try {
+    while (!outbox_.empty() && socket_.is_open()) {
+      co_await asio::async_write(socket_, asio::buffer(outbox_.front()), use_awaitable);
+      outbox_.pop_front();
+    }
+  } catch (const std::exception&) {
+    failed = true;
+  }
+  if (failed && on_write_error_) on_write_error_();
+  outbox_.clear();
+  writing_ = false;
+  if (closing_) finish_close();
+}
+
+void Connection::close() {
+  if (closing_) return;
+  closing_ = true;
+  asio::error_code ec;
+  socket_.shutdown(tcp::socket::shutdown_receive, ec);
+  if (!writing_) finish_close();
+}
+
+void Connection::close_now() {
+  closing_ = true;
+  // The outbox is left to the writer, if one is running: the message it is writing must outlive the write,
+  // which the closed socket ends; the writer then drops the rest.
+  finish_close();
+}
+
+void Connection::finish_close() {
+  asio::error_code ec;
+  socket_.shutdown(tcp::socket::shutdown_both, ec);
+  socket_.close(ec);
+  if (on_closed_) {
+    auto f = std::move(on_closed_);
+    on_closed_ = nullptr;
+    f();
+  }
+}
+
+asio::awaitable<Connection::ReadEnd> Connection::read_messages(
+    const std::function<asio::awaitable<void>(v1::Envelope)>& on_message,
+    const std::function<void()>& on_malformed) {
+  std::array<char, 65536> buf;
+  try {
+    while (!closing_) {
+      const std::size_t n = co_await socket_.async_read_some(asio::buffer(buf), use_awaitable);
+      last_rx_ = Clock::now();
+      if (!decoder_.buffered()) message_started_ = last_rx_;
+      decoder_.feed(buf.data(), n);
+      v1::Envelope e;
+      for (;;) {
+        const auto st = decoder_.next(e);
+        if (st == FrameDecoder::Status::NeedMore) break;
+        if (st == FrameDecoder::Status::Oversize) co_return ReadEnd::Oversize;
+        if (st == FrameDecoder::Status::Malformed) {
+          if (on_malformed) on_malformed();
+          continue;
+        }
+        // The rest of the buffer (if any) is the start of the next message.
+        message_started_ = decoder_.buffered() ? std::optional(Clock::now()) : std::nullopt;
+        co_await on_message(std::move(e));
+        if (closing_) co_return ReadEnd::Closed;
+      }
+      if (!decoder_.buffered()) message_started_.reset();
+    }
+  } catch (const std::exception&) {
+    // the peer went away (or the owner closed, or its handler threw): nothing to answer
+  }
+  co_return ReadEnd::Closed;
+}
+
+asio::awaitable<void> Connection::watch(Deadlines d, std::function<void(Missed)> on_missed) {
+  using std::chrono::milliseconds;
+  asio::steady_timer t(socket_.get_executor());
+  const auto beat = std::max(milliseconds(100), d.heartbeat_timeout / 3);
+  // Deadlines finer than the heartbeat are checked at a quarter of their length (10-250 ms), so they are
+  // missed by little more than that; silence alone is checked at each heartbeat.
+  auto tick = beat;
+  if (d.message_timeout.count() > 0 || d.handshake_timeout.count() > 0) {
+    if (d.message_timeout.count() > 0) tick = std::min(tick, d.message_timeout / 4);
+    if (d.handshake_timeout.count() > 0) tick = std::min(tick, d.handshake_timeout / 4);
+    tick = std::clamp(tick, milliseconds(10), milliseconds(250));
+  }
+  auto last_beat = Clock::now();
+  while (!closing_) {
+    t.expires_after(tick);
+    co_await t.async_wait(use_awaitable);
+    if (closing_) break;
+    const auto now = Clock::now();
+    std::optional<Missed> missed;
+    if (d.message_timeout.count() > 0 && message_started_ && now - *message_started_ > d.message_timeout)
+      missed = Missed::Message;
+    else if (d.handshake_timeout.count() > 0 && !handshake_done_ && now - connected_at_ > d.handshake_timeout)
+      missed = Missed::Handshake;
+    else if (now - last_rx_ > d.heartbeat_timeout)
+      missed = Missed::Silence;
+    if (missed) {
+      on_missed(*missed);
+      break;
+    }
+    if (now - last_beat < beat) continue;
+    last_beat = now;
+    send(heartbeat_msg(now_ns()));
+  }
+}
+
+}  // namespace aitw::net
