@@ -395,13 +395,13 @@ TEST(CliBenchPipeline, ReportsAndGates) {
         fs::temp_directory_path() / ("aitw_bp_zero_" + std::to_string(getpid()) + ".aitwrec");
     aitw::v1::RecordingHeader h;
     aitw::datasets::RecordingWriter w(zero.string(), h);
-    aitw::v1::Frame f;
-    f.set_pixels("x");
-    w.write(f);
+    aitw::v1::Frame frame;
+    frame.set_pixels("x");
+    w.write(frame);
     w.close();
-    const auto r = run("bench pipeline --recording " + zero.string());
-    EXPECT_EQ(r.exit_code, 2) << r.err;
-    EXPECT_NE(r.err.find("invalid header"), std::string::npos) << r.err;
+    const auto bad = run("bench pipeline --recording " + zero.string());
+    EXPECT_EQ(bad.exit_code, 2) << bad.err;
+    EXPECT_NE(bad.err.find("invalid header"), std::string::npos) << bad.err;
     fs::remove(zero);
   }
   EXPECT_EQ(run("bench pipeline --recording " + rec.string() + " --gate 'p95<<3'").exit_code, 2);

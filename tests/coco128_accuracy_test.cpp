@@ -83,7 +83,7 @@ TEST_P(Coco128, MeetsReferenceAtSquareInputAndReportsRectangular) {
 INSTANTIATE_TEST_SUITE_P(Models, Coco128,
                          ::testing::Values(std::make_tuple("yolo11n", 0.49),
                                            std::make_tuple("yolov8n", 0.445)),
-                         [](const auto& info) { return std::get<0>(info.param); });
+                         [](const auto& param_info) { return std::get<0>(param_info.param); });
 
 }  // namespace
 }  // namespace aitw

@@ -70,8 +70,8 @@ TEST_P(Golden, SameDetectionsAsReference) {
 INSTANTIATE_TEST_SUITE_P(Models, Golden,
                          ::testing::Combine(::testing::Values("yolo11n", "yolov8n"),
                                             ::testing::Values("bus", "zidane")),
-                         [](const auto& info) {
-                           return std::get<0>(info.param) + "_" + std::get<1>(info.param);
+                         [](const auto& param_info) {
+                           return std::get<0>(param_info.param) + "_" + std::get<1>(param_info.param);
                          });
 
 }  // namespace

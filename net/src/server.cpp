@@ -53,7 +53,7 @@ struct Server::Impl {
   // SessionState of session.hpp, whose rules dispatch() applies. A connection that has not had an Init
   // accepted (authenticated, admitted) is pending: its handshake is not done.
   struct Session : SessionState {
-    Session(std::uint64_t id, std::shared_ptr<Connection> c) : id(id), conn(std::move(c)) {}
+    Session(std::uint64_t session_id, std::shared_ptr<Connection> c) : id(session_id), conn(std::move(c)) {}
     std::uint64_t id;
     std::shared_ptr<Connection> conn;
     std::string peer;

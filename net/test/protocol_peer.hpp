@@ -59,11 +59,15 @@ inline v1::Envelope frame_msg(std::uint64_t id, std::string pixels = camera_jpeg
 struct Peer {
   asio::io_context io;
   tcp::socket s{io};
-  explicit Peer(std::uint16_t port, int timeout_s = 5) {
+  explicit Peer(std::uint16_t port, int timeout_s = 5) : timeout_s_(timeout_s) {
     s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
-    timeval tv{timeout_s, 0};
+    set_timeout(timeout_s);
+  }
+  void set_timeout(int seconds) {
+    timeval tv{seconds, 0};
     setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   }
+  int timeout_s_;
   void send(const v1::Envelope& e) { send_bytes(encode(e)); }
   void send_bytes(const std::string& b) { asio::write(s, asio::buffer(b)); }
   // The next message that is not a heartbeat; nullopt on timeout or close.
@@ -91,7 +95,10 @@ struct Peer {
   // Init -> InitOk -> Ready.
   v1::InitOk handshake(const std::string& model = kYolo11) {
     send(init_msg(model));
+    // InitOk follows a model load: under a sanitizer on a busy machine that takes far longer than a reply.
+    set_timeout(120);
     auto ok = recv();
+    set_timeout(timeout_s_);
     EXPECT_TRUE(ok && ok->has_init_ok()) << (ok ? message_name(*ok) : "nothing");
     auto ready = recv();
     EXPECT_TRUE(ready && ready->has_ready());

@@ -29,6 +29,9 @@ using namespace std::chrono_literals;
 
 std::unique_ptr<Server> start_server(ServerConfig cfg = {}) {
   cfg.port = 0;
+  // Peers in these tests do not send heartbeats while they wait for InitOk, and a model load under a
+  // sanitizer on a busy machine can take longer than the default 10 s: tests about the heartbeat set theirs.
+  if (cfg.heartbeat_timeout == ServerConfig{}.heartbeat_timeout) cfg.heartbeat_timeout = std::chrono::minutes(2);
   if (cfg.model_dirs.empty())  // Init.model paths: the shared models and temporary test files
     cfg.model_dirs = {kShared + "/models", std::filesystem::temp_directory_path().string()};
   auto s = std::make_unique<Server>(cfg);
@@ -229,7 +232,9 @@ TEST(Server, StopAnswersTheFrameInFlightThenEnds) {
   Peer p(server->port());
   p.handshake();
   p.send(frame_msg(7));
-  std::this_thread::sleep_for(5ms);  // the frame is inside the pipeline
+  // Stop once the server has the frame (a counter, not a sleep: under a sanitizer 5 ms guarantee nothing).
+  for (int i = 0; i < 60000 && server->stats().frames_received_total == 0; ++i) std::this_thread::sleep_for(1ms);
+  ASSERT_EQ(server->stats().frames_received_total, 1u);
   std::thread stopper([&] { server->stop(); });
   auto r = p.recv();
   ASSERT_TRUE(r && r->has_result());
@@ -237,6 +242,25 @@ TEST(Server, StopAnswersTheFrameInFlightThenEnds) {
   auto end = p.recv();
   ASSERT_TRUE(end && end->has_end());
   stopper.join();
+}
+
+// A refused Init ends wait_initialized at once, whatever its timeout: with an hour to wait, the test would
+// hang (and time out in ctest) if the refusal only ended it at the deadline. No clock is read.
+TEST(Client, RefusedInitEndsTheWait) {
+  ServerConfig cfg;
+  cfg.auth_token = "edge-s3cret-token";
+  auto server = start_server(cfg);
+  ClientConfig cc;
+  cc.port = server->port();
+  cc.init = init_msg().init();
+  cc.init.set_auth_token("wrong");
+  std::atomic<int> errors{0};
+  Client client(cc, [](const v1::Result&, double) {}, [&](const v1::Error&) { ++errors; });
+  client.start();
+  EXPECT_FALSE(client.wait_initialized(std::chrono::hours(1)));
+  EXPECT_GE(errors.load(), 1);
+  EXPECT_EQ(client.stats().ai_init_ok_total, 0u);
+  client.stop();
 }
 
 TEST(Client, LatestWinsAndResults) {
@@ -247,10 +271,10 @@ TEST(Client, LatestWinsAndResults) {
   std::atomic<int> results{0};
   Client client(cc, [&](const v1::Result&, double) { ++results; });
   client.start();
-  ASSERT_TRUE(client.wait_initialized(10s));
+  ASSERT_TRUE(client.wait_initialized(60s));
   for (std::uint64_t id = 1; id <= 10; ++id)
     client.submit(frame_msg(id).frame());  // far faster than inference
-  ASSERT_TRUE(client.wait_idle(10s));
+  ASSERT_TRUE(client.wait_idle(60s));
   const auto s = client.stats();
   EXPECT_EQ(s.ai_init_ok_total, 1u);
   EXPECT_EQ(s.ai_frames_sent_total + s.ai_drops_latestwins_total, 10u);
@@ -270,9 +294,9 @@ TEST(Client, ReconnectsAndReInitsAfterAServerRestart) {
   std::atomic<int> results{0};
   Client client(cc, [&](const v1::Result&, double) { ++results; });
   client.start();
-  ASSERT_TRUE(client.wait_initialized(10s));
+  ASSERT_TRUE(client.wait_initialized(60s));
   client.submit(frame_msg(1).frame());
-  ASSERT_TRUE(client.wait_idle(10s));
+  ASSERT_TRUE(client.wait_idle(60s));
   server->stop();
   server.reset();
   ServerConfig again;
@@ -286,7 +310,7 @@ TEST(Client, ReconnectsAndReInitsAfterAServerRestart) {
   EXPECT_GE(client.stats().ai_reconnects_total, 1u);
   EXPECT_EQ(client.stats().ai_init_ok_total, 2u);
   client.submit(frame_msg(2).frame());
-  ASSERT_TRUE(client.wait_idle(10s));
+  ASSERT_TRUE(client.wait_idle(60s));
   EXPECT_EQ(results.load(), 2);
 }
 
@@ -377,7 +401,7 @@ TEST(Server, ModelFileTruncatedOrReplacedOnDiskWhileServing) {
 TEST(Server, ConcurrentInitsOfOneModelLoadItOnce) {
   auto server = start_server();
   std::vector<std::unique_ptr<Peer>> peers;
-  for (int i = 0; i < 6; ++i) peers.push_back(std::make_unique<Peer>(server->port()));
+  for (int i = 0; i < 6; ++i) peers.push_back(std::make_unique<Peer>(server->port(), 120));  // a model load
   for (auto& p : peers) p->send(init_msg());  // all before the first load can finish
   std::set<std::string> ids;
   for (auto& p : peers) {
@@ -450,7 +474,7 @@ TEST(Server, AuthTokenIsRequiredWhenConfigured) {
     EXPECT_TRUE(p.closed_by_server());
   }
   EXPECT_EQ(server->stats().errors_by_cause.at("auth_failed"), 3u);
-  Peer ok(server->port());
+  Peer ok(server->port(), 120);  // its InitOk follows the first model load
   auto init = init_msg();
   init.mutable_init()->set_auth_token("edge-s3cret-token");
   ok.send(init);
@@ -583,7 +607,7 @@ TEST(Server, HalfOpenFloodDoesNotLockClientsOut) {
   EXPECT_EQ(server->stats().errors_by_cause.count("timeout"), 0u);  // no flood peer was freed by a deadline
   for (std::uint64_t id = 1; id <= 3; ++id) {
     client.submit(frame_msg(id).frame());
-    ASSERT_TRUE(client.wait_idle(10s));
+    ASSERT_TRUE(client.wait_idle(60s));
   }
   EXPECT_EQ(results.load(), 3);
   EXPECT_GE(server->stats().errors_by_cause.at("pending_evicted"), 180u);

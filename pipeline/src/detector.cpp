@@ -112,8 +112,8 @@ void Detector::finish(FrameWork& w, std::vector<kernel::Detection>& out, const P
   dp.class_mask = o.class_mask.empty() ? nullptr : o.class_mask.data();
   const auto& levels = model_.levels();
   for (std::size_t i = 0; i < levels.size() && i < w.outs.size(); ++i) {
-    const cv::Mat& o = w.outs[i];
-    kernel::HeadLevelView view{o.ptr<float>(), o.size[2], o.size[3], levels[i].stride};
+    const cv::Mat& level = w.outs[i];
+    kernel::HeadLevelView view{level.ptr<float>(), level.size[2], level.size[3], levels[i].stride};
     kernel::decode_yolo_level(view, model_.head_layout(), dp, w.letterbox, candidates);
   }
   kernel::nms(candidates, {o.iou, o.max_det, false}, keep);

@@ -88,7 +88,7 @@ class RegistrySuite : public ::testing::TestWithParam<std::string> {
 };
 
 INSTANTIATE_TEST_SUITE_P(Backends, RegistrySuite, ::testing::Values("file", "s3"),
-                         [](const auto& info) { return info.param; });
+                         [](const auto& param_info) { return param_info.param; });
 
 }  // namespace
 
