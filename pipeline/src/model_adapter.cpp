@@ -14,6 +14,7 @@
 #include <unordered_set>
 
 #include "aitw/base/sha256.hpp"
+#include "aitw/kernel/conv_layer.hpp"
 #include "aitw/kernel/dnn_layers.hpp"
 #include "onnx.pb.h"
 
@@ -737,6 +738,21 @@ AdaptedGraph OnnxModel::adapt(InputSize input, const AdaptOptions& options) cons
       edits.apply(g);
       out.fixes.push_back(std::to_string(pairs) + " Sigmoid*x pairs -> AitwSiLU (fusable into convolutions)");
     }
+  }
+
+  // 5. aitw's convolution (kernel/conv_layer.hpp) for every Conv node: OpenCV's importer names them all
+  //    "Convolution", so the mark is what tells aitw's layer factory which ones to take.
+  if (options.custom_layers) {
+    int marked = 0;
+    for (auto& n : *g.mutable_node()) {
+      if (n.op_type() != "Conv") continue;
+      auto* attr = n.add_attribute();
+      attr->set_name(kernel::kConvolutionMark);
+      attr->set_type(ox::AttributeProto::INT);
+      attr->set_i(1);
+      ++marked;
+    }
+    if (marked) out.fixes.push_back(std::to_string(marked) + " Conv nodes -> aitw Convolution");
   }
 
   // Baseline only: the stock head's stride multiply, made runnable by expanding its [1,A] constant.
