@@ -20,9 +20,10 @@ struct TileJob {
   int activation;              // ConvActivation
 };
 
-// Depthwise: one channel, tile_px pixels.
+// Depthwise: one channel, `tiles` consecutive tiles of tile_px pixels (flat in and out).
 struct DwJob {
   const float* in;
+  int tiles;
   const std::ptrdiff_t* taps;
   int ntaps;
   const float* weights;  // ntaps values

@@ -89,24 +89,30 @@ void conv_tile(const aitw::kernel::conv_detail::TileJob& j) {
 }
 
 void dw_tile(const aitw::kernel::conv_detail::DwJob& j) {
-  V acc[kVectors];
+  const float* in = j.in;
+  float* out = j.out;
+  for (int i = 0; i < j.tiles; ++i, in += kTilePx, out += kTilePx) {
+    V acc[kVectors];
 #pragma GCC unroll 4
-  for (int v = 0; v < kVectors; ++v) acc[v] = splat(j.bias);
-  for (int t = 0; t < j.ntaps; ++t) {
-    const V wt = bcast(j.weights + t);
-    const float* src = j.in + j.taps[t];
+    for (int v = 0; v < kVectors; ++v) acc[v] = splat(j.bias);
+    for (int t = 0; t < j.ntaps; ++t) {
+      const V wt = bcast(j.weights + t);
+      const float* src = in + j.taps[t];
 #pragma GCC unroll 4
-    for (int v = 0; v < kVectors; ++v) acc[v] = fma(wt, load(src + v * kLanes), acc[v]);
+      for (int v = 0; v < kVectors; ++v) acc[v] = fma(wt, load(src + v * kLanes), acc[v]);
+    }
+#pragma GCC unroll 4
+    for (int v = 0; v < kVectors; ++v) store(out + v * kLanes, activate(acc[v], j.activation));
   }
-#pragma GCC unroll 4
-  for (int v = 0; v < kVectors; ++v) store(j.out + v * kLanes, activate(acc[v], j.activation));
 }
 
 // dst[k] = src[2 k] for k < n, reading no further than src[avail - 1]: the column phases of a stride-2
 // convolution's input, two loads and one two-source permute per vector.
 void stride2_copy(const float* src, int n, int avail, float* dst) {
   int k = 0;
-#if !defined(__clang__)  // clang spells the shuffle differently; its build (fuzzing) takes the scalar loop
+#if defined(__clang__)  // clang spells the shuffle differently; its build (fuzzing) takes the scalar loop
+  (void)avail;
+#else
   IV even;
   for (int i = 0; i < kLanes; ++i) even[i] = 2 * i;
   for (; k + kLanes <= n && 2 * (k + kLanes) <= avail; k += kLanes)

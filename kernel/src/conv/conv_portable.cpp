@@ -1,6 +1,6 @@
-// The portable micro-kernels, always built and always tested: 4 output channels x 3 vectors of 4 floats in
-// GCC vector types, which the baseline compiles to SSE2 on x86-64 and to NEON on aarch64 (with a fused
-// multiply-add there). Any other compiler target gets the same code lane by lane.
+// The portable micro-kernels, always built and always tested: 4 (NEON: 8) output channels x 3 vectors of 4
+// floats in GCC vector types, which the baseline compiles to SSE2 on x86-64 and to NEON on aarch64 (with a
+// fused multiply-add there). Any other compiler target gets the same code lane by lane.
 #include "conv_internal.hpp"
 
 #if defined(__aarch64__)
@@ -10,7 +10,12 @@
 namespace aitw::kernel::conv_detail {
 namespace {
 
+// NEON has 32 registers: 8 x 3 accumulators fit; SSE2 has 16: 4 x 3.
+#if defined(__aarch64__)
+constexpr int kVecBytes = 16, kCoBlock = 8, kVectors = 3;
+#else
 constexpr int kVecBytes = 16, kCoBlock = 4, kVectors = 3;
+#endif
 typedef float V4 __attribute__((vector_size(16)));
 inline __attribute__((always_inline)) V4 fma(V4 a, V4 b, V4 c) {
 #if defined(__aarch64__)
