@@ -235,7 +235,8 @@ void PackedConv::forward(const float* in, int n, int h, int w, std::ptrdiff_t in
   const bool dw = shape_.depthwise();
   const int ntaps = static_cast<int>(g.taps.size());
   const int nblk = (co + CB - 1) / CB;  // depthwise: one block per channel
-  const conv_detail::TileFn fn = ntaps == 1 ? k.tile_1 : ntaps == 9 ? k.tile_9 : k.tile_n;
+  const conv_detail::TileFn* fns = ntaps == 1 ? k.tile_1 : ntaps == 9 ? k.tile_9 : k.tile_n;
+  const int vectors = T / k.lanes;
   // 1x1 with large weights (256+ channels): each block's weights kept across the unit's tiles. In a band,
   // tiles outer measured better (the band is already in L2; -5 to -10 % on the 128-channel 3x3 layers).
   const bool blocks_outer = g.direct && static_cast<std::size_t>(ci) * co * sizeof(float) > (256u << 10);
@@ -252,9 +253,10 @@ void PackedConv::forward(const float* in, int n, int h, int w, std::ptrdiff_t in
       k.dw({src + blk * stride + p0, 1, g.taps.data(), ntaps, packed_.data() + blk * ntaps, bias_[blk], o,
             activation});
     } else {
-      fn({src + p0, stride, ci, g.taps.data(), ntaps,
-          packed_.data() + static_cast<std::size_t>(blk) * ci * ntaps * CB, bias_.data() + blk * CB, o,
-          in_place ? out_plane : T, activation});
+      const int nv = static_cast<int>(std::min<std::ptrdiff_t>(vectors, (flat - p0 + k.lanes - 1) / k.lanes));
+      fns[nv - 1]({src + p0, stride, ci, g.taps.data(), ntaps,
+                   packed_.data() + static_cast<std::size_t>(blk) * ci * ntaps * CB, bias_.data() + blk * CB,
+                   o, in_place ? out_plane : T, activation});
     }
     if (!in_place) scatter(tmp, rows, T, p0, flat, oy0, g, dst + blk * CB * out_plane, out_plane);
   };

@@ -38,11 +38,13 @@ using Stride2Fn = void (*)(const float* src, int n, int avail, float* dst);
 
 struct KernelSet {
   const char* name;
-  int co_block;   // output channels per tile
-  int tile_px;    // pixels per tile (vectors x lanes)
-  TileFn tile_1;  // ntaps == 1 (1x1: a GEMM on NCHW)
-  TileFn tile_9;  // ntaps == 9 (3x3)
-  TileFn tile_n;  // any ntaps
+  int co_block;  // output channels per tile
+  int tile_px;   // pixels per tile (vectors x lanes)
+  int lanes;     // floats per vector
+  // [v - 1]: tiles of v vectors (v <= tile_px / lanes), for a band's last, partial tile.
+  TileFn tile_1[3];  // ntaps == 1 (1x1: a GEMM on NCHW)
+  TileFn tile_9[3];  // ntaps == 9 (3x3)
+  TileFn tile_n[3];  // any ntaps
   DwFn dw;
   Stride2Fn stride2;  // dst[k] = src[2k], k < n, reading src[0, avail)
 };

@@ -50,13 +50,14 @@ inline __attribute__((always_inline)) V activate(V v, int act) {
   return v;
 }
 
-template <int kTaps>
+// kNV <= kVectors vectors of pixels: a band's last tile takes only the vectors it needs.
+template <int kTaps, int kNV>
 void conv_tile(const aitw::kernel::conv_detail::TileJob& j) {
-  V acc[kCoBlock][kVectors];
+  V acc[kCoBlock][kNV];
 #pragma GCC unroll 16
   for (int c = 0; c < kCoBlock; ++c)
 #pragma GCC unroll 4
-    for (int v = 0; v < kVectors; ++v) acc[c][v] = splat(j.bias[c]);
+    for (int v = 0; v < kNV; ++v) acc[c][v] = splat(j.bias[c]);
   const int ntaps = kTaps ? kTaps : j.ntaps;
   const float* in = j.in;
   const float* w = j.weights;
@@ -68,23 +69,23 @@ void conv_tile(const aitw::kernel::conv_detail::TileJob& j) {
       // otherwise stalls on each channel's first line; measured 1.13 -> ? ms on 32->32 at 120x160).
       if (kTaps == 1 || (kTaps == 9 && t % 3 == 0)) {
 #pragma GCC unroll 4
-        for (int v = 0; v < kVectors; ++v) __builtin_prefetch(src + kTilePx + v * kLanes);
+        for (int v = 0; v < kNV; ++v) __builtin_prefetch(src + kTilePx + v * kLanes);
       }
-      V x[kVectors];
+      V x[kNV];
 #pragma GCC unroll 4
-      for (int v = 0; v < kVectors; ++v) x[v] = load(src + v * kLanes);
+      for (int v = 0; v < kNV; ++v) x[v] = load(src + v * kLanes);
 #pragma GCC unroll 16
       for (int c = 0; c < kCoBlock; ++c) {
         const V wc = bcast(w + c);
 #pragma GCC unroll 4
-        for (int v = 0; v < kVectors; ++v) acc[c][v] = fma(wc, x[v], acc[c][v]);
+        for (int v = 0; v < kNV; ++v) acc[c][v] = fma(wc, x[v], acc[c][v]);
       }
     }
   }
 #pragma GCC unroll 16
   for (int c = 0; c < kCoBlock; ++c)
 #pragma GCC unroll 4
-    for (int v = 0; v < kVectors; ++v)
+    for (int v = 0; v < kNV; ++v)
       store(j.out + c * j.out_channel + v * kLanes, activate(acc[c][v], j.activation));
 }
 
@@ -122,5 +123,21 @@ void stride2_copy(const float* src, int n, int avail, float* dst) {
 }
 
 aitw::kernel::conv_detail::KernelSet make_kernel_set(const char* name) {
-  return {name, kCoBlock, kTilePx, &conv_tile<1>, &conv_tile<9>, &conv_tile<0>, &dw_tile, &stride2_copy};
+  static_assert(kVectors >= 1 && kVectors <= 3);
+  aitw::kernel::conv_detail::KernelSet k{name, kCoBlock, kTilePx,  kLanes,       {},
+                                         {},   {},       &dw_tile, &stride2_copy};
+  k.tile_1[0] = &conv_tile<1, 1>;
+  k.tile_9[0] = &conv_tile<9, 1>;
+  k.tile_n[0] = &conv_tile<0, 1>;
+  if constexpr (kVectors >= 2) {
+    k.tile_1[1] = &conv_tile<1, 2>;
+    k.tile_9[1] = &conv_tile<9, 2>;
+    k.tile_n[1] = &conv_tile<0, 2>;
+  }
+  if constexpr (kVectors >= 3) {
+    k.tile_1[2] = &conv_tile<1, 3>;
+    k.tile_9[2] = &conv_tile<9, 3>;
+    k.tile_n[2] = &conv_tile<0, 3>;
+  }
+  return k;
 }
