@@ -3,6 +3,7 @@
 //   ./build/bench/aitw_conv_bench [--model yolo11n] [--imgsz 480x640] [--repetitions 7] [--min-ms 4]
 //                                 [--threads 2] [--routes opencv,aitw,dnnl,dnnl_blocked,dnnl_tbb,aitw_1t]
 //                                 [--isa avx512|avx2|portable] [--layer N] [--clock wall|cpu]
+//                                 [--markdown 1]
 // Routes: opencv = a one-layer cv::dnn::Net with OpenCV 4.6's Convolution and aitw's SiLU fused the way the
 // pipeline ran it before aitw's convolution; aitw = the same one-layer net with aitw's Convolution layer;
 // aitw_1t = aitw at one thread (the scaling figure); dnnl = oneDNN with reorders NCHW -> blocked -> NCHW
@@ -112,6 +113,7 @@ struct Route {
 int main(int argc, char** argv) {
   std::string model = "yolo11n", routes_arg = "opencv,aitw,dnnl,dnnl_blocked,dnnl_tbb,aitw_1t", isa;
   int height = 480, width = 640, reps = 7, threads = 2, only = -1;
+  bool markdown = false;
   double min_ms = 4;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
@@ -133,6 +135,8 @@ int main(int argc, char** argv) {
       only = std::stoi(v);
     else if (k == "--clock")
       g_cpu_clock = v == "cpu";
+    else if (k == "--markdown")
+      markdown = v == "1";
     else {
       std::cerr << "unknown flag " << k << "\n";
       return 2;
@@ -260,9 +264,18 @@ int main(int argc, char** argv) {
   for (const auto& rt : runs[0].routes)
     if (rt.timed) names.push_back(rt.name);
   if (wants("aitw_1t") && wants("aitw")) names.push_back("aitw_1t");
-  std::printf("%3s %-8s %11s %9s %7s", "#", "kind", "ci->co", "in", "MFLOP");
-  for (const auto& n : names) std::printf(" %12s", (n + " ms").c_str());
-  std::printf(" %9s %8s %9s\n", "aitw GF/s", "vs OCV", "max err");
+  // --markdown: the same table as Markdown rows (bench/RESULTS.md).
+  const char* sep = markdown ? " |" : "";
+  if (markdown) std::printf("| ");
+  std::printf("%3s%s %-8s%s %11s%s %9s%s %7s%s", "#", sep, "kind", sep, "ci->co", sep, "in", sep, "MFLOP",
+              sep);
+  for (const auto& n : names) std::printf(" %12s%s", (n + " ms").c_str(), sep);
+  std::printf(" %9s%s %8s%s %9s%s\n", "aitw GF/s", sep, "vs OCV", sep, "max err", sep);
+  if (markdown) {
+    std::printf("|");
+    for (std::size_t i = 0; i < names.size() + 8; ++i) std::printf("---|");
+    std::printf("\n");
+  }
   std::map<std::string, double> sums;
   std::map<std::string, std::map<std::string, double>> by_kind;
   std::map<std::string, int> kind_count;
@@ -273,15 +286,16 @@ int main(int argc, char** argv) {
     char io[32], hw[32];
     std::snprintf(io, sizeof io, "%d->%d", c.shape.in_channels, c.shape.out_channels);
     std::snprintf(hw, sizeof hw, "%dx%d", c.h, c.w);
-    std::printf("%3zu %-8s %11s %9s %7.1f", only >= 0 ? static_cast<std::size_t>(only) : i, c.kind().c_str(),
-                io, hw, c.flops() / 1e6);
+    if (markdown) std::printf("| ");
+    std::printf("%3zu%s %-8s%s %11s%s %9s%s %7.1f%s", only >= 0 ? static_cast<std::size_t>(only) : i, sep,
+                c.kind().c_str(), sep, io, sep, hw, sep, c.flops() / 1e6, sep);
     flops += c.flops();
     kind_count[c.kind()]++;
     std::map<std::string, double> med;
     for (const auto& rt : r.routes) med[rt.name] = median(rt.ms);
     if (!one_thread.empty() && wants("aitw_1t") && wants("aitw")) med["aitw_1t"] = one_thread[i];
     for (const auto& n : names) {
-      std::printf(" %12.3f", med[n]);
+      std::printf(" %12.3f%s", med[n], sep);
       sums[n] += med[n];
       by_kind[c.kind()][n] += med[n];
     }
@@ -289,8 +303,8 @@ int main(int argc, char** argv) {
     for (const auto& [n, e] : r.max_err) err = std::max(err, e);
     worst = std::max(worst, err);
     const double aitw_ms = med.count("aitw") ? med["aitw"] : 0;
-    std::printf(" %9.1f %7.2fx %9.1e\n", aitw_ms > 0 ? c.flops() / aitw_ms / 1e6 : 0,
-                aitw_ms > 0 && med.count("opencv") ? med["opencv"] / aitw_ms : 0, err);
+    std::printf(" %9.1f%s %7.2fx%s %9.1e%s\n", aitw_ms > 0 ? c.flops() / aitw_ms / 1e6 : 0, sep,
+                aitw_ms > 0 && med.count("opencv") ? med["opencv"] / aitw_ms : 0, sep, err, sep);
   }
   std::printf("\nby kind (sum of medians, ms):\n");
   for (const auto& [k, m] : by_kind) {
