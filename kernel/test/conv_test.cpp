@@ -64,10 +64,12 @@ std::vector<Case> cases() {
       {"dw3x3s1", shape(24, 24, 3, 1, 1, 24), 1, 15, 20},
       {"dw3x3s1_one_pixel", shape(8, 8, 3, 1, 1, 8), 1, 1, 1},
       {"dw3x3s2_odd", shape(9, 9, 3, 2, 1, 9), 1, 13, 11},
-      // Enough channels that a band of phase rows holds only a few output rows: several bands, and
-      // units split by output-channel blocks.
-      {"3x3s1_bands", shape(256, 20, 3, 1, 1), 1, 20, 30},
-      {"3x3s2_bands", shape(200, 10, 3, 2, 1), 1, 30, 26},
+      // Images whose zero-padded phase planes exceed 1 MB are split band by band (several bands per
+      // image); smaller ones once, whole, with units split by output-channel blocks.
+      {"3x3s1_bands", shape(64, 20, 3, 1, 1), 1, 60, 80},
+      {"3x3s2_bands", shape(32, 10, 3, 2, 1), 1, 120, 100},
+      {"3x3s1_whole_many_channels", shape(256, 20, 3, 1, 1), 1, 20, 30},
+      {"3x3s2_whole_many_channels", shape(200, 10, 3, 2, 1), 1, 30, 26},
       {"dw3x3s1_bands", shape(512, 512, 3, 1, 1, 512), 1, 30, 40},
       {"batch2_1x1", shape(12, 20, 1, 1, 0), 2, 6, 9},
       {"batch2_3x3s1", shape(10, 14, 3, 1, 1), 2, 7, 19},

@@ -35,13 +35,14 @@ const KernelSet& kernels_for(ConvIsa isa) {
 struct Geometry {
   int oh = 0, ow = 0, wq = 0, planes = 1;
   bool direct = false;
+  bool shared = false;                    // small image: split once, whole, shared by all threads (no bands)
   int band_rows = 0, bands = 1;           // output rows per band
   std::ptrdiff_t plane = 0, channel = 0;  // floats per phase plane / per channel in a band buffer
   std::size_t band_floats = 0;            // one band buffer, slack included (direct: the tail tile)
   std::vector<std::ptrdiff_t> taps;
 };
 
-constexpr std::size_t kBandBytes = 256 << 10;
+constexpr std::size_t kBandBytes = 256 << 10, kSharedBytes = 1 << 20;
 
 Geometry geometry(const ConvShape& s, int h, int w, int tile_px) {
   Geometry g;
@@ -67,8 +68,11 @@ Geometry geometry(const ConvShape& s, int h, int w, int tile_px) {
   // 4 rows split 1.25 times the input where 2 split 1.5 times (the 64-channel 120 x 160 layer; its time
   // moved within this shared host's noise, 5.0-5.3 -> 4.6-5.3 ms at one thread).
   const int fit = static_cast<int>(kBandBytes / row_bytes) - extra;
+  // The 15 x 20 and 30 x 40 levels fit whole (<= 1 MB): one split in parallel, then every thread reads it,
+  // instead of each thread's units splitting the same few bands again.
+  g.shared = !s.depthwise() && row_bytes * (g.oh + extra) <= kSharedBytes;
   const int min_rows = std::max((3 * tile_px + g.wq - 1) / g.wq, s.stride_h > 1 ? 4 * extra : 1);
-  g.band_rows = std::clamp(std::max(min_rows, fit), 1, g.oh);
+  g.band_rows = g.shared ? g.oh : std::clamp(std::max(min_rows, fit), 1, g.oh);
   g.bands = (g.oh + g.band_rows - 1) / g.band_rows;
   g.plane = static_cast<std::ptrdiff_t>(g.band_rows + extra) * g.wq;
   g.channel = g.plane * g.planes;
@@ -224,7 +228,7 @@ int block_groups(const Geometry& g, int blocks) {
 
 std::size_t PackedConv::workspace_floats(int h, int w) const {
   const Geometry g = geometry(shape_, h, w, kernels_for(isa_).tile_px);
-  if (g.direct) return g.band_floats;
+  if (g.direct || g.shared) return g.band_floats;
   const int blocks = (shape_.out_channels + co_block_ - 1) / co_block_;
   return g.band_floats * stripes_for(g.bands * block_groups(g, blocks));
 }
@@ -243,7 +247,8 @@ void PackedConv::forward(const float* in, int n, int h, int w, std::ptrdiff_t in
   const int vectors = T / k.lanes;
   // 1x1 with large weights (256+ channels): each block's weights kept across the unit's tiles. In a band,
   // tiles outer measured better (the band is already in L2; -5 to -10 % on the 128-channel 3x3 layers).
-  const bool blocks_outer = g.direct && static_cast<std::size_t>(ci) * co * sizeof(float) > (256u << 10);
+  const bool blocks_outer = !dw && (g.direct || g.shared) &&
+                            static_cast<std::size_t>(ci) * ntaps * co * sizeof(float) > (256u << 10);
 
   // One tile of `rows` output channels from block `blk`, reading `src` (channel stride `stride`), at flat
   // position p0 of a band of `flat` pixels whose first output row is oy0.
@@ -268,10 +273,20 @@ void PackedConv::forward(const float* in, int n, int h, int w, std::ptrdiff_t in
   for (int b = 0; b < n; ++b) {
     const float* src = in + b * in_batch_stride;
     float* dst = out + b * out_batch_stride;
-    if (g.direct) {
-      const std::ptrdiff_t flat = out_plane, ntiles = (flat + T - 1) / T;
-      const float* tail = workspace;  // the last partial tile's input, zero-padded to a full tile
-      if (flat % T) {
+    if (g.direct || g.shared) {
+      const std::ptrdiff_t flat = g.direct ? out_plane : static_cast<std::ptrdiff_t>(g.oh) * g.wq;
+      const std::ptrdiff_t ntiles = (flat + T - 1) / T;
+      const float* base = src;
+      const float* tail = workspace;  // direct: the last partial tile's input, zero-padded to a full tile
+      if (g.shared) {
+        cv::parallel_for_(cv::Range(0, ci), [&](const cv::Range& r) {
+          for (int c = r.start; c < r.end; ++c)
+            phase_split(shape_, g, k, src + static_cast<std::ptrdiff_t>(c) * h * w, h, w, 0,
+                        workspace + c * g.channel);
+        });
+        std::fill(workspace + ci * g.channel, workspace + g.band_floats, 0.f);
+        base = workspace;
+      } else if (flat % T) {
         const std::ptrdiff_t p0 = flat - flat % T;
         for (int c = 0; c < ci; ++c) {
           float* t = workspace + static_cast<std::ptrdiff_t>(c) * T;
@@ -293,10 +308,10 @@ void PackedConv::forward(const float* in, int n, int h, int w, std::ptrdiff_t in
                     b1 = static_cast<int>((bg + 1) * nblk / bgroups);
           auto one = [&](std::ptrdiff_t t, int blk) {
             const std::ptrdiff_t p0 = t * T;
-            if (p0 + T > flat)  // the tail: its own zero-padded copy, as a band of one tile
+            if (g.direct && p0 + T > flat)  // the tail: its own zero-padded copy, as a band of one tile
               run_tile(tail, T, 0, flat - p0, static_cast<int>(p0 / g.wq), blk, dst + p0 % g.wq, tmp);
             else
-              run_tile(src, g.channel, p0, flat, 0, blk, dst, tmp);
+              run_tile(base, g.channel, p0, flat, 0, blk, dst, tmp);
           };
           if (blocks_outer) {
             for (int blk = b0; blk < b1; ++blk)
