@@ -14,6 +14,7 @@
 #include <unordered_set>
 
 #include "aitw/base/sha256.hpp"
+#include "aitw/kernel/conv.hpp"
 #include "aitw/kernel/conv_layer.hpp"
 #include "aitw/kernel/dnn_layers.hpp"
 #include "onnx.pb.h"
@@ -752,7 +753,9 @@ AdaptedGraph OnnxModel::adapt(InputSize input, const AdaptOptions& options) cons
       attr->set_i(1);
       ++marked;
     }
-    if (marked) out.fixes.push_back(std::to_string(marked) + " Conv nodes -> aitw Convolution");
+    if (marked)
+      out.fixes.push_back(std::to_string(marked) + " Conv nodes -> aitw Convolution (" +
+                          kernel::conv_isa_name(kernel::conv_default_isa()) + " kernels)");
   }
 
   // Baseline only: the stock head's stride multiply, made runnable by expanding its [1,A] constant.
