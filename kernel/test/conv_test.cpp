@@ -173,7 +173,7 @@ TEST_P(ConvVsOpenCV, EveryShapeClassAndActivation) {
       // Output written with a gap between images (as into a fused Concat's buffer): the gap stays intact.
       const std::ptrdiff_t gap = 5;
       std::vector<float> out(static_cast<std::size_t>(c.n * (out_b + gap)), -7.f);
-      conv.forward(in.ptr<float>(), c.n, c.h, c.w, in_b, out.data(), out_b + gap, act, ws.data());
+      conv.forward(in.ptr<float>(), c.n, c.h, c.w, in_b, out.data(), out_b + gap, act, ws.data(), ws.size());
       cv::Mat got(ref.dims, ref.size.p, CV_32F);
       for (int i = 0; i < c.n; ++i) {
         std::copy(out.begin() + i * (out_b + gap), out.begin() + i * (out_b + gap) + out_b,
@@ -238,6 +238,27 @@ TEST_P(ConvVsOpenCV, LayerInANetWithBatchNormAndSiLU) {
 
 INSTANTIATE_TEST_SUITE_P(Isa, ConvVsOpenCV, ::testing::ValuesIn(levels()),
                          [](const auto& info) { return std::string(conv_isa_name(info.param)); });
+
+// The workspace is sized for the thread count of its time; more threads later must not write past it.
+TEST(ConvLayer, WorkspaceSizedBeforeTheThreadCountGrew) {
+  std::mt19937 rng(11);
+  const ConvShape s = shape(64, 16, 3, 1, 1);  // 60 x 80: split band by band, a buffer per stripe
+  const cv::Mat w = random_mat({16, 64, 3, 3}, 0.05f, rng), b = random_mat({16}, 0.5f, rng);
+  const cv::Mat in = random_mat({1, 64, 60, 80}, 1.f, rng);
+  const int threads = cv::getNumThreads();
+  PackedConv conv(s, w.ptr<float>(), b.ptr<float>());
+  cv::setNumThreads(1);
+  std::vector<float> ws(conv.workspace_floats(60, 80));
+  cv::setNumThreads(16);
+  cv::Mat out(std::vector<int>{1, 16, 60, 80}, CV_32F);
+  conv.forward(in.ptr<float>(), 1, 60, 80, 0, out.ptr<float>(), 0, ConvActivation::None, ws.data(),
+               ws.size());
+  cv::setNumThreads(threads);
+  EXPECT_LE(max_rel_diff(out, opencv_conv(s, w, b, in)), kTolerance);
+  EXPECT_THROW(
+      conv.forward(in.ptr<float>(), 1, 60, 80, 0, out.ptr<float>(), 0, ConvActivation::None, ws.data(), 10),
+      std::invalid_argument);
+}
 
 TEST(ConvLayer, UnsupportedShapesFallBackToOpenCV) {
   register_dnn_layers();

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cstring>
 #include <stdexcept>
+#include <string>
 
 #include <opencv2/core.hpp>
 
@@ -234,9 +235,13 @@ std::size_t PackedConv::workspace_floats(int h, int w) const {
 }
 
 void PackedConv::forward(const float* in, int n, int h, int w, std::ptrdiff_t in_batch_stride, float* out,
-                         std::ptrdiff_t out_batch_stride, ConvActivation act, float* workspace) const {
+                         std::ptrdiff_t out_batch_stride, ConvActivation act, float* workspace,
+                         std::size_t workspace_size) const {
   const KernelSet& k = kernels_for(isa_);
   const Geometry g = geometry(shape_, h, w, k.tile_px);
+  if (workspace_size < g.band_floats)
+    throw std::invalid_argument("PackedConv::forward: workspace of " + std::to_string(workspace_size) +
+                                " floats, needs " + std::to_string(g.band_floats));
   const int T = k.tile_px, ci = shape_.in_channels, co = shape_.out_channels, CB = co_block_;
   const std::ptrdiff_t out_plane = static_cast<std::ptrdiff_t>(g.oh) * g.ow;
   const int activation = static_cast<int>(act);
@@ -325,7 +330,10 @@ void PackedConv::forward(const float* in, int n, int h, int w, std::ptrdiff_t in
       continue;
     }
 
-    const int groups = block_groups(g, nblk), units = g.bands * groups, stripes = stripes_for(units);
+    // Each stripe owns one band buffer; another thread may have called cv::setNumThreads since the
+    // workspace was sized, so never more stripes than buffers.
+    const int groups = block_groups(g, nblk), units = g.bands * groups;
+    const int stripes = std::min(stripes_for(units), static_cast<int>(workspace_size / g.band_floats));
     cv::parallel_for_(cv::Range(0, stripes), [&](const cv::Range& r) {
       float tmp[kMaxTileFloats];
       for (int s = r.start; s < r.end; ++s) {

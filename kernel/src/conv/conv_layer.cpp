@@ -102,7 +102,7 @@ class AitwConvolutionLayer : public cv::dnn::ConvolutionLayer {
     workspace_.resize(packed_->workspace_floats(h, w));
     packed_->forward(x.ptr<float>(), x.size[0], h, w, static_cast<std::ptrdiff_t>(x.step[0] / sizeof(float)),
                      y.ptr<float>(), static_cast<std::ptrdiff_t>(y.step[0] / sizeof(float)), activation_,
-                     workspace_.data());
+                     workspace_.data(), workspace_.size());
   }
 
   int64 getFLOPS(const std::vector<MatShape>& inputs, const std::vector<MatShape>& outputs) const override {

@@ -59,10 +59,13 @@ class PackedConv {
   std::size_t workspace_floats(int h, int w) const;
 
   // in: n images of [in_channels][h][w], `in_batch_stride` floats apart; out: [out_channels][oh][ow] each,
-  // `out_batch_stride` apart (a slice of a larger buffer, e.g. a Concat's, is fine). `workspace` holds at
-  // least workspace_floats(h, w) floats. Threads with cv::parallel_for_.
+  // `out_batch_stride` apart (a slice of a larger buffer, e.g. a Concat's, is fine). `workspace` holds
+  // `workspace_size` floats, at least workspace_floats(h, w) as it was when sized (fewer threads work in it
+  // if the thread count grew since; throws std::invalid_argument below one band). Threads with
+  // cv::parallel_for_.
   void forward(const float* in, int n, int h, int w, std::ptrdiff_t in_batch_stride, float* out,
-               std::ptrdiff_t out_batch_stride, ConvActivation act, float* workspace) const;
+               std::ptrdiff_t out_batch_stride, ConvActivation act, float* workspace,
+               std::size_t workspace_size) const;
 
  private:
   ConvShape shape_;
