@@ -1,6 +1,7 @@
 #include "aitw/kernel/conv.hpp"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstring>
 #include <stdexcept>
@@ -33,6 +34,8 @@ const KernelSet& kernels_for(ConvIsa isa) {
 // The planes are built one band of output rows at a time into a buffer sized to stay in L2 (the whole
 // image's planes went through L3 and back: 17 % of a 64-channel stride-2 layer at 120 x 160 went to the
 // split alone). A 1x1 stride-1 unpadded convolution reads the input itself (direct).
+constexpr int kMaxTaps = 64;
+
 struct Geometry {
   int oh = 0, ow = 0, wq = 0, planes = 1;
   bool direct = false;
@@ -40,7 +43,8 @@ struct Geometry {
   int band_rows = 0, bands = 1;           // output rows per band
   std::ptrdiff_t plane = 0, channel = 0;  // floats per phase plane / per channel in a band buffer
   std::size_t band_floats = 0;            // one band buffer, slack included (direct: the tail tile)
-  std::vector<std::ptrdiff_t> taps;
+  std::array<std::ptrdiff_t, kMaxTaps> taps{};  // no allocation per forward
+  int ntaps = 0;
 };
 
 constexpr std::size_t kBandBytes = 256 << 10, kSharedBytes = 1 << 20;
@@ -55,7 +59,7 @@ Geometry geometry(const ConvShape& s, int h, int w, int tile_px) {
     g.wq = w;
     g.plane = g.channel = static_cast<std::ptrdiff_t>(h) * w;
     g.band_rows = g.oh;
-    g.taps = {0};
+    g.ntaps = 1;
     g.band_floats = static_cast<std::size_t>(s.in_channels) * tile_px;
     return g;
   }
@@ -82,7 +86,7 @@ Geometry geometry(const ConvShape& s, int h, int w, int tile_px) {
     for (int kx = 0; kx < s.kernel_w; ++kx) {
       const std::ptrdiff_t t = ((ky % s.stride_h) * s.stride_w + kx % s.stride_w) * g.plane +
                                static_cast<std::ptrdiff_t>(ky / s.stride_h) * g.wq + kx / s.stride_w;
-      g.taps.push_back(t);
+      g.taps[g.ntaps++] = t;
       max_tap = std::max(max_tap, t);
     }
   // The band's last tile reads up to a tile past the last channel's rows; depthwise also writes a
@@ -191,7 +195,7 @@ std::string conv_unsupported_reason(const ConvShape& s) {
   if (s.stride_h < 1 || s.stride_h > 2 || s.stride_w < 1 || s.stride_w > 2) return "stride other than 1, 2";
   if (s.pad_top < 0 || s.pad_left < 0 || s.pad_bottom < 0 || s.pad_right < 0) return "negative padding";
   if (s.groups != 1 && !s.depthwise()) return "groups other than 1 or the channel count";
-  if (s.kernel_h * s.kernel_w > 64) return "kernel larger than 64 taps";
+  if (s.kernel_h * s.kernel_w > kMaxTaps) return "kernel larger than 64 taps";
   return {};
 }
 
@@ -246,7 +250,7 @@ void PackedConv::forward(const float* in, int n, int h, int w, std::ptrdiff_t in
   const std::ptrdiff_t out_plane = static_cast<std::ptrdiff_t>(g.oh) * g.ow;
   const int activation = static_cast<int>(act);
   const bool dw = shape_.depthwise();
-  const int ntaps = static_cast<int>(g.taps.size());
+  const int ntaps = g.ntaps;
   const int nblk = (co + CB - 1) / CB;  // depthwise: one block per channel
   const conv_detail::TileFn* fns = ntaps == 1 ? k.tile_1 : ntaps == 9 ? k.tile_9 : k.tile_n;
   const int vectors = T / k.lanes;
