@@ -215,7 +215,7 @@ TEST_P(ConvVsOpenCV, LayerInANetWithBatchNormAndSiLU) {
     return net;
   };
   cv::dnn::Net ours = build(true), ref = build(false);
-  EXPECT_TRUE(is_aitw_convolution(ours.getLayer(ours.getLayerId("conv"))));
+  EXPECT_EQ(is_aitw_convolution(ours.getLayer(ours.getLayerId("conv"))), aitw_convolution_enabled());
   EXPECT_FALSE(is_aitw_convolution(ref.getLayer(ref.getLayerId("conv"))));
   ours.setInput(in);
   ref.setInput(in);
@@ -275,7 +275,7 @@ TEST(ConvLayer, UnsupportedShapesFallBackToOpenCV) {
   auto plain = conv_params(shape(4, 6, 3, 1, 1), w1, b);
   EXPECT_FALSE(is_aitw_convolution(create_convolution_layer(plain)));  // not marked
   plain.set(kConvolutionMark, 1);
-  EXPECT_TRUE(is_aitw_convolution(create_convolution_layer(plain)));
+  EXPECT_EQ(is_aitw_convolution(create_convolution_layer(plain)), aitw_convolution_enabled());
   EXPECT_FALSE(conv_unsupported_reason(shape(4, 6, 3, 3, 1)).empty());  // stride 3
 }
 

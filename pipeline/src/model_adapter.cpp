@@ -14,7 +14,6 @@
 #include <unordered_set>
 
 #include "aitw/base/sha256.hpp"
-#include "aitw/kernel/conv.hpp"
 #include "aitw/kernel/conv_layer.hpp"
 #include "aitw/kernel/dnn_layers.hpp"
 #include "onnx.pb.h"
@@ -755,7 +754,7 @@ AdaptedGraph OnnxModel::adapt(InputSize input, const AdaptOptions& options) cons
     }
     if (marked)
       out.fixes.push_back(std::to_string(marked) + " Conv nodes -> aitw Convolution (" +
-                          kernel::conv_isa_name(kernel::conv_default_isa()) + " kernels)");
+                          kernel::convolution_kernels_in_use() + ")");
   }
 
   // Baseline only: the stock head's stride multiply, made runnable by expanding its [1,A] constant.

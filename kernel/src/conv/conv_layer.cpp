@@ -139,7 +139,8 @@ cv::Ptr<cv::dnn::Layer> create_convolution_layer(cv::dnn::LayerParams& params) {
     const char* v = std::getenv("AITW_CONV");
     return v && std::string(v) == "opencv";
   }();
-  if (opencv_only || !params.has(kConvolutionMark) || params.blobs.empty()) return opencv;
+  if (opencv_only || !aitw_convolution_enabled() || !params.has(kConvolutionMark) || params.blobs.empty())
+    return opencv;
   const cv::Mat& w = params.blobs[0];
   if (w.dims != 4 || w.type() != CV_32F || !w.isContinuous() || opencv->kernel_size.size() != 2 ||
       !opencv->padMode.empty() || opencv->dilations.size() != 2 || opencv->dilations[0] != 1 ||
@@ -163,6 +164,19 @@ cv::Ptr<cv::dnn::Layer> create_convolution_layer(cv::dnn::LayerParams& params) {
   if (w.size[2] != s.kernel_h || w.size[3] != s.kernel_w || !conv_unsupported_reason(s).empty())
     return opencv;
   return cv::makePtr<AitwConvolutionLayer>(params, *opencv, s);
+}
+
+bool aitw_convolution_enabled() {
+#if defined(__x86_64__)
+  return conv_best_isa() != ConvIsa::Portable;
+#else
+  return true;
+#endif
+}
+
+std::string convolution_kernels_in_use() {
+  if (!aitw_convolution_enabled()) return "OpenCV's: no AVX2+FMA on this CPU";
+  return std::string(conv_isa_name(conv_default_isa())) + " kernels";
 }
 
 bool is_aitw_convolution(const cv::Ptr<cv::dnn::Layer>& layer) {
