@@ -254,8 +254,9 @@ void PackedConv::forward(const float* in, int n, int h, int w, std::ptrdiff_t in
   const int nblk = (co + CB - 1) / CB;  // depthwise: one block per channel
   const conv_detail::TileFn* fns = ntaps == 1 ? k.tile_1 : ntaps == 9 ? k.tile_9 : k.tile_n;
   const int vectors = T / k.lanes;
-  // 1x1 with large weights (256+ channels): each block's weights kept across the unit's tiles. In a band,
-  // tiles outer measured better (the band is already in L2; -5 to -10 % on the 128-channel 3x3 layers).
+  // Whole-image paths with large weights (1x1 with 256+ channels, 3x3 with 128+ at the small levels): each
+  // block's weights kept across the unit's tiles. In a band, tiles outer measured better (the band is
+  // already in L2; -5 to -10 % on the 128-channel 3x3 layers).
   const bool blocks_outer = !dw && (g.direct || g.shared) &&
                             static_cast<std::size_t>(ci) * ntaps * co * sizeof(float) > (256u << 10);
 
