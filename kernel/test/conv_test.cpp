@@ -260,6 +260,15 @@ TEST(ConvLayer, WorkspaceSizedBeforeTheThreadCountGrew) {
       std::invalid_argument);
 }
 
+// A kernel larger than the padded input (a malformed model): no output pixels, nothing read or written.
+TEST(ConvLayer, KernelLargerThanTheInputComputesNothing) {
+  const ConvShape s = shape(4, 8, 3, 1, 0);
+  std::vector<float> w(8 * 4 * 9, 0.1f), b(8, 0.f), in(4 * 2 * 2, 1.f);
+  PackedConv conv(s, w.data(), b.data());
+  EXPECT_EQ(conv.workspace_floats(2, 2), 0u);
+  conv.forward(in.data(), 1, 2, 2, 0, nullptr, 0, ConvActivation::SiLU, nullptr, 0);
+}
+
 TEST(ConvLayer, UnsupportedShapesFallBackToOpenCV) {
   register_dnn_layers();
   std::mt19937 rng(5);

@@ -53,6 +53,7 @@ Geometry geometry(const ConvShape& s, int h, int w, int tile_px) {
   Geometry g;
   g.oh = s.out_h(h);
   g.ow = s.out_w(w);
+  if (g.oh <= 0 || g.ow <= 0) return g;  // kernel larger than the padded input: nothing to compute
   g.direct = s.kernel_h == 1 && s.kernel_w == 1 && s.stride_h == 1 && s.stride_w == 1 && s.pad_top == 0 &&
              s.pad_left == 0 && s.pad_bottom == 0 && s.pad_right == 0;
   if (g.direct) {
@@ -246,6 +247,7 @@ void PackedConv::forward(const float* in, int n, int h, int w, std::ptrdiff_t in
   if (workspace_size < g.band_floats)
     throw std::invalid_argument("PackedConv::forward: workspace of " + std::to_string(workspace_size) +
                                 " floats, needs " + std::to_string(g.band_floats));
+  if (g.oh <= 0 || g.ow <= 0) return;
   const int T = k.tile_px, ci = shape_.in_channels, co = shape_.out_channels, CB = co_block_;
   const std::ptrdiff_t out_plane = static_cast<std::ptrdiff_t>(g.oh) * g.ow;
   const int activation = static_cast<int>(act);

@@ -36,7 +36,8 @@ class AitwConvolutionLayer : public cv::dnn::ConvolutionLayer {
 
   bool getMemoryShapes(const std::vector<MatShape>& inputs, const int, std::vector<MatShape>& outputs,
                        std::vector<MatShape>&) const override {
-    CV_Assert(inputs.size() == 1 && inputs[0].size() == 4 && inputs[0][1] == shape_.in_channels);
+    CV_Assert(inputs.size() == 1 && inputs[0].size() == 4 && inputs[0][1] == shape_.in_channels &&
+              shape_.out_h(inputs[0][2]) > 0 && shape_.out_w(inputs[0][3]) > 0);
     outputs.assign(1, MatShape{inputs[0][0], shape_.out_channels, shape_.out_h(inputs[0][2]),
                                shape_.out_w(inputs[0][3])});
     return false;
