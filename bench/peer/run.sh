@@ -30,6 +30,8 @@ while [ $# -gt 0 ]; do
 done
 [[ "$imgsz" =~ ^[0-9]+x[0-9]+$ ]] || { echo "peer: --imgsz must be HxW, got '$imgsz'" >&2; exit 2; }
 aitw=./build/tools/aitw
+# Model names are looked up in $AITW_MODEL_DIR (among others): the shared models, as the demo does.
+if [ -z "${AITW_MODEL_DIR:-}" ] && [ -d ../shared/models ]; then export AITW_MODEL_DIR; AITW_MODEL_DIR=$(realpath ../shared/models); fi
 [ -x "$aitw" ] || { echo "peer: $aitw not found; build first (bash scripts/build.sh)" >&2; exit 2; }
 
 peer=build/peer

@@ -9,6 +9,7 @@
 #include <opencv2/dnn/all_layers.hpp>
 #include <opencv2/dnn/layer.details.hpp>
 
+#include "aitw/kernel/conv_layer.hpp"
 #include "aitw/kernel/fast_math.hpp"
 #include "simd_dispatch.hpp"
 
@@ -166,6 +167,9 @@ void register_dnn_layers() {
   std::call_once(once, [] {
     cv::dnn::LayerFactory::registerLayer(kSiLUOpType, SiLULayer::create);
     cv::dnn::LayerFactory::registerLayer(kAttentionOpType, AttentionLayer::create);
+    // Every net read after this gets create_convolution_layer for its convolutions; it hands back OpenCV's
+    // own layer unless the adapter marked the node (see conv_layer.hpp).
+    cv::dnn::LayerFactory::registerLayer("Convolution", create_convolution_layer);
   });
 }
 

@@ -42,6 +42,9 @@ SummaryLine prescale_attention(ox::GraphProto& g, const PassContext& c);
 // Sigmoid(x) * x -> AitwSiLU(x), so that the convolution producing x has one consumer and OpenCV fuses the
 // activation into it.
 SummaryLine fuse_silu(ox::GraphProto& g, const PassContext& c);
+
+// Marks every Conv node for aitw's convolution layer (kernel/conv_layer.hpp).
+SummaryLine mark_convolutions(ox::GraphProto& g, const PassContext& c);
 // Baseline only (stock head kept): expands the head's [1, A] stride constant to [1, 4, A] so that OpenCV
 // 4.6 can run the multiply.
 SummaryLine expand_stride_mul(ox::GraphProto& g, const PassContext& c);

@@ -5,6 +5,7 @@
 #include <opencv2/dnn.hpp>
 #include <opencv2/imgcodecs.hpp>
 
+#include "aitw/kernel/conv_layer.hpp"
 #include "aitw/kernel/dnn_layers.hpp"
 #include "aitw/kernel/preprocess.hpp"
 #include "aitw/model/onnx_model.hpp"
@@ -220,6 +221,28 @@ TEST(CustomLayers, YoloV8HasNoAttentionButGetsSiLU) {
   const auto g = OnnxModel::load(kShared + "/models/yolov8n.onnx").adapt({480, 640});
   EXPECT_NE(g.summary().find("Sigmoid*x pairs -> AitwSiLU"), std::string::npos);
   EXPECT_EQ(g.summary().find("AitwAttention"), std::string::npos);
+}
+
+// Every convolution of both models runs aitw's layer with custom layers on, none with them off.
+TEST(CustomLayers, EveryConvolutionIsAitws) {
+  for (const auto& [name, expected] : {std::pair<std::string, int>{"yolo11n", 87}, {"yolov8n", 63}}) {
+    const auto model = OnnxModel::load(kShared + "/models/" + name + ".onnx");
+    AdaptOptions opencv_layers;
+    opencv_layers.custom_layers = false;
+    for (bool custom : {true, false}) {
+      auto net = load_net(model.adapt({480, 640}, custom ? AdaptOptions{} : opencv_layers), name);
+      int convs = 0, aitw = 0;
+      for (const auto& layer_name : net.getLayerNames()) {
+        const auto layer = net.getLayer(net.getLayerId(layer_name));
+        if (layer->type != "Convolution") continue;
+        ++convs;
+        aitw += kernel::is_aitw_convolution(layer);
+      }
+      EXPECT_EQ(convs, expected) << name;
+      EXPECT_EQ(aitw, custom && kernel::aitw_convolution_enabled() ? expected : 0)
+          << name << (custom ? " with" : " without") << " custom layers";
+    }
+  }
 }
 
 }  // namespace aitw::model

@@ -5,6 +5,7 @@
 //    ActivationLayer it is also fused into the preceding convolution, which OpenCV cannot do with the
 //    pair (the convolution output has two consumers).
 //  - AitwAttention (see kernel/src/dnn_layers.cpp): YOLO11's q/k/v attention core.
+//  - Convolution (kernel/conv_layer.hpp): aitw's convolution for Conv nodes the adapter marked.
 
 namespace aitw::kernel {
 

@@ -1,0 +1,78 @@
+#pragma once
+// aitw's fp32 convolution: weights packed once into the layout of a register-blocked micro-kernel, 1x1 as a
+// GEMM straight on NCHW (out[co][p] = sum_ci W[co][ci] * in[ci][p], no im2col), k x k (stride 1 or 2) as a
+// direct convolution over a zero-padded copy of the input split into stride phases (so every tap is one
+// contiguous vector load), depthwise k x k per channel; bias and the activation (SiLU with fast_math's
+// polynomial, ReLU) applied in registers before the store. One micro-kernel per ISA (AVX-512, AVX2+FMA,
+// portable: GCC vectors, NEON on aarch64), picked once at start-up; threads over pixel tiles and
+// output-channel blocks with cv::parallel_for_ (OpenCV's pool, which the pipeline sizes).
+// Why not OpenCV 4.6's: it im2rows even 1x1 convolutions, reduces dot products horizontally, has no AVX-512
+// depthwise path and applies SiLU in a second pass (measured per layer in bench/RESULTS.md).
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace aitw::kernel {
+
+enum class ConvIsa { Portable, Avx2, Avx512 };
+
+const char* conv_isa_name(ConvIsa isa);
+// The best level this CPU runs (AVX-512 needs avx512f, AVX2 needs avx2 and fma; x86-64 with GCC only).
+ConvIsa conv_best_isa();
+bool conv_isa_supported(ConvIsa isa);
+// The level new PackedConvs use: conv_best_isa() unless forced (tests force each level they can run).
+ConvIsa conv_default_isa();
+void conv_force_isa(std::optional<ConvIsa> isa);
+
+enum class ConvActivation { None, ReLU, SiLU };
+
+struct ConvShape {
+  int in_channels = 0, out_channels = 0;
+  int kernel_h = 1, kernel_w = 1, stride_h = 1, stride_w = 1;
+  int pad_top = 0, pad_left = 0, pad_bottom = 0, pad_right = 0;
+  int groups = 1;
+  int out_h(int h) const { return (h + pad_top + pad_bottom - kernel_h) / stride_h + 1; }
+  int out_w(int w) const { return (w + pad_left + pad_right - kernel_w) / stride_w + 1; }
+  bool depthwise() const { return groups > 1 && groups == in_channels && groups == out_channels; }
+};
+
+// Empty when aitw's kernels run `s`, else why not (the caller falls back to OpenCV's convolution).
+std::string conv_unsupported_reason(const ConvShape& s);
+
+// Per-output-channel affine folded into the weights (BatchNorm / Scale after the convolution).
+struct ConvScaleShift {
+  std::vector<float> scale, shift;  // each empty, of size 1 or of out_channels
+};
+
+class PackedConv {
+ public:
+  // `weights`: [out_channels][in_channels / groups][kernel_h][kernel_w] (OpenCV's / ONNX's layout);
+  // `bias`: out_channels values or null. Throws std::invalid_argument if conv_unsupported_reason(shape).
+  PackedConv(const ConvShape& shape, const float* weights, const float* bias,
+             ConvIsa isa = conv_default_isa());
+
+  const ConvShape& shape() const { return shape_; }
+  ConvIsa isa() const { return isa_; }
+
+  // Scratch floats forward() needs for an h x w input (the padded phase copy, or a tail tile).
+  std::size_t workspace_floats(int h, int w) const;
+
+  // in: n images of [in_channels][h][w], `in_batch_stride` floats apart; out: [out_channels][oh][ow] each,
+  // `out_batch_stride` apart (a slice of a larger buffer, e.g. a Concat's, is fine). `workspace` holds
+  // `workspace_size` floats, at least workspace_floats(h, w) as it was when sized (fewer threads work in it
+  // if the thread count grew since; throws std::invalid_argument below one band). Threads with
+  // cv::parallel_for_.
+  void forward(const float* in, int n, int h, int w, std::ptrdiff_t in_batch_stride, float* out,
+               std::ptrdiff_t out_batch_stride, ConvActivation act, float* workspace,
+               std::size_t workspace_size) const;
+
+ private:
+  ConvShape shape_;
+  ConvIsa isa_;
+  int co_block_ = 1;
+  std::vector<float> packed_;  // [co block][in channel][tap][co_block_] (depthwise: [channel][tap])
+  std::vector<float> bias_;    // out_channels rounded up to co_block_, zero-padded
+};
+
+}  // namespace aitw::kernel

@@ -1,0 +1,28 @@
+#pragma once
+// aitw's convolution as an OpenCV DNN layer (kernel/conv.hpp does the arithmetic). register_dnn_layers()
+// registers create_convolution_layer under "Convolution", the type OpenCV's ONNX importer gives every Conv
+// node; it returns aitw's layer only for nodes that the model adapter marked with the attribute
+// kConvolutionMark (AdaptOptions::custom_layers) and that aitw's kernels run, and OpenCV's own
+// ConvolutionLayer for everything else (unmarked graphs such as the --opencv-layers baseline, dilation,
+// grouped convolutions other than depthwise, "SAME" auto-padding, weights that are not constants).
+#include <string>
+
+#include <opencv2/dnn.hpp>
+
+namespace aitw::kernel {
+
+inline constexpr const char* kConvolutionMark = "aitw_conv";
+
+cv::Ptr<cv::dnn::Layer> create_convolution_layer(cv::dnn::LayerParams& params);
+
+// False on x86-64 CPUs without AVX2+FMA: there the portable kernels (SSE2, no FMA) measured 2x slower than
+// OpenCV's own SIMD dispatch (253 vs 126 ms for YOLO11n's convolutions, one thread), so OpenCV keeps them.
+// On aarch64 the portable kernels are NEON with FMA and stay on.
+bool aitw_convolution_enabled();
+// For the load log: "avx512 kernels", "avx2 kernels", ... or why OpenCV's run instead.
+std::string convolution_kernels_in_use();
+
+// True when `layer` is aitw's convolution (tests check that a loaded net uses it).
+bool is_aitw_convolution(const cv::Ptr<cv::dnn::Layer>& layer);
+
+}  // namespace aitw::kernel

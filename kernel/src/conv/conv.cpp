@@ -1,0 +1,385 @@
+#include "aitw/kernel/conv.hpp"
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include <opencv2/core.hpp>
+
+#include "conv_internal.hpp"
+
+namespace aitw::kernel {
+namespace {
+
+using conv_detail::KernelSet;
+
+std::atomic<int> g_forced{-1};
+
+const KernelSet& kernels_for(ConvIsa isa) {
+  const KernelSet* k = nullptr;
+  if (isa == ConvIsa::Avx512) k = conv_detail::avx512_kernels();
+  if (isa == ConvIsa::Avx2) k = conv_detail::avx2_kernels();
+  return k ? *k : *conv_detail::portable_kernels();
+}
+
+// Where each tap of the kernel reads, for an input of h x w. Stride s splits the zero-padded input into
+// s_h * s_w phase planes (plane (ry, rx) holds padded rows ry, ry + s_h, ... and columns rx, rx + s_w, ...),
+// so that output pixel (oy, ox) reads tap (ky, kx) at plane (ky % s_h, kx % s_w), row oy + ky / s_h, column
+// ox + kx / s_w: the same offset for every pixel, and consecutive output pixels read consecutive floats.
+// Output pixels are computed in the planes' flat row-major space (row length wq >= ow); the columns past ow
+// are computed and dropped, which costs (wq - ow) / wq of the work (2 of 22 columns at the 15 x 20 level).
+// The planes are built one band of output rows at a time into a buffer sized to stay in L2 (the whole
+// image's planes went through L3 and back: 17 % of a 64-channel stride-2 layer at 120 x 160 went to the
+// split alone). A 1x1 stride-1 unpadded convolution reads the input itself (direct).
+constexpr int kMaxTaps = 64;
+
+struct Geometry {
+  int oh = 0, ow = 0, wq = 0, planes = 1;
+  bool direct = false;
+  bool shared = false;                    // small image: split once, whole, shared by all threads (no bands)
+  int band_rows = 0, bands = 1;           // output rows per band
+  std::ptrdiff_t plane = 0, channel = 0;  // floats per phase plane / per channel in a band buffer
+  std::size_t band_floats = 0;            // one band buffer, slack included (direct: the tail tile)
+  std::array<std::ptrdiff_t, kMaxTaps> taps{};  // no allocation per forward
+  int ntaps = 0;
+};
+
+constexpr std::size_t kBandBytes = 256 << 10, kSharedBytes = 1 << 20;
+
+Geometry geometry(const ConvShape& s, int h, int w, int tile_px) {
+  Geometry g;
+  g.oh = s.out_h(h);
+  g.ow = s.out_w(w);
+  if (g.oh <= 0 || g.ow <= 0) return g;  // kernel larger than the padded input: nothing to compute
+  g.direct = s.kernel_h == 1 && s.kernel_w == 1 && s.stride_h == 1 && s.stride_w == 1 && s.pad_top == 0 &&
+             s.pad_left == 0 && s.pad_bottom == 0 && s.pad_right == 0;
+  if (g.direct) {
+    g.wq = w;
+    g.plane = g.channel = static_cast<std::ptrdiff_t>(h) * w;
+    g.band_rows = g.oh;
+    g.ntaps = 1;
+    g.band_floats = static_cast<std::size_t>(s.in_channels) * tile_px;
+    return g;
+  }
+  const int wp = w + s.pad_left + s.pad_right;
+  g.planes = s.stride_h * s.stride_w;
+  g.wq = (wp + s.stride_w - 1) / s.stride_w;
+  const int extra = (s.kernel_h - 1) / s.stride_h;  // phase rows a band reads below its last output row
+  const std::size_t row_bytes = sizeof(float) * s.in_channels * g.planes * g.wq;
+  // What fits the budget, but at least three tiles per band (each band's last tile is partly wasted) and,
+  // at stride 2, four output rows: every band splits the phase row below its last output row again, so
+  // 4 rows split 1.25 times the input where 2 split 1.5 times (the 64-channel 120 x 160 layer; its time
+  // moved within this shared host's noise, 5.0-5.3 -> 4.6-5.3 ms at one thread).
+  const int fit = static_cast<int>(kBandBytes / row_bytes) - extra;
+  // The 15 x 20 and 30 x 40 levels fit whole (<= 1 MB): one split in parallel, then every thread reads it,
+  // instead of each thread's units splitting the same few bands again.
+  g.shared = !s.depthwise() && row_bytes * (g.oh + extra) <= kSharedBytes;
+  const int min_rows = std::max((3 * tile_px + g.wq - 1) / g.wq, s.stride_h > 1 ? 4 * extra : 1);
+  g.band_rows = g.shared ? g.oh : std::clamp(std::max(min_rows, fit), 1, g.oh);
+  g.bands = (g.oh + g.band_rows - 1) / g.band_rows;
+  g.plane = static_cast<std::ptrdiff_t>(g.band_rows + extra) * g.wq;
+  g.channel = g.plane * g.planes;
+  std::ptrdiff_t max_tap = 0;
+  for (int ky = 0; ky < s.kernel_h; ++ky)
+    for (int kx = 0; kx < s.kernel_w; ++kx) {
+      const std::ptrdiff_t t = ((ky % s.stride_h) * s.stride_w + kx % s.stride_w) * g.plane +
+                               static_cast<std::ptrdiff_t>(ky / s.stride_h) * g.wq + kx / s.stride_w;
+      g.taps[g.ntaps++] = t;
+      max_tap = std::max(max_tap, t);
+    }
+  // The band's last tile reads up to a tile past the last channel's rows; depthwise also writes a
+  // channel's flat band output after that.
+  g.band_floats = static_cast<std::size_t>(s.in_channels * g.channel + max_tap + tile_px);
+  if (s.depthwise()) g.band_floats += g.plane + tile_px;
+  return g;
+}
+
+// Phase rows [row0, row0 + plane / wq) of one channel into its zero-padded phase planes.
+void phase_split(const ConvShape& s, const Geometry& g, const KernelSet& k, const float* src, int h, int w,
+                 int row0, float* dst) {
+  const int rows = static_cast<int>(g.plane / g.wq);
+  for (int ry = 0; ry < s.stride_h; ++ry)
+    for (int rx = 0; rx < s.stride_w; ++rx) {
+      float* plane = dst + (ry * s.stride_w + rx) * g.plane;
+      // Padded column j * stride_w + rx is input column x = j * stride_w + rx - pad_left.
+      int j0 = 0;
+      while (j0 * s.stride_w + rx - s.pad_left < 0) ++j0;
+      const int x0 = j0 * s.stride_w + rx - s.pad_left;
+      const int n = x0 < w ? std::min(g.wq - j0, (w - x0 + s.stride_w - 1) / s.stride_w) : 0;
+      for (int i = 0; i < rows; ++i) {
+        float* row = plane + static_cast<std::ptrdiff_t>(i) * g.wq;
+        const int y = (row0 + i) * s.stride_h + ry - s.pad_top;
+        if (y < 0 || y >= h || n <= 0) {
+          std::fill(row, row + g.wq, 0.f);
+          continue;
+        }
+        std::fill(row, row + j0, 0.f);
+        const float* in = src + static_cast<std::ptrdiff_t>(y) * w + x0;
+        if (s.stride_w == 1) {
+          std::memcpy(row + j0, in, sizeof(float) * n);
+        } else {
+          k.stride2(in, n, w - x0, row + j0);
+        }
+        std::fill(row + j0 + n, row + g.wq, 0.f);
+      }
+    }
+}
+
+// Rows of a tile computed into `tmp` ([rows][tile_px]) copied to the output, dropping padded columns.
+// p0, end: the tile's flat range within a band whose first output row is `oy0`.
+void scatter(const float* tmp, int rows, int tile_px, std::ptrdiff_t p0, std::ptrdiff_t end, int oy0,
+             const Geometry& g, float* out, std::ptrdiff_t out_plane) {
+  end = std::min(p0 + tile_px, end);
+  for (std::ptrdiff_t p = p0; p < end;) {
+    const std::ptrdiff_t oy = oy0 + p / g.wq, ox = p % g.wq;
+    const std::ptrdiff_t seg = std::min<std::ptrdiff_t>(g.wq - ox, end - p);
+    if (ox < g.ow) {
+      const std::ptrdiff_t n = std::min<std::ptrdiff_t>(seg, g.ow - ox);
+      for (int r = 0; r < rows; ++r)
+        std::memcpy(out + r * out_plane + oy * g.ow + ox, tmp + r * tile_px + (p - p0), sizeof(float) * n);
+    }
+    p += seg;
+  }
+}
+
+// Band path: parallel stripes, each owning one band buffer of the workspace.
+int stripes_for(int units) {
+  return std::max(1, std::min(units, std::max(8, 2 * cv::getNumThreads())));
+}
+
+constexpr int kMaxTileFloats = 16 * 64;
+
+}  // namespace
+
+const char* conv_isa_name(ConvIsa isa) {
+  switch (isa) {
+    case ConvIsa::Avx512:
+      return "avx512";
+    case ConvIsa::Avx2:
+      return "avx2";
+    default:
+      return "portable";
+  }
+}
+
+bool conv_isa_supported(ConvIsa isa) {
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+  if (isa == ConvIsa::Avx512) return __builtin_cpu_supports("avx512f");
+  if (isa == ConvIsa::Avx2) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
+  return isa == ConvIsa::Portable;
+}
+
+ConvIsa conv_best_isa() {
+  static const ConvIsa best = conv_isa_supported(ConvIsa::Avx512) ? ConvIsa::Avx512
+                              : conv_isa_supported(ConvIsa::Avx2) ? ConvIsa::Avx2
+                                                                  : ConvIsa::Portable;
+  return best;
+}
+
+ConvIsa conv_default_isa() {
+  const int f = g_forced.load();
+  return f < 0 ? conv_best_isa() : static_cast<ConvIsa>(f);
+}
+
+void conv_force_isa(std::optional<ConvIsa> isa) {
+  if (isa && !conv_isa_supported(*isa))
+    throw std::invalid_argument(std::string("conv: this CPU cannot run ") + conv_isa_name(*isa));
+  g_forced.store(isa ? static_cast<int>(*isa) : -1);
+}
+
+std::string conv_unsupported_reason(const ConvShape& s) {
+  if (s.in_channels <= 0 || s.out_channels <= 0 || s.kernel_h <= 0 || s.kernel_w <= 0) return "empty shape";
+  if (s.stride_h < 1 || s.stride_h > 2 || s.stride_w < 1 || s.stride_w > 2) return "stride other than 1, 2";
+  if (s.pad_top < 0 || s.pad_left < 0 || s.pad_bottom < 0 || s.pad_right < 0) return "negative padding";
+  if (s.groups != 1 && !s.depthwise()) return "groups other than 1 or the channel count";
+  if (s.kernel_h * s.kernel_w > kMaxTaps) return "kernel larger than 64 taps";
+  return {};
+}
+
+PackedConv::PackedConv(const ConvShape& shape, const float* weights, const float* bias, ConvIsa isa)
+    : shape_(shape), isa_(isa) {
+  if (const auto why = conv_unsupported_reason(shape); !why.empty())
+    throw std::invalid_argument("PackedConv: " + why);
+  const KernelSet& k = kernels_for(isa_);
+  const int taps = shape.kernel_h * shape.kernel_w, co = shape.out_channels;
+  if (shape.depthwise()) {
+    co_block_ = 1;
+    packed_.assign(weights, weights + static_cast<std::ptrdiff_t>(co) * taps);
+  } else {
+    co_block_ = k.co_block;
+    const int ci = shape.in_channels, blocks = (co + co_block_ - 1) / co_block_;
+    packed_.assign(static_cast<std::size_t>(blocks) * ci * taps * co_block_, 0.f);
+    for (int o = 0; o < co; ++o)
+      for (int c = 0; c < ci; ++c)
+        for (int t = 0; t < taps; ++t)
+          packed_[((static_cast<std::size_t>(o / co_block_) * ci + c) * taps + t) * co_block_ +
+                  o % co_block_] = weights[(static_cast<std::size_t>(o) * ci + c) * taps + t];
+  }
+  bias_.assign(static_cast<std::size_t>((co + co_block_ - 1) / co_block_) * co_block_, 0.f);
+  if (bias) std::copy(bias, bias + co, bias_.begin());
+}
+
+namespace {
+// Units of work of the band path: (band, group of output-channel blocks); few bands (the 15 x 20 and
+// 30 x 40 levels) are split by blocks too so that every thread gets work.
+int block_groups(const Geometry& g, int blocks) {
+  const int target = 4 * std::max(1, cv::getNumThreads());
+  return g.bands >= target ? 1 : std::min(blocks, (target + g.bands - 1) / g.bands);
+}
+}  // namespace
+
+std::size_t PackedConv::workspace_floats(int h, int w) const {
+  const Geometry g = geometry(shape_, h, w, kernels_for(isa_).tile_px);
+  if (g.direct || g.shared) return g.band_floats;
+  const int blocks = (shape_.out_channels + co_block_ - 1) / co_block_;
+  return g.band_floats * stripes_for(g.bands * block_groups(g, blocks));
+}
+
+void PackedConv::forward(const float* in, int n, int h, int w, std::ptrdiff_t in_batch_stride, float* out,
+                         std::ptrdiff_t out_batch_stride, ConvActivation act, float* workspace,
+                         std::size_t workspace_size) const {
+  const KernelSet& k = kernels_for(isa_);
+  const Geometry g = geometry(shape_, h, w, k.tile_px);
+  if (workspace_size < g.band_floats)
+    throw std::invalid_argument("PackedConv::forward: workspace of " + std::to_string(workspace_size) +
+                                " floats, needs " + std::to_string(g.band_floats));
+  if (g.oh <= 0 || g.ow <= 0) return;
+  const int T = k.tile_px, ci = shape_.in_channels, co = shape_.out_channels, CB = co_block_;
+  const std::ptrdiff_t out_plane = static_cast<std::ptrdiff_t>(g.oh) * g.ow;
+  const int activation = static_cast<int>(act);
+  const bool dw = shape_.depthwise();
+  const int ntaps = g.ntaps;
+  const int nblk = (co + CB - 1) / CB;  // depthwise: one block per channel
+  const conv_detail::TileFn* fns = ntaps == 1 ? k.tile_1 : ntaps == 9 ? k.tile_9 : k.tile_n;
+  const int vectors = T / k.lanes;
+  // Whole-image paths with large weights (1x1 with 256+ channels, 3x3 with 128+ at the small levels): each
+  // block's weights kept across the unit's tiles. In a band, tiles outer measured better (the band is
+  // already in L2; -5 to -10 % on the 128-channel 3x3 layers).
+  const bool blocks_outer = !dw && (g.direct || g.shared) &&
+                            static_cast<std::size_t>(ci) * ntaps * co * sizeof(float) > (256u << 10);
+
+  // One tile of `rows` output channels from block `blk`, reading `src` (channel stride `stride`), at flat
+  // position p0 of a band of `flat` pixels whose first output row is oy0.
+  auto run_tile = [&](const float* src, std::ptrdiff_t stride, std::ptrdiff_t p0, std::ptrdiff_t flat,
+                      int oy0, int blk, float* dst, float* tmp) {
+    const int rows = dw ? 1 : std::min(CB, co - blk * CB);
+    const std::ptrdiff_t ox = p0 % g.wq;
+    const bool in_place = rows == CB && ox + T <= g.ow && p0 + T <= flat;
+    float* o = in_place ? dst + blk * CB * out_plane + (oy0 + p0 / g.wq) * g.ow + ox : tmp;
+    if (dw) {
+      k.dw({src + blk * stride + p0, 1, g.taps.data(), ntaps, packed_.data() + blk * ntaps, bias_[blk], o,
+            activation});
+    } else {
+      const int nv = static_cast<int>(std::min<std::ptrdiff_t>(vectors, (flat - p0 + k.lanes - 1) / k.lanes));
+      fns[nv - 1]({src + p0, stride, ci, g.taps.data(), ntaps,
+                   packed_.data() + static_cast<std::size_t>(blk) * ci * ntaps * CB, bias_.data() + blk * CB,
+                   o, in_place ? out_plane : T, activation});
+    }
+    if (!in_place) scatter(tmp, rows, T, p0, flat, oy0, g, dst + blk * CB * out_plane, out_plane);
+  };
+
+  for (int b = 0; b < n; ++b) {
+    const float* src = in + b * in_batch_stride;
+    float* dst = out + b * out_batch_stride;
+    if (g.direct || g.shared) {
+      const std::ptrdiff_t flat = g.direct ? out_plane : static_cast<std::ptrdiff_t>(g.oh) * g.wq;
+      const std::ptrdiff_t ntiles = (flat + T - 1) / T;
+      const float* base = src;
+      const float* tail = workspace;  // direct: the last partial tile's input, zero-padded to a full tile
+      if (g.shared) {
+        cv::parallel_for_(cv::Range(0, ci), [&](const cv::Range& r) {
+          for (int c = r.start; c < r.end; ++c)
+            phase_split(shape_, g, k, src + static_cast<std::ptrdiff_t>(c) * h * w, h, w, 0,
+                        workspace + c * g.channel);
+        });
+        std::fill(workspace + ci * g.channel, workspace + g.band_floats, 0.f);
+        base = workspace;
+      } else if (flat % T) {
+        const std::ptrdiff_t p0 = flat - flat % T;
+        for (int c = 0; c < ci; ++c) {
+          float* t = workspace + static_cast<std::ptrdiff_t>(c) * T;
+          std::fill(t, t + T, 0.f);
+          std::copy(src + c * g.channel + p0, src + c * g.channel + flat, t);
+        }
+      }
+      // Units of (tile range, block range): many tiles split pixels only, each unit sweeping all blocks
+      // per tile (the tile's input stays in L1); few tiles split blocks too.
+      const int target = 8 * std::max(1, cv::getNumThreads());
+      const std::ptrdiff_t tgroups = std::min<std::ptrdiff_t>(ntiles, target);
+      const int bgroups = static_cast<int>(std::clamp<std::ptrdiff_t>(target / tgroups, 1, nblk));
+      cv::parallel_for_(cv::Range(0, static_cast<int>(tgroups * bgroups)), [&](const cv::Range& r) {
+        float tmp[kMaxTileFloats];
+        for (int u = r.start; u < r.end; ++u) {
+          const std::ptrdiff_t tg = u / bgroups, bg = u % bgroups;
+          const std::ptrdiff_t t0 = tg * ntiles / tgroups, t1 = (tg + 1) * ntiles / tgroups;
+          const int b0 = static_cast<int>(bg * nblk / bgroups),
+                    b1 = static_cast<int>((bg + 1) * nblk / bgroups);
+          auto one = [&](std::ptrdiff_t t, int blk) {
+            const std::ptrdiff_t p0 = t * T;
+            if (g.direct && p0 + T > flat)  // the tail: its own zero-padded copy, as a band of one tile
+              run_tile(tail, T, 0, flat - p0, static_cast<int>(p0 / g.wq), blk, dst + p0 % g.wq, tmp);
+            else
+              run_tile(base, g.channel, p0, flat, 0, blk, dst, tmp);
+          };
+          if (blocks_outer) {
+            for (int blk = b0; blk < b1; ++blk)
+              for (std::ptrdiff_t t = t0; t < t1; ++t) one(t, blk);
+          } else {
+            for (std::ptrdiff_t t = t0; t < t1; ++t)
+              for (int blk = b0; blk < b1; ++blk) one(t, blk);
+          }
+        }
+      });
+      continue;
+    }
+
+    // Each stripe owns one band buffer; another thread may have called cv::setNumThreads since the
+    // workspace was sized, so never more stripes than buffers.
+    const int groups = block_groups(g, nblk), units = g.bands * groups;
+    const int stripes = std::min(stripes_for(units), static_cast<int>(workspace_size / g.band_floats));
+    cv::parallel_for_(cv::Range(0, stripes), [&](const cv::Range& r) {
+      float tmp[kMaxTileFloats];
+      for (int s = r.start; s < r.end; ++s) {
+        float* buf = workspace + static_cast<std::size_t>(s) * g.band_floats;
+        int split_band = -1, split_group = -1;
+        for (int u = s * units / stripes; u < (s + 1) * units / stripes; ++u) {
+          const int band = u / groups, grp = u % groups;
+          const int b0 = grp * nblk / groups, b1 = (grp + 1) * nblk / groups;
+          const int oy0 = band * g.band_rows, rows = std::min(g.band_rows, g.oh - oy0);
+          if (band != split_band || (dw && grp != split_group)) {
+            // Depthwise units read only their own channels; the others read all of them.
+            const int c0 = dw ? b0 : 0, c1 = dw ? b1 : ci;
+            for (int c = c0; c < c1; ++c)
+              phase_split(shape_, g, k, src + static_cast<std::ptrdiff_t>(c) * h * w, h, w, oy0,
+                          buf + c * g.channel);
+            std::fill(buf + ci * g.channel, buf + g.band_floats, 0.f);
+            split_band = band;
+            split_group = grp;
+          }
+          const std::ptrdiff_t flat = static_cast<std::ptrdiff_t>(rows) * g.wq, ntiles = (flat + T - 1) / T;
+          if (dw) {
+            // A channel's whole band in one call into a flat buffer, then its rows out (per-tile calls
+            // and scatters cost more than the 9 FMAs per vector they wrapped).
+            float* flat_out = buf + g.band_floats - g.plane - T;
+            for (int c = b0; c < b1; ++c) {
+              k.dw({buf + c * g.channel, static_cast<int>(ntiles), g.taps.data(), ntaps,
+                    packed_.data() + c * ntaps, bias_[c], flat_out, activation});
+              for (int y = 0; y < rows; ++y)
+                std::memcpy(dst + c * out_plane + static_cast<std::ptrdiff_t>(oy0 + y) * g.ow,
+                            flat_out + y * g.wq, sizeof(float) * g.ow);
+            }
+          } else {
+            for (std::ptrdiff_t t = 0; t < ntiles; ++t)
+              for (int blk = b0; blk < b1; ++blk) run_tile(buf, g.channel, t * T, flat, oy0, blk, dst, tmp);
+          }
+        }
+      }
+    });
+  }
+}
+
+}  // namespace aitw::kernel

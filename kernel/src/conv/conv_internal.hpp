@@ -1,0 +1,57 @@
+#pragma once
+// Between the convolution driver (conv.cpp, portable code) and the per-ISA micro-kernels (conv_avx512.cpp,
+// conv_avx2.cpp, conv_portable.cpp). Plain data only: the ISA files are compiled for their ISA, so nothing
+// here may have an inline function body that the linker could pick for baseline callers.
+#include <cstddef>
+
+namespace aitw::kernel::conv_detail {
+
+// One register tile: co_block output channels x tile_px pixels of the flat (padded-width) output.
+struct TileJob {
+  const float* in;             // input at the tile's first pixel, channel 0
+  std::ptrdiff_t in_channel;   // floats between input channels
+  int channels;                // input channels summed
+  const std::ptrdiff_t* taps;  // offset of each tap from the pixel (phase plane included)
+  int ntaps;
+  const float* weights;        // packed [channel][tap][co_block]
+  const float* bias;           // co_block values
+  float* out;                  // co_block rows of tile_px floats
+  std::ptrdiff_t out_channel;  // floats between output rows
+  int activation;              // ConvActivation
+};
+
+// Depthwise: one channel, `tiles` consecutive tiles of tile_px pixels (flat in and out).
+struct DwJob {
+  const float* in;
+  int tiles;
+  const std::ptrdiff_t* taps;
+  int ntaps;
+  const float* weights;  // ntaps values
+  float bias;
+  float* out;
+  int activation;
+};
+
+using TileFn = void (*)(const TileJob&);
+using DwFn = void (*)(const DwJob&);
+using Stride2Fn = void (*)(const float* src, int n, int avail, float* dst);
+
+struct KernelSet {
+  const char* name;
+  int co_block;  // output channels per tile
+  int tile_px;   // pixels per tile (vectors x lanes)
+  int lanes;     // floats per vector
+  // [v - 1]: tiles of v vectors (v <= tile_px / lanes), for a band's last, partial tile.
+  TileFn tile_1[3];  // ntaps == 1 (1x1: a GEMM on NCHW)
+  TileFn tile_9[3];  // ntaps == 9 (3x3)
+  TileFn tile_n[3];  // any ntaps
+  DwFn dw;
+  Stride2Fn stride2;  // dst[k] = src[2k], k < n, reading src[0, avail)
+};
+
+// Null when the level is not compiled in (not x86-64 GCC).
+const KernelSet* avx512_kernels();
+const KernelSet* avx2_kernels();
+const KernelSet* portable_kernels();
+
+}  // namespace aitw::kernel::conv_detail

@@ -1,0 +1,292 @@
+// aitw's convolution against OpenCV 4.6's own convolution layer on random data, at every ISA level this
+// machine runs plus the portable one. Tolerance: max |aitw - OpenCV| <= 1e-4 * max(1, max |OpenCV|). Both
+// sum the same fp32 products in a different order; with weights scaled by 1/sqrt(taps * channels) the
+// outputs are O(1) and reordering moves them by a few ulps times sqrt(terms) (~1e-6 for the largest
+// shapes here), so 1e-4 leaves room for the SiLU polynomial (relative error <= 2e-7) and catches any
+// wrong tap, pad, phase or tail (errors of order 0.1 to 1).
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include <opencv2/dnn.hpp>
+#include <opencv2/dnn/all_layers.hpp>
+
+#include "aitw/kernel/conv.hpp"
+#include "aitw/kernel/conv_layer.hpp"
+#include "aitw/kernel/dnn_layers.hpp"
+#include "aitw/kernel/fast_math.hpp"
+
+namespace aitw::kernel {
+namespace {
+
+constexpr double kTolerance = 1e-4;
+
+struct Case {
+  const char* name;
+  ConvShape s;
+  int n, h, w;
+};
+
+ConvShape shape(int ci, int co, int k, int stride, int pad, int groups = 1) {
+  ConvShape s;
+  s.in_channels = ci;
+  s.out_channels = co;
+  s.kernel_h = s.kernel_w = k;
+  s.stride_h = s.stride_w = stride;
+  s.pad_top = s.pad_left = s.pad_bottom = s.pad_right = pad;
+  s.groups = groups;
+  return s;
+}
+
+ConvShape asymmetric(ConvShape s, int t, int l, int b, int r) {
+  s.pad_top = t;
+  s.pad_left = l;
+  s.pad_bottom = b;
+  s.pad_right = r;
+  return s;
+}
+
+std::vector<Case> cases() {
+  return {
+      {"1x1", shape(16, 32, 1, 1, 0), 1, 20, 20},
+      {"1x1_odd_channels_width", shape(3, 13, 1, 1, 0), 1, 5, 7},
+      {"1x1_one_pixel", shape(37, 21, 1, 1, 0), 1, 1, 1},
+      {"1x1_wide", shape(64, 24, 1, 1, 0), 1, 3, 161},
+      {"3x3s1", shape(16, 16, 3, 1, 1), 1, 24, 40},
+      {"3x3s1_odd", shape(5, 11, 3, 1, 1), 1, 9, 13},
+      {"3x3s1_one_pixel", shape(7, 9, 3, 1, 1), 1, 1, 1},
+      {"3x3s1_no_pad", shape(6, 10, 3, 1, 0), 1, 8, 21},
+      {"3x3s2", shape(16, 32, 3, 2, 1), 1, 20, 20},
+      {"3x3s2_odd", shape(3, 7, 3, 2, 1), 1, 11, 7},
+      {"3x3s2_one_pixel", shape(4, 5, 3, 2, 1), 1, 1, 1},
+      {"3x3s2_asymmetric_pads", asymmetric(shape(6, 9, 3, 2, 0), 0, 1, 1, 0), 1, 10, 9},
+      {"5x5s1_generic_taps", shape(4, 6, 5, 1, 2), 1, 9, 17},
+      {"dw3x3s1", shape(24, 24, 3, 1, 1, 24), 1, 15, 20},
+      {"dw3x3s1_one_pixel", shape(8, 8, 3, 1, 1, 8), 1, 1, 1},
+      {"dw3x3s2_odd", shape(9, 9, 3, 2, 1, 9), 1, 13, 11},
+      // Images whose zero-padded phase planes exceed 1 MB are split band by band (several bands per
+      // image); smaller ones once, whole, with units split by output-channel blocks.
+      {"3x3s1_bands", shape(64, 20, 3, 1, 1), 1, 60, 80},
+      {"3x3s2_bands", shape(32, 10, 3, 2, 1), 1, 120, 100},
+      {"3x3s1_whole_many_channels", shape(256, 20, 3, 1, 1), 1, 20, 30},
+      {"3x3s2_whole_many_channels", shape(200, 10, 3, 2, 1), 1, 30, 26},
+      {"dw3x3s1_bands", shape(512, 512, 3, 1, 1, 512), 1, 30, 40},
+      {"batch2_1x1", shape(12, 20, 1, 1, 0), 2, 6, 9},
+      {"batch2_3x3s1", shape(10, 14, 3, 1, 1), 2, 7, 19},
+      {"batch2_dw3x3", shape(16, 16, 3, 1, 1, 16), 2, 5, 6},
+  };
+}
+
+cv::Mat random_mat(const std::vector<int>& dims, float scale, std::mt19937& rng) {
+  cv::Mat m(dims, CV_32F);
+  std::uniform_real_distribution<float> d(-scale, scale);
+  for (auto* p = m.ptr<float>(); p != m.ptr<float>() + m.total(); ++p) *p = d(rng);
+  return m;
+}
+
+cv::dnn::LayerParams conv_params(const ConvShape& s, const cv::Mat& w, const cv::Mat& b) {
+  cv::dnn::LayerParams lp;
+  lp.name = "conv";
+  lp.type = "Convolution";
+  lp.set("kernel_h", s.kernel_h);
+  lp.set("kernel_w", s.kernel_w);
+  lp.set("stride_h", s.stride_h);
+  lp.set("stride_w", s.stride_w);
+  lp.set("pad_t", s.pad_top);
+  lp.set("pad_l", s.pad_left);
+  lp.set("pad_b", s.pad_bottom);
+  lp.set("pad_r", s.pad_right);
+  lp.set("group", s.groups);
+  lp.set("num_output", s.out_channels);
+  lp.set("bias_term", true);
+  lp.blobs = {w.clone(), b.clone()};
+  return lp;
+}
+
+// OpenCV's own convolution. OpenCV 4.6 refuses asymmetric pads: those run on an explicitly padded input.
+cv::Mat opencv_conv(const ConvShape& s, const cv::Mat& w, const cv::Mat& b, const cv::Mat& in) {
+  if (s.pad_top != s.pad_bottom || s.pad_left != s.pad_right) {
+    const int n = in.size[0], c = in.size[1], h = in.size[2], wd = in.size[3];
+    const int hp = h + s.pad_top + s.pad_bottom, wp = wd + s.pad_left + s.pad_right;
+    cv::Mat padded(std::vector<int>{n, c, hp, wp}, CV_32F, cv::Scalar(0));
+    for (int i = 0; i < n * c; ++i)
+      for (int y = 0; y < h; ++y)
+        std::copy(in.ptr<float>() + (i * h + y) * wd, in.ptr<float>() + (i * h + y + 1) * wd,
+                  padded.ptr<float>() + (i * hp + y + s.pad_top) * wp + s.pad_left);
+    ConvShape unpadded = s;
+    unpadded.pad_top = unpadded.pad_left = unpadded.pad_bottom = unpadded.pad_right = 0;
+    return opencv_conv(unpadded, w, b, padded);
+  }
+  cv::dnn::Net net;
+  auto lp = conv_params(s, w, b);
+  net.addLayerToPrev(lp.name, lp.type, lp);
+  net.setPreferableBackend(cv::dnn::DNN_BACKEND_OPENCV);
+  net.setInput(in);
+  return net.forward().clone();
+}
+
+double max_rel_diff(const cv::Mat& a, const cv::Mat& ref) {
+  EXPECT_EQ(a.total(), ref.total());
+  const cv::Mat fa(1, static_cast<int>(a.total()), CV_32F, const_cast<float*>(a.ptr<float>()));
+  const cv::Mat fr(1, static_cast<int>(ref.total()), CV_32F, const_cast<float*>(ref.ptr<float>()));
+  return cv::norm(fa, fr, cv::NORM_INF) / std::max(1.0, cv::norm(fr, cv::NORM_INF));
+}
+
+std::vector<ConvIsa> levels() {
+  std::vector<ConvIsa> v{ConvIsa::Portable};
+  for (auto l : {ConvIsa::Avx2, ConvIsa::Avx512})
+    if (conv_isa_supported(l)) v.push_back(l);
+  return v;
+}
+
+class ConvVsOpenCV : public ::testing::TestWithParam<ConvIsa> {
+ protected:
+  void SetUp() override {
+    register_dnn_layers();
+    conv_force_isa(GetParam());
+  }
+  void TearDown() override { conv_force_isa(std::nullopt); }
+};
+
+TEST_P(ConvVsOpenCV, EveryShapeClassAndActivation) {
+  std::mt19937 rng(42);
+  for (const auto& c : cases()) {
+    SCOPED_TRACE(c.name);
+    const auto& s = c.s;
+    const int cig = s.in_channels / s.groups;
+    const float wscale = 1.f / std::sqrt(static_cast<float>(cig * s.kernel_h * s.kernel_w));
+    const cv::Mat w = random_mat({s.out_channels, cig, s.kernel_h, s.kernel_w}, wscale, rng);
+    const cv::Mat b = random_mat({s.out_channels}, 0.5f, rng);
+    const cv::Mat in = random_mat({c.n, s.in_channels, c.h, c.w}, 2.f, rng);
+    const cv::Mat ref = opencv_conv(s, w, b, in);
+    ASSERT_EQ(ref.size[2], s.out_h(c.h));
+    ASSERT_EQ(ref.size[3], s.out_w(c.w));
+    PackedConv conv(s, w.ptr<float>(), b.ptr<float>(), GetParam());
+    std::vector<float> ws(conv.workspace_floats(c.h, c.w));
+    const std::ptrdiff_t in_b = static_cast<std::ptrdiff_t>(s.in_channels) * c.h * c.w;
+    const std::ptrdiff_t out_b = static_cast<std::ptrdiff_t>(s.out_channels) * ref.size[2] * ref.size[3];
+    for (auto act : {ConvActivation::None, ConvActivation::SiLU, ConvActivation::ReLU}) {
+      SCOPED_TRACE(static_cast<int>(act));
+      cv::Mat expect = ref.clone();
+      if (act == ConvActivation::SiLU) silu(expect.ptr<float>(), expect.ptr<float>(), expect.total());
+      if (act == ConvActivation::ReLU) expect = cv::max(expect, 0.f);
+      // Output written with a gap between images (as into a fused Concat's buffer): the gap stays intact.
+      const std::ptrdiff_t gap = 5;
+      std::vector<float> out(static_cast<std::size_t>(c.n * (out_b + gap)), -7.f);
+      conv.forward(in.ptr<float>(), c.n, c.h, c.w, in_b, out.data(), out_b + gap, act, ws.data(), ws.size());
+      cv::Mat got(ref.dims, ref.size.p, CV_32F);
+      for (int i = 0; i < c.n; ++i) {
+        std::copy(out.begin() + i * (out_b + gap), out.begin() + i * (out_b + gap) + out_b,
+                  got.ptr<float>() + i * out_b);
+        for (std::ptrdiff_t k = 0; k < gap; ++k) EXPECT_EQ(out[i * (out_b + gap) + out_b + k], -7.f);
+      }
+      EXPECT_LE(max_rel_diff(got, expect), kTolerance);
+    }
+  }
+}
+
+// The layer through cv::dnn: marked nodes get aitw's layer, unmarked ones OpenCV's; BatchNorm (tryFuse)
+// and SiLU (setActivation) fold into it.
+TEST_P(ConvVsOpenCV, LayerInANetWithBatchNormAndSiLU) {
+  std::mt19937 rng(3);
+  const ConvShape s = shape(8, 12, 3, 2, 1);
+  const cv::Mat w = random_mat({12, 8, 3, 3}, 0.2f, rng), b = random_mat({12}, 0.5f, rng);
+  const cv::Mat in = random_mat({2, 8, 10, 14}, 1.f, rng);
+  cv::Mat mean = random_mat({12}, 0.3f, rng), var = cv::abs(random_mat({12}, 1.f, rng)) + 0.5f;
+  cv::Mat gamma = random_mat({12}, 1.f, rng), beta = random_mat({12}, 0.2f, rng);
+  auto build = [&](bool aitw) {
+    cv::dnn::Net net;
+    auto lp = conv_params(s, w, b);
+    if (aitw) lp.set(kConvolutionMark, 1);
+    net.addLayerToPrev(lp.name, lp.type, lp);
+    cv::dnn::LayerParams bn;
+    bn.name = "bn";
+    bn.type = "BatchNorm";
+    bn.set("has_weight", true);
+    bn.set("has_bias", true);
+    bn.set("eps", 1e-3f);
+    bn.blobs = {mean.reshape(1, 1), var.reshape(1, 1), gamma.reshape(1, 1), beta.reshape(1, 1)};
+    net.addLayerToPrev(bn.name, bn.type, bn);
+    cv::dnn::LayerParams act;
+    act.name = "silu";
+    act.type = kSiLUOpType;
+    net.addLayerToPrev(act.name, act.type, act);
+    net.setPreferableBackend(cv::dnn::DNN_BACKEND_OPENCV);
+    return net;
+  };
+  cv::dnn::Net ours = build(true), ref = build(false);
+  EXPECT_EQ(is_aitw_convolution(ours.getLayer(ours.getLayerId("conv"))), aitw_convolution_enabled());
+  EXPECT_FALSE(is_aitw_convolution(ref.getLayer(ref.getLayerId("conv"))));
+  ours.setInput(in);
+  ref.setInput(in);
+  const cv::Mat a = ours.forward().clone(), r = ref.forward().clone();
+  EXPECT_LE(max_rel_diff(a, r), kTolerance);
+  std::vector<double> t;
+  ours.getPerfProfile(t);  // BatchNorm and SiLU fused: both layers skipped
+  std::vector<cv::String> names = ours.getLayerNames();
+  for (std::size_t i = 0; i < names.size(); ++i)
+    if (names[i] != "conv") {
+      EXPECT_EQ(t[i], 0.0) << names[i] << " ran on its own";
+    }
+  // A second forward at another input size re-finalizes and re-fuses from the original weights.
+  const cv::Mat in2 = random_mat({1, 8, 7, 9}, 1.f, rng);
+  ours.setInput(in2);
+  ref.setInput(in2);
+  const cv::Mat a2 = ours.forward().clone(), r2 = ref.forward().clone();
+  EXPECT_LE(max_rel_diff(a2, r2), kTolerance);
+}
+
+INSTANTIATE_TEST_SUITE_P(Isa, ConvVsOpenCV, ::testing::ValuesIn(levels()),
+                         [](const auto& info) { return std::string(conv_isa_name(info.param)); });
+
+// The workspace is sized for the thread count of its time; more threads later must not write past it.
+TEST(ConvLayer, WorkspaceSizedBeforeTheThreadCountGrew) {
+  std::mt19937 rng(11);
+  const ConvShape s = shape(64, 16, 3, 1, 1);  // 60 x 80: split band by band, a buffer per stripe
+  const cv::Mat w = random_mat({16, 64, 3, 3}, 0.05f, rng), b = random_mat({16}, 0.5f, rng);
+  const cv::Mat in = random_mat({1, 64, 60, 80}, 1.f, rng);
+  const int threads = cv::getNumThreads();
+  PackedConv conv(s, w.ptr<float>(), b.ptr<float>());
+  cv::setNumThreads(1);
+  std::vector<float> ws(conv.workspace_floats(60, 80));
+  cv::setNumThreads(16);
+  cv::Mat out(std::vector<int>{1, 16, 60, 80}, CV_32F);
+  conv.forward(in.ptr<float>(), 1, 60, 80, 0, out.ptr<float>(), 0, ConvActivation::None, ws.data(),
+               ws.size());
+  cv::setNumThreads(threads);
+  EXPECT_LE(max_rel_diff(out, opencv_conv(s, w, b, in)), kTolerance);
+  EXPECT_THROW(
+      conv.forward(in.ptr<float>(), 1, 60, 80, 0, out.ptr<float>(), 0, ConvActivation::None, ws.data(), 10),
+      std::invalid_argument);
+}
+
+// A kernel larger than the padded input (a malformed model): no output pixels, nothing read or written.
+TEST(ConvLayer, KernelLargerThanTheInputComputesNothing) {
+  const ConvShape s = shape(4, 8, 3, 1, 0);
+  std::vector<float> w(8 * 4 * 9, 0.1f), b(8, 0.f), in(4 * 2 * 2, 1.f);
+  PackedConv conv(s, w.data(), b.data());
+  EXPECT_EQ(conv.workspace_floats(2, 2), 0u);
+  conv.forward(in.data(), 1, 2, 2, 0, nullptr, 0, ConvActivation::SiLU, nullptr, 0);
+}
+
+TEST(ConvLayer, UnsupportedShapesFallBackToOpenCV) {
+  register_dnn_layers();
+  std::mt19937 rng(5);
+  const cv::Mat w = random_mat({6, 2, 3, 3}, 0.3f, rng), b = random_mat({6}, 0.3f, rng);
+  auto lp = conv_params(shape(4, 6, 3, 1, 2, 2), w, b);  // groups 2 of 4 channels: not depthwise
+  lp.set(kConvolutionMark, 1);
+  EXPECT_FALSE(is_aitw_convolution(create_convolution_layer(lp)));
+  const cv::Mat w1 = random_mat({6, 4, 3, 3}, 0.3f, rng);
+  auto dil = conv_params(shape(4, 6, 3, 1, 2), w1, b);
+  dil.set("dilation", 2);
+  dil.set(kConvolutionMark, 1);
+  EXPECT_FALSE(is_aitw_convolution(create_convolution_layer(dil)));
+  auto plain = conv_params(shape(4, 6, 3, 1, 1), w1, b);
+  EXPECT_FALSE(is_aitw_convolution(create_convolution_layer(plain)));  // not marked
+  plain.set(kConvolutionMark, 1);
+  EXPECT_EQ(is_aitw_convolution(create_convolution_layer(plain)), aitw_convolution_enabled());
+  EXPECT_FALSE(conv_unsupported_reason(shape(4, 6, 3, 3, 1)).empty());  // stride 3
+}
+
+}  // namespace
+}  // namespace aitw::kernel
