@@ -39,6 +39,10 @@ set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)
 set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)
 set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE ONLY)
 set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE ONLY)
+# pkg-config (httplib's imported target): the sysroot's .pc files only, their paths prefixed with it.
+set(ENV{PKG_CONFIG_LIBDIR} "${AITW_SYSROOT}/usr/lib/aarch64-linux-gnu/pkgconfig:${AITW_SYSROOT}/usr/share/pkgconfig")
+set(ENV{PKG_CONFIG_SYSROOT_DIR} "${AITW_SYSROOT}")
+set(ENV{PKG_CONFIG_PATH} "")
 
 # protoc runs on the build machine: the host's /usr/bin/protoc (protobuf-compiler, 3.21.12 like the
 # sysroot's libprotobuf-dev; FindProtobuf warns when they differ). The sysroot has no protoc of its own.

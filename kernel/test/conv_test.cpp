@@ -237,7 +237,7 @@ TEST_P(ConvVsOpenCV, LayerInANetWithBatchNormAndSiLU) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Isa, ConvVsOpenCV, ::testing::ValuesIn(levels()),
-                         [](const auto& info) { return std::string(conv_isa_name(info.param)); });
+                         [](const auto& param_info) { return std::string(conv_isa_name(param_info.param)); });
 
 // The workspace is sized for the thread count of its time; more threads later must not write past it.
 TEST(ConvLayer, WorkspaceSizedBeforeTheThreadCountGrew) {
