@@ -4,9 +4,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "aitw/base/log.hpp"
 #include "aitw/bench/gates.hpp"
 #include "aitw/bench/kernel_cases.hpp"
-#include "aitw/base/log.hpp"
 
 namespace aitw::bench {
 

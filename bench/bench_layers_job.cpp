@@ -4,11 +4,11 @@
 #include <map>
 #include <ostream>
 
+#include "aitw/base/log.hpp"
 #include "aitw/bench/gates.hpp"
 #include "aitw/bench/kernel_cases.hpp"
 #include "aitw/model/lookup.hpp"
 #include "aitw/model/onnx_model.hpp"
-#include "aitw/base/log.hpp"
 
 namespace aitw::bench {
 
@@ -34,7 +34,8 @@ int run_bench_layers(const BenchLayersOptions& options, std::ostream& out) {
       const auto t0 = std::chrono::steady_clock::now();
       net.setInput(blob);
       net.forward(outs, graph.output_names);
-      wall_ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+      wall_ms.push_back(
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
       total += net.getPerfProfile(timings) * tick_ms / reps;
       per_layer.resize(timings.size(), 0.0);
       for (std::size_t i = 0; i < timings.size(); ++i) per_layer[i] += timings[i] * tick_ms / reps;

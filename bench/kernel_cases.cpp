@@ -244,8 +244,8 @@ std::shared_ptr<DecodeState> crowd(int survivors) {
 }
 
 // Forward of the rewritten graph with aitw's custom layers vs the same graph with OpenCV's own layers.
-void add_forward_case(std::vector<KernelCase>& cases, const model::OnnxModel& model,
-                      const std::string& tag, const cv::Mat& img, kernel::InputSize size) {
+void add_forward_case(std::vector<KernelCase>& cases, const model::OnnxModel& model, const std::string& tag,
+                      const cv::Mat& img, kernel::InputSize size) {
   struct State {
     cv::dnn::Net ours, opencv;
     std::vector<std::string> outs_ours, outs_opencv;
@@ -306,8 +306,8 @@ std::vector<KernelCase> make_kernel_cases(const std::string& shared_dir) {
   add_decode_case(cases, "zidane", real_outputs(model, zidane));
   add_decode_case(cases, "crowd2000", crowd(2000));
   add_forward_case(cases, model, "yolo11n_480x640", bus, {480, 640});
-  add_forward_case(cases, model::OnnxModel::load(shared_dir + "/models/yolov8n.onnx"), "yolov8n_480x640",
-                   bus, {480, 640});
+  add_forward_case(cases, model::OnnxModel::load(shared_dir + "/models/yolov8n.onnx"), "yolov8n_480x640", bus,
+                   {480, 640});
   return cases;
 }
 

@@ -10,9 +10,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "aitw/base/log.hpp"
 #include "aitw/bench/gates.hpp"
 #include "aitw/datasets/recording.hpp"
-#include "aitw/base/log.hpp"
 #include "aitw/pipeline/pipeline.hpp"
 
 namespace aitw::bench {
@@ -132,8 +132,8 @@ int run_bench_pipeline(const BenchPipelineOptions& o, std::ostream& out) {
   if (header.width() == 0 || header.height() == 0 || header.width() > 16384 || header.height() > 16384 ||
       !(header.fps() > 0 && header.fps() <= 1000)) {
     aitw::log_error("recording '" + o.recording + "': invalid header (frame size " +
-                        std::to_string(header.width()) + "x" + std::to_string(header.height()) + ", fps " +
-                        std::to_string(header.fps()) + ")");
+                    std::to_string(header.width()) + "x" + std::to_string(header.height()) + ", fps " +
+                    std::to_string(header.fps()) + ")");
     return 2;
   }
   const double duration =
@@ -154,10 +154,9 @@ int run_bench_pipeline(const BenchPipelineOptions& o, std::ostream& out) {
     aitw::log_error(e.what());
     return 2;
   }
-  aitw::log_info("bench pipeline: " + std::to_string(frames.size()) + " frames from '" + o.recording +
-                     "', " +
-                     (o.fps > 0 ? std::to_string(o.fps) + " fps" : std::string("saturated (--fps 0)")) +
-                     " for " + std::to_string(duration) + " s");
+  aitw::log_info("bench pipeline: " + std::to_string(frames.size()) + " frames from '" + o.recording + "', " +
+                 (o.fps > 0 ? std::to_string(o.fps) + " fps" : std::string("saturated (--fps 0)")) + " for " +
+                 std::to_string(duration) + " s");
 
   const bool tty = isatty(STDERR_FILENO);
   const auto t0 = Clock::now();

@@ -22,11 +22,11 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
-#include "aitw/datasets/recording.hpp"
-#include "aitw/net/framing.hpp"
 #include "aitw/base/log.hpp"
 #include "aitw/base/sha256.hpp"
+#include "aitw/datasets/recording.hpp"
 #include "aitw/model/onnx_model.hpp"
+#include "aitw/net/framing.hpp"
 #include "aitw/registry/registry.hpp"
 #include "fuzz_common.hpp"
 #include "onnx.pb.h"

@@ -372,7 +372,8 @@ TEST(CliBenchPipeline, ReportsAndGates) {
   const fs::path json = fs::temp_directory_path() / ("aitw_bp_" + std::to_string(getpid()) + ".json");
   const auto r =
       run("bench pipeline --model " + kShared + "/models/yolo11n.onnx --recording " + rec.string() +
-          " --fps 12 --duration 2 --json " + json.string() + " --gate 'fps_processed>0,drop_pct<=100'");  // the gate mechanism, not speed (CI gates that)
+          " --fps 12 --duration 2 --json " + json.string() +
+          " --gate 'fps_processed>0,drop_pct<=100'");  // the gate mechanism, not speed (CI gates that)
   ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
   EXPECT_NE(r.out.find("end-to-end"), std::string::npos);
   std::ifstream f(json);
@@ -414,9 +415,10 @@ TEST(CliReplay, InProcessServerReportAndDetections) {
   ASSERT_EQ(run("record --pan --from " + kBus + " --fps 12 --duration 2 --out " + rec.string()).exit_code, 0);
   const fs::path json = fs::temp_directory_path() / ("aitw_rp_" + std::to_string(getpid()) + ".json");
   const fs::path dets = fs::temp_directory_path() / ("aitw_rp_" + std::to_string(getpid()) + ".jsonl");
-  const auto r = run("replay " + rec.string() + " --model " + kShared + "/models/yolo11n.onnx --json " +
-                     json.string() + " --detections " + dets.string() +
-                     " --gate 'fps_processed>0,clients<=1,fairness>=1,fps_processed_min>0'");  // mechanism only
+  const auto r =
+      run("replay " + rec.string() + " --model " + kShared + "/models/yolo11n.onnx --json " + json.string() +
+          " --detections " + dets.string() +
+          " --gate 'fps_processed>0,clients<=1,fairness>=1,fps_processed_min>0'");  // mechanism only
   ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
   EXPECT_EQ(r.out.find("\nfairness "), std::string::npos) << r.out;  // one client: the table is as it was
   std::ifstream jf(json);
@@ -459,19 +461,20 @@ TEST(CliReplay, ConcurrentClientsEachGetTheirOwnResults) {
   const fs::path json = fs::temp_directory_path() / ("aitw_rpn_" + tag + ".json");
   const fs::path dets = fs::temp_directory_path() / ("aitw_rpn_" + tag + ".jsonl");
   constexpr int kClients = 3, kOffered = 24;  // 12 fps for 2 s each
-  const auto r = run("replay " + rec.string() + " --model " + kShared + "/models/yolo11n.onnx --clients 3 --fps 12" +
-                     " --duration 2 --json " + json.string() + " --detections " + dets.string() +
-                     " --gate 'clients>=3,fps_processed_min>0,fairness>0,fps_processed_total>0,p95_ms_max>0'");
+  const auto r =
+      run("replay " + rec.string() + " --model " + kShared + "/models/yolo11n.onnx --clients 3 --fps 12" +
+          " --duration 2 --json " + json.string() + " --detections " + dets.string() +
+          " --gate 'clients>=3,fps_processed_min>0,fairness>0,fps_processed_total>0,p95_ms_max>0'");
   ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
   EXPECT_NE(r.out.find("3 concurrent sessions"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("\nfairness "), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("gate ok: fairness"), std::string::npos) << r.out;
   std::ifstream jf(json);
   const auto j = nlohmann::json::parse(jf);
-  for (const char* k : {"frames_offered", "frames_processed", "frames_dropped", "frame_errors", "drop_pct",
-                        "fps_processed", "e2e_ms", "stages_ms", "client_metrics", "clients", "fairness",
-                        "fps_processed_total", "fps_processed_min", "fps_processed_max", "p95_ms_max",
-                        "drop_pct_max"})
+  for (const char* k :
+       {"frames_offered", "frames_processed", "frames_dropped", "frame_errors", "drop_pct", "fps_processed",
+        "e2e_ms", "stages_ms", "client_metrics", "clients", "fairness", "fps_processed_total",
+        "fps_processed_min", "fps_processed_max", "p95_ms_max", "drop_pct_max"})
     EXPECT_TRUE(j.contains(k)) << k;
   ASSERT_EQ(j["clients"].size(), static_cast<std::size_t>(kClients));
   std::uint64_t offered = 0, processed = 0, dropped = 0, errors = 0, min_p = UINT64_MAX, max_p = 0;
@@ -505,8 +508,9 @@ TEST(CliReplay, ConcurrentClientsEachGetTheirOwnResults) {
   EXPECT_DOUBLE_EQ(j["p95_ms_max"].get<double>(), worst_p95);
   const auto& cm = j["client_metrics"];
   EXPECT_EQ(cm["ai_init_ok_total"].get<int>(), kClients);  // each client its own session
-  EXPECT_EQ(cm["ai_frames_sent_total"].get<std::uint64_t>() + cm["ai_drops_latestwins_total"].get<std::uint64_t>(),
-            offered);
+  EXPECT_EQ(
+      cm["ai_frames_sent_total"].get<std::uint64_t>() + cm["ai_drops_latestwins_total"].get<std::uint64_t>(),
+      offered);
   EXPECT_EQ(cm["ai_result_latency_ms"]["count"].get<std::uint64_t>(), processed);
   // Detections: one line per result, tagged with its client; frame ids are n * 3 + client, so a result
   // delivered to the wrong session would show.
@@ -625,24 +629,29 @@ TEST(CliRegistry, ServeResolvesNameAtVersionFromEachBackend) {
   fs::create_directories(root);
   ASSERT_EQ(run("record --pan --from " + kBus + " --fps 12 --duration 1 --out " + rec.string()).exit_code, 0);
   int n = 0;
-  for (const std::string& uri : {"file://" + (root / "store").string(), s3.uri("cli-" + std::to_string(getpid()))}) {
+  for (const std::string& uri :
+       {"file://" + (root / "store").string(), s3.uri("cli-" + std::to_string(getpid()))}) {
     SCOPED_TRACE(uri);
-    const std::string env = std::string("AWS_ACCESS_KEY_ID=") + s3.kAccessKey + " AWS_SECRET_ACCESS_KEY=" +
-                            s3.kSecretKey + " XDG_CACHE_HOME=" + (root / ("cache" + std::to_string(n))).string() +
+    const std::string env = std::string("AWS_ACCESS_KEY_ID=") + s3.kAccessKey +
+                            " AWS_SECRET_ACCESS_KEY=" + s3.kSecretKey +
+                            " XDG_CACHE_HOME=" + (root / ("cache" + std::to_string(n))).string() +
                             " AITW_MODEL_DIR=" + (root / "no-models").string();
     const auto push =
         run("registry push " + kShared + "/models/yolo11n.onnx --name yolo11n --registry '" + uri + "'", env);
     ASSERT_EQ(push.exit_code, 0) << push.err;
     EXPECT_NE(push.out.find("pushed yolo11n@1"), std::string::npos) << push.out;
     // show / pull / rm through the CLI on this backend too (a second version, then removed).
-    ASSERT_EQ(run("registry push " + kShared + "/models/yolov8n.onnx --name yolo11n --registry '" + uri + "'", env)
-                  .exit_code,
-              0);
+    ASSERT_EQ(
+        run("registry push " + kShared + "/models/yolov8n.onnx --name yolo11n --registry '" + uri + "'", env)
+            .exit_code,
+        0);
     const auto show = run("registry show yolo11n@2 --registry '" + uri + "'", env);
     ASSERT_EQ(show.exit_code, 0) << show.err;
     EXPECT_EQ(nlohmann::json::parse(show.out)["source"], "yolov8n.onnx");
     const fs::path pulled = root / ("pulled" + std::to_string(n) + ".onnx");
-    ASSERT_EQ(run("registry pull yolo11n@2 --out " + pulled.string() + " --registry '" + uri + "'", env).exit_code, 0);
+    ASSERT_EQ(
+        run("registry pull yolo11n@2 --out " + pulled.string() + " --registry '" + uri + "'", env).exit_code,
+        0);
     EXPECT_EQ(fs::file_size(pulled), fs::file_size(kShared + "/models/yolov8n.onnx"));
     ASSERT_EQ(run("registry rm yolo11n@2 --registry '" + uri + "'", env).exit_code, 0);
     const auto gone = run("registry show yolo11n@2 --registry '" + uri + "'", env);
@@ -654,29 +663,33 @@ TEST(CliRegistry, ServeResolvesNameAtVersionFromEachBackend) {
 
     const int port = 21000 + (getpid() + n) % 20000;
     const fs::path log = root / ("serve" + std::to_string(n) + ".log");
-    FILE* p = popen((env + " " + kAitw + " serve --listen 127.0.0.1:" + std::to_string(port) + " --registry '" + uri +
-                     "' > " + log.string() + " 2>&1 & echo $!")
+    FILE* p = popen((env + " " + kAitw + " serve --listen 127.0.0.1:" + std::to_string(port) +
+                     " --registry '" + uri + "' > " + log.string() + " 2>&1 & echo $!")
                         .c_str(),
                     "r");
     int pid = 0;
     ASSERT_EQ(fscanf(p, "%d", &pid), 1);
     pclose(p);
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
-    const auto r = run("replay " + rec.string() + " --model yolo11n@1 --server 127.0.0.1:" + std::to_string(port));
+    const auto r =
+        run("replay " + rec.string() + " --model yolo11n@1 --server 127.0.0.1:" + std::to_string(port));
     EXPECT_EQ(r.exit_code, 0) << r.err << r.out;
     // Every frame is answered; under a loaded machine latest-wins may drop some, never all.
     EXPECT_NE(r.out.find("offered 12, processed "), std::string::npos) << r.out;
     EXPECT_EQ(r.out.find("processed 0,"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("errors 0"), std::string::npos) << r.out;
-    const auto bad = run("replay " + rec.string() + " --model yolo11n@2 --server 127.0.0.1:" + std::to_string(port));
+    const auto bad =
+        run("replay " + rec.string() + " --model yolo11n@2 --server 127.0.0.1:" + std::to_string(port));
     EXPECT_NE(bad.exit_code, 0);
     EXPECT_NE((bad.err + bad.out).find("yolo11n@2"), std::string::npos) << bad.err << bad.out;
     kill(pid, SIGTERM);
-    for (int i = 0; i < 100 && kill(pid, 0) == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    for (int i = 0; i < 100 && kill(pid, 0) == 0; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
     std::ifstream lf(log);
     std::stringstream ls;
     ls << lf.rdbuf();
-    EXPECT_NE(ls.str().find("model yolo11n@1 -> yolo11n@1 sha256 72063619bbcd"), std::string::npos) << ls.str();
+    EXPECT_NE(ls.str().find("model yolo11n@1 -> yolo11n@1 sha256 72063619bbcd"), std::string::npos)
+        << ls.str();
     ++n;
   }
   fs::remove_all(root);
@@ -696,8 +709,8 @@ TEST(CliServe, AuthTokenFileAndModelDir) {
   const int port = 22000 + getpid() % 20000;
   const fs::path log = root / "serve.log";
   FILE* p = popen(("AITW_MODEL_DIR=" + kShared + "/models " + kAitw + " serve --listen 127.0.0.1:" +
-                   std::to_string(port) + " --auth-token-file " + (root / "token").string() + " --model-dir " +
-                   kShared + "/models > " + log.string() + " 2>&1 & echo $!")
+                   std::to_string(port) + " --auth-token-file " + (root / "token").string() +
+                   " --model-dir " + kShared + "/models > " + log.string() + " 2>&1 & echo $!")
                       .c_str(),
                   "r");
   int pid = 0;
@@ -710,17 +723,19 @@ TEST(CliServe, AuthTokenFileAndModelDir) {
   const auto none = run("replay " + rec.string() + server);
   EXPECT_EQ(none.exit_code, 2);
   EXPECT_NE(none.err.find("authentication required"), std::string::npos) << none.err;
-  const auto wrong = run("replay " + rec.string() + server + " --auth-token-file " + (root / "wrong").string());
+  const auto wrong =
+      run("replay " + rec.string() + server + " --auth-token-file " + (root / "wrong").string());
   EXPECT_EQ(wrong.exit_code, 2);
   EXPECT_NE(wrong.err.find("wrong auth token"), std::string::npos) << wrong.err;
   const auto ok = run("replay " + rec.string() + server + " --auth-token-file " + (root / "token").string());
   EXPECT_EQ(ok.exit_code, 0) << ok.err;
-  const auto outside = run("replay " + rec.string() + server + " --auth-token-file " + (root / "token").string() +
-                           " --model " + (root / "token").string());
+  const auto outside = run("replay " + rec.string() + server + " --auth-token-file " +
+                           (root / "token").string() + " --model " + (root / "token").string());
   EXPECT_EQ(outside.exit_code, 2);
   EXPECT_NE(outside.err.find("outside the allowed model directories"), std::string::npos) << outside.err;
   kill(pid, SIGTERM);
-  for (int i = 0; i < 100 && kill(pid, 0) == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  for (int i = 0; i < 100 && kill(pid, 0) == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
   std::ifstream lf(log);
   std::stringstream ls;
   ls << lf.rdbuf();

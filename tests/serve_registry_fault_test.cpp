@@ -66,8 +66,8 @@ std::unique_ptr<Server> start_server() {
 std::string handshake(Peer& p, const std::string& model) {
   p.send(init_msg(model));
   auto ok = p.recv();
-  EXPECT_TRUE(ok && ok->has_init_ok()) << (ok ? message_name(*ok) : "nothing") << " "
-                                       << (ok && ok->has_error() ? ok->error().message() : "");
+  EXPECT_TRUE(ok && ok->has_init_ok())
+      << (ok ? message_name(*ok) : "nothing") << " " << (ok && ok->has_error() ? ok->error().message() : "");
   auto ready = p.recv();
   EXPECT_TRUE(ready && ready->has_ready());
   return ok && ok->has_init_ok() ? ok->init_ok().model_id() : "";
@@ -192,8 +192,9 @@ TEST(ServeRegistryFaults, CacheFullOrReadOnly) {
     // Mounting needs a mount namespace of our own: run this test again in one (as root mapped in a new user
     // namespace), and pass or fail with it.
     const std::string self = fs::read_symlink("/proc/self/exe").string();
-    const std::string cmd = "AITW_TEST_PRIVATE_MOUNTS=1 unshare --mount --map-root-user --propagation private '" + self +
-                            "' --gtest_filter=ServeRegistryFaults.CacheFullOrReadOnly 2>&1";
+    const std::string cmd =
+        "AITW_TEST_PRIVATE_MOUNTS=1 unshare --mount --map-root-user --propagation private '" + self +
+        "' --gtest_filter=ServeRegistryFaults.CacheFullOrReadOnly 2>&1";
     FILE* child = popen(cmd.c_str(), "r");
     ASSERT_NE(child, nullptr);
     std::string out;

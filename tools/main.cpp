@@ -20,7 +20,7 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"debug", "info", "warn", "error", "off"}));
 
   // The order of --help.
-  const std::vector<Command> commands{add_detect(app, global), add_bench(app, global),          add_record(app),
+  const std::vector<Command> commands{add_detect(app, global), add_bench(app, global),  add_record(app),
                                       add_serve(app, global),  add_replay(app, global), add_registry(app),
                                       add_model(app, global)};
   try {

@@ -53,7 +53,8 @@ std::optional<HostPort> parse_host_port(std::string_view text, std::string* erro
     if (c < '0' || c > '9') return fail(error, "port '" + std::string(port) + "' is not a number");
     value = value * 10 + static_cast<unsigned>(c - '0');
   }
-  if (value < 1 || value > 65535) return fail(error, "port " + std::string(port) + " is out of range 1-65535");
+  if (value < 1 || value > 65535)
+    return fail(error, "port " + std::string(port) + " is out of range 1-65535");
   hp.port = static_cast<std::uint16_t>(value);
   return hp;
 }

@@ -98,7 +98,8 @@ std::optional<v1::Frame> RecordingReader::next() {
     throw RecordingError(where + ": length " + std::to_string(n) + " exceeds the " +
                          std::to_string(kMaxFrameBytes) + "-byte limit (corrupt file?)");
   if (const std::size_t got = read_exactly(in_, buffer_, n); got != n)
-    throw RecordingError(where + ": truncated (" + std::to_string(got) + " of " + std::to_string(n) + " bytes)");
+    throw RecordingError(where + ": truncated (" + std::to_string(got) + " of " + std::to_string(n) +
+                         " bytes)");
   v1::Frame f;
   if (!f.ParseFromString(buffer_)) throw RecordingError(where + ": not a Frame message");
   ++frames_;

@@ -13,9 +13,9 @@
 
 namespace aitw::jobs {
 namespace fs = std::filesystem;
+using model::ModelError;
 using pipeline::Detector;
 using pipeline::DetectResult;
-using model::ModelError;
 
 namespace {
 double round_to(double v, double scale) {

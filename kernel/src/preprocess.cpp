@@ -12,8 +12,8 @@
 #include "simd_dispatch.hpp"
 
 // The exact-2x path has an explicit-SIMD kernel (below) where the portable loops leave most of the speed:
-// AVX2 on x86-64 with GCC (compiled for AVX2 inside this file and picked at run time, the binary still targets
-// the x86-64 baseline; off with AITW_NO_TARGET_CLONES), NEON on aarch64 (the baseline there).
+// AVX2 on x86-64 with GCC (compiled for AVX2 inside this file and picked at run time, the binary still
+// targets the x86-64 baseline; off with AITW_NO_TARGET_CLONES), NEON on aarch64 (the baseline there).
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(AITW_NO_TARGET_CLONES)
 #define AITW_HALF_SIMD 32  // vector bytes
 #include <immintrin.h>
@@ -121,8 +121,8 @@ AITW_TARGET_CLONES void half_row_rgb(const std::uint8_t* s0, const std::uint8_t*
 // shift. The portable loops above spend their time in the stride-3 deinterleave and in passes through L1;
 // here everything stays in registers and no step is a full deinterleave:
 //  - a "window" is 16 bytes loaded at a multiple of 12: four source pixels (12 bytes, two output pixels) and
-//    4 bytes ignored. One byte shuffle per window and row groups it as [R R R R | G G G G | B B B B | - - - -]
-//    (pixels p0..p3 of each channel), so that adjacent byte pairs are the horizontal pairs of one channel.
+//    4 bytes ignored. One byte shuffle per window and row groups it as [R R R R | G G G G | B B B B | - - -
+//    -] (pixels p0..p3 of each channel), so that adjacent byte pairs are the horizontal pairs of one channel.
 //  - pair sums to uint16 (pmaddubsw / uaddlp) of both rows, added: the 2x2 sums [R R G G B B - -] of the
 //    window's two output pixels. Rounded (s + 2) >> 2 (pmulhrsw by 2^13 / urshr #2): exact, s <= 1020.
 //  - a block of kPx output pixels (16 on AVX2, 8 on NEON) takes four windows per 16-byte lane, interleaved
@@ -159,7 +159,8 @@ typedef float f32v __attribute__((vector_size(kBytes)));
 AITW_SIMD_INLINE u8v load_window(const std::uint8_t* p) {
 #ifdef __x86_64__
   const __m256i lane0 = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-  const __m256i lane1 = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 24)));
+  const __m256i lane1 =
+      _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 24)));
   return (u8v)_mm256_blend_epi32(lane0, lane1, 0xF0);
 #else
   return (u8v)vld1q_u8(p);
@@ -170,7 +171,8 @@ AITW_SIMD_INLINE u8v load_window(const std::uint8_t* p) {
 AITW_SIMD_INLINE u16v pair_sums(u8v a, u8v c) {
 #ifdef __x86_64__
   const __m256i ones = _mm256_set1_epi8(1);
-  return (u16v)_mm256_add_epi16(_mm256_maddubs_epi16((__m256i)a, ones), _mm256_maddubs_epi16((__m256i)c, ones));
+  return (u16v)_mm256_add_epi16(_mm256_maddubs_epi16((__m256i)a, ones),
+                                _mm256_maddubs_epi16((__m256i)c, ones));
 #else
   return (u16v)vpadalq_u8(vpaddlq_u8((uint8x16_t)a), (uint8x16_t)c);
 #endif
@@ -191,12 +193,12 @@ template <int kRed, int kOff = 0>
 AITW_SIMD_INLINE u8v group_channels(u8v v) {
   constexpr int R = kOff + kRed, G = kOff + 1, B = kOff + 2 - kRed;
 #ifdef __x86_64__
-  return __builtin_shufflevector(v, v, R, R + 3, R + 6, R + 9, G, G + 3, G + 6, G + 9, B, B + 3, B + 6, B + 9, 12, 13,
-                                 14, 15, 16 + R, 19 + R, 22 + R, 25 + R, 16 + G, 19 + G, 22 + G, 25 + G, 16 + B,
-                                 19 + B, 22 + B, 25 + B, 28, 29, 30, 31);
+  return __builtin_shufflevector(v, v, R, R + 3, R + 6, R + 9, G, G + 3, G + 6, G + 9, B, B + 3, B + 6, B + 9,
+                                 12, 13, 14, 15, 16 + R, 19 + R, 22 + R, 25 + R, 16 + G, 19 + G, 22 + G,
+                                 25 + G, 16 + B, 19 + B, 22 + B, 25 + B, 28, 29, 30, 31);
 #else
-  return __builtin_shufflevector(v, v, R, R + 3, R + 6, R + 9, G, G + 3, G + 6, G + 9, B, B + 3, B + 6, B + 9, 12, 13,
-                                 14, 15);
+  return __builtin_shufflevector(v, v, R, R + 3, R + 6, R + 9, G, G + 3, G + 6, G + 9, B, B + 3, B + 6, B + 9,
+                                 12, 13, 14, 15);
 #endif
 }
 
@@ -209,7 +211,8 @@ AITW_SIMD_INLINE u16v window_sums(const std::uint8_t* a, const std::uint8_t* c, 
     const u8v sc = group_channels<kRed, 4>(load_window(c + 12 * w - 4));
     return pair_sums(sa, sc);
   } else {
-    return pair_sums(group_channels<kRed>(load_window(a + 12 * w)), group_channels<kRed>(load_window(c + 12 * w)));
+    return pair_sums(group_channels<kRed>(load_window(a + 12 * w)),
+                     group_channels<kRed>(load_window(c + 12 * w)));
   }
 }
 
@@ -250,12 +253,13 @@ AITW_SIMD_INLINE void half_block(const std::uint8_t* a, const std::uint8_t* c, f
 }
 
 template <int kRed>
-void half_row(const std::uint8_t* __restrict s0, const std::uint8_t* __restrict s1, int n, float* __restrict r,
-              float* __restrict g, float* __restrict b) {
+void half_row(const std::uint8_t* __restrict s0, const std::uint8_t* __restrict s1, int n,
+              float* __restrict r, float* __restrict g, float* __restrict b) {
   int x = 0;
   for (; x + kPx < n; x += kPx) half_block<kRed>(s0 + 6 * x, s1 + 6 * x, r + x, g + x, b + x);
   if (n >= kPx) {
-    // The last kPx pixels (overlapping the previous block: the same values again), without reading past the row.
+    // The last kPx pixels (overlapping the previous block: the same values again), without reading past the
+    // row.
     x = n - kPx;
     half_block<kRed, true>(s0 + 6 * x, s1 + 6 * x, r + x, g + x, b + x);
     return;
@@ -291,8 +295,8 @@ bool simd_half_row_available() {
 
 // The exact-2x row kernel: the SIMD one when `simd` (callers check simd_half_row_available), else the
 // portable loops with their per-thread row scratch.
-void half_row_any(bool simd, const std::uint8_t* s0, const std::uint8_t* s1, int n, PixelOrder order, float* r,
-                  float* g, float* b) {
+void half_row_any(bool simd, const std::uint8_t* s0, const std::uint8_t* s1, int n, PixelOrder order,
+                  float* r, float* g, float* b) {
 #ifdef AITW_HALF_SIMD
   if (simd) {
     (order == PixelOrder::BGR ? simd::half_row<2> : simd::half_row<0>)(s0, s1, n, r, g, b);
@@ -379,7 +383,9 @@ void preprocess_letterbox(const ImageView& src, PreprocessPlan& plan, float* dst
 
 namespace detail {
 
-bool has_simd_half_row() { return simd_half_row_available(); }
+bool has_simd_half_row() {
+  return simd_half_row_available();
+}
 
 void half_row(HalfRowKernel kernel, const std::uint8_t* s0, const std::uint8_t* s1, int n, PixelOrder order,
               float* r, float* g, float* b) {

@@ -34,7 +34,9 @@ cv::Mat opencv_blob(const cv::Mat& bgr, const LetterboxParams& lb) {
 }
 
 // The exact-2x output value: the rounded 2x2 mean, x 1/255 (what cv::resize INTER_LINEAR gives at scale 0.5).
-float half_value(int a, int b, int c, int d) { return static_cast<float>((a + b + c + d + 2) >> 2) * (1.f / 255.f); }
+float half_value(int a, int b, int c, int d) {
+  return static_cast<float>((a + b + c + d + 2) >> 2) * (1.f / 255.f);
+}
 
 std::vector<float> ours(const cv::Mat& frame, const LetterboxParams& lb, PixelOrder order) {
   std::vector<float> out(3u * lb.dst_width * lb.dst_height, -1.f);
@@ -76,9 +78,9 @@ INSTANTIATE_TEST_SUITE_P(Geometries, PreprocessVsOpenCv,
                                            std::make_tuple(1, 1, 32, 32),         // one pixel
                                            std::make_tuple(7, 1000, 64, 96)));    // extreme aspect
 
-// Exact 2x downscales (the fused path) at widths that are not a multiple of the SIMD block (16 pixels on AVX2,
-// 8 on NEON) or narrower than it, with left/right padding, inside a wider buffer (row stride > 3 * width):
-// still bit-identical to the OpenCV path, and RGB input gives the same tensor.
+// Exact 2x downscales (the fused path) at widths that are not a multiple of the SIMD block (16 pixels on
+// AVX2, 8 on NEON) or narrower than it, with left/right padding, inside a wider buffer (row stride > 3 *
+// width): still bit-identical to the OpenCV path, and RGB input gives the same tensor.
 class PreprocessHalfVsOpenCv : public ::testing::TestWithParam<std::tuple<int, int, int, int>> {};
 
 TEST_P(PreprocessHalfVsOpenCv, BitIdenticalInWiderBuffer) {
@@ -131,7 +133,8 @@ TEST(Preprocess, HalfRowKernelsMatchDefinitionAtAnyWidth) {
         for (int x = 0; x < n; ++x)
           for (int c = 0; c < 3; ++c) {
             const int k = 6 * x + (c == 0 ? red : c == 1 ? 1 : 2 - red);
-            want[static_cast<std::size_t>(c) * n + x] = half_value(row0[k], row0[k + 3], row1[k], row1[k + 3]);
+            want[static_cast<std::size_t>(c) * n + x] =
+                half_value(row0[k], row0[k + 3], row1[k], row1[k + 3]);
           }
         for (const auto kernel : kernels) {
           // One buffer for the three planes, with a guard value after each, which must survive.

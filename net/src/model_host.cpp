@@ -9,8 +9,8 @@
 
 #include "aitw/base/defaults.hpp"
 #include "aitw/base/log.hpp"
-#include "aitw/net/server.hpp"
 #include "aitw/model/lookup.hpp"
+#include "aitw/net/server.hpp"
 #include "aitw/pipeline/detector.hpp"
 
 namespace aitw::net {

@@ -192,9 +192,9 @@ struct Server::Impl {
       }
       s->conn->handshake_done();
     }
-    // Named, not temporaries of the co_await expression: GCC 12 destroys the std::string made by a conditional
-    // operator inside a co_await expression twice (a double free, reproduced alone). The callbacks handed to
-    // coroutines in net are named values too.
+    // Named, not temporaries of the co_await expression: GCC 12 destroys the std::string made by a
+    // conditional operator inside a co_await expression twice (a double free, reproduced alone). The
+    // callbacks handed to coroutines in net are named values too.
     const std::string model = init.model().empty() ? std::string(kDefaultModel) : init.model();
     const std::function<bool()> gone = [s] { return s->conn->closing(); };
     const auto got =

@@ -2,11 +2,11 @@
 // message into 1-byte writes, stalls or cuts connections; and the worker process killed with SIGKILL
 // mid-stream and restarted. The client must reconnect, re-Init and go on; no result arrives twice and
 // frame ids stay monotonic.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
-#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 

@@ -124,7 +124,8 @@ TEST(Framing, RawGarbageEndsOversizeOrWaitingNeverGrowingAfterBreak) {
     d.feed(bytes.data(), bytes.size());
     v1::Envelope e;
     FrameDecoder::Status s = FrameDecoder::Status::Message;
-    for (int i = 0; i < 1000 && (s == FrameDecoder::Status::Message || s == FrameDecoder::Status::Malformed); ++i)
+    for (int i = 0; i < 1000 && (s == FrameDecoder::Status::Message || s == FrameDecoder::Status::Malformed);
+         ++i)
       s = d.next(e);
     ASSERT_TRUE(s == FrameDecoder::Status::NeedMore || s == FrameDecoder::Status::Oversize);
     if (s == FrameDecoder::Status::Oversize) {

@@ -5,9 +5,9 @@
 #include <sys/socket.h>
 
 #include <asio.hpp>
-#include <optional>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#include <optional>
 #include <string>
 
 #include "aitw.pb.h"

@@ -31,7 +31,8 @@ std::unique_ptr<Server> start_server(ServerConfig cfg = {}) {
   cfg.port = 0;
   // Peers in these tests do not send heartbeats while they wait for InitOk, and a model load under a
   // sanitizer on a busy machine can take longer than the default 10 s: tests about the heartbeat set theirs.
-  if (cfg.heartbeat_timeout == ServerConfig{}.heartbeat_timeout) cfg.heartbeat_timeout = std::chrono::minutes(2);
+  if (cfg.heartbeat_timeout == ServerConfig{}.heartbeat_timeout)
+    cfg.heartbeat_timeout = std::chrono::minutes(2);
   if (cfg.model_dirs.empty())  // Init.model paths: the shared models and temporary test files
     cfg.model_dirs = {kShared + "/models", std::filesystem::temp_directory_path().string()};
   auto s = std::make_unique<Server>(cfg);
@@ -233,7 +234,8 @@ TEST(Server, StopAnswersTheFrameInFlightThenEnds) {
   p.handshake();
   p.send(frame_msg(7));
   // Stop once the server has the frame (a counter, not a sleep: under a sanitizer 5 ms guarantee nothing).
-  for (int i = 0; i < 60000 && server->stats().frames_received_total == 0; ++i) std::this_thread::sleep_for(1ms);
+  for (int i = 0; i < 60000 && server->stats().frames_received_total == 0; ++i)
+    std::this_thread::sleep_for(1ms);
   ASSERT_EQ(server->stats().frames_received_total, 1u);
   std::thread stopper([&] { server->stop(); });
   auto r = p.recv();
@@ -255,7 +257,8 @@ TEST(Client, RefusedInitEndsTheWait) {
   cc.init = init_msg().init();
   cc.init.set_auth_token("wrong");
   std::atomic<int> errors{0};
-  Client client(cc, [](const v1::Result&, double) {}, [&](const v1::Error&) { ++errors; });
+  Client client(
+      cc, [](const v1::Result&, double) {}, [&](const v1::Error&) { ++errors; });
   client.start();
   EXPECT_FALSE(client.wait_initialized(std::chrono::hours(1)));
   EXPECT_GE(errors.load(), 1);
@@ -365,7 +368,8 @@ TEST(Server, ModelFileTruncatedOrReplacedOnDiskWhileServing) {
   };
   serves(1);
 
-  // Truncated in place (a copy interrupted half way): a reload fails with a clear error, the old model serves.
+  // Truncated in place (a copy interrupted half way): a reload fails with a clear error, the old model
+  // serves.
   const auto size = fs::file_size(model);
   fs::resize_file(model, size / 2);
   p.send(init_msg(model));
@@ -514,12 +518,12 @@ TEST(Server, InitModelPathsMustStayInsideTheModelDirectories) {
   };
   refused("/etc/passwd", "outside the allowed model directories");
   refused((root / "models" / ".." / "secret.onnx").string(), "outside");
-  refused((root / "models" / "evil.onnx").string(), "outside");     // symlink out
+  refused((root / "models" / "evil.onnx").string(), "outside");  // symlink out
   refused((root / "models" / "outside.onnx").string(), "outside");
-  refused((root / "models").string(), "outside");                   // the directory itself
+  refused((root / "models").string(), "outside");                      // the directory itself
   refused((root / "models" / "broken.onnx").string(), "broken.onnx");  // allowed, but not a model
   EXPECT_EQ(server->stats().errors_by_cause.at("model_not_allowed"), 5u);
-  p.handshake(kShared + "/models/yolo11n.onnx");  // inside an allowed directory
+  p.handshake(kShared + "/models/yolo11n.onnx");                   // inside an allowed directory
   p.handshake((root / "models" / "other-allowed.onnx").string());  // a symlink that stays inside them
   // Without any allowed directory, paths are refused and names still work.
   ServerConfig names_only;
@@ -603,7 +607,7 @@ TEST(Server, HalfOpenFloodDoesNotLockClientsOut) {
   std::atomic<int> results{0};
   Client client(cc, [&](const v1::Result&, double) { ++results; });
   client.start();
-  ASSERT_TRUE(client.wait_initialized(30s));  // well before any flood deadline (120 s)
+  ASSERT_TRUE(client.wait_initialized(30s));                        // well before any flood deadline (120 s)
   EXPECT_EQ(server->stats().errors_by_cause.count("timeout"), 0u);  // no flood peer was freed by a deadline
   for (std::uint64_t id = 1; id <= 3; ++id) {
     client.submit(frame_msg(id).frame());

@@ -23,7 +23,8 @@ Detector::Detector(DetectorConfig config)
   if (config_.fixed_input) network_for(*config_.fixed_input);
 }
 
-PostOptions Detector::post_options(float conf, float iou, int max_det, const std::vector<int>& classes) const {
+PostOptions Detector::post_options(float conf, float iou, int max_det,
+                                   const std::vector<int>& classes) const {
   PostOptions o;
   o.conf = conf > 0 ? conf : config_.conf;
   o.iou = iou > 0 ? iou : config_.iou;

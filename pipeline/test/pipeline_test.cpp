@@ -107,8 +107,9 @@ TEST(Pipeline, LatestWinsCountsEveryReplacedFrame) {
   EXPECT_EQ(s.offered, 20u);
   EXPECT_EQ(s.processed + s.errors + s.dropped, s.offered);  // nothing lost from the stats
   EXPECT_EQ(c.results.size(), s.offered);                    // ... nor from the caller: one callback each
-  EXPECT_EQ(std::count_if(c.results.begin(), c.results.end(), [](auto& r) { return r.error_cause == "dropped"; }),
-            static_cast<long>(s.dropped));
+  EXPECT_EQ(
+      std::count_if(c.results.begin(), c.results.end(), [](auto& r) { return r.error_cause == "dropped"; }),
+      static_cast<long>(s.dropped));
   EXPECT_GE(s.dropped, 15u);
   // The freshest frame always survives.
   EXPECT_TRUE(std::any_of(c.results.begin(), c.results.end(),

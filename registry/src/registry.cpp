@@ -149,7 +149,8 @@ std::unique_ptr<Store> open_store(const std::string& uri) {
       throw RegistryError("registry '" + uri + "': expected file:///absolute/path");
     return make_file_store(path);
   }
-  if (uri.rfind("s3://", 0) == 0) return std::make_unique<s3::S3Store>(s3::parse_uri(uri), s3::credentials_from_env());
+  if (uri.rfind("s3://", 0) == 0)
+    return std::make_unique<s3::S3Store>(s3::parse_uri(uri), s3::credentials_from_env());
   throw RegistryError("registry '" + uri + "': unknown scheme (expected file:///path or s3://bucket/prefix)");
 }
 
@@ -245,7 +246,8 @@ nlohmann::json Registry::manifest(const ModelRef& ref) {
   } else {
     const auto latest = store_->get(latest_key(ref.name));
     if (!latest)
-      throw RegistryError("unknown model '" + ref.name + "' in " + store_->describe(), RegistryError::Kind::NotFound);
+      throw RegistryError("unknown model '" + ref.name + "' in " + store_->describe(),
+                          RegistryError::Kind::NotFound);
     try {
       v = std::stoll(*latest);
     } catch (const std::exception&) {
@@ -255,9 +257,11 @@ nlohmann::json Registry::manifest(const ModelRef& ref) {
   const auto text = store_->get(manifest_key(ref.name, v));
   if (!text) {
     if (versions(ref.name).empty())
-      throw RegistryError("unknown model '" + ref.name + "' in " + store_->describe(), RegistryError::Kind::NotFound);
-    throw RegistryError("unknown version '" + ref.name + "@" + std::to_string(v) + "' in " + store_->describe(),
-                        RegistryError::Kind::NotFound);
+      throw RegistryError("unknown model '" + ref.name + "' in " + store_->describe(),
+                          RegistryError::Kind::NotFound);
+    throw RegistryError(
+        "unknown version '" + ref.name + "@" + std::to_string(v) + "' in " + store_->describe(),
+        RegistryError::Kind::NotFound);
   }
   try {
     auto j = nlohmann::json::parse(*text);
@@ -267,9 +271,10 @@ nlohmann::json Registry::manifest(const ModelRef& ref) {
                     j["version"].is_number_integer() && j["version"].get<std::int64_t>() == v &&
                     j.contains("name") && j["name"].is_string() && j["name"].get<std::string>() == ref.name;
     if (!ok)
-      throw RegistryError("manifest of '" + ref.name + "@" + std::to_string(v) +
-                              "' is invalid (needs name, integer version and a 64-hex sha256 matching its key)",
-                          RegistryError::Kind::Invalid);
+      throw RegistryError(
+          "manifest of '" + ref.name + "@" + std::to_string(v) +
+              "' is invalid (needs name, integer version and a 64-hex sha256 matching its key)",
+          RegistryError::Kind::Invalid);
     return j;
   } catch (const nlohmann::json::exception& e) {
     throw RegistryError("manifest of '" + ref.name + "@" + std::to_string(v) +
@@ -282,11 +287,12 @@ std::string Registry::fetch(const nlohmann::json& m) {
   const std::string what = m.value("name", "?") + "@" + std::to_string(m.value("version", 0));
   auto bytes = store_->get(blob_key(sha));
   if (!bytes)
-    throw RegistryError("model '" + what + "': bytes missing from " + store_->describe(), RegistryError::Kind::NotFound);
+    throw RegistryError("model '" + what + "': bytes missing from " + store_->describe(),
+                        RegistryError::Kind::NotFound);
   const std::string got = aitw::sha256_hex(*bytes);
   if (got != sha)
     throw RegistryError("model '" + what + "': checksum mismatch (store has " + got.substr(0, 12) +
-                        ", manifest says " + sha.substr(0, 12) + ")",
+                            ", manifest says " + sha.substr(0, 12) + ")",
                         RegistryError::Kind::Checksum);
   return std::move(*bytes);
 }
@@ -335,7 +341,8 @@ void remember_manifest(const fs::path& dir, const ModelRef& ref, const nlohmann:
     const std::int64_t v = m["version"].get<std::int64_t>();
     write_atomically(cached_manifest_path(dir, ref.name, v), m.dump(2), "model cache " + dir.string());
     if (!ref.version)
-      write_atomically(dir / "manifests" / ref.name / "latest", std::to_string(v), "model cache " + dir.string());
+      write_atomically(dir / "manifests" / ref.name / "latest", std::to_string(v),
+                       "model cache " + dir.string());
   } catch (const std::exception& e) {
     // A read-only or full cache only costs the offline fallback.
     aitw::log_warn(std::string("model cache: cannot remember the manifest: ") + e.what());
@@ -387,11 +394,12 @@ Resolved resolve(Registry& registry, const ModelRef& ref, const std::string& cac
     if (e.kind() != RegistryError::Kind::Unreachable) throw;
     if (auto cached = from_cache_only(dir, ref)) {
       aitw::log_warn("registry unreachable (" + std::string(e.what()) + "); serving the cached " + ref.name +
-                         "@" + std::to_string(cached->manifest["version"].get<std::int64_t>()) + " (sha256 " +
-                         cached->manifest["sha256"].get<std::string>().substr(0, 12) + ")");
+                     "@" + std::to_string(cached->manifest["version"].get<std::int64_t>()) + " (sha256 " +
+                     cached->manifest["sha256"].get<std::string>().substr(0, 12) + ")");
       return std::move(*cached);
     }
-    throw RegistryError(std::string(e.what()) + "; no cached copy of '" + what + "'", RegistryError::Kind::Unreachable);
+    throw RegistryError(std::string(e.what()) + "; no cached copy of '" + what + "'",
+                        RegistryError::Kind::Unreachable);
   }
 }
 

@@ -1,7 +1,7 @@
 #include "aitw/registry/registry.hpp"
 
-#include <gtest/gtest.h>
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -138,7 +138,11 @@ TEST_P(RegistrySuite, RefusesFilesTheAdapterCannotRun) {
 
 TEST_P(RegistrySuite, UnknownNamesAndVersionsAreClearErrors) {
   Registry reg = open();
-  expect_error([&] { reg.manifest({"nope", std::nullopt}); }, "unknown model 'nope'", RegistryError::Kind::NotFound);
+  expect_error(
+      [&] {
+        reg.manifest({"nope", std::nullopt});
+      },
+      "unknown model 'nope'", RegistryError::Kind::NotFound);
   reg.push(kYolo11, "det", std::nullopt, {});
   expect_error([&] { reg.manifest({"det", 9}); }, "unknown version 'det@9'", RegistryError::Kind::NotFound);
   expect_error([&] { resolve(reg, {"det", 9}, cache()); }, "det@9", RegistryError::Kind::NotFound);
@@ -152,7 +156,11 @@ TEST_P(RegistrySuite, TamperedObjectIsRejectedByChecksum) {
   bytes[1000] ^= 0x20;
   reg.store().put(key, bytes);  // the stored object changes behind the registry's back
   expect_error([&] { reg.fetch(m); }, "checksum mismatch", RegistryError::Kind::Checksum);
-  expect_error([&] { resolve(reg, {"det", 1}, cache()); }, "checksum mismatch", RegistryError::Kind::Checksum);
+  expect_error(
+      [&] {
+        resolve(reg, {"det", 1}, cache());
+      },
+      "checksum mismatch", RegistryError::Kind::Checksum);
   EXPECT_FALSE(fs::exists(fs::path(cache()) / (m["sha256"].get<std::string>() + ".onnx")));  // nothing cached
 }
 
@@ -220,14 +228,15 @@ TEST(Registry, UrisAndReferences) {
   unsetenv("AITW_REGISTRY");
 }
 
-// ---- faults only a networked store has ---------------------------------------------------------------------
+// ---- faults only a networked store has
+// ---------------------------------------------------------------------
 
 TEST(S3Registry, ServerDownCachedModelServedBreakerOpensAndRecovers) {
   auto& s3 = server();
   TempDir cache("down");
   const std::string prefix = "down-" + std::to_string(getpid());
-  Registry reg(open_store(
-      s3.uri(prefix, "retries=1&backoff_ms=10&breaker_failures=2&breaker_open_ms=1500&connect_timeout_ms=500")));
+  Registry reg(open_store(s3.uri(
+      prefix, "retries=1&backoff_ms=10&breaker_failures=2&breaker_open_ms=1500&connect_timeout_ms=500")));
   auto& store = dynamic_cast<s3::S3Store&>(reg.store());
   const auto pushed = reg.push(kYolo11, "det", std::nullopt, {});
   const auto first = resolve(reg, {"det", std::nullopt}, cache.path.string());
@@ -261,8 +270,11 @@ TEST(S3Registry, ServerDownCachedModelServedBreakerOpensAndRecovers) {
     ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&a), sizeof a), 0) << std::strerror(errno);
     ASSERT_EQ(listen(listener, 16), 0);
     EXPECT_TRUE(resolve(reg, {"det", 1}, cache.path.string()).from_cache_only);
-    expect_error([&] { resolve(reg, {"never-cached", std::nullopt}, cache.path.string()); }, "no cached copy",
-                 RegistryError::Kind::Unreachable);
+    expect_error(
+        [&] {
+          resolve(reg, {"never-cached", std::nullopt}, cache.path.string());
+        },
+        "no cached copy", RegistryError::Kind::Unreachable);
     expect_error([&] { reg.names(); }, "circuit open", RegistryError::Kind::Unreachable);
     const int peer = accept(listener, nullptr, nullptr);
     EXPECT_LT(peer, 0) << "the open breaker let a request through to the store";

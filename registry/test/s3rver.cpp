@@ -49,10 +49,12 @@ const std::string kScript = std::string(AITW_S3RVER_DIR) + "/node_modules/s3rver
 
 S3rver::S3rver() {
   if (std::string(AITW_NODE).empty() || std::string(AITW_NODE).ends_with("NOTFOUND"))
-    throw std::runtime_error("node not found at configure time: run `bash scripts/install-s3rver.sh` and "
-                             "reconfigure");
+    throw std::runtime_error(
+        "node not found at configure time: run `bash scripts/install-s3rver.sh` and "
+        "reconfigure");
   if (!fs::exists(kScript))
-    throw std::runtime_error("s3rver is not installed at " + kScript + ": run `bash scripts/install-s3rver.sh`");
+    throw std::runtime_error("s3rver is not installed at " + kScript +
+                             ": run `bash scripts/install-s3rver.sh`");
   dir_ = fs::temp_directory_path() / ("aitw_s3rver_" + std::to_string(getpid()));
   fs::remove_all(dir_);
   fs::create_directories(dir_);
@@ -74,8 +76,9 @@ void S3rver::start() {
     prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlives the test
     // s3rver encrypts ListObjectsV2 continuation tokens with DES, which Node >= 17 (OpenSSL 3) only
     // offers through the legacy provider; without it every truncated listing is a 500.
-    execl(AITW_NODE, AITW_NODE, "--openssl-legacy-provider", kScript.c_str(), "-d", dir.c_str(), "-a", "127.0.0.1", "-p", port.c_str(),
-          "--silent", "--configure-bucket", "aitw", static_cast<char*>(nullptr));
+    execl(AITW_NODE, AITW_NODE, "--openssl-legacy-provider", kScript.c_str(), "-d", dir.c_str(), "-a",
+          "127.0.0.1", "-p", port.c_str(), "--silent", "--configure-bucket", "aitw",
+          static_cast<char*>(nullptr));
     _exit(127);
   }
   for (int i = 0; i < 300; ++i) {  // up to 15 s for node to start

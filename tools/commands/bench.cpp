@@ -32,8 +32,7 @@ CLI::App* add_kernels(CLI::App& parent, bench::BenchKernelsOptions& bk) {
   kernels->add_option("--gate", bk.gate,
                       "minimum speedups by kernel name prefix, e.g. \"preprocess>=5,decode_nms>=5\"");
   kernels
-      ->add_option("--shared", bk.shared_dir,
-                   "folder with models/ and datasets/ (default $AITW_SHARED_DIR)")
+      ->add_option("--shared", bk.shared_dir, "folder with models/ and datasets/ (default $AITW_SHARED_DIR)")
       ->capture_default_str()
       ->check(CLI::ExistingDirectory);
   return kernels;
@@ -61,8 +60,9 @@ CLI::App* add_layers(CLI::App& parent, bench::BenchLayersOptions& bl, GlobalFlag
       ->check(at_least(1));
   layers->add_option("--threads", bl.threads, "OpenCV threads for the forward (default: OpenCV's)")
       ->check(at_least(1));
-  layers->add_option("--json", bl.json_path,
-                     "also write {model, imgsz, threads, forward_ms_median, layers_ms_mean, by_type} to FILE");
+  layers->add_option(
+      "--json", bl.json_path,
+      "also write {model, imgsz, threads, forward_ms_median, layers_ms_mean, by_type} to FILE");
   return layers;
 }
 

@@ -14,7 +14,8 @@ namespace aitw::tools {
 struct GlobalFlags {
   std::string log_level = "info";
   std::string registry_uri;  // --registry of detect, serve and replay: where name[@version] is looked up
-  std::vector<std::string> model_dirs;  // --model-dir of detect, bench and replay: names are looked up there first
+  std::vector<std::string>
+      model_dirs;  // --model-dir of detect, bench and replay: names are looked up there first
 };
 
 // A registered subcommand, and what runs when it was the one given (returns the exit status). `run` owns

@@ -15,9 +15,7 @@ Command add_detect(CLI::App& app, GlobalFlags& global) {
       "detect",
       "Detect objects in images; prints one JSON object per image (boxes in image pixels).\n"
       "Exit code: 0 ok, 1 some image could not be read, 2 the model is unusable.");
-  detect
-      ->add_option("--model", job->detector.model_path, kModelHelp)
-      ->capture_default_str();
+  detect->add_option("--model", job->detector.model_path, kModelHelp)->capture_default_str();
   add_model_dir_flag(*detect, global);
   detect
       ->add_option_function<std::string>(

@@ -17,7 +17,8 @@ SummaryLine mark_convolutions(ox::GraphProto& g, const PassContext&) {
     ++marked;
   }
   if (marked == 0) return std::nullopt;
-  return std::to_string(marked) + " Conv nodes -> aitw Convolution (" + kernel::convolution_kernels_in_use() + ")";
+  return std::to_string(marked) + " Conv nodes -> aitw Convolution (" + kernel::convolution_kernels_in_use() +
+         ")";
 }
 
 }  // namespace aitw::model::detail

@@ -5,8 +5,8 @@
 #include <memory>
 #include <string>
 
-#include "aitw/base/defaults.hpp"
 #include <vector>
+#include "aitw/base/defaults.hpp"
 
 namespace aitw::bench {
 

@@ -59,7 +59,8 @@ struct ServerConfig {
 };
 
 // Why an Init.model is refused (a path outside every allowed directory), or nullopt when it may be used.
-std::optional<std::string> model_refusal(const std::string& model, const std::vector<std::string>& model_dirs);
+std::optional<std::string> model_refusal(const std::string& model,
+                                         const std::vector<std::string>& model_dirs);
 // Constant-time token comparison (the time does not depend on where the tokens differ, nor on the length).
 bool tokens_equal(const std::string& a, const std::string& b);
 

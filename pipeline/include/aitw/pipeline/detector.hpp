@@ -77,7 +77,8 @@ class Detector {
   void prepare(const kernel::ImageView& frame, FrameWork& work) const;
   void infer(FrameWork& work);
   // Uses work's scratch; `options` replaces the detector's own thresholds and class filter when given.
-  void finish(FrameWork& work, std::vector<kernel::Detection>& out, const PostOptions* options = nullptr) const;
+  void finish(FrameWork& work, std::vector<kernel::Detection>& out,
+              const PostOptions* options = nullptr) const;
   // The detector's options with these overrides (conf/iou/max_det <= 0: the detector's own; classes empty:
   // its own filter). Throws model::ModelError for a class id the model does not have.
   PostOptions post_options(float conf, float iou, int max_det, const std::vector<int>& classes) const;
@@ -101,7 +102,7 @@ class Detector {
   model::OnnxModel model_;
   std::map<std::pair<int, int>, Network> networks_;
   PostOptions post_;  // from config_
-  FrameWork work_;  // detect()'s buffers
+  FrameWork work_;    // detect()'s buffers
 };
 
 }  // namespace aitw::pipeline
