@@ -4,14 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dest=${1:-build/s3rver}
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-  echo "install-s3rver: installing nodejs and npm (Debian)"
-  sudo=()
-  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
-  export DEBIAN_FRONTEND=noninteractive
-  "${sudo[@]}" apt-get update -qq
-  "${sudo[@]}" apt-get install -y -qq --no-install-recommends nodejs npm
-fi
+bash scripts/install-node.sh
 mkdir -p "$dest"
 if [ -f "$dest/node_modules/s3rver/bin/s3rver.js" ] && cmp -s tests/s3rver/package-lock.json "$dest/package-lock.json"; then
   echo "install-s3rver: s3rver present in $dest"

@@ -35,19 +35,13 @@ if [ -z "${AITW_MODEL_DIR:-}" ] && [ -d ../shared/models ]; then export AITW_MOD
 [ -x "$aitw" ] || { echo "peer: $aitw not found; build first (bash scripts/build.sh)" >&2; exit 2; }
 
 peer=build/peer
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-  echo "peer: installing nodejs and npm (Debian)"
-  sudo=()
-  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
-  export DEBIAN_FRONTEND=noninteractive
-  "${sudo[@]}" apt-get update -qq
-  "${sudo[@]}" apt-get install -y -qq --no-install-recommends nodejs npm
-fi
+bash scripts/install-node.sh
 mkdir -p "$peer"
-if [ ! -f "$peer/node_modules/onnxruntime-node/package.json" ] || ! cmp -s bench/peer/package.json "$peer/package.json"; then
-  cp bench/peer/package.json "$peer/"
-  # The CPU binaries ship inside the npm package; its install script would only fetch GPU ones (skip).
-  (cd "$peer" && ONNXRUNTIME_NODE_INSTALL=skip npm install --no-audit --no-fund --loglevel=error)
+if [ ! -f "$peer/node_modules/onnxruntime-node/package.json" ] || ! cmp -s bench/peer/package-lock.json "$peer/package-lock.json"; then
+  cp bench/peer/package.json bench/peer/package-lock.json "$peer/"
+  # Pinned by package-lock.json. The CPU binaries ship inside the npm package; its install script would
+  # only fetch GPU ones from outside the npm registry (skipped).
+  (cd "$peer" && ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund --loglevel=error)
 fi
 cp bench/peer/ort_forward.js "$peer/"
 
