@@ -4,6 +4,7 @@
 #include <cctype>
 #include <exception>
 
+#include "aitw/base/host_port.hpp"
 #include "aitw/registry/registry.hpp"
 
 namespace aitw::registry::s3 {
@@ -96,6 +97,16 @@ Config parse_uri(const std::string& uri) {
         throw RegistryError("registry s3://" + c.bucket + "/" + c.prefix +
                                 ": endpoint must be scheme://host[:port] (no path, query or user)",
                             Kind::Invalid);
+      // The host and port as every HOST:PORT of aitw is checked (a port of 1-65535, brackets for IPv6);
+      // without a port, the scheme's.
+      const auto bracket = authority.rfind(']');
+      const bool has_port =
+          authority.find(':', bracket == std::string::npos ? 0 : bracket) != std::string::npos;
+      std::string error;
+      if (!parse_host_port(has_port ? authority : authority + ":1", &error))
+        throw RegistryError(
+            "registry s3://" + c.bucket + "/" + c.prefix + ": endpoint '" + c.endpoint + "': " + error,
+            Kind::Invalid);
       have_endpoint = true;
     } else if (k == "region") {
       if (v.empty()) throw RegistryError("registry '" + uri + "': empty region", Kind::Invalid);

@@ -227,6 +227,13 @@ TEST(S3Uri, BadUrisAreClearErrors) {
   EXPECT_NE(message("s3://ok-bucket/a//b").find("bad prefix"), std::string::npos);
   EXPECT_NE(message("s3://ok-bucket/x?endpoint=http://h:9000/minio").find("scheme://host[:port]"),
             std::string::npos);
+  EXPECT_NE(message("s3://ok-bucket/x?endpoint=http://h:99999").find("port 99999 is out of range 1-65535"),
+            std::string::npos);
+  EXPECT_NE(message("s3://ok-bucket/x?endpoint=http://h:abc").find("port 'abc' is not a number"),
+            std::string::npos);
+  EXPECT_NE(message("s3://ok-bucket/x?endpoint=http://h:").find("missing port"), std::string::npos);
+  EXPECT_NE(message("s3://ok-bucket/x?endpoint=http://::1:9000").find("needs brackets"), std::string::npos);
+  EXPECT_EQ(message("s3://ok-bucket/x?endpoint=http://[::1]:9000"), "no error");
   EXPECT_NE(message("s3://ok-bucket/x?endpoint=http://u:pw@h:9000").find("no path, query or user"),
             std::string::npos);
   EXPECT_EQ(message("s3://ok-bucket/x?endpoint=http://u:pw@h:9000").find("pw"), std::string::npos)
