@@ -33,6 +33,8 @@ std::unique_ptr<Server> start_server(ServerConfig cfg = {}) {
   // sanitizer on a busy machine can take longer than the default 10 s: tests about the heartbeat set theirs.
   if (cfg.heartbeat_timeout == ServerConfig{}.heartbeat_timeout)
     cfg.heartbeat_timeout = std::chrono::minutes(2);
+  // Likewise a peer that connects, then waits for another's handshake (a model load) before its own Init.
+  if (cfg.init_timeout == ServerConfig{}.init_timeout) cfg.init_timeout = std::chrono::minutes(2);
   if (cfg.model_dirs.empty())  // Init.model paths: the shared models and temporary test files
     cfg.model_dirs = {kShared + "/models", std::filesystem::temp_directory_path().string()};
   auto s = std::make_unique<Server>(cfg);
@@ -305,9 +307,11 @@ TEST(Client, ReconnectsAndReInitsAfterAServerRestart) {
   ServerConfig again;
   again.port = port;  // same port: the client's address
   again.model_dirs = {kShared + "/models"};
+  again.heartbeat_timeout = std::chrono::minutes(2);  // as start_server's: the reload may be sanitizer-slow
+  again.init_timeout = std::chrono::minutes(2);
   server = std::make_unique<Server>(again);
   server->start();
-  const auto deadline = std::chrono::steady_clock::now() + 15s;
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
   while (client.stats().ai_init_ok_total < 2 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(50ms);
   EXPECT_GE(client.stats().ai_reconnects_total, 1u);
