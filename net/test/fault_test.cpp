@@ -178,7 +178,7 @@ TEST(Fault, ConnectionsCutMidStreamReconnectAndContinue) {
   client.start();
   ASSERT_TRUE(client.wait_initialized(60s));
   std::uint64_t id = 1;
-  stream(client, seen, id, 8, 60s);
+  stream(client, seen, id, 8, 120s);
   EXPECT_GE(seen.size(), 8u);
   EXPECT_GE(client.stats().ai_reconnects_total, 2u);
   EXPECT_GE(client.stats().frames_lost_on_disconnect, 1u);  // the frame cut in half is counted, not resent
@@ -225,7 +225,7 @@ TEST(Fault, WorkerKilledMidStreamClientReconnectsNoDuplicates) {
     std::this_thread::sleep_for(50ms);
   }
   pid = spawn();
-  stream(client, seen, id, 5, 60s);
+  stream(client, seen, id, 5, 120s);
   EXPECT_GE(seen.size(), before + 5);
   EXPECT_GE(client.stats().ai_reconnects_total, 1u);
   EXPECT_GE(client.stats().ai_init_ok_total, 2u);
