@@ -8,6 +8,8 @@ packages=(
   libopencv-dev libeigen3-dev libtbb-dev libprotobuf-dev protobuf-compiler
   libcurl4-openssl-dev libssl-dev nlohmann-json3-dev libcli11-dev
   libgtest-dev libbenchmark-dev libasio-dev libcpp-httplib-dev
+  libsqlite3-dev libmongoc-dev libbson-dev
+  haproxy prometheus systemd python3 python3-protobuf
 )
 
 missing=()
