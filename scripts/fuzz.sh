@@ -4,7 +4,8 @@
 # Fails (exit 1) on any crash, leak, sanitizer report, timeout, out-of-memory or broken invariant, naming
 # the target and the saved input; prints executions and coverage per target.
 #   scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]
-# Environment: AITW_FUZZ_BUILD (build dir, default build-fuzz), AITW_FUZZ_JOBS (ninja -j, default 2).
+# Environment: AITW_FUZZ_BUILD (build dir, default build-fuzz), AITW_FUZZ_JOBS (ninja -j, default 2),
+# AITW_FUZZ_PARALLEL (targets run side by side, default: the number of cores).
 # The corpus in build-fuzz/corpus/<target> is kept between runs and grows; delete it to start over.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -56,22 +57,20 @@ export ASAN_OPTIONS="abort_on_error=1:detect_leaks=1:strict_string_checks=1:chec
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 export LSAN_OPTIONS="suppressions=$(pwd)/fuzz/lsan.supp:print_suppressions=0"
 
-failed=()
-summary=()
-for t in "${targets[@]}"; do
+# One target: runs it, then writes its summary line to $build/logs/$t.result ("ok" or "FAILED ...").
+run_target() {
+  local t=$1 art="$build/artifacts/$1" log="$build/logs/$1.log" rc=0
   phase "run $t for ${seconds} s"
-  art="$build/artifacts/$t"
   rm -rf "$art"
-  mkdir -p "$art" "$build/corpus/$t" "$build/logs"
-  log="$build/logs/$t.log"
-  args=(-max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len="${max_len[$t]:-65536}"
-        -print_final_stats=1 -detect_leaks=1 -artifact_prefix="$art/")
+  mkdir -p "$art" "$build/corpus/$t"
+  local args=(-max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len="${max_len[$t]:-65536}"
+              -print_final_stats=1 -detect_leaks=1 -artifact_prefix="$art/")
   [ -f "fuzz/dict/$t.dict" ] && args+=(-dict="fuzz/dict/$t.dict")
   # libjpeg prints a warning for nearly every corrupt JPEG (30 MB a minute): the target's own stderr is
   # closed; libFuzzer's output and sanitizer reports (and invariant failures) still reach the log.
   [ "$t" = fuzz_jpeg ] && args+=(-close_fd_mask=2)
-  rc=0
   "$build/fuzz/$t" "${args[@]}" "$build/corpus/$t" >"$log" 2>&1 || rc=$?
+  local execs rate last cov ft corp found line
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
   last=$(grep -E '^#[0-9]+' "$log" | tail -1 || true)
@@ -82,13 +81,35 @@ for t in "${targets[@]}"; do
   line=$(printf '%-15s execs %10s  exec/s %7s  cov %5s  ft %6s  corpus %s' "$t" "${execs:-?}" "${rate:-?}" \
          "${cov:-?}" "${ft:-?}" "${corp:-?}")
   if [ "$rc" -ne 0 ] || [ -n "$found" ]; then
-    failed+=("$t")
-    summary+=("$line  FAILED (exit $rc)")
+    echo "$line  FAILED (exit $rc)" >"$build/logs/$t.result"
     echo "fuzz: $t FAILED (exit $rc); log $log; input(s): ${found:-none saved}" >&2
     grep -m 8 -E 'ERROR: |SUMMARY: |fuzz invariant failed|terminate called|what\(\)|runtime error' "$log" >&2 || true
   else
-    summary+=("$line  ok")
+    echo "$line  ok" >"$build/logs/$t.result"
   fi
+}
+
+# Each target is one single-threaded process: they run side by side, one per core (AITW_FUZZ_PARALLEL), so
+# every target still gets its full SECONDS and the stage takes about SECONDS x targets / cores.
+parallel=${AITW_FUZZ_PARALLEL:-$(nproc)}
+mkdir -p "$build/logs"
+rm -f "$build"/logs/*.result
+running=0
+for t in "${targets[@]}"; do
+  if [ "$running" -ge "$parallel" ]; then
+    wait -n || true
+    running=$((running - 1))
+  fi
+  run_target "$t" &
+  running=$((running + 1))
+done
+wait || true
+failed=()
+summary=()
+for t in "${targets[@]}"; do
+  line=$(cat "$build/logs/$t.result" 2>/dev/null || echo "$t  FAILED (no result)")
+  summary+=("$line")
+  [[ "$line" == *"  ok" ]] || failed+=("$t")
 done
 
 t_end=$(date +%s)
