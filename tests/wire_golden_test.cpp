@@ -171,7 +171,8 @@ std::vector<std::string> split_frames(const std::string& bytes) {
       break;
     }
     std::uint32_t n = 0;
-    for (int i = 0; i < 4; ++i) n |= static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[at + i])) << (8 * i);
+    for (int i = 0; i < 4; ++i)
+      n |= static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[at + i])) << (8 * i);
     at += 4;
     if (bytes.size() - at < n) {
       ADD_FAILURE() << "frame of " << n << " bytes truncated at byte " << at;
@@ -200,7 +201,8 @@ TEST(WireGolden, CurrentCodeEncodesTheCommittedBytes) {
   ASSERT_EQ(got.size(), want.size());
   const auto msgs = golden_messages();
   for (std::size_t i = 0; i < got.size(); ++i)
-    EXPECT_EQ(got[i], want[i]) << "message " << i << " (" << msgs[i].GetDescriptor()->FindFieldByNumber(msgs[i].msg_case())->name()
+    EXPECT_EQ(got[i], want[i]) << "message " << i << " ("
+                               << msgs[i].GetDescriptor()->FindFieldByNumber(msgs[i].msg_case())->name()
                                << ") is encoded differently from the committed golden bytes";
   EXPECT_EQ(encoded_recording_header(), read_file(kGoldenDir + "/recording_header.bin"));
 }

@@ -74,8 +74,13 @@ int main(int argc, char** argv) {
   const auto port = free_port();
   const std::string listen = "127.0.0.1:" + std::to_string(port);
   const std::string model_dir = argv[2];
-  char* args[] = {argv[1], const_cast<char*>("serve"), const_cast<char*>("--listen"), const_cast<char*>(listen.c_str()),
-                  const_cast<char*>("--model-dir"), const_cast<char*>(model_dir.c_str()), nullptr};
+  char* args[] = {argv[1],
+                  const_cast<char*>("serve"),
+                  const_cast<char*>("--listen"),
+                  const_cast<char*>(listen.c_str()),
+                  const_cast<char*>("--model-dir"),
+                  const_cast<char*>(model_dir.c_str()),
+                  nullptr};
   pid_t server = 0;
   if (posix_spawn(&server, argv[1], nullptr, nullptr, args, environ) != 0) {
     std::fprintf(stderr, "FAIL: cannot start %s\n", argv[1]);
@@ -85,11 +90,11 @@ int main(int argc, char** argv) {
   {
     aitw::net::Client client(config(port), [&](const aitw::v1::Result& r, double latency_ms) {
       detections = r.detections_size();
-      std::printf("result of frame %llu: %d detections in %.1f ms\n", static_cast<unsigned long long>(r.frame_id()),
-                  r.detections_size(), latency_ms);
+      std::printf("result of frame %llu: %d detections in %.1f ms\n",
+                  static_cast<unsigned long long>(r.frame_id()), r.detections_size(), latency_ms);
       for (const auto& d : r.detections())
-        std::printf("  class %u score %.2f box %.0f,%.0f-%.0f,%.0f\n", d.class_id(), d.score(), d.x1(), d.y1(), d.x2(),
-                    d.y2());
+        std::printf("  class %u score %.2f box %.0f,%.0f-%.0f,%.0f\n", d.class_id(), d.score(), d.x1(),
+                    d.y1(), d.x2(), d.y2());
     });
     client.start();  // retries with backoff until `aitw serve` listens
     if (!client.wait_initialized(std::chrono::seconds(60))) {
