@@ -1,7 +1,14 @@
 # ctest: installs this build under a fresh prefix, then configures, builds and runs tests/consumer against
 # it with find_package(aitw CONFIG), and compiles it again with pkg-config (aitw.pc) alone.
-#   cmake -DBUILD=<build dir> -DWORK=<scratch dir> -DSOURCE=<tests/consumer> -DMODELS=<dir> -DIMAGE=<jpg> -P run.cmake
+#   cmake -DBUILD=<build dir> -DWORK=<scratch dir> -DSOURCE=<tests/consumer> -DMODELS=<dir> -DIMAGE=<jpg>
+#         [-DCXX=<compiler> -DCXX_FLAGS=<flags> -DLINK_FLAGS=<flags>] -P run.cmake
 file(REMOVE_RECURSE "${WORK}")
+set(compiler "")
+if(CXX)
+  set(compiler "-DCMAKE_CXX_COMPILER=${CXX}")
+else()
+  set(CXX c++)
+endif()
 set(prefix "${WORK}/prefix")
 function(run what)
   execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
@@ -20,7 +27,8 @@ foreach(f bin/aitw include/aitw/net/client.hpp include/aitw.pb.h lib/cmake/aitw/
 endforeach()
 
 run("configure the consumer" ${CMAKE_COMMAND} -S "${SOURCE}" -B "${WORK}/build" -G Ninja
-    -DCMAKE_BUILD_TYPE=Release "-DCMAKE_PREFIX_PATH=${prefix}")
+    -DCMAKE_BUILD_TYPE=Release "-DCMAKE_PREFIX_PATH=${prefix}" "-DCMAKE_CXX_FLAGS=${CXX_FLAGS}"
+    "-DCMAKE_EXE_LINKER_FLAGS=${LINK_FLAGS}" ${compiler})
 run("build the consumer" ${CMAKE_COMMAND} --build "${WORK}/build")
 run("run the consumer" "${WORK}/build/aitw_consumer" "${prefix}/bin/aitw" "${MODELS}" "${IMAGE}")
 message("${last_out}")
@@ -31,8 +39,9 @@ endif()
 # pkg-config alone: what a Makefile project would use.
 set(ENV{PKG_CONFIG_PATH} "${prefix}/lib/pkgconfig")
 run("pkg-config" pkg-config --cflags --libs aitw)
-string(STRIP "${last_out}" flags)
+string(STRIP "${last_out} ${CXX_FLAGS}" flags)
 separate_arguments(flags UNIX_COMMAND "${flags}")
-run("compile with pkg-config" c++ -std=c++20 -c "${SOURCE}/main.cpp" -o "${WORK}/main.o" ${flags})
-run("link with pkg-config" c++ "${WORK}/main.o" -o "${WORK}/aitw_consumer_pc" ${flags})
+separate_arguments(link_flags UNIX_COMMAND "${LINK_FLAGS}")
+run("compile with pkg-config" ${CXX} -std=c++20 -c "${SOURCE}/main.cpp" -o "${WORK}/main.o" ${flags})
+run("link with pkg-config" ${CXX} "${WORK}/main.o" -o "${WORK}/aitw_consumer_pc" ${flags} ${link_flags})
 message("pkg-config build: OK")

@@ -302,8 +302,14 @@ export class AIClient {
       this.lastRx = Date.now();
       try {
         for (const body of reader.push(chunk)) {
-          this.handle(Envelope.decode(body));
-          if (this.socket !== socket) return; // handle() dropped this connection
+          let e: aitw.v1.Envelope;
+          try {
+            e = Envelope.decode(body);
+          } catch {
+            continue; // not an Envelope: skipped, as the C++ client does (the length kept the stream in step)
+          }
+          this.handle(e);
+          if (this.socket !== socket || socket.destroyed) return; // handle() left this connection
         }
       } catch (e) {
         // The stream is out of step (or a callback threw): this connection cannot be trusted any more.
