@@ -43,3 +43,15 @@ test('the golden RecordingHeader re-encodes byte-identically', () => {
   assert.equal(h.source, 'camera_pan.mp4');
   assert.ok(Buffer.from(aitw.v1.RecordingHeader.encode(h).finish()).equals(body));
 });
+
+test('framing: the golden stream fed one byte at a time gives the same messages', () => {
+  const { FrameReader } = require('..');
+  const bytes = fs.readFileSync(path.join(GOLDEN, 'messages.bin'));
+  const reader = new FrameReader();
+  const bodies = [];
+  for (let i = 0; i < bytes.length; i++) bodies.push(...reader.push(bytes.subarray(i, i + 1)));
+  assert.deepEqual(bodies.map((b) => b.toString('hex')), splitFramed(bytes).map((b) => b.toString('hex')));
+  assert.equal(reader.bufferedBytes, 0);
+  assert.throws(() => splitFramed(bytes.subarray(0, bytes.length - 1)), /truncated/);
+  assert.throws(() => new FrameReader().push(Buffer.from([0xff, 0xff, 0xff, 0xff])), /exceeds/);
+});
