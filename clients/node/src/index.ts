@@ -1,4 +1,5 @@
-export { AIClient } from './client';
+export { AIClient, parseEndpoint } from './client';
+export { ERR_MODEL, ERR_AUTH, ERR_DRAINING } from './types';
 export type {
   AIClientOptions,
   InitArgs,
@@ -9,6 +10,6 @@ export type {
   AIInitOk,
   AIClientStats,
   PixelFormatName,
-} from './client';
+} from './types';
 export { encodeFramed, splitFramed, FrameReader, Envelope } from './framing';
 export { aitw } from '../gen/aitw';
