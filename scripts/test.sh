@@ -6,5 +6,7 @@ bash scripts/install-deps.sh
 bash scripts/build.sh
 # The S3 registry tests run against s3rver (npm) on loopback; it lives in build/s3rver.
 bash scripts/install-s3rver.sh build/s3rver
+# The Node client's suite (ctest: clients_node, label `clients`) needs its npm packages in clients/node.
+bash scripts/install-clients.sh
 cd build
 ctest --output-on-failure --timeout 1200 -j "$(nproc)" "$@"
