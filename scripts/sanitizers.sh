@@ -8,7 +8,10 @@
 #         Left to the normal build (scripts/test.sh, .ci/run): the coco128 accuracy run (label `accuracy`) and
 #         the tests labelled `timing` (the CLI tests of `aitw bench kernels|layers|pipeline`: timing runs of
 #         code that the kernel, custom-layer and pipeline suites already cover here; about a fifth of the ASan
-#         test time). Wall-clock bounds belong there, never in a test that a sanitizer run executes.
+#         test time). Wall-clock bounds belong there, never in a test that a sanitizer run executes. Also left
+#         there: the Node and Python clients' suites (label `clients`: their code is not C++, and the C++ protocol
+#         they drive is the server and client suites' here) and the installed-package consumer build (label
+#         `install`: a CMake install and two compiles, nothing a sanitizer looks at that the CLI tests miss).
 #   tsan  preset `tsan` (build-tsan/): the concurrency suites -- pipeline (TBB flow graph, inference threads),
 #         server and client (Asio), fault injection (proxy threads, `aitw serve` killed), with a libtbb
 #         built with TSan (scripts/tsan-onetbb.sh).
@@ -120,7 +123,7 @@ if [ "$which" = asan ] || [ "$which" = all ]; then
   export LSAN_OPTIONS="suppressions=$root/sanitizers/lsan.supp:print_suppressions=0"
   export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$root/build-asan/sanitizer-reports/ubsan"
   # A failed suite does not stop the other one: every report of the run is shown, then it fails.
-  stage "asan tests" run_tests asan --label-exclude 'accuracy|timing' ||
+  stage "asan tests" run_tests asan --label-exclude 'accuracy|timing|clients|install' ||
     failed+=(asan)
   counts+=("asan $ran tests")
 fi
