@@ -212,8 +212,6 @@ struct Client::Impl {
           ++stats.ai_reconnects_total;
         }
         ever_connected = true;
-        backoffs[at].reset();
-        not_before[at] = {};
         v1::Envelope init;
         *init.mutable_init() = cfg.init;
         {
@@ -233,7 +231,10 @@ struct Client::Impl {
         ++stats.graceful_moves_total;
       }
       drain_refusals = graceful && !served ? drain_refusals + 1 : 0;
-      if (!graceful) not_before[at] = Clock::now() + backoffs[at].next();
+      // Reset by a session that was served, not by a TCP connect alone: a balancer accepts connections
+      // even when every worker behind it is down, and closing them must still grow the backoff.
+      if (served) backoffs[at].reset();
+      not_before[at] = graceful ? Clock::time_point{} : Clock::now() + backoffs[at].next();
       at = (at + 1) % eps.size();
       // A graceful leave goes on at once (its backoff is not grown); after a failure the next endpoint is
       // tried when its own backoff allows (at once if it has not failed). Only when every endpoint in turn
