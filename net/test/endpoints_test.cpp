@@ -81,13 +81,15 @@ TEST(ClientEndpoints, MovesPastARefusingEndpointAndOneStoppedMidRun) {
   client.start();
   ASSERT_TRUE(client.wait_initialized(60s));
   std::uint64_t id = 1;
-  offer_until(client, [&] { return client.stats().results_total >= 3; }, id);
+  offer_until(
+      client, [&] { return client.stats().results_total >= 3; }, id);
   const std::string first = client.endpoint();
   ASSERT_NE(first, loopback(dead).str());
   const bool on_a = first == loopback(a->port()).str();
   const std::string other = loopback((on_a ? b : a)->port()).str();
   (on_a ? a : b)->stop();
-  offer_until(client, [&] { return client.stats().results_by_endpoint[other] >= 3; }, id);
+  offer_until(
+      client, [&] { return client.stats().results_by_endpoint[other] >= 3; }, id);
   const auto s = client.stats();
   EXPECT_GE(s.results_by_endpoint.at(first), 3u);
   EXPECT_GE(s.results_by_endpoint.at(other), 3u);
@@ -138,7 +140,8 @@ TEST(MaxSessionAge, ClientReconnectsAtOnceAndLosesNoFrame) {
   client.start();
   ASSERT_TRUE(client.wait_initialized(60s));
   std::uint64_t id = 1;
-  offer_until(client, [&] { return client.stats().ai_init_ok_total >= 3; }, id);
+  offer_until(
+      client, [&] { return client.stats().ai_init_ok_total >= 3; }, id);
   const auto s = client.stats();
   EXPECT_GE(s.ai_init_ok_total, 3u);
   EXPECT_GE(s.graceful_moves_total, 2u);
@@ -167,8 +170,8 @@ TEST(ClientEndpoints, DrainingRefusalMovesToTheNextEndpointAtOnce) {
       asio::read(s, asio::buffer(body), ec);
       v1::Envelope e;
       if (ec || !e.ParseFromString(body) || !e.has_init()) continue;
-      asio::write(s, asio::buffer(encode(error_msg(kErrDraining, "draining: worker is shutting down", false))),
-                  ec);
+      asio::write(
+          s, asio::buffer(encode(error_msg(kErrDraining, "draining: worker is shutting down", false))), ec);
       ++refused;
       open.push_back(std::move(s));
     }
@@ -184,7 +187,8 @@ TEST(ClientEndpoints, DrainingRefusalMovesToTheNextEndpointAtOnce) {
   client.start();
   EXPECT_TRUE(client.wait_initialized(120s));
   std::uint64_t id = 1;
-  offer_until(client, [&] { return client.stats().results_total >= 1; }, id, 1);
+  offer_until(
+      client, [&] { return client.stats().results_total >= 1; }, id, 1);
   const auto s = client.stats();
   EXPECT_EQ(refused.load(), 1);
   EXPECT_EQ(s.graceful_moves_total, 1u);
