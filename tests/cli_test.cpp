@@ -224,13 +224,25 @@ TEST(CliUsage, BadHostPortNamesTheFlag) {
   }
 }
 
+// `replay --server` takes a list: a bad entry anywhere in it is the usage error, named alone.
+TEST(CliUsage, BadServerListNamesTheBadEntry) {
+  for (const std::string bad : {"127.0.0.1:abc", "127.0.0.1", ""}) {
+    const std::string list = "127.0.0.1:7070," + bad + ",127.0.0.1:7071";
+    SCOPED_TRACE(list);
+    const auto r = run("replay " + kBus + " --server '" + list + "'", "timeout 20");
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_NE(r.err.find("--server: '" + bad + "'"), std::string::npos) << r.err;
+  }
+}
+
 // Every bad flag value exits 2, the code of usage errors (--imgsz exited with CLI11's 105), and says which.
 TEST(CliUsage, BadValuesExitTwoNamingTheFlag) {
   // The flag at fault comes first: the check looks for the first flag's name in the error.
   for (const std::string& args :
        {"detect --imgsz 630 " + kBus, "detect --imgsz abc " + kBus, std::string("bench layers --imgsz 3"),
         std::string("record --size 12 --from x --out /tmp/x.aitwrec"), std::string("serve --idle-timeout 5x"),
-        std::string("serve --heartbeat-timeout 0"), "registry push --label x --name n " + kBus}) {
+        std::string("serve --heartbeat-timeout 0"), std::string("serve --max-session-age 5x"),
+        "registry push --label x --name n " + kBus}) {
     SCOPED_TRACE(args);
     const auto r = run(args, "timeout 20");
     EXPECT_EQ(r.exit_code, 2) << r.err;

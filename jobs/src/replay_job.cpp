@@ -12,6 +12,7 @@
 #include <memory>
 #include <mutex>
 #include <ostream>
+#include <set>
 #include <sstream>
 #include <thread>
 #include <vector>
@@ -49,9 +50,29 @@ struct ClientRun : ClientTally {
   std::unique_ptr<net::Client> client;
   std::mutex m;
   std::string last_error;
+  Clock::time_point last_result;     // the start of the offering, then the last Result's arrival
+  std::set<std::uint64_t> answered;  // frame ids with a Result: a second one is a duplicate
 };
 
 }  // namespace
+
+std::optional<std::vector<HostPort>> parse_endpoints(const std::string& list, std::string* error) {
+  std::vector<HostPort> eps;
+  std::size_t from = 0;
+  for (;;) {
+    const auto comma = list.find(',', from);
+    const std::string one = list.substr(from, comma == std::string::npos ? std::string::npos : comma - from);
+    std::string why;
+    const auto at = parse_host_port(one, &why);
+    if (!at) {
+      if (error) *error = "'" + one + "': " + why;
+      return std::nullopt;
+    }
+    eps.push_back(*at);
+    if (comma == std::string::npos) return eps;
+    from = comma + 1;
+  }
+}
 
 int run_replay(const ReplayOptions& o, std::ostream& out) {
   std::vector<bench::GateTerm> gates;
@@ -121,13 +142,12 @@ int run_replay(const ReplayOptions& o, std::ostream& out) {
     cc.port = local->port();
   } else {
     std::string error;
-    const auto at = parse_host_port(o.server, &error);
-    if (!at) {
+    const auto eps = parse_endpoints(o.server, &error);
+    if (!eps) {
       log_error("--server '" + o.server + "': " + error);
       return 2;
     }
-    cc.host = at->host;
-    cc.port = at->port;
+    cc.endpoints = *eps;
   }
   cc.init.set_model(o.model);
   cc.init.set_auth_token(auth_token);
@@ -158,6 +178,11 @@ int run_replay(const ReplayOptions& o, std::ostream& out) {
         [&r, &out_mutex, &names, &detections, n, c](const v1::Result& res, double latency) {
           {
             std::lock_guard<std::mutex> lock(r.m);
+            const auto now = Clock::now();
+            r.max_gap_ms = std::max(r.max_gap_ms,
+                                    std::chrono::duration<double, std::milli>(now - r.last_result).count());
+            r.last_result = now;
+            if (!r.answered.insert(res.frame_id()).second) ++r.duplicate_results;
             ++r.s.processed;
             r.s.e2e.record(latency);
             r.s.decode.record(res.times().decode_ms());
@@ -188,6 +213,7 @@ int run_replay(const ReplayOptions& o, std::ostream& out) {
             ++r.server_dropped;
             return;
           }
+          if (e.code() == net::kErrDraining) return;  // not about a frame: the client moves on (graceful)
           ++r.s.errors;
           ++r.s.errors_by_cause["code_" + std::to_string(e.code())];
           r.last_error = e.message();
@@ -202,7 +228,7 @@ int run_replay(const ReplayOptions& o, std::ostream& out) {
       std::lock_guard<std::mutex> lock(r.m);
       aitw::log_error(
           "replay: " + (n > 1 ? "client " + std::to_string(c) + " of " + std::to_string(n) + ": " : "") +
-          "no InitOk from " + cc.host + ":" + std::to_string(cc.port) +
+          "no InitOk from " + (o.server.empty() ? cc.host + ":" + std::to_string(cc.port) : o.server) +
           (r.last_error.empty() ? " (unreachable?)" : ": " + r.last_error));
       return 2;
     }
@@ -219,6 +245,10 @@ int run_replay(const ReplayOptions& o, std::ostream& out) {
       o.duration > 0 ? o.duration : static_cast<double>(frames.size()) / (o.fps > 0 ? o.fps : header.fps());
   const auto t0 = Clock::now() + std::chrono::milliseconds(n > 1 ? 20 : 0);
   const auto end = t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(duration));
+  for (auto& r : runs) {
+    std::lock_guard<std::mutex> lock(r->m);
+    r->last_result = t0;
+  }
   auto offer = [&](std::size_t c) {
     ClientRun& r = *runs[c];
     std::this_thread::sleep_until(t0);
@@ -256,6 +286,9 @@ int run_replay(const ReplayOptions& o, std::ostream& out) {
   std::vector<ClientTally> tallies;
   for (auto& r : runs) {
     std::lock_guard<std::mutex> lock(r->m);
+    // A client that stopped getting Results before the offering ended: that silence is a gap too.
+    r->max_gap_ms =
+        std::max(r->max_gap_ms, std::chrono::duration<double, std::milli>(end - r->last_result).count());
     tallies.push_back(*r);
   }
   const std::string server = o.server.empty() ? "in-process 127.0.0.1:" + std::to_string(cc.port) : o.server;

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <iomanip>
+#include <map>
 #include <ostream>
 
 #include <nlohmann/json.hpp>
@@ -21,6 +22,9 @@ int report_replay(std::vector<ClientTally> clients, const ReplayRun& run, const 
   pipeline::PipelineStats pooled;
   net::ClientStats pooled_cs;
   nlohmann::json per_client = nlohmann::json::array();
+  std::map<std::string, std::uint64_t> endpoints;  // results per worker endpoint, all clients
+  double max_gap_ms = 0;
+  std::uint64_t duplicates = 0;
   for (std::size_t c = 0; c < n; ++c) {
     ClientTally& r = clients[c];
     r.s.offered = r.offered;
@@ -36,7 +40,14 @@ int report_replay(std::vector<ClientTally> clients, const ReplayRun& run, const 
                           {"fps_processed", rep["fps_processed"]},
                           {"e2e_ms", rep["e2e_ms"]},
                           {"reconnects", r.cs.ai_reconnects_total},
-                          {"frames_lost_on_disconnect", r.cs.frames_lost_on_disconnect}});
+                          {"graceful_moves", r.cs.graceful_moves_total},
+                          {"frames_lost_on_disconnect", r.cs.frames_lost_on_disconnect},
+                          {"max_gap_ms", std::round(r.max_gap_ms * 10) / 10},
+                          {"duplicate_results", r.duplicate_results},
+                          {"endpoints", r.cs.results_by_endpoint}});
+    for (const auto& [ep, k] : r.cs.results_by_endpoint) endpoints[ep] += k;
+    max_gap_ms = std::max(max_gap_ms, r.max_gap_ms);
+    duplicates += r.duplicate_results;
     pooled.offered += r.s.offered;
     pooled.processed += r.s.processed;
     pooled.dropped += r.s.dropped;
@@ -54,6 +65,7 @@ int report_replay(std::vector<ClientTally> clients, const ReplayRun& run, const 
     pooled_cs.ai_drops_latestwins_total += r.cs.ai_drops_latestwins_total;
     pooled_cs.ai_detections_total += r.cs.ai_detections_total;
     pooled_cs.frames_lost_on_disconnect += r.cs.frames_lost_on_disconnect;
+    pooled_cs.graceful_moves_total += r.cs.graceful_moves_total;
     pooled_cs.ai_frame_inflight = pooled_cs.ai_frame_inflight || r.cs.ai_frame_inflight;
     pooled_cs.ai_result_latency_ms.merge(r.cs.ai_result_latency_ms);
   }
@@ -75,6 +87,10 @@ int report_replay(std::vector<ClientTally> clients, const ReplayRun& run, const 
                                 {"p95", cs.ai_result_latency_ms.percentile_ms(95)},
                                 {"count", cs.ai_result_latency_ms.count()}}}};
   report["frames_lost_on_disconnect"] = cs.frames_lost_on_disconnect;
+  report["graceful_moves"] = cs.graceful_moves_total;
+  report["endpoints"] = endpoints;
+  report["max_gap_ms"] = std::round(max_gap_ms * 10) / 10;
+  report["duplicate_results"] = duplicates;
   report.erase("threads");
 
   // Across clients (also for one client, where they equal the top level): gateable, and in the JSON when N
@@ -111,7 +127,9 @@ int report_replay(std::vector<ClientTally> clients, const ReplayRun& run, const 
       {"p95_ms_max", p95_max},
       {"p99_ms_max", p99_max},
       {"max_ms_max", max_max},
-      {"drop_pct_max", drop_max}};
+      {"drop_pct_max", drop_max},
+      {"max_gap_ms", max_gap_ms},
+      {"duplicate_results", static_cast<double>(duplicates)}};
   if (n > 1) {
     for (const auto& [k, v] : across) report[k] = v;
     report["clients"] = per_client;
@@ -146,8 +164,15 @@ int report_replay(std::vector<ClientTally> clients, const ReplayRun& run, const 
         << " (min / max client fps_processed: " << std::setprecision(2) << fps_min << " / " << fps_max
         << "); worst client p95 " << std::setprecision(1) << p95_max << " ms (client " << worst_p95 << ")\n";
   }
-  out << "client    reconnects " << cs.ai_reconnects_total << ", lost on disconnect "
-      << cs.frames_lost_on_disconnect << ", server " << report["server"].get<std::string>() << "\n";
+  out << "client    reconnects " << cs.ai_reconnects_total << " (" << cs.graceful_moves_total
+      << " graceful), lost on disconnect " << cs.frames_lost_on_disconnect << ", longest gap "
+      << std::llround(max_gap_ms) << " ms, duplicates " << duplicates << ", server "
+      << report["server"].get<std::string>() << "\n";
+  if (endpoints.size() > 1) {
+    out << "endpoints";
+    for (const auto& [ep, k] : endpoints) out << " " << ep << " " << k;
+    out << " (results)\n";
+  }
   if (!o.json_path.empty() && !bench::write_json_report(o.json_path, report)) return 2;
   auto metrics = bench::gate_metrics(report);
   metrics.insert(metrics.end(), across.begin(), across.end());

@@ -20,6 +20,10 @@ struct ClientTally {
   std::uint64_t offered = 0;  // frames it submitted
   std::uint64_t server_dropped = 0;  // Errors kErrDropped from the worker (latest-wins on its side)
   net::ClientStats cs;               // the client library's counters at the end
+  // The longest time without a Result while frames were offered (from the start to the first Result,
+  // between Results, from the last Result to the end of the offering): what a failover costs a camera.
+  double max_gap_ms = 0;
+  std::uint64_t duplicate_results = 0;  // Results for a frame id already answered (must stay 0)
 };
 
 struct ReplayRun {

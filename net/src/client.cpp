@@ -6,7 +6,9 @@
 #include <future>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <thread>
+#include <vector>
 
 #include "aitw/base/backoff.hpp"
 #include "aitw/base/clock.hpp"
@@ -41,6 +43,11 @@ struct Client::Impl {
   v1::InitOk init_ok;
   bool initialized = false;
   bool init_refused = false;  // the last Init was refused (model, auth): waiting is pointless
+  std::string current;        // "host:port" of the endpoint in use (guarded by m)
+
+  // Set when the worker leaves gracefully (draining, max_session_age): run() moves on without backoff.
+  bool leave_now = false;
+  bool init_ok_here = false;  // the current connection got an InitOk
 
   void send(const v1::Envelope& e) {
     if (conn) conn->send(e);
@@ -83,6 +90,7 @@ struct Client::Impl {
   void handle(v1::Envelope& e) {
     switch (e.msg_case()) {
       case v1::Envelope::kInitOk: {
+        init_ok_here = true;
         std::lock_guard<std::mutex> lock(m);
         init_ok = e.init_ok();
         initialized = true;
@@ -99,6 +107,7 @@ struct Client::Impl {
         {
           std::lock_guard<std::mutex> lock(m);
           ++stats.results_total;
+          ++stats.results_by_endpoint[current];
           stats.ai_detections_total += static_cast<std::uint64_t>(e.result().detections_size());
           stats.ai_result_latency_ms.record(latency);
         }
@@ -122,11 +131,19 @@ struct Client::Impl {
             cv.notify_all();
           }
         }
+        if (e.error().code() == kErrDraining) {
+          // This worker is leaving: go to another now. Nothing of ours is inside it (the Init was refused).
+          leave_now = true;
+          disconnect();
+          break;
+        }
         // A non-fatal error about a frame ends that frame (a Ready follows); a fatal one ends the session.
         if (in_flight && !e.error().fatal() && e.error().code() != kErrFrameBeforeInit) frame_done();
         break;
       }
       case v1::Envelope::kEnd:
+        // The worker sends End after the Result of the frame in flight: nothing is lost by leaving now.
+        leave_now = e.end().reason() == "draining" || e.end().reason() == "max_session_age";
         disconnect();
         break;
       default:
@@ -153,16 +170,35 @@ struct Client::Impl {
     co_await c->watch(Deadlines{cfg.heartbeat_timeout}, on_missed);
   }
 
+  std::vector<HostPort> endpoint_list() const {
+    if (!cfg.endpoints.empty()) return cfg.endpoints;
+    return {HostPort{cfg.host, cfg.port}};
+  }
+
   awaitable<void> run() {
-    Backoff backoff(cfg.backoff_initial, cfg.backoff_max);
+    const auto eps = endpoint_list();
+    // Per endpoint: its backoff, and when it may be tried again after a failure.
+    std::vector<Backoff> backoffs(eps.size(), Backoff(cfg.backoff_initial, cfg.backoff_max));
+    std::vector<Clock::time_point> not_before(eps.size());
+    // A random first endpoint: clients given the same list spread over it without a balancer.
+    std::mt19937_64 rng(std::random_device{}());
+    std::size_t at =
+        cfg.random_start ? std::uniform_int_distribution<std::size_t>(0, eps.size() - 1)(rng) : 0;
+    std::size_t drain_refusals = 0;  // in a row: every worker draining must not make a busy loop
     bool ever_connected = false;
     asio::steady_timer timer(io);
     while (!stopping) {
+      const HostPort ep = eps[at];
+      {
+        std::lock_guard<std::mutex> lock(m);
+        current = ep.str();
+      }
+      leave_now = init_ok_here = false;
       try {
         tcp::resolver resolver(io);
-        const auto eps = co_await resolver.async_resolve(cfg.host, std::to_string(cfg.port), use_awaitable);
+        const auto addrs = co_await resolver.async_resolve(ep.host, std::to_string(ep.port), use_awaitable);
         tcp::socket socket(io);
-        co_await asio::async_connect(socket, eps, use_awaitable);
+        co_await asio::async_connect(socket, addrs, use_awaitable);
         socket.set_option(tcp::no_delay(true));
         const auto c = std::make_shared<Connection>(std::move(socket), kDefaultMaxMessageBytes);
         conn = c;
@@ -176,7 +212,6 @@ struct Client::Impl {
           ++stats.ai_reconnects_total;
         }
         ever_connected = true;
-        backoff.reset();
         v1::Envelope init;
         *init.mutable_init() = cfg.init;
         {
@@ -188,11 +223,28 @@ struct Client::Impl {
         co_await session(c);
       } catch (const std::exception&) {
       }
+      const bool graceful = leave_now, served = init_ok_here;
       disconnect();
       if (stopping) break;
-      // Exponential backoff with jitter: reconnecting clients do not stampede a restarted server.
-      timer.expires_after(backoff.next());
-      co_await timer.async_wait(use_awaitable);
+      if (graceful) {
+        std::lock_guard<std::mutex> lock(m);
+        ++stats.graceful_moves_total;
+      }
+      drain_refusals = graceful && !served ? drain_refusals + 1 : 0;
+      // Reset by a session that was served, not by a TCP connect alone: a balancer accepts connections
+      // even when every worker behind it is down, and closing them must still grow the backoff.
+      if (served) backoffs[at].reset();
+      not_before[at] = graceful ? Clock::time_point{} : Clock::now() + backoffs[at].next();
+      at = (at + 1) % eps.size();
+      // A graceful leave goes on at once (its backoff is not grown); after a failure the next endpoint is
+      // tried when its own backoff allows (at once if it has not failed). Only when every endpoint in turn
+      // refused as draining does the client pause, for the initial backoff, so as not to spin.
+      auto wait = not_before[at] - Clock::now();
+      if (graceful && drain_refusals >= eps.size()) wait = cfg.backoff_initial;
+      if (wait > Clock::duration::zero()) {
+        timer.expires_after(wait);
+        co_await timer.async_wait(use_awaitable);
+      }
     }
   }
 };
@@ -264,6 +316,11 @@ void Client::stop() {
     m.io.stop();
   });
   m.thread.join();
+}
+
+std::string Client::endpoint() const {
+  std::lock_guard<std::mutex> lock(impl_->m);
+  return impl_->current;
 }
 
 ClientStats Client::stats() const {

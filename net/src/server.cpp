@@ -7,6 +7,7 @@
 #include <future>
 #include <map>
 #include <memory>
+#include <random>
 #include <thread>
 
 #include "aitw/base/defaults.hpp"
@@ -58,6 +59,8 @@ struct Server::Impl {
     std::shared_ptr<Connection> conn;
     std::string peer;
     bool end_after_result = false;  // shutting down: send End once the frame in flight is answered
+    std::string end_reason = "server shutting down";  // the End sent then
+    bool aging = false;  // its max_session_age timer runs (from the first InitOk)
     std::string model_key;
     std::shared_ptr<const pipeline::PostOptions> post;  // the session's thresholds and class filter
   };
@@ -71,6 +74,7 @@ struct Server::Impl {
   std::map<std::uint64_t, std::shared_ptr<Session>> sessions;
   std::uint64_t next_session_id = 1;
   bool stopping = false;
+  std::mt19937_64 rng{std::random_device{}()};  // max_session_age jitter
 
   explicit Impl(ServerConfig c)
       : cfg(std::move(c)),
@@ -164,7 +168,7 @@ struct Server::Impl {
                 "frame " + std::to_string(r.frame_id) + ": " + r.error);
     }
     if (s->end_after_result) {
-      end_session(s, "server shutting down");
+      end_session(s, s->end_reason);
       return;
     }
     if (!s->conn->closing()) {
@@ -217,6 +221,12 @@ struct Server::Impl {
     }
     s->model_key = got.key;
     accept_init(*s, std::move(init));  // the first Ready is outstanding from here
+    // The age counts from the first InitOk: a session is never ended while its model loads (a load longer
+    // than the age would otherwise send its client round for ever).
+    if (cfg.max_session_age.count() > 0 && !s->aging) {
+      s->aging = true;
+      asio::co_spawn(io, age_limit(s), asio::detached);
+    }
     update_state();
     send(s, make_init_ok(det, s->init, cfg.max_frame_bytes));
     aitw::log_info("session " + std::to_string(s->id) + " (" + s->peer + "): init model '" + got.path + "'");
@@ -292,6 +302,27 @@ struct Server::Impl {
       }
     };
     co_await s->conn->watch(d, on_missed);
+  }
+
+  // max_session_age: the jitter keeps sessions opened together (after a restart) from all leaving together.
+  // Weak: a session that closed earlier is not kept alive by its timer.
+  awaitable<void> age_limit(std::weak_ptr<Session> weak) {
+    const auto age =
+        cfg.max_session_age + std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  cfg.max_session_age * std::uniform_real_distribution<double>(0, 0.25)(rng));
+    asio::steady_timer timer(io);
+    timer.expires_after(age);
+    co_await timer.async_wait(use_awaitable);
+    const auto s = weak.lock();
+    if (!s || s->conn->closing() || stopping) co_return;
+    aitw::log_info("session " + std::to_string(s->id) + " (" + s->peer + "): older than max_session_age (" +
+                   std::to_string(age.count()) + " ms): ending it");
+    if (s->frame_in_flight) {
+      s->end_after_result = true;
+      s->end_reason = "max_session_age";
+    } else {
+      end_session(s, "max_session_age");
+    }
   }
 
   // Admission: a connection beyond max_sessions gets a fatal Error; too many connections without Init make

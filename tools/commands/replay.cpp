@@ -6,6 +6,17 @@
 #include "commands.hpp"
 
 namespace aitw::tools {
+namespace {
+
+const CLI::Validator kHostPortList(
+    [](std::string& s) {
+      std::string error;
+      return jobs::parse_endpoints(s, &error) ? std::string() : error;
+    },
+    "HOST:PORT[,HOST:PORT...]");
+
+}  // namespace
+
 Command add_replay(CLI::App& app, GlobalFlags& global) {
   auto rp = std::make_shared<jobs::ReplayOptions>();
   auto* replay = app.add_subcommand(
@@ -15,7 +26,13 @@ Command add_replay(CLI::App& app, GlobalFlags& global) {
   // Not CLI::ExistingPath: a list IMAGE,IMAGE is recorded on the fly too (see `aitw record --from`).
   replay->add_option("SOURCE", rp->source, ".aitwrec, image directory or video")->required();
   // Kept as given: the report names the server as the user wrote it.
-  replay->add_option("--server", rp->server, "HOST:PORT of a running `aitw serve`")->check(kHostPort);
+  replay
+      ->add_option("--server", rp->server,
+                   "HOST:PORT of a running `aitw serve` (or of a balancer in front of several), or a list\n"
+                   "HOST:PORT,HOST:PORT,...: each client starts on a random one and moves to the next on a\n"
+                   "connect failure, disconnect or drain (backoff per endpoint); the report counts results\n"
+                   "per endpoint (JSON `endpoints`)")
+      ->check(kHostPortList);
   add_model_dir_flag(*replay, global);  // the in-process worker's: where it looks the name in Init up
   replay->add_option("--model", rp->model, "model reference sent in Init (name or path)")
       ->capture_default_str();

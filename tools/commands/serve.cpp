@@ -20,6 +20,14 @@ const CLI::Validator kDuration(
     },
     "DURATION");
 
+// The same, or 0 for "off".
+const CLI::Validator kDurationOrOff(
+    [](std::string& s) {
+      std::string error;
+      return s == "0" || jobs::parse_duration(s, &error) ? std::string() : error + " (or 0 for off)";
+    },
+    "DURATION");
+
 }  // namespace
 
 Command add_serve(CLI::App& app, GlobalFlags& global) {
@@ -53,6 +61,18 @@ Command add_serve(CLI::App& app, GlobalFlags& global) {
           "drop a peer silent for this long")
       ->default_str("10s")
       ->check(kDuration);
+  serve
+      ->add_option_function<std::string>(
+          "--max-session-age",
+          [&sc](const std::string& s) {
+            sc.max_session_age = s == "0" ? std::chrono::milliseconds(0) : *jobs::parse_duration(s);
+          },
+          "end a session older than this (from its first InitOk) plus a random 0-25 % of it, after the\n"
+          "Result of its frame in flight, with End \"max_session_age\"; the client reconnects at once,\n"
+          "so a balancer (HAProxy, a Kubernetes Service) places it anew and a restarted worker gets its\n"
+          "share back (gRPC's MAX_CONNECTION_AGE; e.g. 10m in production). 0 = never")
+      ->default_str("0")
+      ->check(kDurationOrOff);
   serve->add_option("--max-sessions", sc.max_sessions, "concurrent sessions")->capture_default_str();
   serve->add_option("--max-frame-bytes", sc.max_frame_bytes, "largest accepted message")
       ->capture_default_str();

@@ -4,15 +4,22 @@
 // client, plus reconnects and errors. Without --server it runs a worker in-process on loopback. With
 // --clients N, N clients do so at once (a load test of one worker): per-client figures and fairness.
 #include <iosfwd>
+#include <optional>
 #include <string>
+#include <vector>
+
+#include "aitw/base/host_port.hpp"
 
 #include "aitw/base/defaults.hpp"
 
 namespace aitw::jobs {
 
 struct ReplayOptions {
-  std::string source;                // .aitwrec, image directory, or video
-  std::string server;                // HOST:PORT; empty = an in-process server on 127.0.0.1
+  std::string source;  // .aitwrec, image directory, or video
+  // HOST:PORT[,HOST:PORT...]; empty = an in-process server on 127.0.0.1. With several, each client starts
+  // on a random one and moves on to the next on failure or drain (see aitw/net/client.hpp); the report
+  // counts Results per endpoint (`endpoints`).
+  std::string server;
   std::string model{kDefaultModel};  // registry name[@version] or path, sent in Init
   double fps = 12;                   // 0 = as fast as the worker answers
   double duration = 0;               // seconds; 0 = the source once
@@ -25,6 +32,9 @@ struct ReplayOptions {
   // The token sent in Init is this file's first line (see `aitw serve --auth-token-file`); empty = none.
   std::string auth_token_file;
 };
+
+// HOST:PORT[,HOST:PORT...] as --server takes it; nullopt with `error` naming the bad entry.
+std::optional<std::vector<HostPort>> parse_endpoints(const std::string& list, std::string* error = nullptr);
 
 // 0, 1 when a gate fails, 2 on a setup error (unreadable source or token file, unreachable server, model
 // error).

@@ -32,7 +32,8 @@ enum ErrorCode : std::uint32_t {
   kErrTimeout = 9,          // heartbeat or mid-message deadline missed (fatal)
   kErrDropped = 10,         // replaced by a newer frame before inference (shared pipeline was busy)
   kErrShuttingDown = 11,
-  kErrAuth = 12,  // Init without the shared token, or with a wrong one (fatal)
+  kErrAuth = 12,      // Init without the shared token, or with a wrong one (fatal)
+  kErrDraining = 13,  // the worker is draining (SIGTERM): non-fatal, retry elsewhere; message "draining..."
 };
 
 struct ServerConfig {
@@ -49,7 +50,11 @@ struct ServerConfig {
   std::chrono::milliseconds message_timeout{5000};
   std::chrono::milliseconds heartbeat_timeout{10000};  // a silent peer is dropped after this
   std::chrono::milliseconds idle_timeout{60000};       // models are unloaded after this with no session
-  int nets = 1, threads = 2;                           // per loaded model (see the pipeline)
+  // gRPC's MAX_CONNECTION_AGE: a session older than this (from its first InitOk) plus a random 0-25 % of it
+  // is ended gracefully, after the Result of its frame in flight, with End "max_session_age"; the client
+  // reconnects at once, so an L4 balancer places it anew (a restarted worker gets its share back). 0 = never.
+  std::chrono::milliseconds max_session_age{0};
+  int nets = 1, threads = 2;  // per loaded model (see the pipeline)
   // When set, Init.auth_token must equal it (constant-time compare); a mismatch is a fatal Error. Never
   // logged, never in metrics.
   std::string auth_token;
