@@ -115,6 +115,7 @@ if [ "$which" = asan ] || [ "$which" = all ]; then
   # Every target: the suites need them all. -O1 -g1: see CMakePresets.json.
   stage "asan build" build asan
   stage "asan s3rver" bash scripts/install-s3rver.sh build-asan/s3rver
+  stage "asan congodb" bash scripts/install-congodb.sh build-asan/congodb
   fresh_reports asan
   export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=0:log_path=$root/build-asan/sanitizer-reports/asan"
   export LSAN_OPTIONS="suppressions=$root/sanitizers/lsan.supp:print_suppressions=0"

@@ -6,5 +6,7 @@ bash scripts/install-deps.sh
 bash scripts/build.sh
 # The S3 registry tests run against s3rver (npm) on loopback; it lives in build/s3rver.
 bash scripts/install-s3rver.sh build/s3rver
+# The MongoDB history tests run against CongoDB (npm) on loopback; it lives in build/congodb.
+bash scripts/install-congodb.sh build/congodb
 cd build
 ctest --output-on-failure --timeout 1200 -j "$(nproc)" "$@"
