@@ -10,7 +10,8 @@
 #         code that the kernel, custom-layer and pipeline suites already cover here; about a fifth of the ASan
 #         test time). Wall-clock bounds belong there, never in a test that a sanitizer run executes.
 #   tsan  preset `tsan` (build-tsan/): the concurrency suites -- pipeline (TBB flow graph, inference threads),
-#         server and client (Asio), fault injection (proxy threads, `aitw serve` killed), with a libtbb
+#         server and client (Asio), fault injection (proxy threads, `aitw serve` killed), the history
+#         Recorder (its writer thread against the server's callbacks), with a libtbb
 #         built with TSan (scripts/tsan-onetbb.sh).
 #
 # Any report fails the run: every sanitizer writes its reports to build-*/sanitizer-reports/ (those of the
@@ -128,7 +129,7 @@ fi
 
 if [ "$which" = tsan ] || [ "$which" = all ]; then
   # Only what the concurrency suites run (aitw: the fault-injection tests start `aitw serve`).
-  stage "tsan build" build tsan --target aitw aitw_pipeline_test aitw_net_test aitw_fault_test
+  stage "tsan build" build tsan --target aitw aitw_pipeline_test aitw_net_test aitw_fault_test aitw_history_test
   # libtbb with TSan (scripts/tsan-onetbb.sh says why), first on the library path of the tests and of the
   # `aitw serve` they start; checked, since with Debian's libtbb the run drowns in false reports.
   stage "tsan onetbb" bash scripts/tsan-onetbb.sh build-tsan/onetbb
@@ -147,7 +148,7 @@ if [ "$which" = tsan ] || [ "$which" = all ]; then
   # the convolution itself.
   export AITW_CONV=opencv
   export TSAN_OPTIONS="suppressions=$root/sanitizers/tsan.supp:halt_on_error=1:second_deadlock_stack=1:log_path=$root/build-tsan/sanitizer-reports/tsan"
-  stage "tsan tests" run_tests tsan --label-exclude timing -R '^(Pipeline|Server|Client|Fault|Metrics)[A-Za-z]*\.' || failed+=(tsan)
+  stage "tsan tests" run_tests tsan --label-exclude timing -R '^(Pipeline|Server|Client|Fault|Metrics|Recorder)[A-Za-z]*\.' || failed+=(tsan)
   counts+=("tsan $ran tests")
 fi
 
