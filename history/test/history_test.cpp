@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
@@ -315,4 +316,43 @@ TEST(Recorder, ASpoolLeftByAnEarlierRunIsSentFirst) {
   r.stop();
   EXPECT_EQ(r.spooled(), 0u);
   fs::remove_all(d);
+}
+
+// A store that hangs (a slow MongoDB): the server's callbacks still return at once, since only the
+// Recorder's thread waits on it; what queued meanwhile is written when the store answers.
+TEST(Recorder, AHangingStoreNeverBlocksTheCallbacks) {
+  struct HangingSink : FlakySink {
+    std::mutex gate_mu;
+    std::condition_variable gate_cv;
+    bool open = false;
+    std::atomic<int> entered{0};
+    void write(const Batch& b) override {
+      ++entered;
+      std::unique_lock lock(gate_mu);
+      gate_cv.wait(lock, [this] { return open; });
+      lock.unlock();
+      FlakySink::write(b);
+    }
+    void release() {
+      {
+        std::lock_guard lock(gate_mu);
+        open = true;
+      }
+      gate_cv.notify_all();
+    }
+  };
+  auto sink = std::make_unique<HangingSink>();
+  auto* s = sink.get();
+  RecorderOptions o;
+  o.worker_id = "w1";
+  o.flush_interval = std::chrono::milliseconds(20);
+  Recorder r(std::move(sink), o);
+  r.session_ended(session(1, "m", "c", 1000, 1, 1, 1));
+  ASSERT_TRUE(eventually([&] { return s->entered.load() >= 1; }));  // the writer is stuck in the store
+  for (std::uint64_t i = 2; i <= 1000; ++i) r.session_ended(session(i, "m", "c", 1000, 1, 1, 1));
+  EXPECT_EQ(s->stored(), 0u);  // all queued while the store hangs; none was lost
+  s->release();
+  EXPECT_TRUE(eventually([&] { return s->stored() == 1000; })) << s->stored();
+  r.stop();
+  EXPECT_EQ(r.dropped_total(), 0u);
 }
