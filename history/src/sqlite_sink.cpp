@@ -48,6 +48,15 @@ const char* const kWhere = " WHERE ended >= ?1 AND (?2 = '' OR model = ?2) AND (
 }  // namespace
 
 SqliteSink::SqliteSink(std::string path, const SinkOptions& options) : path_(std::move(path)) {
+  try {
+    open(options);
+  } catch (...) {
+    sqlite3_close_v2(db_);  // the destructor does not run for a constructor that throws
+    throw;
+  }
+}
+
+void SqliteSink::open(const SinkOptions& options) {
   std::error_code ec;
   const auto dir = std::filesystem::path(path_).parent_path();
   if (!dir.empty()) std::filesystem::create_directories(dir, ec);

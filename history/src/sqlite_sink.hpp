@@ -19,6 +19,7 @@ class SqliteSink : public Sink {
   std::vector<WorkerRecord> workers() override;
 
  private:
+  void open(const SinkOptions& options);
   void exec(const std::string& sql);
   [[noreturn]] void fail(const std::string& what) const;
   std::string path_;

@@ -67,8 +67,7 @@ struct Server::Impl {
     bool end_after_result = false;  // shutting down: send End once the frame in flight is answered
     std::string model_key;
     std::shared_ptr<const pipeline::PostOptions> post;  // the session's thresholds and class filter
-    // For the history record (SessionRecord): kept from the first Init on; frame_t0 is when the frame in
-    // flight arrived (its latency ends when the Result is sent).
+    // The history's SessionRecord, from the first Init on; frame_t0: when the frame in flight arrived.
     bool init_seen = false;
     SessionRecord record;
     pipeline::LatencyHistogram latency_ms;
@@ -212,7 +211,9 @@ struct Server::Impl {
     if (!s->init_seen) s->record.started_ms = unix_ms();
     s->init_seen = true;
     s->record.client_id = init.client_id();
-    s->record.model = init.model().empty() ? std::string(kDefaultModel) : init.model();
+    // The model asked for, until one is accepted: a failed hot reload leaves the record on the served one.
+    if (s->record.model_sha256.empty())
+      s->record.model = init.model().empty() ? std::string(kDefaultModel) : init.model();
     if (!cfg.auth_token.empty() && !tokens_equal(init.auth_token(), cfg.auth_token)) {
       fatal(s, kErrAuth, "auth_failed",
             init.auth_token().empty() ? "authentication required: Init carries no auth token"
@@ -251,6 +252,7 @@ struct Server::Impl {
       host.release(s->model_key);
     }
     s->model_key = got.key;
+    s->record.model = model;
     s->record.model_sha256 = det.model().sha256();
     accept_init(*s, std::move(init));  // the first Ready is outstanding from here
     update_state();
