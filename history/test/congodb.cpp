@@ -93,6 +93,14 @@ void CongoDb::stop() {
   pid_ = -1;
 }
 
+void CongoDb::pause() {
+  if (pid_ > 0) kill(pid_, SIGSTOP);
+}
+
+void CongoDb::resume() {
+  if (pid_ > 0) kill(pid_, SIGCONT);
+}
+
 std::string CongoDb::uri(const std::string& db) const {
   return "mongodb://127.0.0.1:" + std::to_string(port_) + "/" + db;
 }

@@ -16,6 +16,9 @@ class CongoDb {
   CongoDb& operator=(const CongoDb&) = delete;
   void start();
   void stop();
+  // SIGSTOP / SIGCONT: a server that hangs (connections accepted by the kernel, never answered).
+  void pause();
+  void resume();
   int port() const { return port_; }
   // mongodb://127.0.0.1:PORT/DB
   std::string uri(const std::string& db) const;
