@@ -13,7 +13,8 @@
 #         they drive is the server and client suites' here) and the installed-package consumer build (label
 #         `install`: a CMake install and two compiles, nothing a sanitizer looks at that the CLI tests miss).
 #   tsan  preset `tsan` (build-tsan/): the concurrency suites -- pipeline (TBB flow graph, inference threads),
-#         server and client (Asio), fault injection (proxy threads, `aitw serve` killed), with a libtbb
+#         server and client (Asio), fault injection (proxy threads, `aitw serve` killed), the history
+#         Recorder (its writer thread against the server's callbacks), with a libtbb
 #         built with TSan (scripts/tsan-onetbb.sh).
 #
 # Any report fails the run: every sanitizer writes its reports to build-*/sanitizer-reports/ (those of the
@@ -118,6 +119,7 @@ if [ "$which" = asan ] || [ "$which" = all ]; then
   # Every target: the suites need them all. -O1 -g1: see CMakePresets.json.
   stage "asan build" build asan
   stage "asan s3rver" bash scripts/install-s3rver.sh build-asan/s3rver
+  stage "asan congodb" bash scripts/install-congodb.sh build-asan/congodb
   fresh_reports asan
   export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=0:log_path=$root/build-asan/sanitizer-reports/asan"
   export LSAN_OPTIONS="suppressions=$root/sanitizers/lsan.supp:print_suppressions=0"
@@ -130,7 +132,7 @@ fi
 
 if [ "$which" = tsan ] || [ "$which" = all ]; then
   # Only what the concurrency suites run (aitw: the fault-injection tests start `aitw serve`).
-  stage "tsan build" build tsan --target aitw aitw_pipeline_test aitw_net_test aitw_fault_test
+  stage "tsan build" build tsan --target aitw aitw_pipeline_test aitw_net_test aitw_fault_test aitw_history_test
   # libtbb with TSan (scripts/tsan-onetbb.sh says why), first on the library path of the tests and of the
   # `aitw serve` they start; checked, since with Debian's libtbb the run drowns in false reports.
   stage "tsan onetbb" bash scripts/tsan-onetbb.sh build-tsan/onetbb
@@ -149,7 +151,7 @@ if [ "$which" = tsan ] || [ "$which" = all ]; then
   # the convolution itself.
   export AITW_CONV=opencv
   export TSAN_OPTIONS="suppressions=$root/sanitizers/tsan.supp:halt_on_error=1:second_deadlock_stack=1:log_path=$root/build-tsan/sanitizer-reports/tsan"
-  stage "tsan tests" run_tests tsan --label-exclude timing -R '^(Pipeline|Server|Client|Fault|Metrics)[A-Za-z]*\.' || failed+=(tsan)
+  stage "tsan tests" run_tests tsan --label-exclude timing -R '^(Pipeline|Server|Client|Fault|Metrics|Recorder)[A-Za-z]*\.' || failed+=(tsan)
   counts+=("tsan $ran tests")
 fi
 

@@ -8,5 +8,7 @@ bash scripts/build.sh
 bash scripts/install-s3rver.sh build/s3rver
 # The Node client's suite (ctest: clients_node, label `clients`) needs its npm packages in clients/node.
 bash scripts/install-clients.sh
+# The MongoDB history tests run against CongoDB (npm) on loopback; it lives in build/congodb.
+bash scripts/install-congodb.sh build/congodb
 cd build
 ctest --output-on-failure --timeout 1200 -j "$(nproc)" "$@"

@@ -37,7 +37,7 @@ packages=(
   libc6-dev libstdc++-12-dev libgcc-12-dev
   libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev libopencv-dnn-dev libopencv-videoio-dev
   libeigen3-dev libtbb-dev libprotobuf-dev libcurl4-openssl-dev libssl-dev nlohmann-json3-dev libcli11-dev
-  libgtest-dev libbenchmark-dev libasio-dev libcpp-httplib-dev
+  libgtest-dev libbenchmark-dev libasio-dev libcpp-httplib-dev libsqlite3-dev libmongoc-dev libbson-dev
 )
 # Unpacked without their dependencies.
 packages_nodeps=(libopencv-dev)

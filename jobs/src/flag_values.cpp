@@ -68,10 +68,12 @@ std::optional<std::chrono::milliseconds> parse_duration(const std::string& spec,
   const std::string unit = end ? end : "";
   const double ms = unit == "ms"                    ? x
                     : unit == "m"                   ? x * 60000
+                    : unit == "h"                   ? x * 3600000
+                    : unit == "d"                   ? x * 86400000
                     : (unit.empty() || unit == "s") ? x * 1000
                                                     : -1;
   if (!(ms > 0) || ms > 1e10) {
-    fail(error, "expected e.g. 60s, 500ms or 2m, got '" + spec + "'");
+    fail(error, "expected e.g. 60s, 500ms, 2m, 1h or 30d, got '" + spec + "'");
     return std::nullopt;
   }
   return std::chrono::milliseconds(static_cast<long long>(ms));

@@ -25,6 +25,13 @@ int run_serve(ServeJob job) {
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  std::unique_ptr<history::ServeHistory> hist;
+  try {
+    hist = history::ServeHistory::open(job.history, job.server);
+  } catch (const std::invalid_argument& e) {
+    std::cerr << "aitw serve: " << e.what() << "\n";
+    return 2;
+  }
   net::Server server(job.server);
   try {
     server.start();
@@ -32,14 +39,17 @@ int run_serve(ServeJob job) {
     std::cerr << "aitw serve: " << e.what() << "\n";
     return 2;
   }
+  if (hist) hist->attach(server);
   std::unique_ptr<net::MetricsEndpoint> metrics;
   if (job.metrics) {
     try {
       metrics = std::make_unique<net::MetricsEndpoint>(server, job.metrics->host, job.metrics->port);
+      if (hist) metrics->add_metrics([h = hist.get()] { return h->metrics_text(); });
       metrics->start();
       log_info("metrics on http://" + job.metrics->str() + "/metrics");
     } catch (const std::exception& e) {
       std::cerr << "aitw serve: " << e.what() << "\n";
+      if (hist) hist->stop();  // its thread reads the server's stats: before the server goes
       return 2;
     }
   }
@@ -48,6 +58,7 @@ int run_serve(ServeJob job) {
   log_info(std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") + ": draining and stopping");
   server.stop();
   if (metrics) metrics->stop();
+  if (hist) hist->stop();
   log_info("stopped");
   return 0;
 }

@@ -54,6 +54,8 @@ TEST(Duration, UnitsAndSecondsByDefault) {
   EXPECT_EQ(parse_duration("500ms"), milliseconds(500));
   EXPECT_EQ(parse_duration("2m"), milliseconds(120000));
   EXPECT_EQ(parse_duration("1.5"), milliseconds(1500));
+  EXPECT_EQ(parse_duration("1h"), milliseconds(3600000));
+  EXPECT_EQ(parse_duration("30d"), milliseconds(30LL * 86400000));
   for (const char* bad : {"0", "0s", "-5s", "5x", "5 s", "s", "", "1e11s", "nan"}) {
     SCOPED_TRACE(bad);
     std::string error;

@@ -4,6 +4,7 @@
 
 #include <sstream>
 #include <thread>
+#include <vector>
 
 #include "model_host.hpp"
 
@@ -47,6 +48,7 @@ struct MetricsEndpoint::Impl {
   httplib::Server http;
   std::thread thread;
   int bound = -1;
+  std::vector<std::function<std::string()>> extra;
   Impl(const Server& s, std::string h, std::uint16_t p) : server(s), host(std::move(h)), port(p) {}
 };
 
@@ -57,10 +59,16 @@ MetricsEndpoint::~MetricsEndpoint() {
   stop();
 }
 
+void MetricsEndpoint::add_metrics(std::function<std::string()> text) {
+  impl_->extra.push_back(std::move(text));
+}
+
 void MetricsEndpoint::start() {
   auto& m = *impl_;
   m.http.Get("/metrics", [&m](const httplib::Request&, httplib::Response& res) {
-    res.set_content(render_prometheus(m.server.stats()), "text/plain; version=0.0.4");
+    std::string text = render_prometheus(m.server.stats());
+    for (const auto& more : m.extra) text += more();
+    res.set_content(text, "text/plain; version=0.0.4");
   });
   m.http.Get("/healthz",
              [](const httplib::Request&, httplib::Response& res) { res.set_content("ok\n", "text/plain"); });

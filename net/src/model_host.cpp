@@ -146,11 +146,13 @@ awaitable<ModelHost::Acquired> ModelHost::acquire(std::string model, int warm_wi
     --loading_;
     loads_in_progress_.erase(key);
     load_done->cancel();  // wakes the Inits waiting for this key (if it failed, each tries its own)
+    const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
     if (!p) {
       on_change_();
+      report("load_failed", model, seconds * 1000, error);
       co_return fail("model_load_failed", error);
     }
-    const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    report(changed ? "reload" : "load", model, seconds * 1000);
     stats_.update([seconds](ServerStats& s) { s.last_model_load_seconds = seconds; });
     if (!models_.count(key)) {  // else another Init loaded it meanwhile
       auto& h = models_[key];
@@ -225,6 +227,7 @@ void ModelHost::retire_superseded(std::string path) {
       aitw::log_info("unloading the superseded copy of '" + path + "' (the file changed on disk)");
       // Destroyed on the loader thread: it waits for the frames inside, which the io thread delivers.
       asio::post(loader_, [p = std::move(it->second.pipeline)]() mutable { p.reset(); });
+      report("unload", path, 0);
       it = models_.erase(it);
     } else {
       ++it;
@@ -242,10 +245,20 @@ awaitable<void> ModelHost::unload_when_idle(std::function<bool()> in_use) {
     if (Clock::now() - last_activity_ < cfg_.idle_timeout) continue;
     aitw::log_info("no session for " + std::to_string(cfg_.idle_timeout.count()) + " ms: unloading " +
                    std::to_string(models_.size()) + " model(s)");
-    models_.clear();
+    unload_all();
     stats_.update([](ServerStats& s) { ++s.transitions_to_idle_total; });
     on_change_();
   }
+}
+
+void ModelHost::unload_all() {
+  for (const auto& [key, h] : models_) report("unload", h.path, 0);
+  models_.clear();
+}
+
+void ModelHost::report(std::string kind, std::string model, double ms, std::string error) const {
+  if (!cfg_.on_event) return;
+  cfg_.on_event(ModelEvent{std::move(kind), std::move(model), ms, std::move(error), unix_ms()});
 }
 
 }  // namespace aitw::net

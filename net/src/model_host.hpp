@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "aitw/net/records.hpp"
 #include "aitw/pipeline/pipeline.hpp"
 #include "stats_board.hpp"
 
@@ -27,6 +28,7 @@ struct ModelHostConfig {
   std::vector<std::string> model_dirs;  // ServerConfig::model_dirs: where Init.model paths may point
   int nets = 1, threads = 2;            // per loaded model (see the pipeline)
   std::chrono::milliseconds idle_timeout{60000};
+  std::function<void(const ModelEvent&)> on_event;  // ServerConfig::on_model_event (may be empty)
 };
 
 // Whether the default model is in a local model folder. The registry is not asked: a readiness probe must
@@ -72,7 +74,7 @@ class ModelHost {
   // context stops.
   asio::awaitable<void> unload_when_idle(std::function<bool()> in_use);
   // Unloads every model now (the server stopping; on the io thread, which delivers their last results).
-  void unload_all() { models_.clear(); }
+  void unload_all();
   // Waits for the loader thread (after the io thread has stopped).
   void join() { loader_.join(); }
 
@@ -89,6 +91,7 @@ class ModelHost {
   asio::awaitable<std::shared_ptr<pipeline::Pipeline>> load(const std::string& path, int warm_width,
                                                             int warm_height, std::string& error);
   void retire_superseded(std::string path);
+  void report(std::string kind, std::string model, double ms, std::string error = "") const;
 
   asio::io_context& io_;
   ModelHostConfig cfg_;

@@ -10,6 +10,7 @@
 #include <random>
 #include <thread>
 
+#include "aitw/base/clock.hpp"
 #include "aitw/base/defaults.hpp"
 #include "aitw/base/log.hpp"
 #include "aitw/base/sha256.hpp"
@@ -39,6 +40,12 @@ const char* to_string(WorkerState s) {
   return "?";
 }
 
+std::int64_t unix_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 bool tokens_equal(const std::string& a, const std::string& b) {
   // Hash first: equal-length digests, so neither the content nor the length leaks through timing.
   const Sha256Digest da = sha256(a), db = sha256(b);
@@ -63,6 +70,11 @@ struct Server::Impl {
     bool aging = false;  // its max_session_age timer runs (from the first InitOk)
     std::string model_key;
     std::shared_ptr<const pipeline::PostOptions> post;  // the session's thresholds and class filter
+    // The history's SessionRecord, from the first Init on; frame_t0: when the frame in flight arrived.
+    bool init_seen = false;
+    SessionRecord record;
+    pipeline::LatencyHistogram latency_ms;
+    std::int64_t frame_t0 = 0;
   };
 
   ServerConfig cfg;
@@ -79,8 +91,9 @@ struct Server::Impl {
   explicit Impl(ServerConfig c)
       : cfg(std::move(c)),
         host(
-            io, ModelHostConfig{cfg.model_dirs, cfg.nets, cfg.threads, cfg.idle_timeout}, stats,
-            [this] { update_state(); }, [this](pipeline::FrameResult&& r) { on_result(std::move(r)); }) {}
+            io, ModelHostConfig{cfg.model_dirs, cfg.nets, cfg.threads, cfg.idle_timeout, cfg.on_model_event},
+            stats, [this] { update_state(); },
+            [this](pipeline::FrameResult&& r) { on_result(std::move(r)); }) {}
 
   int active_sessions(const Session* except = nullptr) const {
     int n = 0;
@@ -120,12 +133,25 @@ struct Server::Impl {
     host.release(s->model_key);
     host.touch();
     aitw::log_info("session " + std::to_string(s->id) + " (" + s->peer + ") closed");
+    if (s->init_seen && cfg.on_session_end) {
+      auto& r = s->record;
+      r.session = s->id;
+      r.peer = s->peer;
+      r.ended_ms = unix_ms();
+      r.p50_ms = s->latency_ms.percentile_ms(50);
+      r.p95_ms = s->latency_ms.percentile_ms(95);
+      r.p99_ms = s->latency_ms.percentile_ms(99);
+      if (r.end_reason.empty()) r.end_reason = "connection closed";
+      cfg.on_session_end(r);
+    }
     update_state();
   }
 
   void fatal(const std::shared_ptr<Session>& s, std::uint32_t code, const std::string& cause,
              const std::string& msg) {
     count_error(cause);
+    ++s->record.errors;
+    if (s->record.end_reason.empty()) s->record.end_reason = msg;
     aitw::log_warn("session " + std::to_string(s->id) + " (" + s->peer + "): " + msg + " (closing)");
     send(s, error_msg(code, msg, true));
     close(s);
@@ -134,6 +160,7 @@ struct Server::Impl {
   void non_fatal(const std::shared_ptr<Session>& s, std::uint32_t code, const std::string& cause,
                  const std::string& msg) {
     count_error(cause);
+    ++(cause == "dropped" ? s->record.frames_dropped : s->record.errors);
     send(s, error_msg(code, msg, false));
   }
 
@@ -145,6 +172,7 @@ struct Server::Impl {
   }
 
   void end_session(const std::shared_ptr<Session>& s, const std::string& reason) {
+    if (s->record.end_reason.empty()) s->record.end_reason = reason;
     send(s, end_msg(reason));
     close(s);
   }
@@ -162,6 +190,8 @@ struct Server::Impl {
         ++st.results_sent_total;
         st.inference_time_ms.record(r.ms.infer);
       });
+      ++s->record.frames_processed;
+      s->latency_ms.record(static_cast<double>(now_ns() - s->frame_t0) / 1e6);
       send(s, to_result(r, s->in_flight_ts));
     } else {
       non_fatal(s, r.error_cause == "dropped" ? kErrDropped : kErrBadFrame, r.error_cause,
@@ -182,6 +212,12 @@ struct Server::Impl {
   // Authentication and admission here; the model is the host's. Whatever fails after admission leaves the
   // session as it was (its previous model, if any).
   awaitable<void> handle_init(std::shared_ptr<Session> s, v1::Init init) {
+    if (!s->init_seen) s->record.started_ms = unix_ms();
+    s->init_seen = true;
+    s->record.client_id = init.client_id();
+    // The model asked for, until one is accepted: a failed hot reload leaves the record on the served one.
+    if (s->record.model_sha256.empty())
+      s->record.model = init.model().empty() ? std::string(kDefaultModel) : init.model();
     if (!cfg.auth_token.empty() && !tokens_equal(init.auth_token(), cfg.auth_token)) {
       fatal(s, kErrAuth, "auth_failed",
             init.auth_token().empty() ? "authentication required: Init carries no auth token"
@@ -220,6 +256,8 @@ struct Server::Impl {
       host.release(s->model_key);
     }
     s->model_key = got.key;
+    s->record.model = model;
+    s->record.model_sha256 = det.model().sha256();
     accept_init(*s, std::move(init));  // the first Ready is outstanding from here
     // The age counts from the first InitOk: a session is never ended while its model loads (a load longer
     // than the age would otherwise send its client round for ever).
@@ -235,7 +273,10 @@ struct Server::Impl {
 
   // What each message does in the session's state is decided by on_client_message (session.hpp).
   awaitable<void> dispatch(std::shared_ptr<Session> s, v1::Envelope e) {
-    if (e.has_frame()) stats.update([](ServerStats& st) { ++st.frames_received_total; });
+    if (e.has_frame()) {
+      stats.update([](ServerStats& st) { ++st.frames_received_total; });
+      ++s->record.frames_received;
+    }
     auto a = on_client_message(*s, e, s->id);
     switch (a.kind) {
       case SessionAction::Kind::Init:
@@ -243,6 +284,7 @@ struct Server::Impl {
         break;
       case SessionAction::Kind::Submit:
         a.frame.post = s->post;
+        s->frame_t0 = now_ns();
         host.pipeline(s->model_key).submit(std::move(a.frame));
         break;
       case SessionAction::Kind::FrameRejected:

@@ -18,6 +18,7 @@
 #include "aitw/base/sha256.hpp"
 #include "aitw/model/lookup.hpp"
 #include "aitw/model/onnx_model.hpp"
+#include "mongo_store.hpp"
 #include "s3_store.hpp"
 
 namespace aitw::registry {
@@ -151,7 +152,10 @@ std::unique_ptr<Store> open_store(const std::string& uri) {
   }
   if (uri.rfind("s3://", 0) == 0)
     return std::make_unique<s3::S3Store>(s3::parse_uri(uri), s3::credentials_from_env());
-  throw RegistryError("registry '" + uri + "': unknown scheme (expected file:///path or s3://bucket/prefix)");
+  if (uri.rfind("mongodb://", 0) == 0) return make_mongo_store(uri);
+  throw RegistryError(
+      "registry '" + uri +
+      "': unknown scheme (expected file:///path, s3://bucket/prefix or mongodb://HOST:PORT/DB?blobs=URI)");
 }
 
 std::string default_registry_uri() {
@@ -181,7 +185,8 @@ nlohmann::json Registry::push(const std::string& model_path, const std::string& 
     throw RegistryError(std::string("refusing to push: ") + e.what());
   }
   const auto existing = versions(name);
-  const std::int64_t v = version ? *version : (existing.empty() ? 1 : existing.back() + 1);
+  const std::int64_t highest = existing.empty() ? 0 : existing.back();
+  const std::int64_t v = version ? *version : store_->allocate_version(name, highest).value_or(highest + 1);
   if (std::find(existing.begin(), existing.end(), v) != existing.end())
     throw RegistryError("model '" + name + "@" + std::to_string(v) + "' exists; versions are immutable",
                         RegistryError::Kind::Exists);

@@ -6,16 +6,20 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <thread>
 
 #include "aitw/base/sha256.hpp"
 #include "aitw/model/onnx_model.hpp"
+#include "congodb.hpp"
+#include "mongo_store.hpp"
 #include "s3_store.hpp"
 #include "s3rver.hpp"
 
@@ -65,7 +69,14 @@ testing::S3rver& server() {
   return *s;
 }
 
-// The same suite on both backends: "file" (the embedded default) and "s3" (s3rver on loopback).
+// One CongoDB (a MongoDB-wire server, history/test/congodb.hpp) per test process, started on first use.
+aitw::history::testing::CongoDb& congo() {
+  static aitw::history::testing::CongoDb c;
+  return c;
+}
+
+// The same suite on every backend: "file" (the embedded default), "s3" (s3rver on loopback) and "mongo"
+// (manifests and `latest` in CongoDB, the bytes in a file:// store).
 class RegistrySuite : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
@@ -74,10 +85,14 @@ class RegistrySuite : public ::testing::TestWithParam<std::string> {
     tag_ = std::string(info->name()).substr(0, std::string(info->name()).find('/')) + "-" +
            std::to_string(getpid()) + "-" + std::to_string(counter++);
     if (GetParam() == "s3") server();
+    if (GetParam() == "mongo") congo();
   }
   // A fresh, empty store for each test; `extra` = s3 query knobs (ignored by file://).
   std::string uri(const std::string& extra = "", const std::string& prefix_suffix = "") {
     if (GetParam() == "file") return "file://" + (dir_.path / "store" / prefix_suffix).string();
+    if (GetParam() == "mongo")  // a database per test; the blobs URI last (it may have its own query)
+      return "mongodb://127.0.0.1:" + std::to_string(congo().port()) + "/" + tag_ + "?blobs=file://" +
+             (dir_.path / "blobs" / prefix_suffix).string();
     return server().uri(tag_ + prefix_suffix, extra);
   }
   Registry open(const std::string& extra = "") { return Registry(open_store(uri(extra))); }
@@ -87,7 +102,7 @@ class RegistrySuite : public ::testing::TestWithParam<std::string> {
   std::string tag_;
 };
 
-INSTANTIATE_TEST_SUITE_P(Backends, RegistrySuite, ::testing::Values("file", "s3"),
+INSTANTIATE_TEST_SUITE_P(Backends, RegistrySuite, ::testing::Values("file", "s3", "mongo"),
                          [](const auto& param_info) { return param_info.param; });
 
 }  // namespace
@@ -204,12 +219,53 @@ TEST_P(RegistrySuite, CacheIsVerifiedAndRefetchedWhenCorrupt) {
 }
 
 TEST_P(RegistrySuite, PrefixWithSpacesAndPlusRoundTrips) {
-  const std::string u = GetParam() == "file" ? uri("", "site 3+x") : uri("", "/site%203%2Bx");
+  const std::string u = GetParam() != "s3" ? uri("", "site 3+x") : uri("", "/site%203%2Bx");
   Registry reg(open_store(u));
   const auto m = reg.push(kYolov8, "det", std::nullopt, {});
   Registry again(open_store(u));
   EXPECT_EQ(again.names(), (std::vector<std::string>{"det"}));
   EXPECT_EQ(again.fetch(again.manifest({"det", 1})), file_bytes(kYolov8));
+}
+
+// What CongoDB cannot check: the unique indexes that keep a published version immutable and one counter
+// per name on real MongoDB.
+TEST(MongoRegistry, UniqueIndexesOnKeysAndCounters) {
+  const auto j = nlohmann::json::parse(mongo_store_indexes_json());
+  ASSERT_EQ(j.size(), 3u);
+  std::map<std::string, std::string> unique_field;
+  for (const auto& cmd : j) {
+    const auto& index = cmd.at("indexes").at(0);
+    EXPECT_TRUE(index.at("unique").get<bool>()) << cmd.dump();
+    unique_field[cmd.at("createIndexes").get<std::string>()] = index.at("key").begin().key();
+  }
+  EXPECT_EQ(unique_field["registry_manifests"], "key");
+  EXPECT_EQ(unique_field["registry_latest"], "key");
+  EXPECT_EQ(unique_field["registry_counters"], "name");
+}
+
+// Versions come from the counter (findAndModify): above every version pushed with an explicit number, and
+// distinct for two registries pushing the same name at the same time.
+TEST(MongoRegistry, CounterAllocatesDistinctVersionsAboveExplicitOnes) {
+  TempDir dir("mongo_counter");
+  const std::string uri = "mongodb://127.0.0.1:" + std::to_string(congo().port()) + "/counter_" +
+                          std::to_string(getpid()) + "?blobs=file://" + (dir.path / "blobs").string();
+  auto a = open_store(uri), b = open_store(uri);
+  EXPECT_EQ(a->allocate_version("det", 0), 1);
+  EXPECT_EQ(b->allocate_version("det", 0), 2);
+  EXPECT_EQ(a->allocate_version("det", 7), 8);  // version 7 was pushed explicitly
+  EXPECT_EQ(a->allocate_version("other", 0), 1);
+  std::vector<std::int64_t> got(20);
+  std::thread t1([&] {
+    for (int i = 0; i < 10; ++i) got[i] = *a->allocate_version("race", 0);
+  });
+  std::thread t2([&] {
+    for (int i = 10; i < 20; ++i) got[i] = *b->allocate_version("race", 0);
+  });
+  t1.join();
+  t2.join();
+  std::sort(got.begin(), got.end());
+  EXPECT_EQ(std::adjacent_find(got.begin(), got.end()), got.end());  // no number handed out twice
+  expect_error([] { open_store("mongodb://127.0.0.1:1/x"); }, "blobs=", RegistryError::Kind::Invalid);
 }
 
 TEST(Registry, UrisAndReferences) {

@@ -32,6 +32,8 @@ Command add_serve(CLI::App& app, GlobalFlags& global);
 Command add_replay(CLI::App& app, GlobalFlags& global);
 Command add_registry(CLI::App& app);
 Command add_model(CLI::App& app, GlobalFlags& global);
+Command add_history(CLI::App& app);  // and `history stats`
+Command add_fleet(CLI::App& app);
 
 // Shared by several commands (flags.cpp).
 
@@ -49,6 +51,8 @@ CLI::Validator above(double bound);
 void add_registry_flag(CLI::App& cmd, GlobalFlags& global, const std::string& note = "");
 // --model-dir DIR (repeatable) on `cmd`, into global.model_dirs (model::set_model_dirs, in main.cpp).
 void add_model_dir_flag(CLI::App& cmd, GlobalFlags& global);
+// The help of --history in `aitw history` and `aitw fleet` (history.cpp).
+extern const char* const kHistoryHelp;
 // The help of --model: where a name is looked up.
 extern const char* const kModelHelp;
 

@@ -76,7 +76,7 @@ void add_model_dir_flag(CLI::App& cmd, GlobalFlags& global) {
 void add_registry_flag(CLI::App& cmd, GlobalFlags& global, const std::string& note) {
   cmd.add_option("--registry", global.registry_uri,
                  "model registry for name[@version] references: file:///path or "
-                 "s3://bucket/prefix?endpoint=URL&region=R\n"
+                 "s3://bucket/prefix?endpoint=URL&region=R or mongodb://HOST:PORT/DB?blobs=URI\n"
                  "(default $AITW_REGISTRY, else file://$XDG_DATA_HOME/aitw/registry)" +
                      note);
 }

@@ -26,10 +26,13 @@ Command add_registry(CLI::App& app) {
       "Versioned model bundles on a store: file:///path (the default: $AITW_REGISTRY, else\n"
       "$XDG_DATA_HOME/aitw/registry) or s3://bucket/prefix?endpoint=http://host:port&region=R (MinIO, AWS "
       "S3;\n"
-      "credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN).\n"
+      "credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN), or\n"
+      "mongodb://HOST:PORT/DB?blobs=URI (manifests in MongoDB, bytes in the file:// or s3:// URI).\n"
       "--model / Init.model accept name or name@version from it (detect/serve/replay --registry URI).");
   registry->require_subcommand(1);
-  registry->add_option("--registry", reg->uri, "store URI: file:///path or s3://bucket/prefix?endpoint=...");
+  registry->add_option(
+      "--registry", reg->uri,
+      "store URI: file:///path, s3://bucket/prefix?endpoint=... or mongodb://HOST:PORT/DB?blobs=URI");
   auto* push = registry->add_subcommand("push", "validate a model with the adapter and publish it");
   push->add_option("FILE", reg->file, "ONNX model")->required()->check(CLI::ExistingFile);
   push->add_option("--name", reg->name, "model name")->required();

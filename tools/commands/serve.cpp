@@ -95,6 +95,25 @@ Command add_serve(CLI::App& app, GlobalFlags& global) {
           "--metrics", [job](const std::string& s) { job->metrics = parse_host_port(s); },
           "HOST:PORT for HTTP /metrics (Prometheus), /healthz, /readyz")
       ->check(kHostPort);
+  serve->add_option(
+      "--history", job->history.uri,
+      "where session records, model events and this worker's inventory record go: none,\n"
+      "sqlite:PATH (or a path), mongodb://[USER:PASS@]HOST:PORT/DB (credentials never logged).\n"
+      "Default $AITW_HISTORY, else sqlite:$XDG_STATE_HOME/aitw/history.db\n"
+      "(~/.local/state/aitw/history.db)");
+  serve->add_option("--worker-id", job->history.worker_id,
+                    "this worker's id in the history and `aitw fleet` (default HOST:PORT: the host name and\n"
+                    "the port served)");
+  serve
+      ->add_option_function<std::string>(
+          "--history-retention",
+          [job](const std::string& s) {
+            job->history.retention =
+                std::chrono::duration_cast<std::chrono::seconds>(*jobs::parse_duration(s));
+          },
+          "keep model events this long (a TTL index on MongoDB; expired at start-up on SQLite)")
+      ->default_str("30d")
+      ->check(kDuration);
   return {serve, [job] {
             // --model-dir defaults to $AITW_MODEL_DIR, when that is a directory.
             auto& dirs = job->server.model_dirs;

@@ -20,8 +20,8 @@ bool apply_imgsz(const std::string& spec, pipeline::DetectorConfig& cfg, std::st
 std::optional<std::pair<int, int>> parse_dimensions(const std::string& spec, const std::string& spelling,
                                                     std::string* error = nullptr);
 
-// A duration: a number with the unit ms, s or m, seconds without one ("60s", "500ms", "2m", "1.5"); more
-// than 0, at most 1e10 ms.
+// A duration: a number with the unit ms, s, m, h or d, seconds without one ("60s", "500ms", "2m", "1h",
+// "1.5"); more than 0, at most 1e10 ms.
 std::optional<std::chrono::milliseconds> parse_duration(const std::string& spec,
                                                         std::string* error = nullptr);
 

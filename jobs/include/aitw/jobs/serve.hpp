@@ -4,14 +4,16 @@
 #include <string>
 
 #include "aitw/base/host_port.hpp"
+#include "aitw/history/serve_history.hpp"
 #include "aitw/net/server.hpp"
 
 namespace aitw::jobs {
 
 struct ServeJob {
-  net::ServerConfig server;         // listen address, limits, timeouts, allowed model directories
-  std::string auth_token_file;      // empty = no token; else Init.auth_token must equal its first line
-  std::optional<HostPort> metrics;  // HTTP /metrics (Prometheus), /healthz, /readyz; nullopt = none
+  net::ServerConfig server;              // listen address, limits, timeouts, allowed model directories
+  std::string auth_token_file;           // empty = no token; else Init.auth_token must equal its first line
+  std::optional<HostPort> metrics;       // HTTP /metrics (Prometheus), /healthz, /readyz; nullopt = none
+  history::ServeHistoryOptions history;  // --history, --worker-id, --history-retention
 };
 
 // Blocks SIGINT and SIGTERM in every thread and waits for one; then the frames inside are answered,

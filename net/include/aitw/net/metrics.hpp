@@ -4,6 +4,7 @@
 // transitions_to_idle_total, plus drops and errors by cause), GET /healthz (the process answers) and
 // GET /readyz (200 when a model can be served).
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -17,6 +18,8 @@ class MetricsEndpoint {
  public:
   MetricsEndpoint(const Server& server, std::string host, std::uint16_t port);
   ~MetricsEndpoint();
+  // More Prometheus text appended to /metrics (e.g. the history's history_spooled); before start().
+  void add_metrics(std::function<std::string()> text);
   void start();  // throws std::runtime_error naming host:port when it cannot listen
   std::uint16_t port() const;
   void stop();

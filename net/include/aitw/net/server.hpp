@@ -5,6 +5,7 @@
 // cause; fatal ones close only that session.
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "aitw/net/framing.hpp"
+#include "aitw/net/records.hpp"
 #include "aitw/pipeline/latency_histogram.hpp"
 
 namespace aitw::net {
@@ -61,6 +63,11 @@ struct ServerConfig {
   // Init.model may be a registry/model name (name, name@version) or a path; a path must resolve (after
   // symlinks and `..`) inside one of these directories. Empty: paths are refused, names only.
   std::vector<std::string> model_dirs;
+  // The execution history (aitw/history): called on the io thread when a session that sent an Init ends,
+  // and when a model is loaded, reloaded, unloaded or fails to load. They must return at once (queue, not
+  // write): every session of the worker waits while they run.
+  std::function<void(const SessionRecord&)> on_session_end;
+  std::function<void(const ModelEvent&)> on_model_event;
 };
 
 // Why an Init.model is refused (a path outside every allowed directory), or nullopt when it may be used.

@@ -41,12 +41,19 @@ class Store {
   virtual std::optional<std::string> get(const std::string& key) = 0;      // nullopt = no such key
   virtual std::vector<std::string> list(const std::string& prefix) = 0;    // keys, sorted
   virtual void remove(const std::string& key) = 0;
+  // The next version of `name`, greater than `above`, allocated atomically by the store (MongoDB:
+  // findAndModify on a counter), or nullopt when the store has no allocator (then the registry takes the
+  // highest version listed + 1).
+  virtual std::optional<std::int64_t> allocate_version(const std::string& /*name*/, std::int64_t /*above*/) {
+    return std::nullopt;
+  }
 };
 
 // file:///path — objects are files below the folder, written to a temporary name and renamed.
 std::unique_ptr<Store> make_file_store(const std::string& root);
 // Opens a store from a URI: file:///path or s3://bucket/prefix?endpoint=...&region=... (credentials from
-// AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN). Throws RegistryError.
+// AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN), or mongodb://HOST:PORT/DB?blobs=URI
+// (manifests and `latest` in MongoDB, the bytes in the file:// or s3:// store URI). Throws RegistryError.
 std::unique_ptr<Store> open_store(const std::string& uri);
 // The default URI: $AITW_REGISTRY, else file://$XDG_DATA_HOME/aitw/registry (~/.local/share/...).
 std::string default_registry_uri();
