@@ -33,6 +33,9 @@ enum ErrorCode : std::uint32_t {
   kErrDropped = 10,         // replaced by a newer frame before inference (shared pipeline was busy)
   kErrShuttingDown = 11,
   kErrAuth = 12,  // Init without the shared token, or with a wrong one (fatal)
+  // The worker is draining (SIGTERM): an Init is refused, not fatal and retryable elsewhere; the message
+  // starts with "draining". Sessions already running get End{reason: "draining"} after their frame.
+  kErrDraining = 13,
 };
 
 struct ServerConfig {
