@@ -32,6 +32,7 @@ Command add_serve(CLI::App& app, GlobalFlags& global);
 Command add_replay(CLI::App& app, GlobalFlags& global);
 Command add_registry(CLI::App& app);
 Command add_model(CLI::App& app, GlobalFlags& global);
+Command add_health(CLI::App& app);
 
 // Shared by several commands (flags.cpp).
 
