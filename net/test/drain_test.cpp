@@ -48,7 +48,7 @@ v1::Envelope heartbeat(std::int64_t ts) {
 
 // The frame in flight is answered, then End("draining"); an idle session gets End("draining") at once;
 // once draining, a new Init gets the non-fatal Error 13 (so a client goes elsewhere) and End.
-TEST(Drain, SessionsFinishTheirFrameThenEndAndNewInitsHearDraining) {
+TEST(ServerDrain, SessionsFinishTheirFrameThenEndAndNewInitsHearDraining) {
   auto server = start_server();
   Peer busy(server->port()), idle(server->port());
   busy.handshake();
@@ -111,7 +111,7 @@ TEST(Server, InitWhileAFrameIsInFlightIsHandledAfterItsResult) {
 
 // A peer that sends Init and then heartbeats as fast as it can, and never reads: its echoes would pile up
 // in the worker. It is closed once they exceed max_queued_bytes, and no more than that was ever held.
-TEST(Hardening, NeverReadingPeerIsClosedAtTheQueuedBytesBound) {
+TEST(ServerHardening, NeverReadingPeerIsClosedAtTheQueuedBytesBound) {
   ServerConfig cfg;
   cfg.max_queued_bytes = 1 << 20;
   auto server = start_server(cfg);
@@ -137,7 +137,7 @@ TEST(Hardening, NeverReadingPeerIsClosedAtTheQueuedBytesBound) {
 
 // Not reading for the heartbeat timeout, though well under the queued-bytes bound and still sending
 // heartbeats (so not silent): closed as write_timeout.
-TEST(Hardening, PeerThatStopsReadingIsClosedAfterTheHeartbeatTimeout) {
+TEST(ServerHardening, PeerThatStopsReadingIsClosedAfterTheHeartbeatTimeout) {
   ServerConfig cfg;
   cfg.heartbeat_timeout = 1s;
   cfg.init_timeout = 60s;
@@ -166,7 +166,7 @@ TEST(Hardening, PeerThatStopsReadingIsClosedAfterTheHeartbeatTimeout) {
 }
 
 // The worker echoes a Heartbeat before any Init: what `aitw health` relies on.
-TEST(Health, ProbeAnswersUpRefusedAndTimeout) {
+TEST(ServerHealth, ProbeAnswersUpRefusedAndTimeout) {
   auto server = start_server();
   const auto up = probe_health("127.0.0.1", server->port(), 30s);
   EXPECT_TRUE(up.ok) << up.reason;
