@@ -115,10 +115,8 @@ TEST(ServerHardening, NeverReadingPeerIsClosedAtTheQueuedBytesBound) {
   ServerConfig cfg;
   cfg.max_queued_bytes = 1 << 20;
   auto server = start_server(cfg);
-  Peer p(server->port());
+  Peer p(server->port(), 5, 4096);  // a small receive buffer: what is unread stays in the worker
   p.handshake();
-  int small = 4096;  // the peer's kernel buffer too is kept small: what is unread stays in the worker
-  setsockopt(p.s.native_handle(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
   std::string burst;
   for (int i = 0; i < 4096; ++i) burst += encode(heartbeat(0x7fffffffffffffffLL - i));
   asio::error_code ec;
@@ -143,9 +141,7 @@ TEST(ServerHardening, PeerThatStopsReadingIsClosedAfterTheHeartbeatTimeout) {
   cfg.init_timeout = 60s;
   cfg.max_queued_bytes = 256u << 20;
   auto server = start_server(cfg);
-  Peer p(server->port());
-  int small = 4096;
-  setsockopt(p.s.native_handle(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  Peer p(server->port(), 5, 4096);
   std::string burst;
   for (int i = 0; i < 4096; ++i) burst += encode(heartbeat(0x7fffffffffffffffLL - i));
   // Echoes enough to fill both kernel buffers (the worker's send buffer grows to 4 MiB at most).
