@@ -15,7 +15,8 @@ struct ServeJob {
 };
 
 // Blocks SIGINT and SIGTERM in every thread and waits for one; then drains (net::Server::drain: /readyz 503,
-// sessions end after their frame in flight, bounded by server.drain_timeout) and returns 0. 2 when the worker cannot start (address in use, unreadable token).
+// sessions end after their frame in flight, bounded by server.drain_timeout) and returns 0. 2 when the
+// worker cannot start (address in use, unreadable token).
 int run_serve(ServeJob job);
 
 }  // namespace aitw::jobs
