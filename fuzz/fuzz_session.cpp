@@ -128,6 +128,9 @@ struct Session {
         ready();
         break;
       }
+      case Kind::HoldInit:  // the server answers it after the Result of the frame in flight
+        AITW_FUZZ_CHECK(state.frame_in_flight);
+        break;
       case Kind::Submit: {
         AITW_FUZZ_CHECK(was_initialized && was_ready);
         AITW_FUZZ_CHECK(!state.ready_outstanding && state.frame_in_flight);

@@ -22,7 +22,8 @@ int main(int argc, char** argv) {
   // The order of --help.
   const std::vector<Command> commands{add_detect(app, global), add_bench(app, global),  add_record(app),
                                       add_serve(app, global),  add_replay(app, global), add_registry(app),
-                                      add_model(app, global),  add_history(app),        add_fleet(app)};
+                                      add_model(app, global),  add_history(app),        add_fleet(app),
+                                      add_health(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

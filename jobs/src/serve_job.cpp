@@ -55,7 +55,9 @@ int run_serve(ServeJob job) {
   }
   int sig = 0;
   sigwait(&set, &sig);
-  log_info(std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") + ": draining and stopping");
+  log_info(std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") + ": draining (at most " +
+           std::to_string(job.server.drain_timeout.count()) + " ms), then stopping");
+  // The metrics endpoint stays up through the drain: /readyz answers 503 "draining" to the balancer.
   server.stop();
   if (metrics) metrics->stop();
   if (hist) hist->stop();

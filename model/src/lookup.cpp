@@ -93,6 +93,11 @@ void set_model_resolver(std::function<std::optional<std::string>(const std::stri
   g_resolver = std::move(resolver);
 }
 
+bool has_model_resolver() {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  return static_cast<bool>(g_resolver);
+}
+
 std::string resolve_model_path(const std::string& ref, bool use_resolver) {
   std::error_code ec;
   if (is_model_path(ref)) {

@@ -11,12 +11,28 @@ namespace aitw::net {
 using asio::use_awaitable;
 using asio::ip::tcp;
 
-Connection::Connection(tcp::socket socket, std::uint32_t max_message_bytes)
-    : socket_(std::move(socket)), decoder_(max_message_bytes) {}
+Connection::Connection(tcp::socket socket, std::uint32_t max_message_bytes, std::size_t max_queued_bytes)
+    : socket_(std::move(socket)), decoder_(max_message_bytes), max_queued_(max_queued_bytes) {}
+
+namespace {
+// What a queued message holds in memory: its bytes and the string (the deque's slot) around them.
+std::size_t held_bytes(const std::string& m) {
+  return m.size() + sizeof(std::string);
+}
+}  // namespace
 
 void Connection::send(const v1::Envelope& e) {
-  if (!socket_.is_open()) return;
-  outbox_.push_back(encode(e));
+  if (!socket_.is_open() || overflowed_) return;
+  std::string m = encode(e);
+  if (on_overflow_ && queued_ + held_bytes(m) > max_queued_) {
+    overflowed_ = true;
+    auto f = on_overflow_;
+    f();
+    return;
+  }
+  queued_ += held_bytes(m);
+  queued_peak_ = std::max(queued_peak_, queued_);
+  outbox_.push_back(std::move(m));
   if (!writing_) {
     writing_ = true;
     asio::co_spawn(socket_.get_executor(), write_loop(shared_from_this()), asio::detached);
@@ -28,7 +44,9 @@ asio::awaitable<void> Connection::write_loop(std::shared_ptr<Connection> /*self*
   bool failed = false;
   try {
     while (!outbox_.empty() && socket_.is_open()) {
+      write_started_ = Clock::now();
       co_await asio::async_write(socket_, asio::buffer(outbox_.front()), use_awaitable);
+      queued_ -= held_bytes(outbox_.front());
       outbox_.pop_front();
     }
   } catch (const std::exception&) {
@@ -36,6 +54,7 @@ asio::awaitable<void> Connection::write_loop(std::shared_ptr<Connection> /*self*
   }
   if (failed && on_write_error_) on_write_error_();
   outbox_.clear();
+  queued_ = 0;
   writing_ = false;
   if (closing_) finish_close();
 }
@@ -123,6 +142,8 @@ asio::awaitable<void> Connection::watch(Deadlines d, std::function<void(Missed)>
       missed = Missed::Handshake;
     else if (now - last_rx_ > d.heartbeat_timeout)
       missed = Missed::Silence;
+    else if (d.write_timeout.count() > 0 && writing_ && now - write_started_ > d.write_timeout)
+      missed = Missed::WriteStalled;
     if (missed) {
       on_missed(*missed);
       break;

@@ -27,10 +27,16 @@ struct Deadlines {
   std::chrono::milliseconds message_timeout{0};
   // The owner's first exchange (the server: an accepted Init) must be done within this after connecting.
   std::chrono::milliseconds handshake_timeout{0};
+  // A write under way for this long: the peer does not read (its buffers and ours are full).
+  std::chrono::milliseconds write_timeout{0};
 };
 
 // Which deadline was missed.
-enum class Missed { Message, Handshake, Silence };
+enum class Missed { Message, Handshake, Silence, WriteStalled };
+
+// What a connection may hold unsent before it gives up on its peer (a peer that sends but never reads would
+// otherwise grow the worker's memory without bound).
+inline constexpr std::size_t kDefaultMaxQueuedBytes = 1u << 20;
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
@@ -41,10 +47,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
     Oversize,  // a length prefix above the limit (oversize_length()): the stream cannot be trusted any more
   };
 
-  Connection(asio::ip::tcp::socket socket, std::uint32_t max_message_bytes);
+  Connection(asio::ip::tcp::socket socket, std::uint32_t max_message_bytes,
+             std::size_t max_queued_bytes = kDefaultMaxQueuedBytes);
 
   // Queues a message; the writer coroutine starts if it is not running. Dropped once the socket is closed.
+  // A message that would take the unsent bytes above max_queued_bytes is dropped and on_overflow is called
+  // (once): the owner closes. Unset: nothing is bounded.
   void send(const v1::Envelope& e);
+  void on_overflow(std::function<void()> f) { on_overflow_ = std::move(f); }
+  // The most ever queued unsent (message bytes plus the string that holds each), the figure bounded above.
+  std::size_t queued_bytes_peak() const { return queued_peak_; }
   // Stops reading; the socket closes once what is queued has been written. Idempotent.
   void close();
   // Closes the socket now; what is queued is dropped. Idempotent.
@@ -81,10 +93,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
   asio::ip::tcp::socket socket_;
   FrameDecoder decoder_;
   std::deque<std::string> outbox_;
+  std::size_t max_queued_, queued_ = 0, queued_peak_ = 0;
+  bool overflowed_ = false;
+  Clock::time_point write_started_;
   bool writing_ = false;
   bool closing_ = false;
   bool handshake_done_ = false;
-  std::function<void()> on_closed_, on_write_error_;
+  std::function<void()> on_closed_, on_write_error_, on_overflow_;
   Clock::time_point connected_at_ = Clock::now();
   Clock::time_point last_rx_ = connected_at_;
   std::optional<Clock::time_point> message_started_;  // first byte of a message not yet complete

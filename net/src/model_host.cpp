@@ -15,6 +15,10 @@
 
 namespace aitw::net {
 
+std::string model_label(const std::string& model, const std::string& path) {
+  return model::is_model_path(model) ? std::filesystem::path(path).filename().string() : model;
+}
+
 using asio::awaitable;
 using asio::use_awaitable;
 using Clock = std::chrono::steady_clock;

@@ -34,6 +34,8 @@ struct ModelHostConfig {
 // Whether the default model is in a local model folder. The registry is not asked: a readiness probe must
 // not wait on (or download from) a remote store.
 bool default_model_on_disk();
+// The label of a model in metrics: a registry reference as given (name, name@version), a path's file name.
+std::string model_label(const std::string& model, const std::string& path);
 
 class ModelHost {
  public:

@@ -52,10 +52,8 @@ SessionAction on_client_message(SessionState& s, v1::Envelope& e, std::uint64_t 
   SessionAction a;
   switch (e.msg_case()) {
     case v1::Envelope::kInit:
-      if (s.frame_in_flight)
-        return error(kErrUnexpectedMessage, false, "init_while_frame_in_flight",
-                     "Init while a frame is in flight");
-      a.kind = SessionAction::Kind::Init;
+      a.kind =
+          s.frame_in_flight || s.init_running ? SessionAction::Kind::HoldInit : SessionAction::Kind::Init;
       return a;
     case v1::Envelope::kFrame:
       return on_frame(s, *e.mutable_frame(), tag);

@@ -16,12 +16,15 @@ struct SessionState {
   bool ready_outstanding = false;  // a Ready was sent and no Frame has used it yet
   bool frame_in_flight = false;    // a Frame was submitted and has no Result or Error yet
   std::int64_t in_flight_ts = 0;   // the client's ts_mono_ns of the frame in flight
+  bool init_running = false;       // the server is handling an Init (loading its model) apart from the reader
   v1::Init init;                   // the accepted Init
 };
 
 struct SessionAction {
   enum class Kind {
     Init,           // handle the Init (auth, model, load); then accept_init()
+    HoldInit,       // an Init while a frame is in flight (or another Init is handled): handled right after
+                    // that frame's Result, the newest held one only (a client hot-reloading without waiting)
     Submit,         // `frame` goes to the pipeline; the state now has it in flight
     FrameRejected,  // a non-fatal Error (code/cause/message), then Ready again
     Heartbeat,      // echo it

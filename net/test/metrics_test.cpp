@@ -5,10 +5,13 @@
 #include <httplib.h>
 
 #include <asio.hpp>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <sstream>
+#include <vector>
 
 #include "aitw/net/client.hpp"
 
@@ -89,7 +92,79 @@ TEST(Metrics, EndpointServesTheSpecNamesAndTracksAFrame) {
   EXPECT_EQ(after.at("inference_time_ms_bucket{le=\"+Inf\"}"), 1);
   EXPECT_GT(after.at("inference_time_ms_sum"), 0);
   EXPECT_GT(after.at("model_load_seconds"), 0);
+  // The conventional twin, in seconds, by model (a path: its file name).
+  EXPECT_EQ(after.at("inference_duration_seconds_count{model=\"yolo11n.onnx\"}"), 1);
+  EXPECT_EQ(after.at("inference_duration_seconds_bucket{model=\"yolo11n.onnx\",le=\"+Inf\"}"), 1);
+  EXPECT_NEAR(after.at("inference_duration_seconds_sum{model=\"yolo11n.onnx\"}") * 1000,
+              after.at("inference_time_ms_sum"), 1e-2);
+  EXPECT_EQ(after.at("worker_draining"), 0);
+
+  // promtool (Prometheus' own linter) finds nothing but the seed's inference_time_ms name.
+  const std::string promtool = "/usr/bin/promtool";
+  if (!std::filesystem::exists(promtool)) {
+    GTEST_SKIP() << promtool << " is absent (scripts/install-deps.sh installs the prometheus package)";
+  }
+  const auto file = std::filesystem::temp_directory_path() / ("aitw_metrics_" + std::to_string(getpid()));
+  std::ofstream(file) << body;
+  FILE* p = popen((promtool + " check metrics < " + file.string() + " 2>&1").c_str(), "r");
+  std::string lint;
+  char buf[4096];
+  while (std::size_t n = fread(buf, 1, sizeof buf, p)) lint.append(buf, n);
+  pclose(p);
+  std::filesystem::remove(file);
+  std::istringstream lines(lint);
+  for (std::string line; std::getline(lines, line);) {
+    if (!line.empty()) {
+      EXPECT_EQ(line.rfind("inference_time_ms ", 0), 0u) << line;
+    }
+  }
   client.stop();
+  metrics.stop();
+  server.stop();
+}
+
+// Idle and half-sent connections (past the connection cap) do not keep /healthz from answering, and
+// /readyz says 503 "draining" from the moment the drain begins.
+TEST(Metrics, HealthzAnswersThroughIdleAndHalfSentConnectionsAndReadyzSaysDraining) {
+  ServerConfig sc;
+  sc.port = 0;
+  sc.model_dirs = {std::string(AITW_SHARED_DIR) + "/models"};
+  Server server(sc);
+  server.start();
+  MetricsEndpoint metrics(server, "127.0.0.1", 0);
+  metrics.start();
+  asio::io_context io;
+  std::vector<std::unique_ptr<asio::ip::tcp::socket>> hostile;
+  for (int i = 0; i < 300; ++i) {
+    hostile.push_back(std::make_unique<asio::ip::tcp::socket>(io));
+    hostile.back()->connect({asio::ip::make_address("127.0.0.1"), metrics.port()});
+    if (i % 2)
+      asio::write(*hostile.back(), asio::buffer(std::string("GET /metrics HTTP/1.1\r\nHost: x\r\n")));
+  }
+  httplib::Client http("127.0.0.1", metrics.port());
+  http.set_connection_timeout(30);
+  http.set_read_timeout(30);  // generous: the point is that it answers while they are open
+  const auto health = http.Get("/healthz");
+  ASSERT_TRUE(health) << "no answer: " << httplib::to_string(health.error());
+  EXPECT_EQ(health->status, 200);
+  EXPECT_EQ(health->body, "ok\n");
+  // The newest of them are still open (the oldest were closed at the cap): one completes its request now.
+  asio::write(*hostile.back(), asio::buffer(std::string("\r\n")));
+  asio::streambuf reply;
+  asio::error_code ec;
+  asio::read(*hostile.back(), reply, ec);  // to the close (Connection: close)
+  const std::string text{asio::buffers_begin(reply.data()), asio::buffers_end(reply.data())};
+  EXPECT_EQ(text.rfind("HTTP/1.1 200 OK", 0), 0u) << text;
+  EXPECT_NE(text.find("worker_state"), std::string::npos);
+
+  EXPECT_EQ(http.Get("/nope")->status, 404);
+  EXPECT_EQ(http.Post("/metrics", "", "text/plain")->status, 405);
+  server.drain(std::chrono::seconds(10));
+  const auto ready = http.Get("/readyz");
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(ready->status, 503);
+  EXPECT_EQ(ready->body, "draining\n");
+  EXPECT_EQ(parse(http.Get("/metrics")->body).at("worker_draining"), 1);
   metrics.stop();
   server.stop();
 }

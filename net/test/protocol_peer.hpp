@@ -59,7 +59,13 @@ inline v1::Envelope frame_msg(std::uint64_t id, std::string pixels = camera_jpeg
 struct Peer {
   asio::io_context io;
   tcp::socket s{io};
-  explicit Peer(std::uint16_t port, int timeout_s = 5) : timeout_s_(timeout_s) {
+  // `receive_buffer` > 0: SO_RCVBUF, set before connecting (shrinking it on an open connection, below the
+  // window already advertised, makes the kernel drop segments and back off for minutes).
+  explicit Peer(std::uint16_t port, int timeout_s = 5, int receive_buffer = 0) : timeout_s_(timeout_s) {
+    if (receive_buffer > 0) {
+      s.open(tcp::v4());
+      setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
+    }
     s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
     set_timeout(timeout_s);
   }

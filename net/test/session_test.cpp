@@ -139,18 +139,19 @@ TEST(SessionRules, InitWithoutFormatOrSizeAcceptsAnyFrame) {
   EXPECT_EQ(a.frame.width, 1920);
 }
 
-TEST(SessionRules, InitWhileAFrameIsInFlightIsANonFatalError) {
+TEST(SessionRules, InitWhileAFrameIsInFlightIsHeldNotRefused) {
   auto s = initialized();
   auto f = frame(1);
   ASSERT_EQ(on_client_message(s, f, 1).kind, Kind::Submit);
   auto i = init(320, 240);
-  const auto a = on_client_message(s, i, 1);
-  expect_error(a, Kind::Error, kErrUnexpectedMessage, false, "init_while_frame_in_flight");
-  EXPECT_EQ(s.init.width(), 640u);  // the session keeps its Init
+  EXPECT_EQ(on_client_message(s, i, 1).kind, Kind::HoldInit);
+  EXPECT_EQ(s.init.width(), 640u);  // the session keeps its Init until the server handles the held one
   EXPECT_TRUE(s.frame_in_flight);
-  // Answered (the server's on_result): a new Init is acceptable again and replaces the old one.
+  // Answered (the server's on_result), but another Init is still being handled: held again.
   s.frame_in_flight = false;
-  s.ready_outstanding = true;
+  s.init_running = true;
+  EXPECT_EQ(on_client_message(s, i, 1).kind, Kind::HoldInit);
+  s.init_running = false;
   EXPECT_EQ(on_client_message(s, i, 1).kind, Kind::Init);
   accept_init(s, std::move(*i.mutable_init()));
   EXPECT_EQ(s.init.width(), 320u);

@@ -34,6 +34,7 @@ Command add_registry(CLI::App& app);
 Command add_model(CLI::App& app, GlobalFlags& global);
 Command add_history(CLI::App& app);  // and `history stats`
 Command add_fleet(CLI::App& app);
+Command add_health(CLI::App& app);
 
 // Shared by several commands (flags.cpp).
 

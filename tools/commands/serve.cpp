@@ -1,7 +1,9 @@
 // aitw serve: the worker until SIGTERM/SIGINT (jobs::run_serve).
 #include <cstdlib>
 #include <filesystem>
+#include <iostream>
 #include <memory>
+#include <optional>
 
 #include "aitw/base/host_port.hpp"
 #include "aitw/jobs/flag_values.hpp"
@@ -28,6 +30,39 @@ const CLI::Validator kDurationOrOff(
     },
     "DURATION");
 
+// The seed container's variables, below the AITW_* ones and the flags: BIND_HOST and BIND_PORT (either
+// alone keeps the other of the default 127.0.0.1:7070), IDLE_TIMEOUT_SEC (seconds). False (after saying
+// why) on a bad value.
+bool seed_env(const CLI::App& serve, jobs::ServeJob& job) {
+  auto env = [](const char* name) -> std::optional<std::string> {
+    const char* v = std::getenv(name);
+    return v && *v ? std::optional<std::string>(v) : std::nullopt;
+  };
+  net::ServerConfig& sc = job.server;
+  const auto host = env("BIND_HOST"), port = env("BIND_PORT");
+  if (serve.get_option("--listen")->count() == 0 && (host || port)) {
+    const std::string spec = (host ? *host : sc.host) + ":" + (port ? *port : std::to_string(sc.port));
+    std::string error;
+    const auto at = parse_host_port(spec, &error);
+    if (!at) {
+      std::cerr << "aitw serve: BIND_HOST/BIND_PORT '" << spec << "': " << error << "\n";
+      return false;
+    }
+    sc.host = at->host;
+    sc.port = at->port;
+  }
+  if (const auto idle = env("IDLE_TIMEOUT_SEC"); idle && serve.get_option("--idle-timeout")->count() == 0) {
+    std::string error;
+    const auto d = jobs::parse_duration(*idle, &error);
+    if (!d) {
+      std::cerr << "aitw serve: IDLE_TIMEOUT_SEC '" << *idle << "': " << error << "\n";
+      return false;
+    }
+    sc.idle_timeout = *d;
+  }
+  return true;
+}
+
 }  // namespace
 
 Command add_serve(CLI::App& app, GlobalFlags& global) {
@@ -36,7 +71,10 @@ Command add_serve(CLI::App& app, GlobalFlags& global) {
   auto* serve = app.add_subcommand(
       "serve",
       "Run the worker: TCP + protobuf protocol (uint32LE length + Envelope), sessions, window 1.\n"
-      "Stops gracefully on SIGTERM/SIGINT: frames inside are answered, sessions get End, exit 0.");
+      "SIGTERM/SIGINT drain it: /readyz answers 503 at once, a new Init gets Error 13 (draining),\n"
+      "each session gets End(\"draining\") after its frame in flight; --drain-timeout bounds it; exit 0.\n"
+      "Every flag can also be set from the environment variable shown (Env:...); a flag given wins.\n"
+      "The seed container's BIND_HOST, BIND_PORT and IDLE_TIMEOUT_SEC are read too, below AITW_*.");
   serve
       ->add_option_function<std::string>(
           "--listen",
@@ -47,19 +85,22 @@ Command add_serve(CLI::App& app, GlobalFlags& global) {
           },
           "HOST:PORT (loopback unless told otherwise)")
       ->default_str("127.0.0.1:7070")
+      ->envname("AITW_LISTEN")
       ->check(kHostPort);
   serve
       ->add_option_function<std::string>(
           "--idle-timeout", [&sc](const std::string& s) { sc.idle_timeout = *jobs::parse_duration(s); },
           "unload models after this long with no session (e.g. 60s, 500ms)")
       ->default_str("60s")
+      ->envname("AITW_IDLE_TIMEOUT")
       ->check(kDuration);
   serve
       ->add_option_function<std::string>(
           "--heartbeat-timeout",
           [&sc](const std::string& s) { sc.heartbeat_timeout = *jobs::parse_duration(s); },
-          "drop a peer silent for this long")
+          "drop a peer silent for this long, or one that has not read what it was sent for this long")
       ->default_str("10s")
+      ->envname("AITW_HEARTBEAT_TIMEOUT")
       ->check(kDuration);
   serve
       ->add_option_function<std::string>(
@@ -72,12 +113,34 @@ Command add_serve(CLI::App& app, GlobalFlags& global) {
           "so a balancer (HAProxy, a Kubernetes Service) places it anew and a restarted worker gets its\n"
           "share back (gRPC's MAX_CONNECTION_AGE; e.g. 10m in production). 0 = never")
       ->default_str("0")
+      ->envname("AITW_MAX_SESSION_AGE")
       ->check(kDurationOrOff);
-  serve->add_option("--max-sessions", sc.max_sessions, "concurrent sessions")->capture_default_str();
+  serve
+      ->add_option_function<std::string>(
+          "--drain-timeout", [&sc](const std::string& s) { sc.drain_timeout = *jobs::parse_duration(s); },
+          "on SIGTERM/SIGINT, wait this long for sessions to finish their frame and get End(\"draining\");\n"
+          "then close what is left and exit 0")
+      ->default_str("10s")
+      ->envname("AITW_DRAIN_TIMEOUT")
+      ->check(kDuration);
+  serve->add_option("--max-sessions", sc.max_sessions, "concurrent sessions")
+      ->capture_default_str()
+      ->envname("AITW_MAX_SESSIONS");
   serve->add_option("--max-frame-bytes", sc.max_frame_bytes, "largest accepted message")
-      ->capture_default_str();
-  serve->add_option("--nets", sc.nets, "network instances per model")->capture_default_str();
-  serve->add_option("--threads", sc.threads, "OpenCV threads per network")->capture_default_str();
+      ->capture_default_str()
+      ->envname("AITW_MAX_FRAME_BYTES");
+  serve
+      ->add_option("--max-queued-bytes", sc.max_queued_bytes,
+                   "close a peer whose unsent replies exceed this (it sends but does not read)")
+      ->capture_default_str()
+      ->envname("AITW_MAX_QUEUED_BYTES")
+      ->check(CLI::Range(std::size_t{1024}, std::size_t{1} << 30));
+  serve->add_option("--nets", sc.nets, "network instances per model")
+      ->capture_default_str()
+      ->envname("AITW_NETS");
+  serve->add_option("--threads", sc.threads, "OpenCV threads per network")
+      ->capture_default_str()
+      ->envname("AITW_THREADS");
   add_registry_flag(*serve, global);
   serve
       ->add_option("--model-dir", sc.model_dirs,
@@ -89,11 +152,13 @@ Command add_serve(CLI::App& app, GlobalFlags& global) {
       ->add_option("--auth-token-file", job->auth_token_file,
                    "require Init.auth_token to equal the token in FILE (constant-time compare; a mismatch\n"
                    "is an Error and the connection is closed)")
+      ->envname("AITW_AUTH_TOKEN_FILE")
       ->check(CLI::ExistingFile);
   serve
       ->add_option_function<std::string>(
           "--metrics", [job](const std::string& s) { job->metrics = parse_host_port(s); },
           "HOST:PORT for HTTP /metrics (Prometheus), /healthz, /readyz")
+      ->envname("AITW_METRICS")
       ->check(kHostPort);
   serve->add_option(
       "--history", job->history.uri,
@@ -103,7 +168,8 @@ Command add_serve(CLI::App& app, GlobalFlags& global) {
       "(~/.local/state/aitw/history.db)");
   serve->add_option("--worker-id", job->history.worker_id,
                     "this worker's id in the history and `aitw fleet` (default HOST:PORT: the host name and\n"
-                    "the port served)");
+                    "the port served)")
+      ->envname("AITW_WORKER_ID");
   serve
       ->add_option_function<std::string>(
           "--history-retention",
@@ -113,8 +179,10 @@ Command add_serve(CLI::App& app, GlobalFlags& global) {
           },
           "keep model events this long (a TTL index on MongoDB; expired at start-up on SQLite)")
       ->default_str("30d")
+      ->envname("AITW_HISTORY_RETENTION")
       ->check(kDuration);
-  return {serve, [job] {
+  return {serve, [job, serve] {
+            if (!seed_env(*serve, *job)) return 2;
             // --model-dir defaults to $AITW_MODEL_DIR, when that is a directory.
             auto& dirs = job->server.model_dirs;
             model::set_model_dirs(dirs);  // names too are looked up there first

@@ -16,8 +16,9 @@ struct ServeJob {
   history::ServeHistoryOptions history;  // --history, --worker-id, --history-retention
 };
 
-// Blocks SIGINT and SIGTERM in every thread and waits for one; then the frames inside are answered,
-// sessions get End, and it returns 0. 2 when the worker cannot start (address in use, unreadable token).
+// Blocks SIGINT and SIGTERM in every thread and waits for one; then drains (net::Server::drain: /readyz 503,
+// sessions end after their frame in flight, bounded by server.drain_timeout) and returns 0. 2 when the
+// worker cannot start (address in use, unreadable token).
 int run_serve(ServeJob job);
 
 }  // namespace aitw::jobs

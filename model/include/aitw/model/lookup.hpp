@@ -33,5 +33,7 @@ std::string resolve_model_path(const std::string& ref, bool use_resolver = true)
 // Installed by the application (tools/) so that this layer need not know the registry: returns a local
 // path for `ref`, or nullopt when the registry does not have it. May throw ModelError (e.g. checksum).
 void set_model_resolver(std::function<std::optional<std::string>(const std::string& ref)> resolver);
+// Whether one is installed (a registry is configured).
+bool has_model_resolver();
 
 }  // namespace aitw::model

@@ -1,8 +1,10 @@
 #pragma once
 // `aitw serve --metrics HOST:PORT`: Prometheus text metrics at GET /metrics (the spec's names:
 // worker_state, connections_active, frames_processed_total, inference_time_ms, model_load_seconds,
-// transitions_to_idle_total, plus drops and errors by cause), GET /healthz (the process answers) and
-// GET /readyz (200 when a model can be served).
+// transitions_to_idle_total, plus drops and errors by cause, worker_draining, and the conventional
+// inference_duration_seconds histogram with a `model` label), GET /healthz (the process answers) and
+// GET /readyz (200 when a model can be served; 503 "draining" from the moment SIGTERM begins the drain).
+// Served from its own Asio loop: idle or half-sent connections (any number) do not keep it from answering.
 #include <cstdint>
 #include <functional>
 #include <memory>

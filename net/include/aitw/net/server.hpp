@@ -34,8 +34,10 @@ enum ErrorCode : std::uint32_t {
   kErrTimeout = 9,          // heartbeat or mid-message deadline missed (fatal)
   kErrDropped = 10,         // replaced by a newer frame before inference (shared pipeline was busy)
   kErrShuttingDown = 11,
-  kErrAuth = 12,      // Init without the shared token, or with a wrong one (fatal)
-  kErrDraining = 13,  // the worker is draining (SIGTERM): non-fatal, retry elsewhere; message "draining..."
+  kErrAuth = 12,  // Init without the shared token, or with a wrong one (fatal)
+  // The worker is draining (SIGTERM): an Init is refused, not fatal and retryable elsewhere; the message
+  // starts with "draining". Sessions already running get End{reason: "draining"} after their frame.
+  kErrDraining = 13,
 };
 
 struct ServerConfig {
@@ -50,13 +52,20 @@ struct ServerConfig {
   std::chrono::milliseconds init_timeout{5000};
   // A message whose first bytes arrived must be complete within this (trickling bytes does not extend it).
   std::chrono::milliseconds message_timeout{5000};
-  std::chrono::milliseconds heartbeat_timeout{10000};  // a silent peer is dropped after this
-  std::chrono::milliseconds idle_timeout{60000};       // models are unloaded after this with no session
+  // A silent peer is dropped after this, and so is one that has not read what it was sent for this long.
+  std::chrono::milliseconds heartbeat_timeout{10000};
+  // A peer whose unsent replies exceed this is closed (it sends but does not read: its replies would pile up
+  // in the worker's memory).
+  std::size_t max_queued_bytes = 1u << 20;
+  // How long stop() (SIGTERM) waits for the sessions to finish their frame in flight and get End("draining")
+  // before it closes the rest.
+  std::chrono::milliseconds drain_timeout{10000};
+  std::chrono::milliseconds idle_timeout{60000};  // models are unloaded after this with no session
   // gRPC's MAX_CONNECTION_AGE: a session older than this (from its first InitOk) plus a random 0-25 % of it
   // is ended gracefully, after the Result of its frame in flight, with End "max_session_age"; the client
   // reconnects at once, so an L4 balancer places it anew (a restarted worker gets its share back). 0 = never.
   std::chrono::milliseconds max_session_age{0};
-  int nets = 1, threads = 2;  // per loaded model (see the pipeline)
+  int nets = 1, threads = 2;                      // per loaded model (see the pipeline)
   // When set, Init.auth_token must equal it (constant-time compare); a mismatch is a fatal Error. Never
   // logged, never in metrics.
   std::string auth_token;
@@ -85,6 +94,19 @@ struct ServerStats {
   double last_model_load_seconds = 0;
   std::map<std::string, std::uint64_t> errors_by_cause;
   pipeline::LatencyHistogram inference_time_ms;
+  // The same forward times by model label (name@version, or the file name for a path), for
+  // inference_duration_seconds{model}.
+  std::map<std::string, pipeline::LatencyHistogram> inference_time_by_model;
+  bool draining = false;                    // stop() (SIGTERM) has begun: /readyz answers 503
+  std::uint64_t queued_bytes_max_seen = 0;  // the most any closed session held unsent
+};
+
+// What a drain did (Server::drain), also logged.
+struct DrainReport {
+  int sessions = 0;  // sessions (past Init) when the drain began
+  int ended = 0;     // of them, ended with End("draining") (after the Result of their frame in flight)
+  int cut = 0;       // still there at the drain timeout: closed
+  double seconds = 0;
 };
 
 class Server {
@@ -97,8 +119,12 @@ class Server {
   // Binds and starts serving on a background thread. Throws std::runtime_error naming host:port.
   void start();
   std::uint16_t port() const;
-  // Graceful: stops accepting, lets frames already inside finish and be answered, sends End to every
-  // session, closes. Idempotent.
+  // SIGTERM: stats().draining (/readyz 503) at once, a new Init gets Error kErrDraining (and End), each
+  // session gets End("draining") once its frame in flight is answered; returns when none is left, or at
+  // `timeout` (those left are closed). New connections are still accepted (so that their Init hears
+  // "draining"). Once only: a second call returns an empty report.
+  DrainReport drain(std::chrono::milliseconds timeout);
+  // Graceful: drain(config.drain_timeout) unless done, then stops accepting and closes. Idempotent.
   void stop();
   ServerStats stats() const;
 

@@ -1,0 +1,186 @@
+// Issue 16: the drain on SIGTERM (Server::drain), an Init held while a frame is in flight, peers that do not
+// read, and the protocol-level health probe. Real loopback sockets; no wall-clock assertion: each test
+// checks which deadline or bound fired and what the peer got.
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+
+#include <asio.hpp>
+#include <filesystem>
+#include <thread>
+
+#include "aitw/net/health.hpp"
+#include "aitw/net/server.hpp"
+#include "protocol_peer.hpp"
+
+namespace aitw::net {
+namespace {
+
+using testing::frame_msg;
+using testing::init_msg;
+using testing::kShared;
+using testing::kYolo11;
+using testing::kYolov8;
+using testing::Peer;
+using namespace std::chrono_literals;
+
+// Deadlines the tests are not about stay far from a sanitizer-slow model load (as in server_test.cpp).
+std::unique_ptr<Server> start_server(ServerConfig cfg = {}) {
+  cfg.port = 0;
+  if (cfg.heartbeat_timeout == ServerConfig{}.heartbeat_timeout) cfg.heartbeat_timeout = 2min;
+  if (cfg.init_timeout == ServerConfig{}.init_timeout) cfg.init_timeout = 2min;
+  cfg.model_dirs = {kShared + "/models"};
+  auto s = std::make_unique<Server>(cfg);
+  s->start();
+  return s;
+}
+
+void wait_until(const std::function<bool()>& done) {
+  for (int i = 0; i < 60000 && !done(); ++i) std::this_thread::sleep_for(1ms);
+}
+
+v1::Envelope heartbeat(std::int64_t ts) {
+  v1::Envelope e;
+  e.mutable_heartbeat()->set_ts_mono_ns(ts);
+  return e;
+}
+
+}  // namespace
+
+// The frame in flight is answered, then End("draining"); an idle session gets End("draining") at once;
+// once draining, a new Init gets the non-fatal Error 13 (so a client goes elsewhere) and End.
+TEST(ServerDrain, SessionsFinishTheirFrameThenEndAndNewInitsHearDraining) {
+  auto server = start_server();
+  Peer busy(server->port()), idle(server->port());
+  busy.handshake();
+  idle.handshake();
+  busy.send(frame_msg(7));
+  wait_until([&] { return server->stats().frames_received_total == 1; });
+  ASSERT_EQ(server->stats().frames_received_total, 1u);
+  EXPECT_FALSE(server->stats().draining);
+  const auto report = server->drain(60s);
+  EXPECT_TRUE(server->stats().draining);  // what /readyz answers 503 on
+  EXPECT_EQ(report.sessions, 2);
+  EXPECT_EQ(report.ended, 2);
+  EXPECT_EQ(report.cut, 0);
+
+  auto r = busy.recv();
+  ASSERT_TRUE(r && r->has_result()) << (r ? message_name(*r) : "nothing");
+  EXPECT_EQ(r->result().frame_id(), 7u);
+  auto end = busy.recv();
+  ASSERT_TRUE(end && end->has_end()) << (end ? message_name(*end) : "nothing");
+  EXPECT_EQ(end->end().reason(), "draining");
+  EXPECT_TRUE(busy.closed_by_server());
+  auto idle_end = idle.recv();
+  ASSERT_TRUE(idle_end && idle_end->has_end());
+  EXPECT_EQ(idle_end->end().reason(), "draining");
+
+  Peer late(server->port());
+  late.send(init_msg());
+  auto e = late.recv();
+  ASSERT_TRUE(e && e->has_error()) << (e ? message_name(*e) : "nothing");
+  EXPECT_EQ(e->error().code(), kErrDraining);
+  EXPECT_FALSE(e->error().fatal());
+  EXPECT_EQ(e->error().message().rfind("draining", 0), 0u) << e->error().message();
+  auto late_end = late.recv();
+  ASSERT_TRUE(late_end && late_end->has_end());
+  EXPECT_EQ(late_end->end().reason(), "draining");
+  EXPECT_EQ(server->stats().errors_by_cause.at("draining"), 1u);
+  EXPECT_EQ(server->drain(1s).sessions, 0);  // once only
+  server->stop();
+}
+
+// A client hot-reloading without waiting for the Result: the Init is held, answered right after the Result.
+TEST(Server, InitWhileAFrameIsInFlightIsHandledAfterItsResult) {
+  auto server = start_server();
+  Peer p(server->port(), 120);
+  const auto first = p.handshake(kYolo11);
+  p.send_bytes(encode(frame_msg(1)) + encode(init_msg(kYolov8)));
+  auto r = p.recv();
+  ASSERT_TRUE(r && r->has_result()) << (r ? message_name(*r) : "nothing");
+  EXPECT_EQ(r->result().frame_id(), 1u);
+  auto ok = p.recv();
+  ASSERT_TRUE(ok && ok->has_init_ok()) << (ok ? message_name(*ok) : "nothing");
+  EXPECT_NE(ok->init_ok().model_id(), first.model_id());  // the other model
+  auto ready = p.recv();
+  ASSERT_TRUE(ready && ready->has_ready()) << (ready ? message_name(*ready) : "nothing");
+  p.send(frame_msg(2));
+  auto r2 = p.recv();
+  ASSERT_TRUE(r2 && r2->has_result());
+  EXPECT_TRUE(server->stats().errors_by_cause.empty());
+}
+
+// A peer that sends Init and then heartbeats as fast as it can, and never reads: its echoes would pile up
+// in the worker. It is closed once they exceed max_queued_bytes, and no more than that was ever held.
+TEST(ServerHardening, NeverReadingPeerIsClosedAtTheQueuedBytesBound) {
+  ServerConfig cfg;
+  cfg.max_queued_bytes = 1 << 20;
+  auto server = start_server(cfg);
+  Peer p(server->port(), 5, 4096);  // a small receive buffer: what is unread stays in the worker
+  p.handshake();
+  std::string burst;
+  for (int i = 0; i < 4096; ++i) burst += encode(heartbeat(0x7fffffffffffffffLL - i));
+  asio::error_code ec;
+  std::size_t sent = 0;
+  // Up to 256 MiB of heartbeats; the write fails once the worker has closed the connection.
+  while (!ec && sent < (256u << 20)) sent += asio::write(p.s, asio::buffer(burst), ec);
+  EXPECT_TRUE(ec) << "the worker kept the connection after " << sent << " bytes";
+  wait_until([&] { return server->stats().connections_active == 0; });
+  const auto st = server->stats();
+  EXPECT_EQ(st.errors_by_cause.count("send_queue_full"), 1u);
+  EXPECT_GT(st.queued_bytes_max_seen, 0u);
+  EXPECT_LE(st.queued_bytes_max_seen, cfg.max_queued_bytes);
+  Peer next(server->port());  // the worker serves on
+  next.handshake();
+}
+
+// Not reading for the heartbeat timeout, though well under the queued-bytes bound and still sending
+// heartbeats (so not silent): closed as write_timeout.
+TEST(ServerHardening, PeerThatStopsReadingIsClosedAfterTheHeartbeatTimeout) {
+  ServerConfig cfg;
+  cfg.heartbeat_timeout = 1s;
+  cfg.init_timeout = 60s;
+  cfg.max_queued_bytes = 256u << 20;
+  auto server = start_server(cfg);
+  Peer p(server->port(), 5, 4096);
+  std::string burst;
+  for (int i = 0; i < 4096; ++i) burst += encode(heartbeat(0x7fffffffffffffffLL - i));
+  // Echoes enough to fill both kernel buffers (the worker's send buffer grows to 4 MiB at most).
+  asio::error_code ec;
+  for (int i = 0; i < 200 && !ec; ++i) asio::write(p.s, asio::buffer(burst), ec);
+  ASSERT_FALSE(ec) << ec.message();
+  // Then a heartbeat every 100 ms (never silent) until the worker closes.
+  for (int i = 0; i < 600 && !ec; ++i) {
+    asio::write(p.s, asio::buffer(encode(heartbeat(i))), ec);
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_TRUE(ec) << "never closed";
+  wait_until([&] { return server->stats().connections_active == 0; });
+  const auto st = server->stats();
+  EXPECT_EQ(st.errors_by_cause.count("write_timeout"), 1u);
+  EXPECT_EQ(st.errors_by_cause.count("timeout"), 0u);  // not the silence deadline
+  EXPECT_EQ(st.errors_by_cause.count("send_queue_full"), 0u);
+}
+
+// The worker echoes a Heartbeat before any Init: what `aitw health` relies on.
+TEST(ServerHealth, ProbeAnswersUpRefusedAndTimeout) {
+  auto server = start_server();
+  const auto up = probe_health("127.0.0.1", server->port(), 30s);
+  EXPECT_TRUE(up.ok) << up.reason;
+  EXPECT_EQ(server->stats().model_loads_total, 0u);  // no Init, no model
+
+  // A port nobody listens on: bound, never listened.
+  asio::io_context io;
+  asio::ip::tcp::socket closed(io, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  const auto refused = probe_health("127.0.0.1", closed.local_endpoint().port(), 30s);
+  EXPECT_FALSE(refused.ok);
+  EXPECT_EQ(refused.reason, "connection refused");
+
+  // Listening, never answering.
+  asio::ip::tcp::acceptor mute(io, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  const auto silent = probe_health("127.0.0.1", mute.local_endpoint().port(), 300ms);
+  EXPECT_FALSE(silent.ok);
+  EXPECT_NE(silent.reason.find("timeout after 300 ms waiting for the Heartbeat echo"), std::string::npos)
+      << silent.reason;
+}
+
+}  // namespace aitw::net
