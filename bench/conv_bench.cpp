@@ -30,6 +30,7 @@
 #include "aitw/bench/conv_shapes.hpp"
 #include "aitw/kernel/conv.hpp"
 #include "aitw/kernel/conv_layer.hpp"
+#include "aitw/kernel/conv_params.hpp"
 #include "aitw/kernel/dnn_layers.hpp"
 #ifdef AITW_BENCH_DNNL
 #include "conv_bench_dnnl.hpp"
@@ -66,24 +67,7 @@ std::string load_average() {
 }
 
 cv::dnn::Net one_layer_net(const ConvLayerCase& c, bool aitw) {
-  cv::dnn::LayerParams lp;
-  lp.name = "conv";
-  lp.type = "Convolution";
-  const auto& s = c.shape;
-  lp.set("kernel_h", s.kernel_h);
-  lp.set("kernel_w", s.kernel_w);
-  lp.set("stride_h", s.stride_h);
-  lp.set("stride_w", s.stride_w);
-  lp.set("pad_t", s.pad_top);
-  lp.set("pad_l", s.pad_left);
-  lp.set("pad_b", s.pad_bottom);
-  lp.set("pad_r", s.pad_right);
-  lp.set("group", s.groups);
-  lp.set("num_output", s.out_channels);
-  lp.set("bias_term", !c.bias.empty());
-  if (aitw) lp.set(aitw::kernel::kConvolutionMark, 1);
-  lp.blobs.push_back(c.weights.clone());
-  if (!c.bias.empty()) lp.blobs.push_back(c.bias.clone());
+  auto lp = aitw::kernel::convolution_layer_params(c.shape, c.weights, c.bias, aitw);
   cv::dnn::Net net;
   net.addLayerToPrev(lp.name, lp.type, lp);
   if (c.silu) {

@@ -13,6 +13,7 @@
 
 #include "aitw/kernel/conv.hpp"
 #include "aitw/kernel/conv_layer.hpp"
+#include "aitw/kernel/conv_params.hpp"
 #include "aitw/kernel/dnn_layers.hpp"
 #include "aitw/kernel/fast_math.hpp"
 
@@ -85,22 +86,7 @@ cv::Mat random_mat(const std::vector<int>& dims, float scale, std::mt19937& rng)
 }
 
 cv::dnn::LayerParams conv_params(const ConvShape& s, const cv::Mat& w, const cv::Mat& b) {
-  cv::dnn::LayerParams lp;
-  lp.name = "conv";
-  lp.type = "Convolution";
-  lp.set("kernel_h", s.kernel_h);
-  lp.set("kernel_w", s.kernel_w);
-  lp.set("stride_h", s.stride_h);
-  lp.set("stride_w", s.stride_w);
-  lp.set("pad_t", s.pad_top);
-  lp.set("pad_l", s.pad_left);
-  lp.set("pad_b", s.pad_bottom);
-  lp.set("pad_r", s.pad_right);
-  lp.set("group", s.groups);
-  lp.set("num_output", s.out_channels);
-  lp.set("bias_term", true);
-  lp.blobs = {w.clone(), b.clone()};
-  return lp;
+  return convolution_layer_params(s, w, b, false);
 }
 
 // OpenCV's own convolution. OpenCV 4.6 refuses asymmetric pads: those run on an explicitly padded input.
@@ -236,6 +222,96 @@ TEST_P(ConvVsOpenCV, LayerInANetWithBatchNormAndSiLU) {
   EXPECT_LE(max_rel_diff(a2, r2), kTolerance);
 }
 
+// The residual Add folded into the output loop (adapter's fuse_residual_adds): act(conv) + skip, on every
+// shape class, in-place tiles and scattered ones (odd widths, tails), batch 2 with gaps between images.
+TEST_P(ConvVsOpenCV, ResidualAddedAfterTheActivation) {
+  std::mt19937 rng(17);
+  for (const auto& c : cases()) {
+    SCOPED_TRACE(c.name);
+    const auto& s = c.s;
+    const int cig = s.in_channels / s.groups;
+    const float wscale = 1.f / std::sqrt(static_cast<float>(cig * s.kernel_h * s.kernel_w));
+    const cv::Mat w = random_mat({s.out_channels, cig, s.kernel_h, s.kernel_w}, wscale, rng);
+    const cv::Mat b = random_mat({s.out_channels}, 0.5f, rng);
+    const cv::Mat in = random_mat({c.n, s.in_channels, c.h, c.w}, 2.f, rng);
+    const cv::Mat ref = opencv_conv(s, w, b, in);
+    const cv::Mat skip = random_mat({ref.size[0], ref.size[1], ref.size[2], ref.size[3]}, 3.f, rng);
+    PackedConv conv(s, w.ptr<float>(), b.ptr<float>(), GetParam());
+    std::vector<float> ws(conv.workspace_floats(c.h, c.w));
+    const std::ptrdiff_t in_b = static_cast<std::ptrdiff_t>(s.in_channels) * c.h * c.w;
+    const std::ptrdiff_t out_b = static_cast<std::ptrdiff_t>(skip.total() / c.n), gap = 3;
+    std::vector<float> res(static_cast<std::size_t>(c.n * (out_b + gap)), 1e6f);  // gaps: never read
+    for (int i = 0; i < c.n; ++i)
+      std::copy(skip.ptr<float>() + i * out_b, skip.ptr<float>() + (i + 1) * out_b,
+                res.begin() + i * (out_b + gap));
+    for (auto act : {ConvActivation::None, ConvActivation::SiLU}) {
+      SCOPED_TRACE(static_cast<int>(act));
+      cv::Mat expect = ref.clone();
+      if (act == ConvActivation::SiLU) silu(expect.ptr<float>(), expect.ptr<float>(), expect.total());
+      expect += skip;
+      cv::Mat got(ref.dims, ref.size.p, CV_32F, cv::Scalar(-7));
+      conv.forward(in.ptr<float>(), c.n, c.h, c.w, in_b, got.ptr<float>(), out_b, act, ws.data(), ws.size(),
+                   res.data(), out_b + gap);
+      EXPECT_LE(max_rel_diff(got, expect), kTolerance);
+    }
+  }
+}
+
+// The fused node as the adapter leaves it: marked, a second input (the skip tensor), SiLU as an attribute.
+// OpenCV offers no activation or BatchNorm after it (they would come after the Add).
+TEST_P(ConvVsOpenCV, ResidualLayerInANet) {
+  if (!aitw_convolution_active()) GTEST_SKIP() << "OpenCV's convolution runs on this CPU";
+  std::mt19937 rng(23);
+  const ConvShape s = shape(8, 12, 3, 1, 1);
+  const cv::Mat w = random_mat({12, 8, 3, 3}, 0.2f, rng), b = random_mat({12}, 0.5f, rng);
+  const cv::Mat x = random_mat({2, 8, 10, 14}, 1.f, rng), skip = random_mat({2, 12, 10, 14}, 1.f, rng);
+  auto lp = conv_params(s, w, b);
+  lp.set(kConvolutionMark, 1);
+  lp.set(kConvResidualMark, 1);
+  lp.set(kConvActivationAttr, "silu");
+  cv::dnn::Net net;
+  net.setInputsNames({"x", "skip"});
+  const int id = net.addLayer(lp.name, lp.type, lp);
+  net.connect(0, 0, id, 0);
+  net.connect(0, 1, id, 1);
+  // A per-channel affine after the Add: OpenCV offers it to the convolution (tryFuse), which must refuse.
+  cv::dnn::LayerParams sc;
+  sc.name = "scale";
+  sc.type = "Scale";
+  sc.set("bias_term", true);
+  const cv::Mat gamma = random_mat({12}, 1.f, rng), beta = random_mat({12}, 1.f, rng);
+  sc.blobs = {gamma.reshape(1, 1), beta.reshape(1, 1)};
+  net.addLayerToPrev(sc.name, sc.type, sc);
+  net.setPreferableBackend(cv::dnn::DNN_BACKEND_OPENCV);
+  net.setInput(x, "x");
+  net.setInput(skip, "skip");
+  ASSERT_TRUE(is_aitw_convolution(net.getLayer(id)));
+  const cv::Mat got = net.forward().clone();
+  cv::Mat expect = opencv_conv(s, w, b, x);
+  silu(expect.ptr<float>(), expect.ptr<float>(), expect.total());
+  expect += skip;
+  for (int i = 0; i < 2; ++i)
+    for (int c = 0; c < 12; ++c) {
+      float* p = expect.ptr<float>() + (i * 12 + c) * 140;
+      for (int k = 0; k < 140; ++k) p[k] = p[k] * gamma.at<float>(c) + beta.at<float>(c);
+    }
+  EXPECT_LE(max_rel_diff(got, expect), kTolerance);
+
+  auto layer = create_convolution_layer(lp);
+  cv::dnn::LayerParams rp;
+  auto relu = cv::dnn::ReLULayer::create(rp);
+  EXPECT_FALSE(layer->setActivation(relu));
+  // A skip tensor of another shape (an Add that broadcasts) is refused at load with the layer's name.
+  cv::dnn::Net bad;
+  bad.setInputsNames({"x", "skip"});
+  const int bid = bad.addLayer(lp.name, lp.type, lp);
+  bad.connect(0, 0, bid, 0);
+  bad.connect(0, 1, bid, 1);
+  bad.setInput(x, "x");
+  bad.setInput(random_mat({2, 12, 1, 1}, 1.f, rng), "skip");
+  EXPECT_THROW(bad.forward(), cv::Exception);
+}
+
 INSTANTIATE_TEST_SUITE_P(Isa, ConvVsOpenCV, ::testing::ValuesIn(levels()),
                          [](const auto& param_info) { return std::string(conv_isa_name(param_info.param)); });
 
@@ -286,6 +362,10 @@ TEST(ConvLayer, UnsupportedShapesFallBackToOpenCV) {
   plain.set(kConvolutionMark, 1);
   EXPECT_EQ(is_aitw_convolution(create_convolution_layer(plain)), aitw_convolution_enabled());
   EXPECT_FALSE(conv_unsupported_reason(shape(4, 6, 3, 3, 1)).empty());  // stride 3
+  // A fused residual Add has no OpenCV fallback (its layer would read the skip tensor as weights): a
+  // clear error instead.
+  dil.set(kConvResidualMark, 1);
+  EXPECT_THROW(create_convolution_layer(dil), cv::Exception);
 }
 
 }  // namespace

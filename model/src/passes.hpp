@@ -45,6 +45,10 @@ SummaryLine fuse_silu(ox::GraphProto& g, const PassContext& c);
 
 // Marks every Conv node for aitw's convolution layer (kernel/conv_layer.hpp).
 SummaryLine mark_convolutions(ox::GraphProto& g, const PassContext& c);
+// Add(skip, [AitwSiLU](Conv(x))) -> one Conv node with skip as a second input and the activation as an
+// attribute (kernel::kConvResidualMark), when aitw's convolution runs it and nothing else reads the
+// intermediate tensors (kernel::convolution_fusion_enabled(); AITW_CONV=unfused keeps the Adds).
+SummaryLine fuse_residual_adds(ox::GraphProto& g, const PassContext& c);
 // Baseline only (stock head kept): expands the head's [1, A] stride constant to [1, 4, A] so that OpenCV
 // 4.6 can run the multiply.
 SummaryLine expand_stride_mul(ox::GraphProto& g, const PassContext& c);

@@ -4,6 +4,7 @@
 
 #include <cstring>
 
+#include "aitw/kernel/conv_layer.hpp"
 #include "aitw/kernel/dnn_layers.hpp"
 #include "aitw/model/error.hpp"
 #include "passes.hpp"
@@ -388,6 +389,60 @@ TEST(AdapterPasses, FuseSiluLeavesOtherSigmoidsAlone) {
   set_io(g.add_output(), "gated", {1, 8, 8, 8});
   set_io(g.add_output(), "z", {1, 8, 8, 8});
   expect_untouched(fuse_silu, g);
+}
+
+// --- residual Adds ---------------------------------------------------------------------------------------
+
+bool has_attr(const ox::NodeProto& n, const char* name) {
+  for (const auto& a : n.attribute())
+    if (a.name() == name) return true;
+  return false;
+}
+
+TEST(AdapterPasses, FuseResidualAddsFoldsTheBottleneckAddsIntoTheirConvolution) {
+  ox::GraphProto g;
+  set_io(g.add_input(), "x", {1, 8, 16, 16});
+  add_conv(g, "x", "a", 8, 8, 1);
+  add_node(g, kernel::kSiLUOpType, {"a"}, {"sa"});
+  add_conv(g, "sa", "b", 8, 8, 1);
+  add_node(g, kernel::kSiLUOpType, {"b"}, {"sb"});
+  add_node(g, "Add", {"x", "sb"}, {"y"});  // bottleneck: x + SiLU(conv(...))
+  add_conv(g, "y", "d", 8, 8, 1);
+  add_node(g, "Add", {"d", "y"}, {"z"});  // conv without activation, operands the other way round
+  add_conv(g, "z", "e", 8, 8, 1);
+  add_node(g, "Add", {"e", "z"}, {"u"});  // "e" is also a graph output: stays
+  add_conv(g, "u", "f", 8, 8, 1);
+  add_node(g, "Relu", {"u"}, {"r"});
+  add_node(g, "Add", {"f", "r"}, {"v"});  // the skip is computed after the convolution: stays
+  add_conv(g, "v", "h", 8, 8, 2);         // stride 2 of a 1x1 runs, but "h" + "h" adds a tensor to itself
+  add_node(g, "Add", {"h", "h"}, {"w"});
+  set_io(g.add_output(), "e", {1, 8, 16, 16});
+  set_io(g.add_output(), "w", {1, 8, 8, 8});
+  ASSERT_TRUE(mark_convolutions(g, context()).has_value());
+  if (!kernel::convolution_fusion_enabled()) {
+    expect_untouched(fuse_residual_adds, g);
+    return;
+  }
+  EXPECT_EQ(fuse_residual_adds(g, context()), "2 residual Adds -> their convolution's output loop");
+  EXPECT_EQ(op_types(g), (Ops{"Conv", kernel::kSiLUOpType, "Conv", "Conv", "Conv", "Add", "Conv", "Relu",
+                              "Add", "Conv", "Add"}));
+  const auto& b = g.node(2);
+  EXPECT_EQ(b.input_size(), 3);
+  EXPECT_EQ(b.input(0), "sa");
+  EXPECT_EQ(b.input(2), "x");
+  EXPECT_EQ(b.output(0), "y");
+  EXPECT_EQ(attr_int(b, kernel::kConvResidualMark, 0), 1);
+  ASSERT_NE(find_attr(b, kernel::kConvActivationAttr), nullptr);
+  EXPECT_EQ(find_attr(b, kernel::kConvActivationAttr)->s(), "silu");
+  const auto& d = g.node(3);
+  EXPECT_EQ(d.input(0), "y");
+  EXPECT_EQ(d.input(2), "y");
+  EXPECT_EQ(d.output(0), "z");
+  EXPECT_TRUE(has_attr(d, kernel::kConvResidualMark));
+  EXPECT_FALSE(has_attr(d, kernel::kConvActivationAttr));
+  EXPECT_FALSE(has_attr(g.node(4), kernel::kConvResidualMark));
+  // Run again: nothing left to fuse, and a fused convolution never takes a second Add.
+  expect_untouched(fuse_residual_adds, g);
 }
 
 }  // namespace

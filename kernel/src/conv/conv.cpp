@@ -128,18 +128,26 @@ void phase_split(const ConvShape& s, const Geometry& g, const KernelSet& k, cons
     }
 }
 
-// Rows of a tile computed into `tmp` ([rows][tile_px]) copied to the output, dropping padded columns.
+// Rows of a tile computed into `tmp` ([rows][tile_px]) copied to the output, dropping padded columns, plus
+// the residual (same layout as `out`) if there is one.
 // p0, end: the tile's flat range within a band whose first output row is `oy0`.
 void scatter(const float* tmp, int rows, int tile_px, std::ptrdiff_t p0, std::ptrdiff_t end, int oy0,
-             const Geometry& g, float* out, std::ptrdiff_t out_plane) {
+             const Geometry& g, float* out, std::ptrdiff_t out_plane, const float* res) {
   end = std::min(p0 + tile_px, end);
   for (std::ptrdiff_t p = p0; p < end;) {
     const std::ptrdiff_t oy = oy0 + p / g.wq, ox = p % g.wq;
     const std::ptrdiff_t seg = std::min<std::ptrdiff_t>(g.wq - ox, end - p);
     if (ox < g.ow) {
       const std::ptrdiff_t n = std::min<std::ptrdiff_t>(seg, g.ow - ox);
-      for (int r = 0; r < rows; ++r)
-        std::memcpy(out + r * out_plane + oy * g.ow + ox, tmp + r * tile_px + (p - p0), sizeof(float) * n);
+      for (int r = 0; r < rows; ++r) {
+        const std::ptrdiff_t o = r * out_plane + oy * g.ow + ox;
+        const float* t = tmp + r * tile_px + (p - p0);
+        if (res) {
+          for (std::ptrdiff_t i = 0; i < n; ++i) out[o + i] = t[i] + res[o + i];
+        } else {
+          std::memcpy(out + o, t, sizeof(float) * n);
+        }
+      }
     }
     p += seg;
   }
@@ -241,7 +249,8 @@ std::size_t PackedConv::workspace_floats(int h, int w) const {
 
 void PackedConv::forward(const float* in, int n, int h, int w, std::ptrdiff_t in_batch_stride, float* out,
                          std::ptrdiff_t out_batch_stride, ConvActivation act, float* workspace,
-                         std::size_t workspace_size) const {
+                         std::size_t workspace_size, const float* residual,
+                         std::ptrdiff_t residual_batch_stride) const {
   const KernelSet& k = kernels_for(isa_);
   const Geometry g = geometry(shape_, h, w, k.tile_px);
   if (workspace_size < g.band_floats)
@@ -263,28 +272,36 @@ void PackedConv::forward(const float* in, int n, int h, int w, std::ptrdiff_t in
                             static_cast<std::size_t>(ci) * ntaps * co * sizeof(float) > (256u << 10);
 
   // One tile of `rows` output channels from block `blk`, reading `src` (channel stride `stride`), at flat
-  // position p0 of a band of `flat` pixels whose first output row is oy0.
+  // position p0 of a band of `flat` pixels whose first output row is oy0. `res`: null, or the residual
+  // at the position `dst` has in the output.
   auto run_tile = [&](const float* src, std::ptrdiff_t stride, std::ptrdiff_t p0, std::ptrdiff_t flat,
-                      int oy0, int blk, float* dst, float* tmp) {
+                      int oy0, int blk, float* dst, const float* res, float* tmp) {
     const int rows = dw ? 1 : std::min(CB, co - blk * CB);
     const std::ptrdiff_t ox = p0 % g.wq;
     const bool in_place = rows == CB && ox + T <= g.ow && p0 + T <= flat;
-    float* o = in_place ? dst + blk * CB * out_plane + (oy0 + p0 / g.wq) * g.ow + ox : tmp;
+    const std::ptrdiff_t at = blk * CB * out_plane + (oy0 + p0 / g.wq) * g.ow + ox;
+    float* o = in_place ? dst + at : tmp;
+    const float* r = in_place && res ? res + at : nullptr;
     if (dw) {
       k.dw({src + blk * stride + p0, 1, g.taps.data(), ntaps, packed_.data() + blk * ntaps, bias_[blk], o,
             activation});
+      if (r)
+        for (int i = 0; i < T; ++i) o[i] += r[i];
     } else {
       const int nv = static_cast<int>(std::min<std::ptrdiff_t>(vectors, (flat - p0 + k.lanes - 1) / k.lanes));
       fns[nv - 1]({src + p0, stride, ci, g.taps.data(), ntaps,
                    packed_.data() + static_cast<std::size_t>(blk) * ci * ntaps * CB, bias_.data() + blk * CB,
-                   o, in_place ? out_plane : T, activation});
+                   o, in_place ? out_plane : T, activation, r});
     }
-    if (!in_place) scatter(tmp, rows, T, p0, flat, oy0, g, dst + blk * CB * out_plane, out_plane);
+    if (!in_place)
+      scatter(tmp, rows, T, p0, flat, oy0, g, dst + blk * CB * out_plane, out_plane,
+              res ? res + blk * CB * out_plane : nullptr);
   };
 
   for (int b = 0; b < n; ++b) {
     const float* src = in + b * in_batch_stride;
     float* dst = out + b * out_batch_stride;
+    const float* rdst = residual ? residual + b * residual_batch_stride : nullptr;
     if (g.direct || g.shared) {
       const std::ptrdiff_t flat = g.direct ? out_plane : static_cast<std::ptrdiff_t>(g.oh) * g.wq;
       const std::ptrdiff_t ntiles = (flat + T - 1) / T;
@@ -321,9 +338,10 @@ void PackedConv::forward(const float* in, int n, int h, int w, std::ptrdiff_t in
           auto one = [&](std::ptrdiff_t t, int blk) {
             const std::ptrdiff_t p0 = t * T;
             if (g.direct && p0 + T > flat)  // the tail: its own zero-padded copy, as a band of one tile
-              run_tile(tail, T, 0, flat - p0, static_cast<int>(p0 / g.wq), blk, dst + p0 % g.wq, tmp);
+              run_tile(tail, T, 0, flat - p0, static_cast<int>(p0 / g.wq), blk, dst + p0 % g.wq,
+                       rdst ? rdst + p0 % g.wq : nullptr, tmp);
             else
-              run_tile(base, g.channel, p0, flat, 0, blk, dst, tmp);
+              run_tile(base, g.channel, p0, flat, 0, blk, dst, rdst, tmp);
           };
           if (blocks_outer) {
             for (int blk = b0; blk < b1; ++blk)
@@ -368,13 +386,19 @@ void PackedConv::forward(const float* in, int n, int h, int w, std::ptrdiff_t in
             for (int c = b0; c < b1; ++c) {
               k.dw({buf + c * g.channel, static_cast<int>(ntiles), g.taps.data(), ntaps,
                     packed_.data() + c * ntaps, bias_[c], flat_out, activation});
-              for (int y = 0; y < rows; ++y)
-                std::memcpy(dst + c * out_plane + static_cast<std::ptrdiff_t>(oy0 + y) * g.ow,
-                            flat_out + y * g.wq, sizeof(float) * g.ow);
+              for (int y = 0; y < rows; ++y) {
+                const std::ptrdiff_t at = c * out_plane + static_cast<std::ptrdiff_t>(oy0 + y) * g.ow;
+                if (rdst) {
+                  for (int x = 0; x < g.ow; ++x) dst[at + x] = flat_out[y * g.wq + x] + rdst[at + x];
+                } else {
+                  std::memcpy(dst + at, flat_out + y * g.wq, sizeof(float) * g.ow);
+                }
+              }
             }
           } else {
             for (std::ptrdiff_t t = 0; t < ntiles; ++t)
-              for (int blk = b0; blk < b1; ++blk) run_tile(buf, g.channel, t * T, flat, oy0, blk, dst, tmp);
+              for (int blk = b0; blk < b1; ++blk)
+                run_tile(buf, g.channel, t * T, flat, oy0, blk, dst, rdst, tmp);
           }
         }
       }

@@ -18,6 +18,7 @@ struct TileJob {
   float* out;                  // co_block rows of tile_px floats
   std::ptrdiff_t out_channel;  // floats between output rows
   int activation;              // ConvActivation
+  const float* residual;       // null, or added after the activation (same layout as out)
 };
 
 // Depthwise: one channel, `tiles` consecutive tiles of tile_px pixels (flat in and out).

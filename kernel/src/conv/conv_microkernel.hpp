@@ -5,7 +5,8 @@
 //
 // The ISA file defines, before including: kVecBytes, kCoBlock, kVectors (tile = kCoBlock output channels x
 // kVectors vectors of pixels, all accumulators in registers), `V fma(V a, V b, V c)` (a * b + c) and
-// `V bcast(const float* p)` (*p in every lane, one broadcast load where the ISA has it).
+// `V bcast(const float* p)` (*p in every lane, one broadcast load where the ISA has it), and includes
+// aitw/kernel/exp_poly.hpp after switching its ISA on.
 
 constexpr int kLanes = kVecBytes / 4;
 constexpr int kTilePx = kVectors * kLanes;
@@ -23,23 +24,11 @@ inline __attribute__((always_inline)) V splat(float s) {
   return V{} + s;
 }
 
-// kernel/fast_math.hpp's fast_exp and SiLU, lane by lane the same operations in the same order (no
-// contraction into FMAs), so the fused epilogue gives what the AitwSiLU layer gives.
+// kernel/fast_math.hpp's SiLU on the same polynomial (exp_poly.hpp), lane by lane the same operations in
+// the same order (no contraction into FMAs), so the fused epilogue gives what the AitwSiLU layer gives.
 inline __attribute__((always_inline)) V silu(V x) {
-  V e = -x;
-  e = e > -87.f ? e : splat(-87.f);  // NaN takes the lower bound, as in fast_exp
-  e = e < 88.f ? e : splat(88.f);
-  const V magic = splat(12582912.f);
-  const V n = (e * 1.44269504088896341f + magic) - magic;
-  V r = e - n * 0.693359375f;
-  r = r + n * 2.12194440e-4f;
-  V y = splat(1.9875691500e-4f);
-  y = y * r + 1.3981999507e-3f;
-  y = y * r + 8.3334519073e-3f;
-  y = y * r + 4.1665795894e-2f;
-  y = y * r + 1.6666665459e-1f;
-  y = y * r + 5.0000001201e-1f;
-  y = y * r * r + r + 1.f;
+  V n;
+  const V y = aitw::kernel::exp_detail::exp_reduced(-x, n);
   IV bits = reinterpret_cast<IV>(y) + (__builtin_convertvector(n, IV) << 23);
   return x / (1.f + reinterpret_cast<V>(bits));
 }
@@ -81,6 +70,17 @@ void conv_tile(const aitw::kernel::conv_detail::TileJob& j) {
         for (int v = 0; v < kNV; ++v) acc[c][v] = fma(wc, x[v], acc[c][v]);
       }
     }
+  }
+  // The bottleneck's residual Add, read in the output loop instead of a second pass over both tensors.
+  if (j.residual) {
+#pragma GCC unroll 16
+    for (int c = 0; c < kCoBlock; ++c)
+#pragma GCC unroll 4
+      for (int v = 0; v < kNV; ++v) {
+        const std::ptrdiff_t o = c * j.out_channel + v * kLanes;
+        store(j.out + o, activate(acc[c][v], j.activation) + load(j.residual + o));
+      }
+    return;
   }
 #pragma GCC unroll 16
   for (int c = 0; c < kCoBlock; ++c)

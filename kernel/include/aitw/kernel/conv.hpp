@@ -62,10 +62,13 @@ class PackedConv {
   // `out_batch_stride` apart (a slice of a larger buffer, e.g. a Concat's, is fine). `workspace` holds
   // `workspace_size` floats, at least workspace_floats(h, w) as it was when sized (fewer threads work in it
   // if the thread count grew since; throws std::invalid_argument below one band). Threads with
-  // cv::parallel_for_.
+  // cv::parallel_for_. `residual`: null, or n images shaped like the output (`residual_batch_stride`
+  // floats apart) added after the activation in the output loop (a bottleneck's Add); it must not overlap
+  // `out`.
   void forward(const float* in, int n, int h, int w, std::ptrdiff_t in_batch_stride, float* out,
                std::ptrdiff_t out_batch_stride, ConvActivation act, float* workspace,
-               std::size_t workspace_size) const;
+               std::size_t workspace_size, const float* residual = nullptr,
+               std::ptrdiff_t residual_batch_stride = 0) const;
 
  private:
   ConvShape shape_;

@@ -12,6 +12,11 @@
 namespace aitw::kernel {
 
 inline constexpr const char* kConvolutionMark = "aitw_conv";
+// Set by the adapter's fuse_residual_adds on a marked convolution whose output went (through an optional
+// AitwSiLU) into an Add: the node then has a second input, the skip tensor, added in the kernel's output
+// loop after the activation named by kConvActivationAttr ("silu", or absent: none).
+inline constexpr const char* kConvResidualMark = "aitw_residual";
+inline constexpr const char* kConvActivationAttr = "aitw_activation";
 
 cv::Ptr<cv::dnn::Layer> create_convolution_layer(cv::dnn::LayerParams& params);
 
@@ -19,6 +24,10 @@ cv::Ptr<cv::dnn::Layer> create_convolution_layer(cv::dnn::LayerParams& params);
 // OpenCV's own SIMD dispatch (253 vs 126 ms for YOLO11n's convolutions, one thread), so OpenCV keeps them.
 // On aarch64 the portable kernels are NEON with FMA and stay on.
 bool aitw_convolution_enabled();
+// aitw_convolution_enabled() and not switched off by AITW_CONV=opencv: marked convolutions get aitw's layer.
+bool aitw_convolution_active();
+// aitw_convolution_active() and not AITW_CONV=unfused: the adapter may fold residual Adds into convolutions.
+bool convolution_fusion_enabled();
 // For the load log: "avx512 kernels", "avx2 kernels", ... or why OpenCV's run instead.
 std::string convolution_kernels_in_use();
 

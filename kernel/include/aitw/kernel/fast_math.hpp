@@ -8,24 +8,13 @@
 #include <cstdint>
 #include <cstring>
 
+#include "aitw/kernel/exp_poly.hpp"
+
 namespace aitw::kernel {
 
 inline float fast_exp(float x) {
-  // Written so that NaN takes the lower bound (comparisons with NaN are false): the float-to-int
-  // conversion below would be undefined for it.
-  x = x > -87.f ? x : -87.f;
-  x = x < 88.f ? x : 88.f;
-  constexpr float kMagic = 12582912.f;  // 1.5 * 2^23: adding and subtracting it rounds to an integer
-  const float n = (x * 1.44269504088896341f + kMagic) - kMagic;
-  float r = x - n * 0.693359375f;  // ln2 split in two for an exact reduction (Cephes C1, C2)
-  r = r + n * 2.12194440e-4f;
-  float y = 1.9875691500e-4f;
-  y = y * r + 1.3981999507e-3f;
-  y = y * r + 8.3334519073e-3f;
-  y = y * r + 4.1665795894e-2f;
-  y = y * r + 1.6666665459e-1f;
-  y = y * r + 5.0000001201e-1f;
-  y = y * r * r + r + 1.f;
+  float n;
+  float y = exp_detail::exp_reduced(x, n);
   std::int32_t bits;
   std::memcpy(&bits, &y, sizeof bits);
   bits += static_cast<std::int32_t>(n) * (1 << 23);  // y * 2^n
