@@ -11,7 +11,9 @@
 #         test time). Wall-clock bounds belong there, never in a test that a sanitizer run executes. Also left
 #         there: the Node and Python clients' suites (label `clients`: their code is not C++, and the C++ protocol
 #         they drive is the server and client suites' here) and the installed-package consumer build (label
-#         `install`: a CMake install and two compiles, nothing a sanitizer looks at that the CLI tests miss).
+#         `install`: a CMake install and two compiles, nothing a sanitizer looks at that the CLI tests miss), and
+#         the cluster suites (label `cluster`: HAProxy, Prometheus and several workers as processes; the drain,
+#         max-session-age and endpoint-list code they drive is in the server and client suites here).
 #   tsan  preset `tsan` (build-tsan/): the concurrency suites -- pipeline (TBB flow graph, inference threads),
 #         server and client (Asio), fault injection (proxy threads, `aitw serve` killed), the history
 #         Recorder (its writer thread against the server's callbacks), with a libtbb
@@ -125,7 +127,7 @@ if [ "$which" = asan ] || [ "$which" = all ]; then
   export LSAN_OPTIONS="suppressions=$root/sanitizers/lsan.supp:print_suppressions=0"
   export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$root/build-asan/sanitizer-reports/ubsan"
   # A failed suite does not stop the other one: every report of the run is shown, then it fails.
-  stage "asan tests" run_tests asan --label-exclude 'accuracy|timing|clients|install' ||
+  stage "asan tests" run_tests asan --label-exclude 'accuracy|timing|clients|install|cluster' ||
     failed+=(asan)
   counts+=("asan $ran tests")
 fi

@@ -37,10 +37,10 @@ struct Server::Impl {
     std::uint64_t id;
     std::shared_ptr<Connection> conn;
     std::string peer;
-    bool end_after_result = false;  // draining or aged: send End once the frame in flight is answered
+    bool end_after_result = false;        // draining or aged: send End once the frame in flight is answered
     std::string end_reason = "draining";  // the End sent then
     bool aging = false;                   // its max_session_age timer runs (from the first InitOk)
-    std::optional<v1::Init> held_init;  // an Init that came while a frame was in flight (the newest)
+    std::optional<v1::Init> held_init;    // an Init that came while a frame was in flight (the newest)
     std::string model_key, model_label;
     std::shared_ptr<const pipeline::PostOptions> post;  // the session's thresholds and class filter
     // The history's SessionRecord, from the first Init on; frame_t0: when the frame in flight arrived.

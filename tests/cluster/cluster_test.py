@@ -79,13 +79,11 @@ class Cluster:
         self.args, self.work = args, work
         self.procs = []
         self.env = dict(os.environ)
-        # Names are looked up in this folder first, then in the registry. It holds only a link to the
-        # default model (never a copy of the shared one): `/readyz` answers 200 when the default model can be
-        # served, so that a fresh worker is put in rotation; Init asks for yolo11n@1, which is no file name
-        # here and comes from the registry (each worker's log says so).
+        # An empty model folder (the CI's AITW_MODEL_DIR would hold the shared models): every model comes
+        # from the registry, as on a fleet, and `/readyz` must still put a fresh worker in rotation (ready
+        # when a registry is configured); Init asks for yolo11n@1 (each worker's log says where it came from).
         models = os.path.join(work, "models")
         os.makedirs(models)
-        os.symlink(os.path.join(args.shared, "models", "yolo11n.onnx"), os.path.join(models, "yolo11n.onnx"))
         self.env["AITW_MODEL_DIR"] = models
         self.workers = []  # (listen port, metrics port)
         self.serve_procs = {}

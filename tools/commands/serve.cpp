@@ -166,9 +166,10 @@ Command add_serve(CLI::App& app, GlobalFlags& global) {
       "sqlite:PATH (or a path), mongodb://[USER:PASS@]HOST:PORT/DB (credentials never logged).\n"
       "Default $AITW_HISTORY, else sqlite:$XDG_STATE_HOME/aitw/history.db\n"
       "(~/.local/state/aitw/history.db)");
-  serve->add_option("--worker-id", job->history.worker_id,
-                    "this worker's id in the history and `aitw fleet` (default HOST:PORT: the host name and\n"
-                    "the port served)")
+  serve
+      ->add_option("--worker-id", job->history.worker_id,
+                   "this worker's id in the history and `aitw fleet` (default HOST:PORT: the host name and\n"
+                   "the port served)")
       ->envname("AITW_WORKER_ID");
   serve
       ->add_option_function<std::string>(
