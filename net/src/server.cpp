@@ -348,12 +348,22 @@ awaitable<void> Server::Impl::age_limit(std::weak_ptr<Session> weak) {
   if (!s || s->conn->closing() || stopping || draining) co_return;
   aitw::log_info("session " + std::to_string(s->id) + " (" + s->peer + "): older than max_session_age (" +
                  std::to_string(age.count()) + " ms): ending it");
-  if (s->frame_in_flight) {
-    s->end_after_result = true;
-    s->end_reason = "max_session_age";
-  } else {
+  if (!s->frame_in_flight && !s->ready_outstanding) {
     end_session(s, "max_session_age");
+    co_return;
   }
+  // End after the Result of the frame inside, or of the one the outstanding Ready invited: ended at once,
+  // that frame would cross End on the wire and be lost to the client. A client that sends nothing for
+  // kAgeGrace is ended anyway.
+  s->end_after_result = true;
+  s->end_reason = "max_session_age";
+  if (s->frame_in_flight) co_return;
+  constexpr std::chrono::seconds kAgeGrace{2};
+  timer.expires_after(kAgeGrace);
+  co_await timer.async_wait(use_awaitable);
+  const auto still = weak.lock();
+  if (still && !still->frame_in_flight && !still->conn->closing() && still->end_after_result)
+    end_session(still, still->end_reason);
 }
 
 }  // namespace aitw::net
