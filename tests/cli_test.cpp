@@ -23,6 +23,7 @@
 #include <opencv2/videoio.hpp>
 
 #include "aitw/datasets/recording.hpp"
+#include "aitw/testing/command.hpp"
 #include "s3rver.hpp"
 
 namespace {
@@ -33,29 +34,14 @@ const std::string kAitw = AITW_BINARY;
 const std::string kBus = kShared + "/datasets/images/bus.jpg";
 const std::string kZidane = kShared + "/datasets/images/zidane.jpg";
 
-struct Run {
-  int exit_code = -1;
-  std::string out, err;
+struct Run : aitw::testing::CommandResult {
   std::vector<nlohmann::json> lines;
 };
 
 Run run(const std::string& args, const std::string& env = "") {
-  const fs::path dir = fs::temp_directory_path() / ("aitw_cli_" + std::to_string(getpid()));
-  fs::create_directories(dir);
-  const std::string err_file = (dir / "stderr.txt").string();
   // aitw looks model names up in the model folders only; `env` may override this one.
-  const std::string cmd =
-      "AITW_MODEL_DIR=" + kShared + "/models " + env + " " + kAitw + " " + args + " 2>" + err_file;
-  Run r;
-  FILE* p = popen(cmd.c_str(), "r");
-  char buf[4096];
-  while (std::size_t n = fread(buf, 1, sizeof buf, p)) r.out.append(buf, n);
-  const int status = pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  std::ifstream ef(err_file);
-  std::stringstream ss;
-  ss << ef.rdbuf();
-  r.err = ss.str();
+  Run r{aitw::testing::run_command("AITW_MODEL_DIR=" + kShared + "/models " + env + " " + kAitw + " " + args),
+        {}};
   std::istringstream lines(r.out);
   for (std::string line; std::getline(lines, line);)
     if (!line.empty() && line[0] == '{') {

@@ -14,6 +14,8 @@
 #include <sstream>
 #include <thread>
 
+#include "aitw/testing/command.hpp"
+#include "aitw/testing/ports.hpp"
 #include "congodb.hpp"
 
 namespace {
@@ -22,33 +24,10 @@ namespace fs = std::filesystem;
 const std::string kShared = AITW_SHARED_DIR;
 const std::string kAitw = AITW_BINARY;
 
-struct Run {
-  int exit_code = -1;
-  std::string out, err;
-};
+using namespace aitw::testing;  // free_port, run_command, slurp
 
-Run run(const std::string& args) {
-  const fs::path err_file = fs::temp_directory_path() / ("aitw_hcli_err_" + std::to_string(getpid()));
-  const std::string cmd =
-      "AITW_MODEL_DIR=" + kShared + "/models " + kAitw + " " + args + " 2>" + err_file.string();
-  Run r;
-  FILE* p = popen(cmd.c_str(), "r");
-  char buf[4096];
-  while (std::size_t n = fread(buf, 1, sizeof buf, p)) r.out.append(buf, n);
-  const int status = pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  std::ifstream ef(err_file);
-  std::stringstream ss;
-  ss << ef.rdbuf();
-  r.err = ss.str();
-  return r;
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
+aitw::testing::CommandResult run(const std::string& args) {
+  return aitw::testing::run_command("AITW_MODEL_DIR=" + kShared + "/models " + kAitw + " " + args);
 }
 
 // `aitw serve` in the background, its log in `dir`; stop() is SIGTERM (drain, history flushed).
@@ -106,10 +85,6 @@ struct Fixture {
   }
 };
 
-int test_port(int offset) {
-  return 20000 + (getpid() * 7 + offset) % 30000;
-}
-
 template <class F>
 bool eventually(F done, int tries = 200) {
   for (int i = 0; i < tries; ++i) {
@@ -123,7 +98,7 @@ bool eventually(F done, int tries = 200) {
 
 TEST(HistoryCli, SqliteSessionMatchesTheReplayAndIsReadBack) {
   Fixture fx("sqlite");
-  const int port = test_port(1);
+  const int port = free_port();
   const std::string db = (fx.dir / "h.db").string();
   Worker w(fx.dir, port, "--history sqlite:" + db + " --worker-id edge-7");
   const int processed = fx.replay(port);
@@ -168,7 +143,7 @@ TEST(HistoryCli, SqliteSessionMatchesTheReplayAndIsReadBack) {
 
 TEST(HistoryCli, DefaultIsXdgStateAndNoneTurnsItOff) {
   Fixture fx("default");
-  const int port = test_port(2);
+  const int port = free_port();
   {
     Worker w(fx.dir, port, "");
     fx.replay(port);
@@ -188,7 +163,7 @@ TEST(HistoryCli, DefaultIsXdgStateAndNoneTurnsItOff) {
 TEST(HistoryCli, MongoSessionMatchesTheReplay) {
   aitw::history::testing::CongoDb congo;
   Fixture fx("mongo");
-  const int port = test_port(3), metrics = test_port(4);
+  const int port = free_port(), metrics = free_port();
   const std::string uri = congo.uri("aitw_e2e");
   Worker w(fx.dir, port,
            "--history " + uri + " --worker-id edge-m --metrics 127.0.0.1:" + std::to_string(metrics));
@@ -219,7 +194,7 @@ TEST(HistoryCli, MongoAbsentAtStartThenKilledMidSession) {
   aitw::history::testing::CongoDb congo;
   congo.stop();
   Fixture fx("mongofault");
-  const int port = test_port(5), metrics = test_port(6);
+  const int port = free_port(), metrics = free_port();
   const std::string uri = congo.uri("aitw_fault") + "?serverSelectionTimeoutMS=500&connectTimeoutMS=500";
   Worker w(fx.dir, port,
            "--history '" + uri + "' --worker-id edge-f --metrics 127.0.0.1:" + std::to_string(metrics));
@@ -271,7 +246,7 @@ TEST(HistoryCli, MongoAbsentAtStartThenKilledMidSession) {
 TEST(HistoryCli, HangingMongoDoesNotStopServing) {
   aitw::history::testing::CongoDb congo;
   Fixture fx("mongohang");
-  const int port = test_port(7);
+  const int port = free_port();
   const std::string uri = congo.uri("aitw_hang");
   Worker w(fx.dir, port, "--history " + uri + " --worker-id edge-h");
   congo.pause();

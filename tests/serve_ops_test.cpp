@@ -15,23 +15,17 @@
 #include <string>
 #include <thread>
 
+#include "aitw/testing/command.hpp"
+#include "aitw/testing/ports.hpp"
+
 namespace {
 
 namespace fs = std::filesystem;
 const std::string kShared = AITW_SHARED_DIR;
 const std::string kAitw = AITW_BINARY;
 
-struct Run {
-  int exit_code = -1;
-  std::string out, err;
-};
-
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+using namespace aitw::testing;  // free_port, run_command, slurp
+using Run = aitw::testing::CommandResult;
 
 fs::path scratch() {
   const fs::path dir = fs::temp_directory_path() / ("aitw_serve_ops_" + std::to_string(getpid()));
@@ -40,16 +34,7 @@ fs::path scratch() {
 }
 
 Run run(const std::string& args, const std::string& env = "") {
-  const std::string err_file = (scratch() / "stderr.txt").string();
-  const std::string cmd = env + " " + kAitw + " " + args + " 2>" + err_file;
-  Run r;
-  FILE* p = popen(cmd.c_str(), "r");
-  char buf[4096];
-  while (std::size_t n = fread(buf, 1, sizeof buf, p)) r.out.append(buf, n);
-  const int status = pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  r.err = slurp(err_file);
-  return r;
+  return aitw::testing::run_command(env + " " + kAitw + " " + args);
 }
 
 // `env aitw serve ...` as a child of this process (exec'd by the shell: the pid is aitw's), output to `log`.
@@ -82,16 +67,12 @@ int terminate_and_wait(pid_t pid) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-int free_port_base() {
-  return 24000 + getpid() % 15000;
-}
-
 }  // namespace
 
 // AITW_LISTEN alone places the worker (no --listen): `aitw health` finds it there; SIGTERM drains, logs
 // it and exits 0; then `aitw health` says the connection is refused and exits 1.
 TEST(CliServeEnv, ListenFromAitwListenHealthUpThenDown) {
-  const std::string at = "127.0.0.1:" + std::to_string(free_port_base());
+  const std::string at = "127.0.0.1:" + std::to_string(free_port());
   const fs::path log = scratch() / "serve_env.log";
   const pid_t pid = spawn_serve("AITW_LISTEN=" + at + " AITW_DRAIN_TIMEOUT=3s", "", log);
   ASSERT_GT(pid, 0);
@@ -110,15 +91,15 @@ TEST(CliServeEnv, ListenFromAitwListenHealthUpThenDown) {
 
 // The seed container's BIND_HOST/BIND_PORT; a flag wins over the environment.
 TEST(CliServeEnv, SeedBindVariablesAndFlagPrecedence) {
-  const std::string at = "127.0.0.1:" + std::to_string(free_port_base() + 1);
+  const int port = free_port();
+  const std::string at = "127.0.0.1:" + std::to_string(port);
   const fs::path log = scratch() / "serve_bind.log";
-  const pid_t pid =
-      spawn_serve("BIND_HOST=127.0.0.1 BIND_PORT=" + std::to_string(free_port_base() + 1), "", log);
+  const pid_t pid = spawn_serve("BIND_HOST=127.0.0.1 BIND_PORT=" + std::to_string(port), "", log);
   ASSERT_GT(pid, 0);
   EXPECT_EQ(health_until_up(at).exit_code, 0) << slurp(log);
   EXPECT_EQ(terminate_and_wait(pid), 0);
 
-  const std::string flag_at = "127.0.0.1:" + std::to_string(free_port_base() + 2);
+  const std::string flag_at = "127.0.0.1:" + std::to_string(free_port());
   const pid_t pid2 = spawn_serve("AITW_LISTEN=127.0.0.1:1", "--listen " + flag_at, log);
   EXPECT_EQ(health_until_up(flag_at).exit_code, 0) << slurp(log);
   EXPECT_EQ(terminate_and_wait(pid2), 0);
@@ -145,8 +126,8 @@ TEST(CliServeEnv, BadEnvironmentValuesExitTwoNamingThem) {
 TEST(CliHealth, UsageErrorsAndAPortThatIsNotAWorker) {
   EXPECT_EQ(run("health --server nocolon").exit_code, 2);
   EXPECT_EQ(run("health --timeout 5x").exit_code, 2);
-  const std::string at = "127.0.0.1:" + std::to_string(free_port_base() + 3);
-  const std::string metrics = "127.0.0.1:" + std::to_string(free_port_base() + 4);
+  const std::string at = "127.0.0.1:" + std::to_string(free_port());
+  const std::string metrics = "127.0.0.1:" + std::to_string(free_port());
   const fs::path log = scratch() / "serve_metrics.log";
   const pid_t pid = spawn_serve("", "--listen " + at + " --metrics " + metrics, log);
   EXPECT_EQ(health_until_up(at).exit_code, 0) << slurp(log);

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "history_fixtures.hpp"
 #include "mongo_docs.hpp"
 
 using namespace aitw::history;
@@ -11,19 +12,7 @@ using nlohmann::json;
 
 namespace {
 
-Query query(std::int64_t since, const std::string& model = "", const std::string& client = "") {
-  Query q;
-  q.since_ms = since;
-  q.model = model;
-  q.client = client;
-  return q;
-}
-
-[[maybe_unused]] Batch only_workers(std::vector<WorkerRecord> w) {
-  Batch b;
-  b.workers = std::move(w);
-  return b;
-}
+using aitw::history::testing::query;
 
 json as_json(const mongo::Bson& b) {
   return json::parse(mongo::to_json(*b));

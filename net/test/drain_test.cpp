@@ -11,28 +11,13 @@
 #include "aitw/net/health.hpp"
 #include "aitw/net/server.hpp"
 #include "protocol_peer.hpp"
+#include "test_server.hpp"
 
 namespace aitw::net {
 namespace {
 
-using testing::frame_msg;
-using testing::init_msg;
-using testing::kShared;
-using testing::kYolo11;
-using testing::kYolov8;
-using testing::Peer;
+using namespace testing;  // protocol_peer.hpp, test_server.hpp
 using namespace std::chrono_literals;
-
-// Deadlines the tests are not about stay far from a sanitizer-slow model load (as in server_test.cpp).
-std::unique_ptr<Server> start_server(ServerConfig cfg = {}) {
-  cfg.port = 0;
-  if (cfg.heartbeat_timeout == ServerConfig{}.heartbeat_timeout) cfg.heartbeat_timeout = 2min;
-  if (cfg.init_timeout == ServerConfig{}.init_timeout) cfg.init_timeout = 2min;
-  cfg.model_dirs = {kShared + "/models"};
-  auto s = std::make_unique<Server>(cfg);
-  s->start();
-  return s;
-}
 
 void wait_until(const std::function<bool()>& done) {
   for (int i = 0; i < 60000 && !done(); ++i) std::this_thread::sleep_for(1ms);

@@ -15,25 +15,13 @@
 #include "aitw/net/server.hpp"
 #include "protocol.hpp"
 #include "protocol_peer.hpp"
+#include "test_server.hpp"
 
 namespace aitw::net {
 namespace {
 
-using testing::frame_msg;
-using testing::init_msg;
-using testing::kShared;
-using testing::Peer;
+using namespace testing;  // protocol_peer.hpp, test_server.hpp
 using namespace std::chrono_literals;
-
-std::unique_ptr<Server> start_server(ServerConfig cfg = {}) {
-  cfg.port = 0;
-  cfg.heartbeat_timeout = std::chrono::minutes(2);  // a sanitizer-slow model load is not a silent peer
-  cfg.init_timeout = std::chrono::minutes(2);
-  cfg.model_dirs = {kShared + "/models"};
-  auto s = std::make_unique<Server>(cfg);
-  s->start();
-  return s;
-}
 
 // A loopback port nobody listens on: bound, then closed.
 std::uint16_t refusing_port() {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "aitw/net/client.hpp"
+#include "test_server.hpp"
 
 namespace aitw::net {
 namespace {
@@ -33,12 +34,8 @@ std::map<std::string, double> parse(const std::string& text) {
 }  // namespace
 
 TEST(Metrics, EndpointServesTheSpecNamesAndTracksAFrame) {
-  ServerConfig sc;
-  sc.port = 0;
-  sc.model_dirs = {std::string(AITW_SHARED_DIR) + "/models"};
-  Server server(sc);
-  server.start();
-  MetricsEndpoint metrics(server, "127.0.0.1", 0);
+  const auto server = testing::start_server();
+  MetricsEndpoint metrics(*server, "127.0.0.1", 0);
   metrics.start();
   httplib::Client http("127.0.0.1", metrics.port());
 
@@ -62,7 +59,7 @@ TEST(Metrics, EndpointServesTheSpecNamesAndTracksAFrame) {
   std::filesystem::current_path(cwd);
 
   ClientConfig cc;
-  cc.port = server.port();
+  cc.port = server->port();
   cc.init.set_model(std::string(AITW_SHARED_DIR) + "/models/yolo11n.onnx");
   Client client(cc, nullptr);
   client.start();
@@ -120,18 +117,14 @@ TEST(Metrics, EndpointServesTheSpecNamesAndTracksAFrame) {
   }
   client.stop();
   metrics.stop();
-  server.stop();
+  server->stop();
 }
 
 // Idle and half-sent connections (past the connection cap) do not keep /healthz from answering, and
 // /readyz says 503 "draining" from the moment the drain begins.
 TEST(Metrics, HealthzAnswersThroughIdleAndHalfSentConnectionsAndReadyzSaysDraining) {
-  ServerConfig sc;
-  sc.port = 0;
-  sc.model_dirs = {std::string(AITW_SHARED_DIR) + "/models"};
-  Server server(sc);
-  server.start();
-  MetricsEndpoint metrics(server, "127.0.0.1", 0);
+  const auto server = testing::start_server();
+  MetricsEndpoint metrics(*server, "127.0.0.1", 0);
   metrics.start();
   asio::io_context io;
   std::vector<std::unique_ptr<asio::ip::tcp::socket>> hostile;
@@ -159,14 +152,14 @@ TEST(Metrics, HealthzAnswersThroughIdleAndHalfSentConnectionsAndReadyzSaysDraini
 
   EXPECT_EQ(http.Get("/nope")->status, 404);
   EXPECT_EQ(http.Post("/metrics", "", "text/plain")->status, 405);
-  server.drain(std::chrono::seconds(10));
+  server->drain(std::chrono::seconds(10));
   const auto ready = http.Get("/readyz");
   ASSERT_TRUE(ready);
   EXPECT_EQ(ready->status, 503);
   EXPECT_EQ(ready->body, "draining\n");
   EXPECT_EQ(parse(http.Get("/metrics")->body).at("worker_draining"), 1);
   metrics.stop();
-  server.stop();
+  server->stop();
 }
 
 }  // namespace aitw::net

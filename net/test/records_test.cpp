@@ -12,15 +12,12 @@
 
 #include "aitw/net/server.hpp"
 #include "protocol_peer.hpp"
+#include "test_server.hpp"
 
 namespace aitw::net {
 namespace {
 
-using testing::frame_msg;
-using testing::init_msg;
-using testing::kShared;
-using testing::kYolo11;
-using testing::Peer;
+using namespace testing;  // protocol_peer.hpp, test_server.hpp
 using namespace std::chrono_literals;
 
 struct Collected {
@@ -56,11 +53,7 @@ TEST(ServerRecords, SessionEndAndModelEvents) {
   std::ofstream(broken) << "this is not a model";
   Collected got;
   ServerConfig cfg;
-  cfg.port = 0;
-  cfg.heartbeat_timeout = 2min;  // a model load on a busy machine is not a silent peer
-  cfg.init_timeout = 2min;
   cfg.idle_timeout = 300ms;
-  cfg.model_dirs = {kShared + "/models", std::filesystem::temp_directory_path().string()};
   cfg.on_session_end = [&got](const SessionRecord& r) {
     std::lock_guard lock(got.mu);
     got.sessions.push_back(r);
@@ -69,11 +62,10 @@ TEST(ServerRecords, SessionEndAndModelEvents) {
     std::lock_guard lock(got.mu);
     got.events.push_back(e);
   };
-  Server server(cfg);
-  server.start();
+  auto server = start_server(cfg);
   std::string model_id;
   {
-    Peer p(server.port());
+    Peer p(server->port());
     p.send(init_msg(broken.string()));
     auto e = p.recv();
     ASSERT_TRUE(e && e->has_error());  // a load failure, answered (one Error sent)
@@ -87,9 +79,9 @@ TEST(ServerRecords, SessionEndAndModelEvents) {
   }  // the peer closes its connection
   ASSERT_TRUE(eventually([&] { return got.session_count() == 1; }));
   ASSERT_TRUE(eventually([&] { return got.has_event("unload"); }));  // idle unload
-  { Peer never_init(server.port()); }  // a connection without an Init is not a session of the history
+  { Peer never_init(server->port()); }  // a connection without an Init is not a session of the history
   std::this_thread::sleep_for(200ms);
-  server.stop();
+  server->stop();
   std::lock_guard lock(got.mu);
   ASSERT_EQ(got.sessions.size(), 1u);
   const auto& s = got.sessions[0];

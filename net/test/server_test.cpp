@@ -14,33 +14,13 @@
 #include "aitw/net/client.hpp"
 #include "aitw/net/server.hpp"
 #include "protocol_peer.hpp"
+#include "test_server.hpp"
 
 namespace aitw::net {
 namespace {
 
-using testing::camera_jpeg;
-using testing::frame_msg;
-using testing::init_msg;
-using testing::kShared;
-using testing::kYolo11;
-using testing::kYolov8;
-using testing::Peer;
+using namespace testing;  // protocol_peer.hpp, test_server.hpp
 using namespace std::chrono_literals;
-
-std::unique_ptr<Server> start_server(ServerConfig cfg = {}) {
-  cfg.port = 0;
-  // Peers in these tests do not send heartbeats while they wait for InitOk, and a model load under a
-  // sanitizer on a busy machine can take longer than the default 10 s: tests about the heartbeat set theirs.
-  if (cfg.heartbeat_timeout == ServerConfig{}.heartbeat_timeout)
-    cfg.heartbeat_timeout = std::chrono::minutes(2);
-  // Likewise a peer that connects, then waits for another's handshake (a model load) before its own Init.
-  if (cfg.init_timeout == ServerConfig{}.init_timeout) cfg.init_timeout = std::chrono::minutes(2);
-  if (cfg.model_dirs.empty())  // Init.model paths: the shared models and temporary test files
-    cfg.model_dirs = {kShared + "/models", std::filesystem::temp_directory_path().string()};
-  auto s = std::make_unique<Server>(cfg);
-  s->start();
-  return s;
-}
 
 }  // namespace
 
