@@ -85,6 +85,7 @@ class Cluster:
         models = os.path.join(work, "models")
         os.makedirs(models)
         self.env["AITW_MODEL_DIR"] = models
+        self.env["XDG_STATE_HOME"] = work  # each worker's history database stays in the test's folder
         self.workers = []  # (listen port, metrics port)
         self.serve_procs = {}
         self.registry = None
@@ -281,6 +282,8 @@ def failover(args, c, rec):
 
 
 def prometheus(args, c, rec):
+    # No registry here: the workers serve the shared model folder's yolo11n.
+    c.env["AITW_MODEL_DIR"] = os.path.join(args.shared, "models")
     c.start_workers([])
     c.warm("yolo11n", rec)
     prom_port, = free_ports(1)
