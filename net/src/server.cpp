@@ -77,6 +77,12 @@ void Server::Impl::session_closed(std::uint64_t id) {
   if (it == sessions.end()) return;
   const auto s = it->second;
   sessions.erase(it);
+  // Before anything below can publish connections_active (host.release does, via update_state): whoever
+  // sees the session gone also sees the most it held unsent.
+  const auto peak = s->conn->queued_bytes_peak();
+  stats.update([peak](ServerStats& st) {
+    st.queued_bytes_max_seen = std::max<std::uint64_t>(st.queued_bytes_max_seen, peak);
+  });
   host.withdraw(s->model_key, s->id);
   host.release(s->model_key);
   host.touch();
@@ -92,10 +98,6 @@ void Server::Impl::session_closed(std::uint64_t id) {
     if (r.end_reason.empty()) r.end_reason = "connection closed";
     cfg.on_session_end(r);
   }
-  const auto peak = s->conn->queued_bytes_peak();
-  stats.update([peak](ServerStats& st) {
-    st.queued_bytes_max_seen = std::max<std::uint64_t>(st.queued_bytes_max_seen, peak);
-  });
   update_state();
   check_drained();
 }
