@@ -46,12 +46,11 @@ run_tests() {
   ctest --preset aarch64 --output-junit ctest-aarch64.xml
 }
 
-# Each benchmark binary once, to prove it starts and runs on the target (the kernel bench builds all its
-# cases first, ~1 min under qemu; the forward bench only lists its cases, a forward takes ~15 s there).
+# The benchmark binaries start on the target: the forward bench lists its cases. The kernel bench is
+# cross-built, not started: it builds every case before Google Benchmark reads its filter (two model loads and
+# four forwards, 100 s under qemu), and what it times is the kernels that the test phase just ran there.
 bench_starts() {
   local qemu=(qemu-aarch64-static -L "$build/sysroot")
-  echo "ci-aarch64: $build/bench/aitw_kernel_bench, one case (under qemu)"
-  "${qemu[@]}" "$build/bench/aitw_kernel_bench" --benchmark_filter='^decode_nms_bus/ours$' --benchmark_min_time=0.01
   echo "ci-aarch64: $build/bench/aitw_forward_bench --benchmark_list_tests (under qemu)"
   "${qemu[@]}" "$build/bench/aitw_forward_bench" --benchmark_list_tests
 }
@@ -79,10 +78,10 @@ phase deps install_tools
 phase sysroot bash toolchains/make-sysroot.sh "$build/sysroot"
 phase configure cmake --preset aarch64
 # What runs under qemu below: the test binaries of the aarch64 test preset, `aitw` (the detect smoke test) and
-# the two benchmarks started once. The end-to-end suites (CLI, golden, fault, accuracy) run natively only, so
+# the forward benchmark started once; the kernel benchmark is cross-built. The end-to-end suites (CLI, golden, fault, accuracy) run natively only, so
 # their binaries are not cross-built here (a third of the build; `cmake --build --preset aarch64` builds all).
 targets=(aitw aitw_kernel_test aitw_model_test aitw_net_test aitw_datasets_test aitw_pipeline_test
-         aitw_registry_test aitw_s3_test aitw_kernel_bench aitw_forward_bench)
+         aitw_s3_test aitw_kernel_bench aitw_forward_bench)
 phase build cmake --build --preset aarch64 --parallel "$(nproc)" --target "${targets[@]}"
 phase neon neon_check
 phase test run_tests

@@ -266,7 +266,8 @@ std::string mongo_store_indexes_json() {
        {std::pair{"registry_manifests", "key"}, std::pair{"registry_latest", "key"},
         std::pair{"registry_counters", "name"}}) {
     Doc cmd = indexes_command(coll, field);
-    out += (out.size() > 1 ? "," : "") + json_of(cmd.get());
+    if (out.size() > 1) out += ',';
+    out += json_of(cmd.get());
   }
   return out + "]";
 }

@@ -247,6 +247,7 @@ bool aitw_convolution_enabled() {
 
 std::string convolution_kernels_in_use() {
   if (!aitw_convolution_enabled()) return "OpenCV's: no AVX2+FMA on this CPU";
+  if (!aitw_convolution_active()) return "OpenCV's: AITW_CONV=opencv";
   return std::string(conv_isa_name(conv_default_isa())) + " kernels";
 }
 
