@@ -42,7 +42,7 @@ fi
 phase "configure + build ($build, ninja -j$jobs)"
 CC=clang-14 CXX=clang++-14 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only" \
-  -DAITW_FUZZ=ON -DAITW_BUILD_TESTS=OFF -DAITW_BUILD_BENCH=OFF >/dev/null
+  -DAITW_FUZZ=ON -DAITW_BUILD_TESTS=OFF -DAITW_BUILD_BENCH=OFF -DCMAKE_UNITY_BUILD=ON >/dev/null
 cmake --build "$build" --target aitw_fuzz -- -j"$jobs"
 t_built=$(date +%s)
 
