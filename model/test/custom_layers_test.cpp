@@ -2,6 +2,8 @@
 // (bus.jpg at 480x640), and the whole network with and without them.
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include <opencv2/dnn.hpp>
 #include <opencv2/imgcodecs.hpp>
 
@@ -50,7 +52,7 @@ struct Reference {
       o->mutable_type()->mutable_tensor_type()->mutable_shape();  // OpenCV requires one; any rank will do
     };
     for (const auto& n : std::vector<ox::NodeProto>(g.node().begin(), g.node().end())) {
-      if (n.op_type() == "Sigmoid") expose(n.input(0));
+      if (n.op_type() == "Sigmoid" || n.op_type() == "Resize") expose(n.input(0));
       if (n.op_type() == "Split")
         for (const auto& o : n.output()) expose(o);
     }
@@ -99,6 +101,13 @@ struct MiniGraph {
     o->set_name(name);
     o->mutable_type()->mutable_tensor_type()->set_elem_type(ox::TensorProto::FLOAT);
     o->mutable_type()->mutable_tensor_type()->mutable_shape();  // OpenCV requires one; any rank will do
+  }
+  void floats(const std::string& name, const std::vector<float>& v) {
+    auto* t = m.mutable_graph()->add_initializer();
+    t->set_name(name);
+    t->set_data_type(ox::TensorProto::FLOAT);
+    t->add_dims(static_cast<int64_t>(v.size()));
+    for (float f : v) t->add_float_data(f);
   }
   void scalar(const std::string& name, float v) {
     auto* t = m.mutable_graph()->add_initializer();
@@ -192,6 +201,67 @@ TEST(CustomLayers, AttentionMatchesTheOpenCvChainOnRealActivations) {
   EXPECT_LE(cv::norm(got, expected, cv::NORM_INF), 1e-4);
 }
 
+// One Resize node as Ultralytics exports nn.Upsample (nearest, asymmetric, floor), marked for aitw's layer
+// or not (OpenCV's).
+cv::Mat run_resize(const cv::Mat& x, const std::vector<float>& scales, bool marked) {
+  MiniGraph g;
+  g.input("x", x);
+  g.floats("roi", {});
+  g.floats("scales", scales);
+  auto* n = g.node("Resize", {"x", "roi", "scales"}, "y");
+  for (auto [name, value] : {std::pair{"coordinate_transformation_mode", "asymmetric"},
+                             {"mode", "nearest"},
+                             {"nearest_mode", "floor"}}) {
+    auto* a = n->add_attribute();
+    a->set_name(name);
+    a->set_type(ox::AttributeProto::STRING);
+    a->set_s(value);
+  }
+  if (marked) {
+    auto* a = n->add_attribute();
+    a->set_name(kernel::kResizeMark);
+    a->set_type(ox::AttributeProto::INT);
+    a->set_i(1);
+  }
+  g.output("y");
+  return g.run({{"x", x}}, true);
+}
+
+TEST(CustomLayers, NearestResizeIsExactlyOpenCvs) {
+  auto& ref = reference();
+  std::vector<std::pair<cv::Mat, std::vector<float>>> cases;
+  // YOLO11n's two upsamplings on their real inputs (256 x 15 x 20 and 128 x 30 x 40 at 480x640).
+  for (int nth : {0, 1}) {
+    const auto* r = ref.node("Resize", nth);
+    ASSERT_NE(r, nullptr);
+    cases.push_back({ref.activation(r->input(0)), {1, 1, 2, 2}});
+  }
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> dist(-4.f, 4.f);
+  auto random = [&](std::vector<int> shape) {
+    cv::Mat m(shape, CV_32F);
+    for (auto* p = m.ptr<float>(); p != m.ptr<float>() + m.total(); ++p) *p = dist(rng);
+    return m;
+  };
+  // Batch 2 of 1x1 planes, odd sizes at other integer factors, and what stays OpenCV's inside the layer:
+  // a downscale and a non-integer upscale.
+  cases.push_back({random({2, 3, 1, 1}), {1, 1, 2, 2}});
+  cases.push_back({random({1, 5, 7, 9}), {1, 1, 3, 2}});
+  cases.push_back({random({1, 2, 3, 5}), {1, 1, 1, 4}});
+  cases.push_back({random({1, 4, 8, 6}), {1, 1, 0.5f, 0.5f}});
+  cases.push_back({random({1, 3, 4, 4}), {1, 1, 1.5f, 1.5f}});
+  for (const auto& [x, scales] : cases) {
+    SCOPED_TRACE(cv::format("%dx%dx%dx%d scales %gx%g", x.size[0], x.size[1], x.size[2], x.size[3], scales[2],
+                            scales[3]));
+    const cv::Mat expected = run_resize(x, scales, false);
+    const cv::Mat got = run_resize(x, scales, true);
+    ASSERT_EQ(got.dims, 4);
+    ASSERT_EQ(std::vector<int>(got.size.p, got.size.p + 4),
+              std::vector<int>(expected.size.p, expected.size.p + 4));
+    EXPECT_EQ(cv::norm(got, expected, cv::NORM_INF), 0.0);  // a copy of values: exactly the same
+  }
+}
+
 TEST(CustomLayers, WholeNetworkAgreesWithOpenCvLayers) {
   const auto model = OnnxModel::load(kShared + "/models/yolo11n.onnx");
   AdaptOptions opencv_layers;
@@ -246,6 +316,14 @@ TEST(CustomLayers, EveryConvolutionIsAitws) {
         aitw += kernel::is_aitw_convolution(layer);
       }
       EXPECT_EQ(convs, expected) << name;
+      int resizes = 0, aitw_resizes = 0;
+      for (const auto& layer_name : net.getLayerNames()) {
+        const auto layer = net.getLayer(net.getLayerId(layer_name));
+        resizes += layer->type == "Resize";
+        aitw_resizes += kernel::is_aitw_resize(layer);
+      }
+      EXPECT_EQ(resizes, 2) << name;
+      EXPECT_EQ(aitw_resizes, custom ? 2 : 0) << name << (custom ? " with" : " without") << " custom layers";
       EXPECT_EQ(aitw, custom && kernel::aitw_convolution_enabled() ? expected : 0)
           << name << (custom ? " with" : " without") << " custom layers";
     }

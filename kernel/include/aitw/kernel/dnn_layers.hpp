@@ -6,14 +6,23 @@
 //    pair (the convolution output has two consumers).
 //  - AitwAttention (see kernel/src/dnn_layers.cpp): YOLO11's q/k/v attention core.
 //  - Convolution (kernel/conv_layer.hpp): aitw's convolution for Conv nodes the adapter marked.
+//  - Resize: for Resize nodes the adapter marked (kResizeMark: nearest, asymmetric, floor), integer upscales
+//    (YOLO's 2x upsampling in the neck) in one parallel pass over all planes; OpenCV 4.6's layer calls
+//    cv::resize once per channel plane. Anything else goes to OpenCV's own layer, kept inside.
+
+#include <opencv2/dnn.hpp>
 
 namespace aitw::kernel {
 
 inline constexpr const char* kSiLUOpType = "AitwSiLU";
 inline constexpr const char* kAttentionOpType = "AitwAttention";
+inline constexpr const char* kResizeMark = "aitw_resize";
 
 // Registers the layers with cv::dnn::LayerFactory; idempotent and thread-safe. Call before reading a net
 // that contains them.
 void register_dnn_layers();
+
+// Whether the net's Resize layer is aitw's (the adapter marked its node) rather than OpenCV's.
+bool is_aitw_resize(const cv::Ptr<cv::dnn::Layer>& layer);
 
 }  // namespace aitw::kernel
