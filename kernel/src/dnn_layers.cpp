@@ -232,6 +232,92 @@ class NearestResizeLayer : public cv::dnn::Layer {
   cv::Ptr<cv::dnn::Layer> opencv_;
 };
 
+// out = max over the k x k window centred on each pixel, clipped to the plane (the padding never wins):
+// the row maxima into `tmp` (h x w), then the column maxima of those. Max is exact, so this is bit for bit
+// what a whole-window pool gives. Interior columns and rows vectorise; the r-wide edges are scalar.
+AITW_TARGET_CLONES void max_pool_same(const float* in, int h, int w, int r, float* tmp, float* out) {
+  for (int y = 0; y < h; ++y) {
+    const float* s = in + static_cast<std::ptrdiff_t>(y) * w;
+    float* t = tmp + static_cast<std::ptrdiff_t>(y) * w;
+    const int lo = std::min(r, w), hi = std::max(lo, w - r);
+    for (int x = 0; x < lo; ++x) t[x] = *std::max_element(s, s + std::min(w, x + r + 1));
+    for (int x = lo; x < hi; ++x) {
+      float m = s[x - r];
+      for (int k = -r + 1; k <= r; ++k) m = std::max(m, s[x + k]);
+      t[x] = m;
+    }
+    for (int x = hi; x < w; ++x) t[x] = *std::max_element(s + std::max(0, x - r), s + w);
+  }
+  for (int y = 0; y < h; ++y) {
+    const int y0 = std::max(0, y - r), y1 = std::min(h - 1, y + r);
+    float* o = out + static_cast<std::ptrdiff_t>(y) * w;
+    std::memcpy(o, tmp + static_cast<std::ptrdiff_t>(y0) * w, sizeof(float) * w);
+    for (int yy = y0 + 1; yy <= y1; ++yy) {
+      const float* t = tmp + static_cast<std::ptrdiff_t>(yy) * w;
+      for (int x = 0; x < w; ++x) o[x] = std::max(o[x], t[x]);
+    }
+  }
+}
+
+// OpenCV 4.6's max pooling takes the whole k x k window at every pixel (25 loads and compares for SPPF's
+// 5 x 5), in SSE2 at best on Debian's baseline build: YOLO11n's three SPPF pools took ~0.9 ms at 2 threads.
+// This layer keeps OpenCV's for shapes and for anything that is not a same-size 4-D float pool.
+class MaxPoolSameLayer : public cv::dnn::Layer {
+ public:
+  MaxPoolSameLayer(const cv::dnn::LayerParams& params, cv::Ptr<cv::dnn::Layer> opencv, int k)
+      : opencv_(std::move(opencv)), radius_(k / 2) {
+    setParamsFrom(params);
+  }
+
+  bool getMemoryShapes(const std::vector<MatShape>& inputs, const int required,
+                       std::vector<MatShape>& outputs, std::vector<MatShape>& internals) const override {
+    return opencv_->getMemoryShapes(inputs, required, outputs, internals);
+  }
+
+  void finalize(cv::InputArrayOfArrays inputs, cv::OutputArrayOfArrays outputs) override {
+    opencv_->finalize(inputs, outputs);
+  }
+
+  void forward(cv::InputArrayOfArrays inputs_arr, cv::OutputArrayOfArrays outputs_arr,
+               cv::OutputArrayOfArrays internals_arr) override {
+    std::vector<cv::Mat> in, out;
+    inputs_arr.getMatVector(in);
+    outputs_arr.getMatVector(out);
+    const cv::Mat& x = in[0];
+    cv::Mat& y = out[0];
+    // OpenCV's max pooling may also be asked for the argmax (a second output): leave that to it.
+    const bool same = out.size() == 1 && x.dims == 4 && y.dims == 4 && x.type() == CV_32F &&
+                      y.type() == CV_32F && x.isContinuous() && y.isContinuous() && x.data != y.data &&
+                      std::equal(x.size.p, x.size.p + 4, y.size.p);
+    if (!same) {
+      opencv_->forward(inputs_arr, outputs_arr, internals_arr);
+      return;
+    }
+    const int h = x.size[2], w = x.size[3], planes = x.size[0] * x.size[1];
+    const std::ptrdiff_t plane = static_cast<std::ptrdiff_t>(h) * w;
+    const float* src = x.ptr<float>();
+    float* dst = y.ptr<float>();
+    const int grain =
+        static_cast<int>(std::max<std::ptrdiff_t>(1, (8 << 10) / std::max<std::ptrdiff_t>(1, plane)));
+    tbb::parallel_for(tbb::blocked_range<int>(0, planes, grain), [&](const tbb::blocked_range<int>& r) {
+      std::vector<float> tmp(static_cast<std::size_t>(plane));
+      for (int p = r.begin(); p != r.end(); ++p)
+        max_pool_same(src + p * plane, h, w, radius_, tmp.data(), dst + p * plane);
+    });
+  }
+
+ private:
+  cv::Ptr<cv::dnn::Layer> opencv_;
+  int radius_;
+};
+
+cv::Ptr<cv::dnn::Layer> create_pooling_layer(cv::dnn::LayerParams& params) {
+  cv::Ptr<cv::dnn::Layer> opencv = cv::dnn::PoolingLayer::create(params);
+  const int k = params.get<int>(kMaxPoolMark, 0);
+  if (k < 3 || k % 2 == 0 || cv::toLowerCase(params.get<cv::String>("pool", "max")) != "max") return opencv;
+  return cv::makePtr<MaxPoolSameLayer>(params, opencv, k);
+}
+
 cv::Ptr<cv::dnn::Layer> create_resize_layer(cv::dnn::LayerParams& params) {
   cv::Ptr<cv::dnn::Layer> opencv = cv::dnn::ResizeLayer::create(params);
   if (!params.has(kResizeMark) || params.get<cv::String>("interpolation", "") != "nearest" ||
@@ -250,13 +336,18 @@ void register_dnn_layers() {
     // Every net read after this gets create_convolution_layer for its convolutions; it hands back OpenCV's
     // own layer unless the adapter marked the node (see conv_layer.hpp).
     cv::dnn::LayerFactory::registerLayer("Convolution", create_convolution_layer);
-    // Likewise for Resize: OpenCV's own layer unless the adapter marked the node (kResizeMark).
+    // Likewise for Resize and Pooling: OpenCV's own layers unless the adapter marked the node.
     cv::dnn::LayerFactory::registerLayer("Resize", create_resize_layer);
+    cv::dnn::LayerFactory::registerLayer("Pooling", create_pooling_layer);
   });
 }
 
 bool is_aitw_resize(const cv::Ptr<cv::dnn::Layer>& layer) {
   return !layer.dynamicCast<NearestResizeLayer>().empty();
+}
+
+bool is_aitw_max_pool(const cv::Ptr<cv::dnn::Layer>& layer) {
+  return !layer.dynamicCast<MaxPoolSameLayer>().empty();
 }
 
 }  // namespace aitw::kernel

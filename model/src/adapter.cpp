@@ -41,6 +41,7 @@ AdaptedGraph OnnxModel::adapt(InputSize input, const AdaptOptions& options) cons
       {options.custom_layers, mark_convolutions},
       {options.custom_layers, fuse_residual_adds},
       {options.custom_layers, mark_resizes},
+      {options.custom_layers, mark_max_pools},
       {options.expand_stride_mul && !options.cut_head, expand_stride_mul},
       {true, prune_unused_initializers},
   };

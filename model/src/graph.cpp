@@ -27,6 +27,24 @@ int64_t attr_int(const ox::NodeProto& n, const char* name, int64_t fallback) {
   return a && a->has_i() ? a->i() : fallback;
 }
 
+std::vector<int64_t> attr_ints(const ox::NodeProto& n, const char* name) {
+  const auto* a = find_attr(n, name);
+  if (!a) return {};
+  return {a->ints().begin(), a->ints().end()};
+}
+
+std::string attr_string(const ox::NodeProto& n, const char* name, const std::string& fallback) {
+  const auto* a = find_attr(n, name);
+  return a ? a->s() : fallback;
+}
+
+void set_int_attr(ox::NodeProto& n, const char* name, int64_t v) {
+  auto* attr = n.add_attribute();
+  attr->set_name(name);
+  attr->set_type(ox::AttributeProto::INT);
+  attr->set_i(v);
+}
+
 std::vector<int64_t> tensor_int64s(const ox::TensorProto& t) {
   std::vector<int64_t> v;
   if (t.data_type() == ox::TensorProto::INT64) {

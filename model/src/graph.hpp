@@ -24,6 +24,9 @@ std::string size_str(InputSize s);  // "HxW"
 
 const ox::AttributeProto* find_attr(const ox::NodeProto& n, const char* name);
 int64_t attr_int(const ox::NodeProto& n, const char* name, int64_t fallback);
+std::vector<int64_t> attr_ints(const ox::NodeProto& n, const char* name);  // empty when absent
+std::string attr_string(const ox::NodeProto& n, const char* name, const std::string& fallback);
+void set_int_attr(ox::NodeProto& n, const char* name, int64_t v);  // appends it
 // A constant's values as int64 (INT64 or INT32 data) or float (FLOAT data); empty for other types.
 std::vector<int64_t> tensor_int64s(const ox::TensorProto& t);
 std::vector<float> tensor_floats(const ox::TensorProto& t);

@@ -52,7 +52,7 @@ struct Reference {
       o->mutable_type()->mutable_tensor_type()->mutable_shape();  // OpenCV requires one; any rank will do
     };
     for (const auto& n : std::vector<ox::NodeProto>(g.node().begin(), g.node().end())) {
-      if (n.op_type() == "Sigmoid" || n.op_type() == "Resize") expose(n.input(0));
+      if (n.op_type() == "Sigmoid" || n.op_type() == "Resize" || n.op_type() == "MaxPool") expose(n.input(0));
       if (n.op_type() == "Split")
         for (const auto& o : n.output()) expose(o);
     }
@@ -262,6 +262,62 @@ TEST(CustomLayers, NearestResizeIsExactlyOpenCvs) {
   }
 }
 
+// One MaxPool node, k x k, stride 1, padding k / 2, marked for aitw's layer or not (OpenCV's).
+cv::Mat run_max_pool(const cv::Mat& x, int k, bool marked) {
+  MiniGraph g;
+  g.input("x", x);
+  auto* n = g.node("MaxPool", {"x"}, "y");
+  for (auto [name, v] : {std::pair{"kernel_shape", std::vector<int64_t>{k, k}},
+                         {"pads", std::vector<int64_t>{k / 2, k / 2, k / 2, k / 2}},
+                         {"strides", std::vector<int64_t>{1, 1}}}) {
+    auto* a = n->add_attribute();
+    a->set_name(name);
+    a->set_type(ox::AttributeProto::INTS);
+    for (auto i : v) a->add_ints(i);
+  }
+  if (marked) {
+    auto* a = n->add_attribute();
+    a->set_name(kernel::kMaxPoolMark);
+    a->set_type(ox::AttributeProto::INT);
+    a->set_i(k);
+  }
+  g.output("y");
+  return g.run({{"x", x}}, true);
+}
+
+TEST(CustomLayers, SameSizeMaxPoolIsExactlyOpenCvs) {
+  auto& ref = reference();
+  std::vector<std::pair<cv::Mat, int>> cases;
+  // SPPF's three 5 x 5 pools on their real inputs (each pools the previous one's output).
+  for (int nth : {0, 1, 2}) {
+    const auto* p = ref.node("MaxPool", nth);
+    ASSERT_NE(p, nullptr);
+    cases.push_back({ref.activation(p->input(0)), 5});
+  }
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> dist(-4.f, 4.f);
+  auto random = [&](std::vector<int> shape) {
+    cv::Mat m(shape, CV_32F);
+    for (auto* p = m.ptr<float>(); p != m.ptr<float>() + m.total(); ++p) *p = dist(rng);
+    return m;
+  };
+  // Planes smaller than the window, one row or column, batch 2, other window sizes.
+  cases.push_back({random({2, 3, 1, 1}), 5});
+  cases.push_back({random({1, 4, 3, 2}), 5});
+  cases.push_back({random({1, 2, 1, 17}), 5});
+  cases.push_back({random({1, 2, 13, 1}), 3});
+  cases.push_back({random({2, 5, 9, 11}), 3});
+  cases.push_back({random({1, 3, 20, 23}), 7});
+  for (const auto& [x, k] : cases) {
+    SCOPED_TRACE(cv::format("%dx%dx%dx%d k %d", x.size[0], x.size[1], x.size[2], x.size[3], k));
+    const cv::Mat expected = run_max_pool(x, k, false);
+    const cv::Mat got = run_max_pool(x, k, true);
+    ASSERT_EQ(got.total(), x.total());
+    ASSERT_EQ(expected.total(), x.total());
+    EXPECT_EQ(cv::norm(got, expected, cv::NORM_INF), 0.0);  // maxima of the same values: exactly the same
+  }
+}
+
 TEST(CustomLayers, WholeNetworkAgreesWithOpenCvLayers) {
   const auto model = OnnxModel::load(kShared + "/models/yolo11n.onnx");
   AdaptOptions opencv_layers;
@@ -316,14 +372,18 @@ TEST(CustomLayers, EveryConvolutionIsAitws) {
         aitw += kernel::is_aitw_convolution(layer);
       }
       EXPECT_EQ(convs, expected) << name;
-      int resizes = 0, aitw_resizes = 0;
+      int resizes = 0, aitw_resizes = 0, pools = 0, aitw_pools = 0;
       for (const auto& layer_name : net.getLayerNames()) {
         const auto layer = net.getLayer(net.getLayerId(layer_name));
         resizes += layer->type == "Resize";
         aitw_resizes += kernel::is_aitw_resize(layer);
+        pools += layer->type == "Pooling";
+        aitw_pools += kernel::is_aitw_max_pool(layer);
       }
       EXPECT_EQ(resizes, 2) << name;
       EXPECT_EQ(aitw_resizes, custom ? 2 : 0) << name << (custom ? " with" : " without") << " custom layers";
+      EXPECT_EQ(pools, 3) << name;  // SPPF
+      EXPECT_EQ(aitw_pools, custom ? 3 : 0) << name << (custom ? " with" : " without") << " custom layers";
       EXPECT_EQ(aitw, custom && kernel::aitw_convolution_enabled() ? expected : 0)
           << name << (custom ? " with" : " without") << " custom layers";
     }

@@ -8,19 +8,6 @@
 namespace aitw::model::detail {
 namespace {
 
-void set_int_attr(ox::NodeProto& n, const char* name, int64_t v) {
-  auto* attr = n.add_attribute();
-  attr->set_name(name);
-  attr->set_type(ox::AttributeProto::INT);
-  attr->set_i(v);
-}
-
-std::vector<int64_t> attr_ints(const ox::NodeProto& n, const char* name) {
-  const auto* a = find_attr(n, name);
-  if (!a) return {};
-  return {a->ints().begin(), a->ints().end()};
-}
-
 // The shape aitw's kernels would run for a 2-D Conv node with constant weights, and whether they run it
 // (what create_convolution_layer decides at load, from the same attributes): a fused Add is only safe on a
 // convolution that is certain to be aitw's.

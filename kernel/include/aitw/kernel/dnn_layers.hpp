@@ -9,6 +9,8 @@
 //  - Resize: for Resize nodes the adapter marked (kResizeMark: nearest, asymmetric, floor), integer upscales
 //    (YOLO's 2x upsampling in the neck) in one parallel pass over all planes; OpenCV 4.6's layer calls
 //    cv::resize once per channel plane. Anything else goes to OpenCV's own layer, kept inside.
+//  - Pooling: for MaxPool nodes the adapter marked (kMaxPoolMark: k x k, stride 1, padding k / 2, SPPF's),
+//    a separable max (rows, then columns) over all planes at once; OpenCV 4.6's pools each window whole.
 
 #include <opencv2/dnn.hpp>
 
@@ -17,6 +19,7 @@ namespace aitw::kernel {
 inline constexpr const char* kSiLUOpType = "AitwSiLU";
 inline constexpr const char* kAttentionOpType = "AitwAttention";
 inline constexpr const char* kResizeMark = "aitw_resize";
+inline constexpr const char* kMaxPoolMark = "aitw_max_pool";  // the window size k
 
 // Registers the layers with cv::dnn::LayerFactory; idempotent and thread-safe. Call before reading a net
 // that contains them.
@@ -24,5 +27,6 @@ void register_dnn_layers();
 
 // Whether the net's Resize layer is aitw's (the adapter marked its node) rather than OpenCV's.
 bool is_aitw_resize(const cv::Ptr<cv::dnn::Layer>& layer);
+bool is_aitw_max_pool(const cv::Ptr<cv::dnn::Layer>& layer);
 
 }  // namespace aitw::kernel
