@@ -232,21 +232,35 @@ class NearestResizeLayer : public cv::dnn::Layer {
   cv::Ptr<cv::dnn::Layer> opencv_;
 };
 
+// Row maxima over [x - r, x + r] clipped to the row; kR > 0: r known at compile time (the interior loop
+// unrolls over the window and vectorises over x), else r.
+template <int kR>
+inline void row_max(const float* s, int w, int r, float* t) {
+  if (kR > 0) r = kR;
+  const int lo = std::min(r, w), hi = std::max(lo, w - r);
+  for (int x = 0; x < lo; ++x) t[x] = *std::max_element(s, s + std::min(w, x + r + 1));
+  for (int x = lo; x < hi; ++x) {
+    float m = s[x - r];
+    for (int k = -r + 1; k <= r; ++k) m = std::max(m, s[x + k]);
+    t[x] = m;
+  }
+  for (int x = hi; x < w; ++x) t[x] = *std::max_element(s + std::max(0, x - r), s + w);
+}
+
 // out = max over the k x k window centred on each pixel, clipped to the plane (the padding never wins):
 // the row maxima into `tmp` (h x w), then the column maxima of those. Max is exact, so this is bit for bit
-// what a whole-window pool gives. Interior columns and rows vectorise; the r-wide edges are scalar.
+// what a whole-window pool gives.
 AITW_TARGET_CLONES void max_pool_same(const float* in, int h, int w, int r, float* tmp, float* out) {
   for (int y = 0; y < h; ++y) {
     const float* s = in + static_cast<std::ptrdiff_t>(y) * w;
     float* t = tmp + static_cast<std::ptrdiff_t>(y) * w;
-    const int lo = std::min(r, w), hi = std::max(lo, w - r);
-    for (int x = 0; x < lo; ++x) t[x] = *std::max_element(s, s + std::min(w, x + r + 1));
-    for (int x = lo; x < hi; ++x) {
-      float m = s[x - r];
-      for (int k = -r + 1; k <= r; ++k) m = std::max(m, s[x + k]);
-      t[x] = m;
+    if (r == 2) {
+      row_max<2>(s, w, r, t);  // SPPF's 5 x 5
+    } else if (r == 1) {
+      row_max<1>(s, w, r, t);
+    } else {
+      row_max<0>(s, w, r, t);
     }
-    for (int x = hi; x < w; ++x) t[x] = *std::max_element(s + std::max(0, x - r), s + w);
   }
   for (int y = 0; y < h; ++y) {
     const int y0 = std::max(0, y - r), y1 = std::min(h - 1, y + r);
@@ -300,7 +314,8 @@ class MaxPoolSameLayer : public cv::dnn::Layer {
     const int grain =
         static_cast<int>(std::max<std::ptrdiff_t>(1, (8 << 10) / std::max<std::ptrdiff_t>(1, plane)));
     tbb::parallel_for(tbb::blocked_range<int>(0, planes, grain), [&](const tbb::blocked_range<int>& r) {
-      std::vector<float> tmp(static_cast<std::size_t>(plane));
+      thread_local std::vector<float> tmp;
+      if (tmp.size() < static_cast<std::size_t>(plane)) tmp.resize(static_cast<std::size_t>(plane));
       for (int p = r.begin(); p != r.end(); ++p)
         max_pool_same(src + p * plane, h, w, radius_, tmp.data(), dst + p * plane);
     });
