@@ -204,13 +204,12 @@ AITW_TARGET_CLONES void upsample_nearest(const float* in, int h, int w, int fy, 
   }
 }
 
-// OpenCV 4.6's Resize layer calls cv::resize once per channel plane, and cv::resize runs a parallel loop of
-// its own: YOLO11n's two 2x upsamplings (256 planes of 15 x 20, 128 of 30 x 40) took 1.9 ms at 2 threads,
-// more than at 1. This layer keeps OpenCV's (shapes, parameters, finalize; it runs every resize that is not
-// an integer upscale of a 4-D continuous blob) and upsamples all planes in one parallel loop.
-class NearestResizeLayer : public cv::dnn::Layer {
+// An aitw layer in front of OpenCV's own layer of the same type, which it keeps for the shapes, the
+// parameters and finalize, and which runs every case that aitw's run() does not take (a second output such
+// as max pooling's argmax, in-place, other shapes).
+class OverOpenCvLayer : public cv::dnn::Layer {
  public:
-  NearestResizeLayer(const cv::dnn::LayerParams& params, cv::Ptr<cv::dnn::Layer> opencv)
+  OverOpenCvLayer(const cv::dnn::LayerParams& params, cv::Ptr<cv::dnn::Layer> opencv)
       : opencv_(std::move(opencv)) {
     setParamsFrom(params);
   }
@@ -224,22 +223,41 @@ class NearestResizeLayer : public cv::dnn::Layer {
     opencv_->finalize(inputs, outputs);
   }
 
+  // aitw's forward when there is one input and one output, both 4-D, float and continuous, and run()
+  // takes them; else OpenCV's.
   void forward(cv::InputArrayOfArrays inputs_arr, cv::OutputArrayOfArrays outputs_arr,
                cv::OutputArrayOfArrays internals_arr) override {
     std::vector<cv::Mat> in, out;
     inputs_arr.getMatVector(in);
     outputs_arr.getMatVector(out);
-    const cv::Mat& x = in[0];
-    cv::Mat& y = out[0];
-    const bool upscale = x.dims == 4 && y.dims == 4 && x.type() == CV_32F && y.type() == CV_32F &&
-                         x.isContinuous() && y.isContinuous() && x.size[0] == y.size[0] &&
-                         x.size[1] == y.size[1] && x.size[2] > 0 && x.size[3] > 0 &&
+    auto plain = [](const cv::Mat& m) { return m.dims == 4 && m.type() == CV_32F && m.isContinuous(); };
+    if (in.size() != 1 || out.size() != 1 || !plain(in[0]) || !plain(out[0]) || in[0].data == out[0].data ||
+        !run(in[0], out[0]))
+      opencv_->forward(inputs_arr, outputs_arr, internals_arr);
+  }
+
+ protected:
+  // Computes y from x, or returns false (before writing anything) to leave the case to OpenCV's layer.
+  virtual bool run(const cv::Mat& x, cv::Mat& y) = 0;
+
+ private:
+  cv::Ptr<cv::dnn::Layer> opencv_;
+};
+
+// OpenCV 4.6's Resize layer calls cv::resize once per channel plane, and cv::resize runs a parallel loop of
+// its own: YOLO11n's two 2x upsamplings (256 planes of 15 x 20, 128 of 30 x 40) took 1.9 ms at 2 threads,
+// more than at 1. This layer keeps OpenCV's (shapes, parameters, finalize; it runs every resize that is not
+// an integer upscale of a 4-D continuous blob) and upsamples all planes in one parallel loop.
+class NearestResizeLayer : public OverOpenCvLayer {
+ public:
+  using OverOpenCvLayer::OverOpenCvLayer;
+
+ protected:
+  bool run(const cv::Mat& x, cv::Mat& y) override {
+    const bool upscale = x.size[0] == y.size[0] && x.size[1] == y.size[1] && x.size[2] > 0 && x.size[3] > 0 &&
                          y.size[2] % x.size[2] == 0 && y.size[3] % x.size[3] == 0 &&
                          (y.size[2] != x.size[2] || y.size[3] != x.size[3]);
-    if (!upscale) {
-      opencv_->forward(inputs_arr, outputs_arr, internals_arr);
-      return;
-    }
+    if (!upscale) return false;
     const int h = x.size[2], w = x.size[3], fy = y.size[2] / h, fx = y.size[3] / w;
     const int planes = x.size[0] * x.size[1];
     const std::ptrdiff_t in_plane = static_cast<std::ptrdiff_t>(h) * w, out_plane = in_plane * fy * fx;
@@ -251,10 +269,8 @@ class NearestResizeLayer : public cv::dnn::Layer {
       for (int p = r.begin(); p != r.end(); ++p)
         upsample_nearest(src + p * in_plane, h, w, fy, fx, dst + p * out_plane);
     });
+    return true;
   }
-
- private:
-  cv::Ptr<cv::dnn::Layer> opencv_;
 };
 
 // Row maxima over [x - r, x + r] clipped to the row; kR > 0: r known at compile time (the interior loop
@@ -301,37 +317,14 @@ AITW_TARGET_CLONES void max_pool_same(const float* in, int h, int w, int r, floa
 // OpenCV 4.6's max pooling takes the whole k x k window at every pixel (25 loads and compares for SPPF's
 // 5 x 5), in SSE2 at best on Debian's baseline build: YOLO11n's three SPPF pools took ~0.9 ms at 2 threads.
 // This layer keeps OpenCV's for shapes and for anything that is not a same-size 4-D float pool.
-class MaxPoolSameLayer : public cv::dnn::Layer {
+class MaxPoolSameLayer : public OverOpenCvLayer {
  public:
   MaxPoolSameLayer(const cv::dnn::LayerParams& params, cv::Ptr<cv::dnn::Layer> opencv, int k)
-      : opencv_(std::move(opencv)), radius_(k / 2) {
-    setParamsFrom(params);
-  }
+      : OverOpenCvLayer(params, std::move(opencv)), radius_(k / 2) {}
 
-  bool getMemoryShapes(const std::vector<MatShape>& inputs, const int required,
-                       std::vector<MatShape>& outputs, std::vector<MatShape>& internals) const override {
-    return opencv_->getMemoryShapes(inputs, required, outputs, internals);
-  }
-
-  void finalize(cv::InputArrayOfArrays inputs, cv::OutputArrayOfArrays outputs) override {
-    opencv_->finalize(inputs, outputs);
-  }
-
-  void forward(cv::InputArrayOfArrays inputs_arr, cv::OutputArrayOfArrays outputs_arr,
-               cv::OutputArrayOfArrays internals_arr) override {
-    std::vector<cv::Mat> in, out;
-    inputs_arr.getMatVector(in);
-    outputs_arr.getMatVector(out);
-    const cv::Mat& x = in[0];
-    cv::Mat& y = out[0];
-    // OpenCV's max pooling may also be asked for the argmax (a second output): leave that to it.
-    const bool same = out.size() == 1 && x.dims == 4 && y.dims == 4 && x.type() == CV_32F &&
-                      y.type() == CV_32F && x.isContinuous() && y.isContinuous() && x.data != y.data &&
-                      std::equal(x.size.p, x.size.p + 4, y.size.p);
-    if (!same) {
-      opencv_->forward(inputs_arr, outputs_arr, internals_arr);
-      return;
-    }
+ protected:
+  bool run(const cv::Mat& x, cv::Mat& y) override {
+    if (!std::equal(x.size.p, x.size.p + 4, y.size.p)) return false;
     const int h = x.size[2], w = x.size[3], planes = x.size[0] * x.size[1];
     const std::ptrdiff_t plane = static_cast<std::ptrdiff_t>(h) * w;
     const float* src = x.ptr<float>();
@@ -344,10 +337,10 @@ class MaxPoolSameLayer : public cv::dnn::Layer {
       for (int p = r.begin(); p != r.end(); ++p)
         max_pool_same(src + p * plane, h, w, radius_, tmp.data(), dst + p * plane);
     });
+    return true;
   }
 
  private:
-  cv::Ptr<cv::dnn::Layer> opencv_;
   int radius_;
 };
 

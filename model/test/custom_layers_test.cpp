@@ -201,6 +201,13 @@ TEST(CustomLayers, AttentionMatchesTheOpenCvChainOnRealActivations) {
   EXPECT_LE(cv::norm(got, expected, cv::NORM_INF), 1e-4);
 }
 
+cv::Mat random_mat(std::mt19937& rng, const std::vector<int>& shape) {
+  std::uniform_real_distribution<float> dist(-4.f, 4.f);
+  cv::Mat m(shape, CV_32F);
+  for (auto* p = m.ptr<float>(); p != m.ptr<float>() + m.total(); ++p) *p = dist(rng);
+  return m;
+}
+
 // One Resize node as Ultralytics exports nn.Upsample (nearest, asymmetric, floor), marked for aitw's layer
 // or not (OpenCV's).
 cv::Mat run_resize(const cv::Mat& x, const std::vector<float>& scales, bool marked) {
@@ -237,12 +244,7 @@ TEST(CustomLayers, NearestResizeIsExactlyOpenCvs) {
     cases.push_back({ref.activation(r->input(0)), {1, 1, 2, 2}});
   }
   std::mt19937 rng(3);
-  std::uniform_real_distribution<float> dist(-4.f, 4.f);
-  auto random = [&](std::vector<int> shape) {
-    cv::Mat m(shape, CV_32F);
-    for (auto* p = m.ptr<float>(); p != m.ptr<float>() + m.total(); ++p) *p = dist(rng);
-    return m;
-  };
+  auto random = [&](std::vector<int> shape) { return random_mat(rng, shape); };
   // Batch 2 of 1x1 planes, odd sizes at other integer factors, and what stays OpenCV's inside the layer:
   // a downscale and a non-integer upscale.
   cases.push_back({random({2, 3, 1, 1}), {1, 1, 2, 2}});
@@ -295,12 +297,7 @@ TEST(CustomLayers, SameSizeMaxPoolIsExactlyOpenCvs) {
     cases.push_back({ref.activation(p->input(0)), 5});
   }
   std::mt19937 rng(5);
-  std::uniform_real_distribution<float> dist(-4.f, 4.f);
-  auto random = [&](std::vector<int> shape) {
-    cv::Mat m(shape, CV_32F);
-    for (auto* p = m.ptr<float>(); p != m.ptr<float>() + m.total(); ++p) *p = dist(rng);
-    return m;
-  };
+  auto random = [&](std::vector<int> shape) { return random_mat(rng, shape); };
   // Planes smaller than the window, one row or column, batch 2, other window sizes.
   cases.push_back({random({2, 3, 1, 1}), 5});
   cases.push_back({random({1, 4, 3, 2}), 5});
