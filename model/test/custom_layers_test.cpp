@@ -234,24 +234,7 @@ cv::Mat run_resize(const cv::Mat& x, const std::vector<float>& scales, bool mark
   return g.run({{"x", x}}, true);
 }
 
-TEST(CustomLayers, NearestResizeIsExactlyOpenCvs) {
-  auto& ref = reference();
-  std::vector<std::pair<cv::Mat, std::vector<float>>> cases;
-  // YOLO11n's two upsamplings on their real inputs (256 x 15 x 20 and 128 x 30 x 40 at 480x640).
-  for (int nth : {0, 1}) {
-    const auto* r = ref.node("Resize", nth);
-    ASSERT_NE(r, nullptr);
-    cases.push_back({ref.activation(r->input(0)), {1, 1, 2, 2}});
-  }
-  std::mt19937 rng(3);
-  auto random = [&](std::vector<int> shape) { return random_mat(rng, shape); };
-  // Batch 2 of 1x1 planes, odd sizes at other integer factors, and what stays OpenCV's inside the layer:
-  // a downscale and a non-integer upscale.
-  cases.push_back({random({2, 3, 1, 1}), {1, 1, 2, 2}});
-  cases.push_back({random({1, 5, 7, 9}), {1, 1, 3, 2}});
-  cases.push_back({random({1, 2, 3, 5}), {1, 1, 1, 4}});
-  cases.push_back({random({1, 4, 8, 6}), {1, 1, 0.5f, 0.5f}});
-  cases.push_back({random({1, 3, 4, 4}), {1, 1, 1.5f, 1.5f}});
+void expect_resize_is_opencvs(const std::vector<std::pair<cv::Mat, std::vector<float>>>& cases) {
   for (const auto& [x, scales] : cases) {
     SCOPED_TRACE(cv::format("%dx%dx%dx%d scales %gx%g", x.size[0], x.size[1], x.size[2], x.size[3], scales[2],
                             scales[3]));
@@ -262,6 +245,30 @@ TEST(CustomLayers, NearestResizeIsExactlyOpenCvs) {
               std::vector<int>(expected.size.p, expected.size.p + 4));
     EXPECT_EQ(cv::norm(got, expected, cv::NORM_INF), 0.0);  // a copy of values: exactly the same
   }
+}
+
+// YOLO11n's two upsamplings on their real inputs (256 x 15 x 20 and 128 x 30 x 40 at 480x640).
+TEST(CustomLayers, NearestResizeIsExactlyOpenCvsOnRealActivations) {
+  auto& ref = reference();
+  std::vector<std::pair<cv::Mat, std::vector<float>>> cases;
+  for (int nth : {0, 1}) {
+    const auto* r = ref.node("Resize", nth);
+    ASSERT_NE(r, nullptr);
+    cases.push_back({ref.activation(r->input(0)), {1, 1, 2, 2}});
+  }
+  expect_resize_is_opencvs(cases);
+}
+
+// Batch 2 of 1x1 planes, odd sizes at other integer factors, and what stays OpenCV's inside the layer: a
+// downscale and a non-integer upscale.
+TEST(CustomLayers, NearestResizeIsExactlyOpenCvsOnOddShapes) {
+  std::mt19937 rng(3);
+  auto random = [&](std::vector<int> shape) { return random_mat(rng, shape); };
+  expect_resize_is_opencvs({{random({2, 3, 1, 1}), {1, 1, 2, 2}},
+                            {random({1, 5, 7, 9}), {1, 1, 3, 2}},
+                            {random({1, 2, 3, 5}), {1, 1, 1, 4}},
+                            {random({1, 4, 8, 6}), {1, 1, 0.5f, 0.5f}},
+                            {random({1, 3, 4, 4}), {1, 1, 1.5f, 1.5f}}});
 }
 
 // One MaxPool node, k x k, stride 1, padding k / 2, marked for aitw's layer or not (OpenCV's).
@@ -287,24 +294,7 @@ cv::Mat run_max_pool(const cv::Mat& x, int k, bool marked) {
   return g.run({{"x", x}}, true);
 }
 
-TEST(CustomLayers, SameSizeMaxPoolIsExactlyOpenCvs) {
-  auto& ref = reference();
-  std::vector<std::pair<cv::Mat, int>> cases;
-  // SPPF's three 5 x 5 pools on their real inputs (each pools the previous one's output).
-  for (int nth : {0, 1, 2}) {
-    const auto* p = ref.node("MaxPool", nth);
-    ASSERT_NE(p, nullptr);
-    cases.push_back({ref.activation(p->input(0)), 5});
-  }
-  std::mt19937 rng(5);
-  auto random = [&](std::vector<int> shape) { return random_mat(rng, shape); };
-  // Planes smaller than the window, one row or column, batch 2, other window sizes.
-  cases.push_back({random({2, 3, 1, 1}), 5});
-  cases.push_back({random({1, 4, 3, 2}), 5});
-  cases.push_back({random({1, 2, 1, 17}), 5});
-  cases.push_back({random({1, 2, 13, 1}), 3});
-  cases.push_back({random({2, 5, 9, 11}), 3});
-  cases.push_back({random({1, 3, 20, 23}), 7});
+void expect_max_pool_is_opencvs(const std::vector<std::pair<cv::Mat, int>>& cases) {
   for (const auto& [x, k] : cases) {
     SCOPED_TRACE(cv::format("%dx%dx%dx%d k %d", x.size[0], x.size[1], x.size[2], x.size[3], k));
     const cv::Mat expected = run_max_pool(x, k, false);
@@ -313,6 +303,30 @@ TEST(CustomLayers, SameSizeMaxPoolIsExactlyOpenCvs) {
     ASSERT_EQ(expected.total(), x.total());
     EXPECT_EQ(cv::norm(got, expected, cv::NORM_INF), 0.0);  // maxima of the same values: exactly the same
   }
+}
+
+// SPPF's three 5 x 5 pools on their real inputs (each pools the previous one's output).
+TEST(CustomLayers, SameSizeMaxPoolIsExactlyOpenCvsOnRealActivations) {
+  auto& ref = reference();
+  std::vector<std::pair<cv::Mat, int>> cases;
+  for (int nth : {0, 1, 2}) {
+    const auto* p = ref.node("MaxPool", nth);
+    ASSERT_NE(p, nullptr);
+    cases.push_back({ref.activation(p->input(0)), 5});
+  }
+  expect_max_pool_is_opencvs(cases);
+}
+
+// Planes smaller than the window, one row or column, batch 2, other window sizes.
+TEST(CustomLayers, SameSizeMaxPoolIsExactlyOpenCvsOnOddShapes) {
+  std::mt19937 rng(5);
+  auto random = [&](std::vector<int> shape) { return random_mat(rng, shape); };
+  expect_max_pool_is_opencvs({{random({2, 3, 1, 1}), 5},
+                              {random({1, 4, 3, 2}), 5},
+                              {random({1, 2, 1, 17}), 5},
+                              {random({1, 2, 13, 1}), 3},
+                              {random({2, 5, 9, 11}), 3},
+                              {random({1, 3, 20, 23}), 7}});
 }
 
 TEST(CustomLayers, WholeNetworkAgreesWithOpenCvLayers) {
