@@ -54,14 +54,6 @@ void add_index(bson_t* indexes, int& n, const std::string& name,
 
 }  // namespace
 
-std::string to_json(const bson_t& b) {
-  std::size_t len = 0;
-  char* s = bson_as_relaxed_extended_json(&b, &len);
-  std::string out = s ? std::string(s, len) : "";
-  bson_free(s);
-  return out;
-}
-
 Bson session_filter(const SessionEntry& e) {
   return one("session_key", e.session_key);
 }

@@ -2,34 +2,16 @@
 // The BSON aitw sends to MongoDB for the history, built apart from the connection so that unit tests check
 // what the test server (CongoDB) cannot: the unique indexes on the natural keys, the TTL on events, the
 // upserts' filters and the aggregation pipeline.
-#include <bson/bson.h>
-
 #include <chrono>
 #include <string>
-#include <utility>
 
 #include "aitw/history/history.hpp"
+#include "aitw/mongodb/mongodb.hpp"
 
 namespace aitw::history::mongo {
 
-// An owned bson_t (not a unique_ptr: bson_t's alignment attribute is dropped in template arguments).
-class Bson {
- public:
-  explicit Bson(bson_t* b) : b_(b) {}
-  Bson(Bson&& o) noexcept : b_(std::exchange(o.b_, nullptr)) {}
-  Bson& operator=(Bson&&) = delete;
-  ~Bson() {
-    if (b_) bson_destroy(b_);
-  }
-  bson_t* get() const { return b_; }
-  const bson_t& operator*() const { return *b_; }
-
- private:
-  bson_t* b_;
-};
-
-// Relaxed extended JSON of `b` (tests, error messages).
-std::string to_json(const bson_t& b);
+using mongodb::Bson;
+using mongodb::to_json;
 
 // {session_key: K}, {event_key: K}, {worker_id: W}: what each upsert matches (unique indexes below).
 Bson session_filter(const SessionEntry& e);

@@ -1,9 +1,8 @@
 #include "mongo_sink.hpp"
 
 #include <functional>
-#include <mutex>
+#include <memory>
 
-#include "aitw/base/log.hpp"
 #include "mongo_docs.hpp"
 
 namespace aitw::history {
@@ -20,24 +19,6 @@ struct CursorFree {
 };
 using Cursor = std::unique_ptr<mongoc_cursor_t, CursorFree>;
 
-void init_driver() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    mongoc_init();
-    // The driver's own messages go to aitw's log at debug level: its warnings repeat for every retry of an
-    // unreachable server, which the Recorder reports once per outage instead.
-    mongoc_log_set_handler([](mongoc_log_level_t, const char* domain, const char* message,
-                              void*) { log_debug(std::string("mongoc ") + domain + ": " + message); },
-                           nullptr);
-  });
-}
-
-// A server that is down must fail a write in seconds (the Recorder spools meanwhile), not after the
-// driver's 30 s default; the URI's own settings win.
-void default_timeout(mongoc_uri_t* uri, const char* option, int ms) {
-  if (!mongoc_uri_has_option(uri, option)) mongoc_uri_set_option_as_int32(uri, option, ms);
-}
-
 template <class Read, class OnError>
 void each(mongoc_cursor_t* cursor, Read&& read, OnError&& on_error) {
   const bson_t* doc = nullptr;
@@ -46,53 +27,26 @@ void each(mongoc_cursor_t* cursor, Read&& read, OnError&& on_error) {
   if (mongoc_cursor_error(cursor, &e)) on_error(e);
 }
 
+// A server that is down must fail a write in seconds (the Recorder spools meanwhile), not after the driver's
+// 30 s default; the URI's own settings win.
+constexpr mongodb::Timeouts kTimeouts{2000, 2000, 10000};
+
 }  // namespace
 
 MongoSink::MongoSink(const std::string& uri, const SinkOptions& options)
-    : redacted_(redact_uri(uri)), options_(options) {
-  init_driver();
-  bson_error_t e;
-  mongoc_uri_t* u = mongoc_uri_new_with_error(uri.c_str(), &e);
-  if (!u) throw std::invalid_argument("history URI '" + redacted_ + "': " + e.message);
-  default_timeout(u, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, 2000);
-  default_timeout(u, MONGOC_URI_CONNECTTIMEOUTMS, 2000);
-  default_timeout(u, MONGOC_URI_SOCKETTIMEOUTMS, 10000);
-  const char* db = mongoc_uri_get_database(u);
-  database_ = db && *db ? db : "aitw";
-  client_ = mongoc_client_new_from_uri_with_error(u, &e);
-  mongoc_uri_destroy(u);
-  if (!client_) throw std::invalid_argument("history URI '" + redacted_ + "': " + e.message);
-  mongoc_client_set_appname(client_, "aitw");
-  mongoc_client_set_error_api(client_, MONGOC_ERROR_API_VERSION_2);
-}
-
-MongoSink::~MongoSink() {
-  mongoc_client_destroy(client_);
-}
+    : redacted_(mongodb::redact_uri(uri)), options_(options), client_(uri, kTimeouts, "history URI") {}
 
 void MongoSink::fail(const std::string& what, const bson_error_t& e) const {
   throw SinkError(redacted_ + ": " + what + ": " + e.message);
 }
 
-mongoc_collection_t* MongoSink::collection(const char* name) {
-  return mongoc_client_get_collection(client_, database_.c_str(), name);
-}
-
 void MongoSink::ensure_indexes() {
   if (indexed_) return;
-  mongoc_database_t* db = mongoc_client_get_database(client_, database_.c_str());
   for (const char* name : {"sessions", "events", "workers"}) {
-    const Bson cmd = mongo::create_indexes_command(name, options_.retention);
     bson_error_t e;
-    bson_t reply;
-    const bool ok = mongoc_database_write_command_with_opts(db, cmd.get(), nullptr, &reply, &e);
-    bson_destroy(&reply);
-    if (!ok) {
-      mongoc_database_destroy(db);
+    if (!client_.write_command(*mongo::create_indexes_command(name, options_.retention), e))
       fail(std::string("create indexes on ") + name, e);
-    }
   }
-  mongoc_database_destroy(db);
   indexed_ = true;
 }
 
@@ -101,7 +55,7 @@ void MongoSink::write(const Batch& batch) {
   Bson upsert(BCON_NEW("upsert", BCON_BOOL(true)));
   const auto run = [&](const char* name, const auto& items, auto filter, auto update) {
     if (items.empty()) return;
-    Collection c(collection(name));
+    Collection c(client_.collection(name));
     Bson opts(BCON_NEW("ordered", BCON_BOOL(false)));
     mongoc_bulk_operation_t* bulk = mongoc_collection_create_bulk_operation_with_opts(c.get(), opts.get());
     bson_error_t e;
@@ -124,7 +78,7 @@ void MongoSink::write(const Batch& batch) {
 }
 
 std::vector<SessionEntry> MongoSink::sessions(const Query& q) {
-  Collection c(collection("sessions"));
+  Collection c(client_.collection("sessions"));
   const Bson filter = mongo::query_filter(q);
   Bson opts(BCON_NEW("sort", "{", "ended", BCON_INT32(-1), "}", "limit",
                      BCON_INT64(static_cast<std::int64_t>(q.limit))));
@@ -137,7 +91,7 @@ std::vector<SessionEntry> MongoSink::sessions(const Query& q) {
 }
 
 std::vector<StatsRow> MongoSink::stats(const Query& q) {
-  Collection c(collection("sessions"));
+  Collection c(client_.collection("sessions"));
   const Bson pipeline = mongo::stats_pipeline(q);
   Cursor cur(mongoc_collection_aggregate(c.get(), MONGOC_QUERY_NONE, pipeline.get(), nullptr, nullptr));
   std::vector<StatsRow> out;
@@ -148,7 +102,7 @@ std::vector<StatsRow> MongoSink::stats(const Query& q) {
 }
 
 std::vector<WorkerRecord> MongoSink::workers() {
-  Collection c(collection("workers"));
+  Collection c(client_.collection("workers"));
   Bson filter(bson_new());
   Bson opts(BCON_NEW("sort", "{", "worker_id", BCON_INT32(1), "}"));
   Cursor cur(mongoc_collection_find_with_opts(c.get(), filter.get(), opts.get(), nullptr));

@@ -21,16 +21,6 @@ std::string resolve_uri(const std::string& flag) {
   return "sqlite:" + default_sqlite_path();
 }
 
-std::string redact_uri(const std::string& uri) {
-  const auto scheme = uri.find("://");
-  if (scheme == std::string::npos) return uri;
-  const auto authority = scheme + 3;
-  const auto end = uri.find_first_of("/?", authority);
-  const auto at = uri.rfind('@', end == std::string::npos ? uri.size() : end);
-  if (at == std::string::npos || at < authority) return uri;
-  return uri.substr(0, authority) + "***@" + uri.substr(at + 1);
-}
-
 std::unique_ptr<Sink> open_sink(const std::string& uri, const SinkOptions& options) {
   if (uri == "none") return nullptr;
   if (uri.starts_with("mongodb://") || uri.starts_with("mongodb+srv://"))
@@ -38,7 +28,7 @@ std::unique_ptr<Sink> open_sink(const std::string& uri, const SinkOptions& optio
   std::string path = uri.starts_with("sqlite:") ? uri.substr(7) : uri;
   if (path.starts_with("//")) path = path.substr(2);  // sqlite:///abs/path
   if (path.empty() || path.find("://") != std::string::npos)
-    throw std::invalid_argument("history URI '" + redact_uri(uri) +
+    throw std::invalid_argument("history URI '" + mongodb::redact_uri(uri) +
                                 "': expected none, sqlite:PATH, a file path or mongodb://HOST:PORT/DB");
   return std::make_unique<SqliteSink>(path, options);
 }

@@ -15,6 +15,7 @@
 
 #include "aitw/history/history.hpp"
 #include "aitw/history/recorder.hpp"
+#include "aitw/mongodb/mongodb.hpp"
 #include "history_fixtures.hpp"
 
 namespace fs = std::filesystem;
@@ -84,6 +85,7 @@ TEST(HistoryUri, NoneSqliteAndMalformed) {
 }
 
 TEST(HistoryUri, RedactsCredentials) {
+  using aitw::mongodb::redact_uri;
   EXPECT_EQ(redact_uri("mongodb://alice:s3cret@db.example:27017/aitw?authSource=admin"),
             "mongodb://***@db.example:27017/aitw?authSource=admin");
   EXPECT_EQ(redact_uri("mongodb://h:1/db"), "mongodb://h:1/db");

@@ -1,45 +1,17 @@
 #include "mongo_store.hpp"
 
-#include <mongoc/mongoc.h>
+#include "aitw/mongodb/mongodb.hpp"
 
 #include <algorithm>
+#include <memory>
 #include <mutex>
 #include <regex>
 
 namespace aitw::registry {
 namespace {
 
-// An owned bson_t (bson_t's alignment attribute rules out unique_ptr<bson_t>).
-class Doc {
- public:
-  explicit Doc(bson_t* b) : b_(b) {}
-  Doc(const Doc&) = delete;
-  Doc& operator=(const Doc&) = delete;
-  ~Doc() {
-    if (b_) bson_destroy(b_);
-  }
-  bson_t* get() const { return b_; }
-
- private:
-  bson_t* b_;
-};
-
-std::string json_of(const bson_t* b) {
-  std::size_t n = 0;
-  char* s = bson_as_relaxed_extended_json(b, &n);
-  std::string out = s ? std::string(s, n) : "";
-  bson_free(s);
-  return out;
-}
-
-std::string redact(const std::string& uri) {
-  const auto start = uri.find("://");
-  const auto at = uri.find('@');
-  const auto slash = uri.find('/', start == std::string::npos ? 0 : start + 3);
-  if (start == std::string::npos || at == std::string::npos || (slash != std::string::npos && at > slash))
-    return uri;
-  return uri.substr(0, start + 3) + "***" + uri.substr(at);
-}
+using Doc = mongodb::Bson;
+using mongodb::redact_uri;
 
 // models/<name>/<version>.json and models/<name>/latest: the only metadata keys the Registry writes.
 const std::regex kManifest(R"(models/(.+)/([0-9]{1,12})\.json)");
@@ -54,33 +26,20 @@ Doc indexes_command(const char* collection, const char* field) {
 class MongoStore : public Store {
  public:
   MongoStore(const std::string& uri) {
-    static std::once_flag once;
-    std::call_once(once, [] {
-      mongoc_init();
-      mongoc_log_set_handler([](mongoc_log_level_t, const char*, const char*, void*) {}, nullptr);
-    });
     const auto at = uri.find("blobs=");
     if (at == std::string::npos || (uri[at - 1] != '?' && uri[at - 1] != '&'))
-      throw RegistryError("registry '" + redact(uri) + "': expected mongodb://HOST:PORT/DB?blobs=STORE_URI",
-                          RegistryError::Kind::Invalid);
+      throw RegistryError(
+          "registry '" + redact_uri(uri) + "': expected mongodb://HOST:PORT/DB?blobs=STORE_URI",
+          RegistryError::Kind::Invalid);
     blobs_ = open_store(uri.substr(at + 6));
     const std::string meta = uri.substr(0, at - 1);
-    describe_ = redact(meta) + " (blobs in " + blobs_->describe() + ")";
-    bson_error_t e;
-    mongoc_uri_t* u = mongoc_uri_new_with_error(meta.c_str(), &e);
-    if (!u)
-      throw RegistryError("registry '" + redact(meta) + "': " + e.message, RegistryError::Kind::Invalid);
-    if (!mongoc_uri_has_option(u, MONGOC_URI_SERVERSELECTIONTIMEOUTMS))
-      mongoc_uri_set_option_as_int32(u, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, 3000);
-    const char* db = mongoc_uri_get_database(u);
-    db_ = db && *db ? db : "aitw";
-    client_ = mongoc_client_new_from_uri_with_error(u, &e);
-    mongoc_uri_destroy(u);
-    if (!client_)
-      throw RegistryError("registry '" + redact(meta) + "': " + e.message, RegistryError::Kind::Invalid);
-    mongoc_client_set_error_api(client_, MONGOC_ERROR_API_VERSION_2);
+    describe_ = redact_uri(meta) + " (blobs in " + blobs_->describe() + ")";
+    try {
+      client_ = std::make_unique<mongodb::Client>(meta, mongodb::Timeouts{3000, 0, 0}, "registry");
+    } catch (const std::invalid_argument& e) {
+      throw RegistryError(e.what(), RegistryError::Kind::Invalid);
+    }
   }
-  ~MongoStore() override { mongoc_client_destroy(client_); }
 
   std::string describe() const override { return describe_; }
 
@@ -136,7 +95,7 @@ class MongoStore : public Store {
         std::uint32_t len = 0;
         bson_iter_document(&it, &len, &data);
         bson_t sub;
-        if (bson_init_static(&sub, data, len)) out = json_of(&sub);
+        if (bson_init_static(&sub, data, len)) out = mongodb::to_json(sub);
       } else if (!manifest && bson_iter_init_find(&it, d, "version") && BSON_ITER_HOLDS_NUMBER(&it)) {
         out = std::to_string(bson_iter_as_int64(&it));
       }
@@ -216,27 +175,17 @@ class MongoStore : public Store {
   }
 
  private:
-  mongoc_collection_t* collection(const char* name) {
-    return mongoc_client_get_collection(client_, db_.c_str(), name);
-  }
+  mongoc_collection_t* collection(const char* name) { return client_->collection(name); }
 
   void ensure_indexes() {
     if (indexed_) return;
-    mongoc_database_t* db = mongoc_client_get_database(client_, db_.c_str());
     for (const auto& [coll, field] :
          {std::pair{"registry_manifests", "key"}, std::pair{"registry_latest", "key"},
           std::pair{"registry_counters", "name"}}) {
-      Doc cmd = indexes_command(coll, field);
       bson_error_t e;
-      bson_t reply;
-      const bool ok = mongoc_database_write_command_with_opts(db, cmd.get(), nullptr, &reply, &e);
-      bson_destroy(&reply);
-      if (!ok) {
-        mongoc_database_destroy(db);
+      if (!client_->write_command(*indexes_command(coll, field), e))
         fail(std::string("create indexes on ") + coll, e);
-      }
     }
-    mongoc_database_destroy(db);
     indexed_ = true;
   }
 
@@ -248,8 +197,8 @@ class MongoStore : public Store {
   }
 
   std::unique_ptr<Store> blobs_;
-  std::string describe_, db_;
-  mongoc_client_t* client_ = nullptr;
+  std::string describe_;
+  std::unique_ptr<mongodb::Client> client_;
   std::mutex mu_;  // a mongoc_client_t is not thread-safe
   bool indexed_ = false;
 };
@@ -267,7 +216,7 @@ std::string mongo_store_indexes_json() {
         std::pair{"registry_counters", "name"}}) {
     Doc cmd = indexes_command(coll, field);
     if (out.size() > 1) out += ',';
-    out += json_of(cmd.get());
+    out += mongodb::to_json(*cmd);
   }
   return out + "]";
 }

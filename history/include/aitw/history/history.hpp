@@ -97,7 +97,5 @@ std::unique_ptr<Sink> open_sink(const std::string& uri, const SinkOptions& optio
 std::string resolve_uri(const std::string& flag);
 // $XDG_STATE_HOME/aitw/history.db, or ~/.local/state/aitw/history.db.
 std::string default_sqlite_path();
-// The URI with any user:password replaced by "***" (what logs and errors show).
-std::string redact_uri(const std::string& uri);
 
 }  // namespace aitw::history
