@@ -10,6 +10,7 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "aitw/kernel/dnn_layers.hpp"
 #include "aitw/kernel/nms.hpp"
 #include "aitw/kernel/preprocess.hpp"
 #include "aitw/kernel/yolo_decode.hpp"
@@ -244,6 +245,51 @@ std::shared_ptr<DecodeState> crowd(int survivors) {
 }
 
 // Forward of the rewritten graph with aitw's custom layers vs the same graph with OpenCV's own layers.
+// One DNN layer of `type` on a random input of `shape`: aitw's (the factory with the adapter's mark in
+// `params`) against OpenCV's own (the same params without it), each on its own output. Their outputs must
+// be identical (the layers are exact copies and maxima), checked once here.
+void add_layer_case(std::vector<KernelCase>& cases, const std::string& name, const std::string& type,
+                    cv::dnn::LayerParams params, const char* mark, int mark_value, std::vector<int> shape) {
+  struct One {
+    cv::Ptr<cv::dnn::Layer> layer;
+    std::vector<cv::Mat> in, out, internals;
+    void run() { layer->forward(in, out, internals); }
+  };
+  struct State {
+    One ours, opencv;
+  };
+  kernel::register_dnn_layers();
+  auto s = std::make_shared<State>();
+  cv::Mat x(shape, CV_32F);
+  cv::randu(x, -4.f, 4.f);
+  params.name = name;
+  params.type = type;
+  cv::dnn::LayerParams marked = params;
+  marked.set(mark, mark_value);
+  auto set_up = [&](One& o, cv::dnn::LayerParams& p) {
+    o.layer = cv::dnn::LayerFactory::createLayerInstance(type, p);
+    if (!o.layer) throw std::runtime_error("bench: no " + type + " layer");
+    std::vector<cv::dnn::MatShape> out_shapes, internal_shapes;
+    o.layer->getMemoryShapes({cv::dnn::MatShape(x.size.p, x.size.p + x.dims)}, 1, out_shapes,
+                             internal_shapes);
+    o.in = {x};
+    for (const auto& sh : out_shapes) o.out.emplace_back(sh, CV_32F);
+    for (const auto& sh : internal_shapes) o.internals.emplace_back(sh, CV_32F);
+    const cv::_InputArray in(o.in);
+    const cv::_OutputArray out(o.out);
+    o.layer->finalize(in, out);
+  };
+  set_up(s->ours, marked);
+  set_up(s->opencv, params);
+  s->ours.run();
+  s->opencv.run();
+  if (s->ours.out[0].total() != s->opencv.out[0].total() ||
+      cv::norm(s->ours.out[0], s->opencv.out[0], cv::NORM_INF) != 0)
+    throw std::runtime_error("bench: " + name + ": aitw's layer disagrees with OpenCV's");
+  cases.push_back({name, "OpenCV 4.6's " + type + " layer on the same input", [s] { s->ours.run(); },
+                   [s] { s->opencv.run(); }});
+}
+
 void add_forward_case(std::vector<KernelCase>& cases, const model::OnnxModel& model, const std::string& tag,
                       const cv::Mat& img, kernel::InputSize size) {
   struct State {
@@ -305,6 +351,19 @@ std::vector<KernelCase> make_kernel_cases(const std::string& shared_dir) {
   add_decode_case(cases, "bus", real_outputs(model, bus));
   add_decode_case(cases, "zidane", real_outputs(model, zidane));
   add_decode_case(cases, "crowd2000", crowd(2000));
+  // YOLO11n's neck at 480x640: the two 2x upsamplings, and SPPF's 5x5 max pool.
+  cv::dnn::LayerParams resize;
+  resize.set("interpolation", "nearest");
+  resize.set("zoom_factor_x", 2);
+  resize.set("zoom_factor_y", 2);
+  add_layer_case(cases, "upsample2x_256x15x20", "Resize", resize, kernel::kResizeMark, 1, {1, 256, 15, 20});
+  add_layer_case(cases, "upsample2x_128x30x40", "Resize", resize, kernel::kResizeMark, 1, {1, 128, 30, 40});
+  cv::dnn::LayerParams pool;
+  pool.set("pool", "max");
+  pool.set("kernel_size", 5);
+  pool.set("pad", 2);
+  pool.set("stride", 1);
+  add_layer_case(cases, "maxpool5x5_128x15x20", "Pooling", pool, kernel::kMaxPoolMark, 5, {1, 128, 15, 20});
   add_forward_case(cases, model, "yolo11n_480x640", bus, {480, 640});
   add_forward_case(cases, model::OnnxModel::load(shared_dir + "/models/yolov8n.onnx"), "yolov8n_480x640", bus,
                    {480, 640});

@@ -255,6 +255,7 @@ TEST(CliBenchKernels, PrintsTableWritesJsonAndChecksGates) {
                 0.5 * k["speedup"].get<double>());
   }
   for (const char* n : {"preprocess_640x480_fresh", "preprocess_1280x720_reused", "decode_nms_crowd2000",
+                        "upsample2x_256x15x20", "upsample2x_128x30x40", "maxpool5x5_128x15x20",
                         "forward_yolo11n_480x640"})
     EXPECT_TRUE(names.count(n)) << n;
   fs::remove(json);
