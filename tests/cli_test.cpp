@@ -254,9 +254,9 @@ TEST(CliBenchKernels, PrintsTableWritesJsonAndChecksGates) {
     EXPECT_NEAR(k["speedup"].get<double>(), k["baseline_ms"].get<double>() / k["ours_ms"].get<double>(),
                 0.5 * k["speedup"].get<double>());
   }
-  for (const char* n : {"preprocess_640x480_fresh", "preprocess_1280x720_reused", "decode_nms_crowd2000",
-                        "upsample2x_256x15x20", "upsample2x_128x30x40", "maxpool5x5_128x15x20",
-                        "forward_yolo11n_480x640"})
+  for (const char* n :
+       {"preprocess_640x480_fresh", "preprocess_1280x720_reused", "decode_nms_crowd2000",
+        "upsample2x_256x15x20", "upsample2x_128x30x40", "maxpool5x5_128x15x20", "forward_yolo11n_480x640"})
     EXPECT_TRUE(names.count(n)) << n;
   fs::remove(json);
 }
