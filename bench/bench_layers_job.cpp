@@ -20,11 +20,12 @@ int run_bench_layers(const BenchLayersOptions& options, std::ostream& out) {
     adapt.custom_layers = !options.opencv_layers;
     const auto graph = model.adapt({options.height, options.width}, adapt);
     cv::dnn::Net net = model::load_net(graph, model.label());
+    const auto outputs = model::forward_output_names(net, graph);
     const cv::Mat blob(std::vector<int>{1, 3, options.height, options.width}, CV_32F, cv::Scalar(0.5));
     std::vector<cv::Mat> outs;
     for (int i = 0; i < 3; ++i) {  // warm-up: first runs allocate
       net.setInput(blob);
-      net.forward(outs, graph.output_names);
+      net.forward(outs, outputs);
     }
     const double tick_ms = 1000.0 / cv::getTickFrequency();
     std::vector<double> per_layer, timings, wall_ms;
@@ -33,7 +34,7 @@ int run_bench_layers(const BenchLayersOptions& options, std::ostream& out) {
     for (int r = 0; r < reps; ++r) {
       const auto t0 = std::chrono::steady_clock::now();
       net.setInput(blob);
-      net.forward(outs, graph.output_names);
+      net.forward(outs, outputs);
       wall_ms.push_back(
           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
       total += net.getPerfProfile(timings) * tick_ms / reps;
@@ -75,6 +76,12 @@ int run_bench_layers(const BenchLayersOptions& options, std::ostream& out) {
                        {"forward_ms_median", wall_median},
                        {"layers_ms_mean", total}};
       for (const auto& [ms, t] : types) j["by_type"][t] = {{"count", by_type[t].second}, {"ms", ms}};
+      // Every layer in the net's order: its name, type and mean ms (what one change moved, layer by layer).
+      j["per_layer"] = nlohmann::json::array();
+      for (std::size_t i = 0; i < per_layer.size(); ++i) {
+        const auto layer = net.getLayer(static_cast<int>(i) + 1);
+        j["per_layer"].push_back({{"name", layer->name}, {"type", layer->type}, {"ms", per_layer[i]}});
+      }
       if (!write_json_report(options.json_path, j)) return 2;
     }
     std::sort(slowest.rbegin(), slowest.rend());

@@ -37,14 +37,15 @@ void forward(benchmark::State& state, const std::string& model_name, InputSize s
   if (graph == Graph::OpenCvLayers) opt.custom_layers = false;
   const auto g = model.adapt(size, opt);
   cv::dnn::Net net = aitw::model::load_net(g, "bench");
+  const auto outputs = aitw::model::forward_output_names(net, g);
   const cv::Mat img = cv::imread(shared_dir() + "/datasets/images/bus.jpg");
   const cv::Mat blob = cv::dnn::blobFromImage(img, 1 / 255.0, cv::Size(size.width, size.height), {}, true);
   std::vector<cv::Mat> outs;
   net.setInput(blob);
-  net.forward(outs, g.output_names);  // first run allocates
+  net.forward(outs, outputs);  // first run allocates
   for (auto _ : state) {
     net.setInput(blob);
-    net.forward(outs, g.output_names);
+    net.forward(outs, outputs);
     benchmark::DoNotOptimize(outs.data());
   }
   state.counters["threads"] = cv::getNumThreads();

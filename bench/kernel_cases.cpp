@@ -290,8 +290,11 @@ void add_layer_case(std::vector<KernelCase>& cases, const std::string& name, con
                    [s] { s->opencv.run(); }});
 }
 
-void add_forward_case(std::vector<KernelCase>& cases, const model::OnnxModel& model, const std::string& tag,
-                      const cv::Mat& img, kernel::InputSize size) {
+// The forward of the graph aitw runs against the same model adapted with `baseline` (described by
+// `against`), both on one preprocessed image. `exact`: the two must give identical outputs (checked here).
+void add_forward_case(std::vector<KernelCase>& cases, const model::OnnxModel& model, const std::string& name,
+                      const cv::Mat& img, kernel::InputSize size, const model::AdaptOptions& baseline,
+                      const std::string& against, bool exact) {
   struct State {
     cv::dnn::Net ours, opencv;
     std::vector<std::string> outs_ours, outs_opencv;
@@ -299,21 +302,29 @@ void add_forward_case(std::vector<KernelCase>& cases, const model::OnnxModel& mo
     std::vector<cv::Mat> out;
   };
   auto s = std::make_shared<State>();
-  model::AdaptOptions opencv_layers;
-  opencv_layers.custom_layers = false;
   const auto g_ours = model.adapt(size);
-  const auto g_opencv = model.adapt(size, opencv_layers);
+  const auto g_opencv = model.adapt(size, baseline);
   s->ours = model::load_net(g_ours, "bench");
   s->opencv = model::load_net(g_opencv, "bench");
-  s->outs_ours = g_ours.output_names;
-  s->outs_opencv = g_opencv.output_names;
+  s->outs_ours = model::forward_output_names(s->ours, g_ours);
+  s->outs_opencv = model::forward_output_names(s->opencv, g_opencv);
   const auto lb = kernel::letterbox_params(img.cols, img.rows, size.width, size.height);
   s->blob.create(std::vector<int>{1, 3, size.height, size.width}, CV_32F);
   kernel::PreprocessPlan plan;
   plan.prepare(lb);
   kernel::preprocess_letterbox({img.data, img.cols, img.rows, static_cast<std::ptrdiff_t>(img.step)}, plan,
                                s->blob.ptr<float>());
-  cases.push_back({"forward_" + tag, "same rewritten graph with OpenCV's own layers",
+  if (exact) {
+    std::vector<cv::Mat> a, b;
+    s->ours.setInput(s->blob);
+    s->ours.forward(a, s->outs_ours);
+    s->opencv.setInput(s->blob);
+    s->opencv.forward(b, s->outs_opencv);
+    for (std::size_t i = 0; i < a.size(); ++i)
+      if (b.size() != a.size() || cv::norm(a[i], b[i], cv::NORM_INF) != 0)
+        throw std::runtime_error("bench: " + name + ": the two graphs disagree");
+  }
+  cases.push_back({name, against,
                    [s] {
                      s->ours.setInput(s->blob);
                      s->ours.forward(s->out, s->outs_ours);
@@ -364,9 +375,20 @@ std::vector<KernelCase> make_kernel_cases(const std::string& shared_dir) {
   pool.set("pad", 2);
   pool.set("stride", 1);
   add_layer_case(cases, "maxpool5x5_128x15x20", "Pooling", pool, kernel::kMaxPoolMark, 5, {1, 128, 15, 20});
-  add_forward_case(cases, model, "yolo11n_480x640", bus, {480, 640});
-  add_forward_case(cases, model::OnnxModel::load(shared_dir + "/models/yolov8n.onnx"), "yolov8n_480x640", bus,
-                   {480, 640});
+  model::AdaptOptions opencv_layers;
+  opencv_layers.custom_layers = false;
+  const std::string opencv_desc = "same rewritten graph with OpenCV's own layers";
+  const auto yolov8n = model::OnnxModel::load(shared_dir + "/models/yolov8n.onnx");
+  add_forward_case(cases, model, "forward_yolo11n_480x640", bus, {480, 640}, opencv_layers, opencv_desc,
+                   false);
+  add_forward_case(cases, yolov8n, "forward_yolov8n_480x640", bus, {480, 640}, opencv_layers, opencv_desc,
+                   false);
+  // Concats and channel Splits read in place by the convolutions, against OpenCV copying them (identical
+  // outputs, checked at set-up; the same graph twice where aitw's convolution does not run).
+  model::AdaptOptions copies;
+  copies.read_in_place = false;
+  add_forward_case(cases, yolov8n, "inplace_yolov8n_480x640", bus, {480, 640}, copies,
+                   "same graph with OpenCV's Concat and Slice copies", true);
   return cases;
 }
 

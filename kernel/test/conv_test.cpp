@@ -312,6 +312,124 @@ TEST_P(ConvVsOpenCV, ResidualLayerInANet) {
   EXPECT_THROW(bad.forward(), cv::Exception);
 }
 
+// Inputs read in place (a Concat's inputs, a Split's channel ranges): the channels split over up to three
+// tensors, each a channel range inside a larger tensor with its own batch stride, and the skip tensor a
+// range of another: bit for bit what the concatenated input gives (same products, same order).
+TEST_P(ConvVsOpenCV, InputsReadInPlaceGiveExactlyTheConcatenation) {
+  std::mt19937 rng(29);
+  for (const auto& c : cases()) {
+    SCOPED_TRACE(c.name);
+    const auto& s = c.s;
+    const int cig = s.in_channels / s.groups;
+    const cv::Mat w = random_mat({s.out_channels, cig, s.kernel_h, s.kernel_w}, 0.3f, rng);
+    const cv::Mat b = random_mat({s.out_channels}, 0.5f, rng);
+    const cv::Mat in = random_mat({c.n, s.in_channels, c.h, c.w}, 2.f, rng);
+    PackedConv conv(s, w.ptr<float>(), b.ptr<float>(), GetParam());
+    std::vector<float> ws(conv.workspace_floats(c.h, c.w));
+    const std::ptrdiff_t plane = static_cast<std::ptrdiff_t>(c.h) * c.w;
+    const int oh = s.out_h(c.h), ow = s.out_w(c.w);
+    const std::ptrdiff_t out_b = static_cast<std::ptrdiff_t>(s.out_channels) * oh * ow;
+    // Parts: [0, a), [a, b), [b, ci), empty ones dropped; each sits after `lead` other channels.
+    const int ci = s.in_channels, a = ci / 3, bnd = 2 * ci / 3;
+    std::vector<std::pair<int, int>> parts;
+    for (auto [f, e] : {std::pair{0, a}, std::pair{a, bnd}, std::pair{bnd, ci}})
+      if (e > f) parts.emplace_back(f, e);
+    std::vector<std::vector<float>> holders;
+    std::vector<ConvInput> inputs;
+    for (std::size_t i = 0; i < parts.size(); ++i) {
+      const auto [f, e] = parts[i];
+      const int lead = static_cast<int>(i) + 1, total = lead + (e - f) + 2;
+      holders.emplace_back(static_cast<std::size_t>(c.n * total * plane), 1e6f);
+      for (int k = 0; k < c.n; ++k)
+        std::copy(in.ptr<float>() + (k * ci + f) * plane, in.ptr<float>() + (k * ci + e) * plane,
+                  holders.back().begin() + (k * total + lead) * plane);
+      inputs.push_back({holders.back().data() + lead * plane, total * plane, e - f});
+    }
+    const std::ptrdiff_t skip_b = out_b + 3 * static_cast<std::ptrdiff_t>(oh) * ow;  // 3 channels lead
+    const cv::Mat skip = random_mat({c.n, static_cast<int>(skip_b)}, 1.f, rng);
+    for (const float* res : {static_cast<const float*>(nullptr), skip.ptr<float>() + 3 * oh * ow}) {
+      for (auto act : {ConvActivation::None, ConvActivation::SiLU}) {
+        SCOPED_TRACE(static_cast<int>(act));
+        cv::Mat expect(std::vector<int>{c.n, s.out_channels, oh, ow}, CV_32F, cv::Scalar(-7));
+        cv::Mat got = expect.clone();
+        conv.forward(in.ptr<float>(), c.n, c.h, c.w, ci * plane, expect.ptr<float>(), out_b, act, ws.data(),
+                     ws.size(), res, skip_b);
+        conv.forward(inputs.data(), static_cast<int>(inputs.size()), c.n, c.h, c.w, got.ptr<float>(), out_b,
+                     act, ws.data(), ws.size(), res, skip_b);
+        EXPECT_EQ(cv::norm(got.reshape(1, 1), expect.reshape(1, 1), cv::NORM_INF), 0.0);
+      }
+    }
+    // Channel counts that do not add up, no input, too many: refused, nothing computed.
+    std::vector<ConvInput> short_by_one = inputs;
+    short_by_one.back().channels -= 1;
+    if (short_by_one.back().channels == 0) short_by_one.pop_back();
+    std::vector<float> out(static_cast<std::size_t>(c.n * out_b));
+    EXPECT_THROW(conv.forward(short_by_one.data(), static_cast<int>(short_by_one.size()), c.n, c.h, c.w,
+                              out.data(), out_b, ConvActivation::None, ws.data(), ws.size()),
+                 std::invalid_argument);
+    EXPECT_THROW(conv.forward(inputs.data(), 0, c.n, c.h, c.w, out.data(), out_b, ConvActivation::None,
+                              ws.data(), ws.size()),
+                 std::invalid_argument);
+    std::vector<ConvInput> many(kMaxConvInputs + 1, inputs[0]);
+    EXPECT_THROW(conv.forward(many.data(), static_cast<int>(many.size()), c.n, c.h, c.w, out.data(), out_b,
+                              ConvActivation::None, ws.data(), ws.size()),
+                 std::invalid_argument);
+  }
+}
+
+// The layer as the adapter leaves it when it reads a Concat and a Split in place: inputs a (whole) and b
+// (channels 4..9), the skip tensor's channels 3..14 of a larger tensor; SiLU as an attribute.
+TEST_P(ConvVsOpenCV, InputsReadInPlaceLayerInANet) {
+  if (!aitw_convolution_active()) GTEST_SKIP() << "OpenCV's convolution runs on this CPU";
+  std::mt19937 rng(31);
+  const ConvShape s = shape(11, 12, 3, 1, 1);
+  const cv::Mat w = random_mat({12, 11, 3, 3}, 0.2f, rng), b = random_mat({12}, 0.5f, rng);
+  const cv::Mat a = random_mat({2, 5, 10, 14}, 1.f, rng), bb = random_mat({2, 12, 10, 14}, 1.f, rng);
+  const cv::Mat skip = random_mat({2, 16, 10, 14}, 1.f, rng);
+  auto lp = conv_params(s, w, b);
+  lp.set(kConvolutionMark, 1);
+  lp.set(kConvResidualMark, 1);
+  lp.set(kConvActivationAttr, "silu");
+  const int ranges[] = {0, -1, 4, 6, 3, 12};
+  lp.set(kConvInputsAttr, cv::dnn::DictValue::arrayInt(ranges, 6));
+  const auto make = [&](const cv::Mat& skip_in) {
+    cv::dnn::Net net;
+    net.setInputsNames({"a", "b", "skip"});
+    const int id = net.addLayer(lp.name, lp.type, lp);
+    for (int i = 0; i < 3; ++i) net.connect(0, i, id, i);
+    net.setPreferableBackend(cv::dnn::DNN_BACKEND_OPENCV);
+    net.setInput(a, "a");
+    net.setInput(bb, "b");
+    net.setInput(skip_in, "skip");
+    EXPECT_TRUE(is_aitw_convolution(net.getLayer(id)));
+    return net;
+  };
+  auto net = make(skip);
+  const cv::Mat got = net.forward().clone();
+  cv::Mat x(std::vector<int>{2, 11, 10, 14}, CV_32F);
+  for (int i = 0; i < 2; ++i) {
+    std::copy(a.ptr<float>(i), a.ptr<float>(i) + 5 * 140, x.ptr<float>(i));
+    std::copy(bb.ptr<float>(i) + 4 * 140, bb.ptr<float>(i) + 10 * 140, x.ptr<float>(i) + 5 * 140);
+  }
+  cv::Mat expect = opencv_conv(s, w, b, x);
+  silu(expect.ptr<float>(), expect.ptr<float>(), expect.total());
+  for (int i = 0; i < 2; ++i)
+    for (int k = 0; k < 12 * 140; ++k) expect.ptr<float>(i)[k] += skip.ptr<float>(i)[3 * 140 + k];
+  EXPECT_LE(max_rel_diff(got, expect), kTolerance);
+  // A skip tensor without channels 3..14 is refused at load with the layer's name.
+  auto bad = make(random_mat({2, 14, 10, 14}, 1.f, rng));
+  try {
+    bad.forward();
+    ADD_FAILURE() << "a skip tensor too small was accepted";
+  } catch (const cv::Exception& e) {
+    EXPECT_NE(std::string(e.what()).find("convolution 'conv'"), std::string::npos) << e.what();
+  }
+  // Without aitw's layer nothing could read the extra inputs: OpenCV's fallback is refused, not used.
+  cv::dnn::LayerParams odd = lp;
+  odd.set("dilation", 2);
+  EXPECT_THROW(create_convolution_layer(odd), cv::Exception);
+}
+
 INSTANTIATE_TEST_SUITE_P(Isa, ConvVsOpenCV, ::testing::ValuesIn(levels()),
                          [](const auto& param_info) { return std::string(conv_isa_name(param_info.param)); });
 

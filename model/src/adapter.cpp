@@ -40,6 +40,7 @@ AdaptedGraph OnnxModel::adapt(InputSize input, const AdaptOptions& options) cons
       {options.custom_layers, fuse_silu},
       {options.custom_layers, mark_convolutions},
       {options.custom_layers, fuse_residual_adds},
+      {options.custom_layers && options.read_in_place, read_concats_and_splits_in_place},
       {options.custom_layers, mark_resizes},
       {options.custom_layers, mark_max_pools},
       {options.expand_stride_mul && !options.cut_head, expand_stride_mul},
@@ -74,6 +75,20 @@ cv::dnn::Net load_net(const AdaptedGraph& graph, const std::string& label) {
   } catch (const cv::Exception& e) {
     fail(label, std::string("OpenCV DNN cannot load the rewritten graph: ") + e.what());
   }
+}
+
+std::vector<std::string> forward_output_names(const cv::dnn::Net& net, const AdaptedGraph& graph) {
+  std::vector<std::string> names;
+  for (const auto& name : graph.output_names) {
+    names.push_back(name);
+    const int id = net.getLayerId(name);
+    if (id < 0 || net.getLayer(id)->type != "Identity") continue;
+    const auto producers = net.getLayerInputs(id);
+    // Only single-output layers: a layer's name stands for its first output.
+    if (producers.size() == 1 && (producers[0]->type == "Concat" || producers[0]->type == "Convolution"))
+      names.back() = producers[0]->name;
+  }
+  return names;
 }
 
 }  // namespace aitw::model

@@ -53,6 +53,10 @@ SummaryLine mark_max_pools(ox::GraphProto& g, const PassContext& c);
 // attribute (kernel::kConvResidualMark), when aitw's convolution runs it and nothing else reads the
 // intermediate tensors (kernel::convolution_fusion_enabled(); AITW_CONV=unfused keeps the Adds).
 SummaryLine fuse_residual_adds(ox::GraphProto& g, const PassContext& c);
+// Concat (channels) -> its one consumer, a convolution of aitw's, which reads the Concat's inputs where they
+// are; then a channel Split whose outputs only such convolutions read (as input or fused skip) -> they read
+// its input at the output's channel range (kernel::kConvInputsAttr). Same conditions as fuse_residual_adds.
+SummaryLine read_concats_and_splits_in_place(ox::GraphProto& g, const PassContext& c);
 // Baseline only (stock head kept): expands the head's [1, A] stride constant to [1, 4, A] so that OpenCV
 // 4.6 can run the multiply.
 SummaryLine expand_stride_mul(ox::GraphProto& g, const PassContext& c);

@@ -361,6 +361,48 @@ TEST(CustomLayers, WholeNetworkAgreesWithOpenCvLayers) {
   RecordProperty("max_abs_diff_head_logits", std::to_string(worst));
 }
 
+// Convolutions reading the Concats' inputs and the channel Splits' parts in place compute exactly what they
+// compute on OpenCV's copies (same products, same order): both models, every head output bit for bit.
+// What stays: the head's three output Concats, and YOLO11's attention Split (not along channels).
+TEST(CustomLayers, ConcatsAndSplitsReadInPlaceAreBitExactOnRealActivations) {
+  if (!kernel::convolution_fusion_enabled()) GTEST_SKIP() << "aitw's convolution does not run on this CPU";
+  struct Expect {
+    const char* model;
+    const char* line;
+    int slices;
+  };
+  for (const auto& e : {Expect{"yolo11n", "17 Concat and 9 channel Split nodes -> read in place", 1},
+                        Expect{"yolov8n", "13 Concat and 8 channel Split nodes -> read in place", 0}}) {
+    SCOPED_TRACE(e.model);
+    const auto model = OnnxModel::load(kShared + "/models/" + e.model + ".onnx");
+    AdaptOptions copies;
+    copies.read_in_place = false;
+    const auto in_place_graph = model.adapt({480, 640});
+    const auto copies_graph = model.adapt({480, 640}, copies);
+    EXPECT_NE(in_place_graph.summary().find(e.line), std::string::npos) << in_place_graph.summary();
+    EXPECT_EQ(copies_graph.summary().find("read in place"), std::string::npos) << copies_graph.summary();
+    auto in_place = load_net(in_place_graph, "in place");
+    auto ref = load_net(copies_graph, "copies");
+    int concats = 0, slices = 0;
+    for (const auto& name : in_place.getLayerNames()) {
+      const auto layer = in_place.getLayer(in_place.getLayerId(name));
+      concats += layer->type == "Concat";
+      slices += layer->type == "Slice";
+    }
+    EXPECT_EQ(concats, 3);
+    EXPECT_EQ(slices, e.slices);
+    const cv::Mat blob = bus_blob({480, 640});
+    std::vector<cv::Mat> a, b;
+    in_place.setInput(blob);
+    in_place.forward(a, in_place_graph.output_names);
+    ref.setInput(blob);
+    ref.forward(b, copies_graph.output_names);
+    ASSERT_EQ(a.size(), 3u);
+    ASSERT_EQ(b.size(), 3u);
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(cv::norm(a[i], b[i], cv::NORM_INF), 0.0) << "head level " << i;
+  }
+}
+
 TEST(CustomLayers, YoloV8HasNoAttentionButGetsSiLU) {
   const auto g = OnnxModel::load(kShared + "/models/yolov8n.onnx").adapt({480, 640});
   EXPECT_NE(g.summary().find("Sigmoid*x pairs -> AitwSiLU"), std::string::npos);

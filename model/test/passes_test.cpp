@@ -445,5 +445,66 @@ TEST(AdapterPasses, FuseResidualAddsFoldsTheBottleneckAddsIntoTheirConvolution) 
   expect_untouched(fuse_residual_adds, g);
 }
 
+std::vector<int64_t> ints_of(const ox::NodeProto& n, const char* name) {
+  return attr_ints(n, name);
+}
+
+// C3k2 / C2f in small: cv1 -> Split -> a bottleneck (its Add fused) -> Concat -> cv2. Plus what must stay:
+// a Concat with two consumers, a Split one of whose parts a Relu reads, a Concat that is a graph output.
+TEST(AdapterPasses, ReadConcatsAndSplitsInPlace) {
+  ox::GraphProto g;
+  set_io(g.add_input(), "x", {1, 8, 16, 16});
+  add_conv(g, "x", "c1", 8, 8, 1);
+  add_node(g, kernel::kSiLUOpType, {"c1"}, {"s1"});
+  const auto split = [&](const std::string& in, const std::string& a, const std::string& b) {
+    auto& n = add_node(g, "Split", {in}, {a, b});
+    add_ints(n, "split", {4, 4});
+    add_int(n, "axis", 1);
+  };
+  split("s1", "p0", "p1");
+  add_conv(g, "p1", "m", 4, 4, 1);
+  add_node(g, kernel::kSiLUOpType, {"m"}, {"sm"});
+  add_node(g, "Add", {"p1", "sm"}, {"y"});  // the bottleneck's skip: a Split part
+  add_int(add_node(g, "Concat", {"p0", "p1", "y"}, {"cat"}), "axis", 1);
+  add_conv(g, "cat", "c2", 12, 8, 1);
+  // Stay: "cat2" has two consumers; the Split's "q1" goes to a Relu too; "cat3" is a graph output.
+  add_int(add_node(g, "Concat", {"c2", "x"}, {"cat2"}), "axis", 1);
+  add_conv(g, "cat2", "d1", 16, 8, 1);
+  add_conv(g, "cat2", "d2", 16, 8, 1);
+  split("d1", "q0", "q1");
+  add_conv(g, "q0", "e", 4, 4, 1);
+  add_node(g, "Relu", {"q1"}, {"r"});
+  add_int(add_node(g, "Concat", {"d2", "e"}, {"cat3"}), "axis", 1);
+  set_io(g.add_output(), "r", {1, 4, 16, 16});
+  set_io(g.add_output(), "cat3", {1, 12, 16, 16});
+  ASSERT_TRUE(mark_convolutions(g, context()).has_value());
+  if (!kernel::convolution_fusion_enabled()) {
+    expect_untouched(read_concats_and_splits_in_place, g);
+    return;
+  }
+  ASSERT_TRUE(fuse_residual_adds(g, context()).has_value());
+  EXPECT_EQ(read_concats_and_splits_in_place(g, context()),
+            "1 Concat and 1 channel Split nodes -> read in place by their convolutions");
+  EXPECT_EQ(op_types(g), (Ops{"Conv", kernel::kSiLUOpType, "Conv", "Conv", "Concat", "Conv", "Conv", "Split",
+                              "Conv", "Relu", "Concat"}));
+  // The bottleneck reads channels 4..7 of cv1's output as its input and as its skip.
+  const auto& m = g.node(2);
+  ASSERT_EQ(m.input_size(), 3);
+  EXPECT_EQ(m.input(0), "s1");
+  EXPECT_EQ(m.input(1), "m_w");
+  EXPECT_EQ(m.input(2), "s1");
+  EXPECT_EQ(ints_of(m, kernel::kConvInputsAttr), (std::vector<int64_t>{4, 4, 4, 4}));
+  // cv2 reads cv1's output whole (the Split's two parts, adjacent, merged) and the bottleneck's.
+  const auto& c2 = g.node(3);
+  ASSERT_EQ(c2.input_size(), 3);
+  EXPECT_EQ(c2.input(0), "s1");
+  EXPECT_EQ(c2.input(1), "c2_w");
+  EXPECT_EQ(c2.input(2), "y");
+  EXPECT_EQ(ints_of(c2, kernel::kConvInputsAttr), (std::vector<int64_t>{0, 8, 0, -1}));
+  EXPECT_EQ(c2.output(0), "c2");
+  // Run again: nothing left that it may rewrite.
+  expect_untouched(read_concats_and_splits_in_place, g);
+}
+
 }  // namespace
 }  // namespace aitw::model::detail

@@ -62,7 +62,7 @@ Detector::Network& Detector::network_for(InputSize size) {
   model::AdaptedGraph g = model_.adapt(size, config_.adapt);
   Network n;
   n.net = model::load_net(g, model_.label());
-  n.outputs = g.output_names;
+  n.outputs = model::forward_output_names(n.net, g);
   // One forward on a blank input: checks that the rewritten graph runs at this size and has the expected
   // level shapes, and takes the first-run allocation cost out of the first real frame.
   try {

@@ -251,6 +251,28 @@ void PackedConv::forward(const float* in, int n, int h, int w, std::ptrdiff_t in
                          std::ptrdiff_t out_batch_stride, ConvActivation act, float* workspace,
                          std::size_t workspace_size, const float* residual,
                          std::ptrdiff_t residual_batch_stride) const {
+  const ConvInput one{in, in_batch_stride, shape_.in_channels};
+  forward(&one, 1, n, h, w, out, out_batch_stride, act, workspace, workspace_size, residual,
+          residual_batch_stride);
+}
+
+void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int w, float* out,
+                         std::ptrdiff_t out_batch_stride, ConvActivation act, float* workspace,
+                         std::size_t workspace_size, const float* residual,
+                         std::ptrdiff_t residual_batch_stride) const {
+  if (ninputs < 1 || ninputs > kMaxConvInputs)
+    throw std::invalid_argument("PackedConv::forward: " + std::to_string(ninputs) + " inputs, takes 1 to " +
+                                std::to_string(kMaxConvInputs));
+  int in_total = 0;
+  for (int i = 0; i < ninputs; ++i) {
+    if (inputs[i].channels <= 0 || !inputs[i].data)
+      throw std::invalid_argument("PackedConv::forward: input " + std::to_string(i) + " is empty");
+    in_total += inputs[i].channels;
+  }
+  if (in_total != shape_.in_channels)
+    throw std::invalid_argument("PackedConv::forward: inputs of " + std::to_string(in_total) +
+                                " channels in all, the convolution takes " +
+                                std::to_string(shape_.in_channels));
   const KernelSet& k = kernels_for(isa_);
   const Geometry g = geometry(shape_, h, w, k.tile_px);
   if (workspace_size < g.band_floats)
@@ -274,8 +296,20 @@ void PackedConv::forward(const float* in, int n, int h, int w, std::ptrdiff_t in
   // One tile of `rows` output channels from block `blk`, reading `src` (channel stride `stride`), at flat
   // position p0 of a band of `flat` pixels whose first output row is oy0. `res`: null, or the residual
   // at the position `dst` has in the output.
+  // Image b's inputs: where each starts, and its channels (the direct path's kernels read them in place).
+  const float* seg[kMaxConvInputs];
+  int seg_channels[kMaxConvInputs];
+  for (int i = 0; i < ninputs; ++i) seg_channels[i] = inputs[i].channels;
+  // Input channel c of image b (the split paths copy channel by channel).
+  const auto channel = [&](int c) {
+    int i = 0;
+    while (c >= seg_channels[i]) c -= seg_channels[i++];
+    return seg[i] + static_cast<std::ptrdiff_t>(c) * h * w;
+  };
+
+  // `more`: with src = seg[0] on the direct path, the further inputs the kernel reads in place.
   auto run_tile = [&](const float* src, std::ptrdiff_t stride, std::ptrdiff_t p0, std::ptrdiff_t flat,
-                      int oy0, int blk, float* dst, const float* res, float* tmp) {
+                      int oy0, int blk, float* dst, const float* res, float* tmp, int more = 0) {
     const int rows = dw ? 1 : std::min(CB, co - blk * CB);
     const std::ptrdiff_t ox = p0 % g.wq;
     const bool in_place = rows == CB && ox + T <= g.ow && p0 + T <= flat;
@@ -283,15 +317,15 @@ void PackedConv::forward(const float* in, int n, int h, int w, std::ptrdiff_t in
     float* o = in_place ? dst + at : tmp;
     const float* r = in_place && res ? res + at : nullptr;
     if (dw) {
-      k.dw({src + blk * stride + p0, 1, g.taps.data(), ntaps, packed_.data() + blk * ntaps, bias_[blk], o,
-            activation});
+      k.dw({(more ? channel(blk) : src + blk * stride) + p0, 1, g.taps.data(), ntaps,
+            packed_.data() + blk * ntaps, bias_[blk], o, activation});
       if (r)
         for (int i = 0; i < T; ++i) o[i] += r[i];
     } else {
       const int nv = static_cast<int>(std::min<std::ptrdiff_t>(vectors, (flat - p0 + k.lanes - 1) / k.lanes));
-      fns[nv - 1]({src + p0, stride, ci, g.taps.data(), ntaps,
-                   packed_.data() + static_cast<std::size_t>(blk) * ci * ntaps * CB, bias_.data() + blk * CB,
-                   o, in_place ? out_plane : T, activation, r});
+      fns[nv - 1]({src + p0, stride, more ? seg_channels[0] : ci, more, seg + 1, seg_channels + 1, p0,
+                   g.taps.data(), ntaps, packed_.data() + static_cast<std::size_t>(blk) * ci * ntaps * CB,
+                   bias_.data() + blk * CB, o, in_place ? out_plane : T, activation, r});
     }
     if (!in_place)
       scatter(tmp, rows, T, p0, flat, oy0, g, dst + blk * CB * out_plane, out_plane,
@@ -299,28 +333,29 @@ void PackedConv::forward(const float* in, int n, int h, int w, std::ptrdiff_t in
   };
 
   for (int b = 0; b < n; ++b) {
-    const float* src = in + b * in_batch_stride;
+    for (int i = 0; i < ninputs; ++i) seg[i] = inputs[i].data + b * inputs[i].batch_stride;
     float* dst = out + b * out_batch_stride;
     const float* rdst = residual ? residual + b * residual_batch_stride : nullptr;
     if (g.direct || g.shared) {
       const std::ptrdiff_t flat = g.direct ? out_plane : static_cast<std::ptrdiff_t>(g.oh) * g.wq;
       const std::ptrdiff_t ntiles = (flat + T - 1) / T;
-      const float* base = src;
+      const float* base = seg[0];
+      int more = ninputs - 1;         // the direct path reads every input in place
       const float* tail = workspace;  // direct: the last partial tile's input, zero-padded to a full tile
       if (g.shared) {
         cv::parallel_for_(cv::Range(0, ci), [&](const cv::Range& r) {
           for (int c = r.start; c < r.end; ++c)
-            phase_split(shape_, g, k, src + static_cast<std::ptrdiff_t>(c) * h * w, h, w, 0,
-                        workspace + c * g.channel);
+            phase_split(shape_, g, k, channel(c), h, w, 0, workspace + c * g.channel);
         });
         std::fill(workspace + ci * g.channel, workspace + g.band_floats, 0.f);
         base = workspace;
+        more = 0;
       } else if (flat % T) {
         const std::ptrdiff_t p0 = flat - flat % T;
         for (int c = 0; c < ci; ++c) {
           float* t = workspace + static_cast<std::ptrdiff_t>(c) * T;
           std::fill(t, t + T, 0.f);
-          std::copy(src + c * g.channel + p0, src + c * g.channel + flat, t);
+          std::copy(channel(c) + p0, channel(c) + flat, t);
         }
       }
       // Units of (tile range, block range): many tiles split pixels only, each unit sweeping all blocks
@@ -341,7 +376,7 @@ void PackedConv::forward(const float* in, int n, int h, int w, std::ptrdiff_t in
               run_tile(tail, T, 0, flat - p0, static_cast<int>(p0 / g.wq), blk, dst + p0 % g.wq,
                        rdst ? rdst + p0 % g.wq : nullptr, tmp);
             else
-              run_tile(base, g.channel, p0, flat, 0, blk, dst, rdst, tmp);
+              run_tile(base, g.channel, p0, flat, 0, blk, dst, rdst, tmp, more);
           };
           if (blocks_outer) {
             for (int blk = b0; blk < b1; ++blk)
@@ -372,8 +407,7 @@ void PackedConv::forward(const float* in, int n, int h, int w, std::ptrdiff_t in
             // Depthwise units read only their own channels; the others read all of them.
             const int c0 = dw ? b0 : 0, c1 = dw ? b1 : ci;
             for (int c = c0; c < c1; ++c)
-              phase_split(shape_, g, k, src + static_cast<std::ptrdiff_t>(c) * h * w, h, w, oy0,
-                          buf + c * g.channel);
+              phase_split(shape_, g, k, channel(c), h, w, oy0, buf + c * g.channel);
             std::fill(buf + ci * g.channel, buf + g.band_floats, 0.f);
             split_band = band;
             split_group = grp;

@@ -8,9 +8,15 @@ namespace aitw::kernel::conv_detail {
 
 // One register tile: co_block output channels x tile_px pixels of the flat (padded-width) output.
 struct TileJob {
-  const float* in;             // input at the tile's first pixel, channel 0
-  std::ptrdiff_t in_channel;   // floats between input channels
-  int channels;                // input channels summed
+  const float* in;            // input at the tile's first pixel, channel 0
+  std::ptrdiff_t in_channel;  // floats between input channels
+  int channels;               // input channels summed from `in`
+  // Further inputs whose channels follow (a 1x1 convolution reading a Concat's inputs in place): at pixel
+  // 0, the tile reads them at more_in[i] + more_offset; the weights run on across them.
+  int more;
+  const float* const* more_in;
+  const int* more_channels;
+  std::ptrdiff_t more_offset;
   const std::ptrdiff_t* taps;  // offset of each tap from the pixel (phase plane included)
   int ntaps;
   const float* weights;        // packed [channel][tap][co_block]

@@ -24,6 +24,7 @@ class AitwConvolutionLayer : public cv::dnn::ConvolutionLayer {
                        const ConvShape& shape)
       : shape_(shape),
         residual_(params.get<int>(kConvResidualMark, 0) != 0),
+        ranges_(input_ranges(params, residual_)),
         fixed_activation_(params.get<std::string>(kConvActivationAttr, "") == "silu" ? ConvActivation::SiLU
                                                                                      : ConvActivation::None) {
     setParamsFrom(params);
@@ -40,16 +41,37 @@ class AitwConvolutionLayer : public cv::dnn::ConvolutionLayer {
 
   bool getMemoryShapes(const std::vector<MatShape>& inputs, const int, std::vector<MatShape>& outputs,
                        std::vector<MatShape>&) const override {
-    CV_Assert(inputs.size() == (residual_ ? 2u : 1u) && inputs[0].size() == 4 &&
-              inputs[0][1] == shape_.in_channels && shape_.out_h(inputs[0][2]) > 0 &&
-              shape_.out_w(inputs[0][3]) > 0);
+    const std::size_t data = ranges_.size() - (residual_ ? 1 : 0);
+    if (inputs.size() != ranges_.size())
+      CV_Error(cv::Error::StsBadArg, "convolution '" + name + "': " + std::to_string(inputs.size()) +
+                                         " inputs, expects " + std::to_string(ranges_.size()));
+    int channels = 0;
+    for (std::size_t i = 0; i < data; ++i) {
+      const MatShape& in = inputs[i];
+      if (in.size() != 4 || in[0] != inputs[0][0] || in[2] != inputs[0][2] || in[3] != inputs[0][3])
+        CV_Error(cv::Error::StsBadSize, "convolution '" + name + "': input " + std::to_string(i) + " " +
+                                            cv::dnn::toString(in) + " does not match input 0 " +
+                                            cv::dnn::toString(inputs[0]) + " in batch, height and width");
+      channels += range_channels(i, in[1]);
+    }
+    if (channels != shape_.in_channels)
+      CV_Error(cv::Error::StsBadSize, "convolution '" + name + "': its inputs give " +
+                                          std::to_string(channels) + " channels, its weights take " +
+                                          std::to_string(shape_.in_channels));
+    CV_Assert(shape_.out_h(inputs[0][2]) > 0 && shape_.out_w(inputs[0][3]) > 0);
     outputs.assign(1, MatShape{inputs[0][0], shape_.out_channels, shape_.out_h(inputs[0][2]),
                                shape_.out_w(inputs[0][3])});
-    // The fused Add takes no broadcast: the skip tensor is the output's shape (a bottleneck's).
-    if (residual_ && inputs[1] != outputs[0])
-      CV_Error(cv::Error::StsBadSize, "convolution '" + name + "': residual input " +
-                                          cv::dnn::toString(inputs[1]) + " is not the output's shape " +
-                                          cv::dnn::toString(outputs[0]));
+    // The fused Add takes no broadcast: the skip tensor is the output's shape (a bottleneck's), or has
+    // the output's channels at its channel offset (a Split's part read in place).
+    if (residual_) {
+      const MatShape& r = inputs.back();
+      MatShape part = r;
+      if (part.size() == 4) part[1] = range_channels(data, r[1]);
+      if (part != outputs[0])
+        CV_Error(cv::Error::StsBadSize, "convolution '" + name + "': residual input " + cv::dnn::toString(r) +
+                                            " does not give the output's shape " +
+                                            cv::dnn::toString(outputs[0]));
+    }
     return false;
   }
 
@@ -108,33 +130,74 @@ class AitwConvolutionLayer : public cv::dnn::ConvolutionLayer {
     std::vector<cv::Mat> in, out;
     inputs_arr.getMatVector(in);
     outputs_arr.getMatVector(out);
-    const cv::Mat& x = in[0];
     cv::Mat& y = out[0];
-    CV_Assert(x.dims == 4 && x.type() == CV_32F && y.type() == CV_32F && x.step[1] * x.size[1] == x.step[0] &&
-              y.step[1] * y.size[1] <= y.step[0]);
+    CV_Assert(in.size() == ranges_.size() && y.type() == CV_32F && y.step[1] * y.size[1] <= y.step[0]);
+    // Within an image every tensor is contiguous; images may be apart (an output slice of a fused Concat).
+    const auto planes_ok = [](const cv::Mat& m) {
+      return m.dims == 4 && m.type() == CV_32F && m.step[1] * m.size[1] <= m.step[0] &&
+             m.step[2] == m.size[3] * sizeof(float) && m.step[1] == m.size[2] * m.step[2];
+    };
+    const std::size_t data = ranges_.size() - (residual_ ? 1 : 0);
+    ConvInput inputs[kMaxConvInputs];
+    CV_Assert(data >= 1 && data <= static_cast<std::size_t>(kMaxConvInputs));
+    for (std::size_t i = 0; i < data; ++i) {
+      CV_Assert(planes_ok(in[i]));
+      inputs[i] = {
+          in[i].ptr<float>() + static_cast<std::ptrdiff_t>(ranges_[i].first) * in[i].step[1] / sizeof(float),
+          static_cast<std::ptrdiff_t>(in[i].step[0] / sizeof(float)), range_channels(i, in[i].size[1])};
+    }
     const float* skip = nullptr;
     std::ptrdiff_t skip_stride = 0;
     if (residual_) {
-      const cv::Mat& r = in[1];
-      CV_Assert(in.size() == 2 && r.type() == CV_32F && r.dims == 4 && r.step[1] * r.size[1] <= r.step[0] &&
-                r.step[2] == r.size[3] * sizeof(float) && r.step[1] == r.size[2] * r.step[2]);
-      skip = r.ptr<float>();
+      const cv::Mat& r = in.back();
+      CV_Assert(planes_ok(r));
+      skip = r.ptr<float>() + static_cast<std::ptrdiff_t>(ranges_.back().first) * r.step[1] / sizeof(float);
       skip_stride = static_cast<std::ptrdiff_t>(r.step[0] / sizeof(float));
     }
-    // Within an image both are contiguous; images may be apart (an output slice of a fused Concat).
-    const int h = x.size[2], w = x.size[3];
+    const int h = in[0].size[2], w = in[0].size[3];
     workspace_.resize(packed_->workspace_floats(h, w));
-    packed_->forward(x.ptr<float>(), x.size[0], h, w, static_cast<std::ptrdiff_t>(x.step[0] / sizeof(float)),
-                     y.ptr<float>(), static_cast<std::ptrdiff_t>(y.step[0] / sizeof(float)), activation_,
-                     workspace_.data(), workspace_.size(), skip, skip_stride);
+    packed_->forward(inputs, static_cast<int>(data), in[0].size[0], h, w, y.ptr<float>(),
+                     static_cast<std::ptrdiff_t>(y.step[0] / sizeof(float)), activation_, workspace_.data(),
+                     workspace_.size(), skip, skip_stride);
   }
 
   int64 getFLOPS(const std::vector<MatShape>& inputs, const std::vector<MatShape>& outputs) const override {
     const int64 taps = static_cast<int64>(shape_.kernel_h) * shape_.kernel_w;
-    return 2 * cv::dnn::total(outputs[0]) * taps * (inputs[0][1] / shape_.groups);
+    (void)inputs;
+    return 2 * cv::dnn::total(outputs[0]) * taps * (shape_.in_channels / shape_.groups);
   }
 
  private:
+  // kConvInputsAttr's pairs, or every input whole: one data input, then the skip tensor if any.
+  static std::vector<std::pair<int, int>> input_ranges(const cv::dnn::LayerParams& params, bool residual) {
+    if (!params.has(kConvInputsAttr)) return std::vector<std::pair<int, int>>(residual ? 2 : 1, {0, -1});
+    const cv::dnn::DictValue& v = params.get(kConvInputsAttr);
+    if (v.size() % 2 != 0 || v.size() / 2 < (residual ? 2 : 1) ||
+        v.size() / 2 > kMaxConvInputs + (residual ? 1 : 0))
+      CV_Error(cv::Error::StsBadArg, "convolution '" + params.name + "': " + kConvInputsAttr + " has " +
+                                         std::to_string(v.size()) +
+                                         " values, not (first, count) pairs for 1 to " +
+                                         std::to_string(kMaxConvInputs) + " inputs");
+    std::vector<std::pair<int, int>> r;
+    for (int i = 0; i < v.size(); i += 2) {
+      r.emplace_back(v.get<int>(i), v.get<int>(i + 1));
+      if (r.back().first < 0 || r.back().second == 0 || r.back().second < -1)
+        CV_Error(cv::Error::StsBadArg, "convolution '" + params.name + "': " + kConvInputsAttr + " pair " +
+                                           std::to_string(i / 2) + " is not a first channel and a count");
+    }
+    return r;
+  }
+  // The channels input i gives out of its `available`; throws when the range runs past them.
+  int range_channels(std::size_t i, int available) const {
+    const auto [first, count] = ranges_[i];
+    const int n = count < 0 ? available - first : count;
+    if (n <= 0 || first + n > available)
+      CV_Error(cv::Error::StsBadSize, "convolution '" + name + "': input " + std::to_string(i) + " has " +
+                                          std::to_string(available) + " channels, the layer reads " +
+                                          std::to_string(first) + ".." + std::to_string(first + n - 1));
+    return n;
+  }
+
   void reset_weights() {
     activation_ = fixed_activation_;
     const cv::Mat& wm = blobs[0];
@@ -147,9 +210,10 @@ class AitwConvolutionLayer : public cv::dnn::ConvolutionLayer {
   void pack() { packed_ = std::make_unique<PackedConv>(shape_, weights_.data(), bias_.data()); }
 
   ConvShape shape_;
-  bool residual_;                      // a second input added after the activation (adapter's fused Add)
-  ConvActivation fixed_activation_;    // the activation the adapter folded in with the Add
-  std::vector<float> weights_, bias_;  // after folded BatchNorm / Scale
+  bool residual_;                            // a last input added after the activation (adapter's fused Add)
+  std::vector<std::pair<int, int>> ranges_;  // per input: (first channel, count or -1), residual last
+  ConvActivation fixed_activation_;          // the activation the adapter folded in with the Add
+  std::vector<float> weights_, bias_;        // after folded BatchNorm / Scale
   std::unique_ptr<PackedConv> packed_;
   ConvActivation activation_ = ConvActivation::None;
   std::vector<float> workspace_;  // reused across frames; a net's forwards never overlap
@@ -160,14 +224,14 @@ class AitwConvolutionLayer : public cv::dnn::ConvolutionLayer {
 cv::Ptr<cv::dnn::Layer> create_convolution_layer(cv::dnn::LayerParams& params) {
   cv::Ptr<cv::dnn::BaseConvolutionLayer> opencv = cv::dnn::ConvolutionLayer::create(params);
   if (!params.has(kConvolutionMark) || params.blobs.empty()) return opencv;
-  const bool residual = params.get<int>(kConvResidualMark, 0) != 0;
-  // The adapter fuses Adds only into convolutions aitw runs (convolution_fusion_enabled, supported shapes):
-  // OpenCV's layer would read the skip tensor as weights.
+  // The adapter fuses Adds and reads Concats / Splits in place only in convolutions aitw runs
+  // (convolution_fusion_enabled, supported shapes): OpenCV's layer would take the extra inputs for weights.
+  const bool fused = params.get<int>(kConvResidualMark, 0) != 0 || params.has(kConvInputsAttr);
   const auto fallback = [&](const char* why) -> cv::Ptr<cv::dnn::Layer> {
-    if (residual)
-      CV_Error(
-          cv::Error::StsNotImplemented,
-          "convolution '" + params.name + "' has a fused residual Add that only aitw's layer runs: " + why);
+    if (fused)
+      CV_Error(cv::Error::StsNotImplemented,
+               "convolution '" + params.name +
+                   "' has a fused residual Add or inputs read in place that only aitw's layer runs: " + why);
     return opencv;
   };
   if (!aitw_convolution_active()) return fallback("aitw's convolution is off");

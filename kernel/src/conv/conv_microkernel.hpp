@@ -48,26 +48,29 @@ void conv_tile(const aitw::kernel::conv_detail::TileJob& j) {
 #pragma GCC unroll 4
     for (int v = 0; v < kNV; ++v) acc[c][v] = splat(j.bias[c]);
   const int ntaps = kTaps ? kTaps : j.ntaps;
-  const float* in = j.in;
   const float* w = j.weights;
-  for (int ci = 0; ci < j.channels; ++ci, in += j.in_channel) {
+  for (int s = 0; s <= j.more; ++s) {
+    const float* in = s == 0 ? j.in : j.more_in[s - 1] + j.more_offset;
+    const int channels = s == 0 ? j.channels : j.more_channels[s - 1];
+    for (int ci = 0; ci < channels; ++ci, in += j.in_channel) {
 #pragma GCC unroll 9
-    for (int t = 0; t < ntaps; ++t, w += kCoBlock) {
-      const float* src = in + j.taps[t];
-      // NCHW gives every input channel its own stream: fetch the next tile's part of it now (a 1x1 tile
-      // otherwise stalls on each channel's first line; measured 1.13 -> ? ms on 32->32 at 120x160).
-      if (kTaps == 1 || (kTaps == 9 && t % 3 == 0)) {
+      for (int t = 0; t < ntaps; ++t, w += kCoBlock) {
+        const float* src = in + j.taps[t];
+        // NCHW gives every input channel its own stream: fetch the next tile's part of it now (a 1x1 tile
+        // otherwise stalls on each channel's first line; measured 1.13 -> ? ms on 32->32 at 120x160).
+        if (kTaps == 1 || (kTaps == 9 && t % 3 == 0)) {
 #pragma GCC unroll 4
-        for (int v = 0; v < kNV; ++v) __builtin_prefetch(src + kTilePx + v * kLanes);
-      }
-      V x[kNV];
+          for (int v = 0; v < kNV; ++v) __builtin_prefetch(src + kTilePx + v * kLanes);
+        }
+        V x[kNV];
 #pragma GCC unroll 4
-      for (int v = 0; v < kNV; ++v) x[v] = load(src + v * kLanes);
+        for (int v = 0; v < kNV; ++v) x[v] = load(src + v * kLanes);
 #pragma GCC unroll 16
-      for (int c = 0; c < kCoBlock; ++c) {
-        const V wc = bcast(w + c);
+        for (int c = 0; c < kCoBlock; ++c) {
+          const V wc = bcast(w + c);
 #pragma GCC unroll 4
-        for (int v = 0; v < kNV; ++v) acc[c][v] = fma(wc, x[v], acc[c][v]);
+          for (int v = 0; v < kNV; ++v) acc[c][v] = fma(wc, x[v], acc[c][v]);
+        }
       }
     }
   }

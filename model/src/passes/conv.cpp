@@ -1,5 +1,7 @@
 // aitw's convolution (kernel/conv_layer.hpp) for every Conv node, and the residual Adds of the bottlenecks
 // folded into the convolution that produces one of their operands.
+#include <map>
+
 #include "aitw/kernel/conv.hpp"
 #include "aitw/kernel/conv_layer.hpp"
 #include "aitw/kernel/dnn_layers.hpp"
@@ -11,13 +13,17 @@ namespace {
 // The shape aitw's kernels would run for a 2-D Conv node with constant weights, and whether they run it
 // (what create_convolution_layer decides at load, from the same attributes): a fused Add is only safe on a
 // convolution that is certain to be aitw's.
-bool aitw_runs(const ox::NodeProto& conv, const GraphIndex& idx) {
-  if (conv.input_size() < 2 || conv.input_size() > 3 || !find_attr(conv, kernel::kConvolutionMark) ||
-      find_attr(conv, kernel::kConvResidualMark))
+// `fused_ok`: also a node that already has a fused Add or inputs read in place (then inputs past the weights
+// and the bias may be activations).
+bool aitw_runs(const ox::NodeProto& conv, const GraphIndex& idx, bool fused_ok = false) {
+  if (conv.op_type() != "Conv" || conv.input_size() < 2 || !find_attr(conv, kernel::kConvolutionMark))
+    return false;
+  if (!fused_ok && (conv.input_size() > 3 || find_attr(conv, kernel::kConvResidualMark) ||
+                    find_attr(conv, kernel::kConvInputsAttr)))
     return false;
   const auto* w = idx.constant(conv.input(1));
   if (!w || w->dims_size() != 4 || w->data_type() != ox::TensorProto::FLOAT) return false;
-  if (conv.input_size() == 3 && !idx.is_constant(conv.input(2))) return false;
+  if (!fused_ok && conv.input_size() == 3 && !idx.is_constant(conv.input(2))) return false;
   if (const auto* ap = find_attr(conv, "auto_pad"); ap && !ap->s().empty() && ap->s() != "NOTSET")
     return false;
   for (int64_t d : attr_ints(conv, "dilations"))
@@ -44,6 +50,42 @@ bool aitw_runs(const ox::NodeProto& conv, const GraphIndex& idx) {
     s.pad_right = static_cast<int>(p[3]);
   }
   return kernel::conv_unsupported_reason(s).empty();
+}
+
+// A marked Conv node's activation inputs as kernel::kConvInputsAttr describes them: the data input (0),
+// then every non-constant input after the weights and bias, each with its (first channel, count).
+struct ConvInputs {
+  std::vector<std::string> names;
+  std::vector<std::pair<int64_t, int64_t>> ranges;
+  std::vector<std::string> constants;  // weights, bias: they stay inputs 1 and 2
+};
+
+ConvInputs read_conv_inputs(const ox::NodeProto& conv, const GraphIndex& idx) {
+  ConvInputs c;
+  c.names.push_back(conv.input(0));
+  for (int i = 1; i < conv.input_size(); ++i)
+    (idx.is_constant(conv.input(i)) ? c.constants : c.names).push_back(conv.input(i));
+  const auto r = attr_ints(conv, kernel::kConvInputsAttr);
+  for (std::size_t i = 0; i < c.names.size(); ++i)
+    c.ranges.emplace_back(2 * i + 1 < r.size() ? r[2 * i] : 0, 2 * i + 1 < r.size() ? r[2 * i + 1] : -1);
+  return c;
+}
+
+void write_conv_inputs(ox::NodeProto& conv, const ConvInputs& c) {
+  conv.clear_input();
+  conv.add_input(c.names[0]);
+  for (const auto& k : c.constants) conv.add_input(k);
+  for (std::size_t i = 1; i < c.names.size(); ++i) conv.add_input(c.names[i]);
+  auto* attrs = conv.mutable_attribute();
+  for (int i = attrs->size() - 1; i >= 0; --i)
+    if (attrs->Get(i).name() == kernel::kConvInputsAttr) attrs->DeleteSubrange(i, 1);
+  auto* a = conv.add_attribute();
+  a->set_name(kernel::kConvInputsAttr);
+  a->set_type(ox::AttributeProto::INTS);
+  for (const auto& [first, count] : c.ranges) {
+    a->add_ints(first);
+    a->add_ints(count);
+  }
 }
 
 }  // namespace
@@ -114,6 +156,116 @@ SummaryLine fuse_residual_adds(ox::GraphProto& g, const PassContext&) {
   const std::size_t fused = edits.replace.size();
   edits.apply(g);
   return std::to_string(fused) + " residual Adds -> their convolution's output loop";
+}
+
+SummaryLine read_concats_and_splits_in_place(ox::GraphProto& g, const PassContext&) {
+  if (!kernel::convolution_fusion_enabled()) return std::nullopt;
+  std::unordered_set<std::string> outputs;
+  for (const auto& o : g.output()) outputs.insert(o.name());
+  const auto channel_axis = [](const ox::NodeProto& n) {
+    const int64_t axis = attr_int(n, "axis", n.op_type() == "Split" ? 0 : -1);
+    return axis == 1 || axis == -3;  // YOLO's activations are 4-D
+  };
+
+  // Concat -> its one consumer, a convolution of aitw's: the convolution reads the Concat's inputs.
+  int concats = 0;
+  {
+    GraphIndex idx(g);
+    NodeEdits edits;
+    for (int ci = 0; ci < g.node_size(); ++ci) {
+      const auto& cat = g.node(ci);
+      if (cat.op_type() != "Concat" || cat.output_size() != 1 || !channel_axis(cat) || cat.input_size() < 2 ||
+          cat.input_size() > kernel::kMaxConvInputs || outputs.count(cat.output(0)))
+        continue;
+      std::unordered_set<std::string> seen;
+      bool ok = true;
+      for (const auto& in : cat.input())
+        ok = ok && !in.empty() && !idx.is_constant(in) && seen.insert(in).second;
+      const auto it = idx.consumers.find(cat.output(0));
+      if (!ok || it == idx.consumers.end() || it->second.size() != 1) continue;
+      const int k = it->second[0];
+      const auto& conv = g.node(k);
+      if (edits.replace.count(k) || !aitw_runs(conv, idx) || conv.input(0) != cat.output(0) ||
+          attr_int(conv, "group", 1) != 1)
+        continue;
+      ConvInputs c = read_conv_inputs(conv, idx);
+      c.names.assign(cat.input().begin(), cat.input().end());
+      c.ranges.assign(c.names.size(), {0, -1});
+      ox::NodeProto fused = conv;
+      write_conv_inputs(fused, c);
+      edits.replace[k] = std::move(fused);
+      edits.drop.insert(ci);
+      ++concats;
+    }
+    edits.apply(g);
+  }
+
+  // A channel Split whose every output only convolutions of aitw's read (what is left of C3k2 / C2f
+  // once their Concat is read in place: the bottleneck's input and skip): they read the Split's input at
+  // the output's channel range instead, and the Split goes.
+  int splits = 0;
+  {
+    GraphIndex idx(g);
+    NodeEdits edits;
+    std::map<int, ConvInputs> edited;
+    for (int si = 0; si < g.node_size(); ++si) {
+      const auto& split = g.node(si);
+      if (split.op_type() != "Split" || !channel_axis(split) || split.output_size() < 2 ||
+          idx.is_constant(split.input(0)))
+        continue;
+      std::vector<int64_t> sizes = attr_ints(split, "split");
+      if (sizes.empty() && split.input_size() > 1)
+        if (const auto* t = idx.constant(split.input(1))) sizes = tensor_int64s(*t);
+      if (static_cast<int>(sizes.size()) != split.output_size()) continue;
+      bool ok = true;
+      for (int j = 0; j < split.output_size() && ok; ++j) {
+        const auto it = idx.consumers.find(split.output(j));
+        ok = sizes[j] > 0 && !outputs.count(split.output(j)) && it != idx.consumers.end();
+        for (int k : ok ? it->second : std::vector<int>{})
+          ok = ok && aitw_runs(g.node(k), idx, true) && attr_int(g.node(k), "group", 1) == 1;
+      }
+      if (!ok) continue;
+      int64_t first = 0;
+      for (int j = 0; j < split.output_size(); first += sizes[j], ++j)
+        for (int k : idx.consumers.at(split.output(j))) {
+          auto e = edited.find(k);
+          if (e == edited.end()) e = edited.emplace(k, read_conv_inputs(g.node(k), idx)).first;
+          ConvInputs& c = e->second;
+          for (std::size_t p = 0; p < c.names.size(); ++p) {
+            if (c.names[p] != split.output(j)) continue;
+            auto& [f, n] = c.ranges[p];
+            n = n < 0 ? sizes[j] - f : n;
+            f += first;
+            c.names[p] = split.input(0);
+          }
+        }
+      edits.drop.insert(si);
+      ++splits;
+    }
+    for (auto& [k, c] : edited) {
+      // Neighbouring data inputs that are now adjacent ranges of one tensor become one (a C3k2's two halves).
+      std::size_t data = c.names.size() - (find_attr(g.node(k), kernel::kConvResidualMark) ? 1 : 0);
+      for (std::size_t p = 0; p + 1 < data;) {
+        auto& a = c.ranges[p];
+        const auto& b = c.ranges[p + 1];
+        if (c.names[p] == c.names[p + 1] && a.second > 0 && a.first + a.second == b.first) {
+          a.second = b.second < 0 ? -1 : a.second + b.second;
+          c.names.erase(c.names.begin() + static_cast<std::ptrdiff_t>(p) + 1);
+          c.ranges.erase(c.ranges.begin() + static_cast<std::ptrdiff_t>(p) + 1);
+          --data;
+        } else {
+          ++p;
+        }
+      }
+      ox::NodeProto n = g.node(k);
+      write_conv_inputs(n, c);
+      edits.replace[k] = std::move(n);
+    }
+    edits.apply(g);
+  }
+  if (concats == 0 && splits == 0) return std::nullopt;
+  return std::to_string(concats) + " Concat and " + std::to_string(splits) +
+         " channel Split nodes -> read in place by their convolutions";
 }
 
 }  // namespace aitw::model::detail

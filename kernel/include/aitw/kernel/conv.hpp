@@ -45,6 +45,16 @@ struct ConvScaleShift {
   std::vector<float> scale, shift;  // each empty, of size 1 or of out_channels
 };
 
+// One of several tensors a convolution reads as its input channels, in order (a Concat's inputs read where
+// they are, or a channel range of one tensor: a Split read in place): `channels` planes of h x w floats,
+// contiguous, the first at `data` for image 0, each image `batch_stride` floats after the previous.
+struct ConvInput {
+  const float* data = nullptr;
+  std::ptrdiff_t batch_stride = 0;
+  int channels = 0;
+};
+inline constexpr int kMaxConvInputs = 8;
+
 class PackedConv {
  public:
   // `weights`: [out_channels][in_channels / groups][kernel_h][kernel_w] (OpenCV's / ONNX's layout);
@@ -66,6 +76,13 @@ class PackedConv {
   // floats apart) added after the activation in the output loop (a bottleneck's Add); it must not overlap
   // `out`.
   void forward(const float* in, int n, int h, int w, std::ptrdiff_t in_batch_stride, float* out,
+               std::ptrdiff_t out_batch_stride, ConvActivation act, float* workspace,
+               std::size_t workspace_size, const float* residual = nullptr,
+               std::ptrdiff_t residual_batch_stride = 0) const;
+  // The same over 1..kMaxConvInputs inputs concatenated along channels (their channels sum to
+  // in_channels); the result is bit for bit the one over the concatenated tensor. Throws
+  // std::invalid_argument on a count or channel mismatch.
+  void forward(const ConvInput* inputs, int ninputs, int n, int h, int w, float* out,
                std::ptrdiff_t out_batch_stride, ConvActivation act, float* workspace,
                std::size_t workspace_size, const float* residual = nullptr,
                std::ptrdiff_t residual_batch_stride = 0) const;

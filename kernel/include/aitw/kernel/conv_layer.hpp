@@ -17,6 +17,12 @@ inline constexpr const char* kConvolutionMark = "aitw_conv";
 // loop after the activation named by kConvActivationAttr ("silu", or absent: none).
 inline constexpr const char* kConvResidualMark = "aitw_residual";
 inline constexpr const char* kConvActivationAttr = "aitw_activation";
+// Set by the adapter's fold_concats_and_splits on a marked convolution that reads a Concat's inputs or a
+// channel Split's input in place: for each of the node's non-constant inputs in order, the channels it
+// gives as (first channel, count) pairs, count -1 for all from the first. The data inputs' channels, in
+// order, are the convolution's input channels; with kConvResidualMark the last pair is the skip tensor's
+// (its count -1 or the output channels).
+inline constexpr const char* kConvInputsAttr = "aitw_inputs";
 
 cv::Ptr<cv::dnn::Layer> create_convolution_layer(cv::dnn::LayerParams& params);
 

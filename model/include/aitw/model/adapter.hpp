@@ -34,6 +34,10 @@ struct AdaptOptions {
   // Replace slow OpenCV 4.6 layers with aitw's custom DNN layers (kernel/dnn_layers.hpp): SiLU for every
   // Sigmoid*x pair. Off = the same rewritten graph with OpenCV's own layers (the benchmark baseline).
   bool custom_layers = true;
+  // With custom_layers: convolutions read a Concat's inputs and a channel Split's parts where they are
+  // (read_concats_and_splits_in_place) instead of OpenCV copying them. Off: the copies, for before/after
+  // measurements in one process.
+  bool read_in_place = true;
   // Baseline only: keep the stock head and just expand the stride constant so that OpenCV 4.6 can run
   // it. Used to measure the stock graph against the rewritten one.
   bool expand_stride_mul = false;
@@ -52,5 +56,11 @@ struct AdaptedGraph {
 // Reads an adapted graph into an OpenCV net (registering aitw's custom layers first), CPU backend.
 // Throws ModelError naming `label` when OpenCV rejects it.
 cv::dnn::Net load_net(const AdaptedGraph& graph, const std::string& label);
+
+// What to request from net.forward() to get graph.output_names. OpenCV 4.6's importer puts an Identity layer
+// named after each graph output behind the layer that computes it, and that layer copies (the head's three
+// outputs: 3.6 MB at 480x640, ~0.5 ms a frame); asking for the Concat or Convolution layer itself gives
+// the same tensors without running the copies. Names it cannot resolve that way are kept.
+std::vector<std::string> forward_output_names(const cv::dnn::Net& net, const AdaptedGraph& graph);
 
 }  // namespace aitw::model
