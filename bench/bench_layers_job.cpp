@@ -18,6 +18,7 @@ int run_bench_layers(const BenchLayersOptions& options, std::ostream& out) {
     const auto model = model::OnnxModel::load(model::resolve_model_path(options.model));
     model::AdaptOptions adapt;
     adapt.custom_layers = !options.opencv_layers;
+    adapt.precision = options.precision;
     const auto graph = model.adapt({options.height, options.width}, adapt);
     cv::dnn::Net net = model::load_net(graph, model.label());
     const auto outputs = model::forward_output_names(net, graph);
@@ -72,6 +73,7 @@ int run_bench_layers(const BenchLayersOptions& options, std::ostream& out) {
                        {"imgsz", std::to_string(options.height) + "x" + std::to_string(options.width)},
                        {"threads", cv::getNumThreads()},
                        {"layers", options.opencv_layers ? "opencv" : "aitw"},
+                       {"precision", kernel::conv_precision_name(options.precision)},
                        {"repetitions", reps},
                        {"forward_ms_median", wall_median},
                        {"layers_ms_mean", total}};

@@ -1,15 +1,16 @@
 // aitw_conv_bench: every convolution of a model at an input size, timed per route on the layer's real shape
 // and weights, interleaved (each repetition runs every route once, in a rotating order), medians reported.
 //   ./build/bench/aitw_conv_bench [--model yolo11n] [--imgsz 480x640] [--repetitions 7] [--min-ms 4]
-//                                 [--threads 2] [--routes opencv,aitw,dnnl,dnnl_blocked,dnnl_tbb,aitw_1t]
+//                                 [--threads 2] [--routes
+//                                 opencv,aitw,aitw_bf16,dnnl,dnnl_blocked,dnnl_tbb,aitw_1t]
 //                                 [--isa avx512|avx2|portable] [--layer N] [--clock wall|cpu]
 //                                 [--markdown 1]
 // Routes: opencv = a one-layer cv::dnn::Net with OpenCV 4.6's Convolution and aitw's SiLU fused the way the
 // pipeline ran it before aitw's convolution; aitw = the same one-layer net with aitw's Convolution layer;
-// aitw_1t = aitw at one thread (the scaling figure); dnnl = oneDNN with reorders NCHW -> blocked -> NCHW
-// around the convolution; dnnl_blocked = oneDNN on activations already blocked (no reorders, the
-// ceiling); dnnl_tbb = dnnl called from inside a cv::parallel_for_ body, as a layer inside the pipeline's
-// TBB flow graph would be.
+// aitw_bf16 = the same with --precision bf16 (AVX512_BF16 CPUs; fp32 elsewhere); aitw_1t = aitw at one thread
+// (the scaling figure); dnnl = oneDNN with reorders NCHW -> blocked -> NCHW around the convolution;
+// dnnl_blocked = oneDNN on activations already blocked (no reorders, the ceiling); dnnl_tbb = dnnl called
+// from inside a cv::parallel_for_ body, as a layer inside the pipeline's TBB flow graph would be.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -66,8 +67,9 @@ std::string load_average() {
   return a + " " + b + " " + c;
 }
 
-cv::dnn::Net one_layer_net(const ConvLayerCase& c, bool aitw) {
+cv::dnn::Net one_layer_net(const ConvLayerCase& c, bool aitw, bool bf16 = false) {
   auto lp = aitw::kernel::convolution_layer_params(c.shape, c.weights, c.bias, aitw);
+  if (bf16) lp.set(aitw::kernel::kConvPrecisionAttr, "bf16");
   cv::dnn::Net net;
   net.addLayerToPrev(lp.name, lp.type, lp);
   if (c.silu) {
@@ -164,8 +166,8 @@ int main(int argc, char** argv) {
     for (auto* p = r.in.ptr<float>(); p != r.in.ptr<float>() + r.in.total(); ++p) *p = dist(rng);
     // The layer's own forward on caller-owned Mats, as the net calls it: a one-layer net's setInput and
     // forward(out) would add two copies of the activations to every route.
-    auto add_net = [&](const std::string& name, bool ours) {
-      auto net = std::make_shared<cv::dnn::Net>(one_layer_net(c, ours));
+    auto add_net = [&](const std::string& name, bool ours, bool bf16 = false) {
+      auto net = std::make_shared<cv::dnn::Net>(one_layer_net(c, ours, bf16));
       net->setInput(r.in);
       auto out = std::make_shared<std::vector<cv::Mat>>(1, net->forward().clone());  // sets the layer up
       auto layer = net->getLayer(net->getLayerId("conv"));
@@ -182,6 +184,7 @@ int main(int argc, char** argv) {
     add_net("opencv", false);  // the reference output for every route
     r.routes.back().timed = wants("opencv");
     if (wants("aitw")) add_net("aitw", true);
+    if (wants("aitw_bf16")) add_net("aitw_bf16", true, true);  // bf16 where the CPU has AVX512_BF16
 #ifdef AITW_BENCH_DNNL
     if (wants("dnnl") || wants("dnnl_blocked") || wants("dnnl_tbb")) {
       std::shared_ptr<aitw::bench::DnnlConv> d = aitw::bench::make_dnnl_conv(c, r.in.ptr<float>());

@@ -294,7 +294,7 @@ void add_layer_case(std::vector<KernelCase>& cases, const std::string& name, con
 // `against`), both on one preprocessed image. `exact`: the two must give identical outputs (checked here).
 void add_forward_case(std::vector<KernelCase>& cases, const model::OnnxModel& model, const std::string& name,
                       const cv::Mat& img, kernel::InputSize size, const model::AdaptOptions& baseline,
-                      const std::string& against, bool exact) {
+                      const std::string& against, bool exact, const model::AdaptOptions& ours = {}) {
   struct State {
     cv::dnn::Net ours, opencv;
     std::vector<std::string> outs_ours, outs_opencv;
@@ -302,7 +302,7 @@ void add_forward_case(std::vector<KernelCase>& cases, const model::OnnxModel& mo
     std::vector<cv::Mat> out;
   };
   auto s = std::make_shared<State>();
-  const auto g_ours = model.adapt(size);
+  const auto g_ours = model.adapt(size, ours);
   const auto g_opencv = model.adapt(size, baseline);
   s->ours = model::load_net(g_ours, "bench");
   s->opencv = model::load_net(g_opencv, "bench");
@@ -389,6 +389,12 @@ std::vector<KernelCase> make_kernel_cases(const std::string& shared_dir) {
   copies.read_in_place = false;
   add_forward_case(cases, yolov8n, "inplace_yolov8n_480x640", bus, {480, 640}, copies,
                    "same graph with OpenCV's Concat and Slice copies", true);
+  // bf16 convolutions (AVX512_BF16) against fp32: the forward `--precision auto` gives on such CPUs (the
+  // same graph twice elsewhere).
+  model::AdaptOptions bf16, fp32;
+  bf16.precision = kernel::conv_bf16_supported() ? kernel::ConvPrecision::Bf16 : kernel::ConvPrecision::Fp32;
+  add_forward_case(cases, model, "bf16_yolo11n_480x640", bus, {480, 640}, fp32,
+                   "same graph with fp32 convolutions", false, bf16);
   return cases;
 }
 

@@ -9,6 +9,8 @@
 
 #include <opencv2/imgcodecs.hpp>
 
+#include "aitw/kernel/conv.hpp"
+#include "aitw/kernel/conv_layer.hpp"
 #include "aitw/pipeline/detector.hpp"
 #include "coco_map.hpp"
 
@@ -23,8 +25,10 @@ struct Accuracy {
   double infer_ms_mean = 0;
 };
 
-Accuracy evaluate(const std::string& model, std::optional<kernel::InputSize> fixed, bool multi_label) {
+Accuracy evaluate(const std::string& model, std::optional<kernel::InputSize> fixed, bool multi_label,
+                  kernel::ConvPrecision precision = kernel::ConvPrecision::Fp32) {
   pipeline::DetectorConfig cfg;
+  cfg.adapt.precision = precision;
   cfg.model_path = kShared + "/models/" + model + ".onnx";
   cfg.fixed_input = fixed;
   cfg.conf = 0.001f;
@@ -78,6 +82,14 @@ TEST_P(Coco128, MeetsReferenceAtSquareInputAndReportsRectangular) {
   report(model + " rect (imgsz 640)", rect);
   // Rectangular input sees the same pixels with less padding: it must not lose real accuracy.
   EXPECT_GE(rect.summary.map50_95, min_map - 0.02);
+
+  // bf16 convolutions (--precision bf16, and what `auto` picks on such CPUs) hold the same gate.
+  if (kernel::conv_bf16_supported() && kernel::aitw_convolution_active()) {
+    const auto bf16 =
+        evaluate(model, kernel::InputSize{640, 640}, /*multi_label=*/false, kernel::ConvPrecision::Bf16);
+    report(model + " 640x640 bf16", bf16);
+    EXPECT_GE(bf16.summary.map50_95, min_map);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, Coco128,

@@ -2,9 +2,10 @@
 # user runs it: one image, the reference's letterbox size and thresholds. In a cross build it runs under
 # the emulator, so it is the aarch64 smoke test of the whole binary (OpenCV DNN, the graph rewrite, aitw's
 # kernels on the target ISA). Pass: the same number of detections, and each reference detection has its
-# own detection of the same class with score within 0.01 and every box edge within 2 px.
+# own detection of the same class with score within 0.01 (-DSCORE_LIMIT, in units of 1e-4: 100) and every
+# box edge within 2 px. -DPRECISION: aitw's --precision (default fp32).
 #   cmake -DAITW=path/to/aitw [-DEMULATOR="qemu|-L|sysroot"] -DSHARED=../shared -DMODEL=yolo11n -DIMAGE=bus
-#         -P detect_matches_reference.cmake
+#         [-DPRECISION=bf16 -DSCORE_LIMIT=200] -P detect_matches_reference.cmake
 cmake_minimum_required(VERSION 3.22)
 foreach(var AITW SHARED MODEL IMAGE)
   if(NOT DEFINED ${var})
@@ -12,6 +13,12 @@ foreach(var AITW SHARED MODEL IMAGE)
   endif()
 endforeach()
 
+if(NOT DEFINED PRECISION)
+  set(PRECISION fp32)
+endif()
+if(NOT DEFINED SCORE_LIMIT)
+  set(SCORE_LIMIT 100)
+endif()
 set(reference "${SHARED}/datasets/expected/${MODEL}__${IMAGE}.json")
 file(READ "${reference}" expected)
 # Run at the reference's preprocessing and thresholds, read from its own description.
@@ -33,7 +40,7 @@ set(iou "${CMAKE_MATCH_1}")
 string(REPLACE "|" ";" emulator "${EMULATOR}")
 # The model by name, as a user runs it: looked up in $AITW_MODEL_DIR.
 set(ENV{AITW_MODEL_DIR} "${SHARED}/models")
-set(command ${emulator} "${AITW}" detect --model "${MODEL}" --imgsz ${imgsz}
+set(command ${emulator} "${AITW}" detect --model "${MODEL}" --imgsz ${imgsz} --precision ${PRECISION}
             --conf ${conf} --iou ${iou} "${SHARED}/datasets/images/${IMAGE}.jpg")
 string(REPLACE ";" " " shown "${command}")
 message(STATUS "AITW_MODEL_DIR=$ENV{AITW_MODEL_DIR} ${shown}")
@@ -164,8 +171,8 @@ if(n_expected GREATER 0)
     if(NOT got_name_${best} STREQUAL name)
       string(APPEND failures "  ${line}: named '${got_name_${best}}'\n")
     endif()
-    if(score_diff GREATER 100 OR best_diff GREATER 20000)
-      string(APPEND failures "  ${line} (limits: 0.01 and 2 px)\n")
+    if(score_diff GREATER ${SCORE_LIMIT} OR best_diff GREATER 20000)
+      string(APPEND failures "  ${line} (limits: ${SCORE_LIMIT}e-4 and 2 px)\n")
     endif()
   endforeach()
 endif()

@@ -4,6 +4,9 @@
 #include <cstdlib>
 #include <regex>
 
+#include "aitw/kernel/conv.hpp"
+#include "aitw/kernel/conv_layer.hpp"
+
 namespace aitw::jobs {
 namespace {
 
@@ -86,6 +89,16 @@ std::optional<std::pair<std::string, std::string>> parse_label(const std::string
     return std::nullopt;
   }
   return std::pair{spec.substr(0, eq), spec.substr(eq + 1)};
+}
+
+std::optional<kernel::ConvPrecision> parse_precision(const std::string& spec, std::string* error) {
+  if (spec == "fp32") return kernel::ConvPrecision::Fp32;
+  if (spec == "bf16") return kernel::ConvPrecision::Bf16;
+  if (spec == "auto")
+    return kernel::conv_bf16_supported() && kernel::aitw_convolution_active() ? kernel::ConvPrecision::Bf16
+                                                                              : kernel::ConvPrecision::Fp32;
+  if (error) *error = "'" + spec + "' is not fp32, bf16 or auto";
+  return std::nullopt;
 }
 
 }  // namespace aitw::jobs

@@ -1,5 +1,7 @@
 // The spellings of flag values the CLI's validators are built on (tools/commands/).
 #include "aitw/jobs/flag_values.hpp"
+#include "aitw/kernel/conv.hpp"
+#include "aitw/kernel/conv_layer.hpp"
 
 #include <gtest/gtest.h>
 
@@ -74,6 +76,17 @@ TEST(Label, KeyAndValue) {
   EXPECT_FALSE(parse_label("site", &error));
   EXPECT_NE(error.find("expected k=v, got 'site'"), std::string::npos) << error;
   EXPECT_FALSE(parse_label("=v"));
+}
+
+TEST(Precision, Fp32Bf16OrAutoByTheCpu) {
+  EXPECT_EQ(parse_precision("fp32"), kernel::ConvPrecision::Fp32);
+  EXPECT_EQ(parse_precision("bf16"), kernel::ConvPrecision::Bf16);
+  const bool bf16 = kernel::conv_bf16_supported() && kernel::aitw_convolution_active();
+  EXPECT_EQ(parse_precision("auto"), bf16 ? kernel::ConvPrecision::Bf16 : kernel::ConvPrecision::Fp32);
+  std::string error;
+  EXPECT_FALSE(parse_precision("fp16", &error));
+  EXPECT_EQ(error, "'fp16' is not fp32, bf16 or auto");
+  EXPECT_FALSE(parse_precision("BF16"));
 }
 
 }  // namespace

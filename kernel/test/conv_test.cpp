@@ -377,6 +377,53 @@ TEST_P(ConvVsOpenCV, InputsReadInPlaceGiveExactlyTheConcatenation) {
   }
 }
 
+// bf16 (AVX512_BF16): every shape class against OpenCV's fp32 convolution. Tolerance 1e-2 x max(1, max
+// |OpenCV|): bf16 keeps 8 significant bits, so each weight and input is off by up to 2^-9 of itself; over
+// K products of random sign the error grows like sqrt(K), as the output does (weights ~1/sqrt(K)): measured
+// <= 3e-3 here. A wrong tap, pair or tail is off by 0.1 or more. Depthwise layers stay fp32 (checked), and
+// so does everything on a CPU without AVX512_BF16 (then the fp32 tolerance holds).
+TEST(ConvBf16, EveryShapeClassAgainstOpenCvsFp32) {
+  register_dnn_layers();
+  const bool bf16 = conv_bf16_supported();
+  const ConvIsa isa = conv_isa_supported(ConvIsa::Avx512) ? ConvIsa::Avx512 : conv_best_isa();
+  std::mt19937 rng(37);
+  double worst = 0;
+  for (const auto& c : cases()) {
+    SCOPED_TRACE(c.name);
+    const auto& s = c.s;
+    const int cig = s.in_channels / s.groups;
+    const float wscale = 1.f / std::sqrt(static_cast<float>(cig * s.kernel_h * s.kernel_w));
+    const cv::Mat w = random_mat({s.out_channels, cig, s.kernel_h, s.kernel_w}, wscale, rng);
+    const cv::Mat b = random_mat({s.out_channels}, 0.5f, rng);
+    const cv::Mat in = random_mat({c.n, s.in_channels, c.h, c.w}, 2.f, rng);
+    const cv::Mat ref = opencv_conv(s, w, b, in);
+    PackedConv conv(s, w.ptr<float>(), b.ptr<float>(), isa, ConvPrecision::Bf16);
+    EXPECT_EQ(conv.precision(), bf16 && !s.depthwise() ? ConvPrecision::Bf16 : ConvPrecision::Fp32);
+    std::vector<float> ws(conv.workspace_floats(c.h, c.w));
+    const std::ptrdiff_t in_b = static_cast<std::ptrdiff_t>(s.in_channels) * c.h * c.w;
+    const std::ptrdiff_t out_b = static_cast<std::ptrdiff_t>(ref.total() / c.n);
+    const cv::Mat skip = random_mat({ref.size[0], ref.size[1], ref.size[2], ref.size[3]}, 1.f, rng);
+    for (auto act : {ConvActivation::None, ConvActivation::SiLU}) {
+      for (const bool with_skip : {false, true}) {
+        cv::Mat expect = ref.clone();
+        if (act == ConvActivation::SiLU) silu(expect.ptr<float>(), expect.ptr<float>(), expect.total());
+        if (with_skip) expect += skip;
+        cv::Mat got(ref.dims, ref.size.p, CV_32F, cv::Scalar(-7));
+        conv.forward(in.ptr<float>(), c.n, c.h, c.w, in_b, got.ptr<float>(), out_b, act, ws.data(), ws.size(),
+                     with_skip ? skip.ptr<float>() : nullptr, out_b);
+        const double d = max_rel_diff(got, expect);
+        EXPECT_LE(d, conv.precision() == ConvPrecision::Bf16 ? 1e-2 : kTolerance)
+            << static_cast<int>(act) << " skip " << with_skip;
+        if (conv.precision() == ConvPrecision::Bf16) worst = std::max(worst, d);
+      }
+    }
+  }
+  RecordProperty("bf16_max_rel_diff", std::to_string(worst));
+  if (bf16) {
+    EXPECT_GT(worst, 1e-4);  // bf16 did run: fp32 agrees to ~1e-6
+  }
+}
+
 // The layer as the adapter leaves it when it reads a Concat and a Split in place: inputs a (whole) and b
 // (channels 4..9), the skip tensor's channels 3..14 of a larger tensor; SiLU as an attribute.
 TEST_P(ConvVsOpenCV, InputsReadInPlaceLayerInANet) {

@@ -21,6 +21,7 @@ struct PassContext {
   InputSize input;                // the size being adapted to (a multiple of the coarsest stride)
   std::vector<HeadLevel> levels;  // the Detect head's raw level outputs, by stride
   kernel::HeadLayout layout;
+  kernel::ConvPrecision precision = kernel::ConvPrecision::Fp32;  // AdaptOptions::precision
 };
 
 using SummaryLine = std::optional<std::string>;

@@ -180,6 +180,7 @@ awaitable<std::shared_ptr<pipeline::Pipeline>> ModelHost::load(const std::string
   pc.detector.model_path = path;
   pc.nets = cfg_.nets;
   pc.threads_per_net = cfg_.threads;
+  pc.detector.adapt.precision = cfg_.precision;
   pc.warm_width = warm_width;
   pc.warm_height = warm_height;
   std::shared_ptr<pipeline::Pipeline> p;

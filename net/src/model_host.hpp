@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "aitw/kernel/conv.hpp"
 #include "aitw/net/records.hpp"
 #include "aitw/pipeline/pipeline.hpp"
 #include "stats_board.hpp"
@@ -29,6 +30,7 @@ struct ModelHostConfig {
   int nets = 1, threads = 2;            // per loaded model (see the pipeline)
   std::chrono::milliseconds idle_timeout{60000};
   std::function<void(const ModelEvent&)> on_event;  // ServerConfig::on_model_event (may be empty)
+  kernel::ConvPrecision precision = kernel::ConvPrecision::Fp32;  // ServerConfig::precision
 };
 
 // Whether the default model is in a local model folder. The registry is not asked: a readiness probe must

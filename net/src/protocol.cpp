@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <vector>
 
+#include "aitw/kernel/conv_layer.hpp"
+
 namespace aitw::net {
 
 v1::Envelope error_msg(std::uint32_t code, const std::string& message, bool fatal) {
@@ -68,6 +70,8 @@ v1::Envelope make_init_ok(const pipeline::Detector& det, const v1::Init& init,
   for (const auto& n : det.class_names()) ok->add_class_names(n);
   ok->set_max_frame_bytes(max_frame_bytes);
   ok->add_providers(kProvider);
+  // What runs the convolutions: "aitw avx512 kernels, bf16", "aitw avx2 kernels, fp32", "OpenCV's: ...".
+  ok->add_providers(kernel::convolution_description(det.config().adapt.precision));
   ok->set_preproc(kPreproc);
   return e;
 }

@@ -69,7 +69,9 @@ struct Server::Impl {
   explicit Impl(ServerConfig c)
       : cfg(std::move(c)),
         host(
-            io, ModelHostConfig{cfg.model_dirs, cfg.nets, cfg.threads, cfg.idle_timeout, cfg.on_model_event},
+            io,
+            ModelHostConfig{cfg.model_dirs, cfg.nets, cfg.threads, cfg.idle_timeout, cfg.on_model_event,
+                            cfg.precision},
             stats, [this] { update_state(); },
             [this](pipeline::FrameResult&& r) { on_result(std::move(r)); }) {}
 

@@ -1,6 +1,7 @@
 // The protocol mapping (net/src/protocol.hpp) alone: pipeline results and a detector's model to the messages
 // the worker sends, and an Init's thresholds and a Frame's pixel format to the pipeline's options.
 #include "protocol.hpp"
+#include "aitw/kernel/conv_layer.hpp"
 
 #include <gtest/gtest.h>
 
@@ -119,8 +120,14 @@ TEST(Protocol, InitOkNamesTheModelItsClassesTheInputForTheDeclaredSizeAndTheLimi
   EXPECT_EQ(ok.class_names(0), "person");
   EXPECT_EQ(ok.class_names(79), det.class_names().back());
   EXPECT_EQ(ok.max_frame_bytes(), 1u << 20);
-  ASSERT_EQ(ok.providers_size(), 1);
+  ASSERT_EQ(ok.providers_size(), 2);
   EXPECT_EQ(ok.providers(0), "CPU");
+  // Then what runs the convolutions, at the precision this detector was configured with.
+  EXPECT_EQ(ok.providers(1), kernel::convolution_description(det.config().adapt.precision));
+  if (kernel::aitw_convolution_active()) {
+    EXPECT_NE(ok.providers(1).find("aitw "), std::string::npos) << ok.providers(1);
+    EXPECT_NE(ok.providers(1).find(kernel::conv_isa_name(kernel::conv_default_isa())), std::string::npos);
+  }
   EXPECT_EQ(ok.preproc(), "letterbox pad 114, RGB, x1/255, NCHW float32");
 }
 

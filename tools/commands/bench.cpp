@@ -55,6 +55,7 @@ CLI::App* add_layers(CLI::App& parent, bench::BenchLayersOptions& bl, GlobalFlag
       ->default_str("480x640")
       ->check(dimensions("HxW"));
   layers->add_flag("--opencv-layers", bl.opencv_layers, "profile with OpenCV's own layers instead of aitw's");
+  add_precision_flag(*layers, bl.precision);
   layers->add_option("--repetitions", bl.repetitions, "forward passes averaged")
       ->capture_default_str()
       ->check(at_least(1));
@@ -62,7 +63,8 @@ CLI::App* add_layers(CLI::App& parent, bench::BenchLayersOptions& bl, GlobalFlag
       ->check(at_least(1));
   layers->add_option(
       "--json", bl.json_path,
-      "also write {model, imgsz, threads, forward_ms_median, layers_ms_mean, by_type} to FILE");
+      "also write {model, imgsz, threads, precision, forward_ms_median, layers_ms_mean, by_type,\n"
+      "per_layer} to FILE");
   return layers;
 }
 
@@ -92,6 +94,7 @@ CLI::App* add_pipeline(CLI::App& parent, bench::BenchPipelineOptions& bp, Global
   bpipe->add_option("--nets", bp.nets, "network instances run concurrently")->capture_default_str();
   bpipe->add_option("--threads", bp.threads, "OpenCV threads per network")->capture_default_str();
   bpipe->add_option("--conf", bp.detector.conf, "confidence threshold")->capture_default_str();
+  add_precision_flag(*bpipe, bp.detector.adapt.precision);
   bpipe->add_option("--json", bp.json_path, "also write the report as JSON to FILE");
   bpipe->add_option("--gate", bp.gate, "conditions, e.g. \"p95_ms<150,fps_processed>=10,drop_pct<=5\"");
   return bpipe;

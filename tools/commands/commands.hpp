@@ -8,6 +8,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "aitw/kernel/conv.hpp"
+
 namespace aitw::tools {
 
 // Flags of the whole program, parsed by main.cpp. --registry is given after the command that uses it.
@@ -52,6 +54,8 @@ CLI::Validator above(double bound);
 void add_registry_flag(CLI::App& cmd, GlobalFlags& global, const std::string& note = "");
 // --model-dir DIR (repeatable) on `cmd`, into global.model_dirs (model::set_model_dirs, in main.cpp).
 void add_model_dir_flag(CLI::App& cmd, GlobalFlags& global);
+// --precision fp32|bf16|auto (env AITW_PRECISION), resolved for this CPU into `precision`.
+void add_precision_flag(CLI::App& cmd, kernel::ConvPrecision& precision);
 // The help of --history in `aitw history` and `aitw fleet` (history.cpp).
 extern const char* const kHistoryHelp;
 // The help of --model: where a name is looked up.

@@ -41,6 +41,7 @@ Command add_detect(CLI::App& app, GlobalFlags& global) {
       ->allow_extra_args(false);
   detect->add_option("--annotate", job->annotate_dir,
                      "also write each image with boxes and labels drawn into DIR");
+  add_precision_flag(*detect, job->detector.adapt.precision);
   detect->add_option("--threads", job->detector.threads, "OpenCV DNN threads (0 = OpenCV's default)")
       ->capture_default_str();
   detect->add_flag("--multi-label", job->detector.multi_label,

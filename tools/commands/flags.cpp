@@ -66,6 +66,23 @@ const char* const kModelHelp =
     "ONNX model: a path, or a name looked up in --model-dir, $AITW_MODEL_DIR,\n"
     "$XDG_DATA_HOME/aitw/models (~/.local/share/aitw/models), then the registry";
 
+void add_precision_flag(CLI::App& cmd, kernel::ConvPrecision& precision) {
+  precision = *jobs::parse_precision("auto");
+  cmd.add_option_function<std::string>(
+         "--precision", [&precision](const std::string& s) { precision = *jobs::parse_precision(s); },
+         "the convolutions' multiplies: fp32; bf16 (AVX512_BF16 CPUs; fp32 elsewhere); auto = bf16 where\n"
+         "the CPU has it, else fp32 (both shared models keep their coco128 accuracy in bf16). The load log\n"
+         "and InitOk.providers say which runs")
+      ->default_str("auto")
+      ->envname("AITW_PRECISION")
+      ->check(CLI::Validator(
+          [](std::string& s) {
+            std::string error;
+            return jobs::parse_precision(s, &error) ? std::string() : error;
+          },
+          "fp32|bf16|auto"));
+}
+
 void add_model_dir_flag(CLI::App& cmd, GlobalFlags& global) {
   cmd.add_option("--model-dir", global.model_dirs,
                  "look model names up in DIR first (repeatable); then in $AITW_MODEL_DIR,\n"

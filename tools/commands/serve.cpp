@@ -138,6 +138,7 @@ Command add_serve(CLI::App& app, GlobalFlags& global) {
   serve->add_option("--nets", sc.nets, "network instances per model")
       ->capture_default_str()
       ->envname("AITW_NETS");
+  add_precision_flag(*serve, sc.precision);
   serve->add_option("--threads", sc.threads, "OpenCV threads per network")
       ->capture_default_str()
       ->envname("AITW_THREADS");

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include <opencv2/core.hpp>
 
@@ -18,8 +19,10 @@ using conv_detail::KernelSet;
 
 std::atomic<int> g_forced{-1};
 
-const KernelSet& kernels_for(ConvIsa isa) {
+const KernelSet& kernels_for(ConvIsa isa, bool bf16 = false) {
   const KernelSet* k = nullptr;
+  if (bf16 && isa == ConvIsa::Avx512) k = conv_detail::avx512bf16_kernels();
+  if (k) return *k;
   if (isa == ConvIsa::Avx512) k = conv_detail::avx512_kernels();
   if (isa == ConvIsa::Avx2) k = conv_detail::avx2_kernels();
   return k ? *k : *conv_detail::portable_kernels();
@@ -49,13 +52,14 @@ struct Geometry {
 
 constexpr std::size_t kBandBytes = 256 << 10, kSharedBytes = 1 << 20;
 
-Geometry geometry(const ConvShape& s, int h, int w, int tile_px) {
+// `pairs`: for the bf16 kernels, which read channel pairs built when the input is split: no direct path.
+Geometry geometry(const ConvShape& s, int h, int w, int tile_px, bool pairs = false) {
   Geometry g;
   g.oh = s.out_h(h);
   g.ow = s.out_w(w);
   if (g.oh <= 0 || g.ow <= 0) return g;  // kernel larger than the padded input: nothing to compute
-  g.direct = s.kernel_h == 1 && s.kernel_w == 1 && s.stride_h == 1 && s.stride_w == 1 && s.pad_top == 0 &&
-             s.pad_left == 0 && s.pad_bottom == 0 && s.pad_right == 0;
+  g.direct = !pairs && s.kernel_h == 1 && s.kernel_w == 1 && s.stride_h == 1 && s.stride_w == 1 &&
+             s.pad_top == 0 && s.pad_left == 0 && s.pad_bottom == 0 && s.pad_right == 0;
   if (g.direct) {
     g.wq = w;
     g.plane = g.channel = static_cast<std::ptrdiff_t>(h) * w;
@@ -128,6 +132,17 @@ void phase_split(const ConvShape& s, const Geometry& g, const KernelSet& k, cons
     }
 }
 
+// Two channels' phase planes (b null: zeros) as bf16 pairs, for the bf16 kernels: each split into scratch,
+// then packed together (g.channel pairs at dst).
+void split_pair(const ConvShape& s, const Geometry& g, const KernelSet& k, const float* a, const float* b,
+                int h, int w, int row0, float* dst) {
+  thread_local std::vector<float> scratch;  // two channels of a band: tens of KB
+  if (scratch.size() < static_cast<std::size_t>(2 * g.channel)) scratch.resize(2 * g.channel);
+  phase_split(s, g, k, a, h, w, row0, scratch.data());
+  if (b) phase_split(s, g, k, b, h, w, row0, scratch.data() + g.channel);
+  k.pack_pairs(scratch.data(), b ? scratch.data() + g.channel : nullptr, g.channel, dst);
+}
+
 // Rows of a tile computed into `tmp` ([rows][tile_px]) copied to the output, dropping padded columns, plus
 // the residual (same layout as `out`) if there is one.
 // p0, end: the tile's flat range within a band whose first output row is `oy0`.
@@ -181,6 +196,20 @@ bool conv_isa_supported(ConvIsa isa) {
   return isa == ConvIsa::Portable;
 }
 
+const char* conv_precision_name(ConvPrecision p) {
+  return p == ConvPrecision::Bf16 ? "bf16" : "fp32";
+}
+
+bool conv_bf16_supported() {
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16") &&
+                         conv_detail::avx512bf16_kernels() != nullptr;
+  return ok;
+#else
+  return false;
+#endif
+}
+
 ConvIsa conv_best_isa() {
   static const ConvIsa best = conv_isa_supported(ConvIsa::Avx512) ? ConvIsa::Avx512
                               : conv_isa_supported(ConvIsa::Avx2) ? ConvIsa::Avx2
@@ -208,15 +237,32 @@ std::string conv_unsupported_reason(const ConvShape& s) {
   return {};
 }
 
-PackedConv::PackedConv(const ConvShape& shape, const float* weights, const float* bias, ConvIsa isa)
+PackedConv::PackedConv(const ConvShape& shape, const float* weights, const float* bias, ConvIsa isa,
+                       ConvPrecision precision)
     : shape_(shape), isa_(isa) {
   if (const auto why = conv_unsupported_reason(shape); !why.empty())
     throw std::invalid_argument("PackedConv: " + why);
-  const KernelSet& k = kernels_for(isa_);
+  bf16_ = precision == ConvPrecision::Bf16 && isa_ == ConvIsa::Avx512 && !shape.depthwise() &&
+          conv_bf16_supported();
+  const KernelSet& k = kernels_for(isa_, bf16_);
   const int taps = shape.kernel_h * shape.kernel_w, co = shape.out_channels;
   if (shape.depthwise()) {
     co_block_ = 1;
     packed_.assign(weights, weights + static_cast<std::ptrdiff_t>(co) * taps);
+  } else if (bf16_) {
+    // Channel pairs: the even channel's weight in the low half, the odd one's (or 0) in the high half.
+    co_block_ = k.co_block;
+    const int ci = shape.in_channels, pairs = (ci + 1) / 2, blocks = (co + co_block_ - 1) / co_block_;
+    const std::size_t n = static_cast<std::size_t>(blocks) * pairs * taps * co_block_;
+    std::vector<float> lo(n, 0.f), hi(n, 0.f);
+    for (int o = 0; o < co; ++o)
+      for (int c = 0; c < ci; ++c)
+        for (int t = 0; t < taps; ++t)
+          (c % 2 ? hi
+                 : lo)[((static_cast<std::size_t>(o / co_block_) * pairs + c / 2) * taps + t) * co_block_ +
+                       o % co_block_] = weights[(static_cast<std::size_t>(o) * ci + c) * taps + t];
+    packed_.assign(n, 0.f);
+    k.pack_pairs(lo.data(), hi.data(), static_cast<std::ptrdiff_t>(n), packed_.data());
   } else {
     co_block_ = k.co_block;
     const int ci = shape.in_channels, blocks = (co + co_block_ - 1) / co_block_;
@@ -241,7 +287,7 @@ int block_groups(const Geometry& g, int blocks) {
 }  // namespace
 
 std::size_t PackedConv::workspace_floats(int h, int w) const {
-  const Geometry g = geometry(shape_, h, w, kernels_for(isa_).tile_px);
+  const Geometry g = geometry(shape_, h, w, kernels_for(isa_, bf16_).tile_px, bf16_);
   if (g.direct || g.shared) return g.band_floats;
   const int blocks = (shape_.out_channels + co_block_ - 1) / co_block_;
   return g.band_floats * stripes_for(g.bands * block_groups(g, blocks));
@@ -273,13 +319,16 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
     throw std::invalid_argument("PackedConv::forward: inputs of " + std::to_string(in_total) +
                                 " channels in all, the convolution takes " +
                                 std::to_string(shape_.in_channels));
-  const KernelSet& k = kernels_for(isa_);
-  const Geometry g = geometry(shape_, h, w, k.tile_px);
+  const KernelSet& k = kernels_for(isa_, bf16_);
+  const Geometry g = geometry(shape_, h, w, k.tile_px, bf16_);
   if (workspace_size < g.band_floats)
     throw std::invalid_argument("PackedConv::forward: workspace of " + std::to_string(workspace_size) +
                                 " floats, needs " + std::to_string(g.band_floats));
   if (g.oh <= 0 || g.ow <= 0) return;
   const int T = k.tile_px, ci = shape_.in_channels, co = shape_.out_channels, CB = co_block_;
+  // Channels as the kernels read them: bf16 reads pairs. `slack`: the zeros a band buffer ends with.
+  const int pc = bf16_ ? (ci + 1) / 2 : ci;
+  const std::size_t slack = g.band_floats - static_cast<std::size_t>(ci) * g.channel;
   const std::ptrdiff_t out_plane = static_cast<std::ptrdiff_t>(g.oh) * g.ow;
   const int activation = static_cast<int>(act);
   const bool dw = shape_.depthwise();
@@ -323,8 +372,8 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
         for (int i = 0; i < T; ++i) o[i] += r[i];
     } else {
       const int nv = static_cast<int>(std::min<std::ptrdiff_t>(vectors, (flat - p0 + k.lanes - 1) / k.lanes));
-      fns[nv - 1]({src + p0, stride, more ? seg_channels[0] : ci, more, seg + 1, seg_channels + 1, p0,
-                   g.taps.data(), ntaps, packed_.data() + static_cast<std::size_t>(blk) * ci * ntaps * CB,
+      fns[nv - 1]({src + p0, stride, more ? seg_channels[0] : pc, more, seg + 1, seg_channels + 1, p0,
+                   g.taps.data(), ntaps, packed_.data() + static_cast<std::size_t>(blk) * pc * ntaps * CB,
                    bias_.data() + blk * CB, o, in_place ? out_plane : T, activation, r});
     }
     if (!in_place)
@@ -343,11 +392,16 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
       int more = ninputs - 1;         // the direct path reads every input in place
       const float* tail = workspace;  // direct: the last partial tile's input, zero-padded to a full tile
       if (g.shared) {
-        cv::parallel_for_(cv::Range(0, ci), [&](const cv::Range& r) {
-          for (int c = r.start; c < r.end; ++c)
-            phase_split(shape_, g, k, channel(c), h, w, 0, workspace + c * g.channel);
+        cv::parallel_for_(cv::Range(0, pc), [&](const cv::Range& r) {
+          for (int c = r.start; c < r.end; ++c) {
+            if (bf16_)
+              split_pair(shape_, g, k, channel(2 * c), 2 * c + 1 < ci ? channel(2 * c + 1) : nullptr, h, w, 0,
+                         workspace + c * g.channel);
+            else
+              phase_split(shape_, g, k, channel(c), h, w, 0, workspace + c * g.channel);
+          }
         });
-        std::fill(workspace + ci * g.channel, workspace + g.band_floats, 0.f);
+        std::fill(workspace + pc * g.channel, workspace + pc * g.channel + slack, 0.f);
         base = workspace;
         more = 0;
       } else if (flat % T) {
@@ -405,10 +459,15 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
           const int oy0 = band * g.band_rows, rows = std::min(g.band_rows, g.oh - oy0);
           if (band != split_band || (dw && grp != split_group)) {
             // Depthwise units read only their own channels; the others read all of them.
-            const int c0 = dw ? b0 : 0, c1 = dw ? b1 : ci;
-            for (int c = c0; c < c1; ++c)
-              phase_split(shape_, g, k, channel(c), h, w, oy0, buf + c * g.channel);
-            std::fill(buf + ci * g.channel, buf + g.band_floats, 0.f);
+            const int c0 = dw ? b0 : 0, c1 = dw ? b1 : pc;
+            for (int c = c0; c < c1; ++c) {
+              if (bf16_)
+                split_pair(shape_, g, k, channel(2 * c), 2 * c + 1 < ci ? channel(2 * c + 1) : nullptr, h, w,
+                           oy0, buf + c * g.channel);
+              else
+                phase_split(shape_, g, k, channel(c), h, w, oy0, buf + c * g.channel);
+            }
+            std::fill(buf + pc * g.channel, buf + pc * g.channel + slack, 0.f);
             split_band = band;
             split_group = grp;
           }

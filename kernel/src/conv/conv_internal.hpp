@@ -42,6 +42,9 @@ struct DwJob {
 using TileFn = void (*)(const TileJob&);
 using DwFn = void (*)(const DwJob&);
 using Stride2Fn = void (*)(const float* src, int n, int avail, float* dst);
+// dst[i] = the bf16 of a[i] in its low half, of b[i] (0 when b is null) in its high half, i < n: a channel
+// pair of the bf16 kernels' input. Round to nearest even (vcvtneps2bf16).
+using PackPairsFn = void (*)(const float* a, const float* b, std::ptrdiff_t n, float* dst);
 
 struct KernelSet {
   const char* name;
@@ -54,11 +57,17 @@ struct KernelSet {
   TileFn tile_n[3];  // any ntaps
   DwFn dw;
   Stride2Fn stride2;  // dst[k] = src[2k], k < n, reading src[0, avail)
+  // The bf16 set: the tiles read channel pairs (`in`: one float-sized bf16 pair per pixel and pair,
+  // `channels` counts pairs; `weights`: packed [pair][tap][co_block] pairs) and pack_pairs builds them.
+  bool pairs;
+  PackPairsFn pack_pairs;
 };
 
 // Null when the level is not compiled in (not x86-64 GCC).
 const KernelSet* avx512_kernels();
 const KernelSet* avx2_kernels();
 const KernelSet* portable_kernels();
+// AVX512_BF16 (vdpbf16ps): null when not compiled in; the caller checks the CPU.
+const KernelSet* avx512bf16_kernels();
 
 }  // namespace aitw::kernel::conv_detail

@@ -25,6 +25,8 @@ class AitwConvolutionLayer : public cv::dnn::ConvolutionLayer {
       : shape_(shape),
         residual_(params.get<int>(kConvResidualMark, 0) != 0),
         ranges_(input_ranges(params, residual_)),
+        precision_(params.get<std::string>(kConvPrecisionAttr, "") == "bf16" ? ConvPrecision::Bf16
+                                                                             : ConvPrecision::Fp32),
         fixed_activation_(params.get<std::string>(kConvActivationAttr, "") == "silu" ? ConvActivation::SiLU
                                                                                      : ConvActivation::None) {
     setParamsFrom(params);
@@ -207,11 +209,15 @@ class AitwConvolutionLayer : public cv::dnn::ConvolutionLayer {
       bias_.assign(blobs[1].ptr<float>(), blobs[1].ptr<float>() + shape_.out_channels);
     pack();
   }
-  void pack() { packed_ = std::make_unique<PackedConv>(shape_, weights_.data(), bias_.data()); }
+  void pack() {
+    packed_ =
+        std::make_unique<PackedConv>(shape_, weights_.data(), bias_.data(), conv_default_isa(), precision_);
+  }
 
   ConvShape shape_;
   bool residual_;                            // a last input added after the activation (adapter's fused Add)
   std::vector<std::pair<int, int>> ranges_;  // per input: (first channel, count or -1), residual last
+  ConvPrecision precision_;                  // asked for; packed_->precision() is what runs
   ConvActivation fixed_activation_;          // the activation the adapter folded in with the Add
   std::vector<float> weights_, bias_;        // after folded BatchNorm / Scale
   std::unique_ptr<PackedConv> packed_;
@@ -313,6 +319,13 @@ std::string convolution_kernels_in_use() {
   if (!aitw_convolution_enabled()) return "OpenCV's: no AVX2+FMA on this CPU";
   if (!aitw_convolution_active()) return "OpenCV's: AITW_CONV=opencv";
   return std::string(conv_isa_name(conv_default_isa())) + " kernels";
+}
+
+std::string convolution_description(ConvPrecision asked) {
+  if (!aitw_convolution_active()) return convolution_kernels_in_use();
+  const bool bf16 =
+      asked == ConvPrecision::Bf16 && conv_bf16_supported() && conv_default_isa() == ConvIsa::Avx512;
+  return "aitw " + convolution_kernels_in_use() + ", " + (bf16 ? "bf16" : "fp32");
 }
 
 bool is_aitw_convolution(const cv::Ptr<cv::dnn::Layer>& layer) {

@@ -39,6 +39,29 @@ inline __attribute__((always_inline)) V activate(V v, int act) {
   return v;
 }
 
+// A tile's accumulators out: activation, the bottleneck's residual Add (read in the output loop instead of a
+// second pass over both tensors), store. Shared by the fp32 tile below and the bf16 one
+// (conv_avx512bf16.cpp).
+template <int kNV>
+inline __attribute__((always_inline)) void tile_store(const aitw::kernel::conv_detail::TileJob& j,
+                                                      V (&acc)[kCoBlock][kNV]) {
+  if (j.residual) {
+#pragma GCC unroll 16
+    for (int c = 0; c < kCoBlock; ++c)
+#pragma GCC unroll 4
+      for (int v = 0; v < kNV; ++v) {
+        const std::ptrdiff_t o = c * j.out_channel + v * kLanes;
+        store(j.out + o, activate(acc[c][v], j.activation) + load(j.residual + o));
+      }
+    return;
+  }
+#pragma GCC unroll 16
+  for (int c = 0; c < kCoBlock; ++c)
+#pragma GCC unroll 4
+    for (int v = 0; v < kNV; ++v)
+      store(j.out + c * j.out_channel + v * kLanes, activate(acc[c][v], j.activation));
+}
+
 // kNV <= kVectors vectors of pixels: a band's last tile takes only the vectors it needs.
 template <int kTaps, int kNV>
 void conv_tile(const aitw::kernel::conv_detail::TileJob& j) {
@@ -74,22 +97,7 @@ void conv_tile(const aitw::kernel::conv_detail::TileJob& j) {
       }
     }
   }
-  // The bottleneck's residual Add, read in the output loop instead of a second pass over both tensors.
-  if (j.residual) {
-#pragma GCC unroll 16
-    for (int c = 0; c < kCoBlock; ++c)
-#pragma GCC unroll 4
-      for (int v = 0; v < kNV; ++v) {
-        const std::ptrdiff_t o = c * j.out_channel + v * kLanes;
-        store(j.out + o, activate(acc[c][v], j.activation) + load(j.residual + o));
-      }
-    return;
-  }
-#pragma GCC unroll 16
-  for (int c = 0; c < kCoBlock; ++c)
-#pragma GCC unroll 4
-    for (int v = 0; v < kNV; ++v)
-      store(j.out + c * j.out_channel + v * kLanes, activate(acc[c][v], j.activation));
+  tile_store<kNV>(j, acc);
 }
 
 void dw_tile(const aitw::kernel::conv_detail::DwJob& j) {
@@ -127,8 +135,8 @@ void stride2_copy(const float* src, int n, int avail, float* dst) {
 
 aitw::kernel::conv_detail::KernelSet make_kernel_set(const char* name) {
   static_assert(kVectors >= 1 && kVectors <= 3);
-  aitw::kernel::conv_detail::KernelSet k{name, kCoBlock, kTilePx,  kLanes,       {},
-                                         {},   {},       &dw_tile, &stride2_copy};
+  aitw::kernel::conv_detail::KernelSet k{name, kCoBlock, kTilePx,       kLanes, {},     {},
+                                         {},   &dw_tile, &stride2_copy, false,  nullptr};
   k.tile_1[0] = &conv_tile<1, 1>;
   k.tile_9[0] = &conv_tile<9, 1>;
   k.tile_n[0] = &conv_tile<0, 1>;

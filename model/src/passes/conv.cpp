@@ -90,15 +90,28 @@ void write_conv_inputs(ox::NodeProto& conv, const ConvInputs& c) {
 
 }  // namespace
 
-SummaryLine mark_convolutions(ox::GraphProto& g, const PassContext&) {
+SummaryLine mark_convolutions(ox::GraphProto& g, const PassContext& c) {
+  // bf16 is asked of every convolution; each runs it where the CPU can (kernel::conv_bf16_supported) and is
+  // not depthwise, fp32 otherwise.
+  const bool bf16 = c.precision == kernel::ConvPrecision::Bf16;
   int marked = 0;
   for (auto& n : *g.mutable_node()) {
     if (n.op_type() != "Conv") continue;
     set_int_attr(n, kernel::kConvolutionMark, 1);
+    if (bf16) {
+      auto* a = n.add_attribute();
+      a->set_name(kernel::kConvPrecisionAttr);
+      a->set_type(ox::AttributeProto::STRING);
+      a->set_s("bf16");
+    }
     ++marked;
   }
   if (marked == 0) return std::nullopt;
   return std::to_string(marked) + " Conv nodes -> aitw Convolution (" + kernel::convolution_kernels_in_use() +
+         (bf16 ? (kernel::conv_bf16_supported() && kernel::aitw_convolution_active()
+                      ? ", bf16"
+                      : ", fp32: no bf16 on this CPU")
+               : "") +
          ")";
 }
 

@@ -7,6 +7,7 @@
 
 #include <vector>
 #include "aitw/base/defaults.hpp"
+#include "aitw/kernel/conv.hpp"
 
 namespace aitw::bench {
 
@@ -58,6 +59,7 @@ struct BenchLayersOptions {
   std::string model{kDefaultModel};  // path or name (model search dirs)
   int height = 480, width = 640;
   bool opencv_layers = false;  // the rewritten graph with OpenCV's own layers instead of aitw's
+  kernel::ConvPrecision precision = kernel::ConvPrecision::Fp32;  // of aitw's convolutions
   int repetitions = 20;
   int threads = 0;        // OpenCV threads for the forward; 0 = OpenCV's default
   std::string json_path;  // also write the figures as JSON here

@@ -29,4 +29,9 @@ std::optional<std::chrono::milliseconds> parse_duration(const std::string& spec,
 std::optional<std::pair<std::string, std::string>> parse_label(const std::string& spec,
                                                                std::string* error = nullptr);
 
+// --precision: "fp32"; "bf16" (the convolutions' multiplies in bf16 where the CPU has AVX512_BF16, fp32
+// elsewhere); "auto" = bf16 where the CPU has it and aitw's convolution runs, else fp32 (coco128 holds its
+// accuracy gates in bf16 for both shared models: tests/coco128_accuracy_test.cpp).
+std::optional<kernel::ConvPrecision> parse_precision(const std::string& spec, std::string* error = nullptr);
+
 }  // namespace aitw::jobs

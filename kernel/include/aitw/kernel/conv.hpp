@@ -27,6 +27,13 @@ void conv_force_isa(std::optional<ConvIsa> isa);
 
 enum class ConvActivation { None, ReLU, SiLU };
 
+// fp32, or bf16 multiplies (weights and inputs rounded to bf16, products summed in fp32: AVX512_BF16's
+// vdpbf16ps) where the CPU has them; see conv_bf16_supported.
+enum class ConvPrecision { Fp32, Bf16 };
+const char* conv_precision_name(ConvPrecision p);  // "fp32", "bf16"
+// True when this CPU runs the bf16 kernels (AVX512_BF16; x86-64 GCC builds only).
+bool conv_bf16_supported();
+
 struct ConvShape {
   int in_channels = 0, out_channels = 0;
   int kernel_h = 1, kernel_w = 1, stride_h = 1, stride_w = 1;
@@ -59,11 +66,14 @@ class PackedConv {
  public:
   // `weights`: [out_channels][in_channels / groups][kernel_h][kernel_w] (OpenCV's / ONNX's layout);
   // `bias`: out_channels values or null. Throws std::invalid_argument if conv_unsupported_reason(shape).
+  // `precision` Bf16 takes effect with isa Avx512 on a CPU where conv_bf16_supported(), for convolutions
+  // that are not depthwise; otherwise the convolution runs fp32 (precision() says which).
   PackedConv(const ConvShape& shape, const float* weights, const float* bias,
-             ConvIsa isa = conv_default_isa());
+             ConvIsa isa = conv_default_isa(), ConvPrecision precision = ConvPrecision::Fp32);
 
   const ConvShape& shape() const { return shape_; }
   ConvIsa isa() const { return isa_; }
+  ConvPrecision precision() const { return bf16_ ? ConvPrecision::Bf16 : ConvPrecision::Fp32; }
 
   // Scratch floats forward() needs for an h x w input (the padded phase copy, or a tail tile).
   std::size_t workspace_floats(int h, int w) const;
@@ -90,9 +100,12 @@ class PackedConv {
  private:
   ConvShape shape_;
   ConvIsa isa_;
+  bool bf16_ = false;
   int co_block_ = 1;
-  std::vector<float> packed_;  // [co block][in channel][tap][co_block_] (depthwise: [channel][tap])
-  std::vector<float> bias_;    // out_channels rounded up to co_block_, zero-padded
+  // [co block][in channel][tap][co_block_] (depthwise: [channel][tap]); bf16: [co block][channel pair][tap]
+  // [co_block_] bf16 pairs, each in a float's bits.
+  std::vector<float> packed_;
+  std::vector<float> bias_;  // out_channels rounded up to co_block_, zero-padded
 };
 
 }  // namespace aitw::kernel

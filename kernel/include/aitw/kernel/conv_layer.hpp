@@ -9,6 +9,8 @@
 
 #include <opencv2/dnn.hpp>
 
+#include "aitw/kernel/conv.hpp"
+
 namespace aitw::kernel {
 
 inline constexpr const char* kConvolutionMark = "aitw_conv";
@@ -23,6 +25,9 @@ inline constexpr const char* kConvActivationAttr = "aitw_activation";
 // order, are the convolution's input channels; with kConvResidualMark the last pair is the skip tensor's
 // (its count -1 or the output channels).
 inline constexpr const char* kConvInputsAttr = "aitw_inputs";
+// Set by the adapter's mark_convolutions when the model runs in bf16 (AdaptOptions::precision): "bf16". The
+// layer then packs bf16 weights and runs the bf16 kernels where conv_bf16_supported() (fp32 otherwise).
+inline constexpr const char* kConvPrecisionAttr = "aitw_precision";
 
 cv::Ptr<cv::dnn::Layer> create_convolution_layer(cv::dnn::LayerParams& params);
 
@@ -36,6 +41,9 @@ bool aitw_convolution_active();
 bool convolution_fusion_enabled();
 // For the load log: "avx512 kernels", "avx2 kernels", ... or why OpenCV's run instead.
 std::string convolution_kernels_in_use();
+// For InitOk.providers: "aitw avx512 kernels, bf16", "aitw avx2 kernels, fp32" (bf16 asked of a CPU without
+// it runs fp32), or "OpenCV's: ..." when aitw's convolution does not run.
+std::string convolution_description(ConvPrecision asked);
 
 // True when `layer` is aitw's convolution (tests check that a loaded net uses it).
 bool is_aitw_convolution(const cv::Ptr<cv::dnn::Layer>& layer);

@@ -17,6 +17,7 @@
 
 #include <opencv2/dnn.hpp>
 
+#include "aitw/kernel/conv.hpp"
 #include "aitw/kernel/letterbox.hpp"
 
 namespace aitw::model {
@@ -38,6 +39,9 @@ struct AdaptOptions {
   // (read_concats_and_splits_in_place) instead of OpenCV copying them. Off: the copies, for before/after
   // measurements in one process.
   bool read_in_place = true;
+  // With custom_layers: the convolutions' multiplies in bf16 where the CPU has AVX512_BF16 (weights and
+  // inputs rounded to bf16, sums in fp32), else fp32. See kernel::ConvPrecision and `--precision`.
+  kernel::ConvPrecision precision = kernel::ConvPrecision::Fp32;
   // Baseline only: keep the stock head and just expand the stride constant so that OpenCV 4.6 can run
   // it. Used to measure the stock graph against the rewritten one.
   bool expand_stride_mul = false;

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "aitw/kernel/conv.hpp"
 #include "aitw/net/framing.hpp"
 #include "aitw/net/records.hpp"
 #include "aitw/pipeline/latency_histogram.hpp"
@@ -65,7 +66,8 @@ struct ServerConfig {
   // is ended gracefully, after the Result of its frame in flight, with End "max_session_age"; the client
   // reconnects at once, so an L4 balancer places it anew (a restarted worker gets its share back). 0 = never.
   std::chrono::milliseconds max_session_age{0};
-  int nets = 1, threads = 2;  // per loaded model (see the pipeline)
+  int nets = 1, threads = 2;                                      // per loaded model (see the pipeline)
+  kernel::ConvPrecision precision = kernel::ConvPrecision::Fp32;  // of aitw's convolutions (--precision)
   // When set, Init.auth_token must equal it (constant-time compare); a mismatch is a fatal Error. Never
   // logged, never in metrics.
   std::string auth_token;
