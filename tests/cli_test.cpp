@@ -283,6 +283,27 @@ TEST(CliBenchLayers, ProfilesByLayerType) {
   EXPECT_NE(opencv.out.find("Sigmoid"), std::string::npos);
   EXPECT_EQ(opencv.out.find("Aitw"), std::string::npos);
   EXPECT_EQ(run("bench layers --model /nonexistent.onnx").exit_code, 2);
+  // --json: the precision that ran and every layer (their means add up to the total); --precision checked.
+  const fs::path json = fs::temp_directory_path() / ("aitw_layers_" + std::to_string(getpid()) + ".json");
+  const auto fp32 = run("bench layers --precision fp32 --imgsz 320x320 --repetitions 1 --model " + kShared +
+                        "/models/yolo11n.onnx --json " + json.string());
+  ASSERT_EQ(fp32.exit_code, 0) << fp32.err;
+  std::ifstream f(json);
+  const auto j = nlohmann::json::parse(f);
+  fs::remove(json);
+  EXPECT_EQ(j["precision"], "fp32");
+  ASSERT_TRUE(j["per_layer"].is_array());
+  double sum = 0;
+  int convs = 0;
+  for (const auto& l : j["per_layer"]) {
+    sum += l["ms"].get<double>();
+    convs += l["type"] == "Convolution";
+  }
+  EXPECT_EQ(convs, 87);
+  EXPECT_NEAR(sum, j["layers_ms_mean"].get<double>(), 1e-6 * std::max(1.0, sum));
+  const auto bad = run("bench layers --precision fp16 --model " + kShared + "/models/yolo11n.onnx");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("'fp16' is not fp32, bf16 or auto"), std::string::npos) << bad.err;
 }
 
 namespace {

@@ -403,6 +403,34 @@ TEST(CustomLayers, ConcatsAndSplitsReadInPlaceAreBitExactOnRealActivations) {
   }
 }
 
+// The head outputs requested from the layers that compute them (the Concats) instead of the Identity copies
+// OpenCV's importer puts behind graph outputs: the same tensors, and the copies no longer run.
+TEST(CustomLayers, HeadOutputsComeFromTheirConcatsOnRealActivations) {
+  const auto model = OnnxModel::load(kShared + "/models/yolo11n.onnx");
+  const auto graph = model.adapt({480, 640});
+  auto net = load_net(graph, "yolo11n");
+  const auto names = forward_output_names(net, graph);
+  ASSERT_EQ(names.size(), graph.output_names.size());
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    EXPECT_NE(names[i], graph.output_names[i]);
+    EXPECT_EQ(net.getLayer(net.getLayerId(names[i]))->type, "Concat") << names[i];
+    EXPECT_EQ(net.getLayer(net.getLayerId(graph.output_names[i]))->type, "Identity");
+  }
+  const cv::Mat blob = bus_blob({480, 640});
+  std::vector<cv::Mat> direct, copied;
+  net.setInput(blob);
+  net.forward(direct, names);
+  std::vector<double> ms;
+  net.getPerfProfile(ms);
+  for (const auto& n : graph.output_names) EXPECT_EQ(ms[net.getLayerId(n) - 1], 0.0) << n << " ran";
+  for (auto& m : direct) m = m.clone();
+  net.setInput(blob);
+  net.forward(copied, graph.output_names);
+  ASSERT_EQ(direct.size(), copied.size());
+  for (std::size_t i = 0; i < direct.size(); ++i)
+    EXPECT_EQ(cv::norm(direct[i], copied[i], cv::NORM_INF), 0.0);
+}
+
 TEST(CustomLayers, YoloV8HasNoAttentionButGetsSiLU) {
   const auto g = OnnxModel::load(kShared + "/models/yolov8n.onnx").adapt({480, 640});
   EXPECT_NE(g.summary().find("Sigmoid*x pairs -> AitwSiLU"), std::string::npos);
