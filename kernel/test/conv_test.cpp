@@ -65,6 +65,18 @@ std::vector<Case> cases() {
       {"dw3x3s1", shape(24, 24, 3, 1, 1, 24), 1, 15, 20},
       {"dw3x3s1_one_pixel", shape(8, 8, 3, 1, 1, 8), 1, 1, 1},
       {"dw3x3s2_odd", shape(9, 9, 3, 2, 1, 9), 1, 13, 11},
+      // Depthwise 3x3 stride 1 pad 1 on rows of two vectors or more goes row by row (KernelSet::dw3; 16
+      // lanes on AVX-512, 8 on AVX2, 4 portable): a partial last vector, whole vectors only, rows just too
+      // narrow (band path), a single column, few channels on a tall image (units split by rows too); other
+      // paddings take the band path.
+      {"dw3x3s1_rows_odd_widths", shape(5, 5, 3, 1, 1, 5), 1, 7, 47},
+      {"dw3x3s1_rows_whole_vectors", shape(6, 6, 3, 1, 1, 6), 1, 9, 32},
+      {"dw3x3s1_rows_too_narrow", shape(6, 6, 3, 1, 1, 6), 1, 9, 31},
+      {"dw3x3s1_rows_three_lanes_short", shape(3, 3, 3, 1, 1, 3), 1, 4, 15},
+      {"dw3x3s1_rows_one_column", shape(3, 3, 3, 1, 1, 3), 1, 11, 1},
+      {"dw3x3s1_rows_tall_two_channels", shape(2, 2, 3, 1, 1, 2), 1, 53, 33},
+      {"dw3x3s1_no_pad", shape(7, 7, 3, 1, 0, 7), 1, 9, 19},
+      {"dw3x3s1_asymmetric_pads", asymmetric(shape(4, 4, 3, 1, 1, 4), 1, 0, 1, 1), 1, 6, 10},
       // Images whose zero-padded phase planes exceed 1 MB are split band by band (several bands per
       // image); smaller ones once, whole, with units split by output-channel blocks.
       {"3x3s1_bands", shape(64, 20, 3, 1, 1), 1, 60, 80},

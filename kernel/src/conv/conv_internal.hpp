@@ -3,6 +3,7 @@
 // conv_avx2.cpp, conv_portable.cpp). Plain data only: the ISA files are compiled for their ISA, so nothing
 // here may have an inline function body that the linker could pick for baseline callers.
 #include <cstddef>
+#include <cstdint>
 
 namespace aitw::kernel::conv_detail {
 
@@ -39,8 +40,30 @@ struct DwJob {
   int activation;
 };
 
+// Depthwise 3x3, stride 1, padding 1 on every side (all of YOLO11n's depthwise layers): output rows
+// [y0, y1) of one channel of h x w, read in place from NCHW (no band split) and written as NCHW rows, the
+// residual (same layout as out, or null) added after the activation. Each input row is copied once into a
+// ring of three zero-padded rows (`rows`: 3 * dw3_row_floats(w, lanes) + lanes floats of scratch, any
+// alignment), which the nine taps read as aligned vectors and shifts of them.
+struct Dw3Job {
+  const float* in;
+  int h, w, y0, y1;
+  const float* weights;  // 9 values, row-major
+  float bias;
+  float* out;
+  const float* residual;
+  int activation;
+  float* rows;
+};
+
+// One padded row of the ring: a zero, w values, zeros up to a whole vector past the last full one.
+constexpr std::ptrdiff_t dw3_row_floats(int w, int lanes) {
+  return (static_cast<std::ptrdiff_t>(w + lanes - 1) / lanes + 1) * lanes;
+}
+
 using TileFn = void (*)(const TileJob&);
 using DwFn = void (*)(const DwJob&);
+using Dw3Fn = void (*)(const Dw3Job&);
 using Stride2Fn = void (*)(const float* src, int n, int avail, float* dst);
 // dst[i] = the bf16 of a[i] in its low half, of b[i] (0 when b is null) in its high half, i < n: a channel
 // pair of the bf16 kernels' input. Round to nearest even (vcvtneps2bf16).
@@ -56,6 +79,7 @@ struct KernelSet {
   TileFn tile_9[3];  // ntaps == 9 (3x3)
   TileFn tile_n[3];  // any ntaps
   DwFn dw;
+  Dw3Fn dw3;
   Stride2Fn stride2;  // dst[k] = src[2k], k < n, reading src[0, avail)
   // The bf16 set: the tiles read channel pairs (`in`: one float-sized bf16 pair per pixel and pair,
   // `channels` counts pairs; `weights`: packed [pair][tap][co_block] pairs) and pack_pairs builds them.

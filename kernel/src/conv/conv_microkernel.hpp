@@ -118,6 +118,142 @@ void dw_tile(const aitw::kernel::conv_detail::DwJob& j) {
   }
 }
 
+// kN vectors of one output row from x on, before the activation.
+template <int kN>
+inline __attribute__((always_inline)) void dw3_vectors(const float* const (&r)[3], const V (&wt)[9], V bias,
+                                                       int x, int w, float* o) {
+  // One partial sum per kernel row, added at the end: nine dependent FMAs were a 36-cycle chain per vector.
+  V acc[3][kN];
+#pragma GCC unroll 3
+  for (int ky = 0; ky < 3; ++ky) {
+#if defined(__clang__)  // clang spells the shuffle differently; its build (fuzzing) loads unaligned
+#pragma GCC unroll 4
+    for (int n = 0; n < kN; ++n) {
+      const float* p = r[ky] + x + n * kLanes;
+      acc[ky][n] = ky == 0 ? fma(wt[0], load(p), bias) : wt[3 * ky] * load(p);
+      acc[ky][n] = fma(wt[3 * ky + 1], load(p + 1), acc[ky][n]);
+      acc[ky][n] = fma(wt[3 * ky + 2], load(p + 2), acc[ky][n]);
+    }
+#else
+    // Columns x - 1, x, x + 1: the aligned vector at x of the padded row and two shifts into the next one.
+    IV one, two;
+    for (int i = 0; i < kLanes; ++i) {
+      one[i] = i + 1;
+      two[i] = i + 2;
+    }
+    V a[kN + 1];
+#pragma GCC unroll 5
+    for (int n = 0; n <= kN; ++n) a[n] = load(r[ky] + x + n * kLanes);
+#pragma GCC unroll 4
+    for (int n = 0; n < kN; ++n) {
+      acc[ky][n] = ky == 0 ? fma(wt[0], a[n], bias) : wt[3 * ky] * a[n];
+      acc[ky][n] = fma(wt[3 * ky + 1], __builtin_shuffle(a[n], a[n + 1], one), acc[ky][n]);
+      acc[ky][n] = fma(wt[3 * ky + 2], __builtin_shuffle(a[n], a[n + 1], two), acc[ky][n]);
+    }
+#endif
+  }
+#pragma GCC unroll 4
+  for (int n = 0; n < kN; ++n) {
+    const V a = (acc[0][n] + acc[1][n]) + acc[2][n];
+    const int xn = x + n * kLanes;
+    if (xn + kLanes <= w) {
+      store(o + xn, a);
+    } else {
+      float t[kLanes];
+      store(t, a);
+      for (int i = 0; i < w - xn; ++i) o[xn + i] = t[i];
+    }
+  }
+}
+
+// The activation and residual over n contiguous floats, four independent vectors at a time (one SiLU is a
+// ~100-cycle chain; in the row loop it cost 36 cycles a vector, here ~20).
+template <int kAct>
+void activate_range(float* o, const float* res, std::ptrdiff_t n) {
+  std::ptrdiff_t i = 0;
+  for (; i + 4 * kLanes <= n; i += 4 * kLanes) {
+    V a[4];
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; ++k) a[k] = activate(load(o + i + k * kLanes), kAct);
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; ++k) store(o + i + k * kLanes, res ? a[k] + load(res + i + k * kLanes) : a[k]);
+  }
+  for (; i < n; i += kLanes) {
+    const std::ptrdiff_t m = n - i < kLanes ? n - i : kLanes;
+    float t[kLanes] = {};
+    for (std::ptrdiff_t k = 0; k < m; ++k) t[k] = o[i + k];
+    store(t, activate(load(t), kAct));
+    for (std::ptrdiff_t k = 0; k < m; ++k) o[i + k] = res ? t[k] + res[i + k] : t[k];
+  }
+}
+
+// No loop-to-memset/memcpy conversion: a libc call (and vzeroupper) per ring row cost more than the row.
+#if defined(__clang__)
+#define AITW_DW3_NO_LIBCALLS
+#else
+#define AITW_DW3_NO_LIBCALLS __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#endif
+AITW_DW3_NO_LIBCALLS void dw3_rows(const aitw::kernel::conv_detail::Dw3Job& j) {
+  // The job's fields in locals: the output stores could alias it as far as the compiler knows.
+  const float* const in = j.in;
+  const int h = j.h, w = j.w, y0 = j.y0, y1 = j.y1, nv = (w + kLanes - 1) / kLanes, full = w / kLanes;
+  float* const out = j.out;
+  const std::ptrdiff_t rs = aitw::kernel::conv_detail::dw3_row_floats(w, kLanes);
+  // Input row y lives in ring[(y + 3) % 3]; rows start on a vector boundary (the scratch has a vector's
+  // slack for it).
+  float* const base = reinterpret_cast<float*>((reinterpret_cast<std::uintptr_t>(j.rows) + kVecBytes - 1) &
+                                               ~static_cast<std::uintptr_t>(kVecBytes - 1));
+  float* const ring[3] = {base, base + rs, base + 2 * rs};
+  // Row y into its ring slot: a zero, the row, zeros; whole vectors (a memcpy call per row cost as much as
+  // the row's FMAs at w = 80).
+  const auto fill = [&](int y) {
+    float* r = ring[(y + 3) % 3];
+    const V zero{};
+    for (std::ptrdiff_t i = 0; i < rs; i += kLanes) store(r + i, zero);
+    if (y < 0 || y >= h) return;
+    const float* src = in + static_cast<std::ptrdiff_t>(y) * w;
+    for (int v = 0; v < full; ++v) store(r + 1 + v * kLanes, load(src + v * kLanes));
+    for (int i = full * kLanes; i < w; ++i) r[1 + i] = src[i];
+  };
+  V wt[9];
+#pragma GCC unroll 9
+  for (int t = 0; t < 9; ++t) wt[t] = bcast(j.weights + t);
+  const V bias = splat(j.bias);
+  fill(y0 - 1);
+  fill(y0);
+  for (int y = y0; y < y1; ++y) {
+    fill(y + 1);
+    const float* const r[3] = {ring[(y + 2) % 3], ring[y % 3], ring[(y + 1) % 3]};
+    float* o = out + static_cast<std::ptrdiff_t>(y) * w;
+    int v = 0;
+    for (; v + 4 <= nv; v += 4) dw3_vectors<4>(r, wt, bias, v * kLanes, w, o);
+    switch (nv - v) {
+      case 3:
+        dw3_vectors<3>(r, wt, bias, v * kLanes, w, o);
+        break;
+      case 2:
+        dw3_vectors<2>(r, wt, bias, v * kLanes, w, o);
+        break;
+      case 1:
+        dw3_vectors<1>(r, wt, bias, v * kLanes, w, o);
+        break;
+      default:
+        break;
+    }
+  }
+  // The band's rows are contiguous in the channel's output: one pass for the activation and residual.
+  float* const o = out + static_cast<std::ptrdiff_t>(y0) * w;
+  const float* const res = j.residual ? j.residual + static_cast<std::ptrdiff_t>(y0) * w : nullptr;
+  const std::ptrdiff_t n = static_cast<std::ptrdiff_t>(y1 - y0) * w;
+  if (j.activation == 2) {
+    activate_range<2>(o, res, n);
+  } else if (j.activation == 1) {
+    activate_range<1>(o, res, n);
+  } else if (res) {
+    activate_range<0>(o, res, n);
+  }
+}
+
 // dst[k] = src[2 k] for k < n, reading no further than src[avail - 1]: the column phases of a stride-2
 // convolution's input, two loads and one two-source permute per vector.
 void stride2_copy(const float* src, int n, int avail, float* dst) {
@@ -135,8 +271,8 @@ void stride2_copy(const float* src, int n, int avail, float* dst) {
 
 aitw::kernel::conv_detail::KernelSet make_kernel_set(const char* name) {
   static_assert(kVectors >= 1 && kVectors <= 3);
-  aitw::kernel::conv_detail::KernelSet k{name, kCoBlock, kTilePx,       kLanes, {},     {},
-                                         {},   &dw_tile, &stride2_copy, false,  nullptr};
+  aitw::kernel::conv_detail::KernelSet k{name, kCoBlock, kTilePx,   kLanes,        {},    {},
+                                         {},   &dw_tile, &dw3_rows, &stride2_copy, false, nullptr};
   k.tile_1[0] = &conv_tile<1, 1>;
   k.tile_9[0] = &conv_tile<9, 1>;
   k.tile_n[0] = &conv_tile<0, 1>;
