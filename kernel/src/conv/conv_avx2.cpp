@@ -8,7 +8,6 @@
 
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
-#include "aitw/kernel/exp_poly.hpp"
 namespace aitw::kernel::conv_detail {
 namespace {
 

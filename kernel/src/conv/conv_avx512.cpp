@@ -8,7 +8,6 @@
 
 #pragma GCC push_options
 #pragma GCC target("avx512f,fma")
-#include "aitw/kernel/exp_poly.hpp"
 namespace aitw::kernel::conv_detail {
 namespace {
 

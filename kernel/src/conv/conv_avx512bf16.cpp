@@ -14,7 +14,6 @@
 
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bf16,fma")
-#include "aitw/kernel/exp_poly.hpp"
 namespace aitw::kernel::conv_detail {
 namespace {
 

@@ -1,7 +1,6 @@
 // The portable micro-kernels, always built and always tested: 4 (NEON: 8) output channels x 3 vectors of 4
 // floats in GCC vector types, which the baseline compiles to SSE2 on x86-64 and to NEON on aarch64 (with a
 // fused multiply-add there). Any other compiler target gets the same code lane by lane.
-#include "aitw/kernel/exp_poly.hpp"
 #include "conv_internal.hpp"
 
 #if defined(__aarch64__)

@@ -1,11 +1,8 @@
 #pragma once
-// The one exp polynomial of aitw (Cephes expf: range reduction by ln 2 split in two, degree-6 polynomial),
-// written once for a scalar float and for GCC vectors of floats: fast_math.hpp's fast_exp and the
-// convolution micro-kernels' fused SiLU (kernel/src/conv/conv_microkernel.hpp) both call it, so the fused
-// epilogue computes what the AitwSiLU layer computes, operation for operation.
-// Static: every translation unit gets its own copy, so a vector instantiation compiled for AVX-512 in one
-// ISA file can never be merged with a baseline one by the linker. No #include: the ISA files include this
-// after switching their target on.
+// aitw's scalar exp polynomial (Cephes expf: range reduction by ln 2 split in two, degree-6 polynomial),
+// generic over the float type, behind fast_math.hpp's fast_exp (sigmoid, softmax, the AitwSiLU layer). The
+// convolutions' fused SiLU has its own shorter one (kernel/src/conv/conv_microkernel.hpp). Static and
+// without #include so that a file compiled for another ISA may include it.
 namespace aitw::kernel::exp_detail {
 
 // For x clamped to [-87, 88] (NaN takes the lower bound: the integer conversion of n would be undefined
