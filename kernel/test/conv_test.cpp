@@ -2,10 +2,12 @@
 // machine runs plus the portable one. Tolerance: max |aitw - OpenCV| <= 1e-4 * max(1, max |OpenCV|). Both
 // sum the same fp32 products in a different order; with weights scaled by 1/sqrt(taps * channels) the
 // outputs are O(1) and reordering moves them by a few ulps times sqrt(terms) (~1e-6 for the largest
-// shapes here), so 1e-4 leaves room for the SiLU polynomial (relative error <= 2e-7) and catches any
+// shapes here), so 1e-4 leaves room for the SiLU polynomials (relative error <= 1e-6) and catches any
 // wrong tap, pad, phase or tail (errors of order 0.1 to 1).
 #include <gtest/gtest.h>
 
+#include <cstdint>
+#include <cstring>
 #include <random>
 
 #include <opencv2/dnn.hpp>
@@ -433,6 +435,59 @@ TEST(ConvBf16, EveryShapeClassAgainstOpenCvsFp32) {
   RecordProperty("bf16_max_rel_diff", std::to_string(worst));
   if (bf16) {
     EXPECT_GT(worst, 1e-4);  // bf16 did run: fp32 agrees to ~1e-6
+  }
+}
+
+// int8-grid weights, as the shared models' (integers in [-127, 127] times the channel's max |w| / 127): in
+// bf16 they are packed as their integers, exact, and scaled in the epilogue, so the bf16 convolution is the
+// fp32 convolution of the bf16-rounded input, to fp32 summation order (<= 1e-5; bf16-rounded weights are
+// off by up to 2^-9 each: ~1e-3 here). One channel off the grid keeps its bf16-rounded weights (the
+// reference rounds them too). Without AVX512_BF16 everything runs fp32.
+TEST(ConvBf16, Int8GridWeightsAreExact) {
+  const bool bf16 = conv_bf16_supported();
+  const ConvIsa isa = conv_isa_supported(ConvIsa::Avx512) ? ConvIsa::Avx512 : conv_best_isa();
+  const auto round_bf16 = [](float x) {  // to nearest even, as vcvtneps2bf16
+    std::uint32_t b;
+    std::memcpy(&b, &x, sizeof b);
+    b = (b + 0x7fffu + ((b >> 16) & 1u)) & 0xffff0000u;
+    float y;
+    std::memcpy(&y, &b, sizeof y);
+    return y;
+  };
+  std::mt19937 rng(41);
+  const std::vector<Case> shapes = {{"1x1", shape(48, 20, 1, 1, 0), 1, 9, 23},
+                                    {"3x3s1_odd_channels", shape(7, 12, 3, 1, 1), 1, 11, 13},
+                                    {"3x3s2", shape(16, 9, 3, 2, 1), 2, 12, 17}};
+  for (const auto& c : shapes) {
+    SCOPED_TRACE(c.name);
+    const auto& s = c.s;
+    const int per = s.in_channels * s.kernel_h * s.kernel_w;
+    cv::Mat w({s.out_channels, s.in_channels, s.kernel_h, s.kernel_w}, CV_32F);
+    std::uniform_int_distribution<int> qd(-127, 127);
+    std::uniform_real_distribution<float> sd(1e-3f, 2e-2f), fd(-0.3f, 0.3f);
+    for (int o = 0; o < s.out_channels; ++o) {
+      float* wo = w.ptr<float>() + o * per;
+      const float scale = sd(rng);
+      for (int i = 0; i < per; ++i) wo[i] = o == 1 ? fd(rng) : static_cast<float>(qd(rng)) * scale;
+      if (o != 1) wo[per / 2] = (o % 2 ? -127.f : 127.f) * scale;  // the channel's max |w|
+    }
+    const cv::Mat b = random_mat({s.out_channels}, 0.5f, rng);
+    const cv::Mat in = random_mat({c.n, s.in_channels, c.h, c.w}, 2.f, rng);
+    PackedConv conv(s, w.ptr<float>(), b.ptr<float>(), isa, ConvPrecision::Bf16);
+    std::vector<float> ws(conv.workspace_floats(c.h, c.w));
+    cv::Mat ref_w = w.clone(), ref_in = in.clone();
+    if (bf16) {
+      for (int i = 0; i < per; ++i) ref_w.ptr<float>()[per + i] = round_bf16(w.ptr<float>()[per + i]);
+      for (auto* p = ref_in.ptr<float>(); p != ref_in.ptr<float>() + ref_in.total(); ++p) *p = round_bf16(*p);
+    }
+    const cv::Mat ref = opencv_conv(s, ref_w, b, ref_in);
+    cv::Mat got(ref.dims, ref.size.p, CV_32F, cv::Scalar(-7));
+    const std::ptrdiff_t out_b = static_cast<std::ptrdiff_t>(ref.total() / c.n);
+    conv.forward(in.ptr<float>(), c.n, c.h, c.w, static_cast<std::ptrdiff_t>(in.total() / c.n),
+                 got.ptr<float>(), out_b, ConvActivation::None, ws.data(), ws.size());
+    EXPECT_EQ(conv.precision(), bf16 ? ConvPrecision::Bf16 : ConvPrecision::Fp32);
+    EXPECT_EQ(conv.int8_grid_channels(), bf16 ? s.out_channels - 1 : 0);
+    EXPECT_LE(max_rel_diff(got, ref), bf16 ? 1e-5 : kTolerance);
   }
 }
 

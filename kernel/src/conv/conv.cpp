@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cmath>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -255,12 +256,36 @@ PackedConv::PackedConv(const ConvShape& shape, const float* weights, const float
     const int ci = shape.in_channels, pairs = (ci + 1) / 2, blocks = (co + co_block_ - 1) / co_block_;
     const std::size_t n = static_cast<std::size_t>(blocks) * pairs * taps * co_block_;
     std::vector<float> lo(n, 0.f), hi(n, 0.f);
+    // Channels whose weights are integers in [-127, 127] times max |w| / 127 (to 1e-3 of an integer: an
+    // fp32 weight q * s is within 127 * 2^-24 of it): the integers, exact in bf16, with the scale applied
+    // in the epilogue. Others: their bf16 roundings, scale 1.
+    const std::size_t per = static_cast<std::size_t>(ci) * taps;
+    std::vector<float> scale(static_cast<std::size_t>(blocks) * co_block_, 1.f);
+    std::vector<double> grid(co, 0.);  // the channel's scale, 0 when its weights are not on a grid
+    for (int o = 0; o < co; ++o) {
+      const float* wo = weights + o * per;
+      double m = 0;
+      for (std::size_t i = 0; i < per; ++i) m = std::max(m, static_cast<double>(std::fabs(wo[i])));
+      bool on = m > 0;
+      for (std::size_t i = 0; on && i < per; ++i) {
+        const double q = wo[i] / (m / 127);
+        on = std::fabs(q - std::nearbyint(q)) <= 1e-3;
+      }
+      if (on) {
+        grid[o] = m / 127;
+        scale[o] = static_cast<float>(grid[o]);
+        ++int8_grid_channels_;
+      }
+    }
     for (int o = 0; o < co; ++o)
       for (int c = 0; c < ci; ++c)
-        for (int t = 0; t < taps; ++t)
+        for (int t = 0; t < taps; ++t) {
+          const float wv = weights[(static_cast<std::size_t>(o) * ci + c) * taps + t];
           (c % 2 ? hi
                  : lo)[((static_cast<std::size_t>(o / co_block_) * pairs + c / 2) * taps + t) * co_block_ +
-                       o % co_block_] = weights[(static_cast<std::size_t>(o) * ci + c) * taps + t];
+                       o % co_block_] = grid[o] > 0 ? static_cast<float>(std::nearbyint(wv / grid[o])) : wv;
+        }
+    if (int8_grid_channels_ > 0) scale_ = std::move(scale);
     packed_.assign(n, 0.f);
     k.pack_pairs(lo.data(), hi.data(), static_cast<std::ptrdiff_t>(n), packed_.data());
   } else {
@@ -387,7 +412,8 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
       const int nv = static_cast<int>(std::min<std::ptrdiff_t>(vectors, (flat - p0 + k.lanes - 1) / k.lanes));
       fns[nv - 1]({src + p0, stride, more ? seg_channels[0] : pc, more, seg + 1, seg_channels + 1, p0,
                    g.taps.data(), ntaps, packed_.data() + static_cast<std::size_t>(blk) * pc * ntaps * CB,
-                   bias_.data() + blk * CB, o, in_place ? out_plane : T, activation, r});
+                   bias_.data() + blk * CB, o, in_place ? out_plane : T, activation, r,
+                   scale_.empty() ? nullptr : scale_.data() + blk * CB});
     }
     if (!in_place)
       scatter(tmp, rows, T, p0, flat, oy0, g, dst + blk * CB * out_plane, out_plane,

@@ -39,7 +39,7 @@ void conv_tile_bf16(const TileJob& j) {
 #pragma GCC unroll 16
   for (int c = 0; c < kCoBlock; ++c)
 #pragma GCC unroll 4
-    for (int v = 0; v < kNV; ++v) acc[c][v] = splat(j.bias[c]);
+    for (int v = 0; v < kNV; ++v) acc[c][v] = j.scale ? V{} : splat(j.bias[c]);
   const int ntaps = kTaps ? kTaps : j.ntaps;
   const float* w = j.weights;
   const float* in = j.in;
@@ -61,6 +61,12 @@ void conv_tile_bf16(const TileJob& j) {
         for (int v = 0; v < kNV; ++v) acc[c][v] = _mm512_dpbf16_ps(acc[c][v], wc, x[v]);
       }
     }
+  }
+  if (j.scale) {
+#pragma GCC unroll 16
+    for (int c = 0; c < kCoBlock; ++c)
+#pragma GCC unroll 4
+      for (int v = 0; v < kNV; ++v) acc[c][v] = fma(acc[c][v], splat(j.scale[c]), splat(j.bias[c]));
   }
   tile_store<kNV>(j, acc);
 }

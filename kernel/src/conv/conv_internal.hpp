@@ -26,6 +26,9 @@ struct TileJob {
   std::ptrdiff_t out_channel;  // floats between output rows
   int activation;              // ConvActivation
   const float* residual;       // null, or added after the activation (same layout as out)
+  // bf16 tiles: null, or co_block values: the sum starts at 0 and becomes sum * scale + bias (int8-grid
+  // weights packed as their integers).
+  const float* scale;
 };
 
 // Depthwise: one channel, `tiles` consecutive tiles of tile_px pixels (flat in and out).

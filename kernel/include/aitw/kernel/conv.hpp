@@ -74,6 +74,11 @@ class PackedConv {
   const ConvShape& shape() const { return shape_; }
   ConvIsa isa() const { return isa_; }
   ConvPrecision precision() const { return bf16_ ? ConvPrecision::Bf16 : ConvPrecision::Fp32; }
+  // bf16: the output channels whose weights lie on an int8 grid (an integer in [-127, 127] times the
+  // channel's max |weight| / 127, as the shared models' are: they come from Ultralytics' INT8 export). Their
+  // integers are packed, exact in bf16, and the channel's scale is applied to the fp32 sum in the epilogue,
+  // so only the activations are rounded. 0 in fp32.
+  int int8_grid_channels() const { return int8_grid_channels_; }
 
   // Scratch floats forward() needs for an h x w input (the padded phase copy, or a tail tile).
   std::size_t workspace_floats(int h, int w) const;
@@ -106,6 +111,9 @@ class PackedConv {
   // [co_block_] bf16 pairs, each in a float's bits.
   std::vector<float> packed_;
   std::vector<float> bias_;  // out_channels rounded up to co_block_, zero-padded
+  // bf16 with int8-grid channels: each output channel's scale (1 for the others), like bias_; else empty.
+  std::vector<float> scale_;
+  int int8_grid_channels_ = 0;
 };
 
 }  // namespace aitw::kernel
