@@ -55,6 +55,9 @@ std::vector<Case> cases() {
       {"1x1_odd_channels_width", shape(3, 13, 1, 1, 0), 1, 5, 7},
       {"1x1_one_pixel", shape(37, 21, 1, 1, 0), 1, 1, 1},
       {"1x1_wide", shape(64, 24, 1, 1, 0), 1, 3, 161},
+      // More than 64 outputs: bf16 runs these 1x1 layers (conv_bf16_pays), odd input channels among them.
+      {"1x1_many_outputs", shape(20, 72, 1, 1, 0), 1, 7, 19},
+      {"1x1_many_outputs_odd", shape(5, 67, 1, 1, 0), 1, 3, 33},
       {"3x3s1", shape(16, 16, 3, 1, 1), 1, 24, 40},
       {"3x3s1_odd", shape(5, 11, 3, 1, 1), 1, 9, 13},
       {"3x3s1_one_pixel", shape(7, 9, 3, 1, 1), 1, 1, 1},
@@ -412,7 +415,8 @@ TEST(ConvBf16, EveryShapeClassAgainstOpenCvsFp32) {
     const cv::Mat in = random_mat({c.n, s.in_channels, c.h, c.w}, 2.f, rng);
     const cv::Mat ref = opencv_conv(s, w, b, in);
     PackedConv conv(s, w.ptr<float>(), b.ptr<float>(), isa, ConvPrecision::Bf16);
-    EXPECT_EQ(conv.precision(), bf16 && !s.depthwise() ? ConvPrecision::Bf16 : ConvPrecision::Fp32);
+    EXPECT_EQ(conv.precision(), bf16 && conv_bf16_pays(s) ? ConvPrecision::Bf16 : ConvPrecision::Fp32);
+    EXPECT_EQ(conv_bf16_pays(s), !s.depthwise() && !(s.kernel_h == 1 && s.out_channels <= 64));
     std::vector<float> ws(conv.workspace_floats(c.h, c.w));
     const std::ptrdiff_t in_b = static_cast<std::ptrdiff_t>(s.in_channels) * c.h * c.w;
     const std::ptrdiff_t out_b = static_cast<std::ptrdiff_t>(ref.total() / c.n);
@@ -455,7 +459,7 @@ TEST(ConvBf16, Int8GridWeightsAreExact) {
     return y;
   };
   std::mt19937 rng(41);
-  const std::vector<Case> shapes = {{"1x1", shape(48, 20, 1, 1, 0), 1, 9, 23},
+  const std::vector<Case> shapes = {{"1x1", shape(48, 72, 1, 1, 0), 1, 9, 23},
                                     {"3x3s1_odd_channels", shape(7, 12, 3, 1, 1), 1, 11, 13},
                                     {"3x3s2", shape(16, 9, 3, 2, 1), 2, 12, 17}};
   for (const auto& c : shapes) {

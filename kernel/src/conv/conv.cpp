@@ -197,6 +197,10 @@ bool conv_isa_supported(ConvIsa isa) {
   return isa == ConvIsa::Portable;
 }
 
+bool conv_bf16_pays(const ConvShape& s) {
+  return !s.depthwise() && !(s.kernel_h == 1 && s.kernel_w == 1 && s.out_channels <= 64);
+}
+
 const char* conv_precision_name(ConvPrecision p) {
   return p == ConvPrecision::Bf16 ? "bf16" : "fp32";
 }
@@ -243,7 +247,7 @@ PackedConv::PackedConv(const ConvShape& shape, const float* weights, const float
     : shape_(shape), isa_(isa) {
   if (const auto why = conv_unsupported_reason(shape); !why.empty())
     throw std::invalid_argument("PackedConv: " + why);
-  bf16_ = precision == ConvPrecision::Bf16 && isa_ == ConvIsa::Avx512 && !shape.depthwise() &&
+  bf16_ = precision == ConvPrecision::Bf16 && isa_ == ConvIsa::Avx512 && conv_bf16_pays(shape) &&
           conv_bf16_supported();
   const KernelSet& k = kernels_for(isa_, bf16_);
   const int taps = shape.kernel_h * shape.kernel_w, co = shape.out_channels;

@@ -46,6 +46,12 @@ struct ConvShape {
 
 // Empty when aitw's kernels run `s`, else why not (the caller falls back to OpenCV's convolution).
 std::string conv_unsupported_reason(const ConvShape& s);
+// Whether bf16 is faster for this shape, as measured: not for depthwise layers (9 taps per channel: no
+// channel pairs to multiply), nor for 1x1 layers with 64 output channels or fewer, where converting the input
+// to bf16 pairs costs more than the halved multiply-adds save (YOLO11n at 480x640 in the forward:
+// 256->64 at 60x80 1.07 -> 1.29 ms, 32->32 at 120x160 0.57 -> 0.69; from 80 outputs on bf16 wins,
+// 0.62-0.91x).
+bool conv_bf16_pays(const ConvShape& s);
 
 // Per-output-channel affine folded into the weights (BatchNorm / Scale after the convolution).
 struct ConvScaleShift {
@@ -67,7 +73,7 @@ class PackedConv {
   // `weights`: [out_channels][in_channels / groups][kernel_h][kernel_w] (OpenCV's / ONNX's layout);
   // `bias`: out_channels values or null. Throws std::invalid_argument if conv_unsupported_reason(shape).
   // `precision` Bf16 takes effect with isa Avx512 on a CPU where conv_bf16_supported(), for convolutions
-  // that are not depthwise; otherwise the convolution runs fp32 (precision() says which).
+  // where conv_bf16_pays(); otherwise the convolution runs fp32 (precision() says which).
   PackedConv(const ConvShape& shape, const float* weights, const float* bias,
              ConvIsa isa = conv_default_isa(), ConvPrecision precision = ConvPrecision::Fp32);
 
