@@ -264,7 +264,6 @@ PackedConv::PackedConv(const ConvShape& shape, const float* weights, const float
     // fp32 weight q * s is within 127 * 2^-24 of it): the integers, exact in bf16, with the scale applied
     // in the epilogue. Others: their bf16 roundings, scale 1.
     const std::size_t per = static_cast<std::size_t>(ci) * taps;
-    std::vector<float> scale(static_cast<std::size_t>(blocks) * co_block_, 1.f);
     std::vector<double> grid(co, 0.);  // the channel's scale, 0 when its weights are not on a grid
     for (int o = 0; o < co; ++o) {
       const float* wo = weights + o * per;
@@ -277,7 +276,6 @@ PackedConv::PackedConv(const ConvShape& shape, const float* weights, const float
       }
       if (on) {
         grid[o] = m / 127;
-        scale[o] = static_cast<float>(grid[o]);
         ++int8_grid_channels_;
       }
     }
@@ -289,7 +287,11 @@ PackedConv::PackedConv(const ConvShape& shape, const float* weights, const float
                  : lo)[((static_cast<std::size_t>(o / co_block_) * pairs + c / 2) * taps + t) * co_block_ +
                        o % co_block_] = grid[o] > 0 ? static_cast<float>(std::nearbyint(wv / grid[o])) : wv;
         }
-    if (int8_grid_channels_ > 0) scale_ = std::move(scale);
+    if (int8_grid_channels_ > 0) {
+      scale_.assign(static_cast<std::size_t>(blocks) * co_block_, 1.f);
+      for (int o = 0; o < co; ++o)
+        if (grid[o] > 0) scale_[o] = static_cast<float>(grid[o]);
+    }
     packed_.assign(n, 0.f);
     k.pack_pairs(lo.data(), hi.data(), static_cast<std::ptrdiff_t>(n), packed_.data());
   } else {
@@ -433,14 +435,15 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
       const int bands = std::clamp((4 * std::max(1, cv::getNumThreads()) + ci - 1) / ci, 1, h);
       cv::parallel_for_(cv::Range(0, ci * bands), [&](const cv::Range& r) {
         thread_local std::vector<float> rows;  // three padded input rows: a few KB
-        const std::size_t need =
-            3 * static_cast<std::size_t>(conv_detail::dw3_row_floats(w, k.lanes)) + k.lanes;
+        const std::ptrdiff_t row_floats =
+            (static_cast<std::ptrdiff_t>(w + k.lanes - 1) / k.lanes + 1) * k.lanes;
+        const std::size_t need = static_cast<std::size_t>(3 * row_floats + k.lanes);
         if (rows.size() < need) rows.resize(need);
         for (int u = r.start; u < r.end; ++u) {
           const int c = u / bands, band = u % bands;
           const std::ptrdiff_t at = c * out_plane;
           k.dw3({channel(c), h, w, band * h / bands, (band + 1) * h / bands, packed_.data() + c * 9, bias_[c],
-                 dst + at, rdst ? rdst + at : nullptr, activation, rows.data()});
+                 dst + at, rdst ? rdst + at : nullptr, activation, rows.data(), row_floats});
         }
       });
       continue;

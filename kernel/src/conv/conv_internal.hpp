@@ -43,11 +43,12 @@ struct DwJob {
   int activation;
 };
 
-// Depthwise 3x3, stride 1, padding 1 on every side (all of YOLO11n's depthwise layers): output rows
-// [y0, y1) of one channel of h x w, read in place from NCHW (no band split) and written as NCHW rows, the
-// residual (same layout as out, or null) added after the activation. Each input row is copied once into a
-// ring of three zero-padded rows (`rows`: 3 * dw3_row_floats(w, lanes) + lanes floats of scratch, any
-// alignment), which the nine taps read as aligned vectors and shifts of them.
+// Depthwise 3x3, stride 1, padding 1 on every side: output rows [y0, y1) of one channel of h x w, read in
+// place from NCHW (no band split) and written as NCHW rows, the residual (same layout as out, or null) added
+// after the activation. Each input row is copied once into a ring of three zero-padded rows of `row_floats`
+// (a zero, w values, zeros up to a whole vector past the last full one: (ceil(w / lanes) + 1) * lanes), which
+// the nine taps read as aligned vectors and shifts of them; `rows`: 3 * row_floats + lanes floats of
+// scratch, any alignment.
 struct Dw3Job {
   const float* in;
   int h, w, y0, y1;
@@ -57,12 +58,8 @@ struct Dw3Job {
   const float* residual;
   int activation;
   float* rows;
+  std::ptrdiff_t row_floats;
 };
-
-// One padded row of the ring: a zero, w values, zeros up to a whole vector past the last full one.
-constexpr std::ptrdiff_t dw3_row_floats(int w, int lanes) {
-  return (static_cast<std::ptrdiff_t>(w + lanes - 1) / lanes + 1) * lanes;
-}
 
 using TileFn = void (*)(const TileJob&);
 using DwFn = void (*)(const DwJob&);

@@ -212,7 +212,7 @@ AITW_DW3_NO_LIBCALLS void dw3_rows(const aitw::kernel::conv_detail::Dw3Job& j) {
   const float* const in = j.in;
   const int h = j.h, w = j.w, y0 = j.y0, y1 = j.y1, nv = (w + kLanes - 1) / kLanes, full = w / kLanes;
   float* const out = j.out;
-  const std::ptrdiff_t rs = aitw::kernel::conv_detail::dw3_row_floats(w, kLanes);
+  const std::ptrdiff_t rs = j.row_floats;
   // Input row y lives in ring[(y + 3) % 3]; rows start on a vector boundary (the scratch has a vector's
   // slack for it).
   float* const base = reinterpret_cast<float*>((reinterpret_cast<std::uintptr_t>(j.rows) + kVecBytes - 1) &
