@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <random>
 
 #include <opencv2/dnn.hpp>
@@ -70,16 +71,21 @@ std::vector<Case> cases() {
       {"dw3x3s1", shape(24, 24, 3, 1, 1, 24), 1, 15, 20},
       {"dw3x3s1_one_pixel", shape(8, 8, 3, 1, 1, 8), 1, 1, 1},
       {"dw3x3s2_odd", shape(9, 9, 3, 2, 1, 9), 1, 13, 11},
-      // Depthwise 3x3 stride 1 pad 1 on rows of two vectors or more goes row by row (KernelSet::dw3; 16
-      // lanes on AVX-512, 8 on AVX2, 4 portable): a partial last vector, whole vectors only, rows just too
-      // narrow (band path), a single column, few channels on a tall image (units split by rows too); other
-      // paddings take the band path.
-      {"dw3x3s1_rows_odd_widths", shape(5, 5, 3, 1, 1, 5), 1, 7, 47},
-      {"dw3x3s1_rows_whole_vectors", shape(6, 6, 3, 1, 1, 6), 1, 9, 32},
-      {"dw3x3s1_rows_too_narrow", shape(6, 6, 3, 1, 1, 6), 1, 9, 31},
-      {"dw3x3s1_rows_three_lanes_short", shape(3, 3, 3, 1, 1, 3), 1, 4, 15},
-      {"dw3x3s1_rows_one_column", shape(3, 3, 3, 1, 1, 3), 1, 11, 1},
-      {"dw3x3s1_rows_tall_two_channels", shape(2, 2, 3, 1, 1, 2), 1, 53, 33},
+      // Depthwise 3x3 stride 1 pad 1 goes row by row on rows of 64 floats or more with 8 lanes or more
+      // (KernelSet::dw3: AVX-512, AVX2), else as one flat sequence per channel (KernelSet::dw3_flat, every
+      // width on the portable level): partial last vectors, whole vectors only, a single column, widths
+      // around a vector, few channels on a tall image (units split by rows too); other paddings take the
+      // band path.
+      {"dw3x3s1_rows_odd_widths", shape(5, 5, 3, 1, 1, 5), 1, 7, 83},
+      {"dw3x3s1_rows_whole_vectors", shape(6, 6, 3, 1, 1, 6), 1, 9, 64},
+      {"dw3x3s1_rows_tall_two_channels", shape(2, 2, 3, 1, 1, 2), 1, 53, 65},
+      {"dw3x3s1_flat_odd_widths", shape(5, 5, 3, 1, 1, 5), 1, 7, 47},
+      {"dw3x3s1_flat_whole_vectors", shape(6, 6, 3, 1, 1, 6), 1, 9, 32},
+      {"dw3x3s1_flat_vector_and_one", shape(6, 6, 3, 1, 1, 6), 1, 9, 17},
+      {"dw3x3s1_flat_three_lanes_short", shape(3, 3, 3, 1, 1, 3), 1, 4, 15},
+      {"dw3x3s1_flat_one_column", shape(3, 3, 3, 1, 1, 3), 1, 11, 1},
+      {"dw3x3s1_flat_two_columns", shape(3, 3, 3, 1, 1, 3), 1, 5, 2},
+      {"dw3x3s1_flat_tall_two_channels", shape(2, 2, 3, 1, 1, 2), 1, 53, 33},
       {"dw3x3s1_no_pad", shape(7, 7, 3, 1, 0, 7), 1, 9, 19},
       {"dw3x3s1_asymmetric_pads", asymmetric(shape(4, 4, 3, 1, 1, 4), 1, 0, 1, 1), 1, 6, 10},
       // Images whose zero-padded phase planes exceed 1 MB are split band by band (several bands per
@@ -185,6 +191,49 @@ TEST_P(ConvVsOpenCV, EveryShapeClassAndActivation) {
       }
       EXPECT_LE(max_rel_diff(got, expect), kTolerance);
     }
+  }
+}
+
+// Depthwise rows read flat (dw3_flat) see the neighbouring rows' end pixels at column -1 and w and clear
+// them: a NaN or an infinity at a row's end reaches exactly the outputs whose window holds it. (OpenCV 4.6's
+// own depthwise layer spreads them further, so the reference here is the plain sum.)
+TEST_P(ConvVsOpenCV, DepthwiseRowEndsDoNotLeakNonFiniteValues) {
+  std::mt19937 rng(11);
+  for (const int w : {5, 20, 40, 80}) {
+    SCOPED_TRACE(w);
+    const ConvShape s = shape(4, 4, 3, 1, 1, 4);
+    const int h = 6;
+    const cv::Mat wt = random_mat({4, 1, 3, 3}, 0.3f, rng), b = random_mat({4}, 0.5f, rng);
+    cv::Mat in = random_mat({1, 4, h, w}, 1.f, rng);
+    float* p = in.ptr<float>();
+    p[(0 * h + 2) * w + w - 1] = std::numeric_limits<float>::quiet_NaN();  // channel 0, row 2, last column
+    p[(1 * h + 3) * w] = std::numeric_limits<float>::infinity();           // channel 1, row 3, column 0
+    p[(2 * h + 0) * w] = -std::numeric_limits<float>::infinity();          // channel 2, first pixel
+    p[(3 * h + h - 1) * w + w - 1] = std::numeric_limits<float>::quiet_NaN();  // channel 3, last pixel
+    PackedConv conv(s, wt.ptr<float>(), b.ptr<float>(), GetParam());
+    std::vector<float> ws(conv.workspace_floats(h, w));
+    std::vector<float> got(static_cast<std::size_t>(4 * h * w), -7.f);
+    conv.forward(in.ptr<float>(), 1, h, w, 4 * h * w, got.data(), 4 * h * w, ConvActivation::None, ws.data(),
+                 ws.size());
+    for (int c = 0; c < 4; ++c)
+      for (int y = 0; y < h; ++y)
+        for (int x = 0; x < w; ++x) {
+          bool hit = false;
+          double e = b.ptr<float>()[c];
+          for (int dy = -1; dy <= 1; ++dy)
+            for (int dx = -1; dx <= 1; ++dx) {
+              const int yy = y + dy, xx = x + dx;
+              if (yy < 0 || yy >= h || xx < 0 || xx >= w) continue;
+              const float v = p[(c * h + yy) * w + xx];
+              if (!std::isfinite(v)) hit = true;
+              e += static_cast<double>(wt.ptr<float>()[c * 9 + (dy + 1) * 3 + dx + 1]) * v;
+            }
+          const float g = got[static_cast<std::size_t>((c * h + y) * w + x)];
+          EXPECT_EQ(!std::isfinite(g), hit) << "channel " << c << " row " << y << " column " << x;
+          if (!hit) {
+            EXPECT_NEAR(g, e, kTolerance) << "channel " << c << " row " << y << " column " << x;
+          }
+        }
   }
 }
 

@@ -4,6 +4,8 @@
 #include <array>
 #include <atomic>
 #include <cmath>
+#include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -309,15 +311,22 @@ PackedConv::PackedConv(const ConvShape& shape, const float* weights, const float
 }
 
 namespace {
-// Depthwise 3x3, stride 1, padded by 1, on rows of two vectors or more: read row by row (KernelSet::dw3),
-// no band split. The band path split each channel's band into a buffer, ran it flat and copied its rows
-// out: 3-7x ONNX Runtime's time on YOLO11n's head layers (0.28 vs 0.105 ms on 64 channels at 60 x 80); the
-// rows take 0.15 ms on 80 channels at 60 x 80 where the band path took 0.22-0.28, 0.075-0.11 at 30 x 40
-// (0.10-0.22). Narrower rows stay on the band path: at 15 x 20 its flat tiles (3 vectors over 22-wide
-// padded rows) beat two vectors a row, one of them a quarter full (0.033-0.038 vs 0.038-0.045 ms).
-bool dw3_path(const ConvShape& s, int w, int lanes) {
+// Depthwise 3x3, stride 1, padded by 1: read in place, no band split (KernelSet::dw3, dw3_flat). The band
+// path split each channel's band into a buffer, ran it flat and copied its rows out: 3-7x ONNX Runtime's time
+// on YOLO11n's head layers (0.28 vs 0.105 ms on 64 channels at 60 x 80); the rows take 0.15 ms on 80 channels
+// at 60 x 80 where the band path took 0.22-0.28, 0.075-0.11 at 30 x 40 (0.10-0.22).
+bool dw3_path(const ConvShape& s) {
   return s.depthwise() && s.kernel_h == 3 && s.kernel_w == 3 && s.stride_h == 1 && s.stride_w == 1 &&
-         s.pad_top == 1 && s.pad_left == 1 && s.pad_bottom == 1 && s.pad_right == 1 && w >= 2 * lanes;
+         s.pad_top == 1 && s.pad_left == 1 && s.pad_bottom == 1 && s.pad_right == 1;
+}
+// Which of the two: the flat channel where rows are short or vectors narrow (KernelSet::dw3_flat), else row
+// by row (KernelSet::dw3). Alone, 2 threads (1 thread), ms: AVX-512 at 15 x 20 256 channels flat 0.037
+// (0.056) where the band path took 0.107 (0.179); at 30 x 40 128 channels flat 0.052 (0.086), rows 0.067
+// (0.114); at 60 x 80 64 channels rows 0.079 (0.133), flat 0.093 (0.179). AVX2: flat ahead at 15 x 20 and 30
+// x 40 (0.043 vs 0.059, 0.060 vs 0.073), level at 60 x 80 (0.122 vs 0.117); SSE2 (4 lanes): flat ahead at
+// every width (0.246 vs 0.328 at 60 x 80).
+bool dw3_flat(int w, int lanes) {
+  return w < 64 || lanes < 8;
 }
 
 // Units of work of the band path: (band, group of output-channel blocks); few bands (the 15 x 20 and
@@ -329,7 +338,7 @@ int block_groups(const Geometry& g, int blocks) {
 }  // namespace
 
 std::size_t PackedConv::workspace_floats(int h, int w) const {
-  if (dw3_path(shape_, w, kernels_for(isa_, bf16_).lanes)) return 0;  // its row ring is per thread (forward)
+  if (dw3_path(shape_)) return 0;  // its scratch is per thread (forward)
   const Geometry g = geometry(shape_, h, w, kernels_for(isa_, bf16_).tile_px, bf16_);
   if (g.direct || g.shared) return g.band_floats;
   const int blocks = (shape_.out_channels + co_block_ - 1) / co_block_;
@@ -364,7 +373,7 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
                                 std::to_string(shape_.in_channels));
   const KernelSet& k = kernels_for(isa_, bf16_);
   const Geometry g = geometry(shape_, h, w, k.tile_px, bf16_);
-  const bool dw3 = dw3_path(shape_, w, k.lanes);
+  const bool dw3 = dw3_path(shape_);
   if (!dw3 && workspace_size < g.band_floats)
     throw std::invalid_argument("PackedConv::forward: workspace of " + std::to_string(workspace_size) +
                                 " floats, needs " + std::to_string(g.band_floats));
@@ -430,13 +439,41 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
     for (int i = 0; i < ninputs; ++i) seg[i] = inputs[i].data + b * inputs[i].batch_stride;
     float* dst = out + b * out_batch_stride;
     const float* rdst = residual ? residual + b * residual_batch_stride : nullptr;
+    if (dw3 && dw3_flat(w, k.lanes)) {
+      // Units of (channel, band of rows): a whole channel each unless there are few (its copy is one pass).
+      const int bands = std::clamp((4 * std::max(1, cv::getNumThreads()) + ci - 1) / ci, 1, h);
+      cv::parallel_for_(cv::Range(0, ci * bands), [&](const cv::Range& r) {
+        thread_local std::vector<float> copy;
+        thread_local std::vector<std::int32_t> masks;
+        thread_local int masks_h = 0, masks_w = 0;
+        const std::ptrdiff_t hw = static_cast<std::ptrdiff_t>(h) * w,
+                             nr = (hw + k.lanes - 1) / k.lanes * k.lanes;
+        const std::size_t need = static_cast<std::size_t>(hw + 2 * (w + 1) + k.lanes);
+        if (copy.size() < need) copy.resize(need);
+        if (masks_h != h || masks_w != w) {
+          masks.assign(static_cast<std::size_t>(2 * nr), -1);
+          for (std::ptrdiff_t p = 0; p < nr; ++p) {
+            if (p % w == 0) masks[p] = 0;
+            if (p % w == w - 1) masks[nr + p] = 0;
+          }
+          masks_h = h;
+          masks_w = w;
+        }
+        for (int u = r.start; u < r.end; ++u) {
+          const int c = u / bands, band = u % bands;
+          const std::ptrdiff_t at = c * out_plane;
+          k.dw3_flat({channel(c), h, w, band * h / bands, (band + 1) * h / bands, packed_.data() + c * 9,
+                      bias_[c], dst + at, rdst ? rdst + at : nullptr, activation, copy.data(), 0,
+                      masks.data()});
+        }
+      });
+      continue;
+    }
     if (dw3) {
-      // Units of (band of rows, channel), band-major: a thread's share of the units is a band of rows of
-      // every channel, the rows the previous layer's threads mostly wrote in their own caches (TBB splits
-      // a range into halves, the calling thread taking the first); by channels, half of every thread's input
-      // came from the other core (YOLO11n's 64- and 80-channel layers at 60 x 80, in the forward: 0.17 ->
-      // 0.12 and 0.20 -> 0.15 ms).
-      const int bands = std::clamp(std::max(1, cv::getNumThreads()), 1, h);
+      // Units of (channel, band of rows): few channels on a large image are split by rows too. (Band-major
+      // units, each thread's share a band of rows of every channel, measured no better in the forward and
+      // slower alone: 0.135 vs 0.079 ms on 64 channels at 60 x 80.)
+      const int bands = std::clamp((4 * std::max(1, cv::getNumThreads()) + ci - 1) / ci, 1, h);
       cv::parallel_for_(cv::Range(0, ci * bands), [&](const cv::Range& r) {
         thread_local std::vector<float> rows;  // three padded input rows: a few KB
         const std::ptrdiff_t row_floats =
@@ -444,10 +481,10 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
         const std::size_t need = static_cast<std::size_t>(3 * row_floats + k.lanes);
         if (rows.size() < need) rows.resize(need);
         for (int u = r.start; u < r.end; ++u) {
-          const int c = u % ci, band = u / ci;
+          const int c = u / bands, band = u % bands;
           const std::ptrdiff_t at = c * out_plane;
           k.dw3({channel(c), h, w, band * h / bands, (band + 1) * h / bands, packed_.data() + c * 9, bias_[c],
-                 dst + at, rdst ? rdst + at : nullptr, activation, rows.data(), row_floats});
+                 dst + at, rdst ? rdst + at : nullptr, activation, rows.data(), row_floats, nullptr});
         }
       });
       continue;

@@ -49,6 +49,14 @@ struct DwJob {
 // (a zero, w values, zeros up to a whole vector past the last full one: (ceil(w / lanes) + 1) * lanes), which
 // the nine taps read as aligned vectors and shifts of them; `rows`: 3 * row_floats + lanes floats of
 // scratch, any alignment.
+//
+// The flat variant (KernelSet::dw3_flat, rows too narrow for vectors along them: 15 x 20 is a vector and a
+// quarter a row) runs the channel's rows [y0, y1) as one flat sequence of pixels instead: `rows` takes the
+// rows y0 - 1 .. y1 at their places in a copy of the channel that has w + 1 zeros before it and w + 1 + lanes
+// after it (h * w + 2 * (w + 1) + lanes floats, any alignment; `row_floats` unused), so that every tap reads
+// inside it, and the taps that would wrap around a row's ends (column -1 is the row above's last pixel in
+// the flat sequence, column w the next row's first) are cleared with `masks`: [0, n) all bits set except at
+// column 0, [n, 2 n) except at column w - 1, n = h * w rounded up to whole vectors.
 struct Dw3Job {
   const float* in;
   int h, w, y0, y1;
@@ -59,6 +67,7 @@ struct Dw3Job {
   int activation;
   float* rows;
   std::ptrdiff_t row_floats;
+  const std::int32_t* masks;  // dw3_flat only
 };
 
 using TileFn = void (*)(const TileJob&);
@@ -80,6 +89,7 @@ struct KernelSet {
   TileFn tile_n[3];  // any ntaps
   DwFn dw;
   Dw3Fn dw3;
+  Dw3Fn dw3_flat;
   Stride2Fn stride2;  // dst[k] = src[2k], k < n, reading src[0, avail)
   // The bf16 set: the tiles read channel pairs (`in`: one float-sized bf16 pair per pixel and pair,
   // `channels` counts pairs; `weights`: packed [pair][tap][co_block] pairs) and pack_pairs builds them.

@@ -268,6 +268,66 @@ AITW_DW3_NO_LIBCALLS void dw3_rows(const aitw::kernel::conv_detail::Dw3Job& j) {
   }
 }
 
+// Depthwise 3x3, stride 1, padding 1 on narrow rows: the channel as one flat sequence (Dw3Job). Where a row
+// is a vector and a quarter, dw3_rows spends two vectors, partial stores and a ring row on it, and the band
+// path a libc call per copied row (256 channels at 15 x 20 took 0.11 ms, ONNX Runtime's blocked layout 0.03).
+// Here a channel is one copy in, h * w / lanes vectors of nine unaligned loads and FMAs (a partial sum per
+// kernel column, the outer two masked at the row ends) and one pass for the activation.
+AITW_DW3_NO_LIBCALLS void dw3_flat(const aitw::kernel::conv_detail::Dw3Job& j) {
+  typedef int IVU __attribute__((vector_size(kVecBytes), aligned(4), may_alias));
+  const int h = j.h, w = j.w, y0 = j.y0, y1 = j.y1;
+  const std::ptrdiff_t n = static_cast<std::ptrdiff_t>(h) * w,
+                       nr = (n + kLanes - 1) / kLanes * kLanes;  // the masks' length each
+  float* const buf = j.rows + w + 1;                             // the channel's pixel 0
+  // Rows y0 - 1 .. y1 of the channel; zeros above row 0 and below row h - 1.
+  const std::ptrdiff_t c0 = static_cast<std::ptrdiff_t>(y0 > 0 ? y0 - 1 : 0) * w,
+                       c1 = static_cast<std::ptrdiff_t>(y1 < h ? y1 + 1 : h) * w;
+  if (y0 == 0)
+    for (std::ptrdiff_t i = -(w + 1); i < 0; ++i) buf[i] = 0.f;
+  if (y1 == h)
+    for (std::ptrdiff_t i = n; i < n + w + 1 + kLanes; ++i) buf[i] = 0.f;
+  std::ptrdiff_t i = c0;
+  for (; i + kLanes <= c1; i += kLanes) store(buf + i, load(j.in + i));
+  for (; i < c1; ++i) buf[i] = j.in[i];
+  V wt[9];
+#pragma GCC unroll 9
+  for (int t = 0; t < 9; ++t) wt[t] = bcast(j.weights + t);
+  const V bias = splat(j.bias);
+  const std::int32_t* const ml = j.masks;
+  const std::int32_t* const mr = j.masks + nr;
+  const std::ptrdiff_t p1 = static_cast<std::ptrdiff_t>(y1) * w;
+  for (std::ptrdiff_t p = static_cast<std::ptrdiff_t>(y0) * w; p < p1; p += kLanes) {
+    const float* c = buf + p;
+    V s0 = wt[0] * load(c - w - 1), s1 = fma(wt[1], load(c - w), bias), s2 = wt[2] * load(c - w + 1);
+    s0 = fma(wt[3], load(c - 1), s0);
+    s1 = fma(wt[4], load(c), s1);
+    s2 = fma(wt[5], load(c + 1), s2);
+    s0 = fma(wt[6], load(c + w - 1), s0);
+    s1 = fma(wt[7], load(c + w), s1);
+    s2 = fma(wt[8], load(c + w + 1), s2);
+    const IV l = *reinterpret_cast<const IVU*>(ml + p), r = *reinterpret_cast<const IVU*>(mr + p);
+    const V a = s1 + reinterpret_cast<V>(reinterpret_cast<IV>(s0) & l) +
+                reinterpret_cast<V>(reinterpret_cast<IV>(s2) & r);
+    if (p + kLanes <= p1) {
+      store(j.out + p, a);
+    } else {
+      float t[kLanes];
+      store(t, a);
+      for (std::ptrdiff_t k = 0; k < p1 - p; ++k) j.out[p + k] = t[k];
+    }
+  }
+  float* const o = j.out + static_cast<std::ptrdiff_t>(y0) * w;
+  const float* const res = j.residual ? j.residual + static_cast<std::ptrdiff_t>(y0) * w : nullptr;
+  const std::ptrdiff_t m = static_cast<std::ptrdiff_t>(y1 - y0) * w;
+  if (j.activation == 2) {
+    activate_range<2>(o, res, m);
+  } else if (j.activation == 1) {
+    activate_range<1>(o, res, m);
+  } else if (res) {
+    activate_range<0>(o, res, m);
+  }
+}
+
 // dst[k] = src[2 k] for k < n, reading no further than src[avail - 1]: the column phases of a stride-2
 // convolution's input, two loads and one two-source permute per vector.
 void stride2_copy(const float* src, int n, int avail, float* dst) {
@@ -285,8 +345,8 @@ void stride2_copy(const float* src, int n, int avail, float* dst) {
 
 aitw::kernel::conv_detail::KernelSet make_kernel_set(const char* name) {
   static_assert(kVectors >= 1 && kVectors <= 3);
-  aitw::kernel::conv_detail::KernelSet k{name, kCoBlock, kTilePx,   kLanes,        {},    {},
-                                         {},   &dw_tile, &dw3_rows, &stride2_copy, false, nullptr};
+  aitw::kernel::conv_detail::KernelSet k{name,     kCoBlock,  kTilePx,   kLanes,        {},    {},     {},
+                                         &dw_tile, &dw3_rows, &dw3_flat, &stride2_copy, false, nullptr};
   k.tile_1[0] = &conv_tile<1, 1>;
   k.tile_9[0] = &conv_tile<9, 1>;
   k.tile_n[0] = &conv_tile<0, 1>;
