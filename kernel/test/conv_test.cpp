@@ -68,6 +68,13 @@ std::vector<Case> cases() {
       {"3x3s2_one_pixel", shape(4, 5, 3, 2, 1), 1, 1, 1},
       {"3x3s2_asymmetric_pads", asymmetric(shape(6, 9, 3, 2, 0), 0, 1, 1, 0), 1, 10, 9},
       {"5x5s1_generic_taps", shape(4, 6, 5, 1, 2), 1, 9, 17},
+      // 3x3 stride 2 padding 1 with 8 input channels or more runs vectorised over output channels
+      // (KernelSet::s2_tile): a partial last block of channels, odd sizes (the last column and row meet
+      // the padding), the last tile overlapping its neighbour, rows narrower than a tile (pixel by pixel).
+      {"3x3s2_over_channels_odd", shape(9, 40, 3, 2, 1), 1, 13, 27},
+      {"3x3s2_over_channels_narrow", shape(12, 32, 3, 2, 1), 1, 6, 9},
+      {"3x3s2_over_channels_one_pixel", shape(8, 16, 3, 2, 1), 1, 1, 1},
+      {"3x3s2_over_channels_tile_and_one", shape(8, 64, 3, 2, 1), 1, 4, 45},
       {"dw3x3s1", shape(24, 24, 3, 1, 1, 24), 1, 15, 20},
       {"dw3x3s1_one_pixel", shape(8, 8, 3, 1, 1, 8), 1, 1, 1},
       {"dw3x3s2_odd", shape(9, 9, 3, 2, 1, 9), 1, 13, 11},
@@ -98,6 +105,7 @@ std::vector<Case> cases() {
       {"batch2_1x1", shape(12, 20, 1, 1, 0), 2, 6, 9},
       {"batch2_3x3s1", shape(10, 14, 3, 1, 1), 2, 7, 19},
       {"batch2_dw3x3", shape(16, 16, 3, 1, 1, 16), 2, 5, 6},
+      {"batch2_3x3s2", shape(16, 24, 3, 2, 1), 2, 8, 22},
   };
 }
 

@@ -70,7 +70,34 @@ struct Dw3Job {
   const std::int32_t* masks;  // dw3_flat only
 };
 
+// 3x3 stride 2 padding 1, vectorised over output channels (KernelSet::s2_tile): `px` consecutive output
+// pixels of one row (s2_px pixels, or 1 for s2_one) x s2_co output channels, each pixel's taps broadcast from
+// the NCHW input in place; no phase split. `in` (and each more_in) + `offset` is where pixel 0's tap (0, 0)
+// is, for the top-left tap of the window: input row 2 oy - 1, column 2 ox - 1 (may lie outside the image:
+// only taps inside it are read). Tap rows [ky0, ky1) are inside the image; s2_one also checks columns
+// against `w`, and s2_tile's left-edge variant skips pixel 0's column -1.
+struct S2Job {
+  const float* in;
+  std::ptrdiff_t plane;  // floats per input channel
+  int channels;
+  int more;  // further inputs whose channels follow (a Concat read in place), as in TileJob
+  const float* const* more_in;
+  const int* more_channels;
+  std::ptrdiff_t offset;
+  int w;  // input row length
+  int ky0, ky1;
+  int ix0;                     // s2_one: input column of tap column 0 (2 ox - 1)
+  const float* weights;        // [channel][9][s2_co]
+  const float* bias;           // s2_co values
+  float* out;                  // output channel 0 of the block at the tile's first pixel
+  std::ptrdiff_t out_channel;  // floats between output channels
+  int rows;                    // output channels of the block that exist (the last block may be partial)
+  int activation;
+  const float* residual;  // null, or like out
+};
+
 using TileFn = void (*)(const TileJob&);
+using S2Fn = void (*)(const S2Job&);
 using DwFn = void (*)(const DwJob&);
 using Dw3Fn = void (*)(const Dw3Job&);
 using Stride2Fn = void (*)(const float* src, int n, int avail, float* dst);
@@ -95,6 +122,11 @@ struct KernelSet {
   // `channels` counts pairs; `weights`: packed [pair][tap][co_block] pairs) and pack_pairs builds them.
   bool pairs;
   PackPairsFn pack_pairs;
+  // 3x3 stride 2 padding 1 over output channels (S2Job): [0] interior tiles of s2_px pixels, [1] the same
+  // with pixel 0 on column 0; s2_one one pixel, any position. Null where the level has none.
+  S2Fn s2_tile[2];
+  S2Fn s2_one;
+  int s2_px, s2_co;
 };
 
 // Null when the level is not compiled in (not x86-64 GCC).

@@ -343,10 +343,109 @@ void stride2_copy(const float* src, int n, int avail, float* dst) {
   for (; k < n; ++k) dst[k] = src[2 * k];
 }
 
+// 3x3 stride 2 padding 1, kS2Px pixels x kS2Ob vectors of output channels (S2Job). The tap values are
+// broadcast from the NCHW input where they are (a pixel's window at stride 2 is no harder to reach than at
+// stride 1), the weights are vectors over output channels: no phase split of the input (12-30 % of these
+// layers on the pixel-vector tiles) and no partial tiles at a band's end. Accumulators: kS2Px x kS2Ob
+// vectors; per input channel and tap, kS2Ob weight loads and kS2Px broadcasts feed kS2Px x kS2Ob FMAs.
+#ifndef AITW_S2_PX
+#define AITW_S2_PX (kVecBytes == 64 ? 10 : 6)
+#endif
+constexpr int kS2Px = AITW_S2_PX, kS2Ob = 2, kS2Co = kS2Ob * kLanes;
+
+// The accumulators out: activation, transposed to the NCHW output (a row of np pixels per channel),
+// the residual added.
+template <int kNP>
+inline __attribute__((always_inline)) void s2_store(const aitw::kernel::conv_detail::S2Job& j,
+                                                    V (&acc)[kS2Ob][kNP]) {
+  float t[kS2Co][kNP];
+#pragma GCC unroll 4
+  for (int o = 0; o < kS2Ob; ++o)
+#pragma GCC unroll 12
+    for (int p = 0; p < kNP; ++p) {
+      float v[kLanes];
+      store(v, activate(acc[o][p], j.activation));
+      for (int i = 0; i < kLanes; ++i) t[o * kLanes + i][p] = v[i];
+    }
+  for (int k = 0; k < j.rows; ++k) {
+    float* o = j.out + k * j.out_channel;
+    const float* r = j.residual ? j.residual + k * j.out_channel : nullptr;
+#pragma GCC unroll 12
+    for (int p = 0; p < kNP; ++p) o[p] = r ? t[k][p] + r[p] : t[k][p];
+  }
+}
+
+template <bool kLeft>
+void s2_tile(const aitw::kernel::conv_detail::S2Job& j) {
+  V acc[kS2Ob][kS2Px];
+#pragma GCC unroll 4
+  for (int o = 0; o < kS2Ob; ++o) {
+    const V b = load(j.bias + o * kLanes);
+#pragma GCC unroll 12
+    for (int p = 0; p < kS2Px; ++p) acc[o][p] = b;
+  }
+  const float* w = j.weights;
+  for (int s = 0; s <= j.more; ++s) {
+    const float* in = (s == 0 ? j.in : j.more_in[s - 1]) + j.offset;
+    const int channels = s == 0 ? j.channels : j.more_channels[s - 1];
+    for (int c = 0; c < channels; ++c, in += j.plane) {
+#pragma GCC unroll 3
+      for (int ky = 0; ky < 3; ++ky) {
+        if (ky < j.ky0 || ky >= j.ky1) {
+          w += 3 * kS2Co;
+          continue;
+        }
+        const float* r = in + ky * j.w;
+#pragma GCC unroll 3
+        for (int kx = 0; kx < 3; ++kx, w += kS2Co) {
+          V wv[kS2Ob];
+#pragma GCC unroll 4
+          for (int o = 0; o < kS2Ob; ++o) wv[o] = load(w + o * kLanes);
+#pragma GCC unroll 12
+          for (int p = 0; p < kS2Px; ++p) {
+            if (kLeft && p == 0 && kx == 0) continue;  // column -1: padding
+            const V x = bcast(r + 2 * p + kx);
+#pragma GCC unroll 4
+            for (int o = 0; o < kS2Ob; ++o) acc[o][p] = fma(wv[o], x, acc[o][p]);
+          }
+        }
+      }
+    }
+  }
+  s2_store<kS2Px>(j, acc);
+}
+
+// One pixel anywhere (tiny images, the last column of an odd width): every tap checked.
+void s2_one(const aitw::kernel::conv_detail::S2Job& j) {
+  V acc[kS2Ob][1];
+#pragma GCC unroll 4
+  for (int o = 0; o < kS2Ob; ++o) acc[o][0] = load(j.bias + o * kLanes);
+  const float* w = j.weights;
+  for (int s = 0; s <= j.more; ++s) {
+    const float* in = (s == 0 ? j.in : j.more_in[s - 1]) + j.offset;
+    const int channels = s == 0 ? j.channels : j.more_channels[s - 1];
+    for (int c = 0; c < channels; ++c, in += j.plane)
+      for (int ky = 0; ky < 3; ++ky)
+        for (int kx = 0; kx < 3; ++kx, w += kS2Co) {
+          if (ky < j.ky0 || ky >= j.ky1 || j.ix0 + kx < 0 || j.ix0 + kx >= j.w) continue;
+          const V x = bcast(in + ky * j.w + kx);
+#pragma GCC unroll 4
+          for (int o = 0; o < kS2Ob; ++o) acc[o][0] = fma(load(w + o * kLanes), x, acc[o][0]);
+        }
+  }
+  s2_store<1>(j, acc);
+}
+
 aitw::kernel::conv_detail::KernelSet make_kernel_set(const char* name) {
   static_assert(kVectors >= 1 && kVectors <= 3);
-  aitw::kernel::conv_detail::KernelSet k{name,     kCoBlock,  kTilePx,   kLanes,        {},    {},     {},
-                                         &dw_tile, &dw3_rows, &dw3_flat, &stride2_copy, false, nullptr};
+  aitw::kernel::conv_detail::KernelSet k{name,     kCoBlock,  kTilePx,   kLanes,        {},    {},      {},
+                                         &dw_tile, &dw3_rows, &dw3_flat, &stride2_copy, false, nullptr, {},
+                                         nullptr,  0,         0};
+  k.s2_tile[0] = &s2_tile<false>;
+  k.s2_tile[1] = &s2_tile<true>;
+  k.s2_one = &s2_one;
+  k.s2_px = kS2Px;
+  k.s2_co = kS2Co;
   k.tile_1[0] = &conv_tile<1, 1>;
   k.tile_9[0] = &conv_tile<9, 1>;
   k.tile_n[0] = &conv_tile<0, 1>;
