@@ -68,9 +68,16 @@ std::vector<Case> cases() {
       {"3x3s2_one_pixel", shape(4, 5, 3, 2, 1), 1, 1, 1},
       {"3x3s2_asymmetric_pads", asymmetric(shape(6, 9, 3, 2, 0), 0, 1, 1, 0), 1, 10, 9},
       {"5x5s1_generic_taps", shape(4, 6, 5, 1, 2), 1, 9, 17},
-      // 3x3 stride 2 padding 1 with 8 input channels or more runs vectorised over output channels
-      // (KernelSet::s2_tile): a partial last block of channels, odd sizes (the last column and row meet
-      // the padding), the last tile overlapping its neighbour, rows narrower than a tile (pixel by pixel).
+      // 3x3 padding 1 with 8 input channels or more (and, at stride 1, at least a block of output channels:
+      // 32 on AVX-512, 8 on SSE2 / NEON) runs on tiles over output channels (KernelSet::oc_tile): a partial
+      // last block of channels, odd sizes (at stride 2 the last column and row meet the padding), the last
+      // tile overlapping its neighbour, a row of exactly one tile (both edges), rows narrower than a tile
+      // (pixel by pixel), one pixel.
+      {"3x3s1_over_channels", shape(8, 40, 3, 1, 1), 1, 9, 23},
+      {"3x3s1_over_channels_one_tile", shape(9, 32, 3, 1, 1), 1, 5, 10},
+      {"3x3s1_over_channels_narrow", shape(16, 33, 3, 1, 1), 1, 7, 5},
+      {"3x3s1_over_channels_one_pixel", shape(8, 32, 3, 1, 1), 1, 1, 1},
+      {"3x3s1_over_channels_wide", shape(12, 64, 3, 1, 1), 1, 6, 61},
       {"3x3s2_over_channels_odd", shape(9, 40, 3, 2, 1), 1, 13, 27},
       {"3x3s2_over_channels_narrow", shape(12, 32, 3, 2, 1), 1, 6, 9},
       {"3x3s2_over_channels_one_pixel", shape(8, 16, 3, 2, 1), 1, 1, 1},
@@ -106,6 +113,7 @@ std::vector<Case> cases() {
       {"batch2_3x3s1", shape(10, 14, 3, 1, 1), 2, 7, 19},
       {"batch2_dw3x3", shape(16, 16, 3, 1, 1, 16), 2, 5, 6},
       {"batch2_3x3s2", shape(16, 24, 3, 2, 1), 2, 8, 22},
+      {"batch2_3x3s1_over_channels", shape(8, 32, 3, 1, 1), 2, 5, 17},
   };
 }
 

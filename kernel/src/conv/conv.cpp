@@ -31,15 +31,17 @@ const KernelSet& kernels_for(ConvIsa isa, bool bf16 = false) {
   return k ? *k : *conv_detail::portable_kernels();
 }
 
-// 3x3 stride 2 padding 1 in fp32 on the output-channel-vector tiles (KernelSet::s2_tile), with no phase
-// split. Alone, AVX-512, 2 threads, ms (pixel-vector tiles on phase planes -> these): 64 -> 64 at 120 x 160
-// 1.17 -> 0.99, 128 -> 128 at 60 x 80 1.18 -> 0.97, 128 -> 256 at 30 x 40 0.64 -> 0.49, 16 -> 32 at
-// 240 x 320 0.65 -> 0.60. With 3 input channels (YOLO's first layer, K = 27) the transposed stores
-// outweigh the sums: 0.41 -> 0.62, so few input channels keep the phase planes.
-bool s2_path(const ConvShape& s, const KernelSet& k) {
-  return k.s2_tile[0] && !s.depthwise() && s.kernel_h == 3 && s.kernel_w == 3 && s.stride_h == 2 &&
-         s.stride_w == 2 && s.pad_top == 1 && s.pad_left == 1 && s.pad_bottom == 1 && s.pad_right == 1 &&
-         s.in_channels >= 8;
+// 3x3 padding 1, stride 1 or 2, in fp32 on the tiles over output channels (KernelSet::oc_tile): no band copy
+// or phase split. Alone, AVX-512, 2 threads, ms (pixel-vector tiles on phase planes -> these): stride 2
+// 64 -> 64 at 120 x 160 1.17 -> 0.99, 128 -> 128 at 60 x 80 1.18 -> 0.97, 128 -> 256 at 30 x 40 0.64 -> 0.49,
+// 16 -> 32 at 240 x 320 0.65 -> 0.60. With 3 input channels (YOLO's first layer, K = 27) the transposed
+// stores outweigh the sums: 0.41 -> 0.62, so few input channels keep the phase planes; at stride 1 so do
+// fewer output channels than one block (half a block's lanes would be wasted).
+bool oc_path(const ConvShape& s, const KernelSet& k) {
+  const int stride = s.stride_w;
+  return stride >= 1 && stride <= 2 && s.stride_h == stride && k.oc_tile[stride - 1][0] && !s.depthwise() &&
+         s.kernel_h == 3 && s.kernel_w == 3 && s.pad_top == 1 && s.pad_left == 1 && s.pad_bottom == 1 &&
+         s.pad_right == 1 && s.in_channels >= 8 && (stride == 2 || s.out_channels >= k.oc_co);
 }
 
 // Where each tap of the kernel reads, for an input of h x w. Stride s splits the zero-padded input into
@@ -308,8 +310,8 @@ PackedConv::PackedConv(const ConvShape& shape, const float* weights, const float
     packed_.assign(n, 0.f);
     k.pack_pairs(lo.data(), hi.data(), static_cast<std::ptrdiff_t>(n), packed_.data());
   } else {
-    s2_ = s2_path(shape, k);
-    co_block_ = s2_ ? k.s2_co : k.co_block;
+    oc_ = oc_path(shape, k);
+    co_block_ = oc_ ? k.oc_co : k.co_block;
     const int ci = shape.in_channels, blocks = (co + co_block_ - 1) / co_block_;
     packed_.assign(static_cast<std::size_t>(blocks) * ci * taps * co_block_, 0.f);
     for (int o = 0; o < co; ++o)
@@ -350,7 +352,7 @@ int block_groups(const Geometry& g, int blocks) {
 }  // namespace
 
 std::size_t PackedConv::workspace_floats(int h, int w) const {
-  if (dw3_path(shape_) || s2_) return 0;  // read in place (dw3: per-thread scratch)
+  if (dw3_path(shape_) || oc_) return 0;  // read in place (dw3: per-thread scratch)
   const Geometry g = geometry(shape_, h, w, kernels_for(isa_, bf16_).tile_px, bf16_);
   if (g.direct || g.shared) return g.band_floats;
   const int blocks = (shape_.out_channels + co_block_ - 1) / co_block_;
@@ -386,7 +388,7 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
   const KernelSet& k = kernels_for(isa_, bf16_);
   const Geometry g = geometry(shape_, h, w, k.tile_px, bf16_);
   const bool dw3 = dw3_path(shape_);
-  if (!dw3 && !s2_ && workspace_size < g.band_floats)
+  if (!dw3 && !oc_ && workspace_size < g.band_floats)
     throw std::invalid_argument("PackedConv::forward: workspace of " + std::to_string(workspace_size) +
                                 " floats, needs " + std::to_string(g.band_floats));
   if (g.oh <= 0 || g.ow <= 0) return;
@@ -451,19 +453,21 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
     for (int i = 0; i < ninputs; ++i) seg[i] = inputs[i].data + b * inputs[i].batch_stride;
     float* dst = out + b * out_batch_stride;
     const float* rdst = residual ? residual + b * residual_batch_stride : nullptr;
-    if (s2_) {
-      // Units of (output row, block of s2_co channels), rows outer. Tiles of s2_px pixels from column 0,
-      // the last one moved left to end at the last column (overlapping its neighbour: the same values
-      // written twice); an odd width's last column (its tap column 2 is padding) and images narrower than
+    if (oc_) {
+      // Units of (output row, block of oc_co channels), rows outer. Tiles of oc_px pixels from column 0, the
+      // last one moved left to end at the last column (overlapping its neighbour: the same values written
+      // twice); at stride 2 an odd width's last column (its tap column 2 is padding) and rows narrower than
       // a tile go pixel by pixel.
-      const int P = k.s2_px, fast = w % 2 ? g.ow - 1 : g.ow, tiles = fast >= P ? (fast + P - 1) / P : 0;
+      const int S = shape_.stride_w, P = k.oc_px;
+      const int fast = S == 2 && w % 2 ? g.ow - 1 : g.ow, tiles = fast >= P ? (fast + P - 1) / P : 0;
       const std::ptrdiff_t wblock = static_cast<std::ptrdiff_t>(ci) * 9 * CB;
       cv::parallel_for_(cv::Range(0, g.oh * nblk), [&](const cv::Range& r) {
         for (int u = r.start; u < r.end; ++u) {
           const int oy = u / nblk, blk = u % nblk;
           const std::ptrdiff_t row =
               static_cast<std::ptrdiff_t>(blk) * CB * out_plane + static_cast<std::ptrdiff_t>(oy) * g.ow;
-          conv_detail::S2Job j{seg[0],
+          const std::ptrdiff_t iy = static_cast<std::ptrdiff_t>(S * oy - 1) * w;
+          conv_detail::OcJob j{seg[0],
                                static_cast<std::ptrdiff_t>(h) * w,
                                seg_channels[0],
                                ninputs - 1,
@@ -471,8 +475,8 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
                                seg_channels + 1,
                                0,
                                w,
-                               std::max(0, 1 - 2 * oy),
-                               std::min(3, h + 1 - 2 * oy),
+                               std::max(0, 1 - S * oy),
+                               std::min(3, h + 1 - S * oy),
                                0,
                                packed_.data() + blk * wblock,
                                bias_.data() + blk * CB,
@@ -483,17 +487,18 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
                                nullptr};
           for (int t = 0; t < tiles; ++t) {
             const int ox0 = std::min(t * P, fast - P);
-            j.offset = static_cast<std::ptrdiff_t>(2 * oy - 1) * w + 2 * ox0 - 1;
+            j.offset = iy + S * ox0 - 1;
             j.out = dst + row + ox0;
             j.residual = rdst ? rdst + row + ox0 : nullptr;
-            k.s2_tile[ox0 == 0 ? 1 : 0](j);
+            const bool right = S == 1 && ox0 + P == g.ow;
+            k.oc_tile[S - 1][(ox0 == 0 ? 1 : 0) + (right ? 2 : 0)](j);
           }
           for (int ox = tiles ? fast : 0; ox < g.ow; ++ox) {
-            j.ix0 = 2 * ox - 1;
-            j.offset = static_cast<std::ptrdiff_t>(2 * oy - 1) * w + 2 * ox - 1;
+            j.ix0 = S * ox - 1;
+            j.offset = iy + j.ix0;
             j.out = dst + row + ox;
             j.residual = rdst ? rdst + row + ox : nullptr;
-            k.s2_one(j);
+            k.oc_one(j);
           }
         }
       });

@@ -70,13 +70,13 @@ struct Dw3Job {
   const std::int32_t* masks;  // dw3_flat only
 };
 
-// 3x3 stride 2 padding 1, vectorised over output channels (KernelSet::s2_tile): `px` consecutive output
-// pixels of one row (s2_px pixels, or 1 for s2_one) x s2_co output channels, each pixel's taps broadcast from
-// the NCHW input in place; no phase split. `in` (and each more_in) + `offset` is where pixel 0's tap (0, 0)
-// is, for the top-left tap of the window: input row 2 oy - 1, column 2 ox - 1 (may lie outside the image:
-// only taps inside it are read). Tap rows [ky0, ky1) are inside the image; s2_one also checks columns
-// against `w`, and s2_tile's left-edge variant skips pixel 0's column -1.
-struct S2Job {
+// 3x3, stride 1 or 2, padding 1, vectorised over output channels (KernelSet::oc_tile): `oc_px` consecutive
+// output pixels of one row (1 for oc_one) x oc_co output channels, each pixel's taps broadcast from the NCHW
+// input in place; no band copy, no phase split. `in` (and each more_in) + `offset` is where pixel 0's
+// top-left tap reads: input row stride * oy - 1, column stride * ox - 1 (may lie outside the image: only
+// taps inside it are read). Tap rows [ky0, ky1) are inside the image; the tiles' edge variants skip column
+// -1 (pixel 0) and column w (the last pixel, stride 1); oc_one checks every column against `w`.
+struct OcJob {
   const float* in;
   std::ptrdiff_t plane;  // floats per input channel
   int channels;
@@ -86,9 +86,9 @@ struct S2Job {
   std::ptrdiff_t offset;
   int w;  // input row length
   int ky0, ky1;
-  int ix0;                     // s2_one: input column of tap column 0 (2 ox - 1)
-  const float* weights;        // [channel][9][s2_co]
-  const float* bias;           // s2_co values
+  int ix0;                     // oc_one: input column of tap column 0
+  const float* weights;        // [channel][9][oc_co]
+  const float* bias;           // oc_co values
   float* out;                  // output channel 0 of the block at the tile's first pixel
   std::ptrdiff_t out_channel;  // floats between output channels
   int rows;                    // output channels of the block that exist (the last block may be partial)
@@ -97,7 +97,7 @@ struct S2Job {
 };
 
 using TileFn = void (*)(const TileJob&);
-using S2Fn = void (*)(const S2Job&);
+using OcFn = void (*)(const OcJob&);
 using DwFn = void (*)(const DwJob&);
 using Dw3Fn = void (*)(const Dw3Job&);
 using Stride2Fn = void (*)(const float* src, int n, int avail, float* dst);
@@ -122,11 +122,12 @@ struct KernelSet {
   // `channels` counts pairs; `weights`: packed [pair][tap][co_block] pairs) and pack_pairs builds them.
   bool pairs;
   PackPairsFn pack_pairs;
-  // 3x3 stride 2 padding 1 over output channels (S2Job): [0] interior tiles of s2_px pixels, [1] the same
-  // with pixel 0 on column 0; s2_one one pixel, any position. Null where the level has none.
-  S2Fn s2_tile[2];
-  S2Fn s2_one;
-  int s2_px, s2_co;
+  // 3x3 padding 1 over output channels (OcJob): oc_tile[stride - 1][left + 2 * right], tiles of oc_px pixels,
+  // `left` when pixel 0 is on column 0, `right` when the last pixel is on column w - 1 (stride 1); oc_one one
+  // pixel, anywhere. Null where the level has none.
+  OcFn oc_tile[2][4];
+  OcFn oc_one;
+  int oc_px, oc_co;
 };
 
 // Null when the level is not compiled in (not x86-64 GCC).

@@ -343,24 +343,25 @@ void stride2_copy(const float* src, int n, int avail, float* dst) {
   for (; k < n; ++k) dst[k] = src[2 * k];
 }
 
-// 3x3 stride 2 padding 1, kS2Px pixels x kS2Ob vectors of output channels (S2Job). The tap values are
-// broadcast from the NCHW input where they are (a pixel's window at stride 2 is no harder to reach than at
-// stride 1), the weights are vectors over output channels: no phase split of the input (12-30 % of these
-// layers on the pixel-vector tiles) and no partial tiles at a band's end. Accumulators: kS2Px x kS2Ob
-// vectors; per input channel and tap, kS2Ob weight loads and kS2Px broadcasts feed kS2Px x kS2Ob FMAs.
-#ifndef AITW_S2_PX
-#define AITW_S2_PX (kVecBytes == 64 ? 10 : 6)
+// 3x3 padding 1, stride 1 or 2, kOcPx pixels x kOcOb vectors of output channels (OcJob). The tap values are
+// broadcast from the NCHW input where they are (a pixel's window is as easy to reach at stride 2 as at
+// stride 1), the weights are vectors over output channels: no band copy or phase split of the input (12-30 %
+// of these layers on the pixel-vector tiles) and no partial tiles at a band's end. Accumulators: kOcPx x
+// kOcOb vectors; per input channel and tap, kOcOb weight loads and kOcPx broadcasts feed kOcPx x kOcOb FMAs.
+// The price is the transposed store, small next to 9 x (input channels) FMAs a value.
+#ifndef AITW_OC_PX
+#define AITW_OC_PX (kVecBytes == 64 ? 10 : 6)
 #endif
-constexpr int kS2Px = AITW_S2_PX, kS2Ob = 2, kS2Co = kS2Ob * kLanes;
+constexpr int kOcPx = AITW_OC_PX, kOcOb = 2, kOcCo = kOcOb * kLanes;
 
-// The accumulators out: activation, transposed to the NCHW output (a row of np pixels per channel),
-// the residual added.
+// The accumulators out: activation, transposed to the NCHW output (a row of kNP pixels per channel), the
+// residual added.
 template <int kNP>
-inline __attribute__((always_inline)) void s2_store(const aitw::kernel::conv_detail::S2Job& j,
-                                                    V (&acc)[kS2Ob][kNP]) {
-  float t[kS2Co][kNP];
+inline __attribute__((always_inline)) void oc_store(const aitw::kernel::conv_detail::OcJob& j,
+                                                    V (&acc)[kOcOb][kNP]) {
+  float t[kOcCo][kNP];
 #pragma GCC unroll 4
-  for (int o = 0; o < kS2Ob; ++o)
+  for (int o = 0; o < kOcOb; ++o)
 #pragma GCC unroll 12
     for (int p = 0; p < kNP; ++p) {
       float v[kLanes];
@@ -375,14 +376,14 @@ inline __attribute__((always_inline)) void s2_store(const aitw::kernel::conv_det
   }
 }
 
-template <bool kLeft>
-void s2_tile(const aitw::kernel::conv_detail::S2Job& j) {
-  V acc[kS2Ob][kS2Px];
+template <int kStride, bool kLeft, bool kRight>
+void oc_tile(const aitw::kernel::conv_detail::OcJob& j) {
+  V acc[kOcOb][kOcPx];
 #pragma GCC unroll 4
-  for (int o = 0; o < kS2Ob; ++o) {
+  for (int o = 0; o < kOcOb; ++o) {
     const V b = load(j.bias + o * kLanes);
 #pragma GCC unroll 12
-    for (int p = 0; p < kS2Px; ++p) acc[o][p] = b;
+    for (int p = 0; p < kOcPx; ++p) acc[o][p] = b;
   }
   const float* w = j.weights;
   for (int s = 0; s <= j.more; ++s) {
@@ -392,48 +393,50 @@ void s2_tile(const aitw::kernel::conv_detail::S2Job& j) {
 #pragma GCC unroll 3
       for (int ky = 0; ky < 3; ++ky) {
         if (ky < j.ky0 || ky >= j.ky1) {
-          w += 3 * kS2Co;
+          w += 3 * kOcCo;
           continue;
         }
         const float* r = in + ky * j.w;
 #pragma GCC unroll 3
-        for (int kx = 0; kx < 3; ++kx, w += kS2Co) {
-          V wv[kS2Ob];
+        for (int kx = 0; kx < 3; ++kx, w += kOcCo) {
+          V wv[kOcOb];
 #pragma GCC unroll 4
-          for (int o = 0; o < kS2Ob; ++o) wv[o] = load(w + o * kLanes);
+          for (int o = 0; o < kOcOb; ++o) wv[o] = load(w + o * kLanes);
 #pragma GCC unroll 12
-          for (int p = 0; p < kS2Px; ++p) {
-            if (kLeft && p == 0 && kx == 0) continue;  // column -1: padding
-            const V x = bcast(r + 2 * p + kx);
+          for (int p = 0; p < kOcPx; ++p) {
+            if (kLeft && p == 0 && kx == 0) continue;           // column -1: padding
+            if (kRight && p == kOcPx - 1 && kx == 2) continue;  // column w: padding
+            const V x = bcast(r + kStride * p + kx);
 #pragma GCC unroll 4
-            for (int o = 0; o < kS2Ob; ++o) acc[o][p] = fma(wv[o], x, acc[o][p]);
+            for (int o = 0; o < kOcOb; ++o) acc[o][p] = fma(wv[o], x, acc[o][p]);
           }
         }
       }
     }
   }
-  s2_store<kS2Px>(j, acc);
+  oc_store<kOcPx>(j, acc);
 }
 
-// One pixel anywhere (tiny images, the last column of an odd width): every tap checked.
-void s2_one(const aitw::kernel::conv_detail::S2Job& j) {
-  V acc[kS2Ob][1];
+// One pixel anywhere (images narrower than a tile, the last column of an odd width at stride 2): every tap
+// checked.
+void oc_one(const aitw::kernel::conv_detail::OcJob& j) {
+  V acc[kOcOb][1];
 #pragma GCC unroll 4
-  for (int o = 0; o < kS2Ob; ++o) acc[o][0] = load(j.bias + o * kLanes);
+  for (int o = 0; o < kOcOb; ++o) acc[o][0] = load(j.bias + o * kLanes);
   const float* w = j.weights;
   for (int s = 0; s <= j.more; ++s) {
     const float* in = (s == 0 ? j.in : j.more_in[s - 1]) + j.offset;
     const int channels = s == 0 ? j.channels : j.more_channels[s - 1];
     for (int c = 0; c < channels; ++c, in += j.plane)
       for (int ky = 0; ky < 3; ++ky)
-        for (int kx = 0; kx < 3; ++kx, w += kS2Co) {
+        for (int kx = 0; kx < 3; ++kx, w += kOcCo) {
           if (ky < j.ky0 || ky >= j.ky1 || j.ix0 + kx < 0 || j.ix0 + kx >= j.w) continue;
           const V x = bcast(in + ky * j.w + kx);
 #pragma GCC unroll 4
-          for (int o = 0; o < kS2Ob; ++o) acc[o][0] = fma(load(w + o * kLanes), x, acc[o][0]);
+          for (int o = 0; o < kOcOb; ++o) acc[o][0] = fma(load(w + o * kLanes), x, acc[o][0]);
         }
   }
-  s2_store<1>(j, acc);
+  oc_store<1>(j, acc);
 }
 
 aitw::kernel::conv_detail::KernelSet make_kernel_set(const char* name) {
@@ -441,11 +444,17 @@ aitw::kernel::conv_detail::KernelSet make_kernel_set(const char* name) {
   aitw::kernel::conv_detail::KernelSet k{name,     kCoBlock,  kTilePx,   kLanes,        {},    {},      {},
                                          &dw_tile, &dw3_rows, &dw3_flat, &stride2_copy, false, nullptr, {},
                                          nullptr,  0,         0};
-  k.s2_tile[0] = &s2_tile<false>;
-  k.s2_tile[1] = &s2_tile<true>;
-  k.s2_one = &s2_one;
-  k.s2_px = kS2Px;
-  k.s2_co = kS2Co;
+  k.oc_tile[0][0] = &oc_tile<1, false, false>;
+  k.oc_tile[0][1] = &oc_tile<1, true, false>;
+  k.oc_tile[0][2] = &oc_tile<1, false, true>;
+  k.oc_tile[0][3] = &oc_tile<1, true, true>;
+  k.oc_tile[1][0] = &oc_tile<2, false, false>;
+  k.oc_tile[1][1] = &oc_tile<2, true, false>;
+  k.oc_tile[1][2] = &oc_tile<2, false, true>;
+  k.oc_tile[1][3] = &oc_tile<2, true, true>;
+  k.oc_one = &oc_one;
+  k.oc_px = kOcPx;
+  k.oc_co = kOcCo;
   k.tile_1[0] = &conv_tile<1, 1>;
   k.tile_9[0] = &conv_tile<9, 1>;
   k.tile_n[0] = &conv_tile<0, 1>;

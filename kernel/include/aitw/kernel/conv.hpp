@@ -112,7 +112,7 @@ class PackedConv {
   ConvShape shape_;
   ConvIsa isa_;
   bool bf16_ = false;
-  bool s2_ = false;  // 3x3 stride 2 padding 1 on the kernels' s2 tiles (weights packed for them)
+  bool oc_ = false;  // 3x3 padding 1 on the tiles over output channels (weights packed for them)
   int co_block_ = 1;
   // [co block][in channel][tap][co_block_] (depthwise: [channel][tap]); bf16: [co block][channel pair][tap]
   // [co_block_] bf16 pairs, each in a float's bits.
