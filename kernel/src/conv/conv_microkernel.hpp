@@ -201,6 +201,22 @@ void activate_range(float* o, const float* res, std::ptrdiff_t n) {
   }
 }
 
+// A depthwise job's rows [y0, y1), contiguous in the channel's output: one pass for the activation and the
+// residual.
+inline __attribute__((always_inline)) void dw3_epilogue(const aitw::kernel::conv_detail::Dw3Job& j) {
+  const std::ptrdiff_t at = static_cast<std::ptrdiff_t>(j.y0) * j.w,
+                       n = static_cast<std::ptrdiff_t>(j.y1 - j.y0) * j.w;
+  float* const o = j.out + at;
+  const float* const res = j.residual ? j.residual + at : nullptr;
+  if (j.activation == 2) {
+    activate_range<2>(o, res, n);
+  } else if (j.activation == 1) {
+    activate_range<1>(o, res, n);
+  } else if (res) {
+    activate_range<0>(o, res, n);
+  }
+}
+
 // No loop-to-memset/memcpy conversion: a libc call (and vzeroupper) per ring row cost more than the row.
 #if defined(__clang__)
 #define AITW_DW3_NO_LIBCALLS
@@ -255,17 +271,7 @@ AITW_DW3_NO_LIBCALLS void dw3_rows(const aitw::kernel::conv_detail::Dw3Job& j) {
         break;
     }
   }
-  // The band's rows are contiguous in the channel's output: one pass for the activation and residual.
-  float* const o = out + static_cast<std::ptrdiff_t>(y0) * w;
-  const float* const res = j.residual ? j.residual + static_cast<std::ptrdiff_t>(y0) * w : nullptr;
-  const std::ptrdiff_t n = static_cast<std::ptrdiff_t>(y1 - y0) * w;
-  if (j.activation == 2) {
-    activate_range<2>(o, res, n);
-  } else if (j.activation == 1) {
-    activate_range<1>(o, res, n);
-  } else if (res) {
-    activate_range<0>(o, res, n);
-  }
+  dw3_epilogue(j);
 }
 
 // Depthwise 3x3, stride 1, padding 1 on narrow rows: the channel as one flat sequence (Dw3Job). Where a row
@@ -316,16 +322,7 @@ AITW_DW3_NO_LIBCALLS void dw3_flat(const aitw::kernel::conv_detail::Dw3Job& j) {
       for (std::ptrdiff_t k = 0; k < p1 - p; ++k) j.out[p + k] = t[k];
     }
   }
-  float* const o = j.out + static_cast<std::ptrdiff_t>(y0) * w;
-  const float* const res = j.residual ? j.residual + static_cast<std::ptrdiff_t>(y0) * w : nullptr;
-  const std::ptrdiff_t m = static_cast<std::ptrdiff_t>(y1 - y0) * w;
-  if (j.activation == 2) {
-    activate_range<2>(o, res, m);
-  } else if (j.activation == 1) {
-    activate_range<1>(o, res, m);
-  } else if (res) {
-    activate_range<0>(o, res, m);
-  }
+  dw3_epilogue(j);
 }
 
 // dst[k] = src[2 k] for k < n, reading no further than src[avail - 1]: the column phases of a stride-2
