@@ -129,12 +129,22 @@ asio::awaitable<void> Connection::watch(Deadlines d, std::function<void(Missed)>
     if (d.handshake_timeout.count() > 0) tick = std::min(tick, d.handshake_timeout / 4);
     tick = std::clamp(tick, milliseconds(10), milliseconds(250));
   }
+  // A graceful close (close()) waits for the writer to flush what is queued, the Error that explains the
+  // close among it; a peer that reads nothing would hold that open for ever, its socket and queue with it
+  // (and a peer blocked writing to us, since we no longer read, never finds out). So the watch goes on until
+  // the socket is closed, and a write under way for longer than the write timeout (else the heartbeat
+  // timeout) closes it at once.
+  const auto linger = d.write_timeout.count() > 0 ? d.write_timeout : d.heartbeat_timeout;
   auto last_beat = Clock::now();
-  while (!closing_) {
+  while (socket_.is_open()) {
     t.expires_after(tick);
     co_await t.async_wait(use_awaitable);
-    if (closing_) break;
+    if (!socket_.is_open()) break;
     const auto now = Clock::now();
+    if (closing_) {
+      if (writing_ && now - write_started_ > linger) close_now();
+      continue;
+    }
     std::optional<Missed> missed;
     if (d.message_timeout.count() > 0 && message_started_ && now - *message_started_ > d.message_timeout)
       missed = Missed::Message;
@@ -145,8 +155,9 @@ asio::awaitable<void> Connection::watch(Deadlines d, std::function<void(Missed)>
     else if (d.write_timeout.count() > 0 && writing_ && now - write_started_ > d.write_timeout)
       missed = Missed::WriteStalled;
     if (missed) {
-      on_missed(*missed);
-      break;
+      on_missed(*missed);    // closes, at once or once the writer is done
+      if (!closing_) break;  // the owner closes some other way: nothing more to watch
+      continue;
     }
     if (now - last_beat < beat) continue;
     last_beat = now;

@@ -75,7 +75,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
                                          const std::function<void()>& on_malformed);
 
   // Sends heartbeats and checks the deadlines until closing(); on the first missed one calls `on_missed`
-  // (which decides what to tell the peer and closes) and returns. The caller keeps the connection alive.
+  // (which decides what to tell the peer and closes). Returns once the socket is closed: a graceful close
+  // whose write has been under way for longer than the write timeout (else the heartbeat timeout) is made
+  // at once (close_now). The caller keeps the connection alive.
   asio::awaitable<void> watch(Deadlines deadlines, std::function<void(Missed)> on_missed);
   // The first exchange is done: the handshake deadline no longer applies.
   void handshake_done() { handshake_done_ = true; }

@@ -119,10 +119,11 @@ TEST(ServerHardening, NeverReadingPeerIsClosedAtTheQueuedBytesBound) {
 }
 
 // Not reading for the heartbeat timeout, though well under the queued-bytes bound and still sending
-// heartbeats (so not silent): closed as write_timeout.
+// heartbeats (so not silent): closed as write_timeout. (3 s: with 1 s, a CI run whose worker was starved
+// for a second during the burst missed the silence deadline first.)
 TEST(ServerHardening, PeerThatStopsReadingIsClosedAfterTheHeartbeatTimeout) {
   ServerConfig cfg;
-  cfg.heartbeat_timeout = 1s;
+  cfg.heartbeat_timeout = 3s;
   cfg.init_timeout = 60s;
   cfg.max_queued_bytes = 256u << 20;
   auto server = start_server(cfg);
@@ -144,6 +145,44 @@ TEST(ServerHardening, PeerThatStopsReadingIsClosedAfterTheHeartbeatTimeout) {
   EXPECT_EQ(st.errors_by_cause.count("write_timeout"), 1u);
   EXPECT_EQ(st.errors_by_cause.count("timeout"), 0u);  // not the silence deadline
   EXPECT_EQ(st.errors_by_cause.count("send_queue_full"), 0u);
+}
+
+// A missed deadline closes a session gracefully: the Error that says why goes out first. Toward a peer that
+// reads nothing (its buffers and the worker's full) that write never ends, and the worker, no longer
+// reading, left the peer blocked in its own write: both waited for ever (a CI run hung here for 300 s). The
+// close is bounded by the write timeout: the socket closes, the peer sees it, the worker serves on.
+TEST(ServerHardening, GracefulCloseTowardAPeerThatReadsNothingIsBounded) {
+  ServerConfig cfg;
+  cfg.heartbeat_timeout = 3s;  // also the write timeout
+  cfg.message_timeout = 300ms;
+  cfg.init_timeout = 60s;
+  cfg.max_queued_bytes = 256u << 20;
+  auto server = start_server(cfg);
+  Peer p(server->port(), 5, 4096);
+  std::string burst;
+  for (int i = 0; i < 4096; ++i) burst += encode(heartbeat(0x7fffffffffffffffLL - i));
+  // ~6.5 MB of heartbeats: their echoes fill both kernel buffers (the worker's grows to 4 MiB at most).
+  asio::error_code ec;
+  for (int i = 0; i < 80 && !ec; ++i) asio::write(p.s, asio::buffer(burst), ec);
+  ASSERT_FALSE(ec) << ec.message();
+  // Then the first bytes of a message, and nothing more: the message deadline fires, well before the
+  // write timeout, and the worker closes gracefully behind the echoes nobody reads.
+  const std::string partial = encode(heartbeat(1)).substr(0, 3);
+  asio::write(p.s, asio::buffer(partial), ec);
+  ASSERT_FALSE(ec) << ec.message();
+  wait_until([&] { return server->stats().connections_active == 0; });
+  const auto st = server->stats();
+  EXPECT_EQ(st.connections_active, 0u) << "the graceful close never ended";
+  EXPECT_EQ(st.errors_by_cause.count("timeout"), 1u);
+  EXPECT_EQ(st.errors_by_cause.count("write_timeout"), 0u);
+  // The peer sees the connection end: its writes fail once the worker's socket is gone.
+  for (int i = 0; i < 600 && !ec; ++i) {
+    asio::write(p.s, asio::buffer(burst), ec);
+    if (!ec) std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_TRUE(ec) << "the peer's writes still succeed";
+  Peer next(server->port());  // the worker serves on
+  next.handshake();
 }
 
 // The worker echoes a Heartbeat before any Init: what `aitw health` relies on.
