@@ -29,6 +29,23 @@ v1::Envelope heartbeat(std::int64_t ts) {
   return e;
 }
 
+// 4096 heartbeats in one buffer: what the peers below send without reading the echoes.
+std::string heartbeat_burst() {
+  std::string burst;
+  for (int i = 0; i < 4096; ++i) burst += encode(heartbeat(0x7fffffffffffffffLL - i));
+  return burst;
+}
+
+// A worker whose heartbeat timeout (also its write timeout) is `hb`, with room to queue what a peer that
+// does not read piles up (256 MiB: the queued-bytes bound is not what closes it).
+ServerConfig non_reader_config(std::chrono::milliseconds hb) {
+  ServerConfig cfg;
+  cfg.heartbeat_timeout = hb;
+  cfg.init_timeout = 60s;
+  cfg.max_queued_bytes = 256u << 20;
+  return cfg;
+}
+
 }  // namespace
 
 // The frame in flight is answered, then End("draining"); an idle session gets End("draining") at once;
@@ -102,8 +119,7 @@ TEST(ServerHardening, NeverReadingPeerIsClosedAtTheQueuedBytesBound) {
   auto server = start_server(cfg);
   Peer p(server->port(), 5, 4096);  // a small receive buffer: what is unread stays in the worker
   p.handshake();
-  std::string burst;
-  for (int i = 0; i < 4096; ++i) burst += encode(heartbeat(0x7fffffffffffffffLL - i));
+  const std::string burst = heartbeat_burst();
   asio::error_code ec;
   std::size_t sent = 0;
   // Up to 256 MiB of heartbeats; the write fails once the worker has closed the connection.
@@ -122,14 +138,9 @@ TEST(ServerHardening, NeverReadingPeerIsClosedAtTheQueuedBytesBound) {
 // heartbeats (so not silent): closed as write_timeout. (3 s: with 1 s, a CI run whose worker was starved
 // for a second during the burst missed the silence deadline first.)
 TEST(ServerHardening, PeerThatStopsReadingIsClosedAfterTheHeartbeatTimeout) {
-  ServerConfig cfg;
-  cfg.heartbeat_timeout = 3s;
-  cfg.init_timeout = 60s;
-  cfg.max_queued_bytes = 256u << 20;
-  auto server = start_server(cfg);
+  auto server = start_server(non_reader_config(3s));
   Peer p(server->port(), 5, 4096);
-  std::string burst;
-  for (int i = 0; i < 4096; ++i) burst += encode(heartbeat(0x7fffffffffffffffLL - i));
+  const std::string burst = heartbeat_burst();
   // Echoes enough to fill both kernel buffers (the worker's send buffer grows to 4 MiB at most).
   asio::error_code ec;
   for (int i = 0; i < 200 && !ec; ++i) asio::write(p.s, asio::buffer(burst), ec);
@@ -152,15 +163,11 @@ TEST(ServerHardening, PeerThatStopsReadingIsClosedAfterTheHeartbeatTimeout) {
 // reading, left the peer blocked in its own write: both waited for ever (a CI run hung here for 300 s). The
 // close is bounded by the write timeout: the socket closes, the peer sees it, the worker serves on.
 TEST(ServerHardening, GracefulCloseTowardAPeerThatReadsNothingIsBounded) {
-  ServerConfig cfg;
-  cfg.heartbeat_timeout = 3s;  // also the write timeout
+  ServerConfig cfg = non_reader_config(3s);
   cfg.message_timeout = 300ms;
-  cfg.init_timeout = 60s;
-  cfg.max_queued_bytes = 256u << 20;
   auto server = start_server(cfg);
   Peer p(server->port(), 5, 4096);
-  std::string burst;
-  for (int i = 0; i < 4096; ++i) burst += encode(heartbeat(0x7fffffffffffffffLL - i));
+  const std::string burst = heartbeat_burst();
   // ~6.5 MB of heartbeats: their echoes fill both kernel buffers (the worker's grows to 4 MiB at most).
   asio::error_code ec;
   for (int i = 0; i < 80 && !ec; ++i) asio::write(p.s, asio::buffer(burst), ec);
