@@ -639,6 +639,31 @@ TEST(ConvLayer, WorkspaceSizedBeforeTheThreadCountGrew) {
       std::invalid_argument);
 }
 
+// The flat depthwise path keeps its row-end masks per thread, for the last geometry: they depend on the
+// vector width too, and one thread may run layers of several levels in turn (22 columns: 132 pixels round to
+// 132, 136 and 144 on 4-, 8- and 16-lane levels; masks reused across levels cleared the wrong columns and
+// read past their end, which the sanitizer run caught).
+TEST(ConvLayer, DepthwiseFlatLevelsInTurnOnOneThread) {
+  std::mt19937 rng(23);
+  const ConvShape s = shape(3, 3, 3, 1, 1, 3);
+  const cv::Mat w = random_mat({3, 1, 3, 3}, 0.3f, rng), b = random_mat({3}, 0.5f, rng);
+  const cv::Mat in = random_mat({1, 3, 6, 22}, 1.f, rng);
+  const cv::Mat ref = opencv_conv(s, w, b, in);
+  const int threads = cv::getNumThreads();
+  cv::setNumThreads(1);
+  for (int round = 0; round < 2; ++round)
+    for (const ConvIsa isa : levels()) {
+      SCOPED_TRACE(conv_isa_name(isa));
+      PackedConv conv(s, w.ptr<float>(), b.ptr<float>(), isa);
+      std::vector<float> ws(conv.workspace_floats(6, 22));
+      cv::Mat got(ref.dims, ref.size.p, CV_32F);
+      conv.forward(in.ptr<float>(), 1, 6, 22, 0, got.ptr<float>(), 0, ConvActivation::None, ws.data(),
+                   ws.size());
+      EXPECT_LE(max_rel_diff(got, ref), kTolerance);
+    }
+  cv::setNumThreads(threads);
+}
+
 // A kernel larger than the padded input (a malformed model): no output pixels, nothing read or written.
 TEST(ConvLayer, KernelLargerThanTheInputComputesNothing) {
   const ConvShape s = shape(4, 8, 3, 1, 0);

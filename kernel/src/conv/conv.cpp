@@ -509,13 +509,15 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
       const int bands = std::clamp((4 * std::max(1, cv::getNumThreads()) + ci - 1) / ci, 1, h);
       cv::parallel_for_(cv::Range(0, ci * bands), [&](const cv::Range& r) {
         thread_local std::vector<float> copy;
+        // The masks depend on the vector width too (their halves are nr apart): a thread may run layers of
+        // several levels (tests force each in turn).
         thread_local std::vector<std::int32_t> masks;
-        thread_local int masks_h = 0, masks_w = 0;
+        thread_local int masks_h = 0, masks_w = 0, masks_lanes = 0;
         const std::ptrdiff_t hw = static_cast<std::ptrdiff_t>(h) * w,
                              nr = (hw + k.lanes - 1) / k.lanes * k.lanes;
         const std::size_t need = static_cast<std::size_t>(hw + 2 * (w + 1) + k.lanes);
         if (copy.size() < need) copy.resize(need);
-        if (masks_h != h || masks_w != w) {
+        if (masks_h != h || masks_w != w || masks_lanes != k.lanes) {
           masks.assign(static_cast<std::size_t>(2 * nr), -1);
           for (std::ptrdiff_t p = 0; p < nr; ++p) {
             if (p % w == 0) masks[p] = 0;
@@ -523,6 +525,7 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
           }
           masks_h = h;
           masks_w = w;
+          masks_lanes = k.lanes;
         }
         for (int u = r.start; u < r.end; ++u) {
           const int c = u / bands, band = u % bands;
