@@ -513,8 +513,10 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
         // several levels (tests force each in turn).
         thread_local std::vector<std::int32_t> masks;
         thread_local int masks_h = 0, masks_w = 0, masks_lanes = 0;
+        // Each half of the masks: the pixels rounded up to whole vectors, and one vector more (a band that
+        // starts off a vector boundary reads its last vector past the rounded end).
         const std::ptrdiff_t hw = static_cast<std::ptrdiff_t>(h) * w,
-                             nr = (hw + k.lanes - 1) / k.lanes * k.lanes;
+                             nr = ((hw + k.lanes - 1) / k.lanes + 1) * k.lanes;
         const std::size_t need = static_cast<std::size_t>(hw + 2 * (w + 1) + k.lanes);
         if (copy.size() < need) copy.resize(need);
         if (masks_h != h || masks_w != w || masks_lanes != k.lanes) {
@@ -531,7 +533,7 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
           const int c = u / bands, band = u % bands;
           const std::ptrdiff_t at = c * out_plane;
           k.dw3_flat({channel(c), h, w, band * h / bands, (band + 1) * h / bands, packed_.data() + c * 9,
-                      bias_[c], dst + at, rdst ? rdst + at : nullptr, activation, copy.data(), 0,
+                      bias_[c], dst + at, rdst ? rdst + at : nullptr, activation, copy.data(), nr,
                       masks.data()});
         }
       });

@@ -53,10 +53,11 @@ struct DwJob {
 // The flat variant (KernelSet::dw3_flat, rows too narrow for vectors along them: 15 x 20 is a vector and a
 // quarter a row) runs the channel's rows [y0, y1) as one flat sequence of pixels instead: `rows` takes the
 // rows y0 - 1 .. y1 at their places in a copy of the channel that has w + 1 zeros before it and w + 1 + lanes
-// after it (h * w + 2 * (w + 1) + lanes floats, any alignment; `row_floats` unused), so that every tap reads
-// inside it, and the taps that would wrap around a row's ends (column -1 is the row above's last pixel in
-// the flat sequence, column w the next row's first) are cleared with `masks`: [0, n) all bits set except at
-// column 0, [n, 2 n) except at column w - 1, n = h * w rounded up to whole vectors.
+// after it (h * w + 2 * (w + 1) + lanes floats, any alignment), so that every tap reads inside it, and the
+// taps that would wrap around a row's ends (column -1 is the row above's last pixel in the flat sequence,
+// column w the next row's first) are cleared with `masks`: [0, n) all bits set except at column 0, [n, 2 n)
+// except at column w - 1, n = `row_floats`: h * w rounded up to whole vectors plus one vector (a band that
+// starts off a vector boundary reads its last vector past the rounded end).
 struct Dw3Job {
   const float* in;
   int h, w, y0, y1;

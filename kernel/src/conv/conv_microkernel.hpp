@@ -282,9 +282,8 @@ AITW_DW3_NO_LIBCALLS void dw3_rows(const aitw::kernel::conv_detail::Dw3Job& j) {
 AITW_DW3_NO_LIBCALLS void dw3_flat(const aitw::kernel::conv_detail::Dw3Job& j) {
   typedef int IVU __attribute__((vector_size(kVecBytes), aligned(4), may_alias));
   const int h = j.h, w = j.w, y0 = j.y0, y1 = j.y1;
-  const std::ptrdiff_t n = static_cast<std::ptrdiff_t>(h) * w,
-                       nr = (n + kLanes - 1) / kLanes * kLanes;  // the masks' length each
-  float* const buf = j.rows + w + 1;                             // the channel's pixel 0
+  const std::ptrdiff_t n = static_cast<std::ptrdiff_t>(h) * w, nr = j.row_floats;  // each half of the masks
+  float* const buf = j.rows + w + 1;                                               // the channel's pixel 0
   // Rows y0 - 1 .. y1 of the channel; zeros above row 0 and below row h - 1.
   const std::ptrdiff_t c0 = static_cast<std::ptrdiff_t>(y0 > 0 ? y0 - 1 : 0) * w,
                        c1 = static_cast<std::ptrdiff_t>(y1 < h ? y1 + 1 : h) * w;
