@@ -142,7 +142,7 @@ if [ "$which" = asan ] || [ "$which" = all ]; then
   # Two runs over the same build, every test in exactly one. At -O1 with ASan, aitw's convolution is ~5x
   # slower than OpenCV's uninstrumented one (`aitw detect` on bus.jpg: 3.3 s against 1.0 s), and the
   # protocol, server, client and CLI suites below spend most of their time in model loads and forwards that
-  # are not what they check: they run with OpenCV's convolution (AITW_CONV=opencv, as under TSan). The
+  # are not what they check: they run with OpenCV's convolution (AITW_CONV=opencv). The
   # convolution stays under ASan in the rest: its unit suites (every shape class, each ISA), the custom
   # layers' whole-network checks, the golden detections, the pipeline and `aitw detect` on bus.jpg.
   conv_free='^(Cli[A-Za-z]*|HistoryCli|Fault|ServeRegistryFaults|Server[A-Za-z]*|Client[A-Za-z]*|MaxSessionAge)\.'
@@ -168,13 +168,11 @@ if [ "$which" = tsan ] || [ "$which" = all ]; then
   grep -qF "=> $root/build-tsan/onetbb/lib/libtbb.so.12 " <<<"$libs" ||
     { echo "sanitizers: the TSan tests would not load build-tsan/onetbb/lib/libtbb.so.12" >&2; exit 1; }
   fresh_reports tsan
-  # aitw's convolution runs inside OpenCV's forward and is compiled without TSan like the custom layers
-  # (kernel/CMakeLists.txt), yet its memcpy calls are intercepted, so every forward was reported racing with
-  # the previous layer's across OpenCV's uninstrumented parallel_for_ joins. TSan cannot judge that code
-  # either way: the concurrency suites run with OpenCV's convolution (AITW_CONV=opencv), which is what
-  # they check — the pipeline, server and client threads around the forward. ASan and the unit tests cover
-  # the convolution itself.
-  export AITW_CONV=opencv
+  # aitw's convolution and custom layers run inside OpenCV's forward, compiled without TSan (kernel/CMakeLists.txt);
+  # their memcpy calls are intercepted, and their parallel loops annotate what OpenCV's uninstrumented joins
+  # order (kernel/src/parallel.hpp), so the suites run the product as shipped: aitw's convolution. (Before
+  # the annotations they ran with AITW_CONV=opencv; a custom layer's memcpy on a TBB worker was reported
+  # racing with the next frame's copy into the same blob.)
   export TSAN_OPTIONS="suppressions=$root/sanitizers/tsan.supp:halt_on_error=1:second_deadlock_stack=1:log_path=$root/build-tsan/sanitizer-reports/tsan"
   stage "tsan tests" run_tests tsan --label-exclude timing -R '^(Pipeline|Server|Client|Fault|Metrics|Recorder)[A-Za-z]*\.' || failed+=(tsan)
   counts+=("tsan $ran tests")

@@ -10,6 +10,7 @@
 
 #include "aitw/kernel/conv_layer.hpp"
 #include "aitw/kernel/fast_math.hpp"
+#include "parallel.hpp"
 #include "simd_dispatch.hpp"
 
 namespace aitw::kernel {
@@ -17,16 +18,17 @@ namespace {
 
 using cv::dnn::MatShape;
 
-// f(begin, end) over [0, n) in stripes of about `grain` items, on OpenCV's parallel backend: the TBB arena
-// that cv::setNumThreads sizes and the convolutions run in. These layers called tbb::parallel_for, which runs
-// in the calling thread's own arena: TBB's worker left OpenCV's arena for it and came back after, and the
-// convolution after each such layer paid for it (YOLO11n at 480 x 640, 2 threads, in the forward: SPPF's
-// cv2 0.45 -> 0.36 ms, the 1x1 after each upsampling 0.53 -> 0.39 and 0.64 -> 0.48; forward -0.6 ms).
+// f(begin, end) over [0, n) in stripes of about `grain` items, on OpenCV's parallel backend (parallel.hpp):
+// the TBB arena that cv::setNumThreads sizes and the convolutions run in. These layers called
+// tbb::parallel_for, which runs in the calling thread's own arena: TBB's worker left OpenCV's arena for it
+// and came back after, and the convolution after each such layer paid for it (YOLO11n at 480 x 640, 2
+// threads, in the forward: SPPF's cv2 0.45 -> 0.36 ms, the 1x1 after each upsampling 0.53 -> 0.39 and 0.64 ->
+// 0.48; forward -0.6 ms).
 template <class F>
 void parallel_range(std::ptrdiff_t n, std::ptrdiff_t grain, F&& f) {
   if (n <= 0) return;
   const std::ptrdiff_t stripes = (n + grain - 1) / grain;
-  cv::parallel_for_(
+  parallel_for(
       cv::Range(0, static_cast<int>(n)),
       [&](const cv::Range& r) {
         f(static_cast<std::ptrdiff_t>(r.start), static_cast<std::ptrdiff_t>(r.end));

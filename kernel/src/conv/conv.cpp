@@ -13,6 +13,7 @@
 
 #include <opencv2/core.hpp>
 
+#include "../parallel.hpp"
 #include "conv_internal.hpp"
 
 namespace aitw::kernel {
@@ -461,7 +462,7 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
       const int S = shape_.stride_w, P = k.oc_px;
       const int fast = S == 2 && w % 2 ? g.ow - 1 : g.ow, tiles = fast >= P ? (fast + P - 1) / P : 0;
       const std::ptrdiff_t wblock = static_cast<std::ptrdiff_t>(ci) * 9 * CB;
-      cv::parallel_for_(cv::Range(0, g.oh * nblk), [&](const cv::Range& r) {
+      parallel_for(cv::Range(0, g.oh * nblk), [&](const cv::Range& r) {
         for (int u = r.start; u < r.end; ++u) {
           const int oy = u / nblk, blk = u % nblk;
           const std::ptrdiff_t row =
@@ -507,7 +508,7 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
     if (dw3 && dw3_flat(w, k.lanes)) {
       // Units of (channel, band of rows): a whole channel each unless there are few (its copy is one pass).
       const int bands = std::clamp((4 * std::max(1, cv::getNumThreads()) + ci - 1) / ci, 1, h);
-      cv::parallel_for_(cv::Range(0, ci * bands), [&](const cv::Range& r) {
+      parallel_for(cv::Range(0, ci * bands), [&](const cv::Range& r) {
         thread_local std::vector<float> copy;
         // The masks depend on the vector width too (their halves are nr apart): a thread may run layers of
         // several levels (tests force each in turn).
@@ -544,7 +545,7 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
       // units, each thread's share a band of rows of every channel, measured no better in the forward and
       // slower alone: 0.135 vs 0.079 ms on 64 channels at 60 x 80.)
       const int bands = std::clamp((4 * std::max(1, cv::getNumThreads()) + ci - 1) / ci, 1, h);
-      cv::parallel_for_(cv::Range(0, ci * bands), [&](const cv::Range& r) {
+      parallel_for(cv::Range(0, ci * bands), [&](const cv::Range& r) {
         thread_local std::vector<float> rows;  // three padded input rows: a few KB
         const std::ptrdiff_t row_floats =
             (static_cast<std::ptrdiff_t>(w + k.lanes - 1) / k.lanes + 1) * k.lanes;
@@ -566,7 +567,7 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
       int more = ninputs - 1;         // the direct path reads every input in place
       const float* tail = workspace;  // direct: the last partial tile's input, zero-padded to a full tile
       if (g.shared) {
-        cv::parallel_for_(cv::Range(0, pc), [&](const cv::Range& r) {
+        parallel_for(cv::Range(0, pc), [&](const cv::Range& r) {
           for (int c = r.start; c < r.end; ++c) {
             if (bf16_)
               split_pair(shape_, g, k, channel(2 * c), 2 * c + 1 < ci ? channel(2 * c + 1) : nullptr, h, w, 0,
@@ -591,7 +592,7 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
       const int target = 8 * std::max(1, cv::getNumThreads());
       const std::ptrdiff_t tgroups = std::min<std::ptrdiff_t>(ntiles, target);
       const int bgroups = static_cast<int>(std::clamp<std::ptrdiff_t>(target / tgroups, 1, nblk));
-      cv::parallel_for_(cv::Range(0, static_cast<int>(tgroups * bgroups)), [&](const cv::Range& r) {
+      parallel_for(cv::Range(0, static_cast<int>(tgroups * bgroups)), [&](const cv::Range& r) {
         float tmp[kMaxTileFloats];
         for (int u = r.start; u < r.end; ++u) {
           const std::ptrdiff_t tg = u / bgroups, bg = u % bgroups;
@@ -622,7 +623,7 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
     // workspace was sized, so never more stripes than buffers.
     const int groups = block_groups(g, nblk), units = g.bands * groups;
     const int stripes = std::min(stripes_for(units), static_cast<int>(workspace_size / g.band_floats));
-    cv::parallel_for_(cv::Range(0, stripes), [&](const cv::Range& r) {
+    parallel_for(cv::Range(0, stripes), [&](const cv::Range& r) {
       float tmp[kMaxTileFloats];
       for (int s = r.start; s < r.end; ++s) {
         float* buf = workspace + static_cast<std::size_t>(s) * g.band_floats;
