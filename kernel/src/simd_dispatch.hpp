@@ -8,6 +8,10 @@
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(AITW_NO_TARGET_CLONES) && \
     !defined(__SANITIZE_THREAD__)
 #define AITW_TARGET_CLONES __attribute__((target_clones("avx2", "default")))
+// With FMA too (x86-64-v3): for loops whose results need not match another implementation's to the bit
+// (the fused multiply-add rounds once); AITW_TARGET_CLONES leaves a * b + c as two roundings.
+#define AITW_TARGET_CLONES_FMA __attribute__((target_clones("arch=x86-64-v3", "default")))
 #else
 #define AITW_TARGET_CLONES
+#define AITW_TARGET_CLONES_FMA
 #endif

@@ -2,7 +2,10 @@
 // (bus.jpg at 480x640), and the whole network with and without them.
 #include <gtest/gtest.h>
 
+#include <array>
+#include <cmath>
 #include <random>
+#include <vector>
 
 #include <opencv2/dnn.hpp>
 #include <opencv2/imgcodecs.hpp>
@@ -206,6 +209,53 @@ cv::Mat random_mat(std::mt19937& rng, const std::vector<int>& shape) {
   cv::Mat m(shape, CV_32F);
   for (auto* p = m.ptr<float>(); p != m.ptr<float>() + m.total(); ++p) *p = dist(rng);
   return m;
+}
+
+// The attention layer on shapes of every tile edge (token counts not a multiple of the 24-column score tile
+// or of the 3- and 4-row tiles, head sizes on and off the 32-wide apply tile, one to three heads) against the
+// formula in double precision.
+TEST(CustomLayers, AttentionMatchesADoubleReferenceOnOddShapes) {
+  std::mt19937 rng(11);
+  for (const auto& [heads, kd, hd, N] : std::vector<std::array<int, 4>>{
+           {2, 32, 64, 300}, {3, 16, 32, 37}, {1, 8, 24, 29}, {2, 32, 64, 5}, {1, 4, 96, 1}}) {
+    const cv::Mat q = random_mat(rng, {1, heads, kd, N}), k = random_mat(rng, {1, heads, kd, N}),
+                  v = random_mat(rng, {1, heads, hd, N});
+    const float scale = 1.f / std::sqrt(static_cast<float>(kd));
+    MiniGraph ours;
+    for (auto [n, m] : {std::pair{"q", q}, {"k", k}, {"v", v}}) ours.input(n, m);
+    auto* att = ours.node(kernel::kAttentionOpType, {"q", "k", "v"}, "y");
+    auto* s = att->add_attribute();
+    s->set_name("scale");
+    s->set_type(ox::AttributeProto::FLOAT);
+    s->set_f(scale);
+    ours.output("y");
+    const cv::Mat got = ours.run({{"q", q}, {"k", k}, {"v", v}}, true);
+    ASSERT_EQ(got.total(), v.total());
+    const float* Q = q.ptr<float>();
+    const float* K = k.ptr<float>();
+    const float* Vv = v.ptr<float>();
+    const float* G = got.ptr<float>();
+    double worst = 0;
+    std::vector<double> p(N);
+    for (int h = 0; h < heads; ++h)
+      for (int n = 0; n < N; ++n) {
+        double mx = -1e300, sum = 0;
+        for (int m = 0; m < N; ++m) {
+          double acc = 0;
+          for (int c = 0; c < kd; ++c)
+            acc += static_cast<double>(Q[(h * kd + c) * N + n]) * K[(h * kd + c) * N + m];
+          p[m] = scale * acc;
+          mx = std::max(mx, p[m]);
+        }
+        for (int m = 0; m < N; ++m) sum += p[m] = std::exp(p[m] - mx);
+        for (int d = 0; d < hd; ++d) {
+          double y = 0;
+          for (int m = 0; m < N; ++m) y += Vv[(h * hd + d) * N + m] * p[m] / sum;
+          worst = std::max(worst, std::fabs(y - G[(h * hd + d) * N + n]));
+        }
+      }
+    EXPECT_LE(worst, 1e-4) << heads << " heads, kd " << kd << ", hd " << hd << ", " << N << " tokens";
+  }
 }
 
 // One Resize node as Ultralytics exports nn.Upsample (nearest, asymmetric, floor), marked for aitw's layer

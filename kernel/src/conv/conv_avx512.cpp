@@ -61,6 +61,7 @@ inline __attribute__((always_inline)) void transpose16(V16 (&r)[16]) {
         __builtin_shufflevector(t[i], t[i + 8], 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
   }
 }
+#define AITW_SILU_SCALEF  // SiLU with vrndscaleps / vscalefps (conv_microkernel.hpp)
 #include "conv_microkernel.hpp"
 
 }  // namespace

@@ -24,6 +24,7 @@ inline __attribute__((always_inline)) __m512 fma(__m512 a, __m512 b, __m512 c) {
 inline __attribute__((always_inline)) __m512 bcast(const float* p) {
   return _mm512_set1_ps(*p);
 }
+#define AITW_SILU_SCALEF  // SiLU with vrndscaleps / vscalefps (conv_microkernel.hpp)
 #include "conv_microkernel.hpp"
 
 // One weight pair (two bf16 in 32 bits) in every lane.
