@@ -160,6 +160,19 @@ TEST(CustomLayers, SiLUMatchesSigmoidTimesXOnRealActivations) {
   }
 }
 
+// aitw's attention layer alone on q, k, v.
+cv::Mat run_attention(const cv::Mat& q, const cv::Mat& k, const cv::Mat& v, float scale) {
+  MiniGraph ours;
+  for (auto [n, m] : {std::pair{"q", q}, {"k", k}, {"v", v}}) ours.input(n, m);
+  auto* att = ours.node(kernel::kAttentionOpType, {"q", "k", "v"}, "y");
+  auto* s = att->add_attribute();
+  s->set_name("scale");
+  s->set_type(ox::AttributeProto::FLOAT);
+  s->set_f(scale);
+  ours.output("y");
+  return ours.run({{"q", q}, {"k", k}, {"v", v}}, true);
+}
+
 TEST(CustomLayers, AttentionMatchesTheOpenCvChainOnRealActivations) {
   auto& ref = reference();
   const auto* split = ref.node("Split", 0);
@@ -188,18 +201,9 @@ TEST(CustomLayers, AttentionMatchesTheOpenCvChainOnRealActivations) {
   opencv.node("MatMul", {"v", "pt"}, "y");
   opencv.output("y");
 
-  MiniGraph ours;
-  for (auto [n, m] : {std::pair{"q", q}, {"k", k}, {"v", v}}) ours.input(n, m);
-  auto* att = ours.node(kernel::kAttentionOpType, {"q", "k", "v"}, "y");
-  auto* s = att->add_attribute();
-  s->set_name("scale");
-  s->set_type(ox::AttributeProto::FLOAT);
-  s->set_f(scale);
-  ours.output("y");
-
   const std::vector<std::pair<std::string, cv::Mat>> inputs{{"q", q}, {"k", k}, {"v", v}};
   const cv::Mat expected = opencv.run(inputs, false);
-  const cv::Mat got = ours.run(inputs, true);
+  const cv::Mat got = run_attention(q, k, v, scale);
   ASSERT_EQ(got.total(), v.total());
   EXPECT_LE(cv::norm(got, expected, cv::NORM_INF), 1e-4);
 }
@@ -221,15 +225,7 @@ TEST(CustomLayers, AttentionMatchesADoubleReferenceOnOddShapes) {
     const cv::Mat q = random_mat(rng, {1, heads, kd, N}), k = random_mat(rng, {1, heads, kd, N}),
                   v = random_mat(rng, {1, heads, hd, N});
     const float scale = 1.f / std::sqrt(static_cast<float>(kd));
-    MiniGraph ours;
-    for (auto [n, m] : {std::pair{"q", q}, {"k", k}, {"v", v}}) ours.input(n, m);
-    auto* att = ours.node(kernel::kAttentionOpType, {"q", "k", "v"}, "y");
-    auto* s = att->add_attribute();
-    s->set_name("scale");
-    s->set_type(ox::AttributeProto::FLOAT);
-    s->set_f(scale);
-    ours.output("y");
-    const cv::Mat got = ours.run({{"q", q}, {"k", k}, {"v", v}}, true);
+    const cv::Mat got = run_attention(q, k, v, scale);
     ASSERT_EQ(got.total(), v.total());
     const float* Q = q.ptr<float>();
     const float* K = k.ptr<float>();
