@@ -82,6 +82,12 @@ std::vector<Case> cases() {
       {"3x3s2_over_channels_narrow", shape(12, 32, 3, 2, 1), 1, 6, 9},
       {"3x3s2_over_channels_one_pixel", shape(8, 16, 3, 2, 1), 1, 1, 1},
       {"3x3s2_over_channels_tile_and_one", shape(8, 64, 3, 2, 1), 1, 4, 45},
+      // A last block of at most one vector of channels takes the half-width tiles (KernelSet::oc_half):
+      // YOLOv8n's head has 80 = 32 + 32 + 16; 48 = 32 + 16 at stride 2; 56 = 32 + 24 stays on full tiles.
+      {"3x3s1_over_channels_half_block", shape(8, 80, 3, 1, 1), 1, 7, 25},
+      {"3x3s2_over_channels_half_block", shape(10, 48, 3, 2, 1), 1, 9, 31},
+      {"3x3s1_over_channels_over_half", shape(8, 56, 3, 1, 1), 1, 5, 12},
+      {"3x3s1_over_channels_one_vector", shape(16, 16, 3, 1, 1), 1, 8, 23},
       {"dw3x3s1", shape(24, 24, 3, 1, 1, 24), 1, 15, 20},
       {"dw3x3s1_one_pixel", shape(8, 8, 3, 1, 1, 8), 1, 1, 1},
       {"dw3x3s2_odd", shape(9, 9, 3, 2, 1, 9), 1, 13, 11},

@@ -37,12 +37,16 @@ const KernelSet& kernels_for(ConvIsa isa, bool bf16 = false) {
 // 64 -> 64 at 120 x 160 1.17 -> 0.99, 128 -> 128 at 60 x 80 1.18 -> 0.97, 128 -> 256 at 30 x 40 0.64 -> 0.49,
 // 16 -> 32 at 240 x 320 0.65 -> 0.60. With 3 input channels (YOLO's first layer, K = 27) the transposed
 // stores outweigh the sums: 0.41 -> 0.62, so few input channels keep the phase planes; at stride 1 so do
-// fewer output channels than one block (half a block's lanes would be wasted).
+// fewer output channels than one block (half a block's lanes would be wasted), except exactly one vector of
+// them, which the half-width tiles (KernelSet::oc_half) take: 16 output channels, 2 threads, Zen 4 VM, band
+// path -> these: 16 -> 16 at 120 x 160 0.57 -> 0.47 ms, 32 -> 16 at 60 x 80 0.26 -> 0.22, 16 -> 16 at 60 x 80
+// 0.15 -> 0.12, 64 -> 16 at 30 x 40 0.16 -> 0.10.
 bool oc_path(const ConvShape& s, const KernelSet& k) {
   const int stride = s.stride_w;
   return stride >= 1 && stride <= 2 && s.stride_h == stride && k.oc_tile[stride - 1][0] && !s.depthwise() &&
          s.kernel_h == 3 && s.kernel_w == 3 && s.pad_top == 1 && s.pad_left == 1 && s.pad_bottom == 1 &&
-         s.pad_right == 1 && s.in_channels >= 8 && (stride == 2 || s.out_channels >= k.oc_co);
+         s.pad_right == 1 && s.in_channels >= 8 &&
+         (stride == 2 || s.out_channels >= k.oc_co || (k.oc_half[0][0] && s.out_channels == k.lanes));
 }
 
 // Where each tap of the kernel reads, for an input of h x w. Stride s splits the zero-padded input into
@@ -468,6 +472,8 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
           const std::ptrdiff_t row =
               static_cast<std::ptrdiff_t>(blk) * CB * out_plane + static_cast<std::ptrdiff_t>(oy) * g.ow;
           const std::ptrdiff_t iy = static_cast<std::ptrdiff_t>(S * oy - 1) * w;
+          // A last block of at most one vector of channels: the half-width tiles.
+          const auto& tiles_for = co - blk * CB <= k.lanes && k.oc_half[0][0] ? k.oc_half : k.oc_tile;
           conv_detail::OcJob j{seg[0],
                                static_cast<std::ptrdiff_t>(h) * w,
                                seg_channels[0],
@@ -492,7 +498,7 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
             j.out = dst + row + ox0;
             j.residual = rdst ? rdst + row + ox0 : nullptr;
             const bool right = S == 1 && ox0 + P == g.ow;
-            k.oc_tile[S - 1][(ox0 == 0 ? 1 : 0) + (right ? 2 : 0)](j);
+            tiles_for[S - 1][(ox0 == 0 ? 1 : 0) + (right ? 2 : 0)](j);
           }
           for (int ox = tiles ? fast : 0; ox < g.ow; ++ox) {
             j.ix0 = S * ox - 1;

@@ -28,8 +28,8 @@ const KernelSet* avx2_kernels() {
     // No tiles over output channels: with 16 registers they hold 6 pixels x 2 vectors, and the broadcasts
     // outnumber the weight loads' reuse (3x3 stride 2 128 -> 128 at 60 x 80, 2 threads: 3.0 ms vs 2.26 on
     // the phase planes). SSE2 (also 16 registers, but 4 lanes against 8) wins with them: 6.5 vs 8.9 ms.
-    for (auto& stride : k.oc_tile)
-      for (auto& f : stride) f = nullptr;
+    for (int stride = 0; stride < 2; ++stride)
+      for (int v = 0; v < 4; ++v) k.oc_tile[stride][v] = k.oc_half[stride][v] = nullptr;
     k.oc_one = nullptr;
     return k;
   }();

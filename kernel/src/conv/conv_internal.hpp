@@ -129,6 +129,11 @@ struct KernelSet {
   OcFn oc_tile[2][4];
   OcFn oc_one;
   int oc_px, oc_co;
+  // The same tiles over half the channels (one vector: lanes channels), for a last block of at most `lanes`
+  // channels (80 = 32 + 32 + 16: the full tile computed 32 there, a sixth of the layer's multiply-adds
+  // wasted; YOLOv8n's six 3x3 head layers with 80 outputs, Zen 4 VM, 2 threads: 7.9-9.8 -> 6.6-7.6 ms in
+  // six paired rounds) and for layers of exactly `lanes` channels at stride 1. Null where the level has none.
+  OcFn oc_half[2][4];
 };
 
 // Null when the level is not compiled in (not x86-64 GCC).

@@ -365,9 +365,9 @@ constexpr int kOcPx = AITW_OC_PX, kOcOb = 2, kOcCo = kOcOb * kLanes;
 
 // The accumulators out: activation, transposed to the NCHW output (a row of kNP pixels per channel), the
 // residual added.
-template <int kNP>
+template <int kNP, int kOB = kOcOb>
 inline __attribute__((always_inline)) void oc_store(const aitw::kernel::conv_detail::OcJob& j,
-                                                    V (&acc)[kOcOb][kNP]) {
+                                                    V (&acc)[kOB][kNP]) {
 #ifdef AITW_OC_TRANSPOSE16
   // AVX-512 (conv_avx512.cpp defines transpose16): each vector of 16 channels x kNP pixels is transposed in
   // registers, then one masked store of kNP pixels per channel. The generic path below goes through a stack
@@ -377,7 +377,7 @@ inline __attribute__((always_inline)) void oc_store(const aitw::kernel::conv_det
   if constexpr (kNP > 1 && kLanes == 16) {
     const __mmask16 m = static_cast<__mmask16>((1u << kNP) - 1);
 #pragma GCC unroll 2
-    for (int o = 0; o < kOcOb; ++o) {
+    for (int o = 0; o < kOB; ++o) {
       const int rows = j.rows - o * kLanes;
       if (rows <= 0) break;
       V r[16];
@@ -403,9 +403,9 @@ inline __attribute__((always_inline)) void oc_store(const aitw::kernel::conv_det
     return;
   }
 #endif
-  float t[kOcCo][kNP];
+  float t[kOB * kLanes][kNP];
 #pragma GCC unroll 4
-  for (int o = 0; o < kOcOb; ++o)
+  for (int o = 0; o < kOB; ++o)
 #pragma GCC unroll 12
     for (int p = 0; p < kNP; ++p) {
       float v[kLanes];
@@ -420,11 +420,13 @@ inline __attribute__((always_inline)) void oc_store(const aitw::kernel::conv_det
   }
 }
 
-template <int kStride, bool kLeft, bool kRight>
+// kOB: vectors of output channels computed (kOcOb, or 1 for a last block of at most kLanes channels); the
+// weights keep kOcCo channels per tap either way.
+template <int kStride, bool kLeft, bool kRight, int kOB = kOcOb>
 void oc_tile(const aitw::kernel::conv_detail::OcJob& j) {
-  V acc[kOcOb][kOcPx];
+  V acc[kOB][kOcPx];
 #pragma GCC unroll 4
-  for (int o = 0; o < kOcOb; ++o) {
+  for (int o = 0; o < kOB; ++o) {
     const V b = load(j.bias + o * kLanes);
 #pragma GCC unroll 12
     for (int p = 0; p < kOcPx; ++p) acc[o][p] = b;
@@ -443,22 +445,22 @@ void oc_tile(const aitw::kernel::conv_detail::OcJob& j) {
         const float* r = in + ky * j.w;
 #pragma GCC unroll 3
         for (int kx = 0; kx < 3; ++kx, w += kOcCo) {
-          V wv[kOcOb];
+          V wv[kOB];
 #pragma GCC unroll 4
-          for (int o = 0; o < kOcOb; ++o) wv[o] = load(w + o * kLanes);
+          for (int o = 0; o < kOB; ++o) wv[o] = load(w + o * kLanes);
 #pragma GCC unroll 12
           for (int p = 0; p < kOcPx; ++p) {
             if (kLeft && p == 0 && kx == 0) continue;           // column -1: padding
             if (kRight && p == kOcPx - 1 && kx == 2) continue;  // column w: padding
             const V x = bcast(r + kStride * p + kx);
 #pragma GCC unroll 4
-            for (int o = 0; o < kOcOb; ++o) acc[o][p] = fma(wv[o], x, acc[o][p]);
+            for (int o = 0; o < kOB; ++o) acc[o][p] = fma(wv[o], x, acc[o][p]);
           }
         }
       }
     }
   }
-  oc_store<kOcPx>(j, acc);
+  oc_store<kOcPx, kOB>(j, acc);
 }
 
 // One pixel anywhere (images narrower than a tile, the last column of an odd width at stride 2): every tap
@@ -485,9 +487,9 @@ void oc_one(const aitw::kernel::conv_detail::OcJob& j) {
 
 aitw::kernel::conv_detail::KernelSet make_kernel_set(const char* name) {
   static_assert(kVectors >= 1 && kVectors <= 3);
-  aitw::kernel::conv_detail::KernelSet k{name,     kCoBlock,  kTilePx,   kLanes,        {},    {},      {},
-                                         &dw_tile, &dw3_rows, &dw3_flat, &stride2_copy, false, nullptr, {},
-                                         nullptr,  0,         0};
+  aitw::kernel::conv_detail::KernelSet k{
+      name,      kCoBlock,      kTilePx, kLanes,  {}, {},      {}, &dw_tile, &dw3_rows,
+      &dw3_flat, &stride2_copy, false,   nullptr, {}, nullptr, 0,  0,        {}};
   k.oc_tile[0][0] = &oc_tile<1, false, false>;
   k.oc_tile[0][1] = &oc_tile<1, true, false>;
   k.oc_tile[0][2] = &oc_tile<1, false, true>;
@@ -496,6 +498,16 @@ aitw::kernel::conv_detail::KernelSet make_kernel_set(const char* name) {
   k.oc_tile[1][1] = &oc_tile<2, true, false>;
   k.oc_tile[1][2] = &oc_tile<2, false, true>;
   k.oc_tile[1][3] = &oc_tile<2, true, true>;
+  if constexpr (kOcOb > 1) {
+    k.oc_half[0][0] = &oc_tile<1, false, false, 1>;
+    k.oc_half[0][1] = &oc_tile<1, true, false, 1>;
+    k.oc_half[0][2] = &oc_tile<1, false, true, 1>;
+    k.oc_half[0][3] = &oc_tile<1, true, true, 1>;
+    k.oc_half[1][0] = &oc_tile<2, false, false, 1>;
+    k.oc_half[1][1] = &oc_tile<2, true, false, 1>;
+    k.oc_half[1][2] = &oc_tile<2, false, true, 1>;
+    k.oc_half[1][3] = &oc_tile<2, true, true, 1>;
+  }
   k.oc_one = &oc_one;
   k.oc_px = kOcPx;
   k.oc_co = kOcCo;
