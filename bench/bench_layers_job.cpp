@@ -1,8 +1,12 @@
 #include <algorithm>
 #include <chrono>
 #include <iomanip>
+#include <iostream>
 #include <map>
 #include <ostream>
+#include <sstream>
+#include <string>
+#include <vector>
 
 #include "aitw/base/log.hpp"
 #include "aitw/bench/gates.hpp"
@@ -11,8 +15,17 @@
 #include "aitw/model/onnx_model.hpp"
 
 namespace aitw::bench {
+namespace {
 
-int run_bench_layers(const BenchLayersOptions& options, std::ostream& out) {
+double round_median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const std::size_t mid = v.size() / 2;
+  return v.empty() ? 0.0 : v.size() % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
+}
+
+}  // namespace
+
+int run_bench_layers(const BenchLayersOptions& options, std::ostream& out, std::istream* in) {
   try {
     if (options.threads > 0) cv::setNumThreads(options.threads);
     const auto model = model::OnnxModel::load(model::resolve_model_path(options.model));
@@ -32,16 +45,36 @@ int run_bench_layers(const BenchLayersOptions& options, std::ostream& out) {
     std::vector<double> per_layer, timings, wall_ms;
     double total = 0;
     const int reps = std::max(1, options.repetitions);
-    for (int r = 0; r < reps; ++r) {
-      const auto t0 = std::chrono::steady_clock::now();
-      net.setInput(blob);
-      net.forward(outs, outputs);
-      wall_ms.push_back(
-          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-      total += net.getPerfProfile(timings) * tick_ms / reps;
-      per_layer.resize(timings.size(), 0.0);
-      for (std::size_t i = 0; i < timings.size(); ++i) per_layer[i] += timings[i] * tick_ms / reps;
+    int forwards = 0;
+    // One round: `reps` forwards; per-layer and total sums (divided by the count below); the round's median.
+    const auto round = [&] {
+      std::vector<double> ms;
+      for (int r = 0; r < reps; ++r) {
+        const auto t0 = std::chrono::steady_clock::now();
+        net.setInput(blob);
+        net.forward(outs, outputs);
+        ms.push_back(
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+        total += net.getPerfProfile(timings) * tick_ms;
+        per_layer.resize(timings.size(), 0.0);
+        for (std::size_t i = 0; i < timings.size(); ++i) per_layer[i] += timings[i] * tick_ms;
+      }
+      forwards += reps;
+      wall_ms.insert(wall_ms.end(), ms.begin(), ms.end());
+      return round_median(ms);
+    };
+    if (options.stdin_rounds) {
+      std::istream& requests = in ? *in : std::cin;
+      out << nlohmann::json{{"ready", true}}.dump() << std::endl;
+      std::string line;
+      for (int k = 1; std::getline(requests, line); ++k)
+        out << nlohmann::json{{"round", k}, {"forward_ms_median", round()}}.dump() << std::endl;
+      if (forwards == 0) round();  // no request: one round, so that the report below has figures
+    } else {
+      round();
     }
+    total /= forwards;
+    for (double& ms : per_layer) ms /= forwards;
     std::map<std::string, std::pair<double, int>> by_type;
     std::vector<std::pair<double, std::string>> slowest;
     for (std::size_t i = 0; i < per_layer.size(); ++i) {
@@ -50,24 +83,25 @@ int run_bench_layers(const BenchLayersOptions& options, std::ostream& out) {
       by_type[layer->type].second += 1;
       slowest.emplace_back(per_layer[i], layer->type + "  " + layer->name);
     }
-    std::sort(wall_ms.begin(), wall_ms.end());
-    const std::size_t mid = wall_ms.size() / 2;
-    const double wall_median = wall_ms.size() % 2 ? wall_ms[mid] : (wall_ms[mid - 1] + wall_ms[mid]) / 2;
-    out << graph.summary() << "\n";
-    out << "forward " << std::fixed << std::setprecision(2) << total << " ms in layers (mean of " << reps
-        << "), wall " << wall_median << " ms (median), " << options.height << "x" << options.width << ", "
-        << cv::getNumThreads() << " threads, " << (options.opencv_layers ? "OpenCV layers" : "aitw layers")
-        << "\n\n";
-    out << std::left << std::setw(18) << "layer type" << std::right << std::setw(8) << "count"
-        << std::setw(12) << "ms" << std::setw(8) << "%"
-        << "\n";
+    const double wall_median = round_median(wall_ms);
+    // stdin_rounds: `out` carries the JSON lines only; the figures go to --json.
+    std::ostringstream discard;
+    std::ostream& text = options.stdin_rounds ? discard : out;
+    text << graph.summary() << "\n";
+    text << "forward " << std::fixed << std::setprecision(2) << total << " ms in layers (mean of " << forwards
+         << "), wall " << wall_median << " ms (median), " << options.height << "x" << options.width << ", "
+         << cv::getNumThreads() << " threads, " << (options.opencv_layers ? "OpenCV layers" : "aitw layers")
+         << "\n\n";
+    text << std::left << std::setw(18) << "layer type" << std::right << std::setw(8) << "count"
+         << std::setw(12) << "ms" << std::setw(8) << "%"
+         << "\n";
     std::vector<std::pair<double, std::string>> types;
     for (const auto& [t, v] : by_type) types.emplace_back(v.first, t);
     std::sort(types.rbegin(), types.rend());
     for (const auto& [ms, t] : types)
-      out << std::left << std::setw(18) << t << std::right << std::setw(8) << by_type[t].second
-          << std::setw(12) << std::setprecision(2) << ms << std::setw(7) << std::setprecision(1)
-          << 100 * ms / total << "%\n";
+      text << std::left << std::setw(18) << t << std::right << std::setw(8) << by_type[t].second
+           << std::setw(12) << std::setprecision(2) << ms << std::setw(7) << std::setprecision(1)
+           << 100 * ms / total << "%\n";
     if (!options.json_path.empty()) {
       nlohmann::json j{{"model", model.label()},
                        {"imgsz", std::to_string(options.height) + "x" + std::to_string(options.width)},
@@ -75,6 +109,7 @@ int run_bench_layers(const BenchLayersOptions& options, std::ostream& out) {
                        {"layers", options.opencv_layers ? "opencv" : "aitw"},
                        {"precision", kernel::conv_precision_name(options.precision)},
                        {"repetitions", reps},
+                       {"forwards", forwards},
                        {"forward_ms_median", wall_median},
                        {"layers_ms_mean", total}};
       for (const auto& [ms, t] : types) j["by_type"][t] = {{"count", by_type[t].second}, {"ms", ms}};
@@ -87,9 +122,10 @@ int run_bench_layers(const BenchLayersOptions& options, std::ostream& out) {
       if (!write_json_report(options.json_path, j)) return 2;
     }
     std::sort(slowest.rbegin(), slowest.rend());
-    out << "\nslowest layers:\n";
+    text << "\nslowest layers:\n";
     for (std::size_t i = 0; i < std::min<std::size_t>(8, slowest.size()); ++i)
-      out << std::setw(8) << std::setprecision(2) << slowest[i].first << " ms  " << slowest[i].second << "\n";
+      text << std::setw(8) << std::setprecision(2) << slowest[i].first << " ms  " << slowest[i].second
+           << "\n";
     return 0;
   } catch (const std::exception& e) {
     aitw::log_error(e.what());

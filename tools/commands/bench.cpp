@@ -65,6 +65,11 @@ CLI::App* add_layers(CLI::App& parent, bench::BenchLayersOptions& bl, GlobalFlag
       "--json", bl.json_path,
       "also write {model, imgsz, threads, precision, forward_ms_median, layers_ms_mean, by_type,\n"
       "per_layer} to FILE");
+  layers->add_flag(
+      "--stdin-rounds", bl.stdin_rounds,
+      "after the warm-up print {\"ready\": true}; then per line read from stdin run --repetitions\n"
+      "forwards and print {\"round\", \"forward_ms_median\"} as a JSON line (no text report;\n"
+      "--json covers every round). bench/peer/run.sh alternates rounds with ONNX Runtime's this way");
   return layers;
 }
 
