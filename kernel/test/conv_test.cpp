@@ -403,66 +403,71 @@ TEST_P(ConvVsOpenCV, ResidualLayerInANet) {
 // Inputs read in place (a Concat's inputs, a Split's channel ranges): the channels split over up to three
 // tensors, each a channel range inside a larger tensor with its own batch stride, and the skip tensor a
 // range of another: bit for bit what the concatenated input gives (same products, same order).
+// bf16 too where the CPU has it (the AVX-512 level): its tiles read channel pairs, which a pair split across
+// two inputs must build the same way.
 TEST_P(ConvVsOpenCV, InputsReadInPlaceGiveExactlyTheConcatenation) {
   std::mt19937 rng(29);
-  for (const auto& c : cases()) {
-    SCOPED_TRACE(c.name);
-    const auto& s = c.s;
-    const int cig = s.in_channels / s.groups;
-    const cv::Mat w = random_mat({s.out_channels, cig, s.kernel_h, s.kernel_w}, 0.3f, rng);
-    const cv::Mat b = random_mat({s.out_channels}, 0.5f, rng);
-    const cv::Mat in = random_mat({c.n, s.in_channels, c.h, c.w}, 2.f, rng);
-    PackedConv conv(s, w.ptr<float>(), b.ptr<float>(), GetParam());
-    std::vector<float> ws(conv.workspace_floats(c.h, c.w));
-    const std::ptrdiff_t plane = static_cast<std::ptrdiff_t>(c.h) * c.w;
-    const int oh = s.out_h(c.h), ow = s.out_w(c.w);
-    const std::ptrdiff_t out_b = static_cast<std::ptrdiff_t>(s.out_channels) * oh * ow;
-    // Parts: [0, a), [a, b), [b, ci), empty ones dropped; each sits after `lead` other channels.
-    const int ci = s.in_channels, a = ci / 3, bnd = 2 * ci / 3;
-    std::vector<std::pair<int, int>> parts;
-    for (auto [f, e] : {std::pair{0, a}, std::pair{a, bnd}, std::pair{bnd, ci}})
-      if (e > f) parts.emplace_back(f, e);
-    std::vector<std::vector<float>> holders;
-    std::vector<ConvInput> inputs;
-    for (std::size_t i = 0; i < parts.size(); ++i) {
-      const auto [f, e] = parts[i];
-      const int lead = static_cast<int>(i) + 1, total = lead + (e - f) + 2;
-      holders.emplace_back(static_cast<std::size_t>(c.n * total * plane), 1e6f);
-      for (int k = 0; k < c.n; ++k)
-        std::copy(in.ptr<float>() + (k * ci + f) * plane, in.ptr<float>() + (k * ci + e) * plane,
-                  holders.back().begin() + (k * total + lead) * plane);
-      inputs.push_back({holders.back().data() + lead * plane, total * plane, e - f});
-    }
-    const std::ptrdiff_t skip_b = out_b + 3 * static_cast<std::ptrdiff_t>(oh) * ow;  // 3 channels lead
-    const cv::Mat skip = random_mat({c.n, static_cast<int>(skip_b)}, 1.f, rng);
-    for (const float* res : {static_cast<const float*>(nullptr), skip.ptr<float>() + 3 * oh * ow}) {
-      for (auto act : {ConvActivation::None, ConvActivation::SiLU}) {
-        SCOPED_TRACE(static_cast<int>(act));
-        cv::Mat expect(std::vector<int>{c.n, s.out_channels, oh, ow}, CV_32F, cv::Scalar(-7));
-        cv::Mat got = expect.clone();
-        conv.forward(in.ptr<float>(), c.n, c.h, c.w, ci * plane, expect.ptr<float>(), out_b, act, ws.data(),
-                     ws.size(), res, skip_b);
-        conv.forward(inputs.data(), static_cast<int>(inputs.size()), c.n, c.h, c.w, got.ptr<float>(), out_b,
-                     act, ws.data(), ws.size(), res, skip_b);
-        EXPECT_EQ(cv::norm(got.reshape(1, 1), expect.reshape(1, 1), cv::NORM_INF), 0.0);
+  std::vector<ConvPrecision> precisions{ConvPrecision::Fp32};
+  if (GetParam() == ConvIsa::Avx512 && conv_bf16_supported()) precisions.push_back(ConvPrecision::Bf16);
+  for (const auto precision : precisions)
+    for (const auto& c : cases()) {
+      SCOPED_TRACE(std::string(c.name) + (precision == ConvPrecision::Bf16 ? " bf16" : " fp32"));
+      const auto& s = c.s;
+      const int cig = s.in_channels / s.groups;
+      const cv::Mat w = random_mat({s.out_channels, cig, s.kernel_h, s.kernel_w}, 0.3f, rng);
+      const cv::Mat b = random_mat({s.out_channels}, 0.5f, rng);
+      const cv::Mat in = random_mat({c.n, s.in_channels, c.h, c.w}, 2.f, rng);
+      PackedConv conv(s, w.ptr<float>(), b.ptr<float>(), GetParam(), precision);
+      std::vector<float> ws(conv.workspace_floats(c.h, c.w));
+      const std::ptrdiff_t plane = static_cast<std::ptrdiff_t>(c.h) * c.w;
+      const int oh = s.out_h(c.h), ow = s.out_w(c.w);
+      const std::ptrdiff_t out_b = static_cast<std::ptrdiff_t>(s.out_channels) * oh * ow;
+      // Parts: [0, a), [a, b), [b, ci), empty ones dropped; each sits after `lead` other channels.
+      const int ci = s.in_channels, a = ci / 3, bnd = 2 * ci / 3;
+      std::vector<std::pair<int, int>> parts;
+      for (auto [f, e] : {std::pair{0, a}, std::pair{a, bnd}, std::pair{bnd, ci}})
+        if (e > f) parts.emplace_back(f, e);
+      std::vector<std::vector<float>> holders;
+      std::vector<ConvInput> inputs;
+      for (std::size_t i = 0; i < parts.size(); ++i) {
+        const auto [f, e] = parts[i];
+        const int lead = static_cast<int>(i) + 1, total = lead + (e - f) + 2;
+        holders.emplace_back(static_cast<std::size_t>(c.n * total * plane), 1e6f);
+        for (int k = 0; k < c.n; ++k)
+          std::copy(in.ptr<float>() + (k * ci + f) * plane, in.ptr<float>() + (k * ci + e) * plane,
+                    holders.back().begin() + (k * total + lead) * plane);
+        inputs.push_back({holders.back().data() + lead * plane, total * plane, e - f});
       }
+      const std::ptrdiff_t skip_b = out_b + 3 * static_cast<std::ptrdiff_t>(oh) * ow;  // 3 channels lead
+      const cv::Mat skip = random_mat({c.n, static_cast<int>(skip_b)}, 1.f, rng);
+      for (const float* res : {static_cast<const float*>(nullptr), skip.ptr<float>() + 3 * oh * ow}) {
+        for (auto act : {ConvActivation::None, ConvActivation::SiLU}) {
+          SCOPED_TRACE(static_cast<int>(act));
+          cv::Mat expect(std::vector<int>{c.n, s.out_channels, oh, ow}, CV_32F, cv::Scalar(-7));
+          cv::Mat got = expect.clone();
+          conv.forward(in.ptr<float>(), c.n, c.h, c.w, ci * plane, expect.ptr<float>(), out_b, act, ws.data(),
+                       ws.size(), res, skip_b);
+          conv.forward(inputs.data(), static_cast<int>(inputs.size()), c.n, c.h, c.w, got.ptr<float>(), out_b,
+                       act, ws.data(), ws.size(), res, skip_b);
+          EXPECT_EQ(cv::norm(got.reshape(1, 1), expect.reshape(1, 1), cv::NORM_INF), 0.0);
+        }
+      }
+      // Channel counts that do not add up, no input, too many: refused, nothing computed.
+      std::vector<ConvInput> short_by_one = inputs;
+      short_by_one.back().channels -= 1;
+      if (short_by_one.back().channels == 0) short_by_one.pop_back();
+      std::vector<float> out(static_cast<std::size_t>(c.n * out_b));
+      EXPECT_THROW(conv.forward(short_by_one.data(), static_cast<int>(short_by_one.size()), c.n, c.h, c.w,
+                                out.data(), out_b, ConvActivation::None, ws.data(), ws.size()),
+                   std::invalid_argument);
+      EXPECT_THROW(conv.forward(inputs.data(), 0, c.n, c.h, c.w, out.data(), out_b, ConvActivation::None,
+                                ws.data(), ws.size()),
+                   std::invalid_argument);
+      std::vector<ConvInput> many(kMaxConvInputs + 1, inputs[0]);
+      EXPECT_THROW(conv.forward(many.data(), static_cast<int>(many.size()), c.n, c.h, c.w, out.data(), out_b,
+                                ConvActivation::None, ws.data(), ws.size()),
+                   std::invalid_argument);
     }
-    // Channel counts that do not add up, no input, too many: refused, nothing computed.
-    std::vector<ConvInput> short_by_one = inputs;
-    short_by_one.back().channels -= 1;
-    if (short_by_one.back().channels == 0) short_by_one.pop_back();
-    std::vector<float> out(static_cast<std::size_t>(c.n * out_b));
-    EXPECT_THROW(conv.forward(short_by_one.data(), static_cast<int>(short_by_one.size()), c.n, c.h, c.w,
-                              out.data(), out_b, ConvActivation::None, ws.data(), ws.size()),
-                 std::invalid_argument);
-    EXPECT_THROW(conv.forward(inputs.data(), 0, c.n, c.h, c.w, out.data(), out_b, ConvActivation::None,
-                              ws.data(), ws.size()),
-                 std::invalid_argument);
-    std::vector<ConvInput> many(kMaxConvInputs + 1, inputs[0]);
-    EXPECT_THROW(conv.forward(many.data(), static_cast<int>(many.size()), c.n, c.h, c.w, out.data(), out_b,
-                              ConvActivation::None, ws.data(), ws.size()),
-                 std::invalid_argument);
-  }
 }
 
 // bf16 (AVX512_BF16): every shape class against OpenCV's fp32 convolution. Tolerance 1e-2 x max(1, max
@@ -530,8 +535,11 @@ TEST(ConvBf16, Int8GridWeightsAreExact) {
     return y;
   };
   std::mt19937 rng(41);
+  // The 3x3 ones with 8 input channels or more run on the tiles over output channels (an odd count: the last
+  // pair's high half is zero; 48 = a full block and a half one).
   const std::vector<Case> shapes = {{"1x1", shape(48, 72, 1, 1, 0), 1, 9, 23},
                                     {"3x3s1_odd_channels", shape(7, 12, 3, 1, 1), 1, 11, 13},
+                                    {"3x3s1_over_channels_odd_pairs", shape(9, 48, 3, 1, 1), 2, 7, 23},
                                     {"3x3s2", shape(16, 9, 3, 2, 1), 2, 12, 17}};
   for (const auto& c : shapes) {
     SCOPED_TRACE(c.name);

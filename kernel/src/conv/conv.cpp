@@ -276,7 +276,8 @@ PackedConv::PackedConv(const ConvShape& shape, const float* weights, const float
     packed_.assign(weights, weights + static_cast<std::ptrdiff_t>(co) * taps);
   } else if (bf16_) {
     // Channel pairs: the even channel's weight in the low half, the odd one's (or 0) in the high half.
-    co_block_ = k.co_block;
+    oc_ = oc_path(shape, k);
+    co_block_ = oc_ ? k.oc_co : k.co_block;
     const int ci = shape.in_channels, pairs = (ci + 1) / 2, blocks = (co + co_block_ - 1) / co_block_;
     const std::size_t n = static_cast<std::size_t>(blocks) * pairs * taps * co_block_;
     std::vector<float> lo(n, 0.f), hi(n, 0.f);
@@ -357,6 +358,8 @@ int block_groups(const Geometry& g, int blocks) {
 }  // namespace
 
 std::size_t PackedConv::workspace_floats(int h, int w) const {
+  // bf16 over output channels: the input as channel pairs, one plane per pair.
+  if (oc_ && bf16_) return static_cast<std::size_t>((shape_.in_channels + 1) / 2) * h * w;
   if (dw3_path(shape_) || oc_) return 0;  // read in place (dw3: per-thread scratch)
   const Geometry g = geometry(shape_, h, w, kernels_for(isa_, bf16_).tile_px, bf16_);
   if (g.direct || g.shared) return g.band_floats;
@@ -393,9 +396,10 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
   const KernelSet& k = kernels_for(isa_, bf16_);
   const Geometry g = geometry(shape_, h, w, k.tile_px, bf16_);
   const bool dw3 = dw3_path(shape_);
-  if (!dw3 && !oc_ && workspace_size < g.band_floats)
+  const std::size_t needs = oc_ ? workspace_floats(h, w) : dw3 ? 0 : g.band_floats;
+  if (workspace_size < needs)
     throw std::invalid_argument("PackedConv::forward: workspace of " + std::to_string(workspace_size) +
-                                " floats, needs " + std::to_string(g.band_floats));
+                                " floats, needs " + std::to_string(needs));
   if (g.oh <= 0 || g.ow <= 0) return;
   const int T = k.tile_px, ci = shape_.in_channels, co = shape_.out_channels, CB = co_block_;
   // Channels as the kernels read them: bf16 reads pairs. `slack`: the zeros a band buffer ends with.
@@ -465,7 +469,21 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
       // a tile go pixel by pixel.
       const int S = shape_.stride_w, P = k.oc_px;
       const int fast = S == 2 && w % 2 ? g.ow - 1 : g.ow, tiles = fast >= P ? (fast + P - 1) / P : 0;
-      const std::ptrdiff_t wblock = static_cast<std::ptrdiff_t>(ci) * 9 * CB;
+      const std::ptrdiff_t wblock = static_cast<std::ptrdiff_t>(pc) * 9 * CB;
+      // bf16: the image's channel pairs into pair planes first (one pass), which the tiles read in place.
+      const float* oc_in = seg[0];
+      int oc_channels = seg_channels[0], oc_more = ninputs - 1;
+      if (bf16_) {
+        const std::ptrdiff_t hw = static_cast<std::ptrdiff_t>(h) * w;
+        parallel_for(cv::Range(0, pc), [&](const cv::Range& r) {
+          for (int c = r.start; c < r.end; ++c)
+            k.pack_pairs(channel(2 * c), 2 * c + 1 < ci ? channel(2 * c + 1) : nullptr, hw,
+                         workspace + c * hw);
+        });
+        oc_in = workspace;
+        oc_channels = pc;
+        oc_more = 0;
+      }
       parallel_for(cv::Range(0, g.oh * nblk), [&](const cv::Range& r) {
         for (int u = r.start; u < r.end; ++u) {
           const int oy = u / nblk, blk = u % nblk;
@@ -474,10 +492,10 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
           const std::ptrdiff_t iy = static_cast<std::ptrdiff_t>(S * oy - 1) * w;
           // A last block of at most one vector of channels: the half-width tiles.
           const auto& tiles_for = co - blk * CB <= k.lanes && k.oc_half[0][0] ? k.oc_half : k.oc_tile;
-          conv_detail::OcJob j{seg[0],
+          conv_detail::OcJob j{oc_in,
                                static_cast<std::ptrdiff_t>(h) * w,
-                               seg_channels[0],
-                               ninputs - 1,
+                               oc_channels,
+                               oc_more,
                                seg + 1,
                                seg_channels + 1,
                                0,
@@ -491,7 +509,8 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
                                out_plane,
                                std::min(CB, co - blk * CB),
                                activation,
-                               nullptr};
+                               nullptr,
+                               scale_.empty() ? nullptr : scale_.data() + blk * CB};
           for (int t = 0; t < tiles; ++t) {
             const int ox0 = std::min(t * P, fast - P);
             j.offset = iy + S * ox0 - 1;

@@ -95,6 +95,9 @@ struct OcJob {
   int rows;                    // output channels of the block that exist (the last block may be partial)
   int activation;
   const float* residual;  // null, or like out
+  // bf16 tiles (KernelSet::pairs): `in` is channel pairs (one bf16 pair per pixel, `channels` counts pairs,
+  // `more` is 0) and `scale` null or oc_co values, as in TileJob.
+  const float* scale;
 };
 
 using TileFn = void (*)(const TileJob&);
@@ -120,7 +123,8 @@ struct KernelSet {
   Dw3Fn dw3_flat;
   Stride2Fn stride2;  // dst[k] = src[2k], k < n, reading src[0, avail)
   // The bf16 set: the tiles read channel pairs (`in`: one float-sized bf16 pair per pixel and pair,
-  // `channels` counts pairs; `weights`: packed [pair][tap][co_block] pairs) and pack_pairs builds them.
+  // `channels` counts pairs; `weights`: packed [pair][tap][co_block] pairs) and pack_pairs builds them; its
+  // oc tiles too (OcJob.in: the whole input as pair planes).
   bool pairs;
   PackPairsFn pack_pairs;
   // 3x3 padding 1 over output channels (OcJob): oc_tile[stride - 1][left + 2 * right], tiles of oc_px pixels,

@@ -420,17 +420,45 @@ inline __attribute__((always_inline)) void oc_store(const aitw::kernel::conv_det
   }
 }
 
-// kOB: vectors of output channels computed (kOcOb, or 1 for a last block of at most kLanes channels); the
-// weights keep kOcCo channels per tap either way.
-template <int kStride, bool kLeft, bool kRight, int kOB = kOcOb>
-void oc_tile(const aitw::kernel::conv_detail::OcJob& j) {
-  V acc[kOB][kOcPx];
+// The multiply-add of the tiles over output channels: fp32 here (a tap value broadcast, a vector of weights);
+// the bf16 file passes its own (a pixel's channel pair broadcast, weight pairs, vdpbf16ps).
+struct OcFp32 {
+  typedef V X;
+  typedef V W;
+  static inline __attribute__((always_inline)) X x(const float* p) { return bcast(p); }
+  static inline __attribute__((always_inline)) W w(const float* p) { return load(p); }
+  static inline __attribute__((always_inline)) V mac(V acc, X x, W w) { return fma(w, x, acc); }
+};
+
+// The accumulators' start and, with a scale (bf16 int8-grid weights), sum * scale + bias.
+template <int kOB, int kNP>
+inline __attribute__((always_inline)) void oc_init(const aitw::kernel::conv_detail::OcJob& j,
+                                                   V (&acc)[kOB][kNP]) {
 #pragma GCC unroll 4
   for (int o = 0; o < kOB; ++o) {
-    const V b = load(j.bias + o * kLanes);
+    const V b = j.scale ? V{} : load(j.bias + o * kLanes);
 #pragma GCC unroll 12
-    for (int p = 0; p < kOcPx; ++p) acc[o][p] = b;
+    for (int p = 0; p < kNP; ++p) acc[o][p] = b;
   }
+}
+template <int kOB, int kNP>
+inline __attribute__((always_inline)) void oc_scale(const aitw::kernel::conv_detail::OcJob& j,
+                                                    V (&acc)[kOB][kNP]) {
+  if (!j.scale) return;
+#pragma GCC unroll 4
+  for (int o = 0; o < kOB; ++o) {
+    const V sc = load(j.scale + o * kLanes), b = load(j.bias + o * kLanes);
+#pragma GCC unroll 12
+    for (int p = 0; p < kNP; ++p) acc[o][p] = fma(acc[o][p], sc, b);
+  }
+}
+
+// kOB: vectors of output channels computed (kOcOb, or 1 for a last block of at most kLanes channels); the
+// weights keep kOcCo channels per tap either way. M: the multiply-add (OcFp32, or the bf16 file's).
+template <int kStride, bool kLeft, bool kRight, int kOB = kOcOb, class M = OcFp32>
+void oc_tile(const aitw::kernel::conv_detail::OcJob& j) {
+  V acc[kOB][kOcPx];
+  oc_init(j, acc);
   const float* w = j.weights;
   for (int s = 0; s <= j.more; ++s) {
     const float* in = (s == 0 ? j.in : j.more_in[s - 1]) + j.offset;
@@ -445,30 +473,31 @@ void oc_tile(const aitw::kernel::conv_detail::OcJob& j) {
         const float* r = in + ky * j.w;
 #pragma GCC unroll 3
         for (int kx = 0; kx < 3; ++kx, w += kOcCo) {
-          V wv[kOB];
+          typename M::W wv[kOB];
 #pragma GCC unroll 4
-          for (int o = 0; o < kOB; ++o) wv[o] = load(w + o * kLanes);
+          for (int o = 0; o < kOB; ++o) wv[o] = M::w(w + o * kLanes);
 #pragma GCC unroll 12
           for (int p = 0; p < kOcPx; ++p) {
             if (kLeft && p == 0 && kx == 0) continue;           // column -1: padding
             if (kRight && p == kOcPx - 1 && kx == 2) continue;  // column w: padding
-            const V x = bcast(r + kStride * p + kx);
+            const typename M::X x = M::x(r + kStride * p + kx);
 #pragma GCC unroll 4
-            for (int o = 0; o < kOB; ++o) acc[o][p] = fma(wv[o], x, acc[o][p]);
+            for (int o = 0; o < kOB; ++o) acc[o][p] = M::mac(acc[o][p], x, wv[o]);
           }
         }
       }
     }
   }
+  oc_scale(j, acc);
   oc_store<kOcPx, kOB>(j, acc);
 }
 
 // One pixel anywhere (images narrower than a tile, the last column of an odd width at stride 2): every tap
 // checked.
+template <class M = OcFp32>
 void oc_one(const aitw::kernel::conv_detail::OcJob& j) {
   V acc[kOcOb][1];
-#pragma GCC unroll 4
-  for (int o = 0; o < kOcOb; ++o) acc[o][0] = load(j.bias + o * kLanes);
+  oc_init(j, acc);
   const float* w = j.weights;
   for (int s = 0; s <= j.more; ++s) {
     const float* in = (s == 0 ? j.in : j.more_in[s - 1]) + j.offset;
@@ -477,12 +506,37 @@ void oc_one(const aitw::kernel::conv_detail::OcJob& j) {
       for (int ky = 0; ky < 3; ++ky)
         for (int kx = 0; kx < 3; ++kx, w += kOcCo) {
           if (ky < j.ky0 || ky >= j.ky1 || j.ix0 + kx < 0 || j.ix0 + kx >= j.w) continue;
-          const V x = bcast(in + ky * j.w + kx);
+          const typename M::X x = M::x(in + ky * j.w + kx);
 #pragma GCC unroll 4
-          for (int o = 0; o < kOcOb; ++o) acc[o][0] = fma(load(w + o * kLanes), x, acc[o][0]);
+          for (int o = 0; o < kOcOb; ++o) acc[o][0] = M::mac(acc[o][0], x, M::w(w + o * kLanes));
         }
   }
+  oc_scale(j, acc);
   oc_store<1>(j, acc);
+}
+
+// The tiles over output channels of a KernelSet, with the multiply-add M.
+template <class M>
+void set_oc_tiles(aitw::kernel::conv_detail::KernelSet& k) {
+  k.oc_tile[0][0] = &oc_tile<1, false, false, kOcOb, M>;
+  k.oc_tile[0][1] = &oc_tile<1, true, false, kOcOb, M>;
+  k.oc_tile[0][2] = &oc_tile<1, false, true, kOcOb, M>;
+  k.oc_tile[0][3] = &oc_tile<1, true, true, kOcOb, M>;
+  k.oc_tile[1][0] = &oc_tile<2, false, false, kOcOb, M>;
+  k.oc_tile[1][1] = &oc_tile<2, true, false, kOcOb, M>;
+  k.oc_tile[1][2] = &oc_tile<2, false, true, kOcOb, M>;
+  k.oc_tile[1][3] = &oc_tile<2, true, true, kOcOb, M>;
+  if constexpr (kOcOb > 1) {
+    k.oc_half[0][0] = &oc_tile<1, false, false, 1, M>;
+    k.oc_half[0][1] = &oc_tile<1, true, false, 1, M>;
+    k.oc_half[0][2] = &oc_tile<1, false, true, 1, M>;
+    k.oc_half[0][3] = &oc_tile<1, true, true, 1, M>;
+    k.oc_half[1][0] = &oc_tile<2, false, false, 1, M>;
+    k.oc_half[1][1] = &oc_tile<2, true, false, 1, M>;
+    k.oc_half[1][2] = &oc_tile<2, false, true, 1, M>;
+    k.oc_half[1][3] = &oc_tile<2, true, true, 1, M>;
+  }
+  k.oc_one = &oc_one<M>;
 }
 
 aitw::kernel::conv_detail::KernelSet make_kernel_set(const char* name) {
@@ -490,25 +544,7 @@ aitw::kernel::conv_detail::KernelSet make_kernel_set(const char* name) {
   aitw::kernel::conv_detail::KernelSet k{
       name,      kCoBlock,      kTilePx, kLanes,  {}, {},      {}, &dw_tile, &dw3_rows,
       &dw3_flat, &stride2_copy, false,   nullptr, {}, nullptr, 0,  0,        {}};
-  k.oc_tile[0][0] = &oc_tile<1, false, false>;
-  k.oc_tile[0][1] = &oc_tile<1, true, false>;
-  k.oc_tile[0][2] = &oc_tile<1, false, true>;
-  k.oc_tile[0][3] = &oc_tile<1, true, true>;
-  k.oc_tile[1][0] = &oc_tile<2, false, false>;
-  k.oc_tile[1][1] = &oc_tile<2, true, false>;
-  k.oc_tile[1][2] = &oc_tile<2, false, true>;
-  k.oc_tile[1][3] = &oc_tile<2, true, true>;
-  if constexpr (kOcOb > 1) {
-    k.oc_half[0][0] = &oc_tile<1, false, false, 1>;
-    k.oc_half[0][1] = &oc_tile<1, true, false, 1>;
-    k.oc_half[0][2] = &oc_tile<1, false, true, 1>;
-    k.oc_half[0][3] = &oc_tile<1, true, true, 1>;
-    k.oc_half[1][0] = &oc_tile<2, false, false, 1>;
-    k.oc_half[1][1] = &oc_tile<2, true, false, 1>;
-    k.oc_half[1][2] = &oc_tile<2, false, true, 1>;
-    k.oc_half[1][3] = &oc_tile<2, true, true, 1>;
-  }
-  k.oc_one = &oc_one;
+  set_oc_tiles<OcFp32>(k);
   k.oc_px = kOcPx;
   k.oc_co = kOcCo;
   k.tile_1[0] = &conv_tile<1, 1>;
