@@ -2,6 +2,7 @@
 
 #include <asio.hpp>
 
+#include <charconv>
 #include <functional>
 #include <list>
 #include <sstream>
@@ -33,12 +34,21 @@ std::string label_value(const std::string& v) {
   return out;
 }
 
+// A sample value or bound as the shortest text that reads back as the same double. The stream's default (6
+// significant digits) rounded the sums: inference_time_ms_sum lost its milliseconds past 1000 s of forwards
+// (1.23457e+06), so rate() over it moved in steps, and the seconds twin and the ms total disagreed.
+std::string num(double v) {
+  char buf[32];
+  const auto r = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, r.ptr);
+}
+
 void histogram_seconds(std::ostream& o, const std::string& labels, const pipeline::LatencyHistogram& h) {
   for (double le : kBucketsMs)
-    o << "inference_duration_seconds_bucket{" << labels << ",le=\"" << le / 1000.0 << "\"} "
+    o << "inference_duration_seconds_bucket{" << labels << ",le=\"" << num(le / 1000.0) << "\"} "
       << h.count_at_or_below(le) << "\n";
   o << "inference_duration_seconds_bucket{" << labels << ",le=\"+Inf\"} " << h.count() << "\n";
-  o << "inference_duration_seconds_sum{" << labels << "} " << h.sum_ms() / 1000.0 << "\n";
+  o << "inference_duration_seconds_sum{" << labels << "} " << num(h.sum_ms() / 1000.0) << "\n";
   o << "inference_duration_seconds_count{" << labels << "} " << h.count() << "\n";
 }
 
@@ -58,7 +68,7 @@ std::string render_prometheus(const ServerStats& s) {
   metric("frames_received_total", "counter", "Frame messages received", s.frames_received_total);
   metric("frames_processed_total", "counter", "Frames answered with a Result", s.frames_processed_total);
   metric("models_loaded", "gauge", "Models held in memory", s.models_loaded);
-  metric("model_load_seconds", "gauge", "Duration of the last model load", s.last_model_load_seconds);
+  metric("model_load_seconds", "gauge", "Duration of the last model load", num(s.last_model_load_seconds));
   metric("model_loads_total", "counter", "Model loads started", s.model_loads_total);
   metric("transitions_to_idle_total", "counter", "Idle unloads", s.transitions_to_idle_total);
   const auto dropped = s.errors_by_cause.count("dropped") ? s.errors_by_cause.at("dropped") : 0;
@@ -71,10 +81,10 @@ std::string render_prometheus(const ServerStats& s) {
   // inference_duration_seconds below).
   o << "# HELP inference_time_ms Forward time per frame\n# TYPE inference_time_ms histogram\n";
   for (double le : kBucketsMs)
-    o << "inference_time_ms_bucket{le=\"" << le << "\"} " << s.inference_time_ms.count_at_or_below(le)
+    o << "inference_time_ms_bucket{le=\"" << num(le) << "\"} " << s.inference_time_ms.count_at_or_below(le)
       << "\n";
   o << "inference_time_ms_bucket{le=\"+Inf\"} " << s.inference_time_ms.count() << "\n";
-  o << "inference_time_ms_sum " << s.inference_time_ms.sum_ms() << "\n";
+  o << "inference_time_ms_sum " << num(s.inference_time_ms.sum_ms()) << "\n";
   o << "inference_time_ms_count " << s.inference_time_ms.count() << "\n";
   // Per model only (as Triton labels its series): an unlabelled total beside them would be counted twice by
   // sum(); the total without a label is inference_time_ms.

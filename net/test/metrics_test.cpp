@@ -33,6 +33,28 @@ std::map<std::string, double> parse(const std::string& text) {
 
 }  // namespace
 
+// Sums and gauges keep every digit a double has: the default stream precision (6 significant digits) printed
+// 1.23457e+06 for ~20 minutes of forwards, and the seconds twin disagreed with the ms total by the rounding
+// (seen once under ASan: a 2.4 s forward, 2407.93 vs 2.40794 s).
+TEST(Metrics, SumsAndGaugesAreNotRounded) {
+  ServerStats s;
+  for (int i = 0; i < 40000; ++i) s.inference_time_ms.record(30.123);  // 1,204,920 ms: 20 minutes
+  s.inference_time_ms.record(0.001);
+  s.inference_time_by_model["m@1"] = s.inference_time_ms;
+  s.last_model_load_seconds = 1234.56789;
+  const std::string text = render_prometheus(s);
+  auto m = parse(text);
+  SCOPED_TRACE(text);
+  EXPECT_DOUBLE_EQ(m.at("inference_time_ms_sum"), s.inference_time_ms.sum_ms());
+  EXPECT_DOUBLE_EQ(m.at("inference_duration_seconds_sum{model=\"m@1\"}"),
+                   s.inference_time_ms.sum_ms() / 1000);
+  EXPECT_DOUBLE_EQ(m.at("model_load_seconds"), 1234.56789);
+  EXPECT_EQ(text.find("e+"), std::string::npos);
+  // The bucket bounds read as before.
+  EXPECT_NE(text.find("inference_time_ms_bucket{le=\"5\"}"), std::string::npos);
+  EXPECT_NE(text.find("inference_duration_seconds_bucket{model=\"m@1\",le=\"0.005\"}"), std::string::npos);
+}
+
 TEST(Metrics, EndpointServesTheSpecNamesAndTracksAFrame) {
   const auto server = testing::start_server();
   MetricsEndpoint metrics(*server, "127.0.0.1", 0);
