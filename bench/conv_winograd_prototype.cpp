@@ -1,25 +1,24 @@
-// aitw_conv_winograd_prototype: what Winograd F(2x2, 3x3) would give aitw's 3x3 stride-1 layers, measured
-// before building it (issue 15, items 4 and 6). aitw's fp32 3x3 tiles over output channels already run at
-// ~97 % of the FMA peak, so only fewer multiplies can take these layers further: F(2x2, 3x3) computes a 2 x 2
-// output tile from a 4 x 4 input tile with 16 multiplies per (input, output) channel pair instead of 36
-// (2.25x fewer), at the price of an input transform, an output transform and 16 GEMMs. One thread, real
-// YOLO11n shapes at 480x640, against aitw's PackedConv (fp32, no activation) in the same process, minimum
-// of 7 rounds of 5 calls:
+// aitw_conv_winograd_prototype: what Winograd would give aitw's 3x3 stride-1 layers, measured before building
+// it (issue 15, items 4 and 6). aitw's fp32 3x3 tiles over output channels already run at ~97 % of the FMA
+// peak, so only fewer multiplies take these layers further. F(2x2, 3x3) computes a 2 x 2 output tile from a
+// 4 x 4 input tile with 16 multiplies per (input, output) channel pair instead of 36; F(4x4, 3x3) a 4 x 4
+// tile from 6 x 6 with 36 instead of 144, and 2.25 transformed values per output instead of 4. One thread,
+// real YOLO11n shapes at 480x640, against aitw's PackedConv (fp32, no activation) in the same process,
+// minimum of 7 rounds of 5 calls:
 //   ./build/bench/aitw_conv_winograd_prototype
-// The prototype, per band of tile rows (so that its transformed input stays in L2): the input transform
-// vectorised along each padded row (column transform, then the row transform on the even/odd columns), the
-// 16 GEMMs M[xi] = U[xi] V[xi] on the fp32 tile of the 1x1 layers (8 output channels x 3 zmm of tiles, the
-// transformed weights U packed at load), the output transform vectorised over tiles, and a scalar scatter
-// into NCHW. Not a product path: no activation, residual or concat inputs, one thread, AVX-512 only. The
-// max abs difference against PackedConv is printed (F(2x2, 3x3) is well conditioned: ~1e-6 relative), and
-// the time of each phase (mean per call).
+// Both work per band of tile rows (so that the transformed input stays in L2): the input transform along
+// the padded rows (column transform, then the row transform on the columns' phases by shuffles), the GEMMs
+// M[xi] = U[xi] V[xi] on the fp32 tile of the 1x1 layers (8 output channels x 3 zmm of tiles; the transformed
+// weights U packed at load), the output transform over vectors of 16 tiles, and interleaved stores into NCHW.
+// Not a product path: no activation, residual or concat inputs, one thread, AVX-512 only. Printed: the max
+// abs difference against PackedConv and each phase's mean time per call.
 //
-// Measured (Zen 4 VM, 2026-12-03): 1.18-1.32x on the layers with 64+ input and output channels at 30x40 and
-// 60x80 (64->64 at 60x80 3.33 -> 2.53 ms, 128->64 at 30x40 1.55 -> 1.19), 0.8-1.0x on the small-channel
-// ones, where the transforms cost as much as the multiplies saved. The GEMMs run at ~70 % of the FMA peak
-// (K = input channels is short, and M goes through L2 between the GEMMs and the output transform). Next
-// step if built: F(4x4, 3x3) (36 instead of 144 multiplies a tile, and fewer transformed values per output:
-// 2.25 against 4), the output transform fused into the GEMM's epilogue, per-layer choice by channels.
+// Measured (Zen 4 VM, 2026-12-03, two runs): F(4x4, 3x3) 1.42-1.50x over the twelve shapes (64->64 at 60x80
+// 3.17 -> 1.56-1.80 ms, 128->64 at 30x40 1.55 -> 0.92-0.95, 64->64 at 30x40 1.73-1.77x; 0.79-0.89x at 15x20,
+// where 20 tiles fill half a GEMM block), max difference 5e-6 to 1.3e-5; F(2x2, 3x3) 1.09-1.11x (1.16-1.32x
+// on the 64-channel layers, slower on the small ones: its transforms cost as much as the multiplies saved).
+// Next step: F(4x4, 3x3) in the product for the layers with enough tiles and channels, the output transform
+// in the GEMM's epilogue (bias, SiLU, residual), threads over bands.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -70,8 +69,8 @@ struct Wino {
           t[3][j] = g[6 + j];
         }
         for (int i = 0; i < 4; ++i) {
-          const float r[4] = {t[i][0], 0.5f * (t[i][0] + t[i][1] + t[i][2]), 0.5f * (t[i][0] - t[i][1] + t[i][2]),
-                              t[i][2]};
+          const float r[4] = {t[i][0], 0.5f * (t[i][0] + t[i][1] + t[i][2]),
+                              0.5f * (t[i][0] - t[i][1] + t[i][2]), t[i][2]};
           for (int j = 0; j < 4; ++j)
             u[((static_cast<std::size_t>(i * 4 + j) * (co / 8) + o / 8) * ci + c) * 8 + o % 8] = r[j];
         }
@@ -90,7 +89,8 @@ struct Wino {
   AITW_WINO_AVX512 void input_transform(const float* in, int ty0, int ty1) {
     const int wp = (2 * tw + 2 + 47) / 16 * 16 + 16;  // padded row, whole vectors and one more
     const int nrows = 2 * (ty1 - ty0) + 2;
-    if (band.size() < static_cast<std::size_t>(nrows + 4) * wp) band.assign(static_cast<std::size_t>(nrows + 4) * wp, 0.f);
+    if (band.size() < static_cast<std::size_t>(nrows + 4) * wp)
+      band.assign(static_cast<std::size_t>(nrows + 4) * wp, 0.f);
     float* tr = band.data() + static_cast<std::size_t>(nrows) * wp;  // 4 transformed rows
     for (int c = 0; c < ci; ++c) {
       const float* plane = in + static_cast<std::size_t>(c) * h * w;
@@ -99,7 +99,8 @@ struct Wino {
         float* r = band.data() + static_cast<std::size_t>(k) * wp;
         r[0] = 0.f;
         if (y >= 0 && y < h) {
-          std::copy(plane + static_cast<std::size_t>(y) * w, plane + static_cast<std::size_t>(y) * w + w, r + 1);
+          std::copy(plane + static_cast<std::size_t>(y) * w, plane + static_cast<std::size_t>(y) * w + w,
+                    r + 1);
           std::fill(r + 1 + w, r + wp, 0.f);
         } else {
           std::fill(r, r + wp, 0.f);
@@ -130,13 +131,18 @@ struct Wino {
           float* d2 = v.data() + (static_cast<std::size_t>(i * 4 + 2) * ci + c) * tb + at;
           float* d3 = v.data() + (static_cast<std::size_t>(i * 4 + 3) * ci + c) * tb + at;
           for (int x = 0; x < tw; x += 16) {  // may run past tw: the band's next tiles are written after
-            const V16 lo = *reinterpret_cast<const V16U*>(t + 2 * x), hi = *reinterpret_cast<const V16U*>(t + 2 * x + 16);
+            const V16 lo = *reinterpret_cast<const V16U*>(t + 2 * x),
+                      hi = *reinterpret_cast<const V16U*>(t + 2 * x + 16);
             const V16 lo2 = *reinterpret_cast<const V16U*>(t + 2 * x + 2),
                       hi2 = *reinterpret_cast<const V16U*>(t + 2 * x + 18);
-            const V16 e = __builtin_shufflevector(lo, hi, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-            const V16 o = __builtin_shufflevector(lo, hi, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-            const V16 e1 = __builtin_shufflevector(lo2, hi2, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-            const V16 o1 = __builtin_shufflevector(lo2, hi2, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+            const V16 e =
+                __builtin_shufflevector(lo, hi, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+            const V16 o =
+                __builtin_shufflevector(lo, hi, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+            const V16 e1 =
+                __builtin_shufflevector(lo2, hi2, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+            const V16 o1 =
+                __builtin_shufflevector(lo2, hi2, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
             *reinterpret_cast<V16U*>(d0 + x) = e - e1;
             *reinterpret_cast<V16U*>(d1 + x) = o + e1;
             *reinterpret_cast<V16U*>(d2 + x) = e1 - o;
@@ -234,13 +240,233 @@ struct Wino {
   }
 };
 
+// F(4x4, 3x3): 6 x 6 input tiles at a stride of 4, 36 GEMMs, 4 x 4 outputs a tile. B^T rows (points 0, +-1,
+// +-2, inf): [4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0], [0, -2, -1, 2, 1, 0],
+// [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]; G: [1/4, 0, 0], [-1/6, -1/6, -1/6], [-1/6, 1/6, -1/6],
+// [1/24, 1/12, 1/6], [1/24, -1/12, 1/6], [0, 0, 1]; A^T: [1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0],
+// [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1].
+template <class T>
+inline __attribute__((always_inline)) void bt6(const T (&u)[6], T (&d)[6]) {
+  d[0] = 4.f * u[0] - 5.f * u[2] + u[4];
+  d[1] = -4.f * (u[1] + u[2]) + u[3] + u[4];
+  d[2] = 4.f * (u[1] - u[2]) - u[3] + u[4];
+  d[3] = 2.f * (u[3] - u[1]) - u[2] + u[4];
+  d[4] = 2.f * (u[1] - u[3]) - u[2] + u[4];
+  d[5] = 4.f * u[1] - 5.f * u[3] + u[5];
+}
+template <class T>
+inline __attribute__((always_inline)) void at6(const T (&m)[6], T (&y)[4]) {
+  const T a = m[1] + m[2], b = m[1] - m[2], c = m[3] + m[4], e = m[3] - m[4];
+  y[0] = m[0] + a + c;
+  y[1] = b + 2.f * e;
+  y[2] = a + 4.f * c;
+  y[3] = b + 8.f * e + m[5];
+}
+
+struct Wino43 {
+  int ci, co, h, w, th, tw, band_rows, tb;
+  std::vector<float> u, bias, v, m, band, y;
+  double t_in = 0, t_gemm = 0, t_out = 0;
+
+  Wino43(int ci_, int co_, int h_, int w_, const float* W, const float* B) : ci(ci_), co(co_), h(h_), w(w_) {
+    th = (h + 3) / 4;
+    tw = (w + 3) / 4;
+    band_rows = std::max(1, 96 / tw);
+    tb = (band_rows * tw + 47) / 48 * 48 + 16;
+    const double G[6][3] = {{0.25, 0, 0},
+                            {-1 / 6., -1 / 6., -1 / 6.},
+                            {-1 / 6., 1 / 6., -1 / 6.},
+                            {1 / 24., 1 / 12., 1 / 6.},
+                            {1 / 24., -1 / 12., 1 / 6.},
+                            {0, 0, 1}};
+    u.assign(static_cast<std::size_t>(36) * co * ci, 0.f);
+    for (int o = 0; o < co; ++o)
+      for (int c = 0; c < ci; ++c) {
+        const float* g = W + (static_cast<std::size_t>(o) * ci + c) * 9;
+        double t[6][3];
+        for (int i = 0; i < 6; ++i)
+          for (int j = 0; j < 3; ++j) t[i][j] = G[i][0] * g[j] + G[i][1] * g[3 + j] + G[i][2] * g[6 + j];
+        for (int i = 0; i < 6; ++i)
+          for (int j = 0; j < 6; ++j)
+            u[((static_cast<std::size_t>(i * 6 + j) * (co / 8) + o / 8) * ci + c) * 8 + o % 8] =
+                static_cast<float>(t[i][0] * G[j][0] + t[i][1] * G[j][1] + t[i][2] * G[j][2]);
+      }
+    bias.assign(B, B + co);
+    v.assign(static_cast<std::size_t>(36) * ci * tb + 16, 0.f);
+    m.assign(static_cast<std::size_t>(36) * co * tb, 0.f);
+    y.assign(static_cast<std::size_t>(16) * tb, 0.f);
+  }
+
+  AITW_WINO_AVX512 void input_transform(const float* in, int ty0, int ty1) {
+    const int wp = (4 * tw + 2 + 79) / 16 * 16 + 16;  // padded row; a 16-tile window reads 64 + 4 + 64 floats
+    const int nrows = 4 * (ty1 - ty0) + 2;
+    if (band.size() < static_cast<std::size_t>(nrows + 6) * wp)
+      band.assign(static_cast<std::size_t>(nrows + 6) * wp, 0.f);
+    float* tr = band.data() + static_cast<std::size_t>(nrows) * wp;  // 6 column-transformed rows
+    for (int c = 0; c < ci; ++c) {
+      const float* plane = in + static_cast<std::size_t>(c) * h * w;
+      for (int k = 0; k < nrows; ++k) {
+        const int yy = 4 * ty0 - 1 + k;
+        float* r = band.data() + static_cast<std::size_t>(k) * wp;
+        r[0] = 0.f;
+        if (yy >= 0 && yy < h) {
+          std::copy(plane + static_cast<std::size_t>(yy) * w, plane + static_cast<std::size_t>(yy) * w + w,
+                    r + 1);
+          std::fill(r + 1 + w, r + wp, 0.f);
+        } else {
+          std::fill(r, r + wp, 0.f);
+        }
+      }
+      for (int ty = ty0; ty < ty1; ++ty) {
+        const float* r0 = band.data() + static_cast<std::size_t>(4 * (ty - ty0)) * wp;
+        for (int x = 0; x < wp; x += 16) {
+          V16 uu[6], dd[6];
+          for (int k = 0; k < 6; ++k) uu[k] = *reinterpret_cast<const V16U*>(r0 + k * wp + x);
+          bt6(uu, dd);
+          for (int k = 0; k < 6; ++k) *reinterpret_cast<V16U*>(tr + k * wp + x) = dd[k];
+        }
+        const std::size_t at = static_cast<std::size_t>(ty - ty0) * tw;
+        for (int i = 0; i < 6; ++i) {
+          const float* t = tr + i * wp;
+          float* d[6];
+          for (int j = 0; j < 6; ++j)
+            d[j] = v.data() + (static_cast<std::size_t>(i * 6 + j) * ci + c) * tb + at;
+          for (int x = 0; x < tw; x += 16) {
+            // Phases 0..3 of the 64 floats from column 4x, and phases 0, 1 of those from 4x + 4.
+            V16 ph[6];
+            for (int half = 0; half < 2; ++half) {
+              const float* q = t + 4 * x + 4 * half;
+              const V16 a = *reinterpret_cast<const V16U*>(q), b = *reinterpret_cast<const V16U*>(q + 16),
+                        cc = *reinterpret_cast<const V16U*>(q + 32),
+                        dd2 = *reinterpret_cast<const V16U*>(q + 48);
+              const V16 s0 =
+                  __builtin_shufflevector(a, b, 0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29);
+              const V16 s1 =
+                  __builtin_shufflevector(a, b, 2, 6, 10, 14, 18, 22, 26, 30, 3, 7, 11, 15, 19, 23, 27, 31);
+              const V16 s2 =
+                  __builtin_shufflevector(cc, dd2, 0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29);
+              const V16 s3 = __builtin_shufflevector(cc, dd2, 2, 6, 10, 14, 18, 22, 26, 30, 3, 7, 11, 15, 19,
+                                                     23, 27, 31);
+              if (half == 0) {
+                ph[0] =
+                    __builtin_shufflevector(s0, s2, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+                ph[1] = __builtin_shufflevector(s0, s2, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29,
+                                                30, 31);
+                ph[2] =
+                    __builtin_shufflevector(s1, s3, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+                ph[3] = __builtin_shufflevector(s1, s3, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29,
+                                                30, 31);
+              } else {
+                ph[4] =
+                    __builtin_shufflevector(s0, s2, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+                ph[5] = __builtin_shufflevector(s0, s2, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29,
+                                                30, 31);
+              }
+            }
+            V16 dd[6];
+            bt6(ph, dd);
+            for (int j = 0; j < 6; ++j) *reinterpret_cast<V16U*>(d[j] + x) = dd[j];
+          }
+        }
+      }
+    }
+  }
+
+  AITW_WINO_AVX512 void gemm(int nt) {
+    const int blocks = (nt + 47) / 48;
+    for (int xi = 0; xi < 36; ++xi)
+      for (int cb = 0; cb < co / 8; ++cb)
+        for (int b = 0; b < blocks; ++b) {
+          V16 acc[8][3];
+          for (int k = 0; k < 8; ++k)
+            for (int q = 0; q < 3; ++q) acc[k][q] = V16{};
+          const float* wv = u.data() + (static_cast<std::size_t>(xi) * (co / 8) + cb) * ci * 8;
+          const float* x = v.data() + static_cast<std::size_t>(xi) * ci * tb + b * 48;
+          for (int c = 0; c < ci; ++c, wv += 8, x += tb) {
+            V16 xs[3];
+            for (int q = 0; q < 3; ++q) xs[q] = *reinterpret_cast<const V16U*>(x + 16 * q);
+#pragma GCC unroll 8
+            for (int k = 0; k < 8; ++k) {
+              const V16 wk = V16{} + wv[k];
+              for (int q = 0; q < 3; ++q) acc[k][q] += wk * xs[q];
+            }
+          }
+          float* out = m.data() + (static_cast<std::size_t>(xi) * co + cb * 8) * tb + b * 48;
+          for (int k = 0; k < 8; ++k)
+            for (int q = 0; q < 3; ++q) *reinterpret_cast<V16U*>(out + k * tb + 16 * q) = acc[k][q];
+        }
+  }
+
+  AITW_WINO_AVX512 void output_transform(float* out, int ty0, int ty1) {
+    const int nt = (ty1 - ty0) * tw;
+    const std::size_t xs = static_cast<std::size_t>(co) * tb;
+    for (int o = 0; o < co; ++o) {
+      const float* mo = m.data() + static_cast<std::size_t>(o) * tb;
+      const V16 bv = V16{} + bias[o];
+      for (int t = 0; t < nt; t += 16) {
+        V16 rowt[4][6];  // A^T over i, for each column j
+        for (int j = 0; j < 6; ++j) {
+          V16 col[6], r4[4];
+          for (int i = 0; i < 6; ++i) col[i] = *reinterpret_cast<const V16U*>(mo + (i * 6 + j) * xs + t);
+          at6(col, r4);
+          for (int a = 0; a < 4; ++a) rowt[a][j] = r4[a];
+        }
+        for (int a = 0; a < 4; ++a) {
+          V16 r4[4];
+          at6(rowt[a], r4);
+          for (int b2 = 0; b2 < 4; ++b2)
+            *reinterpret_cast<V16U*>(y.data() + (a * 4 + b2) * tb + t) = r4[b2] + bv;
+        }
+      }
+      float* plane = out + static_cast<std::size_t>(o) * h * w;
+      const int full = w / 4;
+      for (int ty = ty0; ty < ty1; ++ty) {
+        const int t0 = (ty - ty0) * tw;
+        for (int a = 0; a < 4 && 4 * ty + a < h; ++a) {
+          float* __restrict row = plane + static_cast<std::size_t>(4 * ty + a) * w;
+          const float* __restrict y0 = y.data() + (a * 4) * tb + t0;
+          const float* __restrict y1 = y0 + tb;
+          const float* __restrict y2 = y1 + tb;
+          const float* __restrict y3 = y2 + tb;
+          for (int tx = 0; tx < full; ++tx) {
+            row[4 * tx] = y0[tx];
+            row[4 * tx + 1] = y1[tx];
+            row[4 * tx + 2] = y2[tx];
+            row[4 * tx + 3] = y3[tx];
+          }
+          const float* ys[4] = {y0, y1, y2, y3};
+          for (int x = 4 * full; x < w; ++x) row[x] = ys[x - 4 * full][full];
+        }
+      }
+    }
+  }
+
+  AITW_WINO_AVX512 void forward(const float* in, float* out) {
+    using clk = std::chrono::steady_clock;
+    for (int ty0 = 0; ty0 < th; ty0 += band_rows) {
+      const int ty1 = std::min(th, ty0 + band_rows);
+      const auto t0 = clk::now();
+      input_transform(in, ty0, ty1);
+      const auto t1 = clk::now();
+      gemm((ty1 - ty0) * tw);
+      const auto t2 = clk::now();
+      output_transform(out, ty0, ty1);
+      const auto t3 = clk::now();
+      t_in += std::chrono::duration<double, std::milli>(t1 - t0).count();
+      t_gemm += std::chrono::duration<double, std::milli>(t2 - t1).count();
+      t_out += std::chrono::duration<double, std::milli>(t3 - t2).count();
+    }
+  }
+};
+
 template <class F>
 double best_ms(F&& f) {
   double best = 1e30;
   for (int r = 0; r < 7; ++r) {
     const auto t0 = std::chrono::steady_clock::now();
     for (int i = 0; i < 5; ++i) f();
-    best = std::min(best, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / 5);
+    best = std::min(
+        best, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / 5);
   }
   return best;
 }
@@ -264,10 +490,11 @@ int main() {
   std::printf("one thread, min of 7 x 5 calls; aitw = PackedConv fp32 (3x3 tiles over output channels)\n");
   std::printf("%10s %9s %8s %10s %10s %8s %10s\n", "ci->co", "hxw", "MFLOP", "aitw ms", "wino ms", "ratio",
               "max diff");
-  double sum_a = 0, sum_w = 0;
+  double sum_a = 0, sum_w = 0, sum_w4 = 0;
   for (const auto& s : shapes) {
     const int ci = s[0], co = s[1], h = s[2], w = s[3];
-    std::vector<float> W(static_cast<std::size_t>(co) * ci * 9), B(co), in(static_cast<std::size_t>(ci) * h * w);
+    std::vector<float> W(static_cast<std::size_t>(co) * ci * 9), B(co),
+        in(static_cast<std::size_t>(ci) * h * w);
     const float ws = 1.f / std::sqrt(9.f * ci);
     for (auto& x : W) x = dist(rng) * ws;
     for (auto& x : B) x = dist(rng) * 0.5f;
@@ -288,15 +515,26 @@ int main() {
     const auto run_wino = [&] { wi.forward(in.data(), got.data()); };
     const double a = best_ms(run_aitw), b = best_ms(run_wino);
     double diff = 0;
-    for (std::size_t i = 0; i < ref.size(); ++i) diff = std::max(diff, static_cast<double>(std::fabs(ref[i] - got[i])));
+    for (std::size_t i = 0; i < ref.size(); ++i)
+      diff = std::max(diff, static_cast<double>(std::fabs(ref[i] - got[i])));
+    Wino43 w4(ci, co, h, w, W.data(), B.data());
+    std::vector<float> got4(ref.size());
+    const double b4 = best_ms([&] { w4.forward(in.data(), got4.data()); });
+    double diff4 = 0;
+    for (std::size_t i = 0; i < ref.size(); ++i)
+      diff4 = std::max(diff4, static_cast<double>(std::fabs(ref[i] - got4[i])));
+    sum_w4 += b4;
     const double mflop = 2.0 * ci * co * 9 * h * w / 1e6;
     const double calls = 35 + 1;
-    std::printf("%5d->%-4d %4dx%-4d %8.1f %10.3f %10.3f %8.2f %10.1e   in %.3f gemm %.3f out %.3f\n", ci, co, h, w,
-                mflop, a, b, a / b, diff, wi.t_in / calls, wi.t_gemm / calls, wi.t_out / calls);
+    std::printf("%5d->%-4d %4dx%-4d %8.1f %10.3f %10.3f %8.2f %10.1e   in %.3f gemm %.3f out %.3f\n", ci, co,
+                h, w, mflop, a, b, a / b, diff, wi.t_in / calls, wi.t_gemm / calls, wi.t_out / calls);
+    std::printf("%29s F(4x4,3x3) %10.3f %8.2f %10.1e   in %.3f gemm %.3f out %.3f\n", "", b4, a / b4, diff4,
+                w4.t_in / calls, w4.t_gemm / calls, w4.t_out / calls);
     sum_a += a;
     sum_w += b;
   }
-  std::printf("sum: aitw %.3f ms, winograd %.3f ms, ratio %.2f\n", sum_a, sum_w, sum_a / sum_w);
+  std::printf("sum: aitw %.3f ms, F(2x2,3x3) %.3f ms (ratio %.2f), F(4x4,3x3) %.3f ms (ratio %.2f)\n", sum_a,
+              sum_w, sum_a / sum_w, sum_w4, sum_a / sum_w4);
   return 0;
 #else
   std::printf("aitw_conv_winograd_prototype: x86-64 GCC builds only\n");
