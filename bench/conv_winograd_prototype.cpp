@@ -39,6 +39,53 @@ namespace {
 typedef float V16 __attribute__((vector_size(64)));
 typedef float V16U __attribute__((vector_size(64), aligned(4), may_alias));
 
+// m[xi][co][t] = sum over c of u[xi][co][c] v[xi][c][t] for the nxi transformed positions, tiles [0, nt)
+// rounded up to 48 (row stride tb): the fp32 tile of the 1x1 layers, 8 output channels x 3 zmm of tiles.
+AITW_WINO_AVX512 void wino_gemm(int nxi, int ci, int co, int tb, const float* u, const float* v, float* m,
+                                int nt) {
+  const int blocks = (nt + 47) / 48;
+  for (int xi = 0; xi < nxi; ++xi)
+    for (int cb = 0; cb < co / 8; ++cb)
+      for (int b = 0; b < blocks; ++b) {
+        V16 acc[8][3];
+        for (int k = 0; k < 8; ++k)
+          for (int q = 0; q < 3; ++q) acc[k][q] = V16{};
+        const float* wv = u + (static_cast<std::size_t>(xi) * (co / 8) + cb) * ci * 8;
+        const float* x = v + static_cast<std::size_t>(xi) * ci * tb + b * 48;
+        for (int c = 0; c < ci; ++c, wv += 8, x += tb) {
+          V16 xs[3];
+          for (int q = 0; q < 3; ++q) xs[q] = *reinterpret_cast<const V16U*>(x + 16 * q);
+#pragma GCC unroll 8
+          for (int k = 0; k < 8; ++k) {
+            const V16 wk = V16{} + wv[k];
+            for (int q = 0; q < 3; ++q) acc[k][q] += wk * xs[q];
+          }
+        }
+        float* out = m + (static_cast<std::size_t>(xi) * co + cb * 8) * tb + b * 48;
+        for (int k = 0; k < 8; ++k)
+          for (int q = 0; q < 3; ++q) *reinterpret_cast<V16U*>(out + k * tb + 16 * q) = acc[k][q];
+      }
+}
+
+// Band by band: input transform, GEMMs, output transform, each phase's time added to the variant's totals.
+template <class W>
+void wino_forward(W& wi, const float* in, float* out) {
+  using clk = std::chrono::steady_clock;
+  for (int ty0 = 0; ty0 < wi.th; ty0 += wi.band_rows) {
+    const int ty1 = std::min(wi.th, ty0 + wi.band_rows);
+    const auto t0 = clk::now();
+    wi.input_transform(in, ty0, ty1);
+    const auto t1 = clk::now();
+    wi.gemm((ty1 - ty0) * wi.tw);
+    const auto t2 = clk::now();
+    wi.output_transform(out, ty0, ty1);
+    const auto t3 = clk::now();
+    wi.t_in += std::chrono::duration<double, std::milli>(t1 - t0).count();
+    wi.t_gemm += std::chrono::duration<double, std::milli>(t2 - t1).count();
+    wi.t_out += std::chrono::duration<double, std::milli>(t3 - t2).count();
+  }
+}
+
 struct Wino {
   int ci, co, h, w, th, tw;  // tiles: th x tw of 2 x 2 outputs
   int band_rows, tb;         // tile rows per band; floats per (xi, channel) row of v and m
@@ -153,31 +200,7 @@ struct Wino {
     }
   }
 
-  // m[xi][co][t] = sum over c of u[xi][co][c] v[xi][c][t], tiles [0, nt) rounded up to 48.
-  AITW_WINO_AVX512 void gemm(int nt) {
-    const int blocks = (nt + 47) / 48;
-    for (int xi = 0; xi < 16; ++xi)
-      for (int cb = 0; cb < co / 8; ++cb)
-        for (int b = 0; b < blocks; ++b) {
-          V16 acc[8][3];
-          for (int k = 0; k < 8; ++k)
-            for (int q = 0; q < 3; ++q) acc[k][q] = V16{};
-          const float* wv = u.data() + (static_cast<std::size_t>(xi) * (co / 8) + cb) * ci * 8;
-          const float* x = v.data() + static_cast<std::size_t>(xi) * ci * tb + b * 48;
-          for (int c = 0; c < ci; ++c, wv += 8, x += tb) {
-            V16 xs[3];
-            for (int q = 0; q < 3; ++q) xs[q] = *reinterpret_cast<const V16U*>(x + 16 * q);
-#pragma GCC unroll 8
-            for (int k = 0; k < 8; ++k) {
-              const V16 wk = V16{} + wv[k];
-              for (int q = 0; q < 3; ++q) acc[k][q] += wk * xs[q];
-            }
-          }
-          float* out = m.data() + (static_cast<std::size_t>(xi) * co + cb * 8) * tb + b * 48;
-          for (int k = 0; k < 8; ++k)
-            for (int q = 0; q < 3; ++q) *reinterpret_cast<V16U*>(out + k * tb + 16 * q) = acc[k][q];
-        }
-  }
+  AITW_WINO_AVX512 void gemm(int nt) { wino_gemm(16, ci, co, tb, u.data(), v.data(), m.data(), nt); }
 
   // Y = A^T M A + bias, A^T = [[1, 1, 1, 0], [0, 1, -1, -1]] (vectors of 16 tiles), then each tile row's two
   // output rows interleaved into NCHW.
@@ -222,22 +245,7 @@ struct Wino {
   }
 
   double t_in = 0, t_gemm = 0, t_out = 0;
-  AITW_WINO_AVX512 void forward(const float* in, float* out) {
-    using clk = std::chrono::steady_clock;
-    for (int ty0 = 0; ty0 < th; ty0 += band_rows) {
-      const int ty1 = std::min(th, ty0 + band_rows);
-      const auto t0 = clk::now();
-      input_transform(in, ty0, ty1);
-      const auto t1 = clk::now();
-      gemm((ty1 - ty0) * tw);
-      const auto t2 = clk::now();
-      output_transform(out, ty0, ty1);
-      const auto t3 = clk::now();
-      t_in += std::chrono::duration<double, std::milli>(t1 - t0).count();
-      t_gemm += std::chrono::duration<double, std::milli>(t2 - t1).count();
-      t_out += std::chrono::duration<double, std::milli>(t3 - t2).count();
-    }
-  }
+  void forward(const float* in, float* out) { wino_forward(*this, in, out); }
 };
 
 // F(4x4, 3x3): 6 x 6 input tiles at a stride of 4, 36 GEMMs, 4 x 4 outputs a tile. B^T rows (points 0, +-1,
@@ -372,30 +380,7 @@ struct Wino43 {
     }
   }
 
-  AITW_WINO_AVX512 void gemm(int nt) {
-    const int blocks = (nt + 47) / 48;
-    for (int xi = 0; xi < 36; ++xi)
-      for (int cb = 0; cb < co / 8; ++cb)
-        for (int b = 0; b < blocks; ++b) {
-          V16 acc[8][3];
-          for (int k = 0; k < 8; ++k)
-            for (int q = 0; q < 3; ++q) acc[k][q] = V16{};
-          const float* wv = u.data() + (static_cast<std::size_t>(xi) * (co / 8) + cb) * ci * 8;
-          const float* x = v.data() + static_cast<std::size_t>(xi) * ci * tb + b * 48;
-          for (int c = 0; c < ci; ++c, wv += 8, x += tb) {
-            V16 xs[3];
-            for (int q = 0; q < 3; ++q) xs[q] = *reinterpret_cast<const V16U*>(x + 16 * q);
-#pragma GCC unroll 8
-            for (int k = 0; k < 8; ++k) {
-              const V16 wk = V16{} + wv[k];
-              for (int q = 0; q < 3; ++q) acc[k][q] += wk * xs[q];
-            }
-          }
-          float* out = m.data() + (static_cast<std::size_t>(xi) * co + cb * 8) * tb + b * 48;
-          for (int k = 0; k < 8; ++k)
-            for (int q = 0; q < 3; ++q) *reinterpret_cast<V16U*>(out + k * tb + 16 * q) = acc[k][q];
-        }
-  }
+  AITW_WINO_AVX512 void gemm(int nt) { wino_gemm(36, ci, co, tb, u.data(), v.data(), m.data(), nt); }
 
   AITW_WINO_AVX512 void output_transform(float* out, int ty0, int ty1) {
     const int nt = (ty1 - ty0) * tw;
@@ -441,22 +426,7 @@ struct Wino43 {
     }
   }
 
-  AITW_WINO_AVX512 void forward(const float* in, float* out) {
-    using clk = std::chrono::steady_clock;
-    for (int ty0 = 0; ty0 < th; ty0 += band_rows) {
-      const int ty1 = std::min(th, ty0 + band_rows);
-      const auto t0 = clk::now();
-      input_transform(in, ty0, ty1);
-      const auto t1 = clk::now();
-      gemm((ty1 - ty0) * tw);
-      const auto t2 = clk::now();
-      output_transform(out, ty0, ty1);
-      const auto t3 = clk::now();
-      t_in += std::chrono::duration<double, std::milli>(t1 - t0).count();
-      t_gemm += std::chrono::duration<double, std::milli>(t2 - t1).count();
-      t_out += std::chrono::duration<double, std::milli>(t3 - t2).count();
-    }
-  }
+  void forward(const float* in, float* out) { wino_forward(*this, in, out); }
 };
 
 template <class F>
