@@ -25,7 +25,7 @@ double round_median(std::vector<double> v) {
 
 }  // namespace
 
-int run_bench_layers(const BenchLayersOptions& options, std::ostream& out, std::istream* in) {
+int run_bench_layers(const BenchLayersOptions& options, std::ostream& out) {
   try {
     if (options.threads > 0) cv::setNumThreads(options.threads);
     const auto model = model::OnnxModel::load(model::resolve_model_path(options.model));
@@ -64,10 +64,9 @@ int run_bench_layers(const BenchLayersOptions& options, std::ostream& out, std::
       return round_median(ms);
     };
     if (options.stdin_rounds) {
-      std::istream& requests = in ? *in : std::cin;
       out << nlohmann::json{{"ready", true}}.dump() << std::endl;
       std::string line;
-      for (int k = 1; std::getline(requests, line); ++k)
+      for (int k = 1; std::getline(std::cin, line); ++k)
         out << nlohmann::json{{"round", k}, {"forward_ms_median", round()}}.dump() << std::endl;
       if (forwards == 0) round();  // no request: one round, so that the report below has figures
     } else {

@@ -283,6 +283,28 @@ TEST(CliBenchLayers, ProfilesByLayerType) {
   EXPECT_NE(opencv.out.find("Sigmoid"), std::string::npos);
   EXPECT_EQ(opencv.out.find("Aitw"), std::string::npos);
   EXPECT_EQ(run("bench layers --model /nonexistent.onnx").exit_code, 2);
+  // --stdin-rounds (what bench/peer/peer.js drives): "ready", then a round per line read, JSON lines only;
+  // --json covers every round's forwards.
+  const fs::path requests = fs::temp_directory_path() / ("aitw_rounds_" + std::to_string(getpid()));
+  std::ofstream(requests) << "\n\n";
+  const fs::path rounds_json =
+      fs::temp_directory_path() / ("aitw_rounds_" + std::to_string(getpid()) + ".json");
+  const auto rounds = run("bench layers --stdin-rounds --imgsz 320x320 --repetitions 2 --model " + kShared +
+                          "/models/yolo11n.onnx --json " + rounds_json.string() + " < " + requests.string());
+  fs::remove(requests);
+  ASSERT_EQ(rounds.exit_code, 0) << rounds.err;
+  EXPECT_EQ(rounds.out.find("forward "), std::string::npos) << rounds.out;  // no text report
+  ASSERT_EQ(rounds.lines.size(), 3u) << rounds.out;
+  EXPECT_EQ(rounds.lines[0]["ready"], true);
+  for (int k = 1; k <= 2; ++k) {
+    EXPECT_EQ(rounds.lines[k]["round"], k);
+    EXPECT_GT(rounds.lines[k]["forward_ms_median"].get<double>(), 0);
+  }
+  std::ifstream rf(rounds_json);
+  const auto rj = nlohmann::json::parse(rf);
+  fs::remove(rounds_json);
+  EXPECT_EQ(rj["forwards"], 4);
+  EXPECT_EQ(rj["repetitions"], 2);
   // --json: the precision that ran and every layer (their means add up to the total); --precision checked.
   const fs::path json = fs::temp_directory_path() / ("aitw_layers_" + std::to_string(getpid()) + ".json");
   const auto fp32 = run("bench layers --precision fp32 --imgsz 320x320 --repetitions 1 --model " + kShared +

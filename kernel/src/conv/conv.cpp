@@ -32,15 +32,15 @@ const KernelSet& kernels_for(ConvIsa isa, bool bf16 = false) {
   return k ? *k : *conv_detail::portable_kernels();
 }
 
-// 3x3 padding 1, stride 1 or 2, in fp32 on the tiles over output channels (KernelSet::oc_tile): no band copy
-// or phase split. Alone, AVX-512, 2 threads, ms (pixel-vector tiles on phase planes -> these): stride 2
-// 64 -> 64 at 120 x 160 1.17 -> 0.99, 128 -> 128 at 60 x 80 1.18 -> 0.97, 128 -> 256 at 30 x 40 0.64 -> 0.49,
-// 16 -> 32 at 240 x 320 0.65 -> 0.60. With 3 input channels (YOLO's first layer, K = 27) the transposed
-// stores outweigh the sums: 0.41 -> 0.62, so few input channels keep the phase planes; at stride 1 so do
-// fewer output channels than one block (half a block's lanes would be wasted), except exactly one vector of
-// them, which the half-width tiles (KernelSet::oc_half) take: 16 output channels, 2 threads, Zen 4 VM, band
-// path -> these: 16 -> 16 at 120 x 160 0.57 -> 0.47 ms, 32 -> 16 at 60 x 80 0.26 -> 0.22, 16 -> 16 at 60 x 80
-// 0.15 -> 0.12, 64 -> 16 at 30 x 40 0.16 -> 0.10.
+// 3x3 padding 1, stride 1 or 2, on the tiles over output channels (KernelSet::oc_tile; in bf16 on the input
+// converted to pair planes first): no band copy or phase split. Alone, AVX-512, 2 threads, ms (pixel-vector
+// tiles on phase planes -> these): stride 2 64 -> 64 at 120 x 160 1.17 -> 0.99, 128 -> 128 at 60 x 80 1.18 ->
+// 0.97, 128 -> 256 at 30 x 40 0.64 -> 0.49, 16 -> 32 at 240 x 320 0.65 -> 0.60. With 3 input channels (YOLO's
+// first layer, K = 27) the transposed stores outweigh the sums: 0.41 -> 0.62, so few input channels keep the
+// phase planes; at stride 1 so do fewer output channels than one block (half a block's lanes would be
+// wasted), except exactly one vector of them, which the half-width tiles (KernelSet::oc_half) take: 16 output
+// channels, 2 threads, Zen 4 VM, band path -> these: 16 -> 16 at 120 x 160 0.57 -> 0.47 ms, 32 -> 16 at 60 x
+// 80 0.26 -> 0.22, 16 -> 16 at 60 x 80 0.15 -> 0.12, 64 -> 16 at 30 x 40 0.16 -> 0.10.
 bool oc_path(const ConvShape& s, const KernelSet& k) {
   const int stride = s.stride_w;
   return stride >= 1 && stride <= 2 && s.stride_h == stride && k.oc_tile[stride - 1][0] && !s.depthwise() &&

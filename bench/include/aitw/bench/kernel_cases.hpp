@@ -2,7 +2,6 @@
 // Kernel-vs-OpenCV comparisons shared by `aitw bench kernels` and the Google Benchmark binary, so both
 // measure exactly the same work. Each case runs ours and the usual OpenCV code on the same inputs.
 #include <functional>
-#include <iosfwd>
 #include <memory>
 #include <string>
 
@@ -65,15 +64,14 @@ struct BenchLayersOptions {
   int threads = 0;        // OpenCV threads for the forward; 0 = OpenCV's default
   std::string json_path;  // also write the figures as JSON here
   // Rounds on demand (bench/peer/run.sh): after the warm-up print {"ready": true}, then for each line read
-  // from `in` run `repetitions` forwards and print {"round", "forward_ms_median"} as one JSON line; at the
-  // end of `in`, the report covers every round (the text report is left out: `out` carries JSON lines only).
+  // from stdin run `repetitions` forwards and print {"round", "forward_ms_median"} as one JSON line; at the
+  // end of stdin, the report covers every round (the text report is left out: `out` carries JSON lines only).
   bool stdin_rounds = false;
 };
 
 // `aitw bench layers`: per-layer-type forward time from cv::dnn::Net::getPerfProfile (mean over
 // repetitions), the slowest layers, the total, and the wall time of each whole forward (median: what
-// bench/peer/run.sh compares with ONNX Runtime). `in`: the round requests of stdin_rounds (std::cin when
-// null). Returns 0, or 2 on a model error.
-int run_bench_layers(const BenchLayersOptions& options, std::ostream& out, std::istream* in = nullptr);
+// bench/peer/run.sh compares with ONNX Runtime). Returns 0, or 2 on a model error.
+int run_bench_layers(const BenchLayersOptions& options, std::ostream& out);
 
 }  // namespace aitw::bench
