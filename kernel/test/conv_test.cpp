@@ -470,6 +470,100 @@ TEST_P(ConvVsOpenCV, InputsReadInPlaceGiveExactlyTheConcatenation) {
     }
 }
 
+// Winograd F(4x4, 3x3), forced on for every 3x3 stride-1 padding-1 shape: heights and widths that are no
+// multiple of 4 (the last tile row and column partly outside), rows of tiles no multiple of a vector, fewer
+// output channels than a GEMM block and a partial last block, one pixel, batch 2, many channels; at the
+// default thread count and at one (where more shapes are cut into bands: the per-thread buffers), with each
+// activation, a residual, and the input as three tensors read in place (bit for bit the same). Same
+// tolerance as the direct paths: F(4x4, 3x3)'s transforms multiply by up to 8 and 1/6, which loses a few
+// more bits than a direct sum (<= 1.3e-5 relative on YOLO11n's shapes in the prototype), well inside 1e-4;
+// a wrong tap, tile or edge is off by 0.1 or more.
+TEST_P(ConvVsOpenCV, WinogradEveryShapeClass) {
+  struct WCase {
+    int ci, co, n, h, w;
+  };
+  const WCase wcases[] = {{16, 16, 1, 24, 40},  {5, 11, 1, 9, 13},   {7, 9, 1, 1, 1},
+                          {8, 13, 1, 2, 3},     {12, 20, 1, 17, 70}, {64, 20, 1, 60, 80},
+                          {16, 37, 1, 33, 130}, {40, 24, 1, 64, 64}, {10, 14, 2, 7, 19},
+                          {256, 20, 1, 20, 30}, {3, 8, 1, 5, 68}};
+  std::mt19937 rng(31);
+  const int threads = cv::getNumThreads();
+  struct Restore {  // also when an assertion returns early: later tests run unforced, at the thread count
+    int threads;
+    ~Restore() {
+      conv_force_winograd(std::nullopt);
+      cv::setNumThreads(threads);
+    }
+  } restore{threads};
+  conv_force_winograd(true);
+  for (const int t : {threads, 1}) {
+    cv::setNumThreads(t);
+    for (const auto& c : wcases) {
+      SCOPED_TRACE(std::to_string(c.ci) + "->" + std::to_string(c.co) + " n " + std::to_string(c.n) + " " +
+                   std::to_string(c.h) + "x" + std::to_string(c.w) + " threads " + std::to_string(t));
+      const ConvShape s = shape(c.ci, c.co, 3, 1, 1);
+      const cv::Mat w = random_mat({c.co, c.ci, 3, 3}, 1.f / std::sqrt(9.f * c.ci), rng);
+      const cv::Mat b = random_mat({c.co}, 0.5f, rng);
+      const cv::Mat in = random_mat({c.n, c.ci, c.h, c.w}, 2.f, rng);
+      const cv::Mat ref = opencv_conv(s, w, b, in);
+      const cv::Mat skip = random_mat({c.n, c.co, c.h, c.w}, 3.f, rng);
+      PackedConv conv(s, w.ptr<float>(), b.ptr<float>(), GetParam());
+      ASSERT_TRUE(conv.winograd(c.h, c.w));
+      std::vector<float> ws(conv.workspace_floats(c.h, c.w));
+      const std::ptrdiff_t plane = static_cast<std::ptrdiff_t>(c.h) * c.w, in_b = c.ci * plane,
+                           out_b = c.co * plane, gap = 5;
+      // The input as three tensors, each behind a leading channel.
+      const int a = c.ci / 3, e = 2 * c.ci / 3;
+      std::vector<std::vector<float>> holders;
+      std::vector<ConvInput> parts;
+      for (auto [f, l] : {std::pair{0, a}, std::pair{a, e}, std::pair{e, c.ci}}) {
+        if (l == f) continue;
+        holders.emplace_back(static_cast<std::size_t>(c.n * (l - f + 1) * plane), 1e6f);
+        for (int k = 0; k < c.n; ++k)
+          std::copy(in.ptr<float>() + (k * c.ci + f) * plane, in.ptr<float>() + (k * c.ci + l) * plane,
+                    holders.back().begin() + (k * (l - f + 1) + 1) * plane);
+        parts.push_back({holders.back().data() + plane, (l - f + 1) * plane, l - f});
+      }
+      for (auto act : {ConvActivation::None, ConvActivation::SiLU, ConvActivation::ReLU})
+        for (const bool with_skip : {false, true}) {
+          SCOPED_TRACE(std::to_string(static_cast<int>(act)) + (with_skip ? " residual" : ""));
+          cv::Mat expect = ref.clone();
+          if (act == ConvActivation::SiLU) silu(expect.ptr<float>(), expect.ptr<float>(), expect.total());
+          if (act == ConvActivation::ReLU) expect = cv::max(expect, 0.f);
+          if (with_skip) expect += skip;
+          const float* res = with_skip ? skip.ptr<float>() : nullptr;
+          std::vector<float> out(static_cast<std::size_t>(c.n * (out_b + gap)), -7.f);
+          conv.forward(in.ptr<float>(), c.n, c.h, c.w, in_b, out.data(), out_b + gap, act, ws.data(),
+                       ws.size(), res, out_b);
+          cv::Mat got(ref.dims, ref.size.p, CV_32F);
+          for (int i = 0; i < c.n; ++i) {
+            std::copy(out.begin() + i * (out_b + gap), out.begin() + i * (out_b + gap) + out_b,
+                      got.ptr<float>() + i * out_b);
+            for (std::ptrdiff_t k = 0; k < gap; ++k) EXPECT_EQ(out[i * (out_b + gap) + out_b + k], -7.f);
+          }
+          EXPECT_LE(max_rel_diff(got, expect), kTolerance);
+          cv::Mat split(ref.dims, ref.size.p, CV_32F, cv::Scalar(-7));
+          conv.forward(parts.data(), static_cast<int>(parts.size()), c.n, c.h, c.w, split.ptr<float>(), out_b,
+                       act, ws.data(), ws.size(), res, out_b);
+          EXPECT_EQ(cv::norm(split.reshape(1, 1), got.reshape(1, 1), cv::NORM_INF), 0.0);
+        }
+    }
+  }
+  cv::setNumThreads(threads);
+  conv_force_winograd(false);
+  EXPECT_FALSE(PackedConv(shape(64, 64, 3, 1, 1), std::vector<float>(64 * 64 * 9).data(), nullptr, GetParam())
+                   .winograd(60, 80));
+  conv_force_winograd(std::nullopt);
+  // Never for other shapes, forced or not.
+  conv_force_winograd(true);
+  for (const auto& other :
+       {shape(64, 64, 3, 2, 1), shape(64, 64, 1, 1, 0), shape(64, 64, 3, 1, 1, 64), shape(64, 64, 3, 1, 0)}) {
+    const std::vector<float> zeros(64 * 64 * 9);
+    EXPECT_FALSE(PackedConv(other, zeros.data(), nullptr, GetParam()).winograd(60, 80));
+  }
+  conv_force_winograd(std::nullopt);
+}
+
 // bf16 (AVX512_BF16): every shape class against OpenCV's fp32 convolution. Tolerance 1e-2 x max(1, max
 // |OpenCV|): bf16 keeps 8 significant bits, so each weight and input is off by up to 2^-9 of itself; over
 // K products of random sign the error grows like sqrt(K), as the output does (weights ~1/sqrt(K)): measured
@@ -634,23 +728,36 @@ INSTANTIATE_TEST_SUITE_P(Isa, ConvVsOpenCV, ::testing::ValuesIn(levels()),
 TEST(ConvLayer, WorkspaceSizedBeforeTheThreadCountGrew) {
   std::mt19937 rng(11);
   // 60 x 80: split band by band, a buffer per stripe (7 outputs: fewer than a tile over output channels on
-  // every level, so no level reads this one in place).
+  // every level, so no level reads this one in place). Winograd off: the direct band path's workspace.
   const ConvShape s = shape(64, 7, 3, 1, 1);
   const cv::Mat w = random_mat({7, 64, 3, 3}, 0.05f, rng), b = random_mat({7}, 0.5f, rng);
   const cv::Mat in = random_mat({1, 64, 60, 80}, 1.f, rng);
   const int threads = cv::getNumThreads();
   PackedConv conv(s, w.ptr<float>(), b.ptr<float>());
+  conv_force_winograd(false);
   cv::setNumThreads(1);
   std::vector<float> ws(conv.workspace_floats(60, 80));
   cv::setNumThreads(16);
   cv::Mat out(std::vector<int>{1, 7, 60, 80}, CV_32F);
   conv.forward(in.ptr<float>(), 1, 60, 80, 0, out.ptr<float>(), 0, ConvActivation::None, ws.data(),
                ws.size());
-  cv::setNumThreads(threads);
   EXPECT_LE(max_rel_diff(out, opencv_conv(s, w, b, in)), kTolerance);
   EXPECT_THROW(
       conv.forward(in.ptr<float>(), 1, 60, 80, 0, out.ptr<float>(), 0, ConvActivation::None, ws.data(), 10),
       std::invalid_argument);
+  // Winograd: bands in per-thread buffers at one thread (no workspace); at 16 threads the 15 tile rows would
+  // share one transformed input in the workspace, which is too small for it: bands again, same result.
+  conv_force_winograd(true);
+  cv::setNumThreads(1);
+  ws.assign(conv.workspace_floats(60, 80), 0.f);
+  EXPECT_TRUE(ws.empty());
+  cv::setNumThreads(16);
+  out.setTo(-7);
+  conv.forward(in.ptr<float>(), 1, 60, 80, 0, out.ptr<float>(), 0, ConvActivation::None, ws.data(),
+               ws.size());
+  EXPECT_LE(max_rel_diff(out, opencv_conv(s, w, b, in)), kTolerance);
+  conv_force_winograd(std::nullopt);
+  cv::setNumThreads(threads);
 }
 
 // The flat depthwise path keeps its row-end masks per thread, for the last geometry: they depend on the

@@ -22,6 +22,7 @@ namespace {
 using conv_detail::KernelSet;
 
 std::atomic<int> g_forced{-1};
+std::atomic<int> g_wino_forced{-1};
 
 const KernelSet& kernels_for(ConvIsa isa, bool bf16 = false) {
   const KernelSet* k = nullptr;
@@ -47,6 +48,71 @@ bool oc_path(const ConvShape& s, const KernelSet& k) {
          s.kernel_h == 3 && s.kernel_w == 3 && s.pad_top == 1 && s.pad_left == 1 && s.pad_bottom == 1 &&
          s.pad_right == 1 && s.in_channels >= 8 &&
          (stride == 2 || s.out_channels >= k.oc_co || (k.oc_half[0][0] && s.out_channels == k.lanes));
+}
+
+// Winograd F(4x4, 3x3) (conv_internal.hpp, WinoInJob): 3x3 stride 1 padding 1, not depthwise, fp32.
+bool wino_shape(const ConvShape& s) {
+  return !s.depthwise() && s.kernel_h == 3 && s.kernel_w == 3 && s.stride_h == 1 && s.stride_w == 1 &&
+         s.pad_top == 1 && s.pad_left == 1 && s.pad_bottom == 1 && s.pad_right == 1;
+}
+
+// Where Winograd beats the direct tiles at two threads (YOLO11n at 480x640, Zen 4 VM, bench/RESULTS.md):
+// every layer at 60 x 80 tiles' worth and more (300 tiles: 0.52-0.56x on 64 -> 64, 0.55-0.94x on 8-32
+// channels); at 80-299 tiles where the GEMM outweighs the transforms, ci co / (ci + co) >= 20 (128 -> 64 at
+// 30 x 40 0.61-0.69x, 64 -> 64 0.70-0.85x, 64 -> 32 and 32 -> 64 0.83-1.06x), not 32 -> 32 (1.08-1.14x); not
+// below (15 x 20: 20 tiles fill a third of a GEMM block, 1.1-1.5x). At one thread it wins on every one of
+// those layers (0.51-0.93x), but the small levels scale worse over threads than the direct tiles.
+bool winograd_pays(const ConvShape& s, int h, int w) {
+  const int tiles = ((h + 3) / 4) * ((w + 3) / 4), ci = s.in_channels, co = s.out_channels;
+  if (tiles >= 300) return ci >= 8;
+  return tiles >= 64 && ci * co >= 20 * (ci + co);
+}
+
+// How a Winograd forward is cut: bands of tile rows whose V ([36][channel][tile]) stays within
+// kWinoBandBytes, in whole rounds of the threads, one band per unit of work, each thread transforming its
+// band's input into its own buffer; or, for images of fewer than kWinoBandTiles tiles (where a band per
+// thread would leave GEMM blocks mostly empty), the whole image's V once, shared: the input transform in
+// parallel over channels, then the GEMMs over (tile block, channel block). At two threads, bands against
+// shared: 60 x 80 32 -> 16 and 16 -> 32 0.86-0.93x against 0.91-1.03x the direct tiles; 30 x 40 128 -> 64
+// 0.69 against 0.61, 15 x 20 1.35-1.5 against 1.1-1.2.
+constexpr int kWinoBandTiles = 160;
+constexpr std::size_t kWinoBandBytes = 768 << 10;
+
+struct WinoPlan {
+  int th = 0, tw = 0;
+  bool shared = false;
+  int band_rows = 0, bands = 1;
+  std::ptrdiff_t tbs = 0;  // floats per (position, channel) row of V: a band's tiles, rounded up
+  std::ptrdiff_t xs = 0;   // floats between V's positions
+  std::size_t v_floats = 0;
+};
+
+WinoPlan wino_plan(int ci, int h, int w, const KernelSet& k) {
+  WinoPlan p;
+  p.th = (h + 3) / 4;
+  p.tw = (w + 3) / 4;
+  const std::size_t row_bytes = sizeof(float) * 36 * ci * p.tw;
+  const int threads = std::max(1, cv::getNumThreads());
+  int rows = static_cast<int>(std::clamp<std::size_t>(kWinoBandBytes / row_bytes, 1, p.th));
+  int bands = (p.th + rows - 1) / rows;
+  p.shared = p.th < threads || p.th * p.tw < kWinoBandTiles;
+  if (p.shared) {
+    rows = p.th;
+  } else {
+    bands = std::min(p.th, (bands + threads - 1) / threads * threads);  // whole rounds of the threads
+    rows = (p.th + bands - 1) / bands;
+  }
+  p.band_rows = rows;
+  p.bands = (p.th + rows - 1) / rows;
+  // The input transform's last vector of a row runs up to lanes - 1 tiles past it; the GEMM reads whole
+  // vectors of tiles.
+  p.tbs = (static_cast<std::ptrdiff_t>(rows) * p.tw + k.lanes + k.tile_px - 1) / k.tile_px * k.tile_px;
+  // Positions a whole number of 4 KB pages and one cache line apart: the input transform stores a tile
+  // vector's 36 values into 36 positions, which ci * tbs floats apart (a multiple of 4 KB for most layers:
+  // 32 x 96, 64 x 144) all fell into one L1 set.
+  p.xs = (static_cast<std::ptrdiff_t>(ci) * p.tbs + 1023) / 1024 * 1024 + 16;
+  p.v_floats = static_cast<std::size_t>(36) * p.xs;
+  return p;
 }
 
 // Where each tap of the kernel reads, for an input of h x w. Stride s splits the zero-padded input into
@@ -247,6 +313,10 @@ ConvIsa conv_default_isa() {
   return f < 0 ? conv_best_isa() : static_cast<ConvIsa>(f);
 }
 
+void conv_force_winograd(std::optional<bool> on) {
+  g_wino_forced.store(on ? (*on ? 1 : 0) : -1);
+}
+
 void conv_force_isa(std::optional<ConvIsa> isa) {
   if (isa && !conv_isa_supported(*isa))
     throw std::invalid_argument(std::string("conv: this CPU cannot run ") + conv_isa_name(*isa));
@@ -325,6 +395,31 @@ PackedConv::PackedConv(const ConvShape& shape, const float* weights, const float
         for (int t = 0; t < taps; ++t)
           packed_[((static_cast<std::size_t>(o / co_block_) * ci + c) * taps + t) * co_block_ +
                   o % co_block_] = weights[(static_cast<std::size_t>(o) * ci + c) * taps + t];
+    if (wino_shape(shape) && k.wino_in) {
+      // U = G g G^T per (output, input) channel in double, G rows [1/4, 0, 0], [-1/6, -1/6, -1/6],
+      // [-1/6, 1/6, -1/6], [1/24, 1/12, 1/6], [1/24, -1/12, 1/6], [0, 0, 1]; blocks of the 1x1 tiles' width.
+      static constexpr double G[6][3] = {{0.25, 0, 0},
+                                         {-1 / 6., -1 / 6., -1 / 6.},
+                                         {-1 / 6., 1 / 6., -1 / 6.},
+                                         {1 / 24., 1 / 12., 1 / 6.},
+                                         {1 / 24., -1 / 12., 1 / 6.},
+                                         {0, 0, 1}};
+      wino_block_ = k.co_block;
+      const int nb = (co + wino_block_ - 1) / wino_block_;
+      wino_u_.assign(static_cast<std::size_t>(36) * nb * ci * wino_block_, 0.f);
+      for (int o = 0; o < co; ++o)
+        for (int c = 0; c < ci; ++c) {
+          const float* g = weights + (static_cast<std::size_t>(o) * ci + c) * 9;
+          double t[6][3];
+          for (int i = 0; i < 6; ++i)
+            for (int j = 0; j < 3; ++j) t[i][j] = G[i][0] * g[j] + G[i][1] * g[3 + j] + G[i][2] * g[6 + j];
+          for (int i = 0; i < 6; ++i)
+            for (int j = 0; j < 6; ++j)
+              wino_u_[((static_cast<std::size_t>(i * 6 + j) * nb + o / wino_block_) * ci + c) * wino_block_ +
+                      o % wino_block_] =
+                  static_cast<float>(t[i][0] * G[j][0] + t[i][1] * G[j][1] + t[i][2] * G[j][2]);
+        }
+    }
   }
   bias_.assign(static_cast<std::size_t>((co + co_block_ - 1) / co_block_) * co_block_, 0.f);
   if (bias) std::copy(bias, bias + co, bias_.begin());
@@ -357,7 +452,23 @@ int block_groups(const Geometry& g, int blocks) {
 }
 }  // namespace
 
+bool PackedConv::winograd(int h, int w) const {
+  // AITW_CONV=direct: no Winograd (before/after runs of the whole forward, a way back without a rebuild).
+  static const bool direct = [] {
+    const char* v = std::getenv("AITW_CONV");
+    return v && std::string(v) == "direct";
+  }();
+  if (wino_u_.empty() || h <= 0 || w <= 0) return false;
+  const int forced = g_wino_forced.load();
+  if (forced < 0 && direct) return false;
+  return forced >= 0 ? forced == 1 : winograd_pays(shape_, h, w);
+}
+
 std::size_t PackedConv::workspace_floats(int h, int w) const {
+  if (winograd(h, w)) {  // the shared V (bands: per-thread buffers)
+    const WinoPlan p = wino_plan(shape_.in_channels, h, w, kernels_for(isa_));
+    return p.shared ? p.v_floats : 0;
+  }
   // bf16 over output channels: the input as channel pairs, one plane per pair.
   if (oc_ && bf16_) return static_cast<std::size_t>((shape_.in_channels + 1) / 2) * h * w;
   if (dw3_path(shape_) || oc_) return 0;  // read in place (dw3: per-thread scratch)
@@ -396,7 +507,11 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
   const KernelSet& k = kernels_for(isa_, bf16_);
   const Geometry g = geometry(shape_, h, w, k.tile_px, bf16_);
   const bool dw3 = dw3_path(shape_);
-  const std::size_t needs = oc_ ? workspace_floats(h, w) : dw3 ? 0 : g.band_floats;
+  const bool wino = winograd(h, w);
+  const WinoPlan wp = wino ? wino_plan(shape_.in_channels, h, w, k) : WinoPlan{};
+  // Winograd with a workspace sized before the thread count changed: bands in per-thread buffers.
+  const bool wino_shared = wino && wp.shared && workspace_size >= wp.v_floats;
+  const std::size_t needs = wino ? 0 : oc_ ? workspace_floats(h, w) : dw3 ? 0 : g.band_floats;
   if (workspace_size < needs)
     throw std::invalid_argument("PackedConv::forward: workspace of " + std::to_string(workspace_size) +
                                 " floats, needs " + std::to_string(needs));
@@ -458,10 +573,73 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
               res ? res + blk * CB * out_plane : nullptr);
   };
 
+  // Winograd F(4x4, 3x3) of one image (conv_internal.hpp, WinoInJob; the plan: wino_plan).
+  auto wino_forward = [&](float* dst, const float* rdst) {
+    const int WB = wino_block_, wnb = (co + WB - 1) / WB, L = k.lanes, th = wp.th, tw = wp.tw;
+    const std::ptrdiff_t tbs = wp.tbs, xs = wp.xs;
+    const std::size_t m_floats = static_cast<std::size_t>(36) * WB * T,
+                      rows_floats = static_cast<std::size_t>(12) * (4 * ((tw + L - 1) / L * L) + 2 * L);
+    static const float zeros[kMaxTileFloats] = {};  // the GEMM tiles' bias
+    static const std::ptrdiff_t zero_tap = 0;
+    // Per thread: the GEMM's sums of a block (36 x WB x T), the output transform's rows (16 x T), the input
+    // transform's rows; in band mode the band's V after them.
+    thread_local std::vector<float> scratch;
+    auto scratch_for = [&](std::size_t v) {
+      const std::size_t need = m_floats + 16 * T + rows_floats + v;
+      if (scratch.size() < need) scratch.resize(need);
+      return scratch.data();
+    };
+    // The GEMMs and output transform of channel block `blk` over the nt tiles from f0 of a V whose tile 0 is
+    // the image's tile t_base.
+    auto block = [&](const float* v, int f0, int nt, int t_base, int blk, float* s) {
+      const conv_detail::TileFn fn = k.tile_1[(nt + L - 1) / L - 1];
+      const float* u = wino_u_.data() + static_cast<std::size_t>(blk) * ci * WB;
+      const std::size_t u_xi = static_cast<std::size_t>(wnb) * ci * WB;
+      for (int xi = 0; xi < 36; ++xi)
+        fn({v + xi * xs + f0, tbs, ci, 0, nullptr, nullptr, 0, &zero_tap, 1, u + xi * u_xi, zeros,
+            s + static_cast<std::size_t>(xi) * WB * T, T, 0, nullptr, nullptr});
+      const std::ptrdiff_t at = static_cast<std::ptrdiff_t>(blk) * WB * out_plane;
+      k.wino_out({s, T, WB, std::min(WB, co - blk * WB), nt, t_base + f0, h, w, tw, bias_.data() + blk * WB,
+                  dst + at, out_plane, rdst ? rdst + at : nullptr, activation, s + m_floats});
+    };
+    if (wino_shared) {
+      const int nt = th * tw, ntb = (nt + T - 1) / T;
+      parallel_for(cv::Range(0, ci), [&](const cv::Range& r) {
+        float* rows = scratch_for(0) + m_floats + 16 * T;
+        for (int c = r.start; c < r.end; ++c)
+          k.wino_in({channel(c), h, w, tw, 0, th, workspace + c * tbs, xs, rows});
+      });
+      // Tile blocks outer: a block's V (36 x ci x T floats) stays in L2 across the channel blocks.
+      parallel_for(cv::Range(0, ntb * wnb), [&](const cv::Range& r) {
+        float* s = scratch_for(0);
+        for (int u = r.start; u < r.end; ++u) {
+          const int tb = u / wnb, blk = u % wnb;
+          block(workspace, tb * T, std::min(T, nt - tb * T), 0, blk, s);
+        }
+      });
+      return;
+    }
+    parallel_for(cv::Range(0, wp.bands), [&](const cv::Range& r) {
+      float* s = scratch_for(wp.v_floats);
+      float* rows = s + m_floats + 16 * T;
+      float* v = rows + rows_floats;
+      for (int band = r.start; band < r.end; ++band) {
+        const int ty0 = band * wp.band_rows, ty1 = std::min(th, ty0 + wp.band_rows), nt = (ty1 - ty0) * tw;
+        for (int c = 0; c < ci; ++c) k.wino_in({channel(c), h, w, tw, ty0, ty1, v + c * tbs, xs, rows});
+        for (int f0 = 0; f0 < nt; f0 += T)
+          for (int blk = 0; blk < wnb; ++blk) block(v, f0, std::min(T, nt - f0), ty0 * tw, blk, s);
+      }
+    });
+  };
+
   for (int b = 0; b < n; ++b) {
     for (int i = 0; i < ninputs; ++i) seg[i] = inputs[i].data + b * inputs[i].batch_stride;
     float* dst = out + b * out_batch_stride;
     const float* rdst = residual ? residual + b * residual_batch_stride : nullptr;
+    if (wino) {
+      wino_forward(dst, rdst);
+      continue;
+    }
     if (oc_) {
       // Units of (output row, block of oc_co channels), rows outer. Tiles of oc_px pixels from column 0, the
       // last one moved left to end at the last column (overlapping its neighbour: the same values written

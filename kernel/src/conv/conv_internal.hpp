@@ -4,6 +4,7 @@
 // here may have an inline function body that the linker could pick for baseline callers.
 #include <cstddef>
 #include <cstdint>
+#include <utility>  // std::integer_sequence, for the Winograd shuffles (conv_winograd_kernels.hpp)
 
 namespace aitw::kernel::conv_detail {
 
@@ -100,10 +101,45 @@ struct OcJob {
   const float* scale;
 };
 
+// Winograd F(4x4, 3x3) for 3x3 stride-1 padding-1 convolutions (fp32): each 4 x 4 block of outputs ("tile",
+// tile (ty, tx) covers output rows 4 ty .. 4 ty + 3, columns 4 tx .. 4 tx + 3; th x tw tiles cover the image,
+// flat index ty * tw + tx) from the 6 x 6 input block around it. The input transform V = B^T d B turns each
+// tile's block of each input channel into 36 values, one per position xi; then for every xi a GEMM over the
+// input channels, M[xi] = U[xi] V[xi] (U = G g G^T: the weights transformed and packed at load), runs on the
+// 1x1 tiles (KernelSet::tile_1); the output transform Y = A^T M A turns each tile's 36 sums of each output
+// channel into its 16 outputs, with the bias, activation and residual, written into NCHW.
+//
+// One input channel's tile rows [ty0, ty1) into V: position xi of flat tile t (t counted from tile (ty0, 0))
+// at v + xi * xi_stride + t. A row's last vector may write up to lanes - 1 floats past the row's end (the
+// next row overwrites them; after the last row they must fit). `rows`: 12 * wp floats of scratch, wp = 4 *
+// (tw rounded up to whole vectors) + 2 * lanes (six zero-padded input rows and their column transforms).
+struct WinoInJob {
+  const float* in;  // the channel's h x w plane
+  int h, w, tw, ty0, ty1;
+  float* v;
+  std::ptrdiff_t xi_stride;
+  float* rows;
+};
+// The outputs of `rows` output channels x `nt` tiles (flat indices t0 .. t0 + nt - 1 of the image) from the
+// GEMM's sums: m[(xi * co_block + r) * m_stride + t], r < rows, t < nt rounded up to whole vectors.
+struct WinoOutJob {
+  const float* m;
+  int m_stride, co_block, rows, nt, t0;
+  int h, w, tw;
+  const float* bias;           // rows values
+  float* out;                  // output channel 0 of the block, an h x w plane
+  std::ptrdiff_t out_channel;  // floats between output channels
+  const float* residual;       // null, or like out
+  int activation;
+  float* y;  // scratch: 16 * m_stride floats
+};
+
 using TileFn = void (*)(const TileJob&);
 using OcFn = void (*)(const OcJob&);
 using DwFn = void (*)(const DwJob&);
 using Dw3Fn = void (*)(const Dw3Job&);
+using WinoInFn = void (*)(const WinoInJob&);
+using WinoOutFn = void (*)(const WinoOutJob&);
 using Stride2Fn = void (*)(const float* src, int n, int avail, float* dst);
 // dst[i] = the bf16 of a[i] in its low half, of b[i] (0 when b is null) in its high half, i < n: a channel
 // pair of the bf16 kernels' input. Round to nearest even (vcvtneps2bf16).
@@ -138,6 +174,9 @@ struct KernelSet {
   // wasted; YOLOv8n's six 3x3 head layers with 80 outputs, Zen 4 VM, 2 threads: 7.9-9.8 -> 6.6-7.6 ms in
   // six paired rounds) and for layers of exactly `lanes` channels at stride 1. Null where the level has none.
   OcFn oc_half[2][4];
+  // Winograd F(4x4, 3x3) transforms (WinoInJob, WinoOutJob); the GEMMs run on tile_1.
+  WinoInFn wino_in;
+  WinoOutFn wino_out;
 };
 
 // Null when the level is not compiled in (not x86-64 GCC).

@@ -539,11 +539,13 @@ void set_oc_tiles(aitw::kernel::conv_detail::KernelSet& k) {
   k.oc_one = &oc_one<M>;
 }
 
+#include "conv_winograd_kernels.hpp"
+
 aitw::kernel::conv_detail::KernelSet make_kernel_set(const char* name) {
   static_assert(kVectors >= 1 && kVectors <= 3);
   aitw::kernel::conv_detail::KernelSet k{
-      name,      kCoBlock,      kTilePx, kLanes,  {}, {},      {}, &dw_tile, &dw3_rows,
-      &dw3_flat, &stride2_copy, false,   nullptr, {}, nullptr, 0,  0,        {}};
+      name,          kCoBlock, kTilePx, kLanes, {},      {}, {}, &dw_tile, &dw3_rows, &dw3_flat,
+      &stride2_copy, false,    nullptr, {},     nullptr, 0,  0,  {},       &wino_in,  &wino_out};
   set_oc_tiles<OcFp32>(k);
   k.oc_px = kOcPx;
   k.oc_co = kOcCo;

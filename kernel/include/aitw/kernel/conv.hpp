@@ -25,6 +25,11 @@ bool conv_isa_supported(ConvIsa isa);
 ConvIsa conv_default_isa();
 void conv_force_isa(std::optional<ConvIsa> isa);
 
+// Winograd F(4x4, 3x3) for the fp32 3x3 stride-1 padding-1 layers: forced on (true; where the layer's shape
+// allows it), off (false), or chosen per layer and input size (nullopt, the default; PackedConv::winograd).
+// For tests and before/after measurements.
+void conv_force_winograd(std::optional<bool> on);
+
 enum class ConvActivation { None, ReLU, SiLU };
 
 // fp32, or bf16 multiplies (weights and inputs rounded to bf16, products summed in fp32: AVX512_BF16's
@@ -86,6 +91,11 @@ class PackedConv {
   // so only the activations are rounded. 0 in fp32.
   int int8_grid_channels() const { return int8_grid_channels_; }
 
+  // Whether forward() on an h x w input runs Winograd F(4x4, 3x3) (3x3 stride 1 padding 1, fp32): 36
+  // multiplies per 4 x 4 outputs and channel pair instead of 144, the transforms' cost paid per channel. By
+  // default where it measured faster than the direct tiles (conv.cpp, winograd_pays).
+  bool winograd(int h, int w) const;
+
   // Scratch floats forward() needs for an h x w input (the padded phase copy, or a tail tile).
   std::size_t workspace_floats(int h, int w) const;
 
@@ -118,6 +128,10 @@ class PackedConv {
   // [co_block_] bf16 pairs, each in a float's bits.
   std::vector<float> packed_;
   std::vector<float> bias_;  // out_channels rounded up to co_block_, zero-padded
+  // Winograd F(4x4, 3x3) weights U = G g G^T, [36][co block][in channel][wino_block_] (empty where the shape
+  // has no Winograd path); the layer keeps its direct weights too, for the input sizes where those win.
+  std::vector<float> wino_u_;
+  int wino_block_ = 0;
   // bf16 with int8-grid channels: each output channel's scale (1 for the others), like bias_; else empty.
   std::vector<float> scale_;
   int int8_grid_channels_ = 0;

@@ -1,0 +1,181 @@
+// Winograd F(4x4, 3x3) transforms (conv_internal.hpp: WinoInJob, WinoOutJob) over the ISA's vectors, one
+// vector of tiles at a time. Included by conv_microkernel.hpp (V, load, store, splat, activate, kLanes),
+// inside each ISA file's anonymous namespace; the ISA file includes <utility> (std::integer_sequence) first.
+//
+// Matrices (interpolation points 0, +-1, +-2, infinity; Lavin and Gray's F(4x4, 3x3), as ncnn and NNPACK
+// use): B^T rows [4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0], [0, -2, -1, 2, 1, 0], [0,
+// 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]; A^T rows [1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4,
+// 0], [0, 1, -1, 8, -8, 1]; G in conv.cpp (weights, at load).
+
+template <class T>
+inline __attribute__((always_inline)) void wino_bt(const T (&u)[6], T (&d)[6]) {
+  d[0] = 4.f * u[0] - 5.f * u[2] + u[4];
+  d[1] = -4.f * (u[1] + u[2]) + u[3] + u[4];
+  d[2] = 4.f * (u[1] - u[2]) - u[3] + u[4];
+  d[3] = 2.f * (u[3] - u[1]) - u[2] + u[4];
+  d[4] = 2.f * (u[1] - u[3]) - u[2] + u[4];
+  d[5] = 4.f * u[1] - 5.f * u[3] + u[5];
+}
+template <class T>
+inline __attribute__((always_inline)) void wino_at(const T (&m)[6], T (&y)[4]) {
+  const T a = m[1] + m[2], b = m[1] - m[2], c = m[3] + m[4], e = m[3] - m[4];
+  y[0] = m[0] + a + c;
+  y[1] = b + 2.f * e;
+  y[2] = a + 4.f * c;
+  y[3] = b + 8.f * e + m[5];
+}
+
+using WinoLanes = std::make_integer_sequence<int, kLanes>;
+constexpr int kHalf = kLanes / 2, kQuarter = kLanes / 4;
+
+// Of the 2 kLanes floats a, b (kHalf tiles of 4): phase P of each tile, then phase P + 1.
+template <int P, int... I>
+inline __attribute__((always_inline)) V wino_pick(V a, V b, std::integer_sequence<int, I...>) {
+  return __builtin_shufflevector(a, b, (I < kHalf ? 4 * I + P : 4 * (I - kHalf) + P + 1)...);
+}
+// a's low (kHi: high) half, then b's.
+template <bool kHi, int... I>
+inline __attribute__((always_inline)) V wino_halves(V a, V b, std::integer_sequence<int, I...>) {
+  return __builtin_shufflevector(a, b, (I < kHalf ? I + kHi * kHalf : kLanes + I - kHalf + kHi * kHalf)...);
+}
+// The phases of the 4 kLanes floats at q (kLanes tiles of 4): ph[p][i] = q[4 i + p], p < kPhases (2 or 4).
+template <int kPhases>
+inline __attribute__((always_inline)) void wino_phases(const float* q, V* ph) {
+  const V a = load(q), b = load(q + kLanes), c = load(q + 2 * kLanes), d = load(q + 3 * kLanes);
+  const V s0 = wino_pick<0>(a, b, WinoLanes{}), s2 = wino_pick<0>(c, d, WinoLanes{});
+  ph[0] = wino_halves<false>(s0, s2, WinoLanes{});
+  ph[1] = wino_halves<true>(s0, s2, WinoLanes{});
+  if constexpr (kPhases == 4) {
+    const V s1 = wino_pick<2>(a, b, WinoLanes{}), s3 = wino_pick<2>(c, d, WinoLanes{});
+    ph[2] = wino_halves<false>(s1, s3, WinoLanes{});
+    ph[3] = wino_halves<true>(s1, s3, WinoLanes{});
+  }
+}
+
+// The inverse: z[2 k] = a[k + kHi * kHalf], z[2 k + 1] = b[k + kHi * kHalf].
+template <bool kHi, int... I>
+inline __attribute__((always_inline)) V wino_zip2(V a, V b, std::integer_sequence<int, I...>) {
+  return __builtin_shufflevector(a, b, ((I % 2) * kLanes + I / 2 + kHi * kHalf)...);
+}
+// Output vector kQ % 2 of a half from the pairs z01 (phases 0, 1) and z23 (phases 2, 3) of that half.
+template <int kQ, int... I>
+inline __attribute__((always_inline)) V wino_zip4(V z01, V z23, std::integer_sequence<int, I...>) {
+  return __builtin_shufflevector(
+      z01, z23,
+      ((I % 4 < 2 ? 0 : kLanes) + 2 * ((kQ % 2) * kQuarter + I / 4) + (I % 4 < 2 ? I % 4 : I % 4 - 2))...);
+}
+// y[p][i] (phase p of tile i) as 4 kLanes consecutive floats z: z[4 i + p] = y[p][i].
+inline __attribute__((always_inline)) void wino_interleave(const V (&y)[4], V (&z)[4]) {
+  const V a = wino_zip2<false>(y[0], y[1], WinoLanes{}), b = wino_zip2<false>(y[2], y[3], WinoLanes{});
+  const V c = wino_zip2<true>(y[0], y[1], WinoLanes{}), d = wino_zip2<true>(y[2], y[3], WinoLanes{});
+  z[0] = wino_zip4<0>(a, b, WinoLanes{});
+  z[1] = wino_zip4<1>(a, b, WinoLanes{});
+  z[2] = wino_zip4<2>(c, d, WinoLanes{});
+  z[3] = wino_zip4<3>(c, d, WinoLanes{});
+}
+
+// Tile row by tile row: its six input rows copied zero-padded (column -1 and everything past w - 1 zero), the
+// column transform (B^T along the rows' vectors), then the row transform on kLanes tiles at a time (each
+// tile's six columns are phases 0-3 of its four floats and phases 0-1 of the next tile's).
+void wino_in(const aitw::kernel::conv_detail::WinoInJob& j) {
+  const int tv = (j.tw + kLanes - 1) / kLanes * kLanes, wp = 4 * tv + 2 * kLanes;
+  float* const r = j.rows;
+  float* const tr = j.rows + 6 * wp;
+  for (int ty = j.ty0; ty < j.ty1; ++ty) {
+    for (int k = 0; k < 6; ++k) {
+      const int y = 4 * ty - 1 + k;
+      float* row = r + k * wp;
+      if (y < 0 || y >= j.h) {
+        for (int x = 0; x < wp; x += kLanes) store(row + x, V{});
+        continue;
+      }
+      const float* src = j.in + static_cast<std::ptrdiff_t>(y) * j.w;
+      row[0] = 0.f;
+      int x = 0;
+      for (; x + kLanes <= j.w; x += kLanes) store(row + 1 + x, load(src + x));
+      for (; x < j.w; ++x) row[1 + x] = src[x];
+      for (x = j.w + 1; x < wp; ++x) row[x] = 0.f;
+    }
+    for (int x = 0; x < 4 * tv + kLanes; x += kLanes) {
+      V u[6], d[6];
+#pragma GCC unroll 6
+      for (int k = 0; k < 6; ++k) u[k] = load(r + k * wp + x);
+      wino_bt(u, d);
+#pragma GCC unroll 6
+      for (int k = 0; k < 6; ++k) store(tr + k * wp + x, d[k]);
+    }
+    float* const vt = j.v + static_cast<std::ptrdiff_t>(ty - j.ty0) * j.tw;
+    for (int i = 0; i < 6; ++i) {
+      const float* t = tr + i * wp;
+      float* const d0 = vt + static_cast<std::ptrdiff_t>(6 * i) * j.xi_stride;
+      for (int x = 0; x < j.tw; x += kLanes) {
+        V ph[6], d[6];
+        wino_phases<4>(t + 4 * x, ph);
+        wino_phases<2>(t + 4 * x + 4, ph + 4);
+        wino_bt(ph, d);
+#pragma GCC unroll 6
+        for (int k = 0; k < 6; ++k) store(d0 + k * j.xi_stride + x, d[k]);
+      }
+    }
+  }
+}
+
+// Per output channel: A^T M A over kLanes tiles at a time, plus the bias, the activation, into
+// y[16][m_stride] (output (a, b) of each tile in row 4 a + b); then tile row by tile row into NCHW, four
+// outputs of a row per tile interleaved by shuffles where a whole vector of tiles lies inside the image, one
+// by one at the right edge; the residual added after the activation.
+void wino_out(const aitw::kernel::conv_detail::WinoOutJob& j) {
+  const std::ptrdiff_t xs = static_cast<std::ptrdiff_t>(j.co_block) * j.m_stride, ys = j.m_stride;
+  for (int r = 0; r < j.rows; ++r) {
+    const float* const m = j.m + static_cast<std::ptrdiff_t>(r) * j.m_stride;
+    const V bias = splat(j.bias[r]);
+    for (int t = 0; t < j.nt; t += kLanes) {
+      V rowt[4][6];
+#pragma GCC unroll 6
+      for (int c = 0; c < 6; ++c) {
+        V col[6], y4[4];
+#pragma GCC unroll 6
+        for (int i = 0; i < 6; ++i) col[i] = load(m + (i * 6 + c) * xs + t);
+        wino_at(col, y4);
+#pragma GCC unroll 4
+        for (int a = 0; a < 4; ++a) rowt[a][c] = y4[a];
+      }
+#pragma GCC unroll 4
+      for (int a = 0; a < 4; ++a) {
+        V y4[4];
+        wino_at(rowt[a], y4);
+#pragma GCC unroll 4
+        for (int b = 0; b < 4; ++b) store(j.y + (a * 4 + b) * ys + t, activate(y4[b] + bias, j.activation));
+      }
+    }
+    float* const out = j.out + r * j.out_channel;
+    const float* const res = j.residual ? j.residual + r * j.out_channel : nullptr;
+    for (int i = 0; i < j.nt;) {
+      const int t = j.t0 + i, ty = t / j.tw, tx0 = t % j.tw;
+      const int n = j.tw - tx0 < j.nt - i ? j.tw - tx0 : j.nt - i;
+      // Tiles whose four columns are inside (the last one may have 1-3).
+      const int inside = j.w / 4 - tx0 < n ? j.w / 4 - tx0 : n;
+      for (int a = 0; a < 4 && 4 * ty + a < j.h; ++a) {
+        const std::ptrdiff_t at = static_cast<std::ptrdiff_t>(4 * ty + a) * j.w + 4 * tx0;
+        float* const row = out + at;
+        const float* const rr = res ? res + at : nullptr;
+        const float* const y0 = j.y + (4 * a) * ys + i;
+        int q = 0;
+        for (; q + kLanes <= inside; q += kLanes) {
+          const V y[4] = {load(y0 + q), load(y0 + ys + q), load(y0 + 2 * ys + q), load(y0 + 3 * ys + q)};
+          V z[4];
+          wino_interleave(y, z);
+#pragma GCC unroll 4
+          for (int p = 0; p < 4; ++p) {
+            float* const o = row + 4 * q + p * kLanes;
+            store(o, rr ? z[p] + load(rr + 4 * q + p * kLanes) : z[p]);
+          }
+        }
+        for (; q < n; ++q)
+          for (int b = 0; b < 4 && 4 * (tx0 + q) + b < j.w; ++b)
+            row[4 * q + b] = y0[b * ys + q] + (rr ? rr[4 * q + b] : 0.f);
+      }
+      i += n;
+    }
+  }
+}
