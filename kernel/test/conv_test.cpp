@@ -473,7 +473,8 @@ TEST_P(ConvVsOpenCV, InputsReadInPlaceGiveExactlyTheConcatenation) {
 // Winograd F(4x4, 3x3), forced on for every 3x3 stride-1 padding-1 shape: heights and widths that are no
 // multiple of 4 (the last tile row and column partly outside), rows of tiles no multiple of a vector, fewer
 // output channels than a GEMM block and a partial last block, one pixel, batch 2, many channels; at the
-// default thread count and at one (where more shapes are cut into bands: the per-thread buffers), with each
+// default thread count and at one (bands of tile rows, or one band whose output-channel blocks the threads
+// share), with each
 // activation, a residual, and the input as three tensors read in place (bit for bit the same). Same
 // tolerance as the direct paths: F(4x4, 3x3)'s transforms multiply by up to 8 and 1/6, which loses a few
 // more bits than a direct sum (<= 1.3e-5 relative on YOLO11n's shapes in the prototype), well inside 1e-4;
@@ -745,8 +746,8 @@ TEST(ConvLayer, WorkspaceSizedBeforeTheThreadCountGrew) {
   EXPECT_THROW(
       conv.forward(in.ptr<float>(), 1, 60, 80, 0, out.ptr<float>(), 0, ConvActivation::None, ws.data(), 10),
       std::invalid_argument);
-  // Winograd: bands in per-thread buffers at one thread (no workspace); at 16 threads the 15 tile rows would
-  // share one transformed input in the workspace, which is too small for it: bands again, same result.
+  // Winograd: per-thread buffers, no workspace, at any thread count (at one thread bands of tile rows; at 16
+  // the 15 tile rows are one band whose output-channel blocks the threads share).
   conv_force_winograd(true);
   cv::setNumThreads(1);
   ws.assign(conv.workspace_floats(60, 80), 0.f);

@@ -56,34 +56,33 @@ bool wino_shape(const ConvShape& s) {
          s.pad_top == 1 && s.pad_left == 1 && s.pad_bottom == 1 && s.pad_right == 1;
 }
 
-// Where Winograd beats the direct tiles at two threads (YOLO11n at 480x640, Zen 4 VM, bench/RESULTS.md):
-// every layer at 60 x 80 tiles' worth and more (300 tiles: 0.52-0.56x on 64 -> 64, 0.55-0.94x on 8-32
-// channels); at 80-299 tiles where the GEMM outweighs the transforms, ci co / (ci + co) >= 20 (128 -> 64 at
-// 30 x 40 0.61-0.69x, 64 -> 64 0.70-0.85x, 64 -> 32 and 32 -> 64 0.83-1.06x), not 32 -> 32 (1.08-1.14x); not
-// below (15 x 20: 20 tiles fill a third of a GEMM block, 1.1-1.5x). At one thread it wins on every one of
-// those layers (0.51-0.93x), but the small levels scale worse over threads than the direct tiles.
+// Where Winograd beats the direct tiles: every 3x3 stride-1 layer of YOLO11n at 480x640 (bench/RESULTS.md;
+// Zen 4 VM, ratio to the direct tiles at two threads 0.52-0.53 on 64 -> 64 at 60 x 80, 0.61-0.88 on the
+// others, 0.77-0.85 at 15 x 20; at one thread 0.50-0.75), from 8 input and output channels and 20 tiles (the
+// 15 x 20 level). Smaller images and channel counts were not measured and keep the direct tiles.
 bool winograd_pays(const ConvShape& s, int h, int w) {
-  const int tiles = ((h + 3) / 4) * ((w + 3) / 4), ci = s.in_channels, co = s.out_channels;
-  if (tiles >= 300) return ci >= 8;
-  return tiles >= 64 && ci * co >= 20 * (ci + co);
+  const int tiles = ((h + 3) / 4) * ((w + 3) / 4);
+  return tiles >= 20 && s.in_channels >= 8 && s.out_channels >= 8;
 }
 
 // How a Winograd forward is cut: bands of tile rows whose V ([36][channel][tile]) stays within
-// kWinoBandBytes, in whole rounds of the threads, one band per unit of work, each thread transforming its
-// band's input into its own buffer; or, for images of fewer than kWinoBandTiles tiles (where a band per
-// thread would leave GEMM blocks mostly empty), the whole image's V once, shared: the input transform in
-// parallel over channels, then the GEMMs over (tile block, channel block). At two threads, bands against
-// shared: 60 x 80 32 -> 16 and 16 -> 32 0.86-0.93x against 0.91-1.03x the direct tiles; 30 x 40 128 -> 64
-// 0.69 against 0.61, 15 x 20 1.35-1.5 against 1.1-1.2.
-constexpr int kWinoBandTiles = 160;
+// kWinoBandBytes, in whole rounds of the threads, one band per unit of work, each unit transforming its
+// band's input into its thread's own buffer. Images of fewer than kWinoBandTiles tiles (or fewer tile rows
+// than threads) are one band, and the units split its output-channel blocks instead, each transforming the
+// whole input itself: no second parallel loop, no transformed input shared between cores. Against the first
+// way to cut them (the input transformed once, in parallel over channels, then the GEMMs over (tile block,
+// channel block): two loops, V read across cores), at two threads, ratio to the direct tiles: 15 x 20 64 ->
+// 64 0.98-1.12 -> 0.77-0.85, 30 x 40 32 -> 32 1.01-1.18 -> 0.76-0.88, 64 -> 32 0.89-1.06 -> 0.71-0.83.
 constexpr std::size_t kWinoBandBytes = 768 << 10;
+constexpr int kWinoBandTiles = 160;
 
 struct WinoPlan {
   int th = 0, tw = 0;
-  bool shared = false;
   int band_rows = 0, bands = 1;
-  std::ptrdiff_t tbs = 0;  // floats per (position, channel) row of V: a band's tiles, rounded up
-  std::ptrdiff_t xs = 0;   // floats between V's positions
+  int groups = 1;               // units per band, each over a share of the output-channel blocks
+  std::ptrdiff_t tbs = 0;       // floats per (position, channel) row of V: a band's tiles, rounded up
+  std::ptrdiff_t xs = 0;        // floats between V's positions
+  std::size_t rows_floats = 0;  // the input transform's scratch (WinoInJob::rows)
   std::size_t v_floats = 0;
 };
 
@@ -91,13 +90,13 @@ WinoPlan wino_plan(int ci, int h, int w, const KernelSet& k) {
   WinoPlan p;
   p.th = (h + 3) / 4;
   p.tw = (w + 3) / 4;
-  const std::size_t row_bytes = sizeof(float) * 36 * ci * p.tw;
+  const std::size_t row_bytes = sizeof(float) * 36 * ci * (p.tw + 1);
   const int threads = std::max(1, cv::getNumThreads());
   int rows = static_cast<int>(std::clamp<std::size_t>(kWinoBandBytes / row_bytes, 1, p.th));
   int bands = (p.th + rows - 1) / rows;
-  p.shared = p.th < threads || p.th * p.tw < kWinoBandTiles;
-  if (p.shared) {
+  if (p.th < threads || p.th * p.tw < kWinoBandTiles) {
     rows = p.th;
+    p.groups = threads;
   } else {
     bands = std::min(p.th, (bands + threads - 1) / threads * threads);  // whole rounds of the threads
     rows = (p.th + bands - 1) / bands;
@@ -106,7 +105,10 @@ WinoPlan wino_plan(int ci, int h, int w, const KernelSet& k) {
   p.bands = (p.th + rows - 1) / rows;
   // The input transform's last vector of a row runs up to lanes - 1 tiles past it; the GEMM reads whole
   // vectors of tiles.
-  p.tbs = (static_cast<std::ptrdiff_t>(rows) * p.tw + k.lanes + k.tile_px - 1) / k.tile_px * k.tile_px;
+  p.tbs = (static_cast<std::ptrdiff_t>(rows) * (p.tw + 1) + k.lanes + k.tile_px - 1) / k.tile_px * k.tile_px;
+  p.rows_floats =
+      static_cast<std::size_t>(6) * (4 * (p.tw + 1) + 2 * k.lanes) +
+      static_cast<std::size_t>(6) * (4 * static_cast<std::size_t>(rows) * (p.tw + 1) + 6 * k.lanes);
   // Positions a whole number of 4 KB pages and one cache line apart: the input transform stores a tile
   // vector's 36 values into 36 positions, which ci * tbs floats apart (a multiple of 4 KB for most layers:
   // 32 x 96, 64 x 144) all fell into one L1 set.
@@ -465,10 +467,7 @@ bool PackedConv::winograd(int h, int w) const {
 }
 
 std::size_t PackedConv::workspace_floats(int h, int w) const {
-  if (winograd(h, w)) {  // the shared V (bands: per-thread buffers)
-    const WinoPlan p = wino_plan(shape_.in_channels, h, w, kernels_for(isa_));
-    return p.shared ? p.v_floats : 0;
-  }
+  if (winograd(h, w)) return 0;  // per-thread buffers
   // bf16 over output channels: the input as channel pairs, one plane per pair.
   if (oc_ && bf16_) return static_cast<std::size_t>((shape_.in_channels + 1) / 2) * h * w;
   if (dw3_path(shape_) || oc_) return 0;  // read in place (dw3: per-thread scratch)
@@ -509,8 +508,6 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
   const bool dw3 = dw3_path(shape_);
   const bool wino = winograd(h, w);
   const WinoPlan wp = wino ? wino_plan(shape_.in_channels, h, w, k) : WinoPlan{};
-  // Winograd with a workspace sized before the thread count changed: bands in per-thread buffers.
-  const bool wino_shared = wino && wp.shared && workspace_size >= wp.v_floats;
   const std::size_t needs = wino ? 0 : oc_ ? workspace_floats(h, w) : dw3 ? 0 : g.band_floats;
   if (workspace_size < needs)
     throw std::invalid_argument("PackedConv::forward: workspace of " + std::to_string(workspace_size) +
@@ -577,15 +574,14 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
   auto wino_forward = [&](float* dst, const float* rdst) {
     const int WB = wino_block_, wnb = (co + WB - 1) / WB, L = k.lanes, th = wp.th, tw = wp.tw;
     const std::ptrdiff_t tbs = wp.tbs, xs = wp.xs;
-    const std::size_t m_floats = static_cast<std::size_t>(36) * WB * T,
-                      rows_floats = static_cast<std::size_t>(12) * (4 * ((tw + L - 1) / L * L) + 2 * L);
+    const std::size_t m_floats = static_cast<std::size_t>(36) * WB * T, rows_floats = wp.rows_floats;
     static const float zeros[kMaxTileFloats] = {};  // the GEMM tiles' bias
     static const std::ptrdiff_t zero_tap = 0;
     // Per thread: the GEMM's sums of a block (36 x WB x T), the output transform's rows (16 x T), the input
-    // transform's rows; in band mode the band's V after them.
+    // transform's rows, the band's V.
     thread_local std::vector<float> scratch;
     auto scratch_for = [&](std::size_t v) {
-      const std::size_t need = m_floats + 16 * T + rows_floats + v;
+      const std::size_t need = m_floats + 16 * T + L + rows_floats + v;
       if (scratch.size() < need) scratch.resize(need);
       return scratch.data();
     };
@@ -602,32 +598,18 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
       k.wino_out({s, T, WB, std::min(WB, co - blk * WB), nt, t_base + f0, h, w, tw, bias_.data() + blk * WB,
                   dst + at, out_plane, rdst ? rdst + at : nullptr, activation, s + m_floats});
     };
-    if (wino_shared) {
-      const int nt = th * tw, ntb = (nt + T - 1) / T;
-      parallel_for(cv::Range(0, ci), [&](const cv::Range& r) {
-        float* rows = scratch_for(0) + m_floats + 16 * T;
-        for (int c = r.start; c < r.end; ++c)
-          k.wino_in({channel(c), h, w, tw, 0, th, workspace + c * tbs, xs, rows});
-      });
-      // Tile blocks outer: a block's V (36 x ci x T floats) stays in L2 across the channel blocks.
-      parallel_for(cv::Range(0, ntb * wnb), [&](const cv::Range& r) {
-        float* s = scratch_for(0);
-        for (int u = r.start; u < r.end; ++u) {
-          const int tb = u / wnb, blk = u % wnb;
-          block(workspace, tb * T, std::min(T, nt - tb * T), 0, blk, s);
-        }
-      });
-      return;
-    }
-    parallel_for(cv::Range(0, wp.bands), [&](const cv::Range& r) {
+    const int groups = std::min(wp.groups, wnb);
+    parallel_for(cv::Range(0, wp.bands * groups), [&](const cv::Range& r) {
       float* s = scratch_for(wp.v_floats);
-      float* rows = s + m_floats + 16 * T;
+      float* rows = s + m_floats + 16 * T + L;
       float* v = rows + rows_floats;
-      for (int band = r.start; band < r.end; ++band) {
-        const int ty0 = band * wp.band_rows, ty1 = std::min(th, ty0 + wp.band_rows), nt = (ty1 - ty0) * tw;
+      for (int u = r.start; u < r.end; ++u) {
+        const int band = u / groups, grp = u % groups, b0 = grp * wnb / groups, b1 = (grp + 1) * wnb / groups;
+        const int ty0 = band * wp.band_rows, ty1 = std::min(th, ty0 + wp.band_rows),
+                  nt = (ty1 - ty0) * (tw + 1);
         for (int c = 0; c < ci; ++c) k.wino_in({channel(c), h, w, tw, ty0, ty1, v + c * tbs, xs, rows});
         for (int f0 = 0; f0 < nt; f0 += T)
-          for (int blk = 0; blk < wnb; ++blk) block(v, f0, std::min(T, nt - f0), ty0 * tw, blk, s);
+          for (int blk = b0; blk < b1; ++blk) block(v, f0, std::min(T, nt - f0), ty0 * (tw + 1), blk, s);
       }
     });
   };

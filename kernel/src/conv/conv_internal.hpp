@@ -102,17 +102,20 @@ struct OcJob {
 };
 
 // Winograd F(4x4, 3x3) for 3x3 stride-1 padding-1 convolutions (fp32): each 4 x 4 block of outputs ("tile",
-// tile (ty, tx) covers output rows 4 ty .. 4 ty + 3, columns 4 tx .. 4 tx + 3; th x tw tiles cover the image,
-// flat index ty * tw + tx) from the 6 x 6 input block around it. The input transform V = B^T d B turns each
-// tile's block of each input channel into 36 values, one per position xi; then for every xi a GEMM over the
-// input channels, M[xi] = U[xi] V[xi] (U = G g G^T: the weights transformed and packed at load), runs on the
-// 1x1 tiles (KernelSet::tile_1); the output transform Y = A^T M A turns each tile's 36 sums of each output
-// channel into its 16 outputs, with the bias, activation and residual, written into NCHW.
+// tile (ty, tx) covers output rows 4 ty .. 4 ty + 3, columns 4 tx .. 4 tx + 3; th x tw tiles cover the image)
+// from the 6 x 6 input block around it. Tiles are counted flat with a dummy tile closing each tile row: tile
+// (ty, tx) is number ty * (tw + 1) + tx, so that a vector of consecutive tiles runs across tile rows (the
+// dummy's values are computed and dropped). The input transform V = B^T d B turns each tile's block of each
+// input channel into 36 values, one per position xi; then for every xi a GEMM over the input channels,
+// M[xi] = U[xi] V[xi] (U = G g G^T: the weights transformed and packed at load), runs on the 1x1 tiles
+// (KernelSet::tile_1); the output transform Y = A^T M A turns each tile's 36 sums of each output channel into
+// its 16 outputs, with the bias, activation and residual, written into NCHW.
 //
-// One input channel's tile rows [ty0, ty1) into V: position xi of flat tile t (t counted from tile (ty0, 0))
-// at v + xi * xi_stride + t. A row's last vector may write up to lanes - 1 floats past the row's end (the
-// next row overwrites them; after the last row they must fit). `rows`: 12 * wp floats of scratch, wp = 4 *
-// (tw rounded up to whole vectors) + 2 * lanes (six zero-padded input rows and their column transforms).
+// One input channel's tile rows [ty0, ty1) into V: position xi of flat tile t (counted from tile (ty0, 0))
+// at v + xi * xi_stride + t. The last vector may write up to lanes - 1 floats past the band's
+// (ty1 - ty0) * (tw + 1) tiles. `rows`: 6 wp + 6 trs floats of scratch, wp = 4 (tw + 1) + 2 lanes,
+// trs = 4 (ty1 - ty0) (tw + 1) + 6 lanes (six zero-padded input rows, six flat rows of their column
+// transforms).
 struct WinoInJob {
   const float* in;  // the channel's h x w plane
   int h, w, tw, ty0, ty1;
@@ -120,8 +123,9 @@ struct WinoInJob {
   std::ptrdiff_t xi_stride;
   float* rows;
 };
-// The outputs of `rows` output channels x `nt` tiles (flat indices t0 .. t0 + nt - 1 of the image) from the
-// GEMM's sums: m[(xi * co_block + r) * m_stride + t], r < rows, t < nt rounded up to whole vectors.
+// The outputs of `rows` output channels x `nt` tiles (flat indices t0 .. t0 + nt - 1 of the image, dummies
+// included and skipped) from the GEMM's sums: m[(xi * co_block + r) * m_stride + t], r < rows, t < nt rounded
+// up to whole vectors.
 struct WinoOutJob {
   const float* m;
   int m_stride, co_block, rows, nt, t0;
@@ -131,7 +135,7 @@ struct WinoOutJob {
   std::ptrdiff_t out_channel;  // floats between output channels
   const float* residual;       // null, or like out
   int activation;
-  float* y;  // scratch: 16 * m_stride floats
+  float* y;  // scratch: 16 * m_stride + lanes floats (a row's last vector reads past its tiles)
 };
 
 using TileFn = void (*)(const TileJob&);

@@ -74,48 +74,54 @@ inline __attribute__((always_inline)) void wino_interleave(const V (&y)[4], V (&
   z[3] = wino_zip4<3>(c, d, WinoLanes{});
 }
 
-// Tile row by tile row: its six input rows copied zero-padded (column -1 and everything past w - 1 zero), the
-// column transform (B^T along the rows' vectors), then the row transform on kLanes tiles at a time (each
-// tile's six columns are phases 0-3 of its four floats and phases 0-1 of the next tile's).
+// Tile row by tile row, its six input rows copied zero-padded (column -1 and everything from w on zero) and
+// the column transform (B^T along the rows' vectors) stored at the tile row's place in six flat rows `tr`
+// (tile row k of the band from 4 (tw + 1) k: tile (ty, tx) finds its six columns at 4 t, t = its flat index
+// with a dummy tile closing each tile row); then the row transform on kLanes flat tiles at a time across tile
+// rows (each tile's six columns are phases 0-3 of its four floats and phases 0-1 of the next tile's; the
+// dummy tile reads the next row's first columns and is never used).
 void wino_in(const aitw::kernel::conv_detail::WinoInJob& j) {
-  const int tv = (j.tw + kLanes - 1) / kLanes * kLanes, wp = 4 * tv + 2 * kLanes;
+  const int tws = j.tw + 1, rows = j.ty1 - j.ty0, nt = rows * tws;
+  const int wp = 4 * tws + 2 * kLanes;                                          // a padded input row
+  const std::ptrdiff_t trs = 4 * static_cast<std::ptrdiff_t>(nt) + 6 * kLanes;  // a flat row of tr
   float* const r = j.rows;
   float* const tr = j.rows + 6 * wp;
+  // The padded rows' zeros past the image: written once, the copies below only overwrite [1, w].
+  for (int k = 0; k < 6; ++k)
+    for (int x = 0; x < wp; x += kLanes) store(r + k * wp + x, V{});
   for (int ty = j.ty0; ty < j.ty1; ++ty) {
     for (int k = 0; k < 6; ++k) {
       const int y = 4 * ty - 1 + k;
       float* row = r + k * wp;
       if (y < 0 || y >= j.h) {
-        for (int x = 0; x < wp; x += kLanes) store(row + x, V{});
+        for (int x = 0; x < j.w + 1; x += kLanes) store(row + x, V{});
         continue;
       }
       const float* src = j.in + static_cast<std::ptrdiff_t>(y) * j.w;
-      row[0] = 0.f;
       int x = 0;
       for (; x + kLanes <= j.w; x += kLanes) store(row + 1 + x, load(src + x));
       for (; x < j.w; ++x) row[1 + x] = src[x];
-      for (x = j.w + 1; x < wp; ++x) row[x] = 0.f;
     }
-    for (int x = 0; x < 4 * tv + kLanes; x += kLanes) {
+    float* const t = tr + static_cast<std::ptrdiff_t>(ty - j.ty0) * 4 * tws;
+    for (int x = 0; x < 4 * tws; x += kLanes) {  // the last vector runs into the next tile row's place
       V u[6], d[6];
 #pragma GCC unroll 6
       for (int k = 0; k < 6; ++k) u[k] = load(r + k * wp + x);
       wino_bt(u, d);
 #pragma GCC unroll 6
-      for (int k = 0; k < 6; ++k) store(tr + k * wp + x, d[k]);
+      for (int k = 0; k < 6; ++k) store(t + k * trs + x, d[k]);
     }
-    float* const vt = j.v + static_cast<std::ptrdiff_t>(ty - j.ty0) * j.tw;
-    for (int i = 0; i < 6; ++i) {
-      const float* t = tr + i * wp;
-      float* const d0 = vt + static_cast<std::ptrdiff_t>(6 * i) * j.xi_stride;
-      for (int x = 0; x < j.tw; x += kLanes) {
-        V ph[6], d[6];
-        wino_phases<4>(t + 4 * x, ph);
-        wino_phases<2>(t + 4 * x + 4, ph + 4);
-        wino_bt(ph, d);
+  }
+  for (int i = 0; i < 6; ++i) {
+    const float* const t = tr + i * trs;
+    float* const d0 = j.v + static_cast<std::ptrdiff_t>(6 * i) * j.xi_stride;
+    for (int x = 0; x < nt; x += kLanes) {
+      V ph[6], d[6];
+      wino_phases<4>(t + 4 * x, ph);
+      wino_phases<2>(t + 4 * x + 4, ph + 4);
+      wino_bt(ph, d);
 #pragma GCC unroll 6
-        for (int k = 0; k < 6; ++k) store(d0 + k * j.xi_stride + x, d[k]);
-      }
+      for (int k = 0; k < 6; ++k) store(d0 + k * j.xi_stride + x, d[k]);
     }
   }
 }
@@ -124,7 +130,8 @@ void wino_in(const aitw::kernel::conv_detail::WinoInJob& j) {
 // y[16][m_stride] (output (a, b) of each tile in row 4 a + b); then tile row by tile row into NCHW, four
 // outputs of a row per tile interleaved by shuffles where a whole vector of tiles lies inside the image, one
 // by one at the right edge; the residual added after the activation.
-void wino_out(const aitw::kernel::conv_detail::WinoOutJob& j) {
+template <int kAct>
+void wino_out_act(const aitw::kernel::conv_detail::WinoOutJob& j) {
   const std::ptrdiff_t xs = static_cast<std::ptrdiff_t>(j.co_block) * j.m_stride, ys = j.m_stride;
   for (int r = 0; r < j.rows; ++r) {
     const float* const m = j.m + static_cast<std::ptrdiff_t>(r) * j.m_stride;
@@ -145,13 +152,17 @@ void wino_out(const aitw::kernel::conv_detail::WinoOutJob& j) {
         V y4[4];
         wino_at(rowt[a], y4);
 #pragma GCC unroll 4
-        for (int b = 0; b < 4; ++b) store(j.y + (a * 4 + b) * ys + t, activate(y4[b] + bias, j.activation));
+        for (int b = 0; b < 4; ++b) store(j.y + (a * 4 + b) * ys + t, activate(y4[b] + bias, kAct));
       }
     }
     float* const out = j.out + r * j.out_channel;
     const float* const res = j.residual ? j.residual + r * j.out_channel : nullptr;
     for (int i = 0; i < j.nt;) {
-      const int t = j.t0 + i, ty = t / j.tw, tx0 = t % j.tw;
+      const int t = j.t0 + i, ty = t / (j.tw + 1), tx0 = t % (j.tw + 1);
+      if (tx0 == j.tw) {  // the dummy tile closing a tile row
+        ++i;
+        continue;
+      }
       const int n = j.tw - tx0 < j.nt - i ? j.tw - tx0 : j.nt - i;
       // Tiles whose four columns are inside (the last one may have 1-3).
       const int inside = j.w / 4 - tx0 < n ? j.w / 4 - tx0 : n;
@@ -171,11 +182,33 @@ void wino_out(const aitw::kernel::conv_detail::WinoOutJob& j) {
             store(o, rr ? z[p] + load(rr + 4 * q + p * kLanes) : z[p]);
           }
         }
-        for (; q < n; ++q)
-          for (int b = 0; b < 4 && 4 * (tx0 + q) + b < j.w; ++b)
-            row[4 * q + b] = y0[b * ys + q] + (rr ? rr[4 * q + b] : 0.f);
+        if (q < n) {  // the row's last tiles: a whole vector's interleave, the part inside the row kept
+          const V y[4] = {load(y0 + q), load(y0 + ys + q), load(y0 + 2 * ys + q), load(y0 + 3 * ys + q)};
+          V z[4];
+          wino_interleave(y, z);
+          float tmp[4 * kLanes];
+#pragma GCC unroll 4
+          for (int p = 0; p < 4; ++p) store(tmp + p * kLanes, z[p]);
+          const int left = j.w - 4 * (tx0 + q), keep = 4 * (n - q) < left ? 4 * (n - q) : left;
+          float* const o = row + 4 * q;
+          if (rr) {
+            for (int k = 0; k < keep; ++k) o[k] = tmp[k] + rr[4 * q + k];
+          } else {
+            for (int k = 0; k < keep; ++k) o[k] = tmp[k];
+          }
+        }
       }
       i += n;
     }
+  }
+}
+
+void wino_out(const aitw::kernel::conv_detail::WinoOutJob& j) {
+  if (j.activation == 2) {
+    wino_out_act<2>(j);
+  } else if (j.activation == 1) {
+    wino_out_act<1>(j);
+  } else {
+    wino_out_act<0>(j);
   }
 }
