@@ -548,6 +548,11 @@ TEST_P(ConvVsOpenCV, WinogradEveryShapeClass) {
                        act, ws.data(), ws.size(), res, out_b);
           EXPECT_EQ(cv::norm(split.reshape(1, 1), got.reshape(1, 1), cv::NORM_INF), 0.0);
         }
+      // bf16 layers keep their own tiles, forced or not.
+      if (GetParam() == ConvIsa::Avx512 && conv_bf16_supported()) {
+        EXPECT_FALSE(PackedConv(s, w.ptr<float>(), b.ptr<float>(), GetParam(), ConvPrecision::Bf16)
+                         .winograd(c.h, c.w));
+      }
     }
   }
   cv::setNumThreads(threads);
