@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <random>
@@ -163,6 +164,14 @@ double max_rel_diff(const cv::Mat& a, const cv::Mat& ref) {
   return cv::norm(fa, fr, cv::NORM_INF) / std::max(1.0, cv::norm(fr, cv::NORM_INF));
 }
 
+// OpenCV's convolution output with the activation aitw fuses applied after it.
+cv::Mat activated(const cv::Mat& ref, ConvActivation act) {
+  cv::Mat expect = ref.clone();
+  if (act == ConvActivation::SiLU) silu(expect.ptr<float>(), expect.ptr<float>(), expect.total());
+  if (act == ConvActivation::ReLU) expect = cv::max(expect, 0.f);
+  return expect;
+}
+
 std::vector<ConvIsa> levels() {
   std::vector<ConvIsa> v{ConvIsa::Portable};
   for (auto l : {ConvIsa::Avx2, ConvIsa::Avx512})
@@ -198,9 +207,7 @@ TEST_P(ConvVsOpenCV, EveryShapeClassAndActivation) {
     const std::ptrdiff_t out_b = static_cast<std::ptrdiff_t>(s.out_channels) * ref.size[2] * ref.size[3];
     for (auto act : {ConvActivation::None, ConvActivation::SiLU, ConvActivation::ReLU}) {
       SCOPED_TRACE(static_cast<int>(act));
-      cv::Mat expect = ref.clone();
-      if (act == ConvActivation::SiLU) silu(expect.ptr<float>(), expect.ptr<float>(), expect.total());
-      if (act == ConvActivation::ReLU) expect = cv::max(expect, 0.f);
+      cv::Mat expect = activated(ref, act);
       // Output written with a gap between images (as into a fused Concat's buffer): the gap stays intact.
       const std::ptrdiff_t gap = 5;
       std::vector<float> out(static_cast<std::size_t>(c.n * (out_b + gap)), -7.f);
@@ -334,8 +341,7 @@ TEST_P(ConvVsOpenCV, ResidualAddedAfterTheActivation) {
                 res.begin() + i * (out_b + gap));
     for (auto act : {ConvActivation::None, ConvActivation::SiLU}) {
       SCOPED_TRACE(static_cast<int>(act));
-      cv::Mat expect = ref.clone();
-      if (act == ConvActivation::SiLU) silu(expect.ptr<float>(), expect.ptr<float>(), expect.total());
+      cv::Mat expect = activated(ref, act);
       expect += skip;
       cv::Mat got(ref.dims, ref.size.p, CV_32F, cv::Scalar(-7));
       conv.forward(in.ptr<float>(), c.n, c.h, c.w, in_b, got.ptr<float>(), out_b, act, ws.data(), ws.size(),
@@ -474,8 +480,8 @@ TEST_P(ConvVsOpenCV, InputsReadInPlaceGiveExactlyTheConcatenation) {
 // multiple of 4 (the last tile row and column partly outside), rows of tiles no multiple of a vector, fewer
 // output channels than a GEMM block and a partial last block, one pixel, batch 2, many channels; at the
 // default thread count and at one (bands of tile rows, or one band whose output-channel blocks the threads
-// share), with each
-// activation, a residual, and the input as three tensors read in place (bit for bit the same). Same
+// share), with each activation, a residual, and the input as three tensors read in place (bit for bit the
+// same). Same
 // tolerance as the direct paths: F(4x4, 3x3)'s transforms multiply by up to 8 and 1/6, which loses a few
 // more bits than a direct sum (<= 1.3e-5 relative on YOLO11n's shapes in the prototype), well inside 1e-4;
 // a wrong tap, tile or edge is off by 0.1 or more.
@@ -528,9 +534,7 @@ TEST_P(ConvVsOpenCV, WinogradEveryShapeClass) {
       for (auto act : {ConvActivation::None, ConvActivation::SiLU, ConvActivation::ReLU})
         for (const bool with_skip : {false, true}) {
           SCOPED_TRACE(std::to_string(static_cast<int>(act)) + (with_skip ? " residual" : ""));
-          cv::Mat expect = ref.clone();
-          if (act == ConvActivation::SiLU) silu(expect.ptr<float>(), expect.ptr<float>(), expect.total());
-          if (act == ConvActivation::ReLU) expect = cv::max(expect, 0.f);
+          cv::Mat expect = activated(ref, act);
           if (with_skip) expect += skip;
           const float* res = with_skip ? skip.ptr<float>() : nullptr;
           std::vector<float> out(static_cast<std::size_t>(c.n * (out_b + gap)), -7.f);
@@ -599,8 +603,7 @@ TEST(ConvBf16, EveryShapeClassAgainstOpenCvsFp32) {
     const cv::Mat skip = random_mat({ref.size[0], ref.size[1], ref.size[2], ref.size[3]}, 1.f, rng);
     for (auto act : {ConvActivation::None, ConvActivation::SiLU}) {
       for (const bool with_skip : {false, true}) {
-        cv::Mat expect = ref.clone();
-        if (act == ConvActivation::SiLU) silu(expect.ptr<float>(), expect.ptr<float>(), expect.total());
+        cv::Mat expect = activated(ref, act);
         if (with_skip) expect += skip;
         cv::Mat got(ref.dims, ref.size.p, CV_32F, cv::Scalar(-7));
         conv.forward(in.ptr<float>(), c.n, c.h, c.w, in_b, got.ptr<float>(), out_b, act, ws.data(), ws.size(),
@@ -764,6 +767,24 @@ TEST(ConvLayer, WorkspaceSizedBeforeTheThreadCountGrew) {
   EXPECT_LE(max_rel_diff(out, opencv_conv(s, w, b, in)), kTolerance);
   conv_force_winograd(std::nullopt);
   cv::setNumThreads(threads);
+}
+
+// Which layers take Winograd by default: the 3x3 stride-1 ones with 8+ channels on images of 20+ tiles,
+// unless AITW_CONV=direct (kernel/CMakeLists.txt runs this test a second time with it set).
+TEST(ConvLayer, WinogradChoiceFollowsShapeAndEnvironment) {
+  const char* env = std::getenv("AITW_CONV");
+  const bool direct = env && std::string(env) == "direct";
+  const std::vector<float> w(64 * 64 * 9, 0.01f);
+  const PackedConv big(shape(64, 64, 3, 1, 1), w.data(), nullptr, ConvIsa::Portable);
+  EXPECT_EQ(big.winograd(60, 80), !direct);
+  EXPECT_EQ(big.winograd(15, 20), !direct);
+  EXPECT_FALSE(big.winograd(12, 12));  // 9 tiles
+  EXPECT_FALSE(PackedConv(shape(4, 64, 3, 1, 1), w.data(), nullptr, ConvIsa::Portable).winograd(60, 80));
+  EXPECT_FALSE(PackedConv(shape(64, 4, 3, 1, 1), w.data(), nullptr, ConvIsa::Portable).winograd(60, 80));
+  // Forcing wins over the environment (tests and benchmarks compare both paths in one process).
+  conv_force_winograd(true);
+  EXPECT_TRUE(big.winograd(60, 80));
+  conv_force_winograd(std::nullopt);
 }
 
 // The flat depthwise path keeps its row-end masks per thread, for the last geometry: they depend on the

@@ -400,7 +400,7 @@ PackedConv::PackedConv(const ConvShape& shape, const float* weights, const float
   }
   // Winograd weights (fp32 only: a bf16 layer's tiles over output channels beat fp32 Winograd on every 3x3
   // stride-1 layer of YOLO11n, 0.66-1.04x its time at two threads; bench/RESULTS.md).
-  if (const KernelSet& kw = kernels_for(isa_); !bf16_ && wino_shape(shape) && kw.wino_in) {
+  if (!bf16_ && wino_shape(shape) && k.wino_in) {
     // U = G g G^T per (output, input) channel in double, G rows [1/4, 0, 0], [-1/6, -1/6, -1/6],
     // [-1/6, 1/6, -1/6], [1/24, 1/12, 1/6], [1/24, -1/12, 1/6], [0, 0, 1]; blocks of the 1x1 tiles' width.
     static constexpr double G[6][3] = {{0.25, 0, 0},
@@ -409,7 +409,7 @@ PackedConv::PackedConv(const ConvShape& shape, const float* weights, const float
                                        {1 / 24., 1 / 12., 1 / 6.},
                                        {1 / 24., -1 / 12., 1 / 6.},
                                        {0, 0, 1}};
-    wino_block_ = kw.co_block;
+    wino_block_ = k.co_block;
     const int ci = shape.in_channels, nb = (co + wino_block_ - 1) / wino_block_;
     wino_u_.assign(static_cast<std::size_t>(36) * nb * ci * wino_block_, 0.f);
     for (int o = 0; o < co; ++o)
@@ -509,8 +509,7 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
   const Geometry g = geometry(shape_, h, w, k.tile_px, bf16_);
   const bool dw3 = dw3_path(shape_);
   const bool wino = winograd(h, w);
-  const KernelSet& kw = kernels_for(isa_);  // Winograd: fp32 layers only (the same set as k)
-  const WinoPlan wp = wino ? wino_plan(shape_.in_channels, h, w, kw) : WinoPlan{};
+  const WinoPlan wp = wino ? wino_plan(shape_.in_channels, h, w, k) : WinoPlan{};  // fp32 layers only
   const std::size_t needs = wino ? 0 : oc_ ? workspace_floats(h, w) : dw3 ? 0 : g.band_floats;
   if (workspace_size < needs)
     throw std::invalid_argument("PackedConv::forward: workspace of " + std::to_string(workspace_size) +
@@ -575,45 +574,44 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
 
   // Winograd F(4x4, 3x3) of one image (conv_internal.hpp, WinoInJob; the plan: wino_plan).
   auto wino_forward = [&](float* dst, const float* rdst) {
-    const int WB = wino_block_, wnb = (co + WB - 1) / WB, L = kw.lanes, TT = kw.tile_px, th = wp.th,
-              tw = wp.tw;
+    const int WB = wino_block_, wnb = (co + WB - 1) / WB, L = k.lanes, th = wp.th, tw = wp.tw;
     const std::ptrdiff_t tbs = wp.tbs, xs = wp.xs;
-    const std::size_t m_floats = static_cast<std::size_t>(36) * WB * TT, rows_floats = wp.rows_floats;
+    const std::size_t m_floats = static_cast<std::size_t>(36) * WB * T, rows_floats = wp.rows_floats;
     static const float zeros[kMaxTileFloats] = {};  // the GEMM tiles' bias
     static const std::ptrdiff_t zero_tap = 0;
-    // Per thread: the GEMM's sums of a block (36 x WB x TT), the output transform's rows (16 x TT), the input
+    // Per thread: the GEMM's sums of a block (36 x WB x T), the output transform's rows (16 x T), the input
     // transform's rows, the band's V.
     thread_local std::vector<float> scratch;
     auto scratch_for = [&](std::size_t v) {
-      const std::size_t need = m_floats + 16 * TT + L + rows_floats + v;
+      const std::size_t need = m_floats + 16 * T + L + rows_floats + v;
       if (scratch.size() < need) scratch.resize(need);
       return scratch.data();
     };
     // The GEMMs and output transform of channel block `blk` over the nt tiles from f0 of a V whose tile 0 is
     // the image's tile t_base.
     auto block = [&](const float* v, int f0, int nt, int t_base, int blk, float* s) {
-      const conv_detail::TileFn fn = kw.tile_1[(nt + L - 1) / L - 1];
+      const conv_detail::TileFn fn = k.tile_1[(nt + L - 1) / L - 1];
       const float* u = wino_u_.data() + static_cast<std::size_t>(blk) * ci * WB;
       const std::size_t u_xi = static_cast<std::size_t>(wnb) * ci * WB;
       for (int xi = 0; xi < 36; ++xi)
         fn({v + xi * xs + f0, tbs, ci, 0, nullptr, nullptr, 0, &zero_tap, 1, u + xi * u_xi, zeros,
-            s + static_cast<std::size_t>(xi) * WB * TT, TT, 0, nullptr, nullptr});
+            s + static_cast<std::size_t>(xi) * WB * T, T, 0, nullptr, nullptr});
       const std::ptrdiff_t at = static_cast<std::ptrdiff_t>(blk) * WB * out_plane;
-      kw.wino_out({s, TT, WB, std::min(WB, co - blk * WB), nt, t_base + f0, h, w, tw, bias_.data() + blk * WB,
-                   dst + at, out_plane, rdst ? rdst + at : nullptr, activation, s + m_floats});
+      k.wino_out({s, T, WB, std::min(WB, co - blk * WB), nt, t_base + f0, h, w, tw, bias_.data() + blk * WB,
+                  dst + at, out_plane, rdst ? rdst + at : nullptr, activation, s + m_floats});
     };
     const int groups = std::min(wp.groups, wnb);
     parallel_for(cv::Range(0, wp.bands * groups), [&](const cv::Range& r) {
       float* s = scratch_for(wp.v_floats);
-      float* rows = s + m_floats + 16 * TT + L;
+      float* rows = s + m_floats + 16 * T + L;
       float* v = rows + rows_floats;
       for (int u = r.start; u < r.end; ++u) {
         const int band = u / groups, grp = u % groups, b0 = grp * wnb / groups, b1 = (grp + 1) * wnb / groups;
         const int ty0 = band * wp.band_rows, ty1 = std::min(th, ty0 + wp.band_rows),
                   nt = (ty1 - ty0) * (tw + 1);
-        for (int c = 0; c < ci; ++c) kw.wino_in({channel(c), h, w, tw, ty0, ty1, v + c * tbs, xs, rows});
-        for (int f0 = 0; f0 < nt; f0 += TT)
-          for (int blk = b0; blk < b1; ++blk) block(v, f0, std::min(TT, nt - f0), ty0 * (tw + 1), blk, s);
+        for (int c = 0; c < ci; ++c) k.wino_in({channel(c), h, w, tw, ty0, ty1, v + c * tbs, xs, rows});
+        for (int f0 = 0; f0 < nt; f0 += T)
+          for (int blk = b0; blk < b1; ++blk) block(v, f0, std::min(T, nt - f0), ty0 * (tw + 1), blk, s);
       }
     });
   };
