@@ -18,6 +18,7 @@ inline __attribute__((always_inline)) __m256 fma(__m256 a, __m256 b, __m256 c) {
 inline __attribute__((always_inline)) __m256 bcast(const float* p) {
   return _mm256_broadcast_ss(p);
 }
+#define AITW_SILU_MINMAX256  // the SiLU's clamp with vmaxps / vminps (conv_microkernel.hpp)
 #include "conv_microkernel.hpp"
 
 }  // namespace

@@ -35,8 +35,18 @@ inline __attribute__((always_inline)) V splat(float s) {
 // convolution takes the activation).
 inline __attribute__((always_inline)) V silu(V x) {
   V t = x * -1.44269504088896341f;
+  // The clamp as vmaxps / vminps where the ISA file allows them: GCC 12 compiles the ternaries on 256- and
+  // 512-bit vectors to a compare and a blend each (t > b ? t : b is maxps's own rule, b for a NaN t, so the
+  // values are the same). Alone (load, SiLU, store) 4.1 -> 3.4 ns a zmm on the Zen 4 VM.
+#if defined(AITW_SILU_SCALEF)
+  // (The maskz forms with a full mask: GCC 12 warns about the plain ones, PR 105593, as below.)
+  t = _mm512_maskz_min_ps(0xffff, _mm512_maskz_max_ps(0xffff, t, splat(-126.f)), splat(126.f));
+#elif defined(AITW_SILU_MINMAX256)
+  t = _mm256_min_ps(_mm256_max_ps(t, splat(-126.f)), splat(126.f));
+#else
   t = t > -126.f ? t : splat(-126.f);
   t = t < 126.f ? t : splat(126.f);
+#endif
 #ifdef AITW_SILU_SCALEF
   const V n = _mm512_maskz_roundscale_ps(0xffff, t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   const V f = t - n;
