@@ -13,7 +13,8 @@
 # forwards each (bench/peer/peer.js), so both see the same moments of a shared host; the figures are the
 # medians of the round medians, and ratio = aitw / ORT (below 1: aitw is faster).
 # --precision: aitw's convolutions (`aitw bench layers --precision`; default: aitw's default, auto = bf16
-# where the CPU has AVX512_BF16); ORT always runs fp32. --gate R exits 1 when the ratio is above R.
+# where the CPU has AVX512_BF16); ORT always runs fp32. --gate R exits 1 when the median of the rounds' ratios
+# (each round's aitw / ORT, figures of the same moment) is above R.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 model=yolo11n imgsz=480x640 threads=2 rounds=9 runs=30 json=build/bench-peer.json gate="" precision=auto
@@ -27,7 +28,7 @@ while [ $# -gt 0 ]; do
     --json) json=$2; shift 2 ;;
     --gate) gate=$2; shift 2 ;;
     --precision) precision=$2; shift 2 ;;
-    -h | --help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "peer: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
