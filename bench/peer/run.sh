@@ -47,7 +47,7 @@ if [ ! -f "$peer/node_modules/onnxruntime-node/package.json" ] || ! cmp -s bench
   # only fetch GPU ones from outside the npm registry (skipped).
   (cd "$peer" && ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund --loglevel=error)
 fi
-cp bench/peer/ort_profile.js bench/peer/peer.js "$peer/"
+cp bench/peer/ort_profile.js bench/peer/peer.js bench/peer/verdict.js "$peer/"
 
 graph="$peer/${model##*/}-$imgsz.onnx"
 "$aitw" model export --model "$model" --imgsz "$imgsz" "$graph"
