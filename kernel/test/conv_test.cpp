@@ -266,6 +266,36 @@ TEST_P(ConvVsOpenCV, DepthwiseRowEndsDoNotLeakNonFiniteValues) {
   }
 }
 
+// The fused SiLU where its exponent is clamped (t = -x log2 e to +-126, x beyond ~87): large finite values
+// give the exact SiLU (x, or a negligible negative), the infinities keep their sign, NaN stays NaN. A 1x1
+// layer with unit weights passes each input through to every output channel. (Below about -1e32 the clamp
+// shows: x / (1 + 2^126) is no longer negligible, -3.5 at -3e38; no activation comes near.)
+TEST_P(ConvVsOpenCV, FusedSiluAtExtremeValues) {
+  const float inf = std::numeric_limits<float>::infinity();
+  const std::vector<float> values = {0.f,     1.f,   -1.f,   20.f,  -20.f,  86.f,
+                                     -86.f,   88.f,  -88.f,  100.f, -100.f, 1000.f,
+                                     -1000.f, 3e38f, -1e30f, inf,   -inf,   std::nanf("")};
+  const int co = 8, hw = static_cast<int>(values.size());
+  const std::vector<float> ones(co, 1.f);
+  PackedConv conv(shape(1, co, 1, 1, 0), ones.data(), nullptr, GetParam());
+  std::vector<float> ws(conv.workspace_floats(1, hw) + 1), got(static_cast<std::size_t>(co) * hw, -7.f);
+  conv.forward(values.data(), 1, 1, hw, hw, got.data(), static_cast<std::ptrdiff_t>(co) * hw,
+               ConvActivation::SiLU, ws.data(), ws.size());
+  for (int o = 0; o < co; ++o)
+    for (int i = 0; i < hw; ++i) {
+      const float x = values[i], g = got[static_cast<std::size_t>(o) * hw + i];
+      SCOPED_TRACE(::testing::Message() << "x " << x << " channel " << o);
+      if (std::isnan(x)) {
+        EXPECT_TRUE(std::isnan(g));
+      } else if (std::isinf(x)) {
+        EXPECT_EQ(g, x);
+      } else {
+        const double e = x / (1.0 + std::exp(-static_cast<double>(x)));
+        EXPECT_NEAR(g, e, 1e-6 * std::max(1.0, std::fabs(e)));
+      }
+    }
+}
+
 // The layer through cv::dnn: marked nodes get aitw's layer, unmarked ones OpenCV's; BatchNorm (tryFuse)
 // and SiLU (setActivation) fold into it.
 TEST_P(ConvVsOpenCV, LayerInANetWithBatchNormAndSiLU) {
