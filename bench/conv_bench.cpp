@@ -2,13 +2,15 @@
 // and weights, interleaved (each repetition runs every route once, in a rotating order), medians reported.
 //   ./build/bench/aitw_conv_bench [--model yolo11n] [--imgsz 480x640] [--repetitions 7] [--min-ms 4]
 //                                 [--threads 2] [--routes
-//                                 opencv,aitw,aitw_bf16,aitw_wino,aitw_direct,dnnl,dnnl_blocked,dnnl_tbb,aitw_1t]
+//                                 opencv,aitw,aitw_bf16,aitw_wino,aitw_direct,aitw_wino44,dnnl,dnnl_blocked,
+//                                 dnnl_tbb,aitw_1t]
 //                                 [--isa avx512|avx2|portable] [--layer N] [--clock wall|cpu]
 //                                 [--markdown 1]
 // Routes: opencv = a one-layer cv::dnn::Net with OpenCV 4.6's Convolution and aitw's SiLU fused the way the
 // pipeline ran it before aitw's convolution; aitw = the same one-layer net with aitw's Convolution layer;
 // aitw_bf16 = the same with --precision bf16 (AVX512_BF16 CPUs; fp32 elsewhere); aitw_wino / aitw_direct =
-// aitw with Winograd F(4x4, 3x3) forced on / off for the 3x3 stride-1 layers (aitw chooses per layer);
+// aitw with Winograd forced on / off for the 3x3 stride-1 layers (aitw chooses per layer); aitw_wino44 = aitw
+// with Winograd's tiles forced to F(4x4, 3x3) where it runs (aitw takes F(6x4, 3x3) at most heights);
 // aitw_1t = aitw at one thread (the scaling figure); dnnl = oneDNN with reorders NCHW -> blocked -> NCHW
 // around the convolution; dnnl_blocked = oneDNN on activations already blocked (no reorders, the ceiling);
 // dnnl_tbb = dnnl called from inside a cv::parallel_for_ body, as a layer inside the pipeline's TBB flow
@@ -173,7 +175,7 @@ static int run_bench(int argc, char** argv) {
     // The layer's own forward on caller-owned Mats, as the net calls it: a one-layer net's setInput and
     // forward(out) would add two copies of the activations to every route.
     // wino: Winograd forced on (1), off (0) for the route, or chosen as the product does (-1).
-    auto add_net = [&](const std::string& name, bool ours, bool bf16 = false, int wino = -1) {
+    auto add_net = [&](const std::string& name, bool ours, bool bf16 = false, int wino = -1, int rows = 0) {
       auto net = std::make_shared<cv::dnn::Net>(one_layer_net(c, ours, bf16));
       net->setInput(r.in);
       auto out = std::make_shared<std::vector<cv::Mat>>(1, net->forward().clone());  // sets the layer up
@@ -182,11 +184,13 @@ static int run_bench(int argc, char** argv) {
       keep.push_back(net);
       auto in = std::make_shared<std::vector<cv::Mat>>(1, r.in);
       r.routes.push_back({name,
-                          [layer, in, out, wino] {
+                          [layer, in, out, wino, rows] {
                             std::vector<cv::Mat> internals;
                             if (wino >= 0) aitw::kernel::conv_force_winograd(wino == 1);
+                            if (rows) aitw::kernel::conv_force_winograd_rows(rows);
                             layer->forward(*in, *out, internals);
                             if (wino >= 0) aitw::kernel::conv_force_winograd(std::nullopt);
+                            if (rows) aitw::kernel::conv_force_winograd_rows(std::nullopt);
                           },
                           [out] { return (*out)[0].ptr<float>(); }});
     };
@@ -196,6 +200,7 @@ static int run_bench(int argc, char** argv) {
     if (wants("aitw_bf16")) add_net("aitw_bf16", true, true);  // bf16 where the CPU has AVX512_BF16
     if (wants("aitw_wino")) add_net("aitw_wino", true, false, 1);
     if (wants("aitw_direct")) add_net("aitw_direct", true, false, 0);
+    if (wants("aitw_wino44")) add_net("aitw_wino44", true, false, -1, 4);
 #ifdef AITW_BENCH_DNNL
     if (wants("dnnl") || wants("dnnl_blocked") || wants("dnnl_tbb")) {
       std::shared_ptr<aitw::bench::DnnlConv> d = aitw::bench::make_dnnl_conv(c, r.in.ptr<float>());
@@ -325,16 +330,17 @@ static int run_bench(int argc, char** argv) {
 int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i)
     if (std::string(argv[i]) == "--help" || std::string(argv[i]) == "-h") {
-      std::cout << "aitw_conv_bench: every convolution of a model at an input size, timed per route on the "
-                   "layer's real shape and weights\n"
-                   "  aitw_conv_bench [--model yolo11n] [--imgsz 480x640] [--repetitions 7] [--min-ms 4] "
-                   "[--threads 2]\n"
-                   "                  [--routes "
-                   "opencv,aitw,aitw_bf16,aitw_wino,aitw_direct,dnnl,dnnl_blocked,dnnl_tbb,aitw_1t] "
-                   "[--isa avx512|avx2|portable]\n"
-                   "                  [--layer N] [--clock wall|cpu] [--markdown 1]\n"
-                   "Models are found by name in --model-dir's folders: $AITW_MODEL_DIR or "
-                   "$XDG_DATA_HOME/aitw/models. Routes: bench/conv_bench.cpp's header.\n";
+      std::cout
+          << "aitw_conv_bench: every convolution of a model at an input size, timed per route on the "
+             "layer's real shape and weights\n"
+             "  aitw_conv_bench [--model yolo11n] [--imgsz 480x640] [--repetitions 7] [--min-ms 4] "
+             "[--threads 2]\n"
+             "                  [--routes "
+             "opencv,aitw,aitw_bf16,aitw_wino,aitw_direct,aitw_wino44,dnnl,dnnl_blocked,dnnl_tbb,aitw_1t] "
+             "[--isa avx512|avx2|portable]\n"
+             "                  [--layer N] [--clock wall|cpu] [--markdown 1]\n"
+             "Models are found by name in --model-dir's folders: $AITW_MODEL_DIR or "
+             "$XDG_DATA_HOME/aitw/models. Routes: bench/conv_bench.cpp's header.\n";
       return 0;
     }
 #ifdef AITW_BENCH_DNNL

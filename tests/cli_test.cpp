@@ -24,6 +24,7 @@
 
 #include "aitw/datasets/recording.hpp"
 #include "aitw/testing/command.hpp"
+#include "aitw/testing/ports.hpp"
 #include "s3rver.hpp"
 
 namespace {
@@ -133,6 +134,30 @@ TEST(CliDetect, BadModelIsOneClearLineAndExitTwo) {
   EXPECT_NE(r.err.find(bad.string()), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("not an ONNX model"), std::string::npos) << r.err;
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+}
+
+TEST(CliDetect, ConvIsaEnvPinsTheKernelLevel) {
+  // AITW_CONV_ISA: the portable kernels run everywhere aitw's convolution does (an AVX2 box or better).
+  // AITW_CONV cleared: the sanitizer run gives the CLI suites OpenCV's convolution (AITW_CONV=opencv).
+  const auto p = run("detect --model yolo11n --precision bf16 " + kBus, "AITW_CONV= AITW_CONV_ISA=portable");
+  ASSERT_EQ(p.exit_code, 0) << p.err;
+  EXPECT_NE(p.err.find("aitw Convolution (portable kernels, fp32"), std::string::npos) << p.err;
+  EXPECT_EQ(p.err.find(", bf16)"), std::string::npos) << p.err;  // bf16 runs on the AVX-512 kernels only
+  ASSERT_EQ(p.lines.size(), 1u);
+  EXPECT_EQ(count_classes(p.lines[0]), (std::map<std::string, int>{{"person", 4}, {"bus", 1}}));
+  // A word that names no level: the model is unusable (exit 2), one line naming the variable.
+  const auto bad = run("detect --model yolo11n " + kBus, "AITW_CONV= AITW_CONV_ISA=sse9");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_TRUE(bad.lines.empty());
+  EXPECT_NE(bad.err.find("AITW_CONV_ISA=sse9: not a kernel level (avx512, avx2 or portable)"),
+            std::string::npos)
+      << bad.err;
+  EXPECT_EQ(std::count(bad.err.begin(), bad.err.end(), '\n'), 1) << bad.err;
+  // `serve` refuses to start rather than fail every Init (bounded: a serve that started would be killed).
+  const auto srv = aitw::testing::run_command("AITW_CONV= AITW_CONV_ISA=sse9 timeout 20 " + kAitw +
+                                              " serve --listen 127.0.0.1:47091");
+  EXPECT_EQ(srv.exit_code, 2) << srv.err;
+  EXPECT_NE(srv.err.find("aitw serve: AITW_CONV_ISA=sse9: not a kernel level"), std::string::npos) << srv.err;
 }
 
 TEST(CliDetect, TruncatedModelIsRejected) {
@@ -581,7 +606,7 @@ TEST(CliReplay, ConcurrentClientsEachGetTheirOwnResults) {
 }
 
 TEST(CliServe, ServesReplayAndDrainsOnSigterm) {
-  const int port = 20000 + getpid() % 20000;
+  const int port = aitw::testing::free_port();  // a PID-derived port collided with an ephemeral one
   const fs::path log = fs::temp_directory_path() / ("aitw_serve_" + std::to_string(getpid()) + ".log");
   const std::string cmd = "AITW_MODEL_DIR=" + kShared + "/models " + kAitw +
                           " serve --listen 127.0.0.1:" + std::to_string(port) + " > " + log.string() +
@@ -703,7 +728,7 @@ TEST(CliRegistry, ServeResolvesNameAtVersionFromEachBackend) {
     ASSERT_EQ(list.exit_code, 0) << list.err;
     EXPECT_EQ(nlohmann::json::parse(list.out).size(), 1u);
 
-    const int port = 21000 + (getpid() + n) % 20000;
+    const int port = aitw::testing::free_port();
     const fs::path log = root / ("serve" + std::to_string(n) + ".log");
     FILE* p = popen((env + " " + kAitw + " serve --listen 127.0.0.1:" + std::to_string(port) +
                      " --registry '" + uri + "' > " + log.string() + " 2>&1 & echo $!")
@@ -748,7 +773,7 @@ TEST(CliServe, AuthTokenFileAndModelDir) {
   std::ofstream(root / "wrong") << "tok-wrong\n";
   const fs::path rec = root / "bus.aitwrec";
   ASSERT_EQ(run("record --pan --from " + kBus + " --fps 12 --duration 1 --out " + rec.string()).exit_code, 0);
-  const int port = 22000 + getpid() % 20000;
+  const int port = aitw::testing::free_port();
   const fs::path log = root / "serve.log";
   FILE* p = popen(("AITW_MODEL_DIR=" + kShared + "/models " + kAitw + " serve --listen 127.0.0.1:" +
                    std::to_string(port) + " --auth-token-file " + (root / "token").string() +

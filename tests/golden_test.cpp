@@ -1,5 +1,7 @@
 // Golden detections: aitw against the independent Python + OpenCV reference in shared/datasets/expected,
-// at the reference's 640x640 letterbox, conf 0.25 and class-aware NMS 0.45.
+// at the reference's 640x640 letterbox, conf 0.25 and class-aware NMS 0.45; with the convolution kernels of
+// the best level this CPU runs, and again with each lower level it runs forced (kernel::conv_force_isa: an
+// AVX2-only or a baseline box's whole network, not only its layers one by one).
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -7,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
 
+#include "aitw/kernel/conv.hpp"
 #include "aitw/pipeline/detector.hpp"
 
 namespace aitw {
@@ -22,10 +25,25 @@ float iou(const kernel::Detection& d, const std::vector<float>& b) {
   return inter / ((d.x2 - d.x1) * (d.y2 - d.y1) + (b[2] - b[0]) * (b[3] - b[1]) - inter);
 }
 
-class Golden : public ::testing::TestWithParam<std::tuple<std::string, std::string>> {};
+// "best", or a lower level's name (kernel::conv_isa_name).
+std::vector<std::string> levels() {
+  std::vector<std::string> v{"best"};
+  for (const auto isa : {kernel::ConvIsa::Avx512, kernel::ConvIsa::Avx2, kernel::ConvIsa::Portable})
+    if (kernel::conv_isa_supported(isa) && isa != kernel::conv_best_isa())
+      v.emplace_back(kernel::conv_isa_name(isa));
+  return v;
+}
+
+class Golden : public ::testing::TestWithParam<std::tuple<std::string, std::string, std::string>> {
+ protected:
+  void TearDown() override { kernel::conv_force_isa(std::nullopt); }
+};
 
 TEST_P(Golden, SameDetectionsAsReference) {
-  const auto& [model, image] = GetParam();
+  const auto& [model, image, level] = GetParam();
+  for (const auto isa : {kernel::ConvIsa::Avx512, kernel::ConvIsa::Avx2, kernel::ConvIsa::Portable})
+    if (level == kernel::conv_isa_name(isa)) kernel::conv_force_isa(isa);
+  ASSERT_TRUE(level == "best" || kernel::conv_default_isa() != kernel::conv_best_isa()) << level;
   std::ifstream f(kShared + "/datasets/expected/" + model + "__" + image + ".json");
   ASSERT_TRUE(f) << "missing reference for " << model << " on " << image;
   const auto expected = nlohmann::json::parse(f);
@@ -69,9 +87,12 @@ TEST_P(Golden, SameDetectionsAsReference) {
 
 INSTANTIATE_TEST_SUITE_P(Models, Golden,
                          ::testing::Combine(::testing::Values("yolo11n", "yolov8n"),
-                                            ::testing::Values("bus", "zidane")),
+                                            ::testing::Values("bus", "zidane"),
+                                            ::testing::ValuesIn(levels())),
                          [](const auto& param_info) {
-                           return std::get<0>(param_info.param) + "_" + std::get<1>(param_info.param);
+                           const auto& level = std::get<2>(param_info.param);
+                           return std::get<0>(param_info.param) + "_" + std::get<1>(param_info.param) +
+                                  (level == "best" ? "" : "_" + level);
                          });
 
 }  // namespace

@@ -7,12 +7,21 @@
 #include <memory>
 
 #include "aitw/base/log.hpp"
+#include "aitw/kernel/conv.hpp"
+#include "aitw/kernel/conv_layer.hpp"
 #include "aitw/net/metrics.hpp"
 #include "auth_token.hpp"
 
 namespace aitw::jobs {
 
 int run_serve(ServeJob job) {
+  // A wrong $AITW_CONV_ISA would fail every Init: refuse to start instead (exit 2, naming it).
+  try {
+    if (kernel::aitw_convolution_active()) (void)kernel::conv_default_isa();
+  } catch (const std::exception& e) {
+    std::cerr << "aitw serve: " << e.what() << "\n";
+    return 2;
+  }
   if (!job.auth_token_file.empty()) {
     const auto token = load_token_file(job.auth_token_file);
     if (!token) return 2;

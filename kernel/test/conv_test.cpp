@@ -529,67 +529,73 @@ TEST_P(ConvVsOpenCV, WinogradEveryShapeClass) {
     int threads;
     ~Restore() {
       conv_force_winograd(std::nullopt);
+      conv_force_winograd_rows(std::nullopt);
       cv::setNumThreads(threads);
     }
   } restore{threads};
   conv_force_winograd(true);
-  for (const int t : {threads, 1}) {
-    cv::setNumThreads(t);
-    for (const auto& c : wcases) {
-      SCOPED_TRACE(std::to_string(c.ci) + "->" + std::to_string(c.co) + " n " + std::to_string(c.n) + " " +
-                   std::to_string(c.h) + "x" + std::to_string(c.w) + " threads " + std::to_string(t));
-      const ConvShape s = shape(c.ci, c.co, 3, 1, 1);
-      const cv::Mat w = random_mat({c.co, c.ci, 3, 3}, 1.f / std::sqrt(9.f * c.ci), rng);
-      const cv::Mat b = random_mat({c.co}, 0.5f, rng);
-      const cv::Mat in = random_mat({c.n, c.ci, c.h, c.w}, 2.f, rng);
-      const cv::Mat ref = opencv_conv(s, w, b, in);
-      const cv::Mat skip = random_mat({c.n, c.co, c.h, c.w}, 3.f, rng);
-      PackedConv conv(s, w.ptr<float>(), b.ptr<float>(), GetParam());
-      ASSERT_TRUE(conv.winograd(c.h, c.w));
-      std::vector<float> ws(conv.workspace_floats(c.h, c.w));
-      const std::ptrdiff_t plane = static_cast<std::ptrdiff_t>(c.h) * c.w, in_b = c.ci * plane,
-                           out_b = c.co * plane, gap = 5;
-      // The input as three tensors, each behind a leading channel.
-      const int a = c.ci / 3, e = 2 * c.ci / 3;
-      std::vector<std::vector<float>> holders;
-      std::vector<ConvInput> parts;
-      for (auto [f, l] : {std::pair{0, a}, std::pair{a, e}, std::pair{e, c.ci}}) {
-        if (l == f) continue;
-        holders.emplace_back(static_cast<std::size_t>(c.n * (l - f + 1) * plane), 1e6f);
-        for (int k = 0; k < c.n; ++k)
-          std::copy(in.ptr<float>() + (k * c.ci + f) * plane, in.ptr<float>() + (k * c.ci + l) * plane,
-                    holders.back().begin() + (k * (l - f + 1) + 1) * plane);
-        parts.push_back({holders.back().data() + plane, (l - f + 1) * plane, l - f});
-      }
-      for (auto act : {ConvActivation::None, ConvActivation::SiLU, ConvActivation::ReLU})
-        for (const bool with_skip : {false, true}) {
-          SCOPED_TRACE(std::to_string(static_cast<int>(act)) + (with_skip ? " residual" : ""));
-          cv::Mat expect = activated(ref, act);
-          if (with_skip) expect += skip;
-          const float* res = with_skip ? skip.ptr<float>() : nullptr;
-          std::vector<float> out(static_cast<std::size_t>(c.n * (out_b + gap)), -7.f);
-          conv.forward(in.ptr<float>(), c.n, c.h, c.w, in_b, out.data(), out_b + gap, act, ws.data(),
-                       ws.size(), res, out_b);
-          cv::Mat got(ref.dims, ref.size.p, CV_32F);
-          for (int i = 0; i < c.n; ++i) {
-            std::copy(out.begin() + i * (out_b + gap), out.begin() + i * (out_b + gap) + out_b,
-                      got.ptr<float>() + i * out_b);
-            for (std::ptrdiff_t k = 0; k < gap; ++k) EXPECT_EQ(out[i * (out_b + gap) + out_b + k], -7.f);
-          }
-          EXPECT_LE(max_rel_diff(got, expect), kTolerance);
-          cv::Mat split(ref.dims, ref.size.p, CV_32F, cv::Scalar(-7));
-          conv.forward(parts.data(), static_cast<int>(parts.size()), c.n, c.h, c.w, split.ptr<float>(), out_b,
-                       act, ws.data(), ws.size(), res, out_b);
-          EXPECT_EQ(cv::norm(split.reshape(1, 1), got.reshape(1, 1), cv::NORM_INF), 0.0);
+  // F(4x4) and F(6x4) (tiles of 6 rows: last tile rows of 1-5 rows at heights 1, 2, 7, 9, 17, 20, 33, 64).
+  for (const int tile_rows : {4, 6})
+    for (const int t : {threads, 1}) {
+      conv_force_winograd_rows(tile_rows);
+      cv::setNumThreads(t);
+      for (const auto& c : wcases) {
+        SCOPED_TRACE(std::to_string(c.ci) + "->" + std::to_string(c.co) + " n " + std::to_string(c.n) + " " +
+                     std::to_string(c.h) + "x" + std::to_string(c.w) + " threads " + std::to_string(t) +
+                     " tile rows " + std::to_string(tile_rows));
+        const ConvShape s = shape(c.ci, c.co, 3, 1, 1);
+        const cv::Mat w = random_mat({c.co, c.ci, 3, 3}, 1.f / std::sqrt(9.f * c.ci), rng);
+        const cv::Mat b = random_mat({c.co}, 0.5f, rng);
+        const cv::Mat in = random_mat({c.n, c.ci, c.h, c.w}, 2.f, rng);
+        const cv::Mat ref = opencv_conv(s, w, b, in);
+        const cv::Mat skip = random_mat({c.n, c.co, c.h, c.w}, 3.f, rng);
+        PackedConv conv(s, w.ptr<float>(), b.ptr<float>(), GetParam());
+        ASSERT_TRUE(conv.winograd(c.h, c.w));
+        std::vector<float> ws(conv.workspace_floats(c.h, c.w));
+        const std::ptrdiff_t plane = static_cast<std::ptrdiff_t>(c.h) * c.w, in_b = c.ci * plane,
+                             out_b = c.co * plane, gap = 5;
+        // The input as three tensors, each behind a leading channel.
+        const int a = c.ci / 3, e = 2 * c.ci / 3;
+        std::vector<std::vector<float>> holders;
+        std::vector<ConvInput> parts;
+        for (auto [f, l] : {std::pair{0, a}, std::pair{a, e}, std::pair{e, c.ci}}) {
+          if (l == f) continue;
+          holders.emplace_back(static_cast<std::size_t>(c.n * (l - f + 1) * plane), 1e6f);
+          for (int k = 0; k < c.n; ++k)
+            std::copy(in.ptr<float>() + (k * c.ci + f) * plane, in.ptr<float>() + (k * c.ci + l) * plane,
+                      holders.back().begin() + (k * (l - f + 1) + 1) * plane);
+          parts.push_back({holders.back().data() + plane, (l - f + 1) * plane, l - f});
         }
-      // bf16 layers keep their own tiles, forced or not.
-      if (GetParam() == ConvIsa::Avx512 && conv_bf16_supported()) {
-        EXPECT_FALSE(PackedConv(s, w.ptr<float>(), b.ptr<float>(), GetParam(), ConvPrecision::Bf16)
-                         .winograd(c.h, c.w));
+        for (auto act : {ConvActivation::None, ConvActivation::SiLU, ConvActivation::ReLU})
+          for (const bool with_skip : {false, true}) {
+            SCOPED_TRACE(std::to_string(static_cast<int>(act)) + (with_skip ? " residual" : ""));
+            cv::Mat expect = activated(ref, act);
+            if (with_skip) expect += skip;
+            const float* res = with_skip ? skip.ptr<float>() : nullptr;
+            std::vector<float> out(static_cast<std::size_t>(c.n * (out_b + gap)), -7.f);
+            conv.forward(in.ptr<float>(), c.n, c.h, c.w, in_b, out.data(), out_b + gap, act, ws.data(),
+                         ws.size(), res, out_b);
+            cv::Mat got(ref.dims, ref.size.p, CV_32F);
+            for (int i = 0; i < c.n; ++i) {
+              std::copy(out.begin() + i * (out_b + gap), out.begin() + i * (out_b + gap) + out_b,
+                        got.ptr<float>() + i * out_b);
+              for (std::ptrdiff_t k = 0; k < gap; ++k) EXPECT_EQ(out[i * (out_b + gap) + out_b + k], -7.f);
+            }
+            EXPECT_LE(max_rel_diff(got, expect), kTolerance);
+            cv::Mat split(ref.dims, ref.size.p, CV_32F, cv::Scalar(-7));
+            conv.forward(parts.data(), static_cast<int>(parts.size()), c.n, c.h, c.w, split.ptr<float>(),
+                         out_b, act, ws.data(), ws.size(), res, out_b);
+            EXPECT_EQ(cv::norm(split.reshape(1, 1), got.reshape(1, 1), cv::NORM_INF), 0.0);
+          }
+        // bf16 layers keep their own tiles, forced or not.
+        if (GetParam() == ConvIsa::Avx512 && conv_bf16_supported()) {
+          EXPECT_FALSE(PackedConv(s, w.ptr<float>(), b.ptr<float>(), GetParam(), ConvPrecision::Bf16)
+                           .winograd(c.h, c.w));
+        }
       }
     }
-  }
   cv::setNumThreads(threads);
+  conv_force_winograd_rows(std::nullopt);
   conv_force_winograd(false);
   EXPECT_FALSE(PackedConv(shape(64, 64, 3, 1, 1), std::vector<float>(64 * 64 * 9).data(), nullptr, GetParam())
                    .winograd(60, 80));
@@ -815,6 +821,13 @@ TEST(ConvLayer, WinogradChoiceFollowsShapeAndEnvironment) {
   conv_force_winograd(true);
   EXPECT_TRUE(big.winograd(60, 80));
   conv_force_winograd(std::nullopt);
+  // F(6x4) where 6-row tiles cover the height with fewer positions (48 per 6 rows against 36 per 4).
+  for (const int h : {30, 60, 120, 24, 40}) EXPECT_EQ(PackedConv::winograd_rows(h), 6) << h;
+  for (const int h : {15, 20, 8, 4, 1}) EXPECT_EQ(PackedConv::winograd_rows(h), 4) << h;
+  conv_force_winograd_rows(4);
+  EXPECT_EQ(PackedConv::winograd_rows(60), 4);
+  conv_force_winograd_rows(std::nullopt);
+  EXPECT_THROW(conv_force_winograd_rows(5), std::invalid_argument);
 }
 
 // The flat depthwise path keeps its row-end masks per thread, for the last geometry: they depend on the

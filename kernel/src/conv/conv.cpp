@@ -23,6 +23,7 @@ using conv_detail::KernelSet;
 
 std::atomic<int> g_forced{-1};
 std::atomic<int> g_wino_forced{-1};
+std::atomic<int> g_wino_rows_forced{-1};
 
 const KernelSet& kernels_for(ConvIsa isa, bool bf16 = false) {
   const KernelSet* k = nullptr;
@@ -50,7 +51,8 @@ bool oc_path(const ConvShape& s, const KernelSet& k) {
          (stride == 2 || s.out_channels >= k.oc_co || (k.oc_half[0][0] && s.out_channels == k.lanes));
 }
 
-// Winograd F(4x4, 3x3) (conv_internal.hpp, WinoInJob): 3x3 stride 1 padding 1, not depthwise, fp32.
+// Winograd F(4x4, 3x3) or F(6x4, 3x3) (conv_internal.hpp, WinoInJob): 3x3 stride 1 padding 1, not depthwise,
+// fp32.
 bool wino_shape(const ConvShape& s) {
   return !s.depthwise() && s.kernel_h == 3 && s.kernel_w == 3 && s.stride_h == 1 && s.stride_w == 1 &&
          s.pad_top == 1 && s.pad_left == 1 && s.pad_bottom == 1 && s.pad_right == 1;
@@ -78,42 +80,48 @@ constexpr int kWinoBandTiles = 160;
 
 struct WinoPlan {
   int th = 0, tw = 0;
-  int band_rows = 0, bands = 1;
-  int groups = 1;               // units per band, each over a share of the output-channel blocks
-  std::ptrdiff_t tbs = 0;       // floats per (position, channel) row of V: a band's tiles, rounded up
-  std::ptrdiff_t xs = 0;        // floats between V's positions
-  std::size_t rows_floats = 0;  // the input transform's scratch (WinoInJob::rows)
+  int band_rows = 0, bands = 1;  // band b: tile rows [b th / bands, (b + 1) th / bands), at most band_rows
+  int groups = 1;                // units per band, each over a share of the output-channel blocks
+  std::ptrdiff_t tbs = 0;        // floats per (position, channel) row of V: a band's tiles, rounded up
+  std::ptrdiff_t xs = 0;         // floats between V's positions
+  std::size_t rows_floats = 0;   // the input transform's scratch (WinoInJob::rows)
   std::size_t v_floats = 0;
 };
 
-WinoPlan wino_plan(int ci, int h, int w, const KernelSet& k) {
+// kTH: the tiles' output rows (4: F(4x4, 3x3), 6: F(6x4, 3x3)); (kTH + 2) x 6 positions.
+WinoPlan wino_plan(int ci, int h, int w, const KernelSet& k, int kTH) {
   WinoPlan p;
-  p.th = (h + 3) / 4;
+  p.th = (h + kTH - 1) / kTH;
   p.tw = (w + 3) / 4;
-  const std::size_t row_bytes = sizeof(float) * 36 * ci * (p.tw + 1);
+  const int positions = 6 * (kTH + 2);
+  const std::size_t row_bytes = sizeof(float) * positions * ci * (p.tw + 1);
   const int threads = std::max(1, cv::getNumThreads());
   int rows = static_cast<int>(std::clamp<std::size_t>(kWinoBandBytes / row_bytes, 1, p.th));
   int bands = (p.th + rows - 1) / rows;
   if (p.th < threads || p.th * p.tw < kWinoBandTiles) {
     rows = p.th;
+    bands = 1;
     p.groups = threads;
   } else {
-    bands = std::min(p.th, (bands + threads - 1) / threads * threads);  // whole rounds of the threads
+    // Whole rounds of the threads, tile rows dealt out evenly (band b: rows [b th / bands, (b + 1) th /
+    // bands)): F(6x4) at 60 x 80 has 10 tile rows, which bands of 3 cut 3 + 3 + 3 + 1 (one thread 6 rows,
+    // the other 4) and these cut 2 + 3 + 2 + 3.
+    bands = std::min(p.th, (bands + threads - 1) / threads * threads);
     rows = (p.th + bands - 1) / bands;
   }
-  p.band_rows = rows;
-  p.bands = (p.th + rows - 1) / rows;
+  p.band_rows = rows;  // the largest band's
+  p.bands = bands;
   // The input transform's last vector of a row runs up to lanes - 1 tiles past it; the GEMM reads whole
   // vectors of tiles.
   p.tbs = (static_cast<std::ptrdiff_t>(rows) * (p.tw + 1) + k.lanes + k.tile_px - 1) / k.tile_px * k.tile_px;
   p.rows_floats =
-      static_cast<std::size_t>(6) * (4 * (p.tw + 1) + 2 * k.lanes) +
-      static_cast<std::size_t>(6) * (4 * static_cast<std::size_t>(rows) * (p.tw + 1) + 6 * k.lanes);
+      static_cast<std::size_t>(kTH + 2) * (4 * (p.tw + 1) + 2 * k.lanes) +
+      static_cast<std::size_t>(kTH + 2) * (4 * static_cast<std::size_t>(rows) * (p.tw + 1) + 6 * k.lanes);
   // Positions a whole number of 4 KB pages and one cache line apart: the input transform stores a tile
-  // vector's 36 values into 36 positions, which ci * tbs floats apart (a multiple of 4 KB for most layers:
-  // 32 x 96, 64 x 144) all fell into one L1 set.
+  // vector's 36 (48) values into 36 (48) positions, which ci * tbs floats apart (a multiple of 4 KB for most
+  // layers: 32 x 96, 64 x 144) all fell into one L1 set.
   p.xs = (static_cast<std::ptrdiff_t>(ci) * p.tbs + 1023) / 1024 * 1024 + 16;
-  p.v_floats = static_cast<std::size_t>(36) * p.xs;
+  p.v_floats = static_cast<std::size_t>(positions) * p.xs;
   return p;
 }
 
@@ -310,9 +318,36 @@ ConvIsa conv_best_isa() {
   return best;
 }
 
+namespace {
+// AITW_CONV_ISA=avx512|avx2|portable: the level new convolutions use instead of the best this CPU runs (an
+// AVX2-only edge box reproduced on an AVX-512 machine, a level stepped around); unset or empty: the best.
+// A level the CPU cannot run, or another word, is an error naming the variable, at every model load.
+ConvIsa isa_from_env() {
+  const char* v = std::getenv("AITW_CONV_ISA");
+  if (!v || !*v) return conv_best_isa();
+  const std::string s(v);
+  for (const ConvIsa isa : {ConvIsa::Avx512, ConvIsa::Avx2, ConvIsa::Portable})
+    if (s == conv_isa_name(isa)) {
+      if (!conv_isa_supported(isa))
+        throw std::invalid_argument("AITW_CONV_ISA=" + s + ": this CPU cannot run the " + s +
+                                    " kernels (its best: " + conv_isa_name(conv_best_isa()) + ")");
+      return isa;
+    }
+  throw std::invalid_argument("AITW_CONV_ISA=" + s + ": not a kernel level (avx512, avx2 or portable)");
+}
+}  // namespace
+
 ConvIsa conv_default_isa() {
   const int f = g_forced.load();
-  return f < 0 ? conv_best_isa() : static_cast<ConvIsa>(f);
+  if (f >= 0) return static_cast<ConvIsa>(f);
+  static const ConvIsa from_env = isa_from_env();  // throws again at the next call while it is wrong
+  return from_env;
+}
+
+void conv_force_winograd_rows(std::optional<int> rows) {
+  if (rows && *rows != 4 && *rows != 6)
+    throw std::invalid_argument("conv_force_winograd_rows: " + std::to_string(*rows) + " (4 or 6)");
+  g_wino_rows_forced.store(rows ? *rows : -1);
 }
 
 void conv_force_winograd(std::optional<bool> on) {
@@ -400,30 +435,13 @@ PackedConv::PackedConv(const ConvShape& shape, const float* weights, const float
   }
   // Winograd weights (fp32 only: a bf16 layer's tiles over output channels beat fp32 Winograd on every 3x3
   // stride-1 layer of YOLO11n, 0.66-1.04x its time at two threads; bench/RESULTS.md).
-  if (!bf16_ && wino_shape(shape) && k.wino_in) {
-    // U = G g G^T per (output, input) channel in double, G rows [1/4, 0, 0], [-1/6, -1/6, -1/6],
-    // [-1/6, 1/6, -1/6], [1/24, 1/12, 1/6], [1/24, -1/12, 1/6], [0, 0, 1]; blocks of the 1x1 tiles' width.
-    static constexpr double G[6][3] = {{0.25, 0, 0},
-                                       {-1 / 6., -1 / 6., -1 / 6.},
-                                       {-1 / 6., 1 / 6., -1 / 6.},
-                                       {1 / 24., 1 / 12., 1 / 6.},
-                                       {1 / 24., -1 / 12., 1 / 6.},
-                                       {0, 0, 1}};
-    wino_block_ = k.co_block;
-    const int ci = shape.in_channels, nb = (co + wino_block_ - 1) / wino_block_;
-    wino_u_.assign(static_cast<std::size_t>(36) * nb * ci * wino_block_, 0.f);
-    for (int o = 0; o < co; ++o)
-      for (int c = 0; c < ci; ++c) {
-        const float* g = weights + (static_cast<std::size_t>(o) * ci + c) * 9;
-        double t[6][3];
-        for (int i = 0; i < 6; ++i)
-          for (int j = 0; j < 3; ++j) t[i][j] = G[i][0] * g[j] + G[i][1] * g[3 + j] + G[i][2] * g[6 + j];
-        for (int i = 0; i < 6; ++i)
-          for (int j = 0; j < 6; ++j)
-            wino_u_[((static_cast<std::size_t>(i * 6 + j) * nb + o / wino_block_) * ci + c) * wino_block_ +
-                    o % wino_block_] =
-                static_cast<float>(t[i][0] * G[j][0] + t[i][1] * G[j][1] + t[i][2] * G[j][2]);
-      }
+  const KernelSet& kw = k.wino ? *k.wino : k;  // the Winograd path's own tiles
+  if (!bf16_ && wino_shape(shape) && kw.wino_in[0]) {
+    // Transformed at the first forward that takes each variant (PackedConv::wino_u): only the ones an input
+    // size uses cost memory (F(6x4)'s U is 5.3x the 3x3 weights, F(4x4)'s 4x).
+    wino_block_ = kw.co_block;
+    wino_w_.assign(weights, weights + static_cast<std::size_t>(co) * shape.in_channels * 9);
+    wino_ = std::make_unique<WinoWeights>();
   }
   bias_.assign(static_cast<std::size_t>((co + co_block_ - 1) / co_block_) * co_block_, 0.f);
   if (bias) std::copy(bias, bias + co, bias_.begin());
@@ -456,16 +474,72 @@ int block_groups(const Geometry& g, int blocks) {
 }
 }  // namespace
 
+const std::vector<float>& PackedConv::wino_u(int variant) const {
+  std::call_once(wino_->once[variant], [&] {
+    // U = Gv g Gh^T per (output, input) channel in double, Gh (along rows, F(4, 3)) rows [1/4, 0, 0],
+    // [-1/6, -1/6, -1/6], [-1/6, 1/6, -1/6], [1/24, 1/12, 1/6], [1/24, -1/12, 1/6], [0, 0, 1]; Gv (down the
+    // columns) the same for F(4x4), F(6, 3)'s for F(6x4): rows [1, 0, 0], [-2/9, -2/9, -2/9], [-2/9, 2/9,
+    // -2/9], [1/90, 1/45, 2/45], [1/90, -1/45, 2/45], [32/45, 16/45, 8/45], [32/45, -16/45, 8/45], [0, 0, 1].
+    // Blocks of the Winograd tiles' width; position 6 i + j.
+    static constexpr double G4[6][3] = {{0.25, 0, 0},
+                                        {-1 / 6., -1 / 6., -1 / 6.},
+                                        {-1 / 6., 1 / 6., -1 / 6.},
+                                        {1 / 24., 1 / 12., 1 / 6.},
+                                        {1 / 24., -1 / 12., 1 / 6.},
+                                        {0, 0, 1}};
+    static constexpr double G6[8][3] = {{1, 0, 0},
+                                        {-2 / 9., -2 / 9., -2 / 9.},
+                                        {-2 / 9., 2 / 9., -2 / 9.},
+                                        {1 / 90., 1 / 45., 2 / 45.},
+                                        {1 / 90., -1 / 45., 2 / 45.},
+                                        {32 / 45., 16 / 45., 8 / 45.},
+                                        {32 / 45., -16 / 45., 8 / 45.},
+                                        {0, 0, 1}};
+    const int co = shape_.out_channels, ci = shape_.in_channels, nb = (co + wino_block_ - 1) / wino_block_;
+    const int rows = variant ? 8 : 6;
+    auto& u = wino_->u[variant];
+    u.assign(static_cast<std::size_t>(6 * rows) * nb * ci * wino_block_, 0.f);
+    for (int o = 0; o < co; ++o)
+      for (int c = 0; c < ci; ++c) {
+        const float* g = wino_w_.data() + (static_cast<std::size_t>(o) * ci + c) * 9;
+        double t[8][3];
+        for (int i = 0; i < rows; ++i) {
+          const double* gv = variant ? G6[i] : G4[i];
+          for (int j = 0; j < 3; ++j) t[i][j] = gv[0] * g[j] + gv[1] * g[3 + j] + gv[2] * g[6 + j];
+        }
+        for (int i = 0; i < rows; ++i)
+          for (int j = 0; j < 6; ++j)
+            u[((static_cast<std::size_t>(i * 6 + j) * nb + o / wino_block_) * ci + c) * wino_block_ +
+              o % wino_block_] =
+                static_cast<float>(t[i][0] * G4[j][0] + t[i][1] * G4[j][1] + t[i][2] * G4[j][2]);
+      }
+  });
+  return wino_->u[variant];
+}
+
 bool PackedConv::winograd(int h, int w) const {
   // AITW_CONV=direct: no Winograd (before/after runs of the whole forward, a way back without a rebuild).
   static const bool direct = [] {
     const char* v = std::getenv("AITW_CONV");
     return v && std::string(v) == "direct";
   }();
-  if (wino_u_.empty() || h <= 0 || w <= 0) return false;
+  if (!wino_ || h <= 0 || w <= 0) return false;
   const int forced = g_wino_forced.load();
   if (forced < 0 && direct) return false;
   return forced >= 0 ? forced == 1 : winograd_pays(shape_, h, w);
+}
+
+// F(6x4, 3x3) against F(4x4, 3x3), both in one process (aitw_conv_bench --routes aitw,aitw_wino44), 2
+// threads, Zen 4 VM, YOLOv8n's 32 3x3 stride-1 layers at 480 x 640 12.67 -> 11.92, 11.76 -> 10.99, 11.98
+// -> 11.19 ms (64 -> 64 at 60 x 80 0.81-0.88x, 30 x 40 0.88-0.96x, 32 channels ~1.0x), YOLO11n's 28
+// layers 6.42 -> 5.95, 5.68 -> 5.55, 6.29 -> 6.11; AVX2 (its 4 x 3 tiles) 21.07 -> 20.26 and 9.10 -> 8.89,
+// SSE2 58.3 -> 53.8.
+int PackedConv::winograd_rows(int h) {
+  const int forced = g_wino_rows_forced.load();
+  if (forced > 0) return forced;
+  // F(6x4) where its tiles hold fewer positions (6 x 8 per 24 outputs against 6 x 6 per 16): not at heights
+  // such as 15 or 20, where 6-row tiles waste more rows than they save (3 x 48 = 4 x 36).
+  return (h + 5) / 6 * 48 < (h + 3) / 4 * 36 ? 6 : 4;
 }
 
 std::size_t PackedConv::workspace_floats(int h, int w) const {
@@ -506,10 +580,12 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
                                 " channels in all, the convolution takes " +
                                 std::to_string(shape_.in_channels));
   const KernelSet& k = kernels_for(isa_, bf16_);
+  const KernelSet& kw = k.wino ? *k.wino : k;  // the Winograd path's own tiles
   const Geometry g = geometry(shape_, h, w, k.tile_px, bf16_);
   const bool dw3 = dw3_path(shape_);
   const bool wino = winograd(h, w);
-  const WinoPlan wp = wino ? wino_plan(shape_.in_channels, h, w, k) : WinoPlan{};  // fp32 layers only
+  const int wv = wino ? winograd_rows(h) == 6 : 0;  // F(4x4) or F(6x4)
+  const WinoPlan wp = wino ? wino_plan(shape_.in_channels, h, w, kw, wv ? 6 : 4) : WinoPlan{};  // fp32 only
   const std::size_t needs = wino ? 0 : oc_ ? workspace_floats(h, w) : dw3 ? 0 : g.band_floats;
   if (workspace_size < needs)
     throw std::invalid_argument("PackedConv::forward: workspace of " + std::to_string(workspace_size) +
@@ -577,46 +653,49 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
               res ? res + blk * CB * out_plane : nullptr);
   };
 
-  // Winograd F(4x4, 3x3) of one image (conv_internal.hpp, WinoInJob; the plan: wino_plan).
+  // Winograd F(4x4, 3x3) or F(6x4, 3x3) of one image (conv_internal.hpp, WinoInJob; the plan: wino_plan).
   auto wino_forward = [&](float* dst, const float* rdst) {
-    const int WB = wino_block_, wnb = (co + WB - 1) / WB, L = k.lanes, th = wp.th, tw = wp.tw;
+    const int WB = wino_block_, wnb = (co + WB - 1) / WB, L = kw.lanes, WT = kw.tile_px, th = wp.th,
+              tw = wp.tw;
     const std::ptrdiff_t tbs = wp.tbs, xs = wp.xs;
-    const std::size_t m_floats = static_cast<std::size_t>(36) * WB * T, rows_floats = wp.rows_floats;
+    const int TH = wv ? 6 : 4, P = 6 * (TH + 2);  // tile rows, positions
+    const std::vector<float>& wu = wino_u(wv);
+    const std::size_t m_floats = static_cast<std::size_t>(P) * WB * WT, rows_floats = wp.rows_floats;
     static const float zeros[kMaxTileFloats] = {};  // the GEMM tiles' bias
     static const std::ptrdiff_t zero_tap = 0;
-    // Per thread: the GEMM's sums of a block (36 x WB x T), the output transform's rows (16 x T), the input
+    // Per thread: the GEMM's sums of a block (36 x WB x WT), the output transform's rows (16 x WT), the input
     // transform's rows, the band's V.
     thread_local std::vector<float> scratch;
     auto scratch_for = [&](std::size_t v) {
-      const std::size_t need = m_floats + 16 * T + L + rows_floats + v;
+      const std::size_t need = m_floats + 4 * TH * WT + L + rows_floats + v;
       if (scratch.size() < need) scratch.resize(need);
       return scratch.data();
     };
     // The GEMMs and output transform of channel block `blk` over the nt tiles from f0 of a V whose tile 0 is
     // the image's tile t_base.
     auto block = [&](const float* v, int f0, int nt, int t_base, int blk, float* s) {
-      const conv_detail::TileFn fn = k.tile_1[(nt + L - 1) / L - 1];
-      const float* u = wino_u_.data() + static_cast<std::size_t>(blk) * ci * WB;
+      const conv_detail::TileFn fn = kw.tile_1[(nt + L - 1) / L - 1];
+      const float* u = wu.data() + static_cast<std::size_t>(blk) * ci * WB;
       const std::size_t u_xi = static_cast<std::size_t>(wnb) * ci * WB;
-      for (int xi = 0; xi < 36; ++xi)
+      for (int xi = 0; xi < P; ++xi)
         fn({v + xi * xs + f0, tbs, ci, 0, nullptr, nullptr, 0, &zero_tap, 1, u + xi * u_xi, zeros,
-            s + static_cast<std::size_t>(xi) * WB * T, T, 0, nullptr, nullptr});
+            s + static_cast<std::size_t>(xi) * WB * WT, WT, 0, nullptr, nullptr});
       const std::ptrdiff_t at = static_cast<std::ptrdiff_t>(blk) * WB * out_plane;
-      k.wino_out({s, T, WB, std::min(WB, co - blk * WB), nt, t_base + f0, h, w, tw, bias_.data() + blk * WB,
-                  dst + at, out_plane, rdst ? rdst + at : nullptr, activation, s + m_floats});
+      kw.wino_out[wv]({s, WT, WB, std::min(WB, co - blk * WB), nt, t_base + f0, h, w, tw,
+                       bias_.data() + blk * WB, dst + at, out_plane, rdst ? rdst + at : nullptr, activation,
+                       s + m_floats});
     };
     const int groups = std::min(wp.groups, wnb);
     parallel_for(cv::Range(0, wp.bands * groups), [&](const cv::Range& r) {
       float* s = scratch_for(wp.v_floats);
-      float* rows = s + m_floats + 16 * T + L;
+      float* rows = s + m_floats + 4 * TH * WT + L;
       float* v = rows + rows_floats;
       for (int u = r.start; u < r.end; ++u) {
         const int band = u / groups, grp = u % groups, b0 = grp * wnb / groups, b1 = (grp + 1) * wnb / groups;
-        const int ty0 = band * wp.band_rows, ty1 = std::min(th, ty0 + wp.band_rows),
-                  nt = (ty1 - ty0) * (tw + 1);
-        for (int c = 0; c < ci; ++c) k.wino_in({channel(c), h, w, tw, ty0, ty1, v + c * tbs, xs, rows});
-        for (int f0 = 0; f0 < nt; f0 += T)
-          for (int blk = b0; blk < b1; ++blk) block(v, f0, std::min(T, nt - f0), ty0 * (tw + 1), blk, s);
+        const int ty0 = band * th / wp.bands, ty1 = (band + 1) * th / wp.bands, nt = (ty1 - ty0) * (tw + 1);
+        for (int c = 0; c < ci; ++c) kw.wino_in[wv]({channel(c), h, w, tw, ty0, ty1, v + c * tbs, xs, rows});
+        for (int f0 = 0; f0 < nt; f0 += WT)
+          for (int blk = b0; blk < b1; ++blk) block(v, f0, std::min(WT, nt - f0), ty0 * (tw + 1), blk, s);
       }
     });
   };

@@ -101,20 +101,21 @@ struct OcJob {
   const float* scale;
 };
 
-// Winograd F(4x4, 3x3) for 3x3 stride-1 padding-1 convolutions (fp32): each 4 x 4 block of outputs ("tile",
-// tile (ty, tx) covers output rows 4 ty .. 4 ty + 3, columns 4 tx .. 4 tx + 3; th x tw tiles cover the image)
-// from the 6 x 6 input block around it. Tiles are counted flat with a dummy tile closing each tile row: tile
-// (ty, tx) is number ty * (tw + 1) + tx, so that a vector of consecutive tiles runs across tile rows (the
-// dummy's values are computed and dropped). The input transform V = B^T d B turns each tile's block of each
-// input channel into 36 values, one per position xi; then for every xi a GEMM over the input channels,
-// M[xi] = U[xi] V[xi] (U = G g G^T: the weights transformed and packed at load), runs on the 1x1 tiles
-// (KernelSet::tile_1); the output transform Y = A^T M A turns each tile's 36 sums of each output channel into
-// its 16 outputs, with the bias, activation and residual, written into NCHW.
+// Winograd F(4x4, 3x3) and F(6x4, 3x3) for 3x3 stride-1 padding-1 convolutions (fp32): each kTH x 4 block of
+// outputs (kTH = 4 or 6 rows; "tile" (ty, tx) covers output rows kTH ty .. kTH ty + kTH - 1, columns 4 tx ..
+// 4 tx + 3; th x tw tiles cover the image) from the (kTH + 2) x 6 input block around it. Tiles are counted
+// flat with a dummy tile closing each tile row: tile (ty, tx) is number ty * (tw + 1) + tx, so that a vector
+// of consecutive tiles runs across tile rows (the dummy's values are computed and dropped). The input
+// transform V = Bv^T d Bh turns each tile's block of each input channel into 6 (kTH + 2) values, one per
+// position xi; then for every xi a GEMM over the input channels, M[xi] = U[xi] V[xi] (U = Gv g Gh^T: the
+// weights transformed and packed at the first forward), runs on the 1x1 tiles (KernelSet::tile_1); the
+// output transform Y = Av^T M Ah turns each tile's sums of each output channel into its 4 kTH outputs, with
+// the bias, activation and residual, written into NCHW.
 //
 // One input channel's tile rows [ty0, ty1) into V: position xi of flat tile t (counted from tile (ty0, 0))
 // at v + xi * xi_stride + t. The last vector may write up to lanes - 1 floats past the band's
-// (ty1 - ty0) * (tw + 1) tiles. `rows`: 6 wp + 6 trs floats of scratch, wp = 4 (tw + 1) + 2 lanes,
-// trs = 4 (ty1 - ty0) (tw + 1) + 6 lanes (six zero-padded input rows, six flat rows of their column
+// (ty1 - ty0) * (tw + 1) tiles. `rows`: (kTH + 2) (wp + trs) floats of scratch, wp = 4 (tw + 1) + 2 lanes,
+// trs = 4 (ty1 - ty0) (tw + 1) + 6 lanes (kTH + 2 zero-padded input rows, as many flat rows of their column
 // transforms).
 struct WinoInJob {
   const float* in;  // the channel's h x w plane
@@ -135,7 +136,7 @@ struct WinoOutJob {
   std::ptrdiff_t out_channel;  // floats between output channels
   const float* residual;       // null, or like out
   int activation;
-  float* y;  // scratch: 16 * m_stride + lanes floats (a row's last vector reads past its tiles)
+  float* y;  // scratch: 4 kTH m_stride + lanes floats (a row's last vector reads past its tiles)
 };
 
 using TileFn = void (*)(const TileJob&);
@@ -178,14 +179,20 @@ struct KernelSet {
   // wasted; YOLOv8n's six 3x3 head layers with 80 outputs, Zen 4 VM, 2 threads: 7.9-9.8 -> 6.6-7.6 ms in
   // six paired rounds) and for layers of exactly `lanes` channels at stride 1. Null where the level has none.
   OcFn oc_half[2][4];
-  // Winograd F(4x4, 3x3) transforms (WinoInJob, WinoOutJob); the GEMMs run on tile_1.
-  WinoInFn wino_in;
-  WinoOutFn wino_out;
+  // Winograd transforms (WinoInJob, WinoOutJob): [0] F(4x4, 3x3), [1] F(6x4, 3x3) (tiles of 6 output rows x
+  // 4 columns: F(6, 3) down the columns, F(4, 3) along the rows); the GEMMs run on tile_1.
+  WinoInFn wino_in[2];
+  WinoOutFn wino_out[2];
+  // The set whose tiles (co_block, tile_px, tile_1) and transforms the Winograd path runs on: null for this
+  // one. AVX2 runs it on 4 x 3 tiles (conv_avx2_wino.cpp).
+  const KernelSet* wino;
 };
 
 // Null when the level is not compiled in (not x86-64 GCC).
 const KernelSet* avx512_kernels();
 const KernelSet* avx2_kernels();
+// AVX2's Winograd tiles: 4 output channels x 3 ymm of pixels (null when not compiled in).
+const KernelSet* avx2_wino_kernels();
 const KernelSet* portable_kernels();
 // AVX512_BF16 (vdpbf16ps): null when not compiled in; the caller checks the CPU.
 const KernelSet* avx512bf16_kernels();

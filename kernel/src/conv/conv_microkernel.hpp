@@ -378,36 +378,33 @@ constexpr int kOcPx = AITW_OC_PX, kOcOb = 2, kOcCo = kOcOb * kLanes;
 template <int kNP, int kOB = kOcOb>
 inline __attribute__((always_inline)) void oc_store(const aitw::kernel::conv_detail::OcJob& j,
                                                     V (&acc)[kOB][kNP]) {
-#ifdef AITW_OC_TRANSPOSE16
-  // AVX-512 (conv_avx512.cpp defines transpose16): each vector of 16 channels x kNP pixels is transposed in
-  // registers, then one masked store of kNP pixels per channel. The generic path below goes through a stack
-  // array with a scalar store per value (320 a tile). Alone, 2 threads, 3 rounds (generic -> this): 16 -> 32
-  // stride 2 at 240 x 320 0.759 -> 0.628 ms, 16 -> 32 at 60 x 80 0.170 -> 0.138, 64 -> 64 at 60 x 80 0.99 ->
-  // 0.94; YOLO11n's stride-2 layers 4.36 -> 4.04 ms, stride 1 5.52 -> 5.20; its forward 21.56 -> 20.64 ms.
-  if constexpr (kNP > 1 && kLanes == 16) {
-    const __mmask16 m = static_cast<__mmask16>((1u << kNP) - 1);
-#pragma GCC unroll 2
+#ifdef AITW_OC_TRANSPOSE
+  // The ISA file defines oc_transpose (r[k] lane p <- r[p] lane k over kLanes vectors) and oc_put<kNP> (kNP
+  // floats of a vector to a row, the residual's added). AVX-512 (conv_transpose16.hpp): 16 x 16, masked
+  // stores. The generic path below goes through a stack array with a scalar store per value (320 a tile).
+  // Alone, 2 threads, 3 rounds (generic -> this): 16 -> 32 stride 2 at 240 x 320 0.759 -> 0.628 ms, 16 -> 32
+  // at 60 x 80 0.170 -> 0.138, 64 -> 64 at 60 x 80 0.99 -> 0.94; YOLO11n's stride-2 layers 4.36 -> 4.04 ms,
+  // stride 1 5.52 -> 5.20; its forward 21.56 -> 20.64 ms. AVX2 (conv_avx2.cpp): 8 x 8, 4 + 2-float stores.
+  if constexpr (kNP > 1 && kNP <= kLanes) {
+#pragma GCC unroll 4
     for (int o = 0; o < kOB; ++o) {
       const int rows = j.rows - o * kLanes;
       if (rows <= 0) break;
-      V r[16];
+      V r[kLanes];
 #pragma GCC unroll 16
       for (int p = 0; p < kNP; ++p) r[p] = activate(acc[o][p], j.activation);
 #pragma GCC unroll 16
-      for (int p = kNP; p < 16; ++p) r[p] = V{};
-      transpose16(r);
+      for (int p = kNP; p < kLanes; ++p) r[p] = V{};
+      oc_transpose(r);
       float* out = j.out + o * kLanes * j.out_channel;
       const float* res = j.residual ? j.residual + o * kLanes * j.out_channel : nullptr;
-      const auto put = [&](int k) {
-        __m512 v = r[k];
-        if (res) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, res + k * j.out_channel));
-        _mm512_mask_storeu_ps(out + k * j.out_channel, m, v);
-      };
-      if (rows >= 16) {
+      if (rows >= kLanes) {
 #pragma GCC unroll 16
-        for (int k = 0; k < 16; ++k) put(k);
+        for (int k = 0; k < kLanes; ++k)
+          oc_put<kNP>(out + k * j.out_channel, res ? res + k * j.out_channel : nullptr, r[k]);
       } else {
-        for (int k = 0; k < rows; ++k) put(k);
+        for (int k = 0; k < rows; ++k)
+          oc_put<kNP>(out + k * j.out_channel, res ? res + k * j.out_channel : nullptr, r[k]);
       }
     }
     return;
@@ -435,9 +432,21 @@ inline __attribute__((always_inline)) void oc_store(const aitw::kernel::conv_det
 struct OcFp32 {
   typedef V X;
   typedef V W;
-  static inline __attribute__((always_inline)) X x(const float* p) { return bcast(p); }
-  static inline __attribute__((always_inline)) W w(const float* p) { return load(p); }
-  static inline __attribute__((always_inline)) V mac(V acc, X x, W w) { return fma(w, x, acc); }
+  static inline __attribute__((always_inline)) X x(const float* p) {
+#ifdef AITW_OC_BCAST_ASM
+    X r;
+    asm volatile("vbroadcastss %1, %0" : "=x"(r) : "m"(*p));
+    return r;
+#else
+    return bcast(p);
+#endif
+  }
+  static inline __attribute__((always_inline)) W w(const float* p) {
+    return load(p);
+  }
+  static inline __attribute__((always_inline)) V mac(V acc, X x, W w) {
+    return fma(w, x, acc);
+  }
 };
 
 // The accumulators' start and, with a scale (bf16 int8-grid weights), sum * scale + bias.
@@ -553,9 +562,27 @@ void set_oc_tiles(aitw::kernel::conv_detail::KernelSet& k) {
 
 aitw::kernel::conv_detail::KernelSet make_kernel_set(const char* name) {
   static_assert(kVectors >= 1 && kVectors <= 3);
-  aitw::kernel::conv_detail::KernelSet k{
-      name,          kCoBlock, kTilePx, kLanes, {},      {}, {}, &dw_tile, &dw3_rows, &dw3_flat,
-      &stride2_copy, false,    nullptr, {},     nullptr, 0,  0,  {},       &wino_in,  &wino_out};
+  aitw::kernel::conv_detail::KernelSet k{name,
+                                         kCoBlock,
+                                         kTilePx,
+                                         kLanes,
+                                         {},
+                                         {},
+                                         {},
+                                         &dw_tile,
+                                         &dw3_rows,
+                                         &dw3_flat,
+                                         &stride2_copy,
+                                         false,
+                                         nullptr,
+                                         {},
+                                         nullptr,
+                                         0,
+                                         0,
+                                         {},
+                                         {&wino_in_t<4>, &wino_in_t<6>},
+                                         {&wino_out_t<4>, &wino_out_t<6>},
+                                         nullptr};
   set_oc_tiles<OcFp32>(k);
   k.oc_px = kOcPx;
   k.oc_co = kOcCo;

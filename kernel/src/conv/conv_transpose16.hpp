@@ -5,7 +5,7 @@
 // pixels (oc_store). Unpacks of floats, then of pairs, then two rounds of 128-bit lane shuffles (vunpcklps,
 // vunpcklpd, vshuff32x4); written as generic shuffles because GCC 12's intrinsics for them warn of an
 // uninitialised pass-through operand (GCC PR 105593).
-#define AITW_OC_TRANSPOSE16
+#define AITW_OC_TRANSPOSE
 typedef float V16 __attribute__((vector_size(64)));
 inline __attribute__((always_inline)) void transpose16(V16 (&r)[16]) {
   V16 t[16];
@@ -43,4 +43,14 @@ inline __attribute__((always_inline)) void transpose16(V16 (&r)[16]) {
     r[i + 8] =
         __builtin_shufflevector(t[i], t[i + 8], 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
   }
+}
+inline __attribute__((always_inline)) void oc_transpose(V16 (&r)[16]) {
+  transpose16(r);
+}
+// kNP floats of v to d (masked), plus as many of res (null: none).
+template <int kNP>
+inline __attribute__((always_inline)) void oc_put(float* d, const float* res, V16 v) {
+  const __mmask16 m = static_cast<__mmask16>((1u << kNP) - 1);
+  if (res) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, res));
+  _mm512_mask_storeu_ps(d, m, v);
 }

@@ -1,6 +1,16 @@
-// Winograd F(4x4, 3x3) transforms (conv_internal.hpp: WinoInJob, WinoOutJob) over the ISA's vectors, one
-// vector of tiles at a time. Included by conv_microkernel.hpp (V, load, store, splat, activate, kLanes),
-// inside each ISA file's anonymous namespace; the ISA file includes <utility> (std::integer_sequence) first.
+// Winograd F(4x4, 3x3) and F(6x4, 3x3) transforms (conv_internal.hpp: WinoInJob, WinoOutJob) over the ISA's
+// vectors, one vector of tiles at a time. Included by conv_microkernel.hpp (V, load, store, splat, activate,
+// kLanes), inside each ISA file's anonymous namespace; the ISA file includes <utility>
+// (std::integer_sequence) first. kTH, the tile's output rows (4 or 6): along a column the transforms combine
+// whole rows (vectors of flat tiles, no shuffles), so the taller tile costs nothing there; along a row each
+// tile's columns are phases of its floats (shuffles), which stays F(4, 3).
+//
+// F(6, 3) down the columns (interpolation points 0, +-1, +-2, +-1/2, infinity; ncnn's winograd63): B^T rows
+// [1, 0, -21/4, 0, 21/4, 0, -1, 0], [0, 1, 1, -17/4, -17/4, 1, 1, 0], [0, -1, 1, 17/4, -17/4, -1, 1, 0],
+// [0, 1/2, 1/4, -5/2, -5/4, 2, 1, 0], [0, -1/2, 1/4, 5/2, -5/4, -2, 1, 0], [0, 2, 4, -5/2, -5, 1/2, 1, 0],
+// [0, -2, 4, 5/2, -5, -1/2, 1, 0], [0, -1, 0, 21/4, 0, -21/4, 0, 1]; A^T rows [1, 1, 1, 1, 1, 1, 1, 0],
+// [0, 1, -1, 2, -2, 1/2, -1/2, 0], [0, 1, 1, 4, 4, 1/4, 1/4, 0], [0, 1, -1, 8, -8, 1/8, -1/8, 0],
+// [0, 1, 1, 16, 16, 1/16, 1/16, 0], [0, 1, -1, 32, -32, 1/32, -1/32, 1]; G in conv.cpp.
 //
 // Matrices (interpolation points 0, +-1, +-2, infinity; Lavin and Gray's F(4x4, 3x3), as ncnn and NNPACK
 // use): B^T rows [4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0], [0, -2, -1, 2, 1, 0], [0,
@@ -23,6 +33,48 @@ inline __attribute__((always_inline)) void wino_at(const T (&m)[6], T (&y)[4]) {
   y[1] = b + 2.f * e;
   y[2] = a + 4.f * c;
   y[3] = b + 8.f * e + m[5];
+}
+
+// F(6, 3): B^T on 8 values, A^T from 8 to 6 (the matrices above, their common sums shared).
+template <class T>
+inline __attribute__((always_inline)) void wino_bt8(const T (&u)[8], T (&d)[8]) {
+  d[0] = u[0] - u[6] + 5.25f * (u[4] - u[2]);
+  d[7] = u[7] - u[1] + 5.25f * (u[3] - u[5]);
+  const T a1 = u[2] + u[6] - 4.25f * u[4], b1 = u[1] + u[5] - 4.25f * u[3];
+  d[1] = a1 + b1;
+  d[2] = a1 - b1;
+  const T a2 = u[6] + 0.25f * u[2] - 1.25f * u[4], b2 = 0.5f * u[1] - 2.5f * u[3] + 2.f * u[5];
+  d[3] = a2 + b2;
+  d[4] = a2 - b2;
+  const T a3 = u[6] + 4.f * u[2] - 5.f * u[4], b3 = 2.f * u[1] - 2.5f * u[3] + 0.5f * u[5];
+  d[5] = a3 + b3;
+  d[6] = a3 - b3;
+}
+template <class T>
+inline __attribute__((always_inline)) void wino_at8(const T (&m)[8], T (&y)[6]) {
+  const T a = m[1] + m[2], b = m[1] - m[2], c = m[3] + m[4], e = m[3] - m[4], f = m[5] + m[6],
+          g = m[5] - m[6];
+  y[0] = m[0] + a + c + f;
+  y[1] = b + 2.f * e + 0.5f * g;
+  y[2] = a + 4.f * c + 0.25f * f;
+  y[3] = b + 8.f * e + 0.125f * g;
+  y[4] = a + 16.f * c + 0.0625f * f;
+  y[5] = b + 32.f * e + 0.03125f * g + m[7];
+}
+// Down a column: kTH + 2 values to as many transformed (kTH 4: F(4, 3), 6: F(6, 3)), and back to kTH.
+template <int kTH, class T>
+inline __attribute__((always_inline)) void wino_bt_col(const T (&u)[kTH + 2], T (&d)[kTH + 2]) {
+  if constexpr (kTH == 4)
+    wino_bt(u, d);
+  else
+    wino_bt8(u, d);
+}
+template <int kTH, class T>
+inline __attribute__((always_inline)) void wino_at_col(const T (&m)[kTH + 2], T (&y)[kTH]) {
+  if constexpr (kTH == 4)
+    wino_at(m, y);
+  else
+    wino_at8(m, y);
 }
 
 using WinoLanes = std::make_integer_sequence<int, kLanes>;
@@ -74,24 +126,27 @@ inline __attribute__((always_inline)) void wino_interleave(const V (&y)[4], V (&
   z[3] = wino_zip4<3>(c, d, WinoLanes{});
 }
 
-// Tile row by tile row, its six input rows copied zero-padded (column -1 and everything from w on zero) and
-// the column transform (B^T along the rows' vectors) stored at the tile row's place in six flat rows `tr`
-// (tile row k of the band from 4 (tw + 1) k: tile (ty, tx) finds its six columns at 4 t, t = its flat index
-// with a dummy tile closing each tile row); then the row transform on kLanes flat tiles at a time across tile
-// rows (each tile's six columns are phases 0-3 of its four floats and phases 0-1 of the next tile's; the
-// dummy tile reads the next row's first columns and is never used).
-void wino_in(const aitw::kernel::conv_detail::WinoInJob& j) {
+// Tile row by tile row, its kTH + 2 input rows copied zero-padded (column -1 and everything from w on zero)
+// and the column transform (B^T along the rows' vectors) stored at the tile row's place in kTH + 2 flat rows
+// `tr` (tile row k of the band from 4 (tw + 1) k: tile (ty, tx) finds its six columns at 4 t, t = its flat
+// index with a dummy tile closing each tile row); then the row transform on kLanes flat tiles at a time
+// across tile rows (each tile's six columns are phases 0-3 of its four floats and phases 0-1 of the next
+// tile's; the dummy tile reads the next row's first columns and is never used). Position 6 i + k: column
+// transform row i, row transform value k.
+template <int kTH>
+void wino_in_t(const aitw::kernel::conv_detail::WinoInJob& j) {
+  constexpr int kR = kTH + 2;
   const int tws = j.tw + 1, rows = j.ty1 - j.ty0, nt = rows * tws;
   const int wp = 4 * tws + 2 * kLanes;                                          // a padded input row
   const std::ptrdiff_t trs = 4 * static_cast<std::ptrdiff_t>(nt) + 6 * kLanes;  // a flat row of tr
   float* const r = j.rows;
-  float* const tr = j.rows + 6 * wp;
+  float* const tr = j.rows + kR * wp;
   // The padded rows' zeros past the image: written once, the copies below only overwrite [1, w].
-  for (int k = 0; k < 6; ++k)
+  for (int k = 0; k < kR; ++k)
     for (int x = 0; x < wp; x += kLanes) store(r + k * wp + x, V{});
   for (int ty = j.ty0; ty < j.ty1; ++ty) {
-    for (int k = 0; k < 6; ++k) {
-      const int y = 4 * ty - 1 + k;
+    for (int k = 0; k < kR; ++k) {
+      const int y = kTH * ty - 1 + k;
       float* row = r + k * wp;
       if (y < 0 || y >= j.h) {
         for (int x = 0; x < j.w + 1; x += kLanes) store(row + x, V{});
@@ -104,15 +159,15 @@ void wino_in(const aitw::kernel::conv_detail::WinoInJob& j) {
     }
     float* const t = tr + static_cast<std::ptrdiff_t>(ty - j.ty0) * 4 * tws;
     for (int x = 0; x < 4 * tws; x += kLanes) {  // the last vector runs into the next tile row's place
-      V u[6], d[6];
-#pragma GCC unroll 6
-      for (int k = 0; k < 6; ++k) u[k] = load(r + k * wp + x);
-      wino_bt(u, d);
-#pragma GCC unroll 6
-      for (int k = 0; k < 6; ++k) store(t + k * trs + x, d[k]);
+      V u[kR], d[kR];
+#pragma GCC unroll 8
+      for (int k = 0; k < kR; ++k) u[k] = load(r + k * wp + x);
+      wino_bt_col<kTH>(u, d);
+#pragma GCC unroll 8
+      for (int k = 0; k < kR; ++k) store(t + k * trs + x, d[k]);
     }
   }
-  for (int i = 0; i < 6; ++i) {
+  for (int i = 0; i < kR; ++i) {
     const float* const t = tr + i * trs;
     float* const d0 = j.v + static_cast<std::ptrdiff_t>(6 * i) * j.xi_stride;
     for (int x = 0; x < nt; x += kLanes) {
@@ -127,28 +182,29 @@ void wino_in(const aitw::kernel::conv_detail::WinoInJob& j) {
 }
 
 // Per output channel: A^T M A over kLanes tiles at a time, plus the bias, the activation, into
-// y[16][m_stride] (output (a, b) of each tile in row 4 a + b); then tile row by tile row into NCHW, four
+// y[4 kTH][m_stride] (output (a, b) of each tile in row 4 a + b); then tile row by tile row into NCHW, four
 // outputs of a row per tile interleaved by shuffles where a whole vector of tiles lies inside the image, one
 // by one at the right edge; the residual added after the activation.
-template <int kAct>
+template <int kTH, int kAct>
 void wino_out_act(const aitw::kernel::conv_detail::WinoOutJob& j) {
+  constexpr int kR = kTH + 2;
   const std::ptrdiff_t xs = static_cast<std::ptrdiff_t>(j.co_block) * j.m_stride, ys = j.m_stride;
   for (int r = 0; r < j.rows; ++r) {
     const float* const m = j.m + static_cast<std::ptrdiff_t>(r) * j.m_stride;
     const V bias = splat(j.bias[r]);
     for (int t = 0; t < j.nt; t += kLanes) {
-      V rowt[4][6];
+      V rowt[kTH][6];
 #pragma GCC unroll 6
       for (int c = 0; c < 6; ++c) {
-        V col[6], y4[4];
+        V col[kR], yc[kTH];
+#pragma GCC unroll 8
+        for (int i = 0; i < kR; ++i) col[i] = load(m + (i * 6 + c) * xs + t);
+        wino_at_col<kTH>(col, yc);
 #pragma GCC unroll 6
-        for (int i = 0; i < 6; ++i) col[i] = load(m + (i * 6 + c) * xs + t);
-        wino_at(col, y4);
-#pragma GCC unroll 4
-        for (int a = 0; a < 4; ++a) rowt[a][c] = y4[a];
+        for (int a = 0; a < kTH; ++a) rowt[a][c] = yc[a];
       }
-#pragma GCC unroll 4
-      for (int a = 0; a < 4; ++a) {
+#pragma GCC unroll 6
+      for (int a = 0; a < kTH; ++a) {
         V y4[4];
         wino_at(rowt[a], y4);
 #pragma GCC unroll 4
@@ -166,8 +222,8 @@ void wino_out_act(const aitw::kernel::conv_detail::WinoOutJob& j) {
       const int n = j.tw - tx0 < j.nt - i ? j.tw - tx0 : j.nt - i;
       // Tiles whose four columns are inside (the last one may have 1-3).
       const int inside = j.w / 4 - tx0 < n ? j.w / 4 - tx0 : n;
-      for (int a = 0; a < 4 && 4 * ty + a < j.h; ++a) {
-        const std::ptrdiff_t at = static_cast<std::ptrdiff_t>(4 * ty + a) * j.w + 4 * tx0;
+      for (int a = 0; a < kTH && kTH * ty + a < j.h; ++a) {
+        const std::ptrdiff_t at = static_cast<std::ptrdiff_t>(kTH * ty + a) * j.w + 4 * tx0;
         float* const row = out + at;
         const float* const rr = res ? res + at : nullptr;
         const float* const y0 = j.y + (4 * a) * ys + i;
@@ -203,12 +259,13 @@ void wino_out_act(const aitw::kernel::conv_detail::WinoOutJob& j) {
   }
 }
 
-void wino_out(const aitw::kernel::conv_detail::WinoOutJob& j) {
+template <int kTH>
+void wino_out_t(const aitw::kernel::conv_detail::WinoOutJob& j) {
   if (j.activation == 2) {
-    wino_out_act<2>(j);
+    wino_out_act<kTH, 2>(j);
   } else if (j.activation == 1) {
-    wino_out_act<1>(j);
+    wino_out_act<kTH, 1>(j);
   } else {
-    wino_out_act<0>(j);
+    wino_out_act<kTH, 0>(j);
   }
 }

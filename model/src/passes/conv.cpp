@@ -107,12 +107,17 @@ SummaryLine mark_convolutions(ox::GraphProto& g, const PassContext& c) {
     ++marked;
   }
   if (marked == 0) return std::nullopt;
+  // What the layers will run (kernel::convolution_description's rule): bf16 on the AVX-512 kernels only.
+  std::string precision;
+  if (bf16 && !(kernel::conv_bf16_supported() && kernel::aitw_convolution_active()))
+    precision = ", fp32: no bf16 on this CPU";
+  else if (bf16 && kernel::conv_default_isa() != kernel::ConvIsa::Avx512)
+    precision = std::string(", fp32: bf16 runs on the avx512 kernels, not ") +
+                kernel::conv_isa_name(kernel::conv_default_isa());
+  else if (bf16)
+    precision = ", bf16";
   return std::to_string(marked) + " Conv nodes -> aitw Convolution (" + kernel::convolution_kernels_in_use() +
-         (bf16 ? (kernel::conv_bf16_supported() && kernel::aitw_convolution_active()
-                      ? ", bf16"
-                      : ", fp32: no bf16 on this CPU")
-               : "") +
-         ")";
+         precision + ")";
 }
 
 SummaryLine fuse_residual_adds(ox::GraphProto& g, const PassContext&) {

@@ -9,6 +9,8 @@
 // Why not OpenCV 4.6's: it im2rows even 1x1 convolutions, reduces dot products horizontally, has no AVX-512
 // depthwise path and applies SiLU in a second pass (measured per layer in bench/RESULTS.md).
 #include <cstddef>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -21,7 +23,9 @@ const char* conv_isa_name(ConvIsa isa);
 // The best level this CPU runs (AVX-512 needs avx512f, AVX2 needs avx2 and fma; x86-64 with GCC only).
 ConvIsa conv_best_isa();
 bool conv_isa_supported(ConvIsa isa);
-// The level new PackedConvs use: conv_best_isa() unless forced (tests force each level they can run).
+// The level new PackedConvs use: the forced one (conv_force_isa: tests force each level they can run), else
+// $AITW_CONV_ISA's (avx512, avx2 or portable; std::invalid_argument naming it when the CPU cannot run it or
+// it names none), else conv_best_isa().
 ConvIsa conv_default_isa();
 void conv_force_isa(std::optional<ConvIsa> isa);
 
@@ -29,6 +33,8 @@ void conv_force_isa(std::optional<ConvIsa> isa);
 // allows it), off (false), or chosen per layer and input size (nullopt, the default; PackedConv::winograd).
 // For tests and before/after measurements.
 void conv_force_winograd(std::optional<bool> on);
+// The Winograd tiles' output rows, 4 or 6, forced (tests), or chosen by height (nullopt; winograd_rows).
+void conv_force_winograd_rows(std::optional<int> rows);
 
 enum class ConvActivation { None, ReLU, SiLU };
 
@@ -91,10 +97,14 @@ class PackedConv {
   // so only the activations are rounded. 0 in fp32.
   int int8_grid_channels() const { return int8_grid_channels_; }
 
-  // Whether forward() on an h x w input runs Winograd F(4x4, 3x3) (3x3 stride 1 padding 1, fp32): 36
+  // Whether forward() on an h x w input runs Winograd (3x3 stride 1 padding 1, fp32): F(4x4, 3x3) takes 36
   // multiplies per 4 x 4 outputs and channel pair instead of 144, the transforms' cost paid per channel. By
   // default where it measured faster than the direct tiles (conv.cpp, winograd_pays).
   bool winograd(int h, int w) const;
+  // The Winograd tiles' output rows at height h: 6 (F(6x4, 3x3): F(6, 3) down the columns, 48 multiplies per
+  // 24 outputs and channel pair) where their 6 x 8 positions per tile column cover the image with fewer
+  // multiplies than F(4x4, 3x3)'s 6 x 6 per 16, else 4; conv_force_winograd_rows overrides it.
+  static int winograd_rows(int h);
 
   // Scratch floats forward() needs for an h x w input (the padded phase copy, or a tail tile).
   std::size_t workspace_floats(int h, int w) const;
@@ -128,9 +138,17 @@ class PackedConv {
   // [co_block_] bf16 pairs, each in a float's bits.
   std::vector<float> packed_;
   std::vector<float> bias_;  // out_channels rounded up to co_block_, zero-padded
-  // Winograd F(4x4, 3x3) weights U = G g G^T, [36][co block][in channel][wino_block_] (empty where the shape
-  // has no Winograd path); the layer keeps its direct weights too, for the input sizes where those win.
-  std::vector<float> wino_u_;
+  // Winograd: the 3x3 weights (empty where the shape has no Winograd path; the layer keeps its direct
+  // weights too, for the input sizes where those win), and their transforms U = Gv g Gh^T, [positions][co
+  // block][in channel][wino_block_], each built at the first forward that takes its variant ([0] F(4x4): 36
+  // positions, [1] F(6x4): 48; wino_u).
+  struct WinoWeights {
+    std::once_flag once[2];
+    std::vector<float> u[2];
+  };
+  std::vector<float> wino_w_;
+  std::unique_ptr<WinoWeights> wino_;
+  const std::vector<float>& wino_u(int variant) const;
   int wino_block_ = 0;
   // bf16 with int8-grid channels: each output channel's scale (1 for the others), like bias_; else empty.
   std::vector<float> scale_;
