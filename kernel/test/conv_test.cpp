@@ -165,6 +165,19 @@ double max_rel_diff(const cv::Mat& a, const cv::Mat& ref) {
 }
 
 // OpenCV's convolution output with the activation aitw fuses applied after it.
+// `out` holds n images of out_b floats, each followed by `gap` floats that were -7 before the forward: the
+// images side by side in the shape of `like`, after checking that every gap stayed intact.
+cv::Mat ungap(const std::vector<float>& out, const cv::Mat& like, int n, std::ptrdiff_t out_b,
+              std::ptrdiff_t gap) {
+  cv::Mat got(like.dims, like.size.p, CV_32F);
+  for (int i = 0; i < n; ++i) {
+    std::copy(out.begin() + i * (out_b + gap), out.begin() + i * (out_b + gap) + out_b,
+              got.ptr<float>() + i * out_b);
+    for (std::ptrdiff_t k = 0; k < gap; ++k) EXPECT_EQ(out[i * (out_b + gap) + out_b + k], -7.f);
+  }
+  return got;
+}
+
 cv::Mat activated(const cv::Mat& ref, ConvActivation act) {
   cv::Mat expect = ref.clone();
   if (act == ConvActivation::SiLU) silu(expect.ptr<float>(), expect.ptr<float>(), expect.total());
@@ -212,12 +225,7 @@ TEST_P(ConvVsOpenCV, EveryShapeClassAndActivation) {
       const std::ptrdiff_t gap = 5;
       std::vector<float> out(static_cast<std::size_t>(c.n * (out_b + gap)), -7.f);
       conv.forward(in.ptr<float>(), c.n, c.h, c.w, in_b, out.data(), out_b + gap, act, ws.data(), ws.size());
-      cv::Mat got(ref.dims, ref.size.p, CV_32F);
-      for (int i = 0; i < c.n; ++i) {
-        std::copy(out.begin() + i * (out_b + gap), out.begin() + i * (out_b + gap) + out_b,
-                  got.ptr<float>() + i * out_b);
-        for (std::ptrdiff_t k = 0; k < gap; ++k) EXPECT_EQ(out[i * (out_b + gap) + out_b + k], -7.f);
-      }
+      cv::Mat got = ungap(out, ref, c.n, out_b, gap);
       EXPECT_LE(max_rel_diff(got, expect), kTolerance);
     }
   }
@@ -575,12 +583,7 @@ TEST_P(ConvVsOpenCV, WinogradEveryShapeClass) {
             std::vector<float> out(static_cast<std::size_t>(c.n * (out_b + gap)), -7.f);
             conv.forward(in.ptr<float>(), c.n, c.h, c.w, in_b, out.data(), out_b + gap, act, ws.data(),
                          ws.size(), res, out_b);
-            cv::Mat got(ref.dims, ref.size.p, CV_32F);
-            for (int i = 0; i < c.n; ++i) {
-              std::copy(out.begin() + i * (out_b + gap), out.begin() + i * (out_b + gap) + out_b,
-                        got.ptr<float>() + i * out_b);
-              for (std::ptrdiff_t k = 0; k < gap; ++k) EXPECT_EQ(out[i * (out_b + gap) + out_b + k], -7.f);
-            }
+            cv::Mat got = ungap(out, ref, c.n, out_b, gap);
             EXPECT_LE(max_rel_diff(got, expect), kTolerance);
             cv::Mat split(ref.dims, ref.size.p, CV_32F, cv::Scalar(-7));
             conv.forward(parts.data(), static_cast<int>(parts.size()), c.n, c.h, c.w, split.ptr<float>(),
