@@ -630,9 +630,10 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
     // The direct path (fp32 1x1 stride 1 unpadded) computes the output's own flat pixels, so a tile across
     // rows is in place too; before, such tiles went through `tmp` and scatter(): most tiles at widths 20 and
     // 40. YOLO11n's 45 1x1 layers, 2 threads, medians of 4 interleaved runs: 10.35 -> 9.70 ms, every layer
-    // faster (0.87-0.88x at 15 x 20). The bf16 1x1 band (also without dropped columns) measured no better
-    // so (8.03 -> 8.17 ms, 12 of 45 faster): kept on `tmp` there.
-    const bool in_place = rows == CB && (g.direct || ox + T <= g.ow) && p0 + T <= flat;
+    // faster (0.87-0.88x at 15 x 20). Any band without dropped columns (g.wq == g.ow: bf16's 1x1 layers)
+    // maps flat positions to the output's the same way: in place too, which with the pairs packed straight
+    // from the input (below) took bf16's 1x1 layers from 5.18 to 4.60 ms (alone it measured no better).
+    const bool in_place = rows == CB && (g.direct || g.wq == g.ow || ox + T <= g.ow) && p0 + T <= flat;
     const std::ptrdiff_t at = blk * CB * out_plane + (oy0 + p0 / g.wq) * g.ow + ox;
     float* o = in_place ? dst + at : tmp;
     const float* r = in_place && res ? res + at : nullptr;
@@ -840,7 +841,12 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
       if (g.shared) {
         parallel_for(cv::Range(0, pc), [&](const cv::Range& r) {
           for (int c = r.start; c < r.end; ++c) {
-            if (bf16_)
+            // Unpadded stride 1 (bf16's 1x1 layers): the channel pair is its own phase plane, packed
+            // straight from the input instead of copied twice first (split_pair).
+            if (bf16_ && g.planes == 1 && g.wq == w && g.channel == static_cast<std::ptrdiff_t>(h) * w)
+              k.pack_pairs(channel(2 * c), 2 * c + 1 < ci ? channel(2 * c + 1) : nullptr, g.channel,
+                           workspace + c * g.channel);
+            else if (bf16_)
               split_pair(shape_, g, k, channel(2 * c), 2 * c + 1 < ci ? channel(2 * c + 1) : nullptr, h, w, 0,
                          workspace + c * g.channel);
             else
