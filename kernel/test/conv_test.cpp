@@ -164,7 +164,6 @@ double max_rel_diff(const cv::Mat& a, const cv::Mat& ref) {
   return cv::norm(fa, fr, cv::NORM_INF) / std::max(1.0, cv::norm(fr, cv::NORM_INF));
 }
 
-// OpenCV's convolution output with the activation aitw fuses applied after it.
 // `out` holds n images of out_b floats, each followed by `gap` floats that were -7 before the forward: the
 // images side by side in the shape of `like`, after checking that every gap stayed intact.
 cv::Mat ungap(const std::vector<float>& out, const cv::Mat& like, int n, std::ptrdiff_t out_b,
@@ -178,6 +177,7 @@ cv::Mat ungap(const std::vector<float>& out, const cv::Mat& like, int n, std::pt
   return got;
 }
 
+// OpenCV's convolution output with the activation aitw fuses applied after it.
 cv::Mat activated(const cv::Mat& ref, ConvActivation act) {
   cv::Mat expect = ref.clone();
   if (act == ConvActivation::SiLU) silu(expect.ptr<float>(), expect.ptr<float>(), expect.total());
