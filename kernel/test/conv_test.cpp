@@ -812,8 +812,9 @@ TEST(ConvLayer, WorkspaceSizedBeforeTheThreadCountGrew) {
   cv::setNumThreads(threads);
 }
 
-// Which layers take Winograd by default: the 3x3 stride-1 ones with 8+ channels on images of 20+ tiles,
-// unless AITW_CONV=direct (kernel/CMakeLists.txt runs this test a second time with it set).
+// Which layers take Winograd by default: the 3x3 stride-1 ones with 8+ channels on images of 20+ tiles
+// (AVX-512: 300+, its direct tiles win below in the forward), unless AITW_CONV=direct (kernel/CMakeLists.txt
+// runs this test a second time with it set).
 TEST(ConvLayer, WinogradChoiceFollowsShapeAndEnvironment) {
   const char* env = std::getenv("AITW_CONV");
   const bool direct = env && std::string(env) == "direct";
@@ -822,6 +823,12 @@ TEST(ConvLayer, WinogradChoiceFollowsShapeAndEnvironment) {
   EXPECT_EQ(big.winograd(60, 80), !direct);
   EXPECT_EQ(big.winograd(15, 20), !direct);
   EXPECT_FALSE(big.winograd(12, 12));  // 9 tiles
+  if (conv_isa_supported(ConvIsa::Avx512)) {
+    const PackedConv avx512(shape(64, 64, 3, 1, 1), w.data(), nullptr, ConvIsa::Avx512);
+    EXPECT_EQ(avx512.winograd(60, 80), !direct);  // 300 tiles
+    EXPECT_FALSE(avx512.winograd(56, 80));        // 280
+    EXPECT_FALSE(avx512.winograd(30, 40));
+  }
   EXPECT_FALSE(PackedConv(shape(4, 64, 3, 1, 1), w.data(), nullptr, ConvIsa::Portable).winograd(60, 80));
   EXPECT_FALSE(PackedConv(shape(64, 4, 3, 1, 1), w.data(), nullptr, ConvIsa::Portable).winograd(60, 80));
   // Forcing wins over the environment (tests and benchmarks compare both paths in one process).

@@ -58,13 +58,19 @@ bool wino_shape(const ConvShape& s) {
          s.pad_top == 1 && s.pad_left == 1 && s.pad_bottom == 1 && s.pad_right == 1;
 }
 
-// Where Winograd beats the direct tiles: every 3x3 stride-1 layer of YOLO11n at 480x640 (bench/RESULTS.md;
-// Zen 4 VM, ratio to the direct tiles at two threads 0.52-0.53 on 64 -> 64 at 60 x 80, 0.61-0.88 on the
-// others, 0.77-0.85 at 15 x 20; at one thread 0.50-0.75), from 8 input and output channels and 20 tiles (the
-// 15 x 20 level). Smaller images and channel counts were not measured and keep the direct tiles.
-bool winograd_pays(const ConvShape& s, int h, int w) {
-  const int tiles = ((h + 3) / 4) * ((w + 3) / 4);
-  return tiles >= 20 && s.in_channels >= 8 && s.out_channels >= 8;
+// Where Winograd beats the direct tiles in the forward: 3x3 stride-1 layers of 8+ input and output channels
+// on images of at least min_tiles 4 x 4 tiles. Its transformed weights are 4-5.3x the direct tiles' (36 or 48
+// positions against 9 taps): in a forward they come from L3 each time, which the same layer repeated warm
+// (aitw_conv_bench) hides. AVX2 and portable from 20 tiles (the 15 x 20 level): their direct tiles are slower
+// per multiply, and AVX2's forward lost with fewer Winograd layers (Zen 5 VM, YOLO11n, sum of per-layer
+// medians: from 20 tiles 27.46 ms, from 80 27.67, from 300 28.16). AVX-512 from 300 tiles (the 60 x 80
+// level): in the forward its direct tiles win at 15 x 20 and 30 x 40 (Zen 5 VM, YOLO11n at 480 x 640, 2
+// threads: 64 -> 64 at 15 x 20 0.100-0.114 -> 0.071-0.074 ms, 32 -> 32 at 30 x 40 0.100-0.110 -> 0.073-0.080,
+// 64 -> 32 0.188 -> 0.133; forward's layers 17.14 -> 16.62 ms; YOLOv8n 19.11 -> 17.61), although warm
+// Winograd still wins there by 10-25 %.
+bool winograd_pays(const ConvShape& s, int h, int w, ConvIsa isa) {
+  const int tiles = ((h + 3) / 4) * ((w + 3) / 4), min_tiles = isa == ConvIsa::Avx512 ? 300 : 20;
+  return tiles >= min_tiles && s.in_channels >= 8 && s.out_channels >= 8;
 }
 
 // How a Winograd forward is cut: bands of tile rows whose V ([36][channel][tile]) stays within
@@ -526,7 +532,7 @@ bool PackedConv::winograd(int h, int w) const {
   if (!wino_ || h <= 0 || w <= 0) return false;
   const int forced = g_wino_forced.load();
   if (forced < 0 && direct) return false;
-  return forced >= 0 ? forced == 1 : winograd_pays(shape_, h, w);
+  return forced >= 0 ? forced == 1 : winograd_pays(shape_, h, w, isa_);
 }
 
 // F(6x4, 3x3) against F(4x4, 3x3), both in one process (aitw_conv_bench --routes aitw,aitw_wino44), 2
