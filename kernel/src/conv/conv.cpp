@@ -905,6 +905,9 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
     // Each stripe owns one band buffer; another thread may have called cv::setNumThreads since the
     // workspace was sized, so never more stripes than buffers.
     const int groups = block_groups(g, nblk), units = g.bands * groups;
+    const bool one_by_one = shape_.kernel_h == 1 && shape_.kernel_w == 1 && shape_.stride_h == 1 &&
+                            shape_.stride_w == 1 && shape_.pad_top == 0 && shape_.pad_left == 0 &&
+                            shape_.pad_bottom == 0 && shape_.pad_right == 0;
     const int stripes = std::min(stripes_for(units), static_cast<int>(workspace_size / g.band_floats));
     parallel_for(cv::Range(0, stripes), [&](const cv::Range& r) {
       float tmp[kMaxTileFloats];
@@ -919,7 +922,15 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
             // Depthwise units read only their own channels; the others read all of them.
             const int c0 = dw ? b0 : 0, c1 = dw ? b1 : pc;
             for (int c = c0; c < c1; ++c) {
-              if (bf16_)
+              if (bf16_ && one_by_one) {
+                // A band of an unpadded stride-1 1x1 layer: its input rows as they are, packed straight
+                // into pairs (split_pair copies each channel first); rows past the image are zeros.
+                const std::ptrdiff_t at = static_cast<std::ptrdiff_t>(oy0) * w,
+                                     len = static_cast<std::ptrdiff_t>(std::min(g.band_rows, h - oy0)) * w;
+                float* d = buf + c * g.channel;
+                k.pack_pairs(channel(2 * c) + at, 2 * c + 1 < ci ? channel(2 * c + 1) + at : nullptr, len, d);
+                std::fill(d + len, d + g.channel, 0.f);
+              } else if (bf16_)
                 split_pair(shape_, g, k, channel(2 * c), 2 * c + 1 < ci ? channel(2 * c + 1) : nullptr, h, w,
                            oy0, buf + c * g.channel);
               else
