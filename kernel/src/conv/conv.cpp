@@ -870,11 +870,16 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
           std::copy(channel(c) + p0, channel(c) + flat, t);
         }
       }
-      // Units of (tile range, block range): many tiles split pixels only, each unit sweeping all blocks
-      // per tile (the tile's input stays in L1); few tiles split blocks too.
-      const int target = 8 * std::max(1, cv::getNumThreads());
-      const std::ptrdiff_t tgroups = std::min<std::ptrdiff_t>(ntiles, target);
-      const int bgroups = static_cast<int>(std::clamp<std::ptrdiff_t>(target / tgroups, 1, nblk));
+      // Units of (tile range, block range). Many tiles split pixels only, each unit sweeping all blocks per
+      // tile (the tile's input stays in L1). Fewer tiles than 8 per thread (the 15 x 20 level: 7 tiles of 48
+      // pixels, the last of 12) split blocks only, two units per thread over every tile: equal shares. They
+      // were split by tiles too, 7 x 2 units whose halves took 3.5 and 2.8 tiles' work. AVX-512, 2 threads,
+      // Zen 5 VM, three alternated runs: 256 -> 256 at 15 x 20 0.127-0.137 -> 0.122-0.126 ms, 384 -> 256
+      // 0.188-0.196 -> 0.174-0.179, 512 -> 256 0.248-0.266 -> 0.230-0.232 (AVX2's tiles: unchanged).
+      const int threads = std::max(1, cv::getNumThreads()), target = 8 * threads;
+      const bool few = ntiles < target;
+      const std::ptrdiff_t tgroups = few ? 1 : target;
+      const int bgroups = few ? std::min(nblk, 2 * threads) : 1;
       parallel_for(cv::Range(0, static_cast<int>(tgroups * bgroups)), [&](const cv::Range& r) {
         float tmp[kMaxTileFloats];
         for (int u = r.start; u < r.end; ++u) {
