@@ -66,6 +66,9 @@ std::vector<Case> cases() {
       {"3x3s1_no_pad", shape(6, 10, 3, 1, 0), 1, 8, 21},
       {"3x3s2", shape(16, 32, 3, 2, 1), 1, 20, 20},
       {"3x3s2_odd", shape(3, 7, 3, 2, 1), 1, 11, 7},
+      // Fewer than 8 input channels (the stem), too large to split whole: bands of 64 KB, here 18 of 4 rows
+      // and a last of 3.
+      {"3x3s2_few_channels_banded", shape(3, 16, 3, 2, 1), 2, 150, 600},
       {"3x3s2_one_pixel", shape(4, 5, 3, 2, 1), 1, 1, 1},
       {"3x3s2_asymmetric_pads", asymmetric(shape(6, 9, 3, 2, 0), 0, 1, 1, 0), 1, 10, 9},
       {"5x5s1_generic_taps", shape(4, 6, 5, 1, 2), 1, 9, 17},

@@ -154,6 +154,13 @@ struct Geometry {
 };
 
 constexpr std::size_t kBandBytes = 256 << 10, kSharedBytes = 1 << 20;
+// Layers of few input channels (the stem, 3 -> 16 stride 2 at 480 x 640) write far more than they split: a
+// band of 15 rows split 246 KB and wrote 307 KB of output, which with the input's rows left L2 short. At
+// 64 KB their bands are the four rows stride 2 takes at least (77 KB split, 82 KB written). YOLO11n's
+// model.0 in the forward, 2 threads, Zen 5 VM, medians of three alternated runs: fp32 0.62 -> 0.55 ms, bf16
+// 0.60 -> 0.56, AVX2 1.10 -> 0.94; the other band-path layers measured the same at 64 KB to 512 KB.
+constexpr std::size_t kFewChannelBandBytes = 64 << 10;
+constexpr int kFewChannels = 8;
 
 // `pairs`: for the bf16 kernels, which read channel pairs built when the input is split: no direct path.
 Geometry geometry(const ConvShape& s, int h, int w, int tile_px, bool pairs = false) {
@@ -180,7 +187,8 @@ Geometry geometry(const ConvShape& s, int h, int w, int tile_px, bool pairs = fa
   // at stride 2, four output rows: every band splits the phase row below its last output row again, so
   // 4 rows split 1.25 times the input where 2 split 1.5 times (the 64-channel 120 x 160 layer; its time
   // moved within this shared host's noise, 5.0-5.3 -> 4.6-5.3 ms at one thread).
-  const int fit = static_cast<int>(kBandBytes / row_bytes) - extra;
+  const std::size_t budget = s.in_channels < kFewChannels ? kFewChannelBandBytes : kBandBytes;
+  const int fit = static_cast<int>(budget / row_bytes) - extra;
   // The 15 x 20 and 30 x 40 levels fit whole (<= 1 MB): one split in parallel, then every thread reads it,
   // instead of each thread's units splitting the same few bands again.
   g.shared = !s.depthwise() && row_bytes * (g.oh + extra) <= kSharedBytes;
