@@ -8,6 +8,7 @@
 #include <opencv2/dnn/all_layers.hpp>
 #include <opencv2/dnn/layer.details.hpp>
 
+#include "aitw/kernel/conv.hpp"
 #include "aitw/kernel/conv_layer.hpp"
 #include "aitw/kernel/fast_math.hpp"
 #include "parallel.hpp"
@@ -77,85 +78,123 @@ class SiLULayer : public cv::dnn::ActivationLayer {
 // --- attention --------------------------------------------------------------------------------------
 
 typedef float V8 __attribute__((vector_size(32)));
-typedef float V8U __attribute__((vector_size(32), aligned(4), may_alias));  // unaligned access
+typedef float V16 __attribute__((vector_size(64)));
 
-// Register tiles for the two products of the attention: kR rows x kMV vectors of 8 columns of accumulators,
-// one pass over the reduction (12 of AVX2's 16 registers; the rows' broadcasts and a vector of the other
-// operand take the rest), in a clone with FMA. They replaced AXPY loops that loaded and stored a row of
-// scores per step of the reduction and an apply that loaded 8 vectors per broadcast; with the softmax's
-// maximum and sum in 8 lanes and v transposed in 32-wide strips (vt_index), AitwAttention in YOLO11n's
-// forward at 480 x 640 (2 heads of 300 tokens, 2 threads, Zen 4 VM, three paired rounds) went 0.65-0.68 ->
-// 0.42-0.50 ms. One thread, before: scores 0.21 ms, softmax 0.41 (its exp 0.16), apply 0.44-0.53.
-// scores[n + r][m + 8 v ...] = scale * sum_k q[k][n + r] * kk[k][m + 8 v ...].
-template <int kR, int kMV>
+// Unaligned loads and stores of a vector type (a type with a lowered alignment loses it as a template
+// argument, and the compiler then emits aligned moves).
+// (By reference: vectors passed or returned by value change the ABI outside the targets that have them.)
+template <class V>
+inline __attribute__((always_inline)) void loadu(V& v, const float* p) {
+  __builtin_memcpy(&v, p, sizeof(V));
+}
+template <class V>
+inline __attribute__((always_inline)) void storeu(float* p, const V& v) {
+  __builtin_memcpy(p, &v, sizeof(V));
+}
+
+// Register tiles for the two products of the attention: kR rows x kMV vectors of accumulators, one pass over
+// the reduction, in a clone with FMA (8 lanes: 12 of AVX2's 16 registers; the rows' broadcasts and a vector
+// of the other operand take the rest) or with AVX-512 (16 lanes, attention_*_512). They replaced AXPY loops
+// that loaded and stored a row of scores per step of the reduction and an apply that loaded 8 vectors per
+// broadcast; with the softmax's maximum and sum in vector lanes and v transposed in 32-wide strips
+// (vt_index), AitwAttention in YOLO11n's forward at 480 x 640 (2 heads of 300 tokens, 2 threads, Zen 4 VM,
+// three paired rounds) went 0.65-0.68 -> 0.42-0.50 ms. One thread, before: scores 0.21 ms, softmax 0.41
+// (its exp 0.16), apply 0.44-0.53.
+// scores[n + r][m + L v ...] = scale * sum_k q[k][n + r] * kk[k][m + L v ...], L = lanes of V.
+template <class V, int kR, int kMV>
 inline __attribute__((always_inline)) void scores_tile(const float* q, const float* kk, int kd, int N,
                                                        float scale, int n, int m, float* scores) {
-  V8 acc[kR][kMV] = {};
+  constexpr int L = sizeof(V) / sizeof(float);
+  V acc[kR][kMV] = {};
   for (int k = 0; k < kd; ++k) {
     const float* qk = q + static_cast<std::ptrdiff_t>(k) * N + n;
     const float* kr = kk + static_cast<std::ptrdiff_t>(k) * N + m;
-    V8 x[kMV];
+    V x[kMV];
 #pragma GCC unroll 4
-    for (int v = 0; v < kMV; ++v) x[v] = *reinterpret_cast<const V8U*>(kr + 8 * v);
-#pragma GCC unroll 4
+    for (int v = 0; v < kMV; ++v) loadu(x[v], kr + L * v);
+#pragma GCC unroll 8
     for (int r = 0; r < kR; ++r) {
-      const V8 a = V8{} + qk[r];
+      const V a = V{} + qk[r];
 #pragma GCC unroll 4
       for (int v = 0; v < kMV; ++v) acc[r][v] += a * x[v];
     }
   }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
   for (int r = 0; r < kR; ++r)
 #pragma GCC unroll 4
     for (int v = 0; v < kMV; ++v)
-      *reinterpret_cast<V8U*>(scores + static_cast<std::ptrdiff_t>(n + r) * N + m + 8 * v) =
-          acc[r][v] * scale;
+      storeu(scores + static_cast<std::ptrdiff_t>(n + r) * N + m + L * v, acc[r][v] * scale);
 }
 
-// scores[n][m] = scale * sum_k q[k][n] * kk[k][m] for rows [n0, n1), then a softmax over each row.
-AITW_TARGET_CLONES_FMA void attention_scores(const float* q, const float* kk, int kd, int N, float scale,
-                                             int n0, int n1, float* scores) {
-  constexpr int kMV = 3, kCols = 8 * kMV;
-  const int mv_end = N - N % kCols;
+// Columns [m0, m1) of rows [n0, n1) in tiles of kR rows (then single rows) x kMV vectors of V; returns where
+// the whole tiles end.
+template <class V, int kR, int kMV>
+inline __attribute__((always_inline)) int scores_columns(const float* q, const float* kk, int kd, int N,
+                                                         float scale, int n0, int n1, int m0, float* scores) {
+  constexpr int kCols = kMV * sizeof(V) / sizeof(float);
+  const int m1 = m0 + (N - m0) / kCols * kCols;
   int n = n0;
-  for (; n + 4 <= n1; n += 4)
-    for (int m = 0; m < mv_end; m += kCols) scores_tile<4, kMV>(q, kk, kd, N, scale, n, m, scores);
+  for (; n + kR <= n1; n += kR)
+    for (int m = m0; m < m1; m += kCols) scores_tile<V, kR, kMV>(q, kk, kd, N, scale, n, m, scores);
   for (; n < n1; ++n)
-    for (int m = 0; m < mv_end; m += kCols) scores_tile<1, kMV>(q, kk, kd, N, scale, n, m, scores);
-  // The columns left: vectors of 8, then one by one (YOLO11n's 300 tokens: 12 tiles of 24, one of 8, 4).
-  const int v_end = N - N % 8;
-  for (n = n0; n + 4 <= n1; n += 4)
-    for (int m = mv_end; m < v_end; m += 8) scores_tile<4, 1>(q, kk, kd, N, scale, n, m, scores);
-  for (; n < n1; ++n)
-    for (int m = mv_end; m < v_end; m += 8) scores_tile<1, 1>(q, kk, kd, N, scale, n, m, scores);
-  for (n = n0; n < n1; ++n) {
+    for (int m = m0; m < m1; m += kCols) scores_tile<V, 1, kMV>(q, kk, kd, N, scale, n, m, scores);
+  return m1;
+}
+
+// The softmax of one row of scores, the row's maximum and sum in vector lanes: as scalar chains (the compiler
+// keeps a float maximum and a double sum in order) they took more than the products, ~10 cycles a score.
+template <class V>
+inline __attribute__((always_inline)) void softmax_row(float* row, int N) {
+  constexpr int L = sizeof(V) / sizeof(float);
+  int m = 0;
+  V vmx = V{} + row[0], vsum = {};
+  for (; m + L <= N; m += L) {
+    V x;
+    loadu(x, row + m);
+    vmx = vmx > x ? vmx : x;
+  }
+  float mx = row[0];
+  for (int i = 0; i < L; ++i) mx = std::max(mx, vmx[i]);
+  for (; m < N; ++m) mx = std::max(mx, row[m]);
+  for (m = 0; m < N; ++m) row[m] -= mx;
+  exp_inplace(row, static_cast<std::size_t>(N));
+  for (m = 0; m + L <= N; m += L) {
+    V x;
+    loadu(x, row + m);
+    vsum += x;
+  }
+  double sum = 0;
+  for (int i = 0; i < L; ++i) sum += vsum[i];
+  for (; m < N; ++m) sum += row[m];
+  const float inv = static_cast<float>(1.0 / sum);
+  for (m = 0; m < N; ++m) row[m] *= inv;
+}
+
+// scores[n][m] = scale * sum_k q[k][n] * kk[k][m] for rows [n0, n1), then a softmax over each row. Tiles of
+// kMV vectors of V, then single vectors of V and of 8 lanes (AVX-512: YOLO11n's 300 tokens are 4 tiles of 64
+// columns, 2 vectors of 16 and one of 8; AVX2: 12 tiles of 24 and one vector of 8), then columns one by one
+// (4).
+template <class V, int kR, int kMV>
+inline __attribute__((always_inline)) void attention_scores_t(const float* q, const float* kk, int kd, int N,
+                                                              float scale, int n0, int n1, float* scores) {
+  int m = scores_columns<V, kR, kMV>(q, kk, kd, N, scale, n0, n1, 0, scores);
+  if (sizeof(V) > sizeof(V8)) m = scores_columns<V, kR, 1>(q, kk, kd, N, scale, n0, n1, m, scores);
+  const int v_end = scores_columns<V8, 4, 1>(q, kk, kd, N, scale, n0, n1, m, scores);
+  for (int n = n0; n < n1; ++n) {
     float* row = scores + static_cast<std::ptrdiff_t>(n) * N;
-    for (int m = v_end; m < N; ++m) {
+    for (int c = v_end; c < N; ++c) {
       float s = 0.f;
       for (int k = 0; k < kd; ++k)
-        s += q[static_cast<std::ptrdiff_t>(k) * N + n] * kk[static_cast<std::ptrdiff_t>(k) * N + m];
-      row[m] = s * scale;
+        s += q[static_cast<std::ptrdiff_t>(k) * N + n] * kk[static_cast<std::ptrdiff_t>(k) * N + c];
+      row[c] = s * scale;
     }
-    // The softmax. The row's maximum and sum in 8 lanes: as scalar chains (the compiler keeps a float
-    // maximum and a double sum in order) they took more than the products, ~10 cycles a score.
-    int m = 0;
-    V8 vmx = V8{} + row[0], vsum = {};
-    for (; m + 8 <= N; m += 8) {
-      const V8 x = *reinterpret_cast<const V8U*>(row + m);
-      vmx = vmx > x ? vmx : x;
-    }
-    float mx = row[0];
-    for (int i = 0; i < 8; ++i) mx = std::max(mx, vmx[i]);
-    for (; m < N; ++m) mx = std::max(mx, row[m]);
-    for (m = 0; m < N; ++m) row[m] -= mx;
-    exp_inplace(row, static_cast<std::size_t>(N));
-    for (m = 0; m + 8 <= N; m += 8) vsum += *reinterpret_cast<const V8U*>(row + m);
-    double sum = 0;
-    for (int i = 0; i < 8; ++i) sum += vsum[i];
-    for (; m < N; ++m) sum += row[m];
-    const float inv = static_cast<float>(1.0 / sum);
-    for (m = 0; m < N; ++m) row[m] *= inv;
+    softmax_row<V>(row, N);
   }
+}
+
+AITW_TARGET_CLONES_FMA void attention_scores(const float* q, const float* kk, int kd, int N, float scale,
+                                             int n0, int n1, float* scores) {
+  attention_scores_t<V8, 4, 3>(q, kk, kd, N, scale, n0, n1, scores);
 }
 
 // Where v[d][m] goes in vt, the transposed v: [hd / 32][N][32] when the head size is a multiple of 32 (each
@@ -166,41 +205,44 @@ inline std::ptrdiff_t vt_index(int hd, int N, int m, int d) {
 }
 
 // out[d0 + d][n + r] = sum_m p[n + r][m] * v[d0 + d][m] for d < 32 (vt as vt_index lays it out): kR columns
-// of the output x 4 vectors of head dimensions.
-template <int kR>
+// of the output x the vectors of V that hold 32 head dimensions.
+template <class V, int kR>
 inline __attribute__((always_inline)) void apply_tile(const float* p, const float* vt, int N, int n, int d0,
                                                       float* out) {
-  V8 acc[kR][4] = {};
+  constexpr int L = sizeof(V) / sizeof(float), kV = 32 / L;
+  V acc[kR][kV] = {};
   const float* prow[kR];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
   for (int r = 0; r < kR; ++r) prow[r] = p + static_cast<std::ptrdiff_t>(n + r) * N;
   for (int m = 0; m < N; ++m) {
     const float* vrow = vt + (static_cast<std::ptrdiff_t>(d0) * N + static_cast<std::ptrdiff_t>(m) * 32);
-    V8 a[kR];
+    V a[kR];
+#pragma GCC unroll 8
+    for (int r = 0; r < kR; ++r) a[r] = V{} + prow[r][m];
 #pragma GCC unroll 4
-    for (int r = 0; r < kR; ++r) a[r] = V8{} + prow[r][m];
-#pragma GCC unroll 4
-    for (int v = 0; v < 4; ++v) {
-      const V8 x = *reinterpret_cast<const V8U*>(vrow + 8 * v);
-#pragma GCC unroll 4
+    for (int v = 0; v < kV; ++v) {
+      V x;
+      loadu(x, vrow + L * v);
+#pragma GCC unroll 8
       for (int r = 0; r < kR; ++r) acc[r][v] += a[r] * x;
     }
   }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
   for (int r = 0; r < kR; ++r)
 #pragma GCC unroll 4
-    for (int v = 0; v < 4; ++v)
-      for (int i = 0; i < 8; ++i) out[static_cast<std::ptrdiff_t>(d0 + 8 * v + i) * N + n + r] = acc[r][v][i];
+    for (int v = 0; v < kV; ++v)
+      for (int i = 0; i < L; ++i) out[static_cast<std::ptrdiff_t>(d0 + L * v + i) * N + n + r] = acc[r][v][i];
 }
 
 // out[d][n] = sum_m v[d][m] * p[n][m] for columns [n0, n1), with vt = v transposed (vt_index).
-AITW_TARGET_CLONES_FMA void attention_apply(const float* p, const float* vt, int hd, int N, int n0, int n1,
-                                            float* acc, float* out) {
+template <class V, int kR>
+inline __attribute__((always_inline)) void attention_apply_t(const float* p, const float* vt, int hd, int N,
+                                                             int n0, int n1, float* acc, float* out) {
   if (hd % 32 == 0) {  // YOLO11's head size is 64
     for (int d0 = 0; d0 < hd; d0 += 32) {
       int n = n0;
-      for (; n + 3 <= n1; n += 3) apply_tile<3>(p, vt, N, n, d0, out);
-      for (; n < n1; ++n) apply_tile<1>(p, vt, N, n, d0, out);
+      for (; n + kR <= n1; n += kR) apply_tile<V, kR>(p, vt, N, n, d0, out);
+      for (; n < n1; ++n) apply_tile<V, 1>(p, vt, N, n, d0, out);
     }
     return;
   }
@@ -215,6 +257,34 @@ AITW_TARGET_CLONES_FMA void attention_apply(const float* p, const float* vt, int
     for (int d = 0; d < hd; ++d) out[static_cast<std::ptrdiff_t>(d) * N + n] = acc[d];
   }
 }
+
+AITW_TARGET_CLONES_FMA void attention_apply(const float* p, const float* vt, int hd, int N, int n0, int n1,
+                                            float* acc, float* out) {
+  attention_apply_t<V8, 3>(p, vt, hd, N, n0, n1, acc, out);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+// AVX-512 (16 lanes, 32 registers): scores in tiles of 4 rows x 4 vectors, the apply in tiles of 8 rows x 2
+// vectors (the 32-row units divide into both). Taken where the convolutions run AVX-512 (conv_default_isa:
+// AITW_CONV_ISA=avx2 or a test's conv_force_isa picks the clones above on the same CPU). YOLO11n's
+// AitwAttention in the forward, 2 threads, Zen 5 VM, medians of 5 alternated runs: 0.413 -> 0.263 ms (tiles
+// of 4 x 3 and 6 rows: 0.272).
+__attribute__((target("avx512f,fma"))) void attention_scores_512(const float* q, const float* kk, int kd,
+                                                                 int N, float scale, int n0, int n1,
+                                                                 float* scores) {
+  attention_scores_t<V16, 4, 4>(q, kk, kd, N, scale, n0, n1, scores);
+}
+__attribute__((target("avx512f,fma"))) void attention_apply_512(const float* p, const float* vt, int hd,
+                                                                int N, int n0, int n1, float* acc,
+                                                                float* out) {
+  attention_apply_t<V16, 8>(p, vt, hd, N, n0, n1, acc, out);
+}
+constexpr bool kHaveAttention512 = true;
+#else
+void attention_scores_512(const float*, const float*, int, int, float, int, int, float*) {}
+void attention_apply_512(const float*, const float*, int, int, int, int, float*, float*) {}
+constexpr bool kHaveAttention512 = false;
+#endif
 
 // YOLO11's Attention core, per head: out = v . softmax(scale * q^T k)^T, replacing the exported
 // Transpose, MatMul, Mul, Softmax, Transpose, MatMul chain (OpenCV runs the two-input MatMuls as slow
@@ -255,11 +325,12 @@ class AttentionLayer : public cv::dnn::Layer {
     float* o = out[0].ptr<float>();
     constexpr int kRows = 32;
     const int blocks = (N + kRows - 1) / kRows;
+    const bool wide = kHaveAttention512 && conv_default_isa() == ConvIsa::Avx512;
     parallel_range(heads * blocks, 1, [&](std::ptrdiff_t t0, std::ptrdiff_t t1) {
       for (int t = static_cast<int>(t0); t != t1; ++t) {
         const int h = t / blocks, n0 = (t % blocks) * kRows, n1 = std::min(N, n0 + kRows);
-        attention_scores(q + h * qk_head, k + h * qk_head, kd, N, scale_, n0, n1,
-                         scores_.data() + h * s_head);
+        (wide ? attention_scores_512 : attention_scores)(q + h * qk_head, k + h * qk_head, kd, N, scale_, n0,
+                                                         n1, scores_.data() + h * s_head);
         // The transposed v rows this block of the head owns.
         for (int m = n0; m < n1; ++m)
           for (int d = 0; d < hd; ++d) vt_[h * v_head + vt_index(hd, N, m, d)] = v[h * v_head + d * N + m];
@@ -269,8 +340,8 @@ class AttentionLayer : public cv::dnn::Layer {
       std::vector<float> acc(hd);
       for (int t = static_cast<int>(t0); t != t1; ++t) {
         const int h = t / blocks, n0 = (t % blocks) * kRows, n1 = std::min(N, n0 + kRows);
-        attention_apply(scores_.data() + h * s_head, vt_.data() + h * v_head, hd, N, n0, n1, acc.data(),
-                        o + h * v_head);
+        (wide ? attention_apply_512 : attention_apply)(scores_.data() + h * s_head, vt_.data() + h * v_head,
+                                                       hd, N, n0, n1, acc.data(), o + h * v_head);
       }
     });
   }

@@ -10,6 +10,7 @@
 #include <opencv2/dnn.hpp>
 #include <opencv2/imgcodecs.hpp>
 
+#include "aitw/kernel/conv.hpp"
 #include "aitw/kernel/conv_layer.hpp"
 #include "aitw/kernel/dnn_layers.hpp"
 #include "aitw/kernel/preprocess.hpp"
@@ -215,13 +216,18 @@ cv::Mat random_mat(std::mt19937& rng, const std::vector<int>& shape) {
   return m;
 }
 
-// The attention layer on shapes of every tile edge (token counts not a multiple of the 24-column score tile
-// or of the 3- and 4-row tiles, head sizes on and off the 32-wide apply tile, one to three heads) against the
-// formula in double precision.
-TEST(CustomLayers, AttentionMatchesADoubleReferenceOnOddShapes) {
+// The attention layer on shapes of every tile edge (token counts not a multiple of the score tiles' 24 or 64
+// columns, of their vectors or of the row tiles, head sizes on and off the 32-wide apply tile, one to three
+// heads) against the formula in double precision, with the AVX-512 kernels and with the 8-lane clones (the
+// level the convolutions run picks them: forced in turn, as far as the CPU runs them).
+void check_attention_against_double() {
   std::mt19937 rng(11);
-  for (const auto& [heads, kd, hd, N] : std::vector<std::array<int, 4>>{
-           {2, 32, 64, 300}, {3, 16, 32, 37}, {1, 8, 24, 29}, {2, 32, 64, 5}, {1, 4, 96, 1}}) {
+  for (const auto& [heads, kd, hd, N] : std::vector<std::array<int, 4>>{{2, 32, 64, 300},
+                                                                        {3, 16, 32, 37},
+                                                                        {1, 8, 24, 29},
+                                                                        {2, 32, 64, 5},
+                                                                        {1, 4, 96, 1},
+                                                                        {1, 32, 64, 93}}) {
     const cv::Mat q = random_mat(rng, {1, heads, kd, N}), k = random_mat(rng, {1, heads, kd, N}),
                   v = random_mat(rng, {1, heads, hd, N});
     const float scale = 1.f / std::sqrt(static_cast<float>(kd));
@@ -252,6 +258,21 @@ TEST(CustomLayers, AttentionMatchesADoubleReferenceOnOddShapes) {
       }
     EXPECT_LE(worst, 1e-4) << heads << " heads, kd " << kd << ", hd " << hd << ", " << N << " tokens";
   }
+}
+
+TEST(CustomLayers, AttentionMatchesADoubleReferenceOnOddShapes) {
+  struct Unforce {
+    ~Unforce() { kernel::conv_force_isa(std::nullopt); }
+  } unforce;
+  int levels = 0;
+  for (const auto isa : {kernel::ConvIsa::Avx512, kernel::ConvIsa::Avx2}) {
+    if (!kernel::conv_isa_supported(isa)) continue;
+    kernel::conv_force_isa(isa);
+    SCOPED_TRACE(kernel::conv_isa_name(isa));
+    check_attention_against_double();
+    ++levels;
+  }
+  if (levels == 0) check_attention_against_double();  // aarch64 and x86-64 without AVX2: one path
 }
 
 // One Resize node as Ultralytics exports nn.Upsample (nearest, asymmetric, floor), marked for aitw's layer
