@@ -778,6 +778,69 @@ TEST_P(ConvVsOpenCV, InputsReadInPlaceLayerInANet) {
   EXPECT_THROW(create_convolution_layer(odd), cv::Exception);
 }
 
+// A neck's Upsample -> Concat -> 1x1 read as kConvUpscaleAttr: input a at half the size (upscaled 2x by
+// nearest neighbour), b at the output's, then SiLU; against OpenCV's convolution of the explicit
+// concatenation. Odd low sizes, 2 images, in fp32 and (where the CPU runs it) bf16.
+TEST_P(ConvVsOpenCV, UpscaledInputsGiveTheConvolutionOfTheUpscaledConcatenation) {
+  if (!aitw_convolution_active()) GTEST_SKIP() << "OpenCV's convolution runs on this CPU";
+  std::mt19937 rng(41);
+  const int ca = 70, cb = 9, co = 72, lh = 5, lw = 7, h = 2 * lh, w = 2 * lw;
+  const ConvShape s = shape(ca + cb, co, 1, 1, 0);
+  const cv::Mat wt = random_mat({co, ca + cb, 1, 1}, 1.f / std::sqrt(79.f), rng),
+                b = random_mat({co}, 0.5f, rng);
+  const cv::Mat a = random_mat({2, ca, lh, lw}, 1.f, rng), bb = random_mat({2, cb, h, w}, 1.f, rng);
+  cv::Mat x(std::vector<int>{2, ca + cb, h, w}, CV_32F);
+  for (int i = 0; i < 2; ++i) {
+    for (int c = 0; c < ca; ++c)
+      for (int y = 0; y < h; ++y)
+        for (int xx = 0; xx < w; ++xx)
+          x.ptr<float>(i)[(c * h + y) * w + xx] = a.ptr<float>(i)[(c * lh + y / 2) * lw + xx / 2];
+    std::copy(bb.ptr<float>(i), bb.ptr<float>(i) + cb * h * w, x.ptr<float>(i) + ca * h * w);
+  }
+  cv::Mat expect = opencv_conv(s, wt, b, x);
+  silu(expect.ptr<float>(), expect.ptr<float>(), expect.total());
+  for (const bool bf16 : {false, true}) {
+    if (bf16 && !(conv_bf16_supported() && GetParam() == ConvIsa::Avx512)) continue;
+    SCOPED_TRACE(bf16 ? "bf16" : "fp32");
+    auto lp = conv_params(s, wt, b);
+    lp.set(kConvolutionMark, 1);
+    if (bf16) lp.set(kConvPrecisionAttr, "bf16");
+    const int ranges[] = {0, -1, 0, -1}, factors[] = {2, 1};
+    lp.set(kConvInputsAttr, cv::dnn::DictValue::arrayInt(ranges, 4));
+    lp.set(kConvUpscaleAttr, cv::dnn::DictValue::arrayInt(factors, 2));
+    cv::dnn::Net net;
+    net.setInputsNames({"a", "b"});
+    const int id = net.addLayer(lp.name, lp.type, lp);
+    for (int i = 0; i < 2; ++i) net.connect(0, i, id, i);
+    cv::dnn::LayerParams act;
+    act.name = "act";
+    act.type = "Swish";
+    net.connect(id, 0, net.addLayer(act.name, act.type, act), 0);
+    net.setPreferableBackend(cv::dnn::DNN_BACKEND_OPENCV);
+    net.setInput(a, "a");
+    net.setInput(bb, "b");
+    EXPECT_TRUE(is_aitw_convolution(net.getLayer(id)));
+    const cv::Mat got = net.forward().clone();
+    // bf16: the activations rounded to 8 bits of mantissa (ConvBf16's tolerance).
+    EXPECT_LE(max_rel_diff(got, expect), bf16 ? 1e-2 : kTolerance);
+    // The same net at the wrong low size is refused with the layer's name.
+    net.setInput(random_mat({2, ca, lh + 1, lw}, 1.f, rng), "a");
+    try {
+      net.forward();
+      ADD_FAILURE() << "an upscaled input of the wrong size was accepted";
+    } catch (const cv::Exception& e) {
+      EXPECT_NE(std::string(e.what()).find("convolution 'conv'"), std::string::npos) << e.what();
+    }
+  }
+  // Only a 1x1 stride-1 unpadded convolution takes upscaled inputs.
+  auto lp = conv_params(shape(ca + cb, co, 3, 1, 1), random_mat({co, ca + cb, 3, 3}, 0.2f, rng), b);
+  lp.set(kConvolutionMark, 1);
+  const int factors[] = {2, 1}, ranges[] = {0, -1, 0, -1};
+  lp.set(kConvInputsAttr, cv::dnn::DictValue::arrayInt(ranges, 4));
+  lp.set(kConvUpscaleAttr, cv::dnn::DictValue::arrayInt(factors, 2));
+  EXPECT_THROW(create_convolution_layer(lp), cv::Exception);
+}
+
 INSTANTIATE_TEST_SUITE_P(Isa, ConvVsOpenCV, ::testing::ValuesIn(levels()),
                          [](const auto& param_info) { return std::string(conv_isa_name(param_info.param)); });
 

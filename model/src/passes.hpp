@@ -58,6 +58,11 @@ SummaryLine fuse_residual_adds(ox::GraphProto& g, const PassContext& c);
 // are; then a channel Split whose outputs only such convolutions read (as input or fused skip) -> they read
 // its input at the output's channel range (kernel::kConvInputsAttr). Same conditions as fuse_residual_adds.
 SummaryLine read_concats_and_splits_in_place(ox::GraphProto& g, const PassContext& c);
+// A marked nearest Resize by an integer factor whose one consumer is a 1x1 stride-1 convolution of aitw's
+// that also reads an input at the output's size (a neck's Upsample -> Concat, read in place): the
+// convolution reads the Resize's input instead (kernel::kConvUpscaleAttr) and the Resize goes. Same
+// conditions as fuse_residual_adds.
+SummaryLine fold_upsampling(ox::GraphProto& g, const PassContext& c);
 // Baseline only (stock head kept): expands the head's [1, A] stride constant to [1, 4, A] so that OpenCV
 // 4.6 can run the multiply.
 SummaryLine expand_stride_mul(ox::GraphProto& g, const PassContext& c);

@@ -506,5 +506,67 @@ TEST(AdapterPasses, ReadConcatsAndSplitsInPlace) {
   expect_untouched(read_concats_and_splits_in_place, g);
 }
 
+// A neck in small: Upsample (nearest, asymmetric, floor, x2) -> Concat with a full-size tensor -> 1x1 cv1.
+// Plus what must stay: an upsampling whose output a Relu reads too, one into a 3x3 convolution, one by 1.5,
+// and one that a 1x1 reads alone (no input at the output's size).
+TEST(AdapterPasses, FoldUpsamplingIntoTheOneByOneAfterIt) {
+  ox::GraphProto g;
+  set_io(g.add_input(), "x", {1, 8, 8, 8});
+  set_io(g.add_input(), "big", {1, 4, 16, 16});
+  add_floats(g, "roi", {0}, {});
+  add_floats(g, "x2", {4}, {1.f, 1.f, 2.f, 2.f});
+  add_floats(g, "x15", {4}, {1.f, 1.f, 1.5f, 1.5f});
+  const auto upsample = [&](const std::string& in, const std::string& out, const char* scales) {
+    auto& n = add_node(g, "Resize", {in, "roi", scales}, {out});
+    for (auto [k, v] : {std::pair{"mode", "nearest"},
+                        {"coordinate_transformation_mode", "asymmetric"},
+                        {"nearest_mode", "floor"}}) {
+      auto* a = n.add_attribute();
+      a->set_name(k);
+      a->set_type(ox::AttributeProto::STRING);
+      a->set_s(v);
+    }
+  };
+  upsample("x", "u", "x2");
+  add_int(add_node(g, "Concat", {"u", "big"}, {"cat"}), "axis", 1);
+  add_conv(g, "cat", "cv1", 12, 8, 1);
+  // Stay: "u2" is read by a Relu too; "u3" goes into a 3x3; "u4" is upscaled by 1.5; "u5" is read alone.
+  upsample("cv1", "u2", "x2");
+  add_int(add_node(g, "Concat", {"u2", "big"}, {"cat2"}), "axis", 1);
+  add_conv(g, "cat2", "d", 12, 4, 1);
+  add_node(g, "Relu", {"u2"}, {"r"});
+  upsample("x", "u3", "x2");
+  add_int(add_node(g, "Concat", {"u3", "big"}, {"cat3"}), "axis", 1);
+  add_floats(g, "k3_w", {4, 12, 3, 3}, std::vector<float>(4 * 12 * 9, 0.1f));
+  add_ints(add_node(g, "Conv", {"cat3", "k3_w"}, {"k3"}), "pads", {1, 1, 1, 1});
+  upsample("x", "u4", "x15");
+  add_conv(g, "u4", "e", 8, 4, 1);
+  upsample("x", "u5", "x2");
+  add_conv(g, "u5", "f", 8, 4, 1);
+  for (const char* o : {"d", "r", "k3", "e", "f"}) set_io(g.add_output(), o, {});
+  ASSERT_TRUE(mark_convolutions(g, context()).has_value());
+  ASSERT_TRUE(read_concats_and_splits_in_place(g, context()).has_value() ||
+              !kernel::convolution_fusion_enabled());
+  ASSERT_TRUE(mark_resizes(g, context()).has_value());
+  if (!kernel::convolution_fusion_enabled()) {
+    expect_untouched(fold_upsampling, g);
+    return;
+  }
+  EXPECT_EQ(fold_upsampling(g, context()),
+            "1 nearest Resize nodes -> read at their input's size by the 1x1 after them");
+  EXPECT_EQ(op_types(g),
+            (Ops{"Conv", "Resize", "Conv", "Relu", "Resize", "Conv", "Resize", "Conv", "Resize", "Conv"}));
+  // cv1 reads x itself, upscaled 2x, and "big" at its size.
+  const auto& cv1 = g.node(0);
+  ASSERT_EQ(cv1.input_size(), 3);
+  EXPECT_EQ(cv1.input(0), "x");
+  EXPECT_EQ(cv1.input(1), "cv1_w");
+  EXPECT_EQ(cv1.input(2), "big");
+  EXPECT_EQ(ints_of(cv1, kernel::kConvUpscaleAttr), (std::vector<int64_t>{2, 1}));
+  EXPECT_EQ(ints_of(cv1, kernel::kConvInputsAttr), (std::vector<int64_t>{0, -1, 0, -1}));
+  // Run again: nothing left that it may fold.
+  expect_untouched(fold_upsampling, g);
+}
+
 }  // namespace
 }  // namespace aitw::model::detail

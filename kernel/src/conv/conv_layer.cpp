@@ -1,5 +1,6 @@
 #include "aitw/kernel/conv_layer.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -7,14 +8,52 @@
 #include <opencv2/dnn/all_layers.hpp>
 #include <opencv2/dnn/shape_utils.hpp>
 
+#include "../parallel.hpp"
+#include "../simd_dispatch.hpp"
 #include "aitw/kernel/conv.hpp"
 #include "aitw/kernel/conv_params.hpp"
 #include "aitw/kernel/dnn_layers.hpp"
+#include "aitw/kernel/fast_math.hpp"
 
 namespace aitw::kernel {
 namespace {
 
 using cv::dnn::MatShape;
+
+// out[b][c] = act(out[b][c] + z[b][c] upscaled f times by nearest neighbour), z's planes lh x lw, out's
+// (f lh) x (f lw), images out_stride floats apart.
+AITW_TARGET_CLONES void add_upscaled_rows(const float* z, int lw, int f, float* o) {
+  if (f == 2) {
+    for (int x = 0; x < lw; ++x) {
+      o[2 * x] += z[x];
+      o[2 * x + 1] += z[x];
+    }
+    return;
+  }
+  for (int x = 0; x < lw; ++x)
+    for (int k = 0; k < f; ++k) o[x * f + k] += z[x];
+}
+
+void add_upscaled(const float* z, int n, int co, int lh, int lw, int f, float* out, std::ptrdiff_t out_stride,
+                  ConvActivation act) {
+  const int h = lh * f, w = lw * f;
+  const std::ptrdiff_t low_plane = static_cast<std::ptrdiff_t>(lh) * lw,
+                       plane = static_cast<std::ptrdiff_t>(h) * w;
+  parallel_for(cv::Range(0, n * co), [&](const cv::Range& r) {
+    for (int p = r.start; p < r.end; ++p) {
+      const int b = p / co, c = p % co;
+      float* o = out + b * out_stride + c * plane;
+      const float* zp = z + static_cast<std::ptrdiff_t>(p) * low_plane;
+      for (int y = 0; y < h; ++y)
+        add_upscaled_rows(zp + static_cast<std::ptrdiff_t>(y / f) * lw, lw, f, o + y * w);
+      if (act == ConvActivation::SiLU) {
+        silu(o, o, static_cast<std::size_t>(plane));
+      } else if (act == ConvActivation::ReLU) {
+        for (std::ptrdiff_t i = 0; i < plane; ++i) o[i] = std::max(o[i], 0.f);
+      }
+    }
+  });
+}
 
 class AitwConvolutionLayer : public cv::dnn::ConvolutionLayer {
  public:
@@ -28,8 +67,14 @@ class AitwConvolutionLayer : public cv::dnn::ConvolutionLayer {
         precision_(params.get<std::string>(kConvPrecisionAttr, "") == "bf16" ? ConvPrecision::Bf16
                                                                              : ConvPrecision::Fp32),
         fixed_activation_(params.get<std::string>(kConvActivationAttr, "") == "silu" ? ConvActivation::SiLU
-                                                                                     : ConvActivation::None) {
+                                                                                     : ConvActivation::None),
+        upscale_(upscale_factors(params, ranges_.size() - (residual_ ? 1 : 0))) {
     setParamsFrom(params);
+    if (!upscale_.empty() && (residual_ || shape_.kernel_h != 1 || shape_.kernel_w != 1 ||
+                              shape_.stride_h != 1 || shape_.stride_w != 1 || shape_.pad_top ||
+                              shape_.pad_left || shape_.pad_bottom || shape_.pad_right || shape_.groups != 1))
+      CV_Error(cv::Error::StsBadArg, "convolution '" + params.name + "': " + kConvUpscaleAttr +
+                                         " needs a 1x1 stride-1 unpadded convolution without a fused Add");
     kernel_size = parsed.kernel_size;
     strides = parsed.strides;
     dilations = parsed.dilations;
@@ -48,21 +93,29 @@ class AitwConvolutionLayer : public cv::dnn::ConvolutionLayer {
       CV_Error(cv::Error::StsBadArg, "convolution '" + name + "': " + std::to_string(inputs.size()) +
                                          " inputs, expects " + std::to_string(ranges_.size()));
     int channels = 0;
+    // Each input at the size the convolution reads it (kConvUpscaleAttr's factor times its own).
+    const auto sized = [&](std::size_t i) {
+      MatShape s = inputs[i];
+      if (s.size() == 4 && !upscale_.empty()) s[2] *= upscale_[i], s[3] *= upscale_[i];
+      return s;
+    };
+    const MatShape first = sized(0);
     for (std::size_t i = 0; i < data; ++i) {
-      const MatShape& in = inputs[i];
-      if (in.size() != 4 || in[0] != inputs[0][0] || in[2] != inputs[0][2] || in[3] != inputs[0][3])
-        CV_Error(cv::Error::StsBadSize, "convolution '" + name + "': input " + std::to_string(i) + " " +
-                                            cv::dnn::toString(in) + " does not match input 0 " +
-                                            cv::dnn::toString(inputs[0]) + " in batch, height and width");
+      const MatShape in = sized(i);
+      if (in.size() != 4 || in[0] != first[0] || in[2] != first[2] || in[3] != first[3])
+        CV_Error(cv::Error::StsBadSize,
+                 "convolution '" + name + "': input " + std::to_string(i) + " " +
+                     cv::dnn::toString(inputs[i]) + (upscale_.empty() ? "" : " upscaled") +
+                     " does not match input 0 " + cv::dnn::toString(first) + " in batch, height and width");
       channels += range_channels(i, in[1]);
     }
     if (channels != shape_.in_channels)
       CV_Error(cv::Error::StsBadSize, "convolution '" + name + "': its inputs give " +
                                           std::to_string(channels) + " channels, its weights take " +
                                           std::to_string(shape_.in_channels));
-    CV_Assert(shape_.out_h(inputs[0][2]) > 0 && shape_.out_w(inputs[0][3]) > 0);
-    outputs.assign(1, MatShape{inputs[0][0], shape_.out_channels, shape_.out_h(inputs[0][2]),
-                               shape_.out_w(inputs[0][3])});
+    CV_Assert(shape_.out_h(first[2]) > 0 && shape_.out_w(first[3]) > 0);
+    outputs.assign(1,
+                   MatShape{first[0], shape_.out_channels, shape_.out_h(first[2]), shape_.out_w(first[3])});
     // The fused Add takes no broadcast: the skip tensor is the output's shape (a bottleneck's), or has
     // the output's channels at its channel offset (a Split's part read in place).
     if (residual_) {
@@ -79,7 +132,16 @@ class AitwConvolutionLayer : public cv::dnn::ConvolutionLayer {
 
   // OpenCV calls finalize on every (re)allocation of the net, before it offers BatchNorm/Scale (tryFuse)
   // and activations (setActivation) again: start over from the layer's own weights each time.
-  void finalize(cv::InputArrayOfArrays, cv::OutputArrayOfArrays) override { reset_weights(); }
+  void finalize(cv::InputArrayOfArrays inputs_arr, cv::OutputArrayOfArrays) override {
+    if (!upscale_.empty()) {  // which weights' columns go to which product: the inputs' channels
+      std::vector<cv::Mat> in;
+      inputs_arr.getMatVector(in);
+      in_channels_.clear();
+      for (std::size_t i = 0; i < upscale_.size() && i < in.size(); ++i)
+        in_channels_.push_back(range_channels(i, in[i].size[1]));
+    }
+    reset_weights();
+  }
 
   bool tryFuse(cv::Ptr<cv::dnn::Layer>& top) override {
     // With a residual the output is act(conv) + skip: a scale after it is not a scale of the weights.
@@ -156,11 +218,39 @@ class AitwConvolutionLayer : public cv::dnn::ConvolutionLayer {
       skip = r.ptr<float>() + static_cast<std::ptrdiff_t>(ranges_.back().first) * r.step[1] / sizeof(float);
       skip_stride = static_cast<std::ptrdiff_t>(r.step[0] / sizeof(float));
     }
+    if (!upscale_.empty()) return forward_upscaled(inputs, data, y);
     const int h = in[0].size[2], w = in[0].size[3];
     workspace_.resize(packed_->workspace_floats(h, w));
     packed_->forward(inputs, static_cast<int>(data), in[0].size[0], h, w, y.ptr<float>(),
                      static_cast<std::ptrdiff_t>(y.step[0] / sizeof(float)), activation_, workspace_.data(),
                      workspace_.size(), skip, skip_stride);
+  }
+
+  // kConvUpscaleAttr: the upscaled inputs' product at their size into z_, the others' at the output's with
+  // the bias, then output = act(output + up(z_)).
+  void forward_upscaled(const ConvInput* inputs, std::size_t data, cv::Mat& y) {
+    CV_Assert(packed_ && low_ && in_channels_.size() == data);
+    ConvInput up[kMaxConvInputs], rest[kMaxConvInputs];
+    int nup = 0, nrest = 0, f = 1;
+    for (std::size_t i = 0; i < data; ++i) {
+      if (upscale_[i] > 1) {
+        CV_Assert(f == 1 || f == upscale_[i]);
+        f = upscale_[i];
+        up[nup++] = inputs[i];
+      } else {
+        rest[nrest++] = inputs[i];
+      }
+    }
+    const int n = y.size[0], co = y.size[1], h = y.size[2], w = y.size[3], lh = h / f, lw = w / f;
+    const std::ptrdiff_t low_plane = static_cast<std::ptrdiff_t>(lh) * lw,
+                         out_stride = y.step[0] / sizeof(float);
+    z_.resize(static_cast<std::size_t>(n) * co * low_plane);
+    workspace_.resize(std::max(low_->workspace_floats(lh, lw), packed_->workspace_floats(h, w)));
+    low_->forward(up, nup, n, lh, lw, z_.data(), co * low_plane, ConvActivation::None, workspace_.data(),
+                  workspace_.size());
+    packed_->forward(rest, nrest, n, h, w, y.ptr<float>(), out_stride, ConvActivation::None,
+                     workspace_.data(), workspace_.size());
+    add_upscaled(z_.data(), n, co, lh, lw, f, y.ptr<float>(), out_stride, activation_);
   }
 
   int64 getFLOPS(const std::vector<MatShape>& inputs, const std::vector<MatShape>& outputs) const override {
@@ -189,6 +279,29 @@ class AitwConvolutionLayer : public cv::dnn::ConvolutionLayer {
     }
     return r;
   }
+  // kConvUpscaleAttr's factors, one per data input; empty when absent or all 1.
+  static std::vector<int> upscale_factors(const cv::dnn::LayerParams& params, std::size_t data) {
+    if (!params.has(kConvUpscaleAttr)) return {};
+    const cv::dnn::DictValue& v = params.get(kConvUpscaleAttr);
+    std::vector<int> f;
+    bool any = false, plain = false;
+    for (int i = 0; i < v.size(); ++i) {
+      f.push_back(v.get<int>(i));
+      any = any || f.back() > 1;
+      plain = plain || f.back() == 1;
+      if (f.back() < 1 || f.back() > 16)
+        CV_Error(cv::Error::StsBadArg, "convolution '" + params.name + "': " + kConvUpscaleAttr + " factor " +
+                                           std::to_string(f.back()) + " is not an integer from 1 to 16");
+    }
+    if (f.size() != data)
+      CV_Error(cv::Error::StsBadArg, "convolution '" + params.name + "': " + kConvUpscaleAttr + " has " +
+                                         std::to_string(f.size()) + " factors for " + std::to_string(data) +
+                                         " data inputs");
+    if (any && !plain)
+      CV_Error(cv::Error::StsBadArg, "convolution '" + params.name + "': " + kConvUpscaleAttr +
+                                         " upscales every input; one must be at the output's size");
+    return any ? f : std::vector<int>{};
+  }
   // The channels input i gives out of its `available`; throws when the range runs past them.
   int range_channels(std::size_t i, int available) const {
     const auto [first, count] = ranges_[i];
@@ -210,8 +323,30 @@ class AitwConvolutionLayer : public cv::dnn::ConvolutionLayer {
     pack();
   }
   void pack() {
-    packed_ =
-        std::make_unique<PackedConv>(shape_, weights_.data(), bias_.data(), conv_default_isa(), precision_);
+    if (upscale_.empty()) {
+      packed_ =
+          std::make_unique<PackedConv>(shape_, weights_.data(), bias_.data(), conv_default_isa(), precision_);
+      return;
+    }
+    // Two 1x1 products over the weights' columns: the upscaled inputs' (no bias) and the others' (the bias).
+    // Before finalize the inputs' channels are unknown: nothing to pack yet.
+    packed_.reset();
+    low_.reset();
+    int ci = 0;
+    for (int c : in_channels_) ci += c;
+    if (in_channels_.size() != upscale_.size() || ci != shape_.in_channels) return;
+    const int co = shape_.out_channels;
+    std::vector<float> wu, wr;
+    for (int o = 0; o < co; ++o)
+      for (std::size_t i = 0, c0 = 0; i < in_channels_.size(); c0 += in_channels_[i++]) {
+        const float* src = weights_.data() + static_cast<std::size_t>(o) * ci + c0;
+        (upscale_[i] > 1 ? wu : wr).insert((upscale_[i] > 1 ? wu : wr).end(), src, src + in_channels_[i]);
+      }
+    ConvShape su = shape_, sr = shape_;
+    su.in_channels = static_cast<int>(wu.size() / co);
+    sr.in_channels = static_cast<int>(wr.size() / co);
+    low_ = std::make_unique<PackedConv>(su, wu.data(), nullptr, conv_default_isa(), precision_);
+    packed_ = std::make_unique<PackedConv>(sr, wr.data(), bias_.data(), conv_default_isa(), precision_);
   }
 
   ConvShape shape_;
@@ -220,9 +355,13 @@ class AitwConvolutionLayer : public cv::dnn::ConvolutionLayer {
   ConvPrecision precision_;                  // asked for; packed_->precision() is what runs
   ConvActivation fixed_activation_;          // the activation the adapter folded in with the Add
   std::vector<float> weights_, bias_;        // after folded BatchNorm / Scale
-  std::unique_ptr<PackedConv> packed_;
+  std::vector<int> upscale_;                 // kConvUpscaleAttr per data input; empty: none
+  std::vector<int> in_channels_;             // with upscale_: each data input's channels (from finalize)
+  std::unique_ptr<PackedConv> packed_;       // with upscale_: the inputs at the output's size
+  std::unique_ptr<PackedConv> low_;          // with upscale_: the upscaled inputs, at their own size
   ConvActivation activation_ = ConvActivation::None;
   std::vector<float> workspace_;  // reused across frames; a net's forwards never overlap
+  std::vector<float> z_;          // with upscale_: the low product
 };
 
 }  // namespace
@@ -232,12 +371,15 @@ cv::Ptr<cv::dnn::Layer> create_convolution_layer(cv::dnn::LayerParams& params) {
   if (!params.has(kConvolutionMark) || params.blobs.empty()) return opencv;
   // The adapter fuses Adds and reads Concats / Splits in place only in convolutions aitw runs
   // (convolution_fusion_enabled, supported shapes): OpenCV's layer would take the extra inputs for weights.
-  const bool fused = params.get<int>(kConvResidualMark, 0) != 0 || params.has(kConvInputsAttr);
+  const bool fused = params.get<int>(kConvResidualMark, 0) != 0 || params.has(kConvInputsAttr) ||
+                     params.has(kConvUpscaleAttr);
   const auto fallback = [&](const char* why) -> cv::Ptr<cv::dnn::Layer> {
     if (fused)
-      CV_Error(cv::Error::StsNotImplemented,
-               "convolution '" + params.name +
-                   "' has a fused residual Add or inputs read in place that only aitw's layer runs: " + why);
+      CV_Error(
+          cv::Error::StsNotImplemented,
+          "convolution '" + params.name +
+              "' has a fused residual Add, inputs read in place or upscaled that only aitw's layer runs: " +
+              why);
     return opencv;
   };
   if (!aitw_convolution_active()) return fallback("aitw's convolution is off");

@@ -286,4 +286,70 @@ SummaryLine read_concats_and_splits_in_place(ox::GraphProto& g, const PassContex
          " channel Split nodes -> read in place by their convolutions";
 }
 
+SummaryLine fold_upsampling(ox::GraphProto& g, const PassContext&) {
+  if (!kernel::convolution_fusion_enabled()) return std::nullopt;
+  std::unordered_set<std::string> outputs;
+  for (const auto& o : g.output()) outputs.insert(o.name());
+  GraphIndex idx(g);
+  NodeEdits edits;
+  int folded = 0;
+  for (int ri = 0; ri < g.node_size(); ++ri) {
+    const auto& rs = g.node(ri);
+    // A Resize of aitw's (nearest, asymmetric, floor) by a constant integer factor f >= 2 on both spatial
+    // axes and 1 on the others: output pixel (y, x) is input pixel (y / f, x / f).
+    if (rs.op_type() != "Resize" || !find_attr(rs, kernel::kResizeMark) || rs.input_size() < 3 ||
+        rs.output_size() != 1 || outputs.count(rs.output(0)) || idx.is_constant(rs.input(0)))
+      continue;
+    if (rs.input_size() > 3 && !rs.input(3).empty()) continue;  // sizes, not scales
+    const auto* t = idx.constant(rs.input(2));
+    const std::vector<float> scales = t ? tensor_floats(*t) : std::vector<float>{};
+    if (scales.size() != 4 || scales[0] != 1.f || scales[1] != 1.f || scales[2] != scales[3] ||
+        scales[2] < 2.f || scales[2] > 16.f || scales[2] != static_cast<float>(static_cast<int>(scales[2])))
+      continue;
+    const auto it = idx.consumers.find(rs.output(0));
+    if (it == idx.consumers.end() || it->second.size() != 1) continue;
+    const int k = it->second[0];
+    const auto& conv = g.node(k);
+    if (edits.replace.count(k) || !aitw_runs(conv, idx, true) || attr_int(conv, "group", 1) != 1 ||
+        find_attr(conv, kernel::kConvResidualMark))
+      continue;
+    const auto ks = attr_ints(conv, "kernel_shape"), st = attr_ints(conv, "strides"),
+               pads = attr_ints(conv, "pads");
+    const auto* w = idx.constant(conv.input(1));
+    bool plain = w->dims(2) == 1 && w->dims(3) == 1;
+    for (int64_t v : st) plain = plain && v == 1;
+    for (int64_t v : pads) plain = plain && v == 0;
+    if (!plain || (!ks.empty() && (ks[0] != 1 || ks[1] != 1))) continue;
+    ConvInputs c = read_conv_inputs(conv, idx);
+    std::vector<int64_t> factors = attr_ints(conv, kernel::kConvUpscaleAttr);
+    factors.resize(c.names.size(), 1);
+    int uses = 0, at = -1, others = 0;
+    for (std::size_t p = 0; p < c.names.size(); ++p) {
+      if (c.names[p] == rs.output(0))
+        ++uses, at = static_cast<int>(p);
+      else if (factors[p] == 1)
+        ++others;
+    }
+    // Read whole, once, beside an input at the output's size.
+    if (uses != 1 || others == 0 || c.ranges[at] != std::pair<int64_t, int64_t>{0, -1}) continue;
+    c.names[at] = rs.input(0);
+    factors[at] = static_cast<int64_t>(scales[2]);
+    ox::NodeProto fused = conv;
+    write_conv_inputs(fused, c);
+    auto* attrs = fused.mutable_attribute();
+    for (int i = attrs->size() - 1; i >= 0; --i)
+      if (attrs->Get(i).name() == kernel::kConvUpscaleAttr) attrs->DeleteSubrange(i, 1);
+    auto* a = fused.add_attribute();
+    a->set_name(kernel::kConvUpscaleAttr);
+    a->set_type(ox::AttributeProto::INTS);
+    for (int64_t f : factors) a->add_ints(f);
+    edits.replace[k] = std::move(fused);
+    edits.drop.insert(ri);
+    ++folded;
+  }
+  edits.apply(g);
+  if (folded == 0) return std::nullopt;
+  return std::to_string(folded) + " nearest Resize nodes -> read at their input's size by the 1x1 after them";
+}
+
 }  // namespace aitw::model::detail

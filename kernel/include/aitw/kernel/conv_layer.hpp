@@ -25,6 +25,11 @@ inline constexpr const char* kConvActivationAttr = "aitw_activation";
 // order, are the convolution's input channels; with kConvResidualMark the last pair is the skip tensor's
 // (its count -1 or the output channels).
 inline constexpr const char* kConvInputsAttr = "aitw_inputs";
+// Set by the adapter's fold_upsampling on a marked 1x1 stride-1 unpadded convolution that reads a nearest
+// Resize's input in place of its output (a neck's Upsample -> Concat -> 1x1): one integer factor per data
+// input, 1 for an input at the output's size. The upscaled inputs' part of the sum is computed at their own
+// size, W_up . up(x) = up(W_up . x), and added upscaled before the activation.
+inline constexpr const char* kConvUpscaleAttr = "aitw_upscale";
 // Set by the adapter's mark_convolutions when the model runs in bf16 (AdaptOptions::precision): "bf16". The
 // layer then packs bf16 weights and runs the bf16 kernels where conv_bf16_supported() (fp32 otherwise).
 inline constexpr const char* kConvPrecisionAttr = "aitw_precision";

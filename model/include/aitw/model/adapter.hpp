@@ -39,6 +39,10 @@ struct AdaptOptions {
   // (read_concats_and_splits_in_place) instead of OpenCV copying them. Off: the copies, for before/after
   // measurements in one process.
   bool read_in_place = true;
+  // With read_in_place: a 1x1 convolution after an Upsample -> Concat reads the Upsample's input and computes
+  // that part of its sum at the input's size (fold_upsampling; the sums split in two, so not bit-exact with
+  // the unfolded graph). Off: the Resize runs, for before/after measurements and bit-exact comparisons.
+  bool fold_upsampling = true;
   // With custom_layers: the convolutions' multiplies in bf16 where the CPU has AVX512_BF16 (weights and
   // inputs rounded to bf16, sums in fp32), else fp32. See kernel::ConvPrecision and `--precision`.
   kernel::ConvPrecision precision = kernel::ConvPrecision::Fp32;
