@@ -428,6 +428,14 @@ TEST(CustomLayers, WholeNetworkAgreesWithOpenCvLayers) {
   RecordProperty("max_abs_diff_head_logits", std::to_string(worst));
 }
 
+// The head outputs of a net of a model adapted at 480x640, on bus.jpg.
+std::vector<cv::Mat> bus_heads(cv::dnn::Net& net, const std::vector<std::string>& outputs) {
+  std::vector<cv::Mat> out;
+  net.setInput(bus_blob({480, 640}));
+  net.forward(out, outputs);
+  return out;
+}
+
 // Convolutions reading the Concats' inputs and the channel Splits' parts in place compute exactly what they
 // compute on OpenCV's copies (same products, same order): both models, every head output bit for bit.
 // What stays: the head's three output Concats, and YOLO11's attention Split (not along channels).
@@ -459,12 +467,8 @@ TEST(CustomLayers, ConcatsAndSplitsReadInPlaceAreBitExactOnRealActivations) {
     }
     EXPECT_EQ(concats, 3);
     EXPECT_EQ(slices, e.slices);
-    const cv::Mat blob = bus_blob({480, 640});
-    std::vector<cv::Mat> a, b;
-    in_place.setInput(blob);
-    in_place.forward(a, in_place_graph.output_names);
-    ref.setInput(blob);
-    ref.forward(b, copies_graph.output_names);
+    const auto a = bus_heads(in_place, in_place_graph.output_names),
+               b = bus_heads(ref, copies_graph.output_names);
     ASSERT_EQ(a.size(), 3u);
     ASSERT_EQ(b.size(), 3u);
     for (int i = 0; i < 3; ++i) EXPECT_EQ(cv::norm(a[i], b[i], cv::NORM_INF), 0.0) << "head level " << i;
@@ -491,12 +495,7 @@ TEST(CustomLayers, UpsamplingFoldedIntoTheNextConvolutionOnRealActivations) {
     for (const auto& layer_name : folded.getLayerNames())
       resizes += folded.getLayer(folded.getLayerId(layer_name))->type == "Resize";
     EXPECT_EQ(resizes, 0);
-    const cv::Mat blob = bus_blob({480, 640});
-    std::vector<cv::Mat> a, b;
-    folded.setInput(blob);
-    folded.forward(a, folded_graph.output_names);
-    ref.setInput(blob);
-    ref.forward(b, ref_graph.output_names);
+    const auto a = bus_heads(folded, folded_graph.output_names), b = bus_heads(ref, ref_graph.output_names);
     ASSERT_EQ(a.size(), 3u);
     ASSERT_EQ(b.size(), 3u);
     for (int i = 0; i < 3; ++i) {

@@ -71,21 +71,25 @@ ConvInputs read_conv_inputs(const ox::NodeProto& conv, const GraphIndex& idx) {
   return c;
 }
 
+// Sets the INTS attribute `name` to `values`, replacing any it had.
+void replace_ints_attr(ox::NodeProto& n, const char* name, const std::vector<int64_t>& values) {
+  auto* attrs = n.mutable_attribute();
+  for (int i = attrs->size() - 1; i >= 0; --i)
+    if (attrs->Get(i).name() == name) attrs->DeleteSubrange(i, 1);
+  auto* a = n.add_attribute();
+  a->set_name(name);
+  a->set_type(ox::AttributeProto::INTS);
+  for (int64_t v : values) a->add_ints(v);
+}
+
 void write_conv_inputs(ox::NodeProto& conv, const ConvInputs& c) {
   conv.clear_input();
   conv.add_input(c.names[0]);
   for (const auto& k : c.constants) conv.add_input(k);
   for (std::size_t i = 1; i < c.names.size(); ++i) conv.add_input(c.names[i]);
-  auto* attrs = conv.mutable_attribute();
-  for (int i = attrs->size() - 1; i >= 0; --i)
-    if (attrs->Get(i).name() == kernel::kConvInputsAttr) attrs->DeleteSubrange(i, 1);
-  auto* a = conv.add_attribute();
-  a->set_name(kernel::kConvInputsAttr);
-  a->set_type(ox::AttributeProto::INTS);
-  for (const auto& [first, count] : c.ranges) {
-    a->add_ints(first);
-    a->add_ints(count);
-  }
+  std::vector<int64_t> ranges;
+  for (const auto& [first, count] : c.ranges) ranges.insert(ranges.end(), {first, count});
+  replace_ints_attr(conv, kernel::kConvInputsAttr, ranges);
 }
 
 }  // namespace
@@ -336,13 +340,7 @@ SummaryLine fold_upsampling(ox::GraphProto& g, const PassContext&) {
     factors[at] = static_cast<int64_t>(scales[2]);
     ox::NodeProto fused = conv;
     write_conv_inputs(fused, c);
-    auto* attrs = fused.mutable_attribute();
-    for (int i = attrs->size() - 1; i >= 0; --i)
-      if (attrs->Get(i).name() == kernel::kConvUpscaleAttr) attrs->DeleteSubrange(i, 1);
-    auto* a = fused.add_attribute();
-    a->set_name(kernel::kConvUpscaleAttr);
-    a->set_type(ox::AttributeProto::INTS);
-    for (int64_t f : factors) a->add_ints(f);
+    replace_ints_attr(fused, kernel::kConvUpscaleAttr, factors);
     edits.replace[k] = std::move(fused);
     edits.drop.insert(ri);
     ++folded;
