@@ -50,6 +50,9 @@ SummaryLine mark_convolutions(ox::GraphProto& g, const PassContext& c);
 SummaryLine mark_resizes(ox::GraphProto& g, const PassContext& c);
 // Marks stride-1 "same" k x k MaxPool nodes (SPPF's) for aitw's pooling layer (kernel::kMaxPoolMark = k).
 SummaryLine mark_max_pools(ox::GraphProto& g, const PassContext& c);
+// Marked MaxPool nodes of one window in a row, each reading the one before (SPPF's three) -> one
+// AitwMaxPoolChain node (kernel::kMaxPoolChainOpType) that outputs every pool's tensor.
+SummaryLine chain_max_pools(ox::GraphProto& g, const PassContext& c);
 // Add(skip, [AitwSiLU](Conv(x))) -> one Conv node with skip as a second input and the activation as an
 // attribute (kernel::kConvResidualMark), when aitw's convolution runs it and nothing else reads the
 // intermediate tensors (kernel::convolution_fusion_enabled(); AITW_CONV=unfused keeps the Adds).

@@ -114,7 +114,9 @@ std::string tiny_detector_bytes() {
   const char* feats[2] = {"a", "b"};
   std::vector<std::string> flat;
   for (int l = 0; l < 2; ++l) {
-    const std::string p = "q" + std::to_string(l);
+    // (Appended, not "q" + to_string: GCC 12's -Wrestrict misfires on that concatenation in this unity file.)
+    std::string p = "q";
+    p += std::to_string(l);
     add_conv(g, feats[l], p + "box", 8, 16, 1, rng);
     add_conv(g, feats[l], p + "cls", 8, 2, 1, rng);
     add_node(g, "Concat", {p + "box", p + "cls"}, p + "cat", 1);

@@ -5,6 +5,7 @@
 #include <array>
 #include <cmath>
 #include <random>
+#include <tuple>
 #include <vector>
 
 #include <opencv2/dnn.hpp>
@@ -126,6 +127,17 @@ struct MiniGraph {
     net.enableFusion(fusion);
     for (const auto& [name, mat] : inputs) net.setInput(mat, name);
     return net.forward().clone();
+  }
+  std::vector<cv::Mat> run_all(const std::vector<std::pair<std::string, cv::Mat>>& inputs,
+                               const std::vector<std::string>& outputs) {
+    kernel::register_dnn_layers();
+    const std::string bytes = m.SerializeAsString();
+    cv::dnn::Net net = cv::dnn::readNetFromONNX(bytes.data(), bytes.size());
+    for (const auto& [name, mat] : inputs) net.setInput(mat, name);
+    std::vector<cv::Mat> out;
+    net.forward(out, outputs);
+    for (auto& o : out) o = o.clone();
+    return out;
   }
 };
 
@@ -396,6 +408,51 @@ TEST(CustomLayers, SameSizeMaxPoolIsExactlyOpenCvsOnOddShapes) {
                               {random({1, 3, 20, 23}), 7}});
 }
 
+// kMaxPoolChainOpType with `length` outputs: each the k x k pool of the one before.
+std::vector<cv::Mat> run_max_pool_chain(const cv::Mat& x, int k, int length) {
+  MiniGraph g;
+  g.input("x", x);
+  auto* n = g.node(kernel::kMaxPoolChainOpType, {"x"}, "y0");
+  std::vector<std::string> names{"y0"};
+  for (int j = 1; j < length; ++j) {
+    std::string name = "y";  // appended: GCC 12's -Wrestrict misfires on "y" + to_string here
+    n->add_output(names.emplace_back(name += std::to_string(j)));
+  }
+  for (auto [name, v] : {std::pair{kernel::kMaxPoolMark, k}, {"outputs", length}}) {
+    auto* a = n->add_attribute();
+    a->set_name(name);
+    a->set_type(ox::AttributeProto::INT);
+    a->set_i(v);
+  }
+  for (const auto& name : names) g.output(name);
+  return g.run_all({{"x", x}}, names);
+}
+
+// SPPF's chain of pools as one layer (the adapter's chain_max_pools): every output bit for bit OpenCV's pool
+// of the one before, on SPPF's real input and on odd shapes (planes smaller than the window, batch 2).
+TEST(CustomLayers, MaxPoolChainIsExactlyOpenCvsPoolsInARow) {
+  std::mt19937 rng(7);
+  const auto* p = reference().node("MaxPool", 0);
+  ASSERT_NE(p, nullptr);
+  for (const auto& [x, k, length] :
+       std::vector<std::tuple<cv::Mat, int, int>>{{reference().activation(p->input(0)), 5, 3},
+                                                  {random_mat(rng, {2, 3, 1, 1}), 5, 3},
+                                                  {random_mat(rng, {2, 5, 9, 11}), 3, 2},
+                                                  {random_mat(rng, {1, 3, 20, 23}), 7, 4}}) {
+    SCOPED_TRACE(
+        cv::format("%dx%dx%dx%d k %d, %d pools", x.size[0], x.size[1], x.size[2], x.size[3], k, length));
+    const auto got = run_max_pool_chain(x, k, length);
+    ASSERT_EQ(got.size(), static_cast<std::size_t>(length));
+    cv::Mat prev = x;
+    for (int j = 0; j < length; ++j) {
+      const cv::Mat expected = run_max_pool(prev, k, false);
+      ASSERT_EQ(got[j].total(), x.total());
+      EXPECT_EQ(cv::norm(got[j], expected, cv::NORM_INF), 0.0) << "output " << j;
+      prev = expected;
+    }
+  }
+}
+
 TEST(CustomLayers, WholeNetworkAgreesWithOpenCvLayers) {
   const auto model = OnnxModel::load(kShared + "/models/yolo11n.onnx");
   AdaptOptions opencv_layers;
@@ -558,21 +615,22 @@ TEST(CustomLayers, EveryConvolutionIsAitws) {
         aitw += kernel::is_aitw_convolution(layer);
       }
       EXPECT_EQ(convs, expected) << name;
-      int resizes = 0, aitw_resizes = 0, pools = 0, aitw_pools = 0;
+      int resizes = 0, aitw_resizes = 0, pools = 0, chains = 0;
       for (const auto& layer_name : net.getLayerNames()) {
         const auto layer = net.getLayer(net.getLayerId(layer_name));
         resizes += layer->type == "Resize";
         aitw_resizes += kernel::is_aitw_resize(layer);
         pools += layer->type == "Pooling";
-        aitw_pools += kernel::is_aitw_max_pool(layer);
+        chains += layer->type == kernel::kMaxPoolChainOpType;
       }
       // With aitw's convolution the neck's two upsamplings are folded into the 1x1 after them.
       const bool folded = custom && kernel::convolution_fusion_enabled();
       EXPECT_EQ(resizes, folded ? 0 : 2) << name;
       EXPECT_EQ(aitw_resizes, custom && !folded ? 2 : 0)
           << name << (custom ? " with" : " without") << " custom layers";
-      EXPECT_EQ(pools, 3) << name;  // SPPF
-      EXPECT_EQ(aitw_pools, custom ? 3 : 0) << name << (custom ? " with" : " without") << " custom layers";
+      // SPPF's three pools: OpenCV's, or aitw's chain of them.
+      EXPECT_EQ(pools, custom ? 0 : 3) << name;
+      EXPECT_EQ(chains, custom ? 1 : 0) << name << (custom ? " with" : " without") << " custom layers";
       EXPECT_EQ(aitw, custom && kernel::aitw_convolution_enabled() ? expected : 0)
           << name << (custom ? " with" : " without") << " custom layers";
     }

@@ -568,5 +568,38 @@ TEST(AdapterPasses, FoldUpsamplingIntoTheOneByOneAfterIt) {
   expect_untouched(fold_upsampling, g);
 }
 
+// SPPF in small: three marked 5x5 pools in a row, each output also read by a Concat -> one chain node. What
+// stays: a lone pool, and a 3x3 after a 5x5 (another window).
+TEST(AdapterPasses, ChainMaxPoolsMakesSppfsPoolsOneNode) {
+  ox::GraphProto g;
+  set_io(g.add_input(), "x", {1, 8, 16, 16});
+  const auto pool = [&](const std::string& in, const std::string& out, int64_t k) {
+    auto& n = add_node(g, "MaxPool", {in}, {out});
+    add_ints(n, "kernel_shape", {k, k});
+    add_ints(n, "pads", {k / 2, k / 2, k / 2, k / 2});
+    add_ints(n, "strides", {1, 1});
+  };
+  pool("x", "m1", 5);
+  pool("m1", "m2", 5);
+  pool("m2", "m3", 5);
+  add_int(add_node(g, "Concat", {"x", "m1", "m2", "m3"}, {"cat"}), "axis", 1);
+  pool("x", "lone", 5);
+  pool("lone", "other", 3);
+  for (const char* o : {"cat", "other"}) set_io(g.add_output(), o, {});
+  ASSERT_TRUE(mark_max_pools(g, context()).has_value());
+  EXPECT_EQ(chain_max_pools(g, context()), "3 of them in 1 chain(s) -> one AitwMaxPoolChain each");
+  EXPECT_EQ(op_types(g), (Ops{kernel::kMaxPoolChainOpType, "Concat", "MaxPool", "MaxPool"}));
+  const auto& c = g.node(0);
+  ASSERT_EQ(c.input_size(), 1);
+  EXPECT_EQ(c.input(0), "x");
+  ASSERT_EQ(c.output_size(), 3);
+  EXPECT_EQ(c.output(0), "m1");
+  EXPECT_EQ(c.output(1), "m2");
+  EXPECT_EQ(c.output(2), "m3");
+  EXPECT_EQ(attr_int(c, kernel::kMaxPoolMark, 0), 5);
+  EXPECT_EQ(attr_int(c, "outputs", 0), 3);
+  expect_untouched(chain_max_pools, g);
+}
+
 }  // namespace
 }  // namespace aitw::model::detail

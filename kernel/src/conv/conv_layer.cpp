@@ -300,6 +300,10 @@ class AitwConvolutionLayer : public cv::dnn::ConvolutionLayer {
     if (any && !plain)
       CV_Error(cv::Error::StsBadArg, "convolution '" + params.name + "': " + kConvUpscaleAttr +
                                          " upscales every input; one must be at the output's size");
+    for (int x : f)
+      if (x > 1 && x != *std::max_element(f.begin(), f.end()))
+        CV_Error(cv::Error::StsBadArg, "convolution '" + params.name + "': " + kConvUpscaleAttr +
+                                           " has different factors; the upscaled inputs share one");
     return any ? f : std::vector<int>{};
   }
   // The channels input i gives out of its `available`; throws when the range runs past them.

@@ -334,8 +334,11 @@ SummaryLine fold_upsampling(ox::GraphProto& g, const PassContext&) {
       else if (factors[p] == 1)
         ++others;
     }
-    // Read whole, once, beside an input at the output's size.
+    // Read whole, once, beside an input at the output's size; upscaled inputs share one factor.
     if (uses != 1 || others == 0 || c.ranges[at] != std::pair<int64_t, int64_t>{0, -1}) continue;
+    bool same = true;
+    for (int64_t f : factors) same = same && (f == 1 || f == static_cast<int64_t>(scales[2]));
+    if (!same) continue;
     c.names[at] = rs.input(0);
     factors[at] = static_cast<int64_t>(scales[2]);
     ox::NodeProto fused = conv;

@@ -1,5 +1,8 @@
 // aitw's layers for the neck's Resize and MaxPool nodes (kernel/dnn_layers.hpp), marked where the layers
 // have exactly the node's semantics.
+#include <algorithm>
+#include <set>
+
 #include "aitw/kernel/dnn_layers.hpp"
 #include "passes.hpp"
 
@@ -42,6 +45,59 @@ SummaryLine mark_max_pools(ox::GraphProto& g, const PassContext&) {
   }
   if (marked == 0) return std::nullopt;
   return std::to_string(marked) + " same-size MaxPool nodes -> aitw's separable max";
+}
+
+SummaryLine chain_max_pools(ox::GraphProto& g, const PassContext&) {
+  GraphIndex idx(g);
+  // The marked pool of window k that reads `tensor`, if exactly one does.
+  const auto next_pool = [&](const std::string& tensor, int64_t k) {
+    int found = -1, count = 0;
+    const auto it = idx.consumers.find(tensor);
+    for (int c : it == idx.consumers.end() ? std::vector<int>{} : it->second) {
+      const auto& n = g.node(c);
+      if (n.op_type() == "MaxPool" && attr_int(n, kernel::kMaxPoolMark, 0) == k && n.input_size() == 1 &&
+          n.output_size() == 1)
+        found = c, ++count;
+    }
+    return count == 1 ? found : -1;
+  };
+  NodeEdits edits;
+  std::set<int> taken;
+  int chains = 0, pools = 0;
+  for (int i = 0; i < g.node_size(); ++i) {
+    const auto& first = g.node(i);
+    const int64_t k = first.op_type() == "MaxPool" ? attr_int(first, kernel::kMaxPoolMark, 0) : 0;
+    if (k == 0 || taken.count(i) || first.input_size() != 1 || first.output_size() != 1) continue;
+    // A chain starts at a pool whose input no pool of the same window produced.
+    if (const auto p = idx.producer.find(first.input(0)); p != idx.producer.end()) {
+      const auto& prev = g.node(p->second);
+      if (prev.op_type() == "MaxPool" && attr_int(prev, kernel::kMaxPoolMark, 0) == k) continue;
+    }
+    std::vector<int> chain{i};
+    for (int n = next_pool(first.output(0), k);
+         n >= 0 && chain.size() < 8 && std::find(chain.begin(), chain.end(), n) == chain.end();
+         n = next_pool(g.node(n).output(0), k))
+      chain.push_back(n);
+    if (chain.size() < 2) continue;
+    ox::NodeProto node;
+    node.set_op_type(kernel::kMaxPoolChainOpType);
+    node.set_name((first.name().empty() ? first.output(0) : first.name()) + "_chain");
+    node.add_input(first.input(0));
+    for (int c : chain) {
+      node.add_output(g.node(c).output(0));
+      taken.insert(c);
+      if (c != i) edits.drop.insert(c);
+    }
+    set_int_attr(node, kernel::kMaxPoolMark, k);
+    set_int_attr(node, "outputs", static_cast<int64_t>(chain.size()));
+    edits.replace[i] = std::move(node);
+    ++chains;
+    pools += static_cast<int>(chain.size());
+  }
+  if (chains == 0) return std::nullopt;
+  edits.apply(g);
+  return std::to_string(pools) + " of them in " + std::to_string(chains) +
+         " chain(s) -> one AitwMaxPoolChain each";
 }
 
 }  // namespace aitw::model::detail

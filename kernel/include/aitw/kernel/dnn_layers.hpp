@@ -11,6 +11,7 @@
 //    cv::resize once per channel plane. Anything else goes to OpenCV's own layer, kept inside.
 //  - Pooling: for MaxPool nodes the adapter marked (kMaxPoolMark: k x k, stride 1, padding k / 2, SPPF's),
 //    a separable max (rows, then columns) over all planes at once; OpenCV 4.6's pools each window whole.
+//  - AitwMaxPoolChain: SPPF's three such pools in a row, as one layer with three outputs.
 
 #include <opencv2/dnn.hpp>
 
@@ -20,13 +21,17 @@ inline constexpr const char* kSiLUOpType = "AitwSiLU";
 inline constexpr const char* kAttentionOpType = "AitwAttention";
 inline constexpr const char* kResizeMark = "aitw_resize";
 inline constexpr const char* kMaxPoolMark = "aitw_max_pool";  // the window size k
+// SPPF's chain of same-size max pools (y1 = pool(x), y2 = pool(y1), ...) as one node with every pool's
+// output (attribute kMaxPoolMark: k): each plane goes through the whole chain while it is in L1, in one
+// parallel loop instead of one per pool.
+inline constexpr const char* kMaxPoolChainOpType = "AitwMaxPoolChain";
 
 // Registers the layers with cv::dnn::LayerFactory; idempotent and thread-safe. Call before reading a net
 // that contains them.
 void register_dnn_layers();
 
-// Whether the net's Resize layer is aitw's (the adapter marked its node) rather than OpenCV's.
+// Whether the net's Resize layer is aitw's (the adapter marked its node) rather than OpenCV's. (SPPF's pools
+// become an AitwMaxPoolChain layer, whose type says it.)
 bool is_aitw_resize(const cv::Ptr<cv::dnn::Layer>& layer);
-bool is_aitw_max_pool(const cv::Ptr<cv::dnn::Layer>& layer);
 
 }  // namespace aitw::kernel
