@@ -19,13 +19,8 @@ namespace {
 
 using cv::dnn::MatShape;
 
-// f(begin, end) over [0, n) in stripes of about `grain` items, on OpenCV's parallel backend (parallel.hpp):
-// the TBB arena that cv::setNumThreads sizes and the convolutions run in. These layers called
-// tbb::parallel_for, which runs in the calling thread's own arena: TBB's worker left OpenCV's arena for it
-// and came back after, and the convolution after each such layer paid for it (YOLO11n at 480 x 640, 2
-// threads, in the forward: SPPF's cv2 0.45 -> 0.36 ms, the 1x1 after each upsampling 0.53 -> 0.39 and 0.64 ->
-// 0.48; forward -0.6 ms).
-// A layer's inputs and outputs as Mats (headers over OpenCV's blobs).
+// A layer's inputs and outputs as Mats (headers over OpenCV's blobs). Not for
+// lambdas to capture as structured bindings: clang before 16 (the fuzz build's 14) refuses that.
 std::pair<std::vector<cv::Mat>, std::vector<cv::Mat>> layer_mats(cv::InputArrayOfArrays inputs,
                                                                  cv::OutputArrayOfArrays outputs) {
   std::pair<std::vector<cv::Mat>, std::vector<cv::Mat>> m;
@@ -34,6 +29,12 @@ std::pair<std::vector<cv::Mat>, std::vector<cv::Mat>> layer_mats(cv::InputArrayO
   return m;
 }
 
+// f(begin, end) over [0, n) in stripes of about `grain` items, on OpenCV's parallel backend (parallel.hpp):
+// the TBB arena that cv::setNumThreads sizes and the convolutions run in. These layers called
+// tbb::parallel_for, which runs in the calling thread's own arena: TBB's worker left OpenCV's arena for it
+// and came back after, and the convolution after each such layer paid for it (YOLO11n at 480 x 640, 2
+// threads, in the forward: SPPF's cv2 0.45 -> 0.36 ms, the 1x1 after each upsampling 0.53 -> 0.39 and 0.64 ->
+// 0.48; forward -0.6 ms).
 template <class F>
 void parallel_range(std::ptrdiff_t n, std::ptrdiff_t grain, F&& f) {
   if (n <= 0) return;
@@ -293,6 +294,17 @@ void attention_apply_512(const float*, const float*, int, int, int, int, float*,
 constexpr bool kHaveAttention512 = false;
 #endif
 
+// Whether the attention takes the AVX-512 kernels: where the convolutions run AVX-512. Never throws: with
+// AITW_CONV=opencv or on a CPU without AVX2 no convolution reads AITW_CONV_ISA at load, and a bad value must
+// not fail every forward of the attention instead (it then takes the clones).
+bool attention_isa_is_avx512() {
+  try {
+    return conv_default_isa() == ConvIsa::Avx512;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
 // YOLO11's Attention core, per head: out = v . softmax(scale * q^T k)^T, replacing the exported
 // Transpose, MatMul, Mul, Softmax, Transpose, MatMul chain (OpenCV runs the two-input MatMuls as slow
 // InnerProduct layers: ~5 ms of a 58 ms forward at 480x640). Inputs q, k [1, heads, kd, N], v [1, heads,
@@ -330,7 +342,7 @@ class AttentionLayer : public cv::dnn::Layer {
     float* o = out[0].ptr<float>();
     constexpr int kRows = 32;
     const int blocks = (N + kRows - 1) / kRows;
-    const bool wide = kHaveAttention512 && conv_default_isa() == ConvIsa::Avx512;
+    const bool wide = kHaveAttention512 && attention_isa_is_avx512();
     parallel_range(heads * blocks, 1, [&](std::ptrdiff_t t0, std::ptrdiff_t t1) {
       for (int t = static_cast<int>(t0); t != t1; ++t) {
         const int h = t / blocks, n0 = (t % blocks) * kRows, n1 = std::min(N, n0 + kRows);
@@ -543,15 +555,17 @@ class MaxPoolChainLayer : public cv::dnn::Layer {
 
   void forward(cv::InputArrayOfArrays inputs_arr, cv::OutputArrayOfArrays outputs_arr,
                cv::OutputArrayOfArrays) override {
-    auto [in, out] = layer_mats(inputs_arr, outputs_arr);
-    CV_Assert(in.size() == 1 && out.size() == static_cast<std::size_t>(length_));
-    const auto plain = [&](const cv::Mat& m) {
+    auto mats = layer_mats(inputs_arr, outputs_arr);
+    std::vector<cv::Mat>& out = mats.second;
+    CV_Assert(mats.first.size() == 1 && out.size() == static_cast<std::size_t>(length_));
+    const cv::Mat& x = mats.first[0];
+    const auto plain = [&x](const cv::Mat& m) {
       return m.dims == 4 && m.type() == CV_32F && m.isContinuous() &&
-             std::equal(m.size.p, m.size.p + 4, in[0].size.p);
+             std::equal(m.size.p, m.size.p + 4, x.size.p);
     };
-    CV_Assert(plain(in[0]));
-    for (const auto& o : out) CV_Assert(plain(o) && o.data != in[0].data);
-    const int h = in[0].size[2], w = in[0].size[3], planes = in[0].size[0] * in[0].size[1];
+    CV_Assert(plain(x));
+    for (const auto& o : out) CV_Assert(plain(o) && o.data != x.data);
+    const int h = x.size[2], w = x.size[3], planes = x.size[0] * x.size[1];
     const std::ptrdiff_t plane = static_cast<std::ptrdiff_t>(h) * w;
     const int grain = static_cast<int>(
         std::max<std::ptrdiff_t>(1, (8 << 10) / std::max<std::ptrdiff_t>(1, plane * length_)));
@@ -559,7 +573,7 @@ class MaxPoolChainLayer : public cv::dnn::Layer {
       thread_local std::vector<float> tmp;
       if (tmp.size() < static_cast<std::size_t>(plane)) tmp.resize(static_cast<std::size_t>(plane));
       for (std::ptrdiff_t p = p0; p != p1; ++p) {
-        const float* src = in[0].ptr<float>() + p * plane;
+        const float* src = x.ptr<float>() + p * plane;
         for (auto& o : out) {
           float* dst = o.ptr<float>() + p * plane;
           max_pool_same(src, h, w, radius_, tmp.data(), dst);

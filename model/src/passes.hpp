@@ -46,6 +46,10 @@ SummaryLine fuse_silu(ox::GraphProto& g, const PassContext& c);
 
 // Marks every Conv node for aitw's convolution layer (kernel/conv_layer.hpp).
 SummaryLine mark_convolutions(ox::GraphProto& g, const PassContext& c);
+// What aitw's layers run exactly: a nearest / asymmetric / floor Resize; a k x k stride-1 "same" MaxPool (its
+// k, else 0). The passes after the marks check these again: a mark in the model as loaded is not trusted.
+bool nearest_floor_resize(const ox::NodeProto& n);
+int64_t same_size_max_pool(const ox::NodeProto& n);
 // Marks the nearest / asymmetric / floor Resize nodes for aitw's upscale layer (kernel::kResizeMark).
 SummaryLine mark_resizes(ox::GraphProto& g, const PassContext& c);
 // Marks stride-1 "same" k x k MaxPool nodes (SPPF's) for aitw's pooling layer (kernel::kMaxPoolMark = k).

@@ -383,8 +383,26 @@ std::string conv_unsupported_reason(const ConvShape& s) {
   return {};
 }
 
+namespace {
+// Whether each of the n weights is an integer in [-127, 127] times s (to 1e-3 of an integer: an fp32 weight
+// q * s is within 127 * 2^-24 of it).
+bool on_int8_grid(const float* w, std::size_t n, double s) {
+  for (std::size_t i = 0; i < n; ++i) {
+    const double q = w[i] / s;
+    if (std::fabs(q - std::nearbyint(q)) > 1e-3 || std::fabs(q) > 127.001) return false;
+  }
+  return true;
+}
+}  // namespace
+
+double conv_int8_grid_scale(const float* w, std::size_t n) {
+  double m = 0;
+  for (std::size_t i = 0; i < n; ++i) m = std::max(m, static_cast<double>(std::fabs(w[i])));
+  return m > 0 && on_int8_grid(w, n, m / 127) ? m / 127 : 0.;
+}
+
 PackedConv::PackedConv(const ConvShape& shape, const float* weights, const float* bias, ConvIsa isa,
-                       ConvPrecision precision)
+                       ConvPrecision precision, const double* grid_scales)
     : shape_(shape), isa_(isa) {
   if (const auto why = conv_unsupported_reason(shape); !why.empty())
     throw std::invalid_argument("PackedConv: " + why);
@@ -402,24 +420,17 @@ PackedConv::PackedConv(const ConvShape& shape, const float* weights, const float
     const int ci = shape.in_channels, pairs = (ci + 1) / 2, blocks = (co + co_block_ - 1) / co_block_;
     const std::size_t n = static_cast<std::size_t>(blocks) * pairs * taps * co_block_;
     std::vector<float> lo(n, 0.f), hi(n, 0.f);
-    // Channels whose weights are integers in [-127, 127] times max |w| / 127 (to 1e-3 of an integer: an
-    // fp32 weight q * s is within 127 * 2^-24 of it): the integers, exact in bf16, with the scale applied
-    // in the epilogue. Others: their bf16 roundings, scale 1.
+    // Channels whose weights are integers in [-127, 127] times max |w| / 127 (conv_int8_grid_scale; or on
+    // the grid the caller names): the integers, exact in bf16, with the scale applied in the epilogue.
+    // Others: their bf16 roundings, scale 1.
     const std::size_t per = static_cast<std::size_t>(ci) * taps;
     std::vector<double> grid(co, 0.);  // the channel's scale, 0 when its weights are not on a grid
     for (int o = 0; o < co; ++o) {
       const float* wo = weights + o * per;
-      double m = 0;
-      for (std::size_t i = 0; i < per; ++i) m = std::max(m, static_cast<double>(std::fabs(wo[i])));
-      bool on = m > 0;
-      for (std::size_t i = 0; on && i < per; ++i) {
-        const double q = wo[i] / (m / 127);
-        on = std::fabs(q - std::nearbyint(q)) <= 1e-3;
-      }
-      if (on) {
-        grid[o] = m / 127;
-        ++int8_grid_channels_;
-      }
+      grid[o] = grid_scales
+                    ? (grid_scales[o] > 0 && on_int8_grid(wo, per, grid_scales[o]) ? grid_scales[o] : 0.)
+                    : conv_int8_grid_scale(wo, per);
+      if (grid[o] > 0) ++int8_grid_channels_;
     }
     for (int o = 0; o < co; ++o)
       for (int c = 0; c < ci; ++c)

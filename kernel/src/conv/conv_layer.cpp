@@ -20,8 +20,7 @@ namespace {
 
 using cv::dnn::MatShape;
 
-// out[b][c] = act(out[b][c] + z[b][c] upscaled f times by nearest neighbour), z's planes lh x lw, out's
-// (f lh) x (f lw), images out_stride floats apart.
+// o[x] += z[x / f] for x < f lw: one output row and its low-resolution row.
 AITW_TARGET_CLONES void add_upscaled_rows(const float* z, int lw, int f, float* o) {
   if (f == 2) {
     for (int x = 0; x < lw; ++x) {
@@ -34,6 +33,8 @@ AITW_TARGET_CLONES void add_upscaled_rows(const float* z, int lw, int f, float* 
     for (int k = 0; k < f; ++k) o[x * f + k] += z[x];
 }
 
+// out[b][c] = act(out[b][c] + z[b][c] upscaled f times by nearest neighbour), z's planes lh x lw, out's
+// (f lh) x (f lw), images out_stride floats apart.
 void add_upscaled(const float* z, int n, int co, int lh, int lw, int f, float* out, std::ptrdiff_t out_stride,
                   ConvActivation act) {
   const int h = lh * f, w = lw * f;
@@ -349,8 +350,15 @@ class AitwConvolutionLayer : public cv::dnn::ConvolutionLayer {
     ConvShape su = shape_, sr = shape_;
     su.in_channels = static_cast<int>(wu.size() / co);
     sr.in_channels = static_cast<int>(wr.size() / co);
-    low_ = std::make_unique<PackedConv>(su, wu.data(), nullptr, conv_default_isa(), precision_);
-    packed_ = std::make_unique<PackedConv>(sr, wr.data(), bias_.data(), conv_default_isa(), precision_);
+    // bf16: each part keeps its channel's int8 grid, which only the whole row shows (the part without the
+    // row's largest weight is on no grid of its own, and its weights would be rounded to bf16).
+    std::vector<double> grid(co);
+    for (int o = 0; o < co; ++o)
+      grid[o] = conv_int8_grid_scale(weights_.data() + static_cast<std::size_t>(o) * ci,
+                                     static_cast<std::size_t>(ci));
+    low_ = std::make_unique<PackedConv>(su, wu.data(), nullptr, conv_default_isa(), precision_, grid.data());
+    packed_ = std::make_unique<PackedConv>(sr, wr.data(), bias_.data(), conv_default_isa(), precision_,
+                                           grid.data());
   }
 
   ConvShape shape_;

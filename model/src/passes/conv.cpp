@@ -301,7 +301,7 @@ SummaryLine fold_upsampling(ox::GraphProto& g, const PassContext&) {
     const auto& rs = g.node(ri);
     // A Resize of aitw's (nearest, asymmetric, floor) by a constant integer factor f >= 2 on both spatial
     // axes and 1 on the others: output pixel (y, x) is input pixel (y / f, x / f).
-    if (rs.op_type() != "Resize" || !find_attr(rs, kernel::kResizeMark) || rs.input_size() < 3 ||
+    if (!nearest_floor_resize(rs) || !find_attr(rs, kernel::kResizeMark) || rs.input_size() < 3 ||
         rs.output_size() != 1 || outputs.count(rs.output(0)) || idx.is_constant(rs.input(0)))
       continue;
     if (rs.input_size() > 3 && !rs.input(3).empty()) continue;  // sizes, not scales

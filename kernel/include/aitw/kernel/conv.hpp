@@ -79,14 +79,22 @@ struct ConvInput {
 };
 inline constexpr int kMaxConvInputs = 8;
 
+// The scale s such that each of the n weights is an integer in [-127, 127] times s, s = max |w| / 127 (to
+// 1e-3 of an integer), or 0: an output channel's int8 grid (PackedConv::int8_grid_channels).
+double conv_int8_grid_scale(const float* w, std::size_t n);
+
 class PackedConv {
  public:
   // `weights`: [out_channels][in_channels / groups][kernel_h][kernel_w] (OpenCV's / ONNX's layout);
   // `bias`: out_channels values or null. Throws std::invalid_argument if conv_unsupported_reason(shape).
   // `precision` Bf16 takes effect with isa Avx512 on a CPU where conv_bf16_supported(), for convolutions
   // where conv_bf16_pays(); otherwise the convolution runs fp32 (precision() says which).
+  // `grid_scales`: null, or per output channel the int8 grid its weights lie on (conv_int8_grid_scale of the
+  // whole row; 0: none), for weights that are part of a row (a layer split by input: the part without the
+  // channel's largest weight is on no grid of its own).
   PackedConv(const ConvShape& shape, const float* weights, const float* bias,
-             ConvIsa isa = conv_default_isa(), ConvPrecision precision = ConvPrecision::Fp32);
+             ConvIsa isa = conv_default_isa(), ConvPrecision precision = ConvPrecision::Fp32,
+             const double* grid_scales = nullptr);
 
   const ConvShape& shape() const { return shape_; }
   ConvIsa isa() const { return isa_; }

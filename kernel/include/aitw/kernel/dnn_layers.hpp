@@ -22,8 +22,8 @@ inline constexpr const char* kAttentionOpType = "AitwAttention";
 inline constexpr const char* kResizeMark = "aitw_resize";
 inline constexpr const char* kMaxPoolMark = "aitw_max_pool";  // the window size k
 // SPPF's chain of same-size max pools (y1 = pool(x), y2 = pool(y1), ...) as one node with every pool's
-// output (attribute kMaxPoolMark: k): each plane goes through the whole chain while it is in L1, in one
-// parallel loop instead of one per pool.
+// output (attributes kMaxPoolMark: the window k; "outputs": how many pools): each plane goes through the
+// whole chain while it is in L1, in one parallel loop instead of one per pool.
 inline constexpr const char* kMaxPoolChainOpType = "AitwMaxPoolChain";
 
 // Registers the layers with cv::dnn::LayerFactory; idempotent and thread-safe. Call before reading a net
