@@ -899,8 +899,8 @@ TEST(ConvLayer, WorkspaceSizedBeforeTheThreadCountGrew) {
 }
 
 // Which layers take Winograd by default: the 3x3 stride-1 ones with 8+ channels on images of 20+ tiles
-// (AVX-512: 300+, its direct tiles win below in the forward), unless AITW_CONV=direct (kernel/CMakeLists.txt
-// runs this test a second time with it set).
+// (AVX-512: 32+ channels and 300+ tiles, its direct tiles win below in the forward), unless AITW_CONV=direct
+// (kernel/CMakeLists.txt runs this test a second time with it set).
 TEST(ConvLayer, WinogradChoiceFollowsShapeAndEnvironment) {
   const char* env = std::getenv("AITW_CONV");
   const bool direct = env && std::string(env) == "direct";
@@ -914,6 +914,13 @@ TEST(ConvLayer, WinogradChoiceFollowsShapeAndEnvironment) {
     EXPECT_EQ(avx512.winograd(60, 80), !direct);  // 300 tiles
     EXPECT_FALSE(avx512.winograd(56, 80));        // 280
     EXPECT_FALSE(avx512.winograd(30, 40));
+    // 32+ channels on both sides (below, the transforms outweigh the multiplies saved).
+    EXPECT_EQ(PackedConv(shape(32, 32, 3, 1, 1), w.data(), nullptr, ConvIsa::Avx512).winograd(60, 80),
+              !direct);
+    EXPECT_FALSE(PackedConv(shape(16, 64, 3, 1, 1), w.data(), nullptr, ConvIsa::Avx512).winograd(120, 160));
+    EXPECT_FALSE(PackedConv(shape(64, 16, 3, 1, 1), w.data(), nullptr, ConvIsa::Avx512).winograd(120, 160));
+    EXPECT_EQ(PackedConv(shape(16, 64, 3, 1, 1), w.data(), nullptr, ConvIsa::Portable).winograd(120, 160),
+              !direct);
   }
   EXPECT_FALSE(PackedConv(shape(4, 64, 3, 1, 1), w.data(), nullptr, ConvIsa::Portable).winograd(60, 80));
   EXPECT_FALSE(PackedConv(shape(64, 4, 3, 1, 1), w.data(), nullptr, ConvIsa::Portable).winograd(60, 80));

@@ -67,10 +67,16 @@ bool wino_shape(const ConvShape& s) {
 // level): in the forward its direct tiles win at 15 x 20 and 30 x 40 (Zen 5 VM, YOLO11n at 480 x 640, 2
 // threads: 64 -> 64 at 15 x 20 0.100-0.114 -> 0.071-0.074 ms, 32 -> 32 at 30 x 40 0.100-0.110 -> 0.073-0.080,
 // 64 -> 32 0.188 -> 0.133; forward's layers 17.14 -> 16.62 ms; YOLOv8n 19.11 -> 17.61), although warm
-// Winograd still wins there by 10-25 %.
+// Winograd still wins there by 10-25 %. AVX-512 also wants 32+ channels on both sides: below, the
+// transforms (per input and per output channel) outweigh the multiplies saved (per channel pair), and the
+// direct tiles won in the forward (Zen 5 VM, 2 threads, medians of 5 alternated runs: YOLO11n's 16 -> 8 and
+// 8 -> 16 at 120 x 160 0.478 -> 0.431 ms the pair, YOLOv8n's 16 -> 16 pair there 0.653 -> 0.582; 32 -> 32 at
+// 60 x 80 stays Winograd: direct took YOLOv8n's four 0.88 -> 1.09 ms).
 bool winograd_pays(const ConvShape& s, int h, int w, ConvIsa isa) {
-  const int tiles = ((h + 3) / 4) * ((w + 3) / 4), min_tiles = isa == ConvIsa::Avx512 ? 300 : 20;
-  return tiles >= min_tiles && s.in_channels >= 8 && s.out_channels >= 8;
+  const bool avx512 = isa == ConvIsa::Avx512;
+  const int tiles = ((h + 3) / 4) * ((w + 3) / 4), min_tiles = avx512 ? 300 : 20,
+            min_channels = avx512 ? 32 : 8;
+  return tiles >= min_tiles && s.in_channels >= min_channels && s.out_channels >= min_channels;
 }
 
 // How a Winograd forward is cut: bands of tile rows whose V ([36][channel][tile]) stays within
