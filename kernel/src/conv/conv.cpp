@@ -71,7 +71,8 @@ bool wino_shape(const ConvShape& s) {
 // transforms (per input and per output channel) outweigh the multiplies saved (per channel pair), and the
 // direct tiles won in the forward (Zen 5 VM, 2 threads, medians of 5 alternated runs: YOLO11n's 16 -> 8 and
 // 8 -> 16 at 120 x 160 0.478 -> 0.431 ms the pair, YOLOv8n's 16 -> 16 pair there 0.653 -> 0.582; 32 -> 32 at
-// 60 x 80 stays Winograd: direct took YOLOv8n's four 0.88 -> 1.09 ms).
+// 60 x 80 stays Winograd: direct took YOLOv8n's four 0.88 -> 1.09 ms). AVX2 keeps 8+: its direct tiles lost
+// there (the 16 -> 8 / 8 -> 16 pair 0.566 -> 0.658 ms).
 bool winograd_pays(const ConvShape& s, int h, int w, ConvIsa isa) {
   const bool avx512 = isa == ConvIsa::Avx512;
   const int tiles = ((h + 3) / 4) * ((w + 3) / 4), min_tiles = avx512 ? 300 : 20,
