@@ -504,6 +504,7 @@ int block_groups(const Geometry& g, int blocks) {
   const int target = 4 * std::max(1, cv::getNumThreads());
   return g.bands >= target ? 1 : std::min(blocks, (target + g.bands - 1) / g.bands);
 }
+
 }  // namespace
 
 const std::vector<float>& PackedConv::wino_u(int variant) const {
@@ -597,7 +598,7 @@ void PackedConv::forward(const float* in, int n, int h, int w, std::ptrdiff_t in
 void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int w, float* out,
                          std::ptrdiff_t out_batch_stride, ConvActivation act, float* workspace,
                          std::size_t workspace_size, const float* residual,
-                         std::ptrdiff_t residual_batch_stride) const {
+                         std::ptrdiff_t residual_batch_stride, const ConvUpscaledAddend* addend) const {
   if (ninputs < 1 || ninputs > kMaxConvInputs)
     throw std::invalid_argument("PackedConv::forward: " + std::to_string(ninputs) + " inputs, takes 1 to " +
                                 std::to_string(kMaxConvInputs));
@@ -622,13 +623,26 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
   if (workspace_size < needs)
     throw std::invalid_argument("PackedConv::forward: workspace of " + std::to_string(workspace_size) +
                                 " floats, needs " + std::to_string(needs));
+  if (addend) {
+    const ConvShape& s = shape_;
+    const bool one_by_one = s.kernel_h == 1 && s.kernel_w == 1 && s.stride_h == 1 && s.stride_w == 1 &&
+                            s.pad_top == 0 && s.pad_left == 0 && s.pad_bottom == 0 && s.pad_right == 0 &&
+                            s.groups == 1;
+    const int f = addend->factor;
+    if (!one_by_one || residual || !addend->data || f < 1 || g.oh % f || g.ow % f ||
+        (!g.direct && g.wq != g.ow))
+      throw std::invalid_argument(
+          "PackedConv::forward: an upscaled addend takes a 1x1 stride-1 unpadded convolution without a "
+          "residual, on an output whose sides its factor divides");
+  }
   if (g.oh <= 0 || g.ow <= 0) return;
   const int T = k.tile_px, ci = shape_.in_channels, co = shape_.out_channels, CB = co_block_;
   // Channels as the kernels read them: bf16 reads pairs. `slack`: the zeros a band buffer ends with.
   const int pc = bf16_ ? (ci + 1) / 2 : ci;
   const std::size_t slack = g.band_floats - static_cast<std::size_t>(ci) * g.channel;
   const std::ptrdiff_t out_plane = static_cast<std::ptrdiff_t>(g.oh) * g.ow;
-  const int activation = static_cast<int>(act);
+  // With an addend the tiles leave the activation to the unit's pass over its share (after the addend).
+  const int activation = static_cast<int>(addend ? ConvActivation::None : act);
   const bool dw = shape_.depthwise();
   const int ntaps = g.ntaps;
   const int nblk = (co + CB - 1) / CB;  // depthwise: one block per channel
@@ -737,6 +751,14 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
     for (int i = 0; i < ninputs; ++i) seg[i] = inputs[i].data + b * inputs[i].batch_stride;
     float* dst = out + b * out_batch_stride;
     const float* rdst = residual ? residual + b * residual_batch_stride : nullptr;
+    const float* za = addend ? addend->data + b * addend->batch_stride : nullptr;
+    // A unit's share of the output, its tiles written: the addend and the activation while it is in cache.
+    auto finish_unit = [&](int blk0, int blk1, std::ptrdiff_t p0, std::ptrdiff_t p1) {
+      if (za)
+        k.up_add({dst, za, out_plane,
+                  static_cast<std::ptrdiff_t>(g.oh / addend->factor) * (g.ow / addend->factor), g.ow,
+                  addend->factor, blk0 * CB, std::min(co, blk1 * CB), p0, p1, static_cast<int>(act)});
+    };
     if (wino) {
       wino_forward(dst, rdst);
       continue;
@@ -928,6 +950,7 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
             for (std::ptrdiff_t t = t0; t < t1; ++t)
               for (int blk = b0; blk < b1; ++blk) one(t, blk);
           }
+          finish_unit(b0, b1, t0 * T, std::min(flat, t1 * T));
         }
       });
       continue;
@@ -992,6 +1015,8 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
             for (std::ptrdiff_t t = 0; t < ntiles; ++t)
               for (int blk = b0; blk < b1; ++blk)
                 run_tile(buf, g.channel, t * T, flat, oy0, blk, dst, rdst, tmp);
+            finish_unit(b0, b1, static_cast<std::ptrdiff_t>(oy0) * g.ow,
+                        static_cast<std::ptrdiff_t>(oy0 + rows) * g.ow);
           }
         }
       }

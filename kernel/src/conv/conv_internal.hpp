@@ -139,6 +139,18 @@ struct WinoOutJob {
   float* y;  // scratch: 4 kTH m_stride + lanes floats (a row's last vector reads past its tiles)
 };
 
+// A unit's share of a 1x1 layer's output whose tiles ran without the activation (PackedConv::forward with
+// a ConvUpscaledAddend): channels [c0, c1), flat pixels [p0, p1) of planes `w` wide, each gets the addend's
+// plane upscaled `f` times by nearest neighbour, then the activation.
+struct UpAddJob {
+  float* out;                           // channel 0's plane
+  const float* z;                       // channel 0's low plane ((h / f) x (w / f))
+  std::ptrdiff_t out_plane, low_plane;  // floats per output / low plane
+  int w, f, c0, c1;
+  std::ptrdiff_t p0, p1;
+  int activation;
+};
+
 using TileFn = void (*)(const TileJob&);
 using OcFn = void (*)(const OcJob&);
 using DwFn = void (*)(const DwJob&);
@@ -149,6 +161,7 @@ using Stride2Fn = void (*)(const float* src, int n, int avail, float* dst);
 // dst[i] = the bf16 of a[i] in its low half, of b[i] (0 when b is null) in its high half, i < n: a channel
 // pair of the bf16 kernels' input. Round to nearest even (vcvtneps2bf16).
 using PackPairsFn = void (*)(const float* a, const float* b, std::ptrdiff_t n, float* dst);
+using UpAddFn = void (*)(const UpAddJob&);
 
 struct KernelSet {
   const char* name;
@@ -186,6 +199,7 @@ struct KernelSet {
   // The set whose tiles (co_block, tile_px, tile_1) and transforms the Winograd path runs on: null for this
   // one. AVX2 runs it on 4 x 3 tiles (conv_avx2_wino.cpp).
   const KernelSet* wino;
+  UpAddFn up_add;
 };
 
 // Null when the level is not compiled in (not x86-64 GCC).

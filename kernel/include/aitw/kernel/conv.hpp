@@ -79,6 +79,16 @@ struct ConvInput {
 };
 inline constexpr int kMaxConvInputs = 8;
 
+// A term added to a 1x1 convolution's sums before the activation, at a lower resolution: output channel c at
+// (y, x) gets data[c][y / factor][x / factor] (nearest upscaling), planes of (oh / factor) x (ow / factor)
+// floats, contiguous, each image `batch_stride` floats after the previous. How a layer whose input is partly
+// upscaled computes that part at the input's own size (W up(x) = up(W x); kConvUpscaleAttr).
+struct ConvUpscaledAddend {
+  const float* data = nullptr;
+  std::ptrdiff_t batch_stride = 0;
+  int factor = 1;
+};
+
 // The scale s such that each of the n weights is an integer in [-127, 127] times s, s = max |w| / 127 (to
 // 1e-3 of an integer), or 0: an output channel's int8 grid (PackedConv::int8_grid_channels).
 double conv_int8_grid_scale(const float* w, std::size_t n);
@@ -130,11 +140,14 @@ class PackedConv {
                std::ptrdiff_t residual_batch_stride = 0) const;
   // The same over 1..kMaxConvInputs inputs concatenated along channels (their channels sum to
   // in_channels); the result is bit for bit the one over the concatenated tensor. Throws
-  // std::invalid_argument on a count or channel mismatch.
+  // std::invalid_argument on a count or channel mismatch. `addend`: null, or a low-resolution term added
+  // before the activation (1x1 stride-1 unpadded layers without a residual, output sizes divisible by its
+  // factor; else std::invalid_argument), in the output loop of each unit of work while its tiles are in
+  // cache; bit for bit forward(act None), then out += up(addend), then act.
   void forward(const ConvInput* inputs, int ninputs, int n, int h, int w, float* out,
                std::ptrdiff_t out_batch_stride, ConvActivation act, float* workspace,
                std::size_t workspace_size, const float* residual = nullptr,
-               std::ptrdiff_t residual_batch_stride = 0) const;
+               std::ptrdiff_t residual_batch_stride = 0, const ConvUpscaledAddend* addend = nullptr) const;
 
  private:
   ConvShape shape_;
