@@ -861,11 +861,12 @@ TEST_P(ConvVsOpenCV, UpscaledInputsGiveTheConvolutionOfTheUpscaledConcatenation)
 
 // The upscaled addend in each unit's output loop equals the forward without activation, then out +=
 // up(addend), then the activation (to the SiLU's precision): on the direct path (fp32), the whole-image and
-// band paths (bf16), images of one tile to many bands, a partial output-channel block, batch 2 with gaps,
-// factors 2 and 3, ReLU and SiLU. Misuse is refused.
+// band paths (bf16, where the CPU has AVX512_BF16), images of one tile to many bands, a partial
+// output-channel block (70 channels: no level's block divides it), batch 2 with gaps, factors 2 and 3, ReLU
+// and SiLU, at two thread counts (the units' split follows it). Misuse is refused.
 TEST_P(ConvVsOpenCV, UpscaledAddendInTheOutputLoopEqualsAPassAfter) {
   std::mt19937 rng(43);
-  const int ci = 79, co = 72;
+  const int ci = 79, co = 70, threads = cv::getNumThreads();
   const ConvShape s = shape(ci, co, 1, 1, 0);
   const cv::Mat wt = random_mat({co, ci, 1, 1}, 1.f / std::sqrt(79.f), rng), b = random_mat({co}, 0.5f, rng);
   struct AddendCase {
@@ -875,45 +876,48 @@ TEST_P(ConvVsOpenCV, UpscaledAddendInTheOutputLoopEqualsAPassAfter) {
   const AddendCase addend_cases[] = {{4, 6, 2, ConvActivation::SiLU},     {10, 14, 2, ConvActivation::SiLU},
                                      {30, 40, 2, ConvActivation::SiLU},   {62, 82, 2, ConvActivation::SiLU},
                                      {120, 160, 2, ConvActivation::SiLU}, {12, 21, 3, ConvActivation::ReLU}};
-  for (const bool bf16 : {false, true}) {
-    if (bf16 && !(conv_bf16_supported() && GetParam() == ConvIsa::Avx512)) continue;
-    const PackedConv conv(s, wt.ptr<float>(), b.ptr<float>(), GetParam(),
-                          bf16 ? ConvPrecision::Bf16 : ConvPrecision::Fp32);
-    for (const auto& c : addend_cases) {
-      SCOPED_TRACE(std::string(bf16 ? "bf16 " : "fp32 ") + std::to_string(c.h) + "x" + std::to_string(c.w) +
-                   " f" + std::to_string(c.f));
-      const int n = 2, lh = c.h / c.f, lw = c.w / c.f;
-      const cv::Mat in = random_mat({n, ci, c.h, c.w}, 1.f, rng);
-      const std::ptrdiff_t out_b = static_cast<std::ptrdiff_t>(co) * c.h * c.w, gap = 5,
-                           low_b = static_cast<std::ptrdiff_t>(co) * lh * lw + 3;
-      std::vector<float> z(static_cast<std::size_t>(n * low_b));
-      for (auto& v : z) v = std::uniform_real_distribution<float>(-2.f, 2.f)(rng);
-      std::vector<float> ws(conv.workspace_floats(c.h, c.w));
-      std::vector<float> ref(static_cast<std::size_t>(n * (out_b + gap)), -7.f), got = ref;
-      conv.forward(in.ptr<float>(), n, c.h, c.w, in.step[0] / sizeof(float), ref.data(), out_b + gap,
-                   ConvActivation::None, ws.data(), ws.size());
-      for (int i = 0; i < n; ++i)
-        for (int o = 0; o < co; ++o) {
-          float* p = ref.data() + i * (out_b + gap) + static_cast<std::ptrdiff_t>(o) * c.h * c.w;
-          const float* zp = z.data() + i * low_b + static_cast<std::ptrdiff_t>(o) * lh * lw;
-          for (int y = 0; y < c.h; ++y)
-            for (int x = 0; x < c.w; ++x) p[y * c.w + x] += zp[(y / c.f) * lw + x / c.f];
-          if (c.act == ConvActivation::SiLU) silu(p, p, static_cast<std::size_t>(c.h) * c.w);
-          if (c.act == ConvActivation::ReLU)
-            for (int k = 0; k < c.h * c.w; ++k) p[k] = std::max(p[k], 0.f);
-        }
-      const ConvUpscaledAddend addend{z.data(), low_b, c.f};
-      const ConvInput one{in.ptr<float>(), static_cast<std::ptrdiff_t>(in.step[0] / sizeof(float)), ci};
-      conv.forward(&one, 1, n, c.h, c.w, got.data(), out_b + gap, c.act, ws.data(), ws.size(), nullptr, 0,
-                   &addend);
-      // The sums and the addend bit for bit; the SiLU the tiles' own (within 1e-6 of fast_math's).
-      std::size_t differ = 0;
-      for (std::size_t k = 0; k < got.size(); ++k)
-        differ += !(std::fabs(got[k] - ref[k]) <= 2e-6f * std::max(1.f, std::fabs(ref[k])));
-      EXPECT_EQ(differ, 0u) << "of " << got.size();
+  for (const int nthreads : {threads, 3})
+    for (const bool bf16 : {false, true}) {
+      if (bf16 && !(conv_bf16_supported() && GetParam() == ConvIsa::Avx512)) continue;
+      cv::setNumThreads(nthreads);
+      const PackedConv conv(s, wt.ptr<float>(), b.ptr<float>(), GetParam(),
+                            bf16 ? ConvPrecision::Bf16 : ConvPrecision::Fp32);
+      for (const auto& c : addend_cases) {
+        SCOPED_TRACE(std::string(bf16 ? "bf16 " : "fp32 ") + std::to_string(c.h) + "x" + std::to_string(c.w) +
+                     " f" + std::to_string(c.f) + ", " + std::to_string(nthreads) + " threads");
+        const int n = 2, lh = c.h / c.f, lw = c.w / c.f;
+        const cv::Mat in = random_mat({n, ci, c.h, c.w}, 1.f, rng);
+        const std::ptrdiff_t out_b = static_cast<std::ptrdiff_t>(co) * c.h * c.w, gap = 5,
+                             low_b = static_cast<std::ptrdiff_t>(co) * lh * lw + 3;
+        std::vector<float> z(static_cast<std::size_t>(n * low_b));
+        for (auto& v : z) v = std::uniform_real_distribution<float>(-2.f, 2.f)(rng);
+        std::vector<float> ws(conv.workspace_floats(c.h, c.w));
+        std::vector<float> ref(static_cast<std::size_t>(n * (out_b + gap)), -7.f), got = ref;
+        conv.forward(in.ptr<float>(), n, c.h, c.w, in.step[0] / sizeof(float), ref.data(), out_b + gap,
+                     ConvActivation::None, ws.data(), ws.size());
+        for (int i = 0; i < n; ++i)
+          for (int o = 0; o < co; ++o) {
+            float* p = ref.data() + i * (out_b + gap) + static_cast<std::ptrdiff_t>(o) * c.h * c.w;
+            const float* zp = z.data() + i * low_b + static_cast<std::ptrdiff_t>(o) * lh * lw;
+            for (int y = 0; y < c.h; ++y)
+              for (int x = 0; x < c.w; ++x) p[y * c.w + x] += zp[(y / c.f) * lw + x / c.f];
+            if (c.act == ConvActivation::SiLU) silu(p, p, static_cast<std::size_t>(c.h) * c.w);
+            if (c.act == ConvActivation::ReLU)
+              for (int k = 0; k < c.h * c.w; ++k) p[k] = std::max(p[k], 0.f);
+          }
+        const ConvUpscaledAddend addend{z.data(), low_b, c.f};
+        const ConvInput one{in.ptr<float>(), static_cast<std::ptrdiff_t>(in.step[0] / sizeof(float)), ci};
+        conv.forward(&one, 1, n, c.h, c.w, got.data(), out_b + gap, c.act, ws.data(), ws.size(), nullptr, 0,
+                     &addend);
+        // The sums and the addend bit for bit; the SiLU the tiles' own (within 1e-6 of fast_math's).
+        std::size_t differ = 0;
+        for (std::size_t k = 0; k < got.size(); ++k)
+          differ += !(std::fabs(got[k] - ref[k]) <= 2e-6f * std::max(1.f, std::fabs(ref[k])));
+        EXPECT_EQ(differ, 0u) << "of " << got.size();
+      }
     }
-  }
-  // Misuse: a 3x3, a residual, a size the factor does not divide.
+  cv::setNumThreads(threads);
+  // Misuse: a 3x3, a residual, a size the factor does not divide, no data, factor 0.
   std::vector<float> z(64 * 64), out(72 * 64 * 64), ws(1 << 20);
   const cv::Mat in = random_mat({1, ci, 8, 8}, 1.f, rng);
   const ConvUpscaledAddend addend{z.data(), 0, 2};
@@ -927,10 +931,11 @@ TEST_P(ConvVsOpenCV, UpscaledAddendInTheOutputLoopEqualsAPassAfter) {
   EXPECT_THROW(c1.forward(&one, 1, 1, 8, 8, out.data(), 0, ConvActivation::None, ws.data(), ws.size(),
                           z.data(), 0, &addend),
                std::invalid_argument);
-  const ConvUpscaledAddend three{z.data(), 0, 3};
-  EXPECT_THROW(c1.forward(&one, 1, 1, 8, 8, out.data(), 0, ConvActivation::None, ws.data(), ws.size(),
-                          nullptr, 0, &three),
-               std::invalid_argument);
+  for (const ConvUpscaledAddend bad : {ConvUpscaledAddend{z.data(), 0, 3}, ConvUpscaledAddend{nullptr, 0, 2},
+                                       ConvUpscaledAddend{z.data(), 0, 0}})
+    EXPECT_THROW(c1.forward(&one, 1, 1, 8, 8, out.data(), 0, ConvActivation::None, ws.data(), ws.size(),
+                            nullptr, 0, &bad),
+                 std::invalid_argument);
 }
 
 INSTANTIATE_TEST_SUITE_P(Isa, ConvVsOpenCV, ::testing::ValuesIn(levels()),
@@ -993,9 +998,10 @@ TEST(ConvLayer, WinogradChoiceFollowsShapeAndEnvironment) {
               !direct);
     EXPECT_FALSE(PackedConv(shape(16, 64, 3, 1, 1), w.data(), nullptr, ConvIsa::Avx512).winograd(120, 160));
     EXPECT_FALSE(PackedConv(shape(64, 16, 3, 1, 1), w.data(), nullptr, ConvIsa::Avx512).winograd(120, 160));
-    EXPECT_EQ(PackedConv(shape(16, 64, 3, 1, 1), w.data(), nullptr, ConvIsa::Portable).winograd(120, 160),
-              !direct);
   }
+  // The other levels keep Winograd from 8 channels.
+  EXPECT_EQ(PackedConv(shape(16, 64, 3, 1, 1), w.data(), nullptr, ConvIsa::Portable).winograd(120, 160),
+            !direct);
   EXPECT_FALSE(PackedConv(shape(4, 64, 3, 1, 1), w.data(), nullptr, ConvIsa::Portable).winograd(60, 80));
   EXPECT_FALSE(PackedConv(shape(64, 4, 3, 1, 1), w.data(), nullptr, ConvIsa::Portable).winograd(60, 80));
   // Forcing wins over the environment (tests and benchmarks compare both paths in one process).

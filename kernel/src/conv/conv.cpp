@@ -629,6 +629,7 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
                             s.pad_top == 0 && s.pad_left == 0 && s.pad_bottom == 0 && s.pad_right == 0 &&
                             s.groups == 1;
     const int f = addend->factor;
+    // (The shared and band paths of such a layer have wq == ow today; the regions below assume it.)
     if (!one_by_one || residual || !addend->data || f < 1 || g.oh % f || g.ow % f ||
         (!g.direct && g.wq != g.ow))
       throw std::invalid_argument(

@@ -143,7 +143,8 @@ class PackedConv {
   // std::invalid_argument on a count or channel mismatch. `addend`: null, or a low-resolution term added
   // before the activation (1x1 stride-1 unpadded layers without a residual, output sizes divisible by its
   // factor; else std::invalid_argument), in the output loop of each unit of work while its tiles are in
-  // cache; bit for bit forward(act None), then out += up(addend), then act.
+  // cache: forward(act None), then out += up(addend) (the sums bit for bit), then act (SiLU: the tiles' own,
+  // within 1e-6 of fast_math's).
   void forward(const ConvInput* inputs, int ninputs, int n, int h, int w, float* out,
                std::ptrdiff_t out_batch_stride, ConvActivation act, float* workspace,
                std::size_t workspace_size, const float* residual = nullptr,
