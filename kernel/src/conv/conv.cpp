@@ -504,7 +504,6 @@ int block_groups(const Geometry& g, int blocks) {
   const int target = 4 * std::max(1, cv::getNumThreads());
   return g.bands >= target ? 1 : std::min(blocks, (target + g.bands - 1) / g.bands);
 }
-
 }  // namespace
 
 const std::vector<float>& PackedConv::wino_u(int variant) const {
