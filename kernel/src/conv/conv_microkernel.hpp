@@ -283,11 +283,11 @@ inline __attribute__((always_inline)) void dw3_epilogue(const aitw::kernel::conv
 
 // No loop-to-memset/memcpy conversion: a libc call (and vzeroupper) per ring row cost more than the row.
 #if defined(__clang__)
-#define AITW_DW3_NO_LIBCALLS
+#define AITW_NO_LIBCALLS
 #else
-#define AITW_DW3_NO_LIBCALLS __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#define AITW_NO_LIBCALLS __attribute__((optimize("no-tree-loop-distribute-patterns")))
 #endif
-AITW_DW3_NO_LIBCALLS void dw3_rows(const aitw::kernel::conv_detail::Dw3Job& j) {
+AITW_NO_LIBCALLS void dw3_rows(const aitw::kernel::conv_detail::Dw3Job& j) {
   // The job's fields in locals: the output stores could alias it as far as the compiler knows.
   const float* const in = j.in;
   const int h = j.h, w = j.w, y0 = j.y0, y1 = j.y1, nv = (w + kLanes - 1) / kLanes, full = w / kLanes;
@@ -343,7 +343,7 @@ AITW_DW3_NO_LIBCALLS void dw3_rows(const aitw::kernel::conv_detail::Dw3Job& j) {
 // path a libc call per copied row (256 channels at 15 x 20 took 0.11 ms, ONNX Runtime's blocked layout 0.03).
 // Here a channel is one copy in, h * w / lanes vectors of nine unaligned loads and FMAs (a partial sum per
 // kernel column, the outer two masked at the row ends) and one pass for the activation.
-AITW_DW3_NO_LIBCALLS void dw3_flat(const aitw::kernel::conv_detail::Dw3Job& j) {
+AITW_NO_LIBCALLS void dw3_flat(const aitw::kernel::conv_detail::Dw3Job& j) {
   typedef int IVU __attribute__((vector_size(kVecBytes), aligned(4), may_alias));
   const int h = j.h, w = j.w, y0 = j.y0, y1 = j.y1;
   const std::ptrdiff_t n = static_cast<std::ptrdiff_t>(h) * w, nr = j.row_floats;  // each half of the masks
