@@ -62,6 +62,7 @@ asio::awaitable<void> Connection::write_loop(std::shared_ptr<Connection> /*self*
 void Connection::close() {
   if (closing_) return;
   closing_ = true;
+  closing_since_ = Clock::now();
   asio::error_code ec;
   socket_.shutdown(tcp::socket::shutdown_receive, ec);
   if (!writing_) finish_close();
@@ -132,8 +133,8 @@ asio::awaitable<void> Connection::watch(Deadlines d, std::function<void(Missed)>
   // A graceful close (close()) waits for the writer to flush what is queued, the Error that explains the
   // close among it; a peer that reads nothing would hold that open for ever, its socket and queue with it
   // (and a peer blocked writing to us, since we no longer read, never finds out). So the watch goes on until
-  // the socket is closed, and a write under way for longer than the write timeout (else the heartbeat
-  // timeout) closes it at once.
+  // the socket is closed, and closes it at once when the close has lasted longer than the write timeout
+  // (else the heartbeat timeout), or a write has been under way for that long.
   const auto linger = d.write_timeout.count() > 0 ? d.write_timeout : d.heartbeat_timeout;
   auto last_beat = Clock::now();
   while (socket_.is_open()) {
@@ -142,18 +143,33 @@ asio::awaitable<void> Connection::watch(Deadlines d, std::function<void(Missed)>
     if (!socket_.is_open()) break;
     const auto now = Clock::now();
     if (closing_) {
-      if (writing_ && now - write_started_ > linger) close_now();
+      // Counted from close() too, not only from the start of the write under way: that clock restarts with
+      // each message the writer completes, so a writer that still completed one now and then (the kernel's
+      // buffers had room left when the close was decided, or the peer drains slowly) held the close, and
+      // the socket, open for as long as its queue lasted.
+      if (writing_ && (now - write_started_ > linger || now - closing_since_ > linger)) close_now();
       continue;
     }
     std::optional<Missed> missed;
-    if (d.message_timeout.count() > 0 && message_started_ && now - *message_started_ > d.message_timeout)
+    // A write stalled for the write timeout first, whatever else was missed: that peer does not read, an
+    // Error would wait behind the stalled write, so it is closed at once, and as write_timeout (a worker
+    // not scheduled for longer than both deadlines finds both missed at once).
+    if (d.write_timeout.count() > 0 && writing_ && now - write_started_ > d.write_timeout)
+      missed = Missed::WriteStalled;
+    else if (d.message_timeout.count() > 0 && message_started_ && now - *message_started_ > d.message_timeout)
       missed = Missed::Message;
     else if (d.handshake_timeout.count() > 0 && !handshake_done_ && now - connected_at_ > d.handshake_timeout)
       missed = Missed::Handshake;
     else if (now - last_rx_ > d.heartbeat_timeout)
       missed = Missed::Silence;
-    else if (d.write_timeout.count() > 0 && writing_ && now - write_started_ > d.write_timeout)
-      missed = Missed::WriteStalled;
+    if (missed == Missed::Silence) {
+      // Bytes the peer sent wait unread: the worker is late, not the peer. Its reader is held (dispatch
+      // awaits an Init's model load), or it was not scheduled for longer than the deadline and runs this
+      // timer before the read of what arrived meanwhile. Judged again at the next tick, once they are read.
+      // (Not the message deadline: a peer trickling a message's bytes would keep some unread now and then.)
+      asio::error_code ec;
+      if (socket_.available(ec) > 0) missed.reset();
+    }
     if (missed) {
       on_missed(*missed);    // closes, at once or once the writer is done
       if (!closing_) break;  // the owner closes some other way: nothing more to watch

@@ -75,9 +75,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
                                          const std::function<void()>& on_malformed);
 
   // Sends heartbeats and checks the deadlines until closing(); on the first missed one calls `on_missed`
-  // (which decides what to tell the peer and closes). Returns once the socket is closed: a graceful close
-  // whose write has been under way for longer than the write timeout (else the heartbeat timeout) is made
-  // at once (close_now). The caller keeps the connection alive.
+  // (which decides what to tell the peer and closes). A stalled write is checked first; silence is not
+  // judged while bytes the peer sent wait unread (the worker is late, not the peer). Returns once the socket
+  // is closed: a graceful close still under way after the write timeout (else the heartbeat timeout),
+  // counted from close() or from the start of the write under way, whichever is earlier, is made at once
+  // (close_now). The caller keeps the connection alive.
   asio::awaitable<void> watch(Deadlines deadlines, std::function<void(Missed)> on_missed);
   // The first exchange is done: the handshake deadline no longer applies.
   void handshake_done() { handshake_done_ = true; }
@@ -100,6 +102,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Clock::time_point write_started_;
   bool writing_ = false;
   bool closing_ = false;
+  Clock::time_point closing_since_;  // when close() was called
   bool handshake_done_ = false;
   std::function<void()> on_closed_, on_write_error_, on_overflow_;
   Clock::time_point connected_at_ = Clock::now();
