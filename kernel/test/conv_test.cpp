@@ -669,6 +669,60 @@ TEST(ConvBf16, EveryShapeClassAgainstOpenCvsFp32) {
   }
 }
 
+// bf16 3x3 tiles over output channels pack the input's channel pairs band by band, each unit into its
+// thread's buffer (its band's input rows and their halo): the bands follow the thread count (4 per thread),
+// the output must not. Stride 1 and 2, odd heights and widths (the pixel-by-pixel column), an odd channel
+// count (the last pair half empty), a partial output block, batch 2, the residual, more bands than rows;
+// 1, 2, 3 and 5 threads bit for bit, and OpenCV's fp32 convolution within bf16's tolerance.
+TEST(ConvBf16, BandsOfPairsFollowTheThreadsNotTheOutput) {
+  if (!conv_bf16_supported()) GTEST_SKIP() << "this CPU has no AVX512_BF16: no bf16 tiles to compare";
+  register_dnn_layers();
+  std::mt19937 rng(43);
+  const int threads = cv::getNumThreads();
+  struct Restore {
+    int threads;
+    ~Restore() { cv::setNumThreads(threads); }
+  } restore{threads};
+  const std::vector<Case> shapes = {{"s1", shape(33, 40, 3, 1, 1), 2, 37, 45},
+                                    {"s2", shape(16, 32, 3, 2, 1), 1, 61, 83},
+                                    {"s2_even", shape(24, 64, 3, 2, 1), 1, 40, 64},
+                                    {"s1_few_rows", shape(32, 48, 3, 1, 1), 1, 3, 21},
+                                    {"s2_one_row", shape(18, 32, 3, 2, 1), 1, 1, 30}};
+  for (const auto& c : shapes) {
+    const auto& s = c.s;
+    const cv::Mat w =
+        random_mat({s.out_channels, s.in_channels, 3, 3}, 1.f / std::sqrt(9.f * s.in_channels), rng);
+    const cv::Mat b = random_mat({s.out_channels}, 0.5f, rng);
+    const cv::Mat in = random_mat({c.n, s.in_channels, c.h, c.w}, 2.f, rng);
+    const cv::Mat ref = opencv_conv(s, w, b, in);
+    PackedConv conv(s, w.ptr<float>(), b.ptr<float>(), ConvIsa::Avx512, ConvPrecision::Bf16);
+    ASSERT_EQ(conv.precision(), ConvPrecision::Bf16);
+    const std::ptrdiff_t in_b = static_cast<std::ptrdiff_t>(s.in_channels) * c.h * c.w,
+                         out_b = static_cast<std::ptrdiff_t>(ref.total() / c.n);
+    const cv::Mat skip = random_mat({ref.size[0], ref.size[1], ref.size[2], ref.size[3]}, 1.f, rng);
+    std::vector<float> ws(conv.workspace_floats(c.h, c.w));
+    for (const bool with_skip : {false, true}) {
+      cv::Mat expect = activated(ref, ConvActivation::SiLU);
+      if (with_skip) expect += skip;
+      cv::Mat first;
+      for (const int t : {1, 2, 3, 5}) {
+        SCOPED_TRACE(std::string(c.name) + " threads " + std::to_string(t) + " skip " +
+                     std::to_string(with_skip));
+        cv::setNumThreads(t);
+        cv::Mat got(ref.dims, ref.size.p, CV_32F, cv::Scalar(-7));
+        conv.forward(in.ptr<float>(), c.n, c.h, c.w, in_b, got.ptr<float>(), out_b, ConvActivation::SiLU,
+                     ws.data(), ws.size(), with_skip ? skip.ptr<float>() : nullptr, out_b);
+        EXPECT_LE(max_rel_diff(got, expect), 1e-2);
+        if (first.empty()) {
+          first = got;
+        } else {
+          EXPECT_EQ(0, std::memcmp(first.ptr<float>(), got.ptr<float>(), first.total() * sizeof(float)));
+        }
+      }
+    }
+  }
+}
+
 // int8-grid weights, as the shared models' (integers in [-127, 127] times the channel's max |w| / 127): in
 // bf16 they are packed as their integers, exact, and scaled in the epilogue, so the bf16 convolution is the
 // fp32 convolution of the bf16-rounded input, to fp32 summation order (<= 1e-5; bf16-rounded weights are

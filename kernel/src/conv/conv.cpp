@@ -35,14 +35,14 @@ const KernelSet& kernels_for(ConvIsa isa, bool bf16 = false) {
 }
 
 // 3x3 padding 1, stride 1 or 2, on the tiles over output channels (KernelSet::oc_tile; in bf16 on the input
-// converted to pair planes first): no band copy or phase split. Alone, AVX-512, 2 threads, ms (pixel-vector
-// tiles on phase planes -> these): stride 2 64 -> 64 at 120 x 160 1.17 -> 0.99, 128 -> 128 at 60 x 80 1.18 ->
-// 0.97, 128 -> 256 at 30 x 40 0.64 -> 0.49, 16 -> 32 at 240 x 320 0.65 -> 0.60. With 3 input channels (YOLO's
-// first layer, K = 27) the transposed stores outweigh the sums: 0.41 -> 0.62, so few input channels keep the
-// phase planes; at stride 1 so do fewer output channels than one block (half a block's lanes would be
-// wasted), except exactly one vector of them, which the half-width tiles (KernelSet::oc_half) take: 16 output
-// channels, 2 threads, Zen 4 VM, band path -> these: 16 -> 16 at 120 x 160 0.57 -> 0.47 ms, 32 -> 16 at 60 x
-// 80 0.26 -> 0.22, 16 -> 16 at 60 x 80 0.15 -> 0.12, 64 -> 16 at 30 x 40 0.16 -> 0.10.
+// converted to pair planes band by band): no band copy or phase split. Alone, AVX-512, 2 threads, ms
+// (pixel-vector tiles on phase planes -> these): stride 2 64 -> 64 at 120 x 160 1.17 -> 0.99, 128 -> 128 at
+// 60 x 80 1.18 -> 0.97, 128 -> 256 at 30 x 40 0.64 -> 0.49, 16 -> 32 at 240 x 320 0.65 -> 0.60. With 3 input
+// channels (YOLO's first layer, K = 27) the transposed stores outweigh the sums: 0.41 -> 0.62, so few input
+// channels keep the phase planes; at stride 1 so do fewer output channels than one block (half a block's
+// lanes would be wasted), except exactly one vector of them, which the half-width tiles (KernelSet::oc_half)
+// take: 16 output channels, 2 threads, Zen 4 VM, band path -> these: 16 -> 16 at 120 x 160 0.57 -> 0.47 ms,
+// 32 -> 16 at 60 x 80 0.26 -> 0.22, 16 -> 16 at 60 x 80 0.15 -> 0.12, 64 -> 16 at 30 x 40 0.16 -> 0.10.
 bool oc_path(const ConvShape& s, const KernelSet& k) {
   const int stride = s.stride_w;
   return stride >= 1 && stride <= 2 && s.stride_h == stride && k.oc_tile[stride - 1][0] && !s.depthwise() &&
@@ -576,9 +576,8 @@ int PackedConv::winograd_rows(int h) {
 
 std::size_t PackedConv::workspace_floats(int h, int w) const {
   if (winograd(h, w)) return 0;  // per-thread buffers
-  // bf16 over output channels: the input as channel pairs, one plane per pair.
-  if (oc_ && bf16_) return static_cast<std::size_t>((shape_.in_channels + 1) / 2) * h * w;
-  if (dw3_path(shape_) || oc_) return 0;  // read in place (dw3: per-thread scratch)
+  // Read in place (dw3, and bf16 tiles over output channels: per-thread buffers).
+  if (dw3_path(shape_) || oc_) return 0;
   const Geometry g = geometry(shape_, h, w, kernels_for(isa_, bf16_).tile_px, bf16_);
   if (g.direct || g.shared) return g.band_floats;
   const int blocks = (shape_.out_channels + co_block_ - 1) / co_block_;
@@ -771,32 +770,21 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
       const int S = shape_.stride_w, P = k.oc_px;
       const int fast = S == 2 && w % 2 ? g.ow - 1 : g.ow, tiles = fast >= P ? (fast + P - 1) / P : 0;
       const std::ptrdiff_t wblock = static_cast<std::ptrdiff_t>(pc) * 9 * CB;
-      // bf16: the image's channel pairs into pair planes first (one pass), which the tiles read in place.
-      const float* oc_in = seg[0];
-      int oc_channels = seg_channels[0], oc_more = ninputs - 1;
-      if (bf16_) {
-        const std::ptrdiff_t hw = static_cast<std::ptrdiff_t>(h) * w;
-        parallel_for(cv::Range(0, pc), [&](const cv::Range& r) {
-          for (int c = r.start; c < r.end; ++c)
-            k.pack_pairs(channel(2 * c), 2 * c + 1 < ci ? channel(2 * c + 1) : nullptr, hw,
-                         workspace + c * hw);
-        });
-        oc_in = workspace;
-        oc_channels = pc;
-        oc_more = 0;
-      }
-      parallel_for(cv::Range(0, g.oh * nblk), [&](const cv::Range& r) {
-        for (int u = r.start; u < r.end; ++u) {
+      // Units [u0, u1) of (output row, block), rows outer, reading `in` (channel stride `plane`) whose row 0
+      // is input row `iy0`.
+      auto units_out = [&](int u0, int u1, const float* in, std::ptrdiff_t plane, int channels, int more,
+                           int iy0) {
+        for (int u = u0; u < u1; ++u) {
           const int oy = u / nblk, blk = u % nblk;
           const std::ptrdiff_t row =
               static_cast<std::ptrdiff_t>(blk) * CB * out_plane + static_cast<std::ptrdiff_t>(oy) * g.ow;
-          const std::ptrdiff_t iy = static_cast<std::ptrdiff_t>(S * oy - 1) * w;
+          const std::ptrdiff_t iy = static_cast<std::ptrdiff_t>(S * oy - 1 - iy0) * w;
           // A last block of at most one vector of channels: the half-width tiles.
           const auto& tiles_for = co - blk * CB <= k.lanes && k.oc_half[0][0] ? k.oc_half : k.oc_tile;
-          conv_detail::OcJob j{oc_in,
-                               static_cast<std::ptrdiff_t>(h) * w,
-                               oc_channels,
-                               oc_more,
+          conv_detail::OcJob j{in,
+                               plane,
+                               channels,
+                               more,
                                seg + 1,
                                seg_channels + 1,
                                0,
@@ -828,6 +816,36 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
             k.oc_one(j);
           }
         }
+      };
+      if (bf16_) {
+        // bf16: bands of output rows, each unit packing the channel pairs of its band's input rows (and their
+        // halo) into its thread's buffer, then computing every block of those rows. The whole image's pairs
+        // packed first, by a parallel loop of their own, into the workspace (one more pass over memory and
+        // one more join): 0.3-0.5 ms more on YOLO11n's bf16 forward, 0.7 on YOLOv8n's (Zen 5 VM, 2 threads;
+        // 8 -> 16 at 120 x 160 0.214 -> 0.158 ms, 16 -> 32 at 60 x 80 0.144 -> 0.098, YOLOv8n's 16 -> 16 pair
+        // at 120 x 160 0.541 -> 0.421, model.3 0.370 -> 0.299).
+        const int bands = std::min(g.oh, 4 * std::max(1, cv::getNumThreads()));
+        parallel_for(cv::Range(0, bands), [&](const cv::Range& r) {
+          thread_local std::vector<float> buf;
+          for (int band = r.start; band < r.end; ++band) {
+            const int oy0 = band * g.oh / bands, oy1 = (band + 1) * g.oh / bands;
+            const int iy0 = std::max(0, S * oy0 - 1), iy1 = std::min(h, S * (oy1 - 1) + 2);
+            const std::ptrdiff_t plane = static_cast<std::ptrdiff_t>(iy1 - iy0) * w,
+                                 at = static_cast<std::ptrdiff_t>(iy0) * w;
+            if (buf.size() < static_cast<std::size_t>(pc * plane))
+              buf.resize(static_cast<std::size_t>(pc * plane));
+            for (int c = 0; c < pc; ++c)
+              k.pack_pairs(channel(2 * c) + at, 2 * c + 1 < ci ? channel(2 * c + 1) + at : nullptr, plane,
+                           buf.data() + c * plane);
+            units_out(oy0 * nblk, oy1 * nblk, buf.data(), plane, pc, 0, iy0);
+          }
+        });
+        continue;
+      }
+      // fp32: the inputs read in place.
+      parallel_for(cv::Range(0, g.oh * nblk), [&](const cv::Range& r) {
+        units_out(r.start, r.end, seg[0], static_cast<std::ptrdiff_t>(h) * w, seg_channels[0], ninputs - 1,
+                  0);
       });
       continue;
     }

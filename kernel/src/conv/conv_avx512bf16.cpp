@@ -5,7 +5,8 @@
 // 32-bit bf16 pair per pixel, built by pack_pairs when the band is split) and the weights pairs packed the
 // same way; accumulation, bias, activation and residual stay fp32 (the fp32 tile's epilogue). The 3x3 tiles
 // over output channels likewise (conv_microkernel.hpp's oc_tile with the OcBf16 multiply-add below): their
-// input is converted to pair planes once per layer, and each tap broadcasts a pixel's pair. Per kind, sum of
+// input is converted to pair planes band by band (each unit its band's rows), and each tap broadcasts a
+// pixel's pair. Per kind, sum of
 // YOLO11n's layers, 2 threads, Zen 4 VM, same process as fp32 (pixel-vector tiles on pair bands -> these):
 // 3x3 stride 1 14.3 -> 10.8 ms (fp32 18.2-19.0), stride 2 13.1 -> 9.4 (fp32 15.6-15.7). Compiled for
 // AVX512_BF16 inside this file only, picked at run time (conv.cpp) for convolutions asked to run in bf16.
