@@ -633,6 +633,9 @@ TEST(ConvBf16, EveryShapeClassAgainstOpenCvsFp32) {
   std::vector<Case> all = cases();
   all.push_back({"1x1_many_outputs_banded", shape(20, 66, 1, 1, 0), 2, 110, 121});
   all.push_back({"1x1_odd_inputs_banded", shape(21, 70, 1, 1, 0), 1, 110, 121});
+  // A whole small image of many tiles (19 of 48 pixels, the last of 35): each unit packs its own tiles'
+  // pairs.
+  all.push_back({"1x1_units_pack_their_tiles", shape(21, 70, 1, 1, 0), 2, 29, 31});
   for (const auto& c : all) {
     SCOPED_TRACE(c.name);
     const auto& s = c.s;
