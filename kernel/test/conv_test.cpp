@@ -726,6 +726,61 @@ TEST(ConvBf16, BandsOfPairsFollowTheThreadsNotTheOutput) {
   }
 }
 
+// bf16 1x1 on a small image of many tiles (the shared path, 8+ tiles per thread): each unit packs its own
+// tiles' channel pairs. At 1, 2 and 3 threads (the units follow the thread count; at 3, 19 tiles are few and
+// the whole image is packed first): the same output bit for bit, and OpenCV's within bf16's tolerance. Two
+// inputs of odd channel counts (a Concat read in place: a pair across them, the last pair half empty), batch
+// 2, a partial last tile and output block; and an unpadded 3x3, whose tiles read rows below their own, which
+// must not take that path.
+TEST(ConvBf16, UnitsPackTheirOwnTilesAtAnyThreadCount) {
+  if (!conv_bf16_supported()) GTEST_SKIP() << "this CPU has no AVX512_BF16: no bf16 tiles to compare";
+  register_dnn_layers();
+  std::mt19937 rng(47);
+  const int threads = cv::getNumThreads();
+  struct Restore {
+    int threads;
+    ~Restore() { cv::setNumThreads(threads); }
+  } restore{threads};
+  const std::vector<Case> shapes = {{"1x1", shape(21, 70, 1, 1, 0), 2, 29, 31},
+                                    {"3x3_unpadded", shape(21, 32, 3, 1, 0), 1, 31, 33}};
+  for (const auto& c : shapes) {
+    const auto& s = c.s;
+    const int taps = s.kernel_h * s.kernel_w;
+    const cv::Mat w = random_mat({s.out_channels, s.in_channels, s.kernel_h, s.kernel_w},
+                                 1.f / std::sqrt(static_cast<float>(taps * s.in_channels)), rng);
+    const cv::Mat b = random_mat({s.out_channels}, 0.5f, rng);
+    const cv::Mat in = random_mat({c.n, s.in_channels, c.h, c.w}, 2.f, rng);
+    const cv::Mat ref = opencv_conv(s, w, b, in);
+    const cv::Mat expect = activated(ref, ConvActivation::SiLU);
+    PackedConv conv(s, w.ptr<float>(), b.ptr<float>(), ConvIsa::Avx512, ConvPrecision::Bf16);
+    ASSERT_EQ(conv.precision(), ConvPrecision::Bf16);
+    const std::ptrdiff_t plane = static_cast<std::ptrdiff_t>(c.h) * c.w, in_b = s.in_channels * plane,
+                         out_b = static_cast<std::ptrdiff_t>(ref.total() / c.n);
+    // The input in two parts of 9 and 12 channels, each in its own buffer.
+    std::vector<float> a(static_cast<std::size_t>(c.n * in_b)), z(a.size());
+    for (int i = 0; i < c.n; ++i) {
+      std::copy_n(in.ptr<float>() + i * in_b, 9 * plane, a.data() + i * in_b);
+      std::copy_n(in.ptr<float>() + i * in_b + 9 * plane, (s.in_channels - 9) * plane, z.data() + i * in_b);
+    }
+    const ConvInput parts[2] = {{a.data(), in_b, 9}, {z.data(), in_b, s.in_channels - 9}};
+    cv::Mat first;
+    for (const int t : {1, 2, 3}) {
+      SCOPED_TRACE(std::string(c.name) + " threads " + std::to_string(t));
+      cv::setNumThreads(t);
+      std::vector<float> ws(conv.workspace_floats(c.h, c.w));
+      cv::Mat got(ref.dims, ref.size.p, CV_32F, cv::Scalar(-7));
+      conv.forward(parts, 2, c.n, c.h, c.w, got.ptr<float>(), out_b, ConvActivation::SiLU, ws.data(),
+                   ws.size());
+      EXPECT_LE(max_rel_diff(got, expect), 1e-2);
+      if (first.empty()) {
+        first = got;
+      } else {
+        EXPECT_EQ(0, std::memcmp(first.ptr<float>(), got.ptr<float>(), first.total() * sizeof(float)));
+      }
+    }
+  }
+}
+
 // int8-grid weights, as the shared models' (integers in [-127, 127] times the channel's max |w| / 127): in
 // bf16 they are packed as their integers, exact, and scaled in the epilogue, so the bf16 convolution is the
 // fp32 convolution of the bf16-rounded input, to fp32 summation order (<= 1e-5; bf16-rounded weights are

@@ -917,8 +917,9 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
       // parallel loop of its own first (as the tiles over output channels do by bands). Alternated runs, Zen
       // 5 VM, 2 threads: YOLO11n's model.6, model.13 and model.19 0.586 / 0.574 / 0.498 -> 0.542 / 0.545 /
       // 0.473 ms, YOLOv8n's model.12, model.18 and model.6 0.711 / 0.626 / 0.927 -> 0.655 / 0.590 / 0.892.
-      // Fewer tiles (15 x 20) split blocks only: every unit would pack the whole image.
-      const bool unit_pack = g.shared && !few && bf16_ && g.planes == 1 && g.wq == w &&
+      // Fewer tiles (15 x 20) split blocks only: every unit would pack the whole image. One tap only: a
+      // unit's tiles must read no rows below their own (an unpadded 3x3 takes this path too).
+      const bool unit_pack = g.shared && !few && bf16_ && g.ntaps == 1 && g.planes == 1 && g.wq == w &&
                              g.channel == static_cast<std::ptrdiff_t>(h) * w;
       if (g.shared && !unit_pack) {
         parallel_for(cv::Range(0, pc), [&](const cv::Range& r) {
@@ -938,7 +939,7 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
         std::fill(workspace + pc * g.channel, workspace + pc * g.channel + slack, 0.f);
         base = workspace;
         more = 0;
-      } else if (flat % T) {
+      } else if (!g.shared && flat % T) {
         const std::ptrdiff_t p0 = flat - flat % T;
         for (int c = 0; c < ci; ++c) {
           float* t = workspace + static_cast<std::ptrdiff_t>(c) * T;
