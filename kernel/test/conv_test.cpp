@@ -675,7 +675,7 @@ TEST(ConvBf16, EveryShapeClassAgainstOpenCvsFp32) {
 // bf16 3x3 tiles over output channels pack the input's channel pairs band by band, each unit into its
 // thread's buffer (its band's input rows and their halo): the bands follow the thread count (4 per thread),
 // the output must not. Stride 1 and 2, odd heights and widths (the pixel-by-pixel column), an odd channel
-// count (the last pair half empty), a partial output block, batch 2, the residual, more bands than rows;
+// count (the last pair half empty), a partial output block, batch 2, the residual, a row per band;
 // 1, 2, 3 and 5 threads bit for bit, and OpenCV's fp32 convolution within bf16's tolerance.
 TEST(ConvBf16, BandsOfPairsFollowTheThreadsNotTheOutput) {
   if (!conv_bf16_supported()) GTEST_SKIP() << "this CPU has no AVX512_BF16: no bf16 tiles to compare";
