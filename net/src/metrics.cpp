@@ -65,6 +65,8 @@ std::string render_prometheus(const ServerStats& s) {
          s.draining ? 1 : 0);
   metric("connections_active", "gauge", "Open worker sessions", s.connections_active);
   metric("connections_total", "counter", "Sessions accepted", s.connections_total);
+  metric("messages_received_total", "counter", "Messages received from peers, heartbeats included",
+         s.messages_received_total);
   metric("frames_received_total", "counter", "Frame messages received", s.frames_received_total);
   metric("frames_processed_total", "counter", "Frames answered with a Result", s.frames_processed_total);
   metric("models_loaded", "gauge", "Models held in memory", s.models_loaded);

@@ -259,10 +259,12 @@ awaitable<void> Server::Impl::run_held_inits(std::shared_ptr<Session> s) {
 }
 
 awaitable<void> Server::Impl::dispatch(std::shared_ptr<Session> s, v1::Envelope e) {
-  if (e.has_frame()) {
-    stats.update([](ServerStats& st) { ++st.frames_received_total; });
-    ++s->record.frames_received;
-  }
+  const bool frame = e.has_frame();
+  stats.update([frame](ServerStats& st) {
+    ++st.messages_received_total;
+    if (frame) ++st.frames_received_total;
+  });
+  if (frame) ++s->record.frames_received;
   auto a = on_client_message(*s, e, s->id);
   switch (a.kind) {
     case SessionAction::Kind::Init:

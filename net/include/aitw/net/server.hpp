@@ -90,6 +90,7 @@ bool tokens_equal(const std::string& a, const std::string& b);
 struct ServerStats {
   WorkerState state = WorkerState::Idle;
   std::uint64_t connections_active = 0, connections_total = 0;
+  std::uint64_t messages_received_total = 0;  // every message read from a peer, heartbeats included
   std::uint64_t frames_received_total = 0, frames_processed_total = 0, results_sent_total = 0;
   std::uint64_t transitions_to_idle_total = 0, models_loaded = 0;
   std::uint64_t model_loads_total = 0;  // loads started (one per model however many sessions ask at once)
