@@ -39,10 +39,11 @@ std::string heartbeat_burst(int n = 4096) {
 }
 
 // `chunks` x 1024 heartbeats, each chunk written once the worker has read the one before (or closed), and
-// never reading the echoes. Unpaced, the peer outran the worker's reads, its TCP met a zero window, and the
-// window update did not come (loopback's 64 KB MSS; receive buffers under a loaded CI machine's memory
-// pressure): the peer's persist probes backed off for ~104 s while the worker, which had read everything,
-// rightly found it silent (two CI runs: "silent" after a 107 s test). Returns the first write error.
+// never reading the echoes. These peers keep the default receive buffer: with SO_RCVBUF at 4 KB the peer's
+// kernel dropped the worker's 64 KB loopback segments, and the ACKs they carried for the peer's own bytes,
+// so the peer's writes stalled on retransmission backoff for minutes while the worker, which had read
+// everything, rightly found it silent (clean-clone CI runs: "silent", then "Connection reset" after 107 s;
+// and after 214 s under ASan with the pacing alone). Returns the first write error.
 asio::error_code paced_heartbeats(Peer& p, Server& server, int chunks) {
   const std::string chunk = heartbeat_burst(1024);
   const std::uint64_t base = server.stats().messages_received_total;
@@ -140,7 +141,7 @@ TEST(ServerHardening, NeverReadingPeerIsClosedAtTheQueuedBytesBound) {
   ServerConfig cfg;
   cfg.max_queued_bytes = 1 << 20;
   auto server = start_server(cfg);
-  Peer p(server->port(), 5, 4096);  // a small receive buffer: what is unread stays in the worker
+  Peer p(server->port(), 5);
   p.handshake();
   // Heartbeats (up to 8M, ~130 MB of echoes); the write fails once the worker has closed the connection.
   const asio::error_code ec = paced_heartbeats(p, *server, 8192);
@@ -162,7 +163,7 @@ TEST(ServerHardening, NeverReadingPeerIsClosedAtTheQueuedBytesBound) {
 // wait unread, and checks the stalled write first.
 TEST(ServerHardening, PeerThatStopsReadingIsClosedAfterTheHeartbeatTimeout) {
   auto server = start_server(non_reader_config(3s));
-  Peer p(server->port(), 5, 4096);
+  Peer p(server->port(), 5);
   // Echoes enough to fill both kernel buffers (the worker's send buffer grows to 4 MiB at most).
   const auto t0 = std::chrono::steady_clock::now();
   asio::error_code ec = paced_heartbeats(p, *server, 800);
@@ -203,7 +204,7 @@ TEST(ServerHardening, GracefulCloseTowardAPeerThatReadsNothingIsBounded) {
   ServerConfig cfg = non_reader_config(3s);
   cfg.message_timeout = 300ms;
   auto server = start_server(cfg);
-  Peer p(server->port(), 5, 4096);
+  Peer p(server->port(), 5);
   const std::string burst = heartbeat_burst();
   // ~6.5 MB of heartbeats: their echoes fill both kernel buffers (the worker's grows to 4 MiB at most).
   asio::error_code ec = paced_heartbeats(p, *server, 320);
