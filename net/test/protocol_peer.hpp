@@ -60,7 +60,9 @@ struct Peer {
   asio::io_context io;
   tcp::socket s{io};
   // `receive_buffer` > 0: SO_RCVBUF, set before connecting (shrinking it on an open connection, below the
-  // window already advertised, makes the kernel drop segments and back off for minutes).
+  // window already advertised, makes the kernel drop segments and back off for minutes). Even set before, a
+  // buffer far below loopback's 64 KB segments drops them when it fills, and the ACKs they carry: a peer that
+  // also writes then stalls on retransmission backoff (drain_test.cpp's non-reading peers keep the default).
   explicit Peer(std::uint16_t port, int timeout_s = 5, int receive_buffer = 0) : timeout_s_(timeout_s) {
     if (receive_buffer > 0) {
       s.open(tcp::v4());
