@@ -781,6 +781,160 @@ TEST(ConvBf16, UnitsPackTheirOwnTilesAtAnyThreadCount) {
   }
 }
 
+// Channel pairs between bf16 layers (ConvInput::pairs, forward's out_pairs): a bf16 convolution rounds its
+// fp32 input to bf16 pairs before it multiplies, so reading the pairs a producer wrote gives the same output
+// bit for bit, and a producer writing pairs writes exactly the pairs of its fp32 output. The reference pairs
+// are rounded here (to nearest even, as vcvtneps2bf16), not by the kernels. Every path the bf16 kernels take:
+// tiles over output channels (stride 1 and 2), bands (3 -> 16 stride 2 on a large image, a 1x1 on a large
+// one), a small image shared by units of tiles or of blocks, tiles with dropped columns (an unpadded 3x3);
+// odd channel counts (the last pair's high half 0), two images, 1 to 3 threads, an input in two parts.
+TEST(ConvBf16, ChannelPairsInAndOutAreThePairsOfTheFp32Tensors) {
+  if (!conv_bf16_supported()) GTEST_SKIP() << "this CPU has no AVX512_BF16: no bf16 tiles to compare";
+  std::mt19937 rng(53);
+  const int threads = cv::getNumThreads();
+  struct Restore {
+    int threads;
+    ~Restore() { cv::setNumThreads(threads); }
+  } restore{threads};
+  const auto bf16_bits = [](float x) {
+    std::uint32_t b;
+    std::memcpy(&b, &x, sizeof b);
+    return (b + 0x7fffu + ((b >> 16) & 1u)) >> 16;
+  };
+  // n images `image` floats apart of `c` channels of `plane` floats -> pairs, laid out the same.
+  const auto to_pairs = [&](const float* x, int n, int c, std::ptrdiff_t plane, std::ptrdiff_t image) {
+    std::vector<float> p(static_cast<std::size_t>(n * image), 0.f);
+    for (int b = 0; b < n; ++b)
+      for (int q = 0; q < (c + 1) / 2; ++q)
+        for (std::ptrdiff_t i = 0; i < plane; ++i) {
+          const std::uint32_t lo = bf16_bits(x[b * image + 2 * q * plane + i]),
+                              hi = 2 * q + 1 < c ? bf16_bits(x[b * image + (2 * q + 1) * plane + i]) : 0u;
+          const std::uint32_t word = lo | hi << 16;
+          std::memcpy(&p[static_cast<std::size_t>(b * image + q * plane + i)], &word, sizeof word);
+        }
+    return p;
+  };
+  const auto same_pairs = [](const std::vector<float>& a, const float* b, int n, int c,
+                             std::ptrdiff_t plane) {
+    for (int i = 0; i < n; ++i)
+      if (std::memcmp(a.data() + i * c * plane, b + i * c * plane, sizeof(float) * ((c + 1) / 2) * plane))
+        return false;
+    return true;
+  };
+  const std::vector<Case> cases = {
+      {"oc_s1", shape(21, 69, 3, 1, 1), 2, 13, 27},       {"oc_s2", shape(16, 40, 3, 2, 1), 2, 17, 23},
+      {"band_stem", shape(3, 16, 3, 2, 1), 1, 120, 160},  {"band_1x1", shape(32, 81, 1, 1, 0), 1, 100, 120},
+      {"shared_1x1", shape(21, 70, 1, 1, 0), 2, 29, 31},  {"few_1x1", shape(22, 96, 1, 1, 0), 2, 9, 11},
+      {"3x3_unpadded", shape(21, 33, 3, 1, 0), 1, 31, 33}};
+  for (const auto& c : cases) {
+    const auto& s = c.s;
+    const int taps = s.kernel_h * s.kernel_w;
+    const cv::Mat w = random_mat({s.out_channels, s.in_channels, s.kernel_h, s.kernel_w},
+                                 1.f / std::sqrt(static_cast<float>(taps * s.in_channels)), rng);
+    const cv::Mat b = random_mat({s.out_channels}, 0.5f, rng);
+    const cv::Mat in = random_mat({c.n, s.in_channels, c.h, c.w}, 2.f, rng);
+    PackedConv conv(s, w.ptr<float>(), b.ptr<float>(), ConvIsa::Avx512, ConvPrecision::Bf16);
+    ASSERT_EQ(conv.precision(), ConvPrecision::Bf16) << c.name;
+    const int oh = s.out_h(c.h), ow = s.out_w(c.w);
+    const std::ptrdiff_t plane = static_cast<std::ptrdiff_t>(c.h) * c.w, in_b = s.in_channels * plane,
+                         oplane = static_cast<std::ptrdiff_t>(oh) * ow, out_b = s.out_channels * oplane;
+    const std::vector<float> in_pairs = to_pairs(in.ptr<float>(), c.n, s.in_channels, plane, in_b);
+    // The input in two parts: `split` fp32 channels (an even count), then the rest as pairs.
+    const int split = s.in_channels > 10 ? 10 : 2;
+    std::vector<float> head(static_cast<std::size_t>(c.n * in_b)), tail_fp32(head.size());
+    for (int i = 0; i < c.n; ++i) {
+      std::copy_n(in.ptr<float>() + i * in_b, split * plane, head.data() + i * in_b);
+      std::copy_n(in.ptr<float>() + i * in_b + split * plane, (s.in_channels - split) * plane,
+                  tail_fp32.data() + i * in_b);
+    }
+    const std::vector<float> tail_pairs = to_pairs(tail_fp32.data(), c.n, s.in_channels - split, plane, in_b);
+    for (const int t : {1, 2, 3}) {
+      SCOPED_TRACE(std::string(c.name) + " threads " + std::to_string(t));
+      cv::setNumThreads(t);
+      std::vector<float> ws(conv.workspace_floats(c.h, c.w));
+      std::vector<float> ref(static_cast<std::size_t>(c.n * out_b));
+      conv.forward(in.ptr<float>(), c.n, c.h, c.w, in_b, ref.data(), out_b, ConvActivation::SiLU, ws.data(),
+                   ws.size());
+      const std::vector<float> ref_pairs = to_pairs(ref.data(), c.n, s.out_channels, oplane, out_b);
+      const ConvInput fp32_in{in.ptr<float>(), in_b, s.in_channels},
+          pairs_in{in_pairs.data(), in_b, s.in_channels, true};
+      const ConvInput parts[2] = {{head.data(), in_b, split},
+                                  {tail_pairs.data(), in_b, s.in_channels - split, true}};
+      std::vector<float> got(ref.size(), -7.f);
+      conv.forward(&pairs_in, 1, c.n, c.h, c.w, got.data(), out_b, ConvActivation::SiLU, ws.data(),
+                   ws.size());
+      EXPECT_EQ(got, ref) << "pairs in";
+      std::fill(got.begin(), got.end(), -7.f);
+      conv.forward(parts, 2, c.n, c.h, c.w, got.data(), out_b, ConvActivation::SiLU, ws.data(), ws.size());
+      EXPECT_EQ(got, ref) << "fp32 and pairs in";
+      std::fill(got.begin(), got.end(), -7.f);
+      conv.forward(&fp32_in, 1, c.n, c.h, c.w, got.data(), out_b, ConvActivation::SiLU, ws.data(), ws.size(),
+                   nullptr, 0, nullptr, true);
+      EXPECT_TRUE(same_pairs(ref_pairs, got.data(), c.n, s.out_channels, oplane)) << "pairs out";
+      std::fill(got.begin(), got.end(), -7.f);
+      conv.forward(&pairs_in, 1, c.n, c.h, c.w, got.data(), out_b, ConvActivation::SiLU, ws.data(), ws.size(),
+                   nullptr, 0, nullptr, true);
+      EXPECT_TRUE(same_pairs(ref_pairs, got.data(), c.n, s.out_channels, oplane)) << "pairs in and out";
+    }
+  }
+}
+
+// What pairs take, refused with the reason: a bf16 convolution, an even first channel, no residual out.
+TEST(ConvBf16, ChannelPairsRefuseWhatTheyCannotCarry) {
+  std::mt19937 rng(59);
+  const ConvShape s = shape(12, 96, 1, 1, 0);
+  const cv::Mat w = random_mat({96, 12, 1, 1}, 0.3f, rng), in = random_mat({1, 12, 8, 8}, 1.f, rng);
+  std::vector<float> out(96 * 64), res(96 * 64, 0.f);
+  const auto run = [&](const PackedConv& conv, const ConvInput* inputs, int ninputs, const float* residual,
+                       bool out_pairs) {
+    std::vector<float> ws(conv.workspace_floats(8, 8));
+    conv.forward(inputs, ninputs, 1, 8, 8, out.data(), 96 * 64, ConvActivation::None, ws.data(), ws.size(),
+                 residual, residual ? 96 * 64 : 0, nullptr, out_pairs);
+  };
+  const ConvInput plain{in.ptr<float>(), 12 * 64, 12};
+  const ConvInput pairs{in.ptr<float>(), 12 * 64, 12, true};
+  const ConvIsa isa = conv_isa_supported(ConvIsa::Avx512) ? ConvIsa::Avx512 : conv_best_isa();
+  PackedConv fp32(s, w.ptr<float>(), nullptr, isa, ConvPrecision::Fp32);
+  EXPECT_THROW(run(fp32, &pairs, 1, nullptr, false), std::invalid_argument);
+  EXPECT_THROW(run(fp32, &plain, 1, nullptr, true), std::invalid_argument);
+  if (!conv_bf16_supported()) return;
+  PackedConv bf16(s, w.ptr<float>(), nullptr, ConvIsa::Avx512, ConvPrecision::Bf16);
+  ASSERT_EQ(bf16.precision(), ConvPrecision::Bf16);
+  EXPECT_NO_THROW(run(bf16, &pairs, 1, nullptr, true));
+  EXPECT_THROW(run(bf16, &plain, 1, res.data(), true), std::invalid_argument);
+  const ConvInput odd_first[2] = {{in.ptr<float>(), 12 * 64, 5}, {in.ptr<float>(), 12 * 64, 7, true}};
+  EXPECT_THROW(run(bf16, odd_first, 2, nullptr, false), std::invalid_argument);
+  const ConvInput odd_count[2] = {{in.ptr<float>(), 12 * 64, 5, true}, {in.ptr<float>(), 12 * 64, 7}};
+  EXPECT_THROW(run(bf16, odd_count, 2, nullptr, false), std::invalid_argument);
+}
+
+// A layer marked for channel pairs that would not run them (fp32 asked, or no AVX512_BF16, or OpenCV's
+// convolution) refuses to load, naming the cause, instead of writing or reading pairs as floats.
+TEST(ConvBf16, LayersMarkedForPairsRefuseToRunFp32) {
+  register_dnn_layers();
+  std::mt19937 rng(61);
+  const ConvShape s = shape(16, 96, 3, 1, 1);
+  const cv::Mat w = random_mat({96, 16, 3, 3}, 0.1f, rng), b = random_mat({96}, 0.1f, rng);
+  for (const char* attr : {kConvPairsOutAttr, kConvPairsInAttr}) {
+    SCOPED_TRACE(attr);
+    cv::dnn::LayerParams lp = convolution_layer_params(s, w, b, true);
+    lp.name = "marked";
+    if (std::string(attr) == kConvPairsOutAttr)
+      lp.set(attr, 1);
+    else
+      lp.set(attr, cv::dnn::DictValue::arrayInt(std::vector<int>{1}.data(), 1));
+    try {
+      create_convolution_layer(lp);
+      ADD_FAILURE() << "an fp32 layer marked for pairs loaded";
+    } catch (const cv::Exception& e) {
+      EXPECT_NE(std::string(e.what()).find("pairs"), std::string::npos) << e.what();
+    }
+    if (!convolution_pairs_enabled()) continue;
+    lp.set(kConvPrecisionAttr, "bf16");
+    EXPECT_TRUE(is_aitw_convolution(create_convolution_layer(lp)));
+  }
+}
+
 // int8-grid weights, as the shared models' (integers in [-127, 127] times the channel's max |w| / 127): in
 // bf16 they are packed as their integers, exact, and scaled in the epilogue, so the bf16 convolution is the
 // fp32 convolution of the bf16-rounded input, to fp32 summation order (<= 1e-5; bf16-rounded weights are

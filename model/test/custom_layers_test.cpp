@@ -532,6 +532,46 @@ TEST(CustomLayers, ConcatsAndSplitsReadInPlaceAreBitExactOnRealActivations) {
   }
 }
 
+// bf16 channel pairs between bf16 convolutions (pass_bf16_pairs): each consumer would round its fp32 input to
+// the same pairs, so both models' head outputs are bit for bit those of the graph that keeps fp32 between
+// them; the producers take their AitwSiLU into their own output loop (that many fewer SiLU layers).
+TEST(CustomLayers, Bf16PairsBetweenConvolutionsAreBitExactOnRealActivations) {
+  if (!kernel::convolution_pairs_enabled()) GTEST_SKIP() << "no bf16 convolutions on this CPU";
+  struct Expect {
+    const char* model;
+    const char* line;
+    int tensors;
+  };
+  for (const auto& e :
+       {Expect{"yolo11n", "27 tensors between bf16 convolutions as bf16 channel pairs (27 convolutions", 27},
+        Expect{"yolov8n", "32 tensors between bf16 convolutions as bf16 channel pairs (35 convolutions",
+               32}}) {
+    SCOPED_TRACE(e.model);
+    const auto model = OnnxModel::load(kShared + "/models/" + e.model + ".onnx");
+    AdaptOptions pairs, fp32_between;
+    pairs.precision = fp32_between.precision = kernel::ConvPrecision::Bf16;
+    fp32_between.bf16_pairs = false;
+    const auto pairs_graph = model.adapt({480, 640}, pairs);
+    const auto ref_graph = model.adapt({480, 640}, fp32_between);
+    EXPECT_NE(pairs_graph.summary().find(e.line), std::string::npos) << pairs_graph.summary();
+    EXPECT_EQ(ref_graph.summary().find("channel pairs"), std::string::npos) << ref_graph.summary();
+    EXPECT_EQ(model.adapt({480, 640}).summary().find("channel pairs"), std::string::npos) << "fp32";
+    auto net = load_net(pairs_graph, "pairs");
+    auto ref = load_net(ref_graph, "fp32 between");
+    const auto silu_layers = [](cv::dnn::Net& n) {
+      int count = 0;
+      for (const auto& name : n.getLayerNames())
+        count += n.getLayer(n.getLayerId(name))->type == kernel::kSiLUOpType;
+      return count;
+    };
+    EXPECT_EQ(silu_layers(ref) - silu_layers(net), e.tensors);
+    const auto a = bus_heads(net, pairs_graph.output_names), b = bus_heads(ref, ref_graph.output_names);
+    ASSERT_EQ(a.size(), 3u);
+    ASSERT_EQ(b.size(), 3u);
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(cv::norm(a[i], b[i], cv::NORM_INF), 0.0) << "head level " << i;
+  }
+}
+
 // The neck's upsamplings folded into the 1x1 convolutions after them: the Resize layers no longer run, and
 // the head outputs are those of the unfolded graph up to float rounding (each folded sum is split in two).
 TEST(CustomLayers, UpsamplingFoldedIntoTheNextConvolutionOnRealActivations) {

@@ -264,8 +264,10 @@ void split_pair(const ConvShape& s, const Geometry& g, const KernelSet& k, const
 // Rows of a tile computed into `tmp` ([rows][tile_px]) copied to the output, dropping padded columns, plus
 // the residual (same layout as `out`) if there is one.
 // p0, end: the tile's flat range within a band whose first output row is `oy0`.
+// `origin`: the output pixel `out` starts at (a unit's buffer of output_pairs; then no residual).
 void scatter(const float* tmp, int rows, int tile_px, std::ptrdiff_t p0, std::ptrdiff_t end, int oy0,
-             const Geometry& g, float* out, std::ptrdiff_t out_plane, const float* res) {
+             const Geometry& g, float* out, std::ptrdiff_t out_plane, const float* res,
+             std::ptrdiff_t origin = 0) {
   end = std::min(p0 + tile_px, end);
   for (std::ptrdiff_t p = p0; p < end;) {
     const std::ptrdiff_t oy = oy0 + p / g.wq, ox = p % g.wq;
@@ -273,7 +275,7 @@ void scatter(const float* tmp, int rows, int tile_px, std::ptrdiff_t p0, std::pt
     if (ox < g.ow) {
       const std::ptrdiff_t n = std::min<std::ptrdiff_t>(seg, g.ow - ox);
       for (int r = 0; r < rows; ++r) {
-        const std::ptrdiff_t o = r * out_plane + oy * g.ow + ox;
+        const std::ptrdiff_t o = r * out_plane + oy * g.ow + ox - origin;
         const float* t = tmp + r * tile_px + (p - p0);
         if (res) {
           for (std::ptrdiff_t i = 0; i < n; ++i) out[o + i] = t[i] + res[o + i];
@@ -596,7 +598,8 @@ void PackedConv::forward(const float* in, int n, int h, int w, std::ptrdiff_t in
 void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int w, float* out,
                          std::ptrdiff_t out_batch_stride, ConvActivation act, float* workspace,
                          std::size_t workspace_size, const float* residual,
-                         std::ptrdiff_t residual_batch_stride, const ConvUpscaledAddend* addend) const {
+                         std::ptrdiff_t residual_batch_stride, const ConvUpscaledAddend* addend,
+                         bool out_pairs) const {
   if (ninputs < 1 || ninputs > kMaxConvInputs)
     throw std::invalid_argument("PackedConv::forward: " + std::to_string(ninputs) + " inputs, takes 1 to " +
                                 std::to_string(kMaxConvInputs));
@@ -610,6 +613,23 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
     throw std::invalid_argument("PackedConv::forward: inputs of " + std::to_string(in_total) +
                                 " channels in all, the convolution takes " +
                                 std::to_string(shape_.in_channels));
+  bool any_pairs = false;
+  for (int i = 0, first = 0; i < ninputs; first += inputs[i++].channels) {
+    if (!inputs[i].pairs) continue;
+    any_pairs = true;
+    if (first % 2 || (i + 1 < ninputs && inputs[i].channels % 2))
+      throw std::invalid_argument("PackedConv::forward: input " + std::to_string(i) +
+                                  " of channel pairs starts at channel " + std::to_string(first) + " with " +
+                                  std::to_string(inputs[i].channels) +
+                                  " channels: pairs start at an even channel and only the last input's count "
+                                  "may be odd");
+  }
+  if ((any_pairs || out_pairs) && (!bf16_ || addend || (out_pairs && residual)))
+    throw std::invalid_argument(std::string("PackedConv::forward: channel pairs ") +
+                                (any_pairs ? "in" : "out") +
+                                (!bf16_   ? " take a bf16 convolution; this one runs fp32"
+                                 : addend ? " take no upscaled addend"
+                                          : " take no residual"));
   const KernelSet& k = kernels_for(isa_, bf16_);
   const KernelSet& kw = k.wino ? *k.wino : k;  // the Winograd path's own tiles
   const Geometry g = geometry(shape_, h, w, k.tile_px, bf16_);
@@ -635,6 +655,27 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
           "residual, on an output whose sides its factor divides");
   }
   if (g.oh <= 0 || g.ow <= 0) return;
+  if (out_pairs && !oc_ && g.shared && g.wq != g.ow) {
+    // Pairs out where a unit's share of a small image is not whole output pixels (tiles across rows with
+    // dropped columns: a padded 3x3 off the tiles over output channels; no YOLO layer): fp32 into the calling
+    // thread's buffer first.
+    thread_local std::vector<float> whole;
+    const std::ptrdiff_t image = static_cast<std::ptrdiff_t>(shape_.out_channels) * g.oh * g.ow;
+    whole.resize(static_cast<std::size_t>(n * image));
+    forward(inputs, ninputs, n, h, w, whole.data(), image, act, workspace, workspace_size);
+    const int pairs = (shape_.out_channels + 1) / 2;
+    const float* fp32 = whole.data();  // the calling thread's: the loop's threads have their own `whole`
+    parallel_for(cv::Range(0, n * pairs), [&](const cv::Range& r) {
+      for (int u = r.start; u < r.end; ++u) {
+        const int b = u / pairs, c = 2 * (u % pairs);
+        const float* src = fp32 + b * image + static_cast<std::ptrdiff_t>(c) * g.oh * g.ow;
+        k.pack_pairs(src, c + 1 < shape_.out_channels ? src + g.oh * g.ow : nullptr,
+                     static_cast<std::ptrdiff_t>(g.oh) * g.ow,
+                     out + b * out_batch_stride + (c / 2) * g.oh * g.ow);
+      }
+    });
+    return;
+  }
   const int T = k.tile_px, ci = shape_.in_channels, co = shape_.out_channels, CB = co_block_;
   // Channels as the kernels read them: bf16 reads pairs. `slack`: the zeros a band buffer ends with.
   const int pc = bf16_ ? (ci + 1) / 2 : ci;
@@ -667,9 +708,53 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
     return seg[i] + static_cast<std::ptrdiff_t>(c) * h * w;
   };
 
-  // `more`: with src = seg[0] on the direct path, the further inputs the kernel reads in place.
+  // Channel pair c (channels 2c and 2c + 1) of the image's inputs where an input holds pairs
+  // (ConvInput::pairs), else null.
+  const std::ptrdiff_t hw = static_cast<std::ptrdiff_t>(h) * w;
+  const auto pair_plane = [&](int c) -> const float* {
+    if (!any_pairs) return nullptr;
+    int i = 0, cc = 2 * c;
+    while (cc >= seg_channels[i]) cc -= seg_channels[i++];
+    return inputs[i].pairs ? seg[i] + static_cast<std::ptrdiff_t>(cc / 2) * hw : nullptr;
+  };
+  // Channel pair c's pixels [at, at + len) into d: copied from an input of pairs, else rounded from the two
+  // fp32 channels.
+  const auto pair_into = [&](int c, std::ptrdiff_t at, std::ptrdiff_t len, float* d) {
+    if (const float* p = pair_plane(c))
+      std::memcpy(d, p + at, sizeof(float) * len);
+    else
+      k.pack_pairs(channel(2 * c) + at, 2 * c + 1 < ci ? channel(2 * c + 1) + at : nullptr, len, d);
+  };
+  // Channel pair c's phase planes of the band from output row row0 (split_pair).
+  const auto pair_split = [&](int c, int row0, float* d) {
+    if (const float* p = pair_plane(c))
+      phase_split(shape_, g, k, p, h, w, row0, d);  // 32-bit words copied as they are: pairs stay pairs
+    else
+      split_pair(shape_, g, k, channel(2 * c), 2 * c + 1 < ci ? channel(2 * c + 1) : nullptr, h, w, row0, d);
+  };
+  // out_pairs: a unit's tiles write into its thread's buffer, output channels [c0, c1) x output pixels
+  // [p0, p0 + plane), which pairs_out then rounds into the output's pairs while it is in cache.
+  struct OutView {
+    float* base;
+    std::ptrdiff_t plane;
+    int c0;
+    std::ptrdiff_t p0;
+  };
+  // The view's pixels [from, from + len) (of its plane; default all).
+  const auto pairs_out = [&](const OutView& v, int c1, float* dst, std::ptrdiff_t from = 0,
+                             std::ptrdiff_t len = -1) {
+    if (len < 0) len = v.plane;
+    for (int c = v.c0; c < c1; c += 2)
+      k.pack_pairs(v.base + (c - v.c0) * v.plane + from,
+                   c + 1 < c1 ? v.base + (c + 1 - v.c0) * v.plane + from : nullptr, len,
+                   dst + (c / 2) * out_plane + v.p0 + from);
+  };
+
+  // `more`: with src = seg[0] on the direct path, the further inputs the kernel reads in place. `view`: null,
+  // or where the tiles write instead of `dst` (out_pairs; no residual).
   auto run_tile = [&](const float* src, std::ptrdiff_t stride, std::ptrdiff_t p0, std::ptrdiff_t flat,
-                      int oy0, int blk, float* dst, const float* res, float* tmp, int more = 0) {
+                      int oy0, int blk, float* dst, const float* res, float* tmp, int more = 0,
+                      const OutView* view = nullptr) {
     const int rows = dw ? 1 : std::min(CB, co - blk * CB);
     const std::ptrdiff_t ox = p0 % g.wq;
     // The direct path (fp32 1x1 stride 1 unpadded) computes the output's own flat pixels, so a tile across
@@ -679,8 +764,11 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
     // maps flat positions to the output's the same way: in place too, which with the pairs packed straight
     // from the input (below) took bf16's 1x1 layers from 5.18 to 4.60 ms (alone it measured no better).
     const bool in_place = rows == CB && (g.direct || g.wq == g.ow || ox + T <= g.ow) && p0 + T <= flat;
-    const std::ptrdiff_t at = blk * CB * out_plane + (oy0 + p0 / g.wq) * g.ow + ox;
-    float* o = in_place ? dst + at : tmp;
+    const std::ptrdiff_t pix = (oy0 + p0 / g.wq) * g.ow + ox, at = blk * CB * out_plane + pix;
+    float* const out_block =
+        view ? view->base + (blk * CB - view->c0) * view->plane : dst + blk * CB * out_plane;
+    const std::ptrdiff_t oplane = view ? view->plane : out_plane, origin = view ? view->p0 : 0;
+    float* o = in_place ? out_block + pix - origin : tmp;
     const float* r = in_place && res ? res + at : nullptr;
     if (dw) {
       k.dw({(more ? channel(blk) : src + blk * stride) + p0, 1, g.taps.data(), ntaps,
@@ -691,12 +779,12 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
       const int nv = static_cast<int>(std::min<std::ptrdiff_t>(vectors, (flat - p0 + k.lanes - 1) / k.lanes));
       fns[nv - 1]({src + p0, stride, more ? seg_channels[0] : pc, more, seg + 1, seg_channels + 1, p0,
                    g.taps.data(), ntaps, packed_.data() + static_cast<std::size_t>(blk) * pc * ntaps * CB,
-                   bias_.data() + blk * CB, o, in_place ? out_plane : T, activation, r,
+                   bias_.data() + blk * CB, o, in_place ? oplane : T, activation, r,
                    scale_.empty() ? nullptr : scale_.data() + blk * CB});
     }
     if (!in_place)
-      scatter(tmp, rows, T, p0, flat, oy0, g, dst + blk * CB * out_plane, out_plane,
-              res ? res + blk * CB * out_plane : nullptr);
+      scatter(tmp, rows, T, p0, flat, oy0, g, out_block, oplane, res ? res + blk * CB * out_plane : nullptr,
+              origin);
   };
 
   // Winograd F(4x4, 3x3) or F(6x4, 3x3) of one image (conv_internal.hpp, WinoInJob; the plan: wino_plan).
@@ -772,12 +860,15 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
       const std::ptrdiff_t wblock = static_cast<std::ptrdiff_t>(pc) * 9 * CB;
       // Units [u0, u1) of (output row, block), rows outer, reading `in` (channel stride `plane`) whose row 0
       // is input row `iy0`.
+      // `view`: as in run_tile.
       auto units_out = [&](int u0, int u1, const float* in, std::ptrdiff_t plane, int channels, int more,
-                           int iy0) {
+                           int iy0, const OutView* view = nullptr) {
         for (int u = u0; u < u1; ++u) {
           const int oy = u / nblk, blk = u % nblk;
-          const std::ptrdiff_t row =
-              static_cast<std::ptrdiff_t>(blk) * CB * out_plane + static_cast<std::ptrdiff_t>(oy) * g.ow;
+          const std::ptrdiff_t pix = static_cast<std::ptrdiff_t>(oy) * g.ow,
+                               row = static_cast<std::ptrdiff_t>(blk) * CB * out_plane + pix;
+          float* const orow =
+              view ? view->base + (blk * CB - view->c0) * view->plane + pix - view->p0 : dst + row;
           const std::ptrdiff_t iy = static_cast<std::ptrdiff_t>(S * oy - 1 - iy0) * w;
           // A last block of at most one vector of channels: the half-width tiles.
           const auto& tiles_for = co - blk * CB <= k.lanes && k.oc_half[0][0] ? k.oc_half : k.oc_tile;
@@ -795,7 +886,7 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
                                packed_.data() + blk * wblock,
                                bias_.data() + blk * CB,
                                nullptr,
-                               out_plane,
+                               view ? view->plane : out_plane,
                                std::min(CB, co - blk * CB),
                                activation,
                                nullptr,
@@ -803,7 +894,7 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
           for (int t = 0; t < tiles; ++t) {
             const int ox0 = std::min(t * P, fast - P);
             j.offset = iy + S * ox0 - 1;
-            j.out = dst + row + ox0;
+            j.out = orow + ox0;
             j.residual = rdst ? rdst + row + ox0 : nullptr;
             const bool right = S == 1 && ox0 + P == g.ow;
             tiles_for[S - 1][(ox0 == 0 ? 1 : 0) + (right ? 2 : 0)](j);
@@ -811,7 +902,7 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
           for (int ox = tiles ? fast : 0; ox < g.ow; ++ox) {
             j.ix0 = S * ox - 1;
             j.offset = iy + j.ix0;
-            j.out = dst + row + ox;
+            j.out = orow + ox;
             j.residual = rdst ? rdst + row + ox : nullptr;
             k.oc_one(j);
           }
@@ -824,20 +915,41 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
         // one more join): 0.3-0.5 ms more on YOLO11n's bf16 forward, 0.7 on YOLOv8n's (Zen 5 VM, 2 threads;
         // 8 -> 16 at 120 x 160 0.214 -> 0.158 ms, 16 -> 32 at 60 x 80 0.144 -> 0.098, YOLOv8n's 16 -> 16 pair
         // at 120 x 160 0.541 -> 0.421, model.3 0.370 -> 0.299).
+        // One input of pairs is read where it is. With out_pairs each band's outputs go through the thread's
+        // buffer and leave as pairs.
         const int bands = std::min(g.oh, 4 * std::max(1, cv::getNumThreads()));
+        const bool read_in_place = ninputs == 1 && inputs[0].pairs;
         parallel_for(cv::Range(0, bands), [&](const cv::Range& r) {
-          thread_local std::vector<float> buf;
+          thread_local std::vector<float> buf, obuf;
           for (int band = r.start; band < r.end; ++band) {
             const int oy0 = band * g.oh / bands, oy1 = (band + 1) * g.oh / bands;
             const int iy0 = std::max(0, S * oy0 - 1), iy1 = std::min(h, S * (oy1 - 1) + 2);
             const std::ptrdiff_t plane = static_cast<std::ptrdiff_t>(iy1 - iy0) * w,
                                  at = static_cast<std::ptrdiff_t>(iy0) * w;
-            if (buf.size() < static_cast<std::size_t>(pc * plane))
-              buf.resize(static_cast<std::size_t>(pc * plane));
-            for (int c = 0; c < pc; ++c)
-              k.pack_pairs(channel(2 * c) + at, 2 * c + 1 < ci ? channel(2 * c + 1) + at : nullptr, plane,
-                           buf.data() + c * plane);
-            units_out(oy0 * nblk, oy1 * nblk, buf.data(), plane, pc, 0, iy0);
+            const float* src = seg[0];
+            std::ptrdiff_t src_plane = hw;
+            int src_y0 = 0;
+            if (!read_in_place) {
+              if (buf.size() < static_cast<std::size_t>(pc * plane))
+                buf.resize(static_cast<std::size_t>(pc * plane));
+              for (int c = 0; c < pc; ++c) pair_into(c, at, plane, buf.data() + c * plane);
+              src = buf.data();
+              src_plane = plane;
+              src_y0 = iy0;
+            }
+            if (!out_pairs) {
+              units_out(oy0 * nblk, oy1 * nblk, src, src_plane, pc, 0, src_y0);
+              continue;
+            }
+            // Row by row: a row of every channel stays in L1 until it leaves as pairs (a band's rows went
+            // through L2 and cost the producer more than the halved writes saved).
+            if (obuf.size() < static_cast<std::size_t>(co * g.ow))
+              obuf.resize(static_cast<std::size_t>(co * g.ow));
+            for (int oy = oy0; oy < oy1; ++oy) {
+              const OutView v{obuf.data(), g.ow, 0, static_cast<std::ptrdiff_t>(oy) * g.ow};
+              units_out(oy * nblk, (oy + 1) * nblk, src, src_plane, pc, 0, src_y0, &v);
+              pairs_out(v, co, dst);
+            }
           }
         });
         continue;
@@ -860,8 +972,7 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
         thread_local int masks_h = 0, masks_w = 0, masks_lanes = 0;
         // Each half of the masks: the pixels rounded up to whole vectors, and one vector more (a band that
         // starts off a vector boundary reads its last vector past the rounded end).
-        const std::ptrdiff_t hw = static_cast<std::ptrdiff_t>(h) * w,
-                             nr = ((hw + k.lanes - 1) / k.lanes + 1) * k.lanes;
+        const std::ptrdiff_t nr = ((hw + k.lanes - 1) / k.lanes + 1) * k.lanes;
         const std::size_t need = static_cast<std::size_t>(hw + 2 * (w + 1) + k.lanes);
         if (copy.size() < need) copy.resize(need);
         if (masks_h != h || masks_w != w || masks_lanes != k.lanes) {
@@ -927,11 +1038,9 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
             // Unpadded stride 1 (bf16's 1x1 layers): the channel pair is its own phase plane, packed
             // straight from the input instead of copied twice first (split_pair).
             if (bf16_ && g.planes == 1 && g.wq == w && g.channel == static_cast<std::ptrdiff_t>(h) * w)
-              k.pack_pairs(channel(2 * c), 2 * c + 1 < ci ? channel(2 * c + 1) : nullptr, g.channel,
-                           workspace + c * g.channel);
+              pair_into(c, 0, g.channel, workspace + c * g.channel);
             else if (bf16_)
-              split_pair(shape_, g, k, channel(2 * c), 2 * c + 1 < ci ? channel(2 * c + 1) : nullptr, h, w, 0,
-                         workspace + c * g.channel);
+              pair_split(c, 0, workspace + c * g.channel);
             else
               phase_split(shape_, g, k, channel(c), h, w, 0, workspace + c * g.channel);
           }
@@ -955,8 +1064,11 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
       // 0.188-0.196 -> 0.174-0.179, 512 -> 256 0.248-0.266 -> 0.230-0.232 (AVX2's tiles: unchanged).
       const std::ptrdiff_t tgroups = few ? 1 : target;
       const int bgroups = few ? std::min(nblk, 2 * threads) : 1;
+      // out_pairs: a unit's share is whole output pixels (every tile, or tiles without dropped columns; the
+      // others go through forward_pairs_whole).
       parallel_for(cv::Range(0, static_cast<int>(tgroups * bgroups)), [&](const cv::Range& r) {
         float tmp[kMaxTileFloats];
+        thread_local std::vector<float> obuf;
         for (int u = r.start; u < r.end; ++u) {
           const std::ptrdiff_t tg = u / bgroups, bg = u % bgroups;
           const std::ptrdiff_t t0 = tg * ntiles / tgroups, t1 = (tg + 1) * ntiles / tgroups;
@@ -967,24 +1079,37 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
           if (unit_pack) {
             thread_local std::vector<float> buf;
             const std::ptrdiff_t px0 = t0 * T, px1 = std::min(flat, t1 * T), len = (t1 - t0) * T;
-            if (buf.size() < static_cast<std::size_t>(pc * len))
-              buf.resize(static_cast<std::size_t>(pc * len));
-            for (int c = 0; c < pc; ++c) {
-              float* d = buf.data() + c * len;
-              k.pack_pairs(channel(2 * c) + px0, 2 * c + 1 < ci ? channel(2 * c + 1) + px0 : nullptr,
-                           px1 - px0, d);
-              std::fill(d + (px1 - px0), d + len, 0.f);
+            if (ninputs == 1 && inputs[0].pairs && px1 - px0 == len) {
+              ubase = seg[0];  // pairs read where they are (no tile past the plane's end)
+              ustride = hw;
+            } else {
+              if (buf.size() < static_cast<std::size_t>(pc * len))
+                buf.resize(static_cast<std::size_t>(pc * len));
+              for (int c = 0; c < pc; ++c) {
+                float* d = buf.data() + c * len;
+                pair_into(c, px0, px1 - px0, d);
+                std::fill(d + (px1 - px0), d + len, 0.f);
+              }
+              ubase = buf.data() - px0;
+              ustride = len;
             }
-            ubase = buf.data() - px0;
-            ustride = len;
           }
+          OutView v{nullptr, 0, b0 * CB, 0};
+          const int c1 = std::min(co, b1 * CB);
+          if (out_pairs) {
+            const std::ptrdiff_t q0 = few ? 0 : t0 * T, q1 = few ? out_plane : std::min(flat, t1 * T);
+            if (obuf.size() < static_cast<std::size_t>((c1 - v.c0) * (q1 - q0)))
+              obuf.resize(static_cast<std::size_t>((c1 - v.c0) * (q1 - q0)));
+            v = {obuf.data(), q1 - q0, b0 * CB, q0};
+          }
+          const OutView* view = out_pairs ? &v : nullptr;
           auto one = [&](std::ptrdiff_t t, int blk) {
             const std::ptrdiff_t p0 = t * T;
             if (g.direct && p0 + T > flat)  // the tail: its own zero-padded copy, as a band of one tile
               run_tile(tail, T, 0, flat - p0, static_cast<int>(p0 / g.wq), blk, dst + p0 % g.wq,
                        rdst ? rdst + p0 % g.wq : nullptr, tmp);
             else
-              run_tile(ubase, ustride, p0, flat, 0, blk, dst, rdst, tmp, unit_pack ? 0 : more);
+              run_tile(ubase, ustride, p0, flat, 0, blk, dst, rdst, tmp, unit_pack ? 0 : more, view);
           };
           if (blocks_outer) {
             for (int blk = b0; blk < b1; ++blk)
@@ -994,6 +1119,7 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
               for (int blk = b0; blk < b1; ++blk) one(t, blk);
           }
           finish_unit(b0, b1, t0 * T, std::min(flat, t1 * T));
+          if (view) pairs_out(v, c1, dst);
         }
       });
       continue;
@@ -1025,11 +1151,10 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
                 const std::ptrdiff_t at = static_cast<std::ptrdiff_t>(oy0) * w,
                                      len = static_cast<std::ptrdiff_t>(std::min(g.band_rows, h - oy0)) * w;
                 float* d = buf + c * g.channel;
-                k.pack_pairs(channel(2 * c) + at, 2 * c + 1 < ci ? channel(2 * c + 1) + at : nullptr, len, d);
+                pair_into(c, at, len, d);
                 std::fill(d + len, d + g.channel, 0.f);
               } else if (bf16_)
-                split_pair(shape_, g, k, channel(2 * c), 2 * c + 1 < ci ? channel(2 * c + 1) : nullptr, h, w,
-                           oy0, buf + c * g.channel);
+                pair_split(c, oy0, buf + c * g.channel);
               else
                 phase_split(shape_, g, k, channel(c), h, w, oy0, buf + c * g.channel);
             }
@@ -1055,9 +1180,30 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
               }
             }
           } else {
-            for (std::ptrdiff_t t = 0; t < ntiles; ++t)
+            // out_pairs: the unit's channels x rows through the thread's buffer, out as pairs.
+            OutView v{nullptr, static_cast<std::ptrdiff_t>(rows) * g.ow, b0 * CB,
+                      static_cast<std::ptrdiff_t>(oy0) * g.ow};
+            const int c1 = std::min(co, b1 * CB);
+            if (out_pairs) {
+              thread_local std::vector<float> obuf;
+              if (obuf.size() < static_cast<std::size_t>((c1 - v.c0) * v.plane))
+                obuf.resize(static_cast<std::size_t>((c1 - v.c0) * v.plane));
+              v.base = obuf.data();
+            }
+            // Each row leaves as pairs once its tiles are written (still in L1).
+            int packed = 0;
+            for (std::ptrdiff_t t = 0; t < ntiles; ++t) {
               for (int blk = b0; blk < b1; ++blk)
-                run_tile(buf, g.channel, t * T, flat, oy0, blk, dst, rdst, tmp);
+                run_tile(buf, g.channel, t * T, flat, oy0, blk, dst, rdst, tmp, 0, out_pairs ? &v : nullptr);
+              if (!out_pairs) continue;
+              int done = packed;
+              while (done < rows && static_cast<std::ptrdiff_t>(done) * g.wq + g.ow <= (t + 1) * T) ++done;
+              if (t + 1 == ntiles) done = rows;
+              if (done > packed)
+                pairs_out(v, c1, dst, static_cast<std::ptrdiff_t>(packed) * g.ow,
+                          static_cast<std::ptrdiff_t>(done - packed) * g.ow);
+              packed = done;
+            }
             finish_unit(b0, b1, static_cast<std::ptrdiff_t>(oy0) * g.ow,
                         static_cast<std::ptrdiff_t>(oy0 + rows) * g.ow);
           }

@@ -30,8 +30,21 @@ class AitwConvolutionLayer : public cv::dnn::ConvolutionLayer {
                                                                              : ConvPrecision::Fp32),
         fixed_activation_(params.get<std::string>(kConvActivationAttr, "") == "silu" ? ConvActivation::SiLU
                                                                                      : ConvActivation::None),
-        upscale_(upscale_factors(params, ranges_.size() - (residual_ ? 1 : 0))) {
+        upscale_(upscale_factors(params, ranges_.size() - (residual_ ? 1 : 0))),
+        pairs_out_(params.get<int>(kConvPairsOutAttr, 0) != 0),
+        pairs_in_(pair_inputs(params, ranges_.size() - (residual_ ? 1 : 0))) {
     setParamsFrom(params);
+    const bool pairs = pairs_out_ || std::find(pairs_in_.begin(), pairs_in_.end(), true) != pairs_in_.end();
+    if (pairs && (!upscale_.empty() || (pairs_out_ && residual_)))
+      CV_Error(cv::Error::StsBadArg,
+               "convolution '" + params.name + "': bf16 channel pairs (" + kConvPairsOutAttr + ", " +
+                   kConvPairsInAttr + ") take no " +
+                   (upscale_.empty() ? "fused Add on a pair output" : kConvUpscaleAttr));
+    for (std::size_t i = 0; i < pairs_in_.size(); ++i)
+      if (pairs_in_[i] && ranges_[i].first % 2)
+        CV_Error(cv::Error::StsBadArg, "convolution '" + params.name + "': input " + std::to_string(i) +
+                                           " of bf16 channel pairs is read from odd channel " +
+                                           std::to_string(ranges_[i].first));
     if (!upscale_.empty() && (residual_ || shape_.kernel_h != 1 || shape_.kernel_w != 1 ||
                               shape_.stride_h != 1 || shape_.stride_w != 1 || shape_.pad_top ||
                               shape_.pad_left || shape_.pad_bottom || shape_.pad_right || shape_.groups != 1))
@@ -46,6 +59,10 @@ class AitwConvolutionLayer : public cv::dnn::ConvolutionLayer {
     padMode = parsed.padMode;
     numOutput = parsed.numOutput;
     reset_weights();
+    if (pairs && packed_->precision() != ConvPrecision::Bf16)
+      CV_Error(cv::Error::StsBadArg, "convolution '" + params.name +
+                                         "': marked for bf16 channel pairs, but it runs fp32 here (" +
+                                         convolution_description(precision_) + ")");
   }
 
   bool getMemoryShapes(const std::vector<MatShape>& inputs, const int, std::vector<MatShape>& outputs,
@@ -168,9 +185,11 @@ class AitwConvolutionLayer : public cv::dnn::ConvolutionLayer {
     CV_Assert(data >= 1 && data <= static_cast<std::size_t>(kMaxConvInputs));
     for (std::size_t i = 0; i < data; ++i) {
       CV_Assert(planes_ok(in[i]));
-      inputs[i] = {
-          in[i].ptr<float>() + static_cast<std::ptrdiff_t>(ranges_[i].first) * in[i].step[1] / sizeof(float),
-          static_cast<std::ptrdiff_t>(in[i].step[0] / sizeof(float)), range_channels(i, in[i].size[1])};
+      // An input of pairs: plane k holds channels 2k and 2k + 1 (kConvPairsInAttr, even first channels).
+      const std::ptrdiff_t first = pairs_in_[i] ? ranges_[i].first / 2 : ranges_[i].first;
+      inputs[i] = {in[i].ptr<float>() + first * static_cast<std::ptrdiff_t>(in[i].step[1] / sizeof(float)),
+                   static_cast<std::ptrdiff_t>(in[i].step[0] / sizeof(float)),
+                   range_channels(i, in[i].size[1]), static_cast<bool>(pairs_in_[i])};
     }
     const float* skip = nullptr;
     std::ptrdiff_t skip_stride = 0;
@@ -185,7 +204,7 @@ class AitwConvolutionLayer : public cv::dnn::ConvolutionLayer {
     workspace_.resize(packed_->workspace_floats(h, w));
     packed_->forward(inputs, static_cast<int>(data), in[0].size[0], h, w, y.ptr<float>(),
                      static_cast<std::ptrdiff_t>(y.step[0] / sizeof(float)), activation_, workspace_.data(),
-                     workspace_.size(), skip, skip_stride);
+                     workspace_.size(), skip, skip_stride, nullptr, pairs_out_);
   }
 
   // kConvUpscaleAttr: the upscaled inputs' product at their size into z_, the others' at the output's with
@@ -271,6 +290,18 @@ class AitwConvolutionLayer : public cv::dnn::ConvolutionLayer {
                                            " has different factors; the upscaled inputs share one");
     return any ? f : std::vector<int>{};
   }
+  // kConvPairsInAttr: one flag per data input (all 0 when absent).
+  static std::vector<char> pair_inputs(const cv::dnn::LayerParams& params, std::size_t data) {
+    if (!params.has(kConvPairsInAttr)) return std::vector<char>(data, 0);
+    const cv::dnn::DictValue& v = params.get(kConvPairsInAttr);
+    if (static_cast<std::size_t>(v.size()) != data)
+      CV_Error(cv::Error::StsBadArg, "convolution '" + params.name + "': " + kConvPairsInAttr + " has " +
+                                         std::to_string(v.size()) + " flags for " + std::to_string(data) +
+                                         " data inputs");
+    std::vector<char> f;
+    for (int i = 0; i < v.size(); ++i) f.push_back(v.get<int>(i) != 0);
+    return f;
+  }
   // The channels input i gives out of its `available`; throws when the range runs past them.
   int range_channels(std::size_t i, int available) const {
     const auto [first, count] = ranges_[i];
@@ -332,6 +363,8 @@ class AitwConvolutionLayer : public cv::dnn::ConvolutionLayer {
   ConvActivation fixed_activation_;          // the activation the adapter folded in with the Add
   std::vector<float> weights_, bias_;        // after folded BatchNorm / Scale
   std::vector<int> upscale_;                 // kConvUpscaleAttr per data input; empty: none
+  bool pairs_out_;                           // kConvPairsOutAttr: the output written as bf16 channel pairs
+  std::vector<char> pairs_in_;               // kConvPairsInAttr per data input
   std::vector<int> in_channels_;             // with upscale_: each data input's channels (from finalize)
   std::unique_ptr<PackedConv> packed_;       // with upscale_: the inputs at the output's size
   std::unique_ptr<PackedConv> low_;          // with upscale_: the upscaled inputs, at their own size
@@ -348,14 +381,15 @@ cv::Ptr<cv::dnn::Layer> create_convolution_layer(cv::dnn::LayerParams& params) {
   // The adapter fuses Adds and reads Concats / Splits in place only in convolutions aitw runs
   // (convolution_fusion_enabled, supported shapes): OpenCV's layer would take the extra inputs for weights.
   const bool fused = params.get<int>(kConvResidualMark, 0) != 0 || params.has(kConvInputsAttr) ||
-                     params.has(kConvUpscaleAttr);
+                     params.has(kConvUpscaleAttr) || params.has(kConvPairsOutAttr) ||
+                     params.has(kConvPairsInAttr);
   const auto fallback = [&](const char* why) -> cv::Ptr<cv::dnn::Layer> {
     if (fused)
-      CV_Error(
-          cv::Error::StsNotImplemented,
-          "convolution '" + params.name +
-              "' has a fused residual Add, inputs read in place or upscaled that only aitw's layer runs: " +
-              why);
+      CV_Error(cv::Error::StsNotImplemented, "convolution '" + params.name +
+                                                 "' has a fused residual Add, inputs read in place or "
+                                                 "upscaled, or bf16 channel pairs, that only "
+                                                 "aitw's layer runs: " +
+                                                 why);
     return opencv;
   };
   if (!aitw_convolution_active()) return fallback("aitw's convolution is off");
@@ -423,6 +457,15 @@ bool convolution_fusion_enabled() {
     return v && std::string(v) == "unfused";
   }();
   return !unfused && aitw_convolution_active();
+}
+
+bool convolution_pairs_enabled() {
+  static const bool unpaired = [] {
+    const char* v = std::getenv("AITW_CONV");
+    return v && std::string(v) == "unpaired";
+  }();
+  return !unpaired && convolution_fusion_enabled() && conv_bf16_supported() &&
+         conv_default_isa() == ConvIsa::Avx512;
 }
 
 bool aitw_convolution_enabled() {

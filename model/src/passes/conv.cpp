@@ -1,6 +1,8 @@
 // aitw's convolution (kernel/conv_layer.hpp) for every Conv node, and the residual Adds of the bottlenecks
 // folded into the convolution that produces one of their operands.
 #include <map>
+#include <optional>
+#include <set>
 
 #include "aitw/kernel/conv.hpp"
 #include "aitw/kernel/conv_layer.hpp"
@@ -15,30 +17,31 @@ namespace {
 // convolution that is certain to be aitw's.
 // `fused_ok`: also a node that already has a fused Add or inputs read in place (then inputs past the weights
 // and the bias may be activations).
-bool aitw_runs(const ox::NodeProto& conv, const GraphIndex& idx, bool fused_ok = false) {
+std::optional<kernel::ConvShape> aitw_shape(const ox::NodeProto& conv, const GraphIndex& idx,
+                                            bool fused_ok = false) {
   if (conv.op_type() != "Conv" || conv.input_size() < 2 || !find_attr(conv, kernel::kConvolutionMark))
-    return false;
+    return std::nullopt;
   if (!fused_ok && (conv.input_size() > 3 || find_attr(conv, kernel::kConvResidualMark) ||
                     find_attr(conv, kernel::kConvInputsAttr)))
-    return false;
+    return std::nullopt;
   const auto* w = idx.constant(conv.input(1));
-  if (!w || w->dims_size() != 4 || w->data_type() != ox::TensorProto::FLOAT) return false;
-  if (!fused_ok && conv.input_size() == 3 && !idx.is_constant(conv.input(2))) return false;
+  if (!w || w->dims_size() != 4 || w->data_type() != ox::TensorProto::FLOAT) return std::nullopt;
+  if (!fused_ok && conv.input_size() == 3 && !idx.is_constant(conv.input(2))) return std::nullopt;
   if (const auto* ap = find_attr(conv, "auto_pad"); ap && !ap->s().empty() && ap->s() != "NOTSET")
-    return false;
+    return std::nullopt;
   for (int64_t d : attr_ints(conv, "dilations"))
-    if (d != 1) return false;
+    if (d != 1) return std::nullopt;
   const auto k = attr_ints(conv, "kernel_shape"), st = attr_ints(conv, "strides"),
              p = attr_ints(conv, "pads");
   if ((!k.empty() && k.size() != 2) || (!st.empty() && st.size() != 2) || (!p.empty() && p.size() != 4))
-    return false;
+    return std::nullopt;
   kernel::ConvShape s;
   s.groups = static_cast<int>(attr_int(conv, "group", 1));
   s.out_channels = static_cast<int>(w->dims(0));
   s.in_channels = static_cast<int>(w->dims(1)) * s.groups;
   s.kernel_h = static_cast<int>(w->dims(2));
   s.kernel_w = static_cast<int>(w->dims(3));
-  if (!k.empty() && (k[0] != s.kernel_h || k[1] != s.kernel_w)) return false;
+  if (!k.empty() && (k[0] != s.kernel_h || k[1] != s.kernel_w)) return std::nullopt;
   if (!st.empty()) {
     s.stride_h = static_cast<int>(st[0]);
     s.stride_w = static_cast<int>(st[1]);
@@ -49,7 +52,12 @@ bool aitw_runs(const ox::NodeProto& conv, const GraphIndex& idx, bool fused_ok =
     s.pad_bottom = static_cast<int>(p[2]);
     s.pad_right = static_cast<int>(p[3]);
   }
-  return kernel::conv_unsupported_reason(s).empty();
+  if (!kernel::conv_unsupported_reason(s).empty()) return std::nullopt;
+  return s;
+}
+
+bool aitw_runs(const ox::NodeProto& conv, const GraphIndex& idx, bool fused_ok = false) {
+  return aitw_shape(conv, idx, fused_ok).has_value();
 }
 
 // A marked Conv node's activation inputs as kernel::kConvInputsAttr describes them: the data input (0),
@@ -351,6 +359,115 @@ SummaryLine fold_upsampling(ox::GraphProto& g, const PassContext&) {
   edits.apply(g);
   if (folded == 0) return std::nullopt;
   return std::to_string(folded) + " nearest Resize nodes -> read at their input's size by the 1x1 after them";
+}
+
+}  // namespace aitw::model::detail
+
+namespace aitw::model::detail {
+
+SummaryLine pass_bf16_pairs(ox::GraphProto& g, const PassContext& c) {
+  if (c.precision != kernel::ConvPrecision::Bf16 || !kernel::convolution_pairs_enabled()) return std::nullopt;
+  GraphIndex idx(g);
+  std::unordered_set<std::string> outputs;
+  for (const auto& o : g.output()) outputs.insert(o.name());
+  // A convolution that runs bf16 (kernel::conv_bf16_pays: not depthwise, not a 1x1 of 64 outputs or fewer),
+  // without an upscaled input.
+  const auto bf16_conv = [&](const ox::NodeProto& n) {
+    const auto s = aitw_shape(n, idx, true);
+    return s && kernel::conv_bf16_pays(*s) && !find_attr(n, kernel::kConvUpscaleAttr);
+  };
+  // A tensor's channels where a convolution of known weights (through an optional AitwSiLU) produced it, else
+  // -1.
+  const auto channels = [&](const std::string& t) -> int64_t {
+    auto p = idx.producer.find(t);
+    if (p != idx.producer.end() && g.node(p->second).op_type() == kernel::kSiLUOpType)
+      p = idx.producer.find(g.node(p->second).input(0));
+    if (p == idx.producer.end() || g.node(p->second).op_type() != "Conv") return -1;
+    const auto* w = idx.constant(g.node(p->second).input(1));
+    return w && w->dims_size() == 4 ? w->dims(0) : -1;
+  };
+  // Whether convolution `n` can read tensor `t` as pairs wherever it reads it: as data (not its fused Add's
+  // skip), from an even channel at an even offset of its input channels, and with an even count unless it is
+  // the last data input.
+  const auto reads_pairs = [&](const ox::NodeProto& n, const std::string& t) {
+    if (!bf16_conv(n)) return false;
+    const ConvInputs in = read_conv_inputs(n, idx);
+    const std::size_t data = in.names.size() - (find_attr(n, kernel::kConvResidualMark) ? 1 : 0);
+    bool found = false;
+    int64_t offset = 0;
+    for (std::size_t i = 0; i < in.names.size(); ++i) {
+      const auto [first, count] = in.ranges[i];
+      const int64_t all = channels(in.names[i]);
+      const int64_t n_i = count >= 0 ? count : all < 0 ? -1 : all - first;
+      if (in.names[i] == t) {
+        if (i >= data || first % 2 || offset % 2 || (i + 1 < data && (n_i < 0 || n_i % 2))) return false;
+        found = true;
+      }
+      if (n_i < 0)
+        offset = 1;  // unknown: no later input may be pairs
+      else if (offset % 2 == 0)
+        offset += n_i;
+    }
+    return found;
+  };
+
+  std::map<int, ox::NodeProto> changed;  // node index -> its rewrite
+  const auto node = [&](int i) -> ox::NodeProto& {
+    auto it = changed.find(i);
+    return it != changed.end() ? it->second : changed.emplace(i, g.node(i)).first->second;
+  };
+  std::set<int> dropped;
+  std::unordered_set<std::string> pair_tensors;
+  for (int pi = 0; pi < g.node_size(); ++pi) {
+    const auto& p = g.node(pi);
+    if (p.output_size() != 1 || !bf16_conv(p) || find_attr(p, kernel::kConvResidualMark) ||
+        find_attr(p, kernel::kConvActivationAttr))
+      continue;
+    std::string t = p.output(0);
+    int silu = -1;
+    if (const auto it = idx.consumers.find(t); !outputs.count(t) && it != idx.consumers.end() &&
+                                               it->second.size() == 1 &&
+                                               g.node(it->second[0]).op_type() == kernel::kSiLUOpType) {
+      silu = it->second[0];
+      t = g.node(silu).output(0);
+    }
+    const auto it = idx.consumers.find(t);
+    if (outputs.count(t) || it == idx.consumers.end() || it->second.empty()) continue;
+    bool ok = true;
+    for (const int ci : it->second) ok = ok && reads_pairs(g.node(ci), t);
+    if (!ok) continue;
+    ox::NodeProto& q = node(pi);
+    if (silu >= 0) {
+      q.set_output(0, t);
+      auto* a = q.add_attribute();
+      a->set_name(kernel::kConvActivationAttr);
+      a->set_type(ox::AttributeProto::STRING);
+      a->set_s("silu");
+      dropped.insert(silu);
+    }
+    set_int_attr(q, kernel::kConvPairsOutAttr, 1);
+    pair_tensors.insert(t);
+  }
+  if (pair_tensors.empty()) return std::nullopt;
+  int readers = 0;
+  for (int i = 0; i < g.node_size(); ++i) {
+    const auto& n = g.node(i);
+    if (n.op_type() != "Conv") continue;
+    const ConvInputs in = read_conv_inputs(n, idx);
+    const std::size_t data = in.names.size() - (find_attr(n, kernel::kConvResidualMark) ? 1 : 0);
+    std::vector<int64_t> flags(data, 0);
+    bool any = false;
+    for (std::size_t k = 0; k < data; ++k) any |= (flags[k] = pair_tensors.count(in.names[k])) != 0;
+    if (!any) continue;
+    replace_ints_attr(node(i), kernel::kConvPairsInAttr, flags);
+    ++readers;
+  }
+  NodeEdits edits;
+  edits.drop = dropped;
+  for (auto& [i, n] : changed) edits.replace[i] = std::move(n);
+  edits.apply(g);
+  return std::to_string(pair_tensors.size()) + " tensors between bf16 convolutions as bf16 channel pairs (" +
+         std::to_string(readers) + " convolutions read them)";
 }
 
 }  // namespace aitw::model::detail

@@ -72,10 +72,17 @@ struct ConvScaleShift {
 // One of several tensors a convolution reads as its input channels, in order (a Concat's inputs read where
 // they are, or a channel range of one tensor: a Split read in place): `channels` planes of h x w floats,
 // contiguous, the first at `data` for image 0, each image `batch_stride` floats after the previous.
+//
+// `pairs`: the tensor holds bf16 channel pairs instead (NCHW2c, what a producer writing for bf16 consumers
+// stores: forward's `out_pairs`): (channels + 1) / 2 planes of h x w 32-bit words, channel 2k's bf16 in the
+// low half of plane k's words, channel 2k + 1's (0 past the last channel) in the high half. Only bf16
+// convolutions read them, as they are (each would round its fp32 input to the same pairs first); a pairs
+// input starts at an even channel of the layer's input and, unless it is the last input, has an even count.
 struct ConvInput {
   const float* data = nullptr;
   std::ptrdiff_t batch_stride = 0;
   int channels = 0;
+  bool pairs = false;
 };
 inline constexpr int kMaxConvInputs = 8;
 
@@ -145,10 +152,16 @@ class PackedConv {
   // factor; else std::invalid_argument), in the output loop of each unit of work while its tiles are in
   // cache: forward(act None), then out += up(addend) (the sums bit for bit), then act (SiLU: the tiles' own,
   // within 1e-6 of fast_math's).
+  // Inputs with ConvInput::pairs and `out_pairs` (the output written as bf16 channel pairs, ConvInput's
+  // layout, in the first (out_channels + 1) / 2 planes of each image) take a bf16 convolution (precision()
+  // Bf16), no addend, and for `out_pairs` no residual; else std::invalid_argument. Each unit of work rounds
+  // its share of the output into pairs while it is in cache: the pairs are bit for bit pack_pairs of the
+  // fp32 output.
   void forward(const ConvInput* inputs, int ninputs, int n, int h, int w, float* out,
                std::ptrdiff_t out_batch_stride, ConvActivation act, float* workspace,
                std::size_t workspace_size, const float* residual = nullptr,
-               std::ptrdiff_t residual_batch_stride = 0, const ConvUpscaledAddend* addend = nullptr) const;
+               std::ptrdiff_t residual_batch_stride = 0, const ConvUpscaledAddend* addend = nullptr,
+               bool out_pairs = false) const;
 
  private:
   ConvShape shape_;

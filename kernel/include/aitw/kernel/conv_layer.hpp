@@ -33,6 +33,12 @@ inline constexpr const char* kConvUpscaleAttr = "aitw_upscale";
 // Set by the adapter's mark_convolutions when the model runs in bf16 (AdaptOptions::precision): "bf16". The
 // layer then packs bf16 weights and runs the bf16 kernels where conv_bf16_supported() (fp32 otherwise).
 inline constexpr const char* kConvPrecisionAttr = "aitw_precision";
+// Set by the adapter's pass_bf16_pairs on bf16 convolutions: kConvPairsOutAttr (1) on one that writes its
+// output as bf16 channel pairs (ConvInput::pairs' layout, in the first half of its fp32 blob), because only
+// bf16 convolutions read it; kConvPairsInAttr on those, one 0 / 1 per data input: which inputs are pairs.
+// A layer that would not run them (fp32, OpenCV's) refuses to load.
+inline constexpr const char* kConvPairsOutAttr = "aitw_pairs_out";
+inline constexpr const char* kConvPairsInAttr = "aitw_pairs_in";
 
 cv::Ptr<cv::dnn::Layer> create_convolution_layer(cv::dnn::LayerParams& params);
 
@@ -44,6 +50,9 @@ bool aitw_convolution_enabled();
 bool aitw_convolution_active();
 // aitw_convolution_active() and not AITW_CONV=unfused: the adapter may fold residual Adds into convolutions.
 bool convolution_fusion_enabled();
+// convolution_fusion_enabled(), the convolutions run bf16 when asked (conv_bf16_supported(), AVX-512
+// kernels) and not switched off by AITW_CONV=unpaired: the adapter may keep bf16 channel pairs between them.
+bool convolution_pairs_enabled();
 // For the load log: "avx512 kernels", "avx2 kernels", ... or why OpenCV's run instead.
 std::string convolution_kernels_in_use();
 // For InitOk.providers: "aitw avx512 kernels, bf16", "aitw avx2 kernels, fp32" (bf16 asked of a CPU without
