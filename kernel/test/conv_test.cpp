@@ -787,7 +787,8 @@ TEST(ConvBf16, UnitsPackTheirOwnTilesAtAnyThreadCount) {
 // are rounded here (to nearest even, as vcvtneps2bf16), not by the kernels. Every path the bf16 kernels take:
 // tiles over output channels (stride 1 and 2), bands (3 -> 16 stride 2 on a large image, a 1x1 on a large
 // one), a small image shared by units of tiles or of blocks, tiles with dropped columns (an unpadded 3x3);
-// odd channel counts (the last pair's high half 0), two images, 1 to 3 threads, an input in two parts.
+// odd channel counts (the last pair's high half 0), two images, 1 to 3 threads, an input in two parts, a
+// residual added.
 TEST(ConvBf16, ChannelPairsInAndOutAreThePairsOfTheFp32Tensors) {
   if (!conv_bf16_supported()) GTEST_SKIP() << "this CPU has no AVX512_BF16: no bf16 tiles to compare";
   std::mt19937 rng(53);
@@ -875,11 +876,22 @@ TEST(ConvBf16, ChannelPairsInAndOutAreThePairsOfTheFp32Tensors) {
       conv.forward(&pairs_in, 1, c.n, c.h, c.w, got.data(), out_b, ConvActivation::SiLU, ws.data(), ws.size(),
                    nullptr, 0, nullptr, true);
       EXPECT_TRUE(same_pairs(ref_pairs, got.data(), c.n, s.out_channels, oplane)) << "pairs in and out";
+      // A fused Add's residual: added to the fp32 output before the rounding.
+      const cv::Mat skip = random_mat({c.n, s.out_channels, oh, ow}, 1.f, rng);
+      conv.forward(in.ptr<float>(), c.n, c.h, c.w, in_b, ref.data(), out_b, ConvActivation::SiLU, ws.data(),
+                   ws.size(), skip.ptr<float>(), out_b);
+      std::fill(got.begin(), got.end(), -7.f);
+      conv.forward(&pairs_in, 1, c.n, c.h, c.w, got.data(), out_b, ConvActivation::SiLU, ws.data(), ws.size(),
+                   skip.ptr<float>(), out_b, nullptr, true);
+      EXPECT_TRUE(same_pairs(to_pairs(ref.data(), c.n, s.out_channels, oplane, out_b), got.data(), c.n,
+                             s.out_channels, oplane))
+          << "pairs out with a residual";
     }
   }
 }
 
-// What pairs take, refused with the reason: a bf16 convolution, an even first channel, no residual out.
+// What pairs take, refused with the reason: a bf16 convolution, an even first channel, even counts before
+// the last input.
 TEST(ConvBf16, ChannelPairsRefuseWhatTheyCannotCarry) {
   std::mt19937 rng(59);
   const ConvShape s = shape(12, 96, 1, 1, 0);
@@ -901,7 +913,7 @@ TEST(ConvBf16, ChannelPairsRefuseWhatTheyCannotCarry) {
   PackedConv bf16(s, w.ptr<float>(), nullptr, ConvIsa::Avx512, ConvPrecision::Bf16);
   ASSERT_EQ(bf16.precision(), ConvPrecision::Bf16);
   EXPECT_NO_THROW(run(bf16, &pairs, 1, nullptr, true));
-  EXPECT_THROW(run(bf16, &plain, 1, res.data(), true), std::invalid_argument);
+  EXPECT_NO_THROW(run(bf16, &plain, 1, res.data(), true));  // a fused Add's output as pairs
   const ConvInput odd_first[2] = {{in.ptr<float>(), 12 * 64, 5}, {in.ptr<float>(), 12 * 64, 7, true}};
   EXPECT_THROW(run(bf16, odd_first, 2, nullptr, false), std::invalid_argument);
   const ConvInput odd_count[2] = {{in.ptr<float>(), 12 * 64, 5, true}, {in.ptr<float>(), 12 * 64, 7}};

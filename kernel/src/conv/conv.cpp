@@ -624,12 +624,10 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
                                   " channels: pairs start at an even channel and only the last input's count "
                                   "may be odd");
   }
-  if ((any_pairs || out_pairs) && (!bf16_ || addend || (out_pairs && residual)))
-    throw std::invalid_argument(std::string("PackedConv::forward: channel pairs ") +
-                                (any_pairs ? "in" : "out") +
-                                (!bf16_   ? " take a bf16 convolution; this one runs fp32"
-                                 : addend ? " take no upscaled addend"
-                                          : " take no residual"));
+  if ((any_pairs || out_pairs) && (!bf16_ || addend))
+    throw std::invalid_argument(
+        std::string("PackedConv::forward: channel pairs ") + (any_pairs ? "in" : "out") +
+        (!bf16_ ? " take a bf16 convolution; this one runs fp32" : " take no upscaled addend"));
   const KernelSet& k = kernels_for(isa_, bf16_);
   const KernelSet& kw = k.wino ? *k.wino : k;  // the Winograd path's own tiles
   const Geometry g = geometry(shape_, h, w, k.tile_px, bf16_);
@@ -662,7 +660,8 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
     thread_local std::vector<float> whole;
     const std::ptrdiff_t image = static_cast<std::ptrdiff_t>(shape_.out_channels) * g.oh * g.ow;
     whole.resize(static_cast<std::size_t>(n * image));
-    forward(inputs, ninputs, n, h, w, whole.data(), image, act, workspace, workspace_size);
+    forward(inputs, ninputs, n, h, w, whole.data(), image, act, workspace, workspace_size, residual,
+            residual_batch_stride);
     const int pairs = (shape_.out_channels + 1) / 2;
     const float* fp32 = whole.data();  // the calling thread's: the loop's threads have their own `whole`
     parallel_for(cv::Range(0, n * pairs), [&](const cv::Range& r) {
@@ -733,17 +732,24 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
       split_pair(shape_, g, k, channel(2 * c), 2 * c + 1 < ci ? channel(2 * c + 1) : nullptr, h, w, row0, d);
   };
   // out_pairs: a unit's tiles write into its thread's buffer, output channels [c0, c1) x output pixels
-  // [p0, p0 + plane), which pairs_out then rounds into the output's pairs while it is in cache.
+  // [p0, p0 + plane), without the residual, which pairs_out then adds (the same fp32 sum as the tiles') and
+  // rounds into the output's pairs while it is in cache.
   struct OutView {
     float* base;
     std::ptrdiff_t plane;
     int c0;
     std::ptrdiff_t p0;
   };
-  // The view's pixels [from, from + len) (of its plane; default all).
-  const auto pairs_out = [&](const OutView& v, int c1, float* dst, std::ptrdiff_t from = 0,
+  // The view's pixels [from, from + len) (of its plane; default all); `res`: the image's residual or null.
+  const auto pairs_out = [&](const OutView& v, int c1, float* dst, const float* res, std::ptrdiff_t from = 0,
                              std::ptrdiff_t len = -1) {
     if (len < 0) len = v.plane;
+    if (res)
+      for (int c = v.c0; c < c1; ++c) {
+        float* o = v.base + (c - v.c0) * v.plane + from;
+        const float* r = res + c * out_plane + v.p0 + from;
+        for (std::ptrdiff_t i = 0; i < len; ++i) o[i] += r[i];
+      }
     for (int c = v.c0; c < c1; c += 2)
       k.pack_pairs(v.base + (c - v.c0) * v.plane + from,
                    c + 1 < c1 ? v.base + (c + 1 - v.c0) * v.plane + from : nullptr, len,
@@ -895,7 +901,7 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
             const int ox0 = std::min(t * P, fast - P);
             j.offset = iy + S * ox0 - 1;
             j.out = orow + ox0;
-            j.residual = rdst ? rdst + row + ox0 : nullptr;
+            j.residual = rdst && !view ? rdst + row + ox0 : nullptr;
             const bool right = S == 1 && ox0 + P == g.ow;
             tiles_for[S - 1][(ox0 == 0 ? 1 : 0) + (right ? 2 : 0)](j);
           }
@@ -903,7 +909,7 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
             j.ix0 = S * ox - 1;
             j.offset = iy + j.ix0;
             j.out = orow + ox;
-            j.residual = rdst ? rdst + row + ox : nullptr;
+            j.residual = rdst && !view ? rdst + row + ox : nullptr;
             k.oc_one(j);
           }
         }
@@ -948,7 +954,7 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
             for (int oy = oy0; oy < oy1; ++oy) {
               const OutView v{obuf.data(), g.ow, 0, static_cast<std::ptrdiff_t>(oy) * g.ow};
               units_out(oy * nblk, (oy + 1) * nblk, src, src_plane, pc, 0, src_y0, &v);
-              pairs_out(v, co, dst);
+              pairs_out(v, co, dst, rdst);
             }
           }
         });
@@ -1109,7 +1115,8 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
               run_tile(tail, T, 0, flat - p0, static_cast<int>(p0 / g.wq), blk, dst + p0 % g.wq,
                        rdst ? rdst + p0 % g.wq : nullptr, tmp);
             else
-              run_tile(ubase, ustride, p0, flat, 0, blk, dst, rdst, tmp, unit_pack ? 0 : more, view);
+              run_tile(ubase, ustride, p0, flat, 0, blk, dst, view ? nullptr : rdst, tmp,
+                       unit_pack ? 0 : more, view);
           };
           if (blocks_outer) {
             for (int blk = b0; blk < b1; ++blk)
@@ -1119,7 +1126,7 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
               for (int blk = b0; blk < b1; ++blk) one(t, blk);
           }
           finish_unit(b0, b1, t0 * T, std::min(flat, t1 * T));
-          if (view) pairs_out(v, c1, dst);
+          if (view) pairs_out(v, c1, dst, rdst);
         }
       });
       continue;
@@ -1194,13 +1201,14 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
             int packed = 0;
             for (std::ptrdiff_t t = 0; t < ntiles; ++t) {
               for (int blk = b0; blk < b1; ++blk)
-                run_tile(buf, g.channel, t * T, flat, oy0, blk, dst, rdst, tmp, 0, out_pairs ? &v : nullptr);
+                run_tile(buf, g.channel, t * T, flat, oy0, blk, dst, out_pairs ? nullptr : rdst, tmp, 0,
+                         out_pairs ? &v : nullptr);
               if (!out_pairs) continue;
               int done = packed;
               while (done < rows && static_cast<std::ptrdiff_t>(done) * g.wq + g.ow <= (t + 1) * T) ++done;
               if (t + 1 == ntiles) done = rows;
               if (done > packed)
-                pairs_out(v, c1, dst, static_cast<std::ptrdiff_t>(packed) * g.ow,
+                pairs_out(v, c1, dst, rdst, static_cast<std::ptrdiff_t>(packed) * g.ow,
                           static_cast<std::ptrdiff_t>(done - packed) * g.ow);
               packed = done;
             }

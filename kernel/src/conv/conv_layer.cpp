@@ -35,11 +35,10 @@ class AitwConvolutionLayer : public cv::dnn::ConvolutionLayer {
         pairs_in_(pair_inputs(params, ranges_.size() - (residual_ ? 1 : 0))) {
     setParamsFrom(params);
     const bool pairs = pairs_out_ || std::find(pairs_in_.begin(), pairs_in_.end(), true) != pairs_in_.end();
-    if (pairs && (!upscale_.empty() || (pairs_out_ && residual_)))
-      CV_Error(cv::Error::StsBadArg,
-               "convolution '" + params.name + "': bf16 channel pairs (" + kConvPairsOutAttr + ", " +
-                   kConvPairsInAttr + ") take no " +
-                   (upscale_.empty() ? "fused Add on a pair output" : kConvUpscaleAttr));
+    if (pairs && !upscale_.empty())
+      CV_Error(cv::Error::StsBadArg, "convolution '" + params.name + "': bf16 channel pairs (" +
+                                         kConvPairsOutAttr + ", " + kConvPairsInAttr + ") take no " +
+                                         kConvUpscaleAttr);
     for (std::size_t i = 0; i < pairs_in_.size(); ++i)
       if (pairs_in_[i] && ranges_[i].first % 2)
         CV_Error(cv::Error::StsBadArg, "convolution '" + params.name + "': input " + std::to_string(i) +
