@@ -2,13 +2,16 @@
 // and weights, interleaved (each repetition runs every route once, in a rotating order), medians reported.
 //   ./build/bench/aitw_conv_bench [--model yolo11n] [--imgsz 480x640] [--repetitions 7] [--min-ms 4]
 //                                 [--threads 2] [--routes
-//                                 opencv,aitw,aitw_bf16,aitw_wino,aitw_direct,aitw_wino44,dnnl,dnnl_blocked,
-//                                 dnnl_tbb,aitw_1t]
+//                                 opencv,aitw,aitw_bf16,aitw_bf16_pairs,aitw_wino,aitw_direct,aitw_wino44,dnnl,
+//                                 dnnl_blocked,dnnl_tbb,aitw_1t]
 //                                 [--isa avx512|avx2|portable] [--layer N] [--clock wall|cpu]
 //                                 [--markdown 1]
 // Routes: opencv = a one-layer cv::dnn::Net with OpenCV 4.6's Convolution and aitw's SiLU fused the way the
 // pipeline ran it before aitw's convolution; aitw = the same one-layer net with aitw's Convolution layer;
-// aitw_bf16 = the same with --precision bf16 (AVX512_BF16 CPUs; fp32 elsewhere); aitw_wino / aitw_direct =
+// aitw_bf16 = the same with --precision bf16 (AVX512_BF16 CPUs; fp32 elsewhere); aitw_bf16_pairs = bf16 with
+// its input and output as bf16 channel pairs (the layer between two bf16 layers, pass_bf16_pairs; layers that
+// do not run bf16 time as aitw_bf16; not checked against OpenCV: the kernel tests compare the pairs bit for
+// bit); aitw_wino / aitw_direct =
 // aitw with Winograd forced on / off for the 3x3 stride-1 layers (aitw chooses per layer); aitw_wino44 = aitw
 // with Winograd's tiles forced to F(4x4, 3x3) where it runs (aitw takes F(6x4, 3x3) at most heights);
 // aitw_1t = aitw at one thread (the scaling figure); dnnl = oneDNN with reorders NCHW -> blocked -> NCHW
@@ -18,8 +21,10 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <exception>
 #include <fstream>
@@ -198,6 +203,50 @@ static int run_bench(int argc, char** argv) {
     r.routes.back().timed = wants("opencv");
     if (wants("aitw")) add_net("aitw", true);
     if (wants("aitw_bf16")) add_net("aitw_bf16", true, true);  // bf16 where the CPU has AVX512_BF16
+    if (wants("aitw_bf16_pairs")) {
+      if (!aitw::kernel::convolution_pairs_enabled() || !aitw::kernel::conv_bf16_pays(c.shape)) {
+        add_net("aitw_bf16_pairs", true, true);
+      } else {
+        // The layer reading and writing pairs, its SiLU in its own output loop (as the adapter marks it).
+        auto lp = aitw::kernel::convolution_layer_params(c.shape, c.weights, c.bias, true);
+        lp.set(aitw::kernel::kConvPrecisionAttr, "bf16");
+        lp.set(aitw::kernel::kConvPairsOutAttr, 1);
+        const int one = 1;
+        lp.set(aitw::kernel::kConvPairsInAttr, cv::dnn::DictValue::arrayInt(&one, 1));
+        if (c.silu) lp.set(aitw::kernel::kConvActivationAttr, "silu");
+        auto net = std::make_shared<cv::dnn::Net>();
+        net->addLayerToPrev(lp.name, lp.type, lp);
+        net->setPreferableBackend(cv::dnn::DNN_BACKEND_OPENCV);
+        net->setPreferableTarget(cv::dnn::DNN_TARGET_CPU);
+        // The input's pairs: channel 2k's bf16 (round to nearest even) low, 2k + 1's high.
+        cv::Mat pairs(r.in.dims, r.in.size.p, CV_32F, cv::Scalar(0));
+        const std::ptrdiff_t plane = static_cast<std::ptrdiff_t>(c.h) * c.w;
+        const auto bits = [](float x) {
+          std::uint32_t b;
+          std::memcpy(&b, &x, sizeof b);
+          return (b + 0x7fffu + ((b >> 16) & 1u)) >> 16;
+        };
+        for (int q = 0; q < (c.shape.in_channels + 1) / 2; ++q)
+          for (std::ptrdiff_t p = 0; p < plane; ++p) {
+            const float* x = r.in.ptr<float>();
+            const std::uint32_t word =
+                bits(x[2 * q * plane + p]) |
+                (2 * q + 1 < c.shape.in_channels ? bits(x[(2 * q + 1) * plane + p]) << 16 : 0u);
+            std::memcpy(pairs.ptr<float>() + q * plane + p, &word, sizeof word);
+          }
+        net->setInput(pairs);
+        auto out = std::make_shared<std::vector<cv::Mat>>(1, net->forward().clone());
+        auto layer = net->getLayer(net->getLayerId("conv"));
+        keep.push_back(net);
+        auto in = std::make_shared<std::vector<cv::Mat>>(1, pairs);
+        r.routes.push_back({"aitw_bf16_pairs",
+                            [layer, in, out] {
+                              std::vector<cv::Mat> internals;
+                              layer->forward(*in, *out, internals);
+                            },
+                            nullptr});
+      }
+    }
     if (wants("aitw_wino")) add_net("aitw_wino", true, false, 1);
     if (wants("aitw_direct")) add_net("aitw_direct", true, false, 0);
     if (wants("aitw_wino44")) add_net("aitw_wino44", true, false, -1, 4);
@@ -330,17 +379,18 @@ static int run_bench(int argc, char** argv) {
 int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i)
     if (std::string(argv[i]) == "--help" || std::string(argv[i]) == "-h") {
-      std::cout
-          << "aitw_conv_bench: every convolution of a model at an input size, timed per route on the "
-             "layer's real shape and weights\n"
-             "  aitw_conv_bench [--model yolo11n] [--imgsz 480x640] [--repetitions 7] [--min-ms 4] "
-             "[--threads 2]\n"
-             "                  [--routes "
-             "opencv,aitw,aitw_bf16,aitw_wino,aitw_direct,aitw_wino44,dnnl,dnnl_blocked,dnnl_tbb,aitw_1t] "
-             "[--isa avx512|avx2|portable]\n"
-             "                  [--layer N] [--clock wall|cpu] [--markdown 1]\n"
-             "Models are found by name in --model-dir's folders: $AITW_MODEL_DIR or "
-             "$XDG_DATA_HOME/aitw/models. Routes: bench/conv_bench.cpp's header.\n";
+      std::cout << "aitw_conv_bench: every convolution of a model at an input size, timed per route on the "
+                   "layer's real shape and weights\n"
+                   "  aitw_conv_bench [--model yolo11n] [--imgsz 480x640] [--repetitions 7] [--min-ms 4] "
+                   "[--threads 2]\n"
+                   "                  [--routes "
+                   "opencv,aitw,aitw_bf16,aitw_bf16_pairs,aitw_wino,aitw_direct,aitw_wino44,dnnl,dnnl_"
+                   "blocked,dnnl_tbb,"
+                   "aitw_1t] "
+                   "[--isa avx512|avx2|portable]\n"
+                   "                  [--layer N] [--clock wall|cpu] [--markdown 1]\n"
+                   "Models are found by name in --model-dir's folders: $AITW_MODEL_DIR or "
+                   "$XDG_DATA_HOME/aitw/models. Routes: bench/conv_bench.cpp's header.\n";
       return 0;
     }
 #ifdef AITW_BENCH_DNNL

@@ -823,10 +823,10 @@ TEST(ConvBf16, ChannelPairsInAndOutAreThePairsOfTheFp32Tensors) {
     return true;
   };
   const std::vector<Case> cases = {
-      {"oc_s1", shape(21, 69, 3, 1, 1), 2, 13, 27},       {"oc_s2", shape(16, 40, 3, 2, 1), 2, 17, 23},
-      {"band_stem", shape(3, 16, 3, 2, 1), 1, 120, 160},  {"band_1x1", shape(32, 81, 1, 1, 0), 1, 100, 120},
-      {"shared_1x1", shape(21, 70, 1, 1, 0), 2, 29, 31},  {"few_1x1", shape(22, 96, 1, 1, 0), 2, 9, 11},
-      {"3x3_unpadded", shape(21, 33, 3, 1, 0), 1, 31, 33}};
+      {"oc_s1", shape(21, 69, 3, 1, 1), 2, 13, 27},      {"oc_s2", shape(16, 40, 3, 2, 1), 2, 17, 23},
+      {"oc_narrow", shape(12, 48, 3, 1, 1), 1, 5, 7},    {"band_stem", shape(3, 16, 3, 2, 1), 1, 120, 160},
+      {"band_1x1", shape(32, 81, 1, 1, 0), 1, 100, 120}, {"shared_1x1", shape(21, 70, 1, 1, 0), 2, 29, 31},
+      {"few_1x1", shape(22, 96, 1, 1, 0), 2, 9, 11},     {"3x3_unpadded", shape(21, 33, 3, 1, 0), 1, 31, 33}};
   for (const auto& c : cases) {
     const auto& s = c.s;
     const int taps = s.kernel_h * s.kernel_w;

@@ -867,14 +867,16 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
       // Units [u0, u1) of (output row, block), rows outer, reading `in` (channel stride `plane`) whose row 0
       // is input row `iy0`.
       // `view`: as in run_tile.
+      // `pairs`: the tiles write the output's channel pairs themselves (OcJob::pairs_out; no residual).
       auto units_out = [&](int u0, int u1, const float* in, std::ptrdiff_t plane, int channels, int more,
-                           int iy0, const OutView* view = nullptr) {
+                           int iy0, const OutView* view = nullptr, bool pairs = false) {
         for (int u = u0; u < u1; ++u) {
           const int oy = u / nblk, blk = u % nblk;
           const std::ptrdiff_t pix = static_cast<std::ptrdiff_t>(oy) * g.ow,
                                row = static_cast<std::ptrdiff_t>(blk) * CB * out_plane + pix;
-          float* const orow =
-              view ? view->base + (blk * CB - view->c0) * view->plane + pix - view->p0 : dst + row;
+          float* const orow = view    ? view->base + (blk * CB - view->c0) * view->plane + pix - view->p0
+                              : pairs ? dst + static_cast<std::ptrdiff_t>(blk) * (CB / 2) * out_plane + pix
+                                      : dst + row;
           const std::ptrdiff_t iy = static_cast<std::ptrdiff_t>(S * oy - 1 - iy0) * w;
           // A last block of at most one vector of channels: the half-width tiles.
           const auto& tiles_for = co - blk * CB <= k.lanes && k.oc_half[0][0] ? k.oc_half : k.oc_tile;
@@ -896,12 +898,13 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
                                std::min(CB, co - blk * CB),
                                activation,
                                nullptr,
-                               scale_.empty() ? nullptr : scale_.data() + blk * CB};
+                               scale_.empty() ? nullptr : scale_.data() + blk * CB,
+                               pairs ? 1 : 0};
           for (int t = 0; t < tiles; ++t) {
             const int ox0 = std::min(t * P, fast - P);
             j.offset = iy + S * ox0 - 1;
             j.out = orow + ox0;
-            j.residual = rdst && !view ? rdst + row + ox0 : nullptr;
+            j.residual = rdst && !view && !pairs ? rdst + row + ox0 : nullptr;
             const bool right = S == 1 && ox0 + P == g.ow;
             tiles_for[S - 1][(ox0 == 0 ? 1 : 0) + (right ? 2 : 0)](j);
           }
@@ -909,7 +912,7 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
             j.ix0 = S * ox - 1;
             j.offset = iy + j.ix0;
             j.out = orow + ox;
-            j.residual = rdst && !view ? rdst + row + ox : nullptr;
+            j.residual = rdst && !view && !pairs ? rdst + row + ox : nullptr;
             k.oc_one(j);
           }
         }
@@ -943,12 +946,13 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
               src_plane = plane;
               src_y0 = iy0;
             }
-            if (!out_pairs) {
-              units_out(oy0 * nblk, oy1 * nblk, src, src_plane, pc, 0, src_y0);
+            if (!out_pairs || !rdst) {
+              units_out(oy0 * nblk, oy1 * nblk, src, src_plane, pc, 0, src_y0, nullptr, out_pairs);
               continue;
             }
-            // Row by row: a row of every channel stays in L1 until it leaves as pairs (a band's rows went
-            // through L2 and cost the producer more than the halved writes saved).
+            // With a residual: row by row through the thread's buffer, the residual added before the rounding
+            // (a row of every channel stays in L1; a band's rows went through L2 and cost the producer more
+            // than the halved writes saved).
             if (obuf.size() < static_cast<std::size_t>(co * g.ow))
               obuf.resize(static_cast<std::size_t>(co * g.ow));
             for (int oy = oy0; oy < oy1; ++oy) {

@@ -90,6 +90,32 @@ struct OcBf16 {
     return reinterpret_cast<__m512bh>(_mm512_loadu_si512(p));
   }
   static inline __attribute__((always_inline)) V mac(V acc, X x, W w) { return _mm512_dpbf16_ps(acc, x, w); }
+  // OcJob::pairs_out: each pixel's 32 (kOB 2) or 16 channels rounded into 16 or 8 pairs (vcvtne2ps2bf16: the
+  // even channel in the low half), transposed to rows of pixels per pair plane like oc_store's floats: one
+  // transpose and half the stores of the fp32 output, and no pass of the unit over a buffer of floats.
+  static constexpr bool kPairs = true;
+  template <int kNP, int kOB>
+  static inline __attribute__((always_inline)) void store_pairs(const OcJob& j, V (&acc)[kOB][kNP]) {
+    const int n = (j.rows + 1) / 2;
+    V16 r[16];
+#pragma GCC unroll 16
+    for (int p = 0; p < kNP; ++p) {
+      const V a0 = activate(acc[0][p], j.activation);
+      const V a1 = kOB > 1 ? activate(acc[kOB > 1 ? 1 : 0][p], j.activation) : V{};
+      r[p] = reinterpret_cast<V16>(_mm512_cvtne2ps_pbh(a1, a0));
+    }
+    if constexpr (kNP == 1) {
+      float w[16];
+      _mm512_storeu_ps(w, reinterpret_cast<__m512>(r[0]));
+      for (int k = 0; k < n; ++k) j.out[k * j.out_channel] = w[k];
+      return;
+    } else {
+#pragma GCC unroll 16
+      for (int p = kNP; p < 16; ++p) r[p] = V16{};
+      transpose16(r);
+      for (int k = 0; k < n; ++k) oc_put<kNP>(j.out + k * j.out_channel, nullptr, r[k]);
+    }
+  }
 };
 
 void pack_pairs(const float* a, const float* b, std::ptrdiff_t n, float* dst) {

@@ -99,6 +99,10 @@ struct OcJob {
   // bf16 tiles (KernelSet::pairs): `in` is channel pairs (one bf16 pair per pixel, `channels` counts pairs,
   // `more` is 0) and `scale` null or oc_co values, as in TileJob.
   const float* scale;
+  // bf16 tiles: nonzero to write the outputs as bf16 channel pairs (ConvInput::pairs' layout): `out` is the
+  // block's first pair plane at the tile's first pixel, `out_channel` the floats between pair planes, `rows`
+  // still counts channels (the last pair of an odd count gets 0 in its high half); `residual` null.
+  int pairs_out;
 };
 
 // Winograd F(4x4, 3x3) and F(6x4, 3x3) for 3x3 stride-1 padding-1 convolutions (fp32): each kTH x 4 block of

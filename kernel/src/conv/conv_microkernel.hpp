@@ -473,6 +473,7 @@ inline __attribute__((always_inline)) void oc_store(const aitw::kernel::conv_det
 struct OcFp32 {
   typedef V X;
   typedef V W;
+  static constexpr bool kPairs = false;  // no OcJob::pairs_out (the bf16 file's M writes pairs)
   static inline __attribute__((always_inline)) X x(const float* p) {
 #ifdef AITW_OC_BCAST_ASM
     X r;
@@ -549,6 +550,12 @@ void oc_tile(const aitw::kernel::conv_detail::OcJob& j) {
     }
   }
   oc_scale(j, acc);
+  if constexpr (M::kPairs) {
+    if (j.pairs_out) {
+      M::template store_pairs<kOcPx, kOB>(j, acc);
+      return;
+    }
+  }
   oc_store<kOcPx, kOB>(j, acc);
 }
 
@@ -572,6 +579,12 @@ void oc_one(const aitw::kernel::conv_detail::OcJob& j) {
         }
   }
   oc_scale(j, acc);
+  if constexpr (M::kPairs) {
+    if (j.pairs_out) {
+      M::template store_pairs<1, kOcOb>(j, acc);
+      return;
+    }
+  }
   oc_store<1>(j, acc);
 }
 
