@@ -288,6 +288,25 @@ void scatter(const float* tmp, int rows, int tile_px, std::ptrdiff_t p0, std::pt
   }
 }
 
+// scatter()'s copy as bf16 channel pairs (forward's out_pairs): rows r and r + 1 of `tmp` into pair plane
+// r / 2 of `out` (an odd count's last pair gets 0 in its high half); no residual.
+void scatter_pairs(const KernelSet& k, const float* tmp, int rows, int tile_px, std::ptrdiff_t p0,
+                   std::ptrdiff_t end, int oy0, const Geometry& g, float* out, std::ptrdiff_t out_plane) {
+  end = std::min(p0 + tile_px, end);
+  for (std::ptrdiff_t p = p0; p < end;) {
+    const std::ptrdiff_t oy = oy0 + p / g.wq, ox = p % g.wq;
+    const std::ptrdiff_t seg = std::min<std::ptrdiff_t>(g.wq - ox, end - p);
+    if (ox < g.ow) {
+      const std::ptrdiff_t n = std::min<std::ptrdiff_t>(seg, g.ow - ox);
+      for (int r = 0; r < rows; r += 2)
+        k.pack_pairs(tmp + r * tile_px + (p - p0),
+                     r + 1 < rows ? tmp + (r + 1) * tile_px + (p - p0) : nullptr, n,
+                     out + (r / 2) * out_plane + oy * g.ow + ox);
+    }
+    p += seg;
+  }
+}
+
 // Band path: parallel stripes, each owning one band buffer of the workspace.
 int stripes_for(int units) {
   return std::max(1, std::min(units, std::max(8, 2 * cv::getNumThreads())));
@@ -653,7 +672,7 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
           "residual, on an output whose sides its factor divides");
   }
   if (g.oh <= 0 || g.ow <= 0) return;
-  if (out_pairs && !oc_ && g.shared && g.wq != g.ow) {
+  if (out_pairs && residual && !oc_ && g.shared && g.wq != g.ow) {
     // Pairs out where a unit's share of a small image is not whole output pixels (tiles across rows with
     // dropped columns: a padded 3x3 off the tiles over output channels; no YOLO layer): fp32 into the calling
     // thread's buffer first.
@@ -757,10 +776,12 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
   };
 
   // `more`: with src = seg[0] on the direct path, the further inputs the kernel reads in place. `view`: null,
-  // or where the tiles write instead of `dst` (out_pairs; no residual).
+  // or where the tiles write instead of `dst` (out_pairs with a residual; `res` null). `pairs`: the output's
+  // channel pairs written by the tile itself (TileJob::pairs_out), or from `tmp` by scatter_pairs; no
+  // residual.
   auto run_tile = [&](const float* src, std::ptrdiff_t stride, std::ptrdiff_t p0, std::ptrdiff_t flat,
                       int oy0, int blk, float* dst, const float* res, float* tmp, int more = 0,
-                      const OutView* view = nullptr) {
+                      const OutView* view = nullptr, bool pairs = false) {
     const int rows = dw ? 1 : std::min(CB, co - blk * CB);
     const std::ptrdiff_t ox = p0 % g.wq;
     // The direct path (fp32 1x1 stride 1 unpadded) computes the output's own flat pixels, so a tile across
@@ -771,8 +792,9 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
     // from the input (below) took bf16's 1x1 layers from 5.18 to 4.60 ms (alone it measured no better).
     const bool in_place = rows == CB && (g.direct || g.wq == g.ow || ox + T <= g.ow) && p0 + T <= flat;
     const std::ptrdiff_t pix = (oy0 + p0 / g.wq) * g.ow + ox, at = blk * CB * out_plane + pix;
-    float* const out_block =
-        view ? view->base + (blk * CB - view->c0) * view->plane : dst + blk * CB * out_plane;
+    float* const out_block = view    ? view->base + (blk * CB - view->c0) * view->plane
+                             : pairs ? dst + blk * (CB / 2) * out_plane
+                                     : dst + blk * CB * out_plane;
     const std::ptrdiff_t oplane = view ? view->plane : out_plane, origin = view ? view->p0 : 0;
     float* o = in_place ? out_block + pix - origin : tmp;
     const float* r = in_place && res ? res + at : nullptr;
@@ -786,9 +808,11 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
       fns[nv - 1]({src + p0, stride, more ? seg_channels[0] : pc, more, seg + 1, seg_channels + 1, p0,
                    g.taps.data(), ntaps, packed_.data() + static_cast<std::size_t>(blk) * pc * ntaps * CB,
                    bias_.data() + blk * CB, o, in_place ? oplane : T, activation, r,
-                   scale_.empty() ? nullptr : scale_.data() + blk * CB});
+                   scale_.empty() ? nullptr : scale_.data() + blk * CB, pairs && in_place ? 1 : 0});
     }
-    if (!in_place)
+    if (!in_place && pairs)
+      scatter_pairs(k, tmp, rows, T, p0, flat, oy0, g, out_block, out_plane);
+    else if (!in_place)
       scatter(tmp, rows, T, p0, flat, oy0, g, out_block, oplane, res ? res + blk * CB * out_plane : nullptr,
               origin);
   };
@@ -819,7 +843,7 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
       const std::size_t u_xi = static_cast<std::size_t>(wnb) * ci * WB;
       for (int xi = 0; xi < P; ++xi)
         fn({v + xi * xs + f0, tbs, ci, 0, nullptr, nullptr, 0, &zero_tap, 1, u + xi * u_xi, zeros,
-            s + static_cast<std::size_t>(xi) * WB * WT, WT, 0, nullptr, nullptr});
+            s + static_cast<std::size_t>(xi) * WB * WT, WT, 0, nullptr, nullptr, 0});
       const std::ptrdiff_t at = static_cast<std::ptrdiff_t>(blk) * WB * out_plane;
       kw.wino_out[wv]({s, WT, WB, std::min(WB, co - blk * WB), nt, t_base + f0, h, w, tw,
                        bias_.data() + blk * WB, dst + at, out_plane, rdst ? rdst + at : nullptr, activation,
@@ -1104,15 +1128,16 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
               ustride = len;
             }
           }
+          // Pairs with a residual through the unit's buffer; without, the tiles store them.
           OutView v{nullptr, 0, b0 * CB, 0};
           const int c1 = std::min(co, b1 * CB);
-          if (out_pairs) {
+          if (out_pairs && rdst) {
             const std::ptrdiff_t q0 = few ? 0 : t0 * T, q1 = few ? out_plane : std::min(flat, t1 * T);
             if (obuf.size() < static_cast<std::size_t>((c1 - v.c0) * (q1 - q0)))
               obuf.resize(static_cast<std::size_t>((c1 - v.c0) * (q1 - q0)));
             v = {obuf.data(), q1 - q0, b0 * CB, q0};
           }
-          const OutView* view = out_pairs ? &v : nullptr;
+          const OutView* view = out_pairs && rdst ? &v : nullptr;
           auto one = [&](std::ptrdiff_t t, int blk) {
             const std::ptrdiff_t p0 = t * T;
             if (g.direct && p0 + T > flat)  // the tail: its own zero-padded copy, as a band of one tile
@@ -1120,7 +1145,7 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
                        rdst ? rdst + p0 % g.wq : nullptr, tmp);
             else
               run_tile(ubase, ustride, p0, flat, 0, blk, dst, view ? nullptr : rdst, tmp,
-                       unit_pack ? 0 : more, view);
+                       unit_pack ? 0 : more, view, out_pairs && !rdst);
           };
           if (blocks_outer) {
             for (int blk = b0; blk < b1; ++blk)
@@ -1191,11 +1216,13 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
               }
             }
           } else {
-            // out_pairs: the unit's channels x rows through the thread's buffer, out as pairs.
+            // out_pairs with a residual: the unit's channels x rows through the thread's buffer, out as
+            // pairs; without, the tiles store them.
+            const bool via_buffer = out_pairs && rdst;
             OutView v{nullptr, static_cast<std::ptrdiff_t>(rows) * g.ow, b0 * CB,
                       static_cast<std::ptrdiff_t>(oy0) * g.ow};
             const int c1 = std::min(co, b1 * CB);
-            if (out_pairs) {
+            if (via_buffer) {
               thread_local std::vector<float> obuf;
               if (obuf.size() < static_cast<std::size_t>((c1 - v.c0) * v.plane))
                 obuf.resize(static_cast<std::size_t>((c1 - v.c0) * v.plane));
@@ -1205,9 +1232,9 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
             int packed = 0;
             for (std::ptrdiff_t t = 0; t < ntiles; ++t) {
               for (int blk = b0; blk < b1; ++blk)
-                run_tile(buf, g.channel, t * T, flat, oy0, blk, dst, out_pairs ? nullptr : rdst, tmp, 0,
-                         out_pairs ? &v : nullptr);
-              if (!out_pairs) continue;
+                run_tile(buf, g.channel, t * T, flat, oy0, blk, dst, via_buffer ? nullptr : rdst, tmp, 0,
+                         via_buffer ? &v : nullptr, out_pairs && !rdst);
+              if (!via_buffer) continue;
               int done = packed;
               while (done < rows && static_cast<std::ptrdiff_t>(done) * g.wq + g.ow <= (t + 1) * T) ++done;
               if (t + 1 == ntiles) done = rows;

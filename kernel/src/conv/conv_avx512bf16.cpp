@@ -75,6 +75,21 @@ void conv_tile_bf16(const TileJob& j) {
 #pragma GCC unroll 4
       for (int v = 0; v < kNV; ++v) acc[c][v] = fma(acc[c][v], splat(j.scale[c]), splat(j.bias[c]));
   }
+  if (j.pairs_out) {
+    // Channels c and c + 1 of each vector of pixels as one vector of pairs (pack_pairs' rounding and layout).
+    constexpr auto all = static_cast<__mmask16>(0xffff);
+#pragma GCC unroll 8
+    for (int c = 0; c < kCoBlock; c += 2)
+#pragma GCC unroll 4
+      for (int v = 0; v < kNV; ++v) {
+        const __m512 a = activate(acc[c][v], j.activation), b = activate(acc[c + 1][v], j.activation);
+        const __m512i lo = _mm512_maskz_cvtepu16_epi32(all, reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(a)));
+        const __m512i hi = _mm512_maskz_slli_epi32(
+            all, _mm512_maskz_cvtepu16_epi32(all, reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(b))), 16);
+        _mm512_storeu_si512(j.out + (c / 2) * j.out_channel + v * kLanes, _mm512_or_si512(lo, hi));
+      }
+    return;
+  }
   tile_store<kNV>(j, acc);
 }
 

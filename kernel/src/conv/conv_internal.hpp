@@ -30,6 +30,10 @@ struct TileJob {
   // bf16 tiles: null, or co_block values: the sum starts at 0 and becomes sum * scale + bias (int8-grid
   // weights packed as their integers).
   const float* scale;
+  // bf16 tiles: nonzero to write the outputs as bf16 channel pairs (ConvInput::pairs' layout): `out` is the
+  // block's first pair plane at the tile's first pixel, `out_channel` the floats between pair planes (all
+  // co_block channels are written: a whole block); `residual` null.
+  int pairs_out;
 };
 
 // Depthwise: one channel, `tiles` consecutive tiles of tile_px pixels (flat in and out).
