@@ -265,43 +265,31 @@ void split_pair(const ConvShape& s, const Geometry& g, const KernelSet& k, const
 // the residual (same layout as `out`) if there is one.
 // p0, end: the tile's flat range within a band whose first output row is `oy0`.
 // `origin`: the output pixel `out` starts at (a unit's buffer of output_pairs; then no residual).
+// `pairs`: the output's bf16 channel pairs instead (forward's out_pairs, this kernel set's pack_pairs): rows
+// r and r + 1 into pair plane r / 2 (an odd count's last pair gets 0 in its high half); no residual.
 void scatter(const float* tmp, int rows, int tile_px, std::ptrdiff_t p0, std::ptrdiff_t end, int oy0,
              const Geometry& g, float* out, std::ptrdiff_t out_plane, const float* res,
-             std::ptrdiff_t origin = 0) {
+             std::ptrdiff_t origin = 0, const KernelSet* pairs = nullptr) {
   end = std::min(p0 + tile_px, end);
   for (std::ptrdiff_t p = p0; p < end;) {
     const std::ptrdiff_t oy = oy0 + p / g.wq, ox = p % g.wq;
     const std::ptrdiff_t seg = std::min<std::ptrdiff_t>(g.wq - ox, end - p);
     if (ox < g.ow) {
       const std::ptrdiff_t n = std::min<std::ptrdiff_t>(seg, g.ow - ox);
-      for (int r = 0; r < rows; ++r) {
-        const std::ptrdiff_t o = r * out_plane + oy * g.ow + ox - origin;
+      for (int r = 0; r < rows; r += pairs ? 2 : 1) {
         const float* t = tmp + r * tile_px + (p - p0);
+        if (pairs) {
+          pairs->pack_pairs(t, r + 1 < rows ? t + tile_px : nullptr, n,
+                            out + (r / 2) * out_plane + oy * g.ow + ox);
+          continue;
+        }
+        const std::ptrdiff_t o = r * out_plane + oy * g.ow + ox - origin;
         if (res) {
           for (std::ptrdiff_t i = 0; i < n; ++i) out[o + i] = t[i] + res[o + i];
         } else {
           std::memcpy(out + o, t, sizeof(float) * n);
         }
       }
-    }
-    p += seg;
-  }
-}
-
-// scatter()'s copy as bf16 channel pairs (forward's out_pairs): rows r and r + 1 of `tmp` into pair plane
-// r / 2 of `out` (an odd count's last pair gets 0 in its high half); no residual.
-void scatter_pairs(const KernelSet& k, const float* tmp, int rows, int tile_px, std::ptrdiff_t p0,
-                   std::ptrdiff_t end, int oy0, const Geometry& g, float* out, std::ptrdiff_t out_plane) {
-  end = std::min(p0 + tile_px, end);
-  for (std::ptrdiff_t p = p0; p < end;) {
-    const std::ptrdiff_t oy = oy0 + p / g.wq, ox = p % g.wq;
-    const std::ptrdiff_t seg = std::min<std::ptrdiff_t>(g.wq - ox, end - p);
-    if (ox < g.ow) {
-      const std::ptrdiff_t n = std::min<std::ptrdiff_t>(seg, g.ow - ox);
-      for (int r = 0; r < rows; r += 2)
-        k.pack_pairs(tmp + r * tile_px + (p - p0),
-                     r + 1 < rows ? tmp + (r + 1) * tile_px + (p - p0) : nullptr, n,
-                     out + (r / 2) * out_plane + oy * g.ow + ox);
     }
     p += seg;
   }
@@ -777,7 +765,7 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
 
   // `more`: with src = seg[0] on the direct path, the further inputs the kernel reads in place. `view`: null,
   // or where the tiles write instead of `dst` (out_pairs with a residual; `res` null). `pairs`: the output's
-  // channel pairs written by the tile itself (TileJob::pairs_out), or from `tmp` by scatter_pairs; no
+  // channel pairs written by the tile itself (TileJob::pairs_out), or from `tmp` by scatter (pairs); no
   // residual.
   auto run_tile = [&](const float* src, std::ptrdiff_t stride, std::ptrdiff_t p0, std::ptrdiff_t flat,
                       int oy0, int blk, float* dst, const float* res, float* tmp, int more = 0,
@@ -810,11 +798,9 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
                    bias_.data() + blk * CB, o, in_place ? oplane : T, activation, r,
                    scale_.empty() ? nullptr : scale_.data() + blk * CB, pairs && in_place ? 1 : 0});
     }
-    if (!in_place && pairs)
-      scatter_pairs(k, tmp, rows, T, p0, flat, oy0, g, out_block, out_plane);
-    else if (!in_place)
+    if (!in_place)
       scatter(tmp, rows, T, p0, flat, oy0, g, out_block, oplane, res ? res + blk * CB * out_plane : nullptr,
-              origin);
+              origin, pairs ? &k : nullptr);
   };
 
   // Winograd F(4x4, 3x3) or F(6x4, 3x3) of one image (conv_internal.hpp, WinoInJob; the plan: wino_plan).
