@@ -785,8 +785,9 @@ TEST(ConvBf16, UnitsPackTheirOwnTilesAtAnyThreadCount) {
 // fp32 input to bf16 pairs before it multiplies, so reading the pairs a producer wrote gives the same output
 // bit for bit, and a producer writing pairs writes exactly the pairs of its fp32 output. The reference pairs
 // are rounded here (to nearest even, as vcvtneps2bf16), not by the kernels. Every path the bf16 kernels take:
-// tiles over output channels (stride 1 and 2), bands (3 -> 16 stride 2 on a large image, a 1x1 on a large
-// one), a small image shared by units of tiles or of blocks, tiles with dropped columns (an unpadded 3x3);
+// tiles over output channels (stride 1 and 2, one pixel at a time), bands (the stem's 3 -> 16 stride 2 at
+// 480 x 640, a 1x1 on a large image, a padded 3x3 whose bands drop columns), a small image shared by units of
+// tiles or of blocks, tiles with dropped columns on a small image (an unpadded 3x3);
 // odd channel counts (the last pair's high half 0), two images, 1 to 3 threads, an input in two parts, a
 // residual added.
 TEST(ConvBf16, ChannelPairsInAndOutAreThePairsOfTheFp32Tensors) {
@@ -823,10 +824,16 @@ TEST(ConvBf16, ChannelPairsInAndOutAreThePairsOfTheFp32Tensors) {
     return true;
   };
   const std::vector<Case> cases = {
-      {"oc_s1", shape(21, 69, 3, 1, 1), 2, 13, 27},      {"oc_s2", shape(16, 40, 3, 2, 1), 2, 17, 23},
-      {"oc_narrow", shape(12, 48, 3, 1, 1), 1, 5, 7},    {"band_stem", shape(3, 16, 3, 2, 1), 1, 120, 160},
-      {"band_1x1", shape(32, 81, 1, 1, 0), 1, 100, 120}, {"shared_1x1", shape(21, 70, 1, 1, 0), 2, 29, 31},
-      {"few_1x1", shape(22, 96, 1, 1, 0), 2, 9, 11},     {"3x3_unpadded", shape(21, 33, 3, 1, 0), 1, 31, 33}};
+      {"oc_s1", shape(21, 69, 3, 1, 1), 2, 13, 27},
+      {"oc_s2", shape(16, 40, 3, 2, 1), 2, 17, 23},
+      {"oc_narrow", shape(12, 48, 3, 1, 1), 1, 5, 7},
+      {"band_stem", shape(3, 16, 3, 2, 1), 1, 480, 640},
+      {"band_1x1", shape(32, 81, 1, 1, 0), 1, 100, 120},
+      {"shared_1x1", shape(21, 70, 1, 1, 0), 2, 29, 31},
+      {"few_1x1", shape(22, 96, 1, 1, 0), 2, 9, 11},
+      {"3x3_unpadded", shape(21, 33, 3, 1, 0), 1, 31, 33},
+      // Bands of a padded 3x3 off the tiles over output channels (24 outputs): dropped columns within a band.
+      {"band_3x3", shape(16, 24, 3, 1, 1), 1, 120, 160}};
   for (const auto& c : cases) {
     const auto& s = c.s;
     const int taps = s.kernel_h * s.kernel_w;
@@ -920,8 +927,9 @@ TEST(ConvBf16, ChannelPairsRefuseWhatTheyCannotCarry) {
   EXPECT_THROW(run(bf16, odd_count, 2, nullptr, false), std::invalid_argument);
 }
 
-// A layer marked for channel pairs that would not run them (fp32 asked, or no AVX512_BF16, or OpenCV's
-// convolution) refuses to load, naming the cause, instead of writing or reading pairs as floats.
+// A layer marked for channel pairs that would not run them (here fp32 asked; the same check refuses a CPU
+// without AVX512_BF16, and OpenCV's convolution refuses the marks) refuses to load, naming the cause, instead
+// of writing or reading pairs as floats.
 TEST(ConvBf16, LayersMarkedForPairsRefuseToRunFp32) {
   register_dnn_layers();
   std::mt19937 rng(61);

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <map>
 
 #include "aitw/kernel/conv_layer.hpp"
 #include "aitw/kernel/dnn_layers.hpp"
@@ -447,6 +448,57 @@ TEST(AdapterPasses, FuseResidualAddsFoldsTheBottleneckAddsIntoTheirConvolution) 
 
 std::vector<int64_t> ints_of(const ox::NodeProto& n, const char* name) {
   return attr_ints(n, name);
+}
+
+// bf16 channel pairs between bf16 convolutions: a (through its AitwSiLU, which its producer takes) and d are
+// read only by bf16 convolutions; b is also read by a MaxPool, c also by a depthwise convolution (fp32), e
+// (Concat read in place) at an odd channel offset, and y is a graph output: they stay fp32. In fp32 nothing
+// happens.
+TEST(AdapterPasses, Bf16PairsOnlyBetweenBf16Convolutions) {
+  ox::GraphProto g;
+  set_io(g.add_input(), "x", {1, 16, 8, 8});
+  add_conv(g, "x", "a0", 16, 96, 1);
+  add_node(g, kernel::kSiLUOpType, {"a0"}, {"a"});
+  add_conv(g, "a", "b", 96, 96, 1);
+  add_conv(g, "b", "c", 96, 96, 1);
+  add_node(g, "MaxPool", {"b"}, {"m"});
+  add_floats(g, "dw_w", {96, 1, 3, 3}, std::vector<float>(96 * 9, 0.1f));
+  auto& dw = add_node(g, "Conv", {"c", "dw_w"}, {"cd"});
+  add_ints(dw, "kernel_shape", {3, 3});
+  add_ints(dw, "pads", {1, 1, 1, 1});
+  add_int(dw, "group", 96);
+  add_conv(g, "c", "d", 96, 96, 1);
+  add_conv(g, "d", "e", 96, 96, 1);
+  add_conv(g, "m", "y", 96, 96, 1);
+  // Reads cd's 3 first channels, then all of e: e at channel offset 3.
+  add_floats(g, "f_w", {96, 99, 1, 1}, std::vector<float>(96 * 99, 0.1f));
+  auto& f = add_node(g, "Conv", {"cd", "f_w", "e"}, {"z"});
+  add_ints(f, kernel::kConvInputsAttr, {0, 3, 0, -1});
+  set_io(g.add_output(), "y", {1, 96, 8, 8});
+  set_io(g.add_output(), "z", {1, 96, 8, 8});
+  PassContext bf16 = context();
+  bf16.precision = kernel::ConvPrecision::Bf16;
+  ASSERT_TRUE(mark_convolutions(g, bf16).has_value());
+  expect_untouched(pass_bf16_pairs, g);  // fp32
+  if (!kernel::convolution_pairs_enabled()) {
+    expect_untouched(pass_bf16_pairs, g, bf16);
+    return;
+  }
+  EXPECT_EQ(pass_bf16_pairs(g, bf16),
+            "2 tensors between bf16 convolutions as bf16 channel pairs (2 convolutions read them)");
+  EXPECT_EQ(op_types(g), (Ops{"Conv", "Conv", "Conv", "MaxPool", "Conv", "Conv", "Conv", "Conv", "Conv"}));
+  std::map<std::string, const ox::NodeProto*> by_output;
+  for (const auto& n : g.node()) by_output[n.output(0)] = &n;
+  EXPECT_EQ(attr_int(*by_output["a"], kernel::kConvPairsOutAttr, 0), 1);  // took its AitwSiLU
+  ASSERT_NE(find_attr(*by_output["a"], kernel::kConvActivationAttr), nullptr);
+  EXPECT_EQ(find_attr(*by_output["a"], kernel::kConvActivationAttr)->s(), "silu");
+  EXPECT_EQ(ints_of(*by_output["b"], kernel::kConvPairsInAttr), (std::vector<int64_t>{1}));
+  EXPECT_EQ(attr_int(*by_output["d"], kernel::kConvPairsOutAttr, 0), 1);
+  EXPECT_EQ(ints_of(*by_output["e"], kernel::kConvPairsInAttr), (std::vector<int64_t>{1}));
+  for (const char* t : {"b", "c", "e", "y", "z", "cd"})
+    EXPECT_FALSE(has_attr(*by_output[t], kernel::kConvPairsOutAttr)) << t;
+  for (const char* t : {"c", "d", "y", "z", "cd"})
+    EXPECT_FALSE(has_attr(*by_output[t], kernel::kConvPairsInAttr)) << t;
 }
 
 // C3k2 / C2f in small: cv1 -> Split -> a bottleneck (its Add fused) -> Concat -> cv2. Plus what must stay:

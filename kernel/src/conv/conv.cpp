@@ -264,7 +264,7 @@ void split_pair(const ConvShape& s, const Geometry& g, const KernelSet& k, const
 // Rows of a tile computed into `tmp` ([rows][tile_px]) copied to the output, dropping padded columns, plus
 // the residual (same layout as `out`) if there is one.
 // p0, end: the tile's flat range within a band whose first output row is `oy0`.
-// `origin`: the output pixel `out` starts at (a unit's buffer of output_pairs; then no residual).
+// `origin`: the output pixel `out` starts at (a unit's buffer of out_pairs; then no residual).
 // `pairs`: the output's bf16 channel pairs instead (forward's out_pairs, this kernel set's pack_pairs): rows
 // r and r + 1 into pair plane r / 2 (an odd count's last pair gets 0 in its high half); no residual.
 void scatter(const float* tmp, int rows, int tile_px, std::ptrdiff_t p0, std::ptrdiff_t end, int oy0,
@@ -1084,8 +1084,8 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
       // 0.188-0.196 -> 0.174-0.179, 512 -> 256 0.248-0.266 -> 0.230-0.232 (AVX2's tiles: unchanged).
       const std::ptrdiff_t tgroups = few ? 1 : target;
       const int bgroups = few ? std::min(nblk, 2 * threads) : 1;
-      // out_pairs: a unit's share is whole output pixels (every tile, or tiles without dropped columns; the
-      // others go through forward_pairs_whole).
+      // out_pairs with a residual: a unit's share goes through its buffer, whole output pixels (every tile,
+      // or tiles without dropped columns; the others took the whole-output path above).
       parallel_for(cv::Range(0, static_cast<int>(tgroups * bgroups)), [&](const cv::Range& r) {
         float tmp[kMaxTileFloats];
         thread_local std::vector<float> obuf;

@@ -153,8 +153,9 @@ class AitwConvolutionLayer : public cv::dnn::ConvolutionLayer {
       return true;
     }
     // With a residual the activation (the adapter's, before the Add) is fixed; one after the Add cannot run
-    // in the epilogue.
-    if (residual_) return false;
+    // in the epilogue. Without one, an activation the adapter already folded in (kConvActivationAttr: a
+    // pair tensor's producer took its AitwSiLU) stays: a second one would run OpenCV's layer after it.
+    if (residual_ || fixed_activation_ != ConvActivation::None) return false;
     if (layer->type == kSiLUOpType || !layer.dynamicCast<cv::dnn::SwishLayer>().empty()) {
       activation_ = ConvActivation::SiLU;
       return true;

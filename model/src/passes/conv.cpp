@@ -400,7 +400,11 @@ SummaryLine pass_bf16_pairs(ox::GraphProto& g, const PassContext& c) {
       const int64_t all = channels(in.names[i]);
       const int64_t n_i = count >= 0 ? count : all < 0 ? -1 : all - first;
       if (in.names[i] == t) {
-        if (i >= data || first % 2 || offset % 2 || (i + 1 < data && (n_i < 0 || n_i % 2))) return false;
+        // An odd count only where it ends the tensor: the last pair's high half is then the producer's 0, not
+        // a channel past the range (its bf16 could be Inf, and 0 x Inf is NaN).
+        if (i >= data || first % 2 || offset % 2 || (i + 1 < data && (n_i < 0 || n_i % 2)) ||
+            (n_i % 2 && (all < 0 || first + n_i != all)))
+          return false;
         found = true;
       }
       if (n_i < 0)
