@@ -3,6 +3,7 @@
 #include <iomanip>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <ostream>
 #include <sstream>
 #include <string>
@@ -11,6 +12,7 @@
 #include "aitw/base/log.hpp"
 #include "aitw/bench/gates.hpp"
 #include "aitw/bench/kernel_cases.hpp"
+#include "aitw/kernel/conv_layer.hpp"
 #include "aitw/model/lookup.hpp"
 #include "aitw/model/onnx_model.hpp"
 
@@ -82,6 +84,20 @@ int run_bench_layers(const BenchLayersOptions& options, std::ostream& out) {
       by_type[layer->type].second += 1;
       slowest.emplace_back(per_layer[i], layer->type + "  " + layer->name);
     }
+    // The activations' layout (kernel::ConvLayout): which convolutions run bf16, which tensors stay bf16
+    // channel pairs between them, and how many fp32 inputs the bf16 ones convert (the reorders, inside them).
+    struct {
+      int bf16 = 0, fp32 = 0, pair_outputs = 0, pair_inputs = 0, converted = 0;
+    } layout;
+    std::vector<std::optional<kernel::ConvLayout>> conv_layouts(per_layer.size());
+    for (std::size_t i = 0; i < per_layer.size(); ++i) {
+      const auto& l = conv_layouts[i] = kernel::convolution_layout(net.getLayer(static_cast<int>(i) + 1));
+      if (!l) continue;
+      ++(l->precision == kernel::ConvPrecision::Bf16 ? layout.bf16 : layout.fp32);
+      layout.pair_outputs += l->pairs_out;
+      layout.pair_inputs += l->pair_inputs;
+      layout.converted += l->converted_inputs;
+    }
     const double wall_median = round_median(wall_ms);
     // stdin_rounds: `out` carries the JSON lines only; the figures go to --json.
     std::ostringstream discard;
@@ -90,7 +106,14 @@ int run_bench_layers(const BenchLayersOptions& options, std::ostream& out) {
     text << "forward " << std::fixed << std::setprecision(2) << total << " ms in layers (mean of " << forwards
          << "), wall " << wall_median << " ms (median), " << options.height << "x" << options.width << ", "
          << cv::getNumThreads() << " threads, " << (options.opencv_layers ? "OpenCV layers" : "aitw layers")
-         << "\n\n";
+         << "\n";
+    if (layout.bf16 == 0)
+      text << "layout: NCHW throughout, no reorders (" << layout.fp32 << " aitw convolutions, fp32)\n\n";
+    else
+      text << "layout: " << layout.bf16 << " bf16 and " << layout.fp32 << " fp32 aitw convolutions; "
+           << layout.pair_outputs << " outputs written as bf16 channel pairs, " << layout.pair_inputs
+           << " inputs read as pairs; reorders: " << layout.converted
+           << " fp32 inputs converted to pairs inside the bf16 convolutions that read them\n\n";
     text << std::left << std::setw(18) << "layer type" << std::right << std::setw(8) << "count"
          << std::setw(12) << "ms" << std::setw(8) << "%"
          << "\n";
@@ -112,11 +135,23 @@ int run_bench_layers(const BenchLayersOptions& options, std::ostream& out) {
                        {"forward_ms_median", wall_median},
                        {"layers_ms_mean", total}};
       for (const auto& [ms, t] : types) j["by_type"][t] = {{"count", by_type[t].second}, {"ms", ms}};
+      j["layout"] = {{"bf16_convolutions", layout.bf16},
+                     {"fp32_convolutions", layout.fp32},
+                     {"pair_outputs", layout.pair_outputs},
+                     {"pair_inputs", layout.pair_inputs},
+                     {"converted_inputs", layout.converted}};
       // Every layer in the net's order: its name, type and mean ms (what one change moved, layer by layer).
       j["per_layer"] = nlohmann::json::array();
       for (std::size_t i = 0; i < per_layer.size(); ++i) {
         const auto layer = net.getLayer(static_cast<int>(i) + 1);
-        j["per_layer"].push_back({{"name", layer->name}, {"type", layer->type}, {"ms", per_layer[i]}});
+        nlohmann::json e{{"name", layer->name}, {"type", layer->type}, {"ms", per_layer[i]}};
+        if (const auto& l = conv_layouts[i]) {
+          e["precision"] = kernel::conv_precision_name(l->precision);
+          e["pair_inputs"] = l->pair_inputs;
+          e["converted_inputs"] = l->converted_inputs;
+          e["pairs_out"] = l->pairs_out;
+        }
+        j["per_layer"].push_back(std::move(e));
       }
       if (!write_json_report(options.json_path, j)) return 2;
     }

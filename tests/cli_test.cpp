@@ -348,6 +348,51 @@ TEST(CliBenchLayers, ProfilesByLayerType) {
   }
   EXPECT_EQ(convs, 87);
   EXPECT_NEAR(sum, j["layers_ms_mean"].get<double>(), 1e-6 * std::max(1.0, sum));
+  // The layout: fp32 reads and writes NCHW as it is, no pairs and no reorders (aitw's 87 convolutions where
+  // they run, every x86-64 CPU with AVX2 and aarch64).
+  const auto& fl = j["layout"];
+  EXPECT_EQ(fl["bf16_convolutions"], 0);
+  EXPECT_TRUE(fl["fp32_convolutions"] == 87 || fl["fp32_convolutions"] == 0) << fl;
+  EXPECT_EQ(fl["pair_outputs"].get<int>() + fl["pair_inputs"].get<int>() + fl["converted_inputs"].get<int>(),
+            0);
+  if (fl["fp32_convolutions"] == 87) {
+    EXPECT_NE(fp32.out.find("layout: NCHW throughout, no reorders (87 aitw convolutions, fp32)"),
+              std::string::npos)
+        << fp32.out;
+  }
+  // bf16 (fp32 where the CPU lacks AVX512_BF16): the totals are the layers' sums; a bf16 layer reads each
+  // input as pairs or converts it, and the stem's input (the image) is always converted.
+  const auto bf16 = run("bench layers --precision bf16 --imgsz 320x320 --repetitions 1 --model " + kShared +
+                        "/models/yolo11n.onnx --json " + json.string());
+  ASSERT_EQ(bf16.exit_code, 0) << bf16.err;
+  std::ifstream bf(json);
+  const auto bj = nlohmann::json::parse(bf);
+  fs::remove(json);
+  std::map<std::string, int> totals{{"bf16_convolutions", 0},
+                                    {"fp32_convolutions", 0},
+                                    {"pair_outputs", 0},
+                                    {"pair_inputs", 0},
+                                    {"converted_inputs", 0}};
+  for (const auto& l : bj["per_layer"]) {
+    if (l["type"] != "Convolution" || !l.contains("precision")) continue;
+    ++totals[l["precision"] == "bf16" ? "bf16_convolutions" : "fp32_convolutions"];
+    if (l["precision"] == "fp32") {
+      EXPECT_EQ(l["pair_inputs"].get<int>() + l["converted_inputs"].get<int>(), 0);
+    }
+    totals["pair_outputs"] += l["pairs_out"].get<bool>();
+    totals["pair_inputs"] += l["pair_inputs"].get<int>();
+    totals["converted_inputs"] += l["converted_inputs"].get<int>();
+  }
+  for (const auto& [key, value] : totals) EXPECT_EQ(bj["layout"][key], value) << key;
+  const int bf16_layers = bj["layout"]["bf16_convolutions"];
+  if (bf16_layers > 0) {
+    EXPECT_GT(bj["layout"]["pair_outputs"], 0);
+    EXPECT_GT(bj["layout"]["converted_inputs"], 0);
+    EXPECT_NE(bf16.out.find("reorders: " + std::to_string(bj["layout"]["converted_inputs"].get<int>()) +
+                            " fp32 inputs converted to pairs"),
+              std::string::npos)
+        << bf16.out;
+  }
   const auto bad = run("bench layers --precision fp16 --model " + kShared + "/models/yolo11n.onnx");
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_NE(bad.err.find("'fp16' is not fp32, bf16 or auto"), std::string::npos) << bad.err;

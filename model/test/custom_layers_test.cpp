@@ -541,11 +541,13 @@ TEST(CustomLayers, Bf16PairsBetweenConvolutionsAreBitExactOnRealActivations) {
     const char* model;
     const char* line;
     int tensors;
+    int readers;
   };
   for (const auto& e :
-       {Expect{"yolo11n", "27 tensors between bf16 convolutions as bf16 channel pairs (27 convolutions", 27},
-        Expect{"yolov8n", "32 tensors between bf16 convolutions as bf16 channel pairs (35 convolutions",
-               32}}) {
+       {Expect{"yolo11n", "27 tensors between bf16 convolutions as bf16 channel pairs (27 convolutions", 27,
+               27},
+        Expect{"yolov8n", "32 tensors between bf16 convolutions as bf16 channel pairs (35 convolutions", 32,
+               35}}) {
     SCOPED_TRACE(e.model);
     const auto model = OnnxModel::load(kShared + "/models/" + e.model + ".onnx");
     AdaptOptions pairs, fp32_between;
@@ -569,6 +571,45 @@ TEST(CustomLayers, Bf16PairsBetweenConvolutionsAreBitExactOnRealActivations) {
     ASSERT_EQ(a.size(), 3u);
     ASSERT_EQ(b.size(), 3u);
     for (int i = 0; i < 3; ++i) EXPECT_EQ(cv::norm(a[i], b[i], cv::NORM_INF), 0.0) << "head level " << i;
+    // The layout the profile reports (kernel::convolution_layout, `aitw bench layers`): the same layers run
+    // bf16; each input a bf16 layer reads is either read as pairs or converted to them, so every pair read
+    // is one conversion (reorder) fewer than with fp32 between the layers, where none is read as pairs.
+    struct Census {
+      int bf16 = 0, fp32 = 0, pairs_out = 0, pairs_in = 0, converted = 0, readers = 0;
+    };
+    const auto census = [](cv::dnn::Net& n) {
+      Census c;
+      for (const auto& name : n.getLayerNames()) {
+        const auto l = kernel::convolution_layout(n.getLayer(n.getLayerId(name)));
+        if (!l) continue;
+        ++(l->precision == kernel::ConvPrecision::Bf16 ? c.bf16 : c.fp32);
+        EXPECT_TRUE(l->precision == kernel::ConvPrecision::Bf16 || (l->pair_inputs == 0 && !l->pairs_out))
+            << name;
+        EXPECT_EQ(l->converted_inputs,
+                  l->precision == kernel::ConvPrecision::Bf16 ? l->data_inputs - l->pair_inputs : 0)
+            << name;
+        c.pairs_out += l->pairs_out;
+        c.pairs_in += l->pair_inputs;
+        c.converted += l->converted_inputs;
+        c.readers += l->pair_inputs > 0;
+      }
+      return c;
+    };
+    const Census p = census(net), r = census(ref);
+    EXPECT_EQ(p.bf16 + p.fp32, std::string(e.model) == "yolo11n" ? 87 : 63);
+    EXPECT_EQ(p.bf16, r.bf16);
+    EXPECT_GT(p.bf16, p.fp32);
+    EXPECT_EQ(p.pairs_out, e.tensors);
+    EXPECT_EQ(p.readers, e.readers);
+    EXPECT_GE(p.pairs_in, p.readers);
+    EXPECT_EQ(r.pairs_out + r.pairs_in, 0);
+    EXPECT_EQ(p.converted + p.pairs_in, r.converted);
+    cv::dnn::Net fp32_net = load_net(model.adapt({480, 640}), "fp32");
+    fp32_net.setInput(cv::Mat(std::vector<int>{1, 3, 480, 640}, CV_32F, cv::Scalar(0.5)));
+    fp32_net.forward();
+    const Census f = census(fp32_net);
+    EXPECT_EQ(f.fp32, p.bf16 + p.fp32);
+    EXPECT_EQ(f.bf16 + f.converted + f.pairs_in + f.pairs_out, 0);
   }
 }
 

@@ -64,7 +64,8 @@ CLI::App* add_layers(CLI::App& parent, bench::BenchLayersOptions& bl, GlobalFlag
   layers->add_option(
       "--json", bl.json_path,
       "also write {model, imgsz, threads, precision, forward_ms_median, layers_ms_mean, by_type,\n"
-      "per_layer} to FILE");
+      "layout, per_layer} to FILE (layout: the convolutions' bf16 / fp32 counts, the tensors kept as\n"
+      "bf16 channel pairs and the fp32 inputs converted to pairs, the reorders)");
   layers->add_flag(
       "--stdin-rounds", bl.stdin_rounds,
       "after the warm-up print {\"ready\": true}; then per line read from stdin run --repetitions\n"

@@ -237,6 +237,17 @@ class AitwConvolutionLayer : public cv::dnn::ConvolutionLayer {
                      workspace_.size(), nullptr, 0, &addend);
   }
 
+  std::optional<ConvLayout> layout() const {
+    if (!packed_) return std::nullopt;
+    ConvLayout l;
+    l.precision = packed_->precision();
+    l.data_inputs = static_cast<int>(pairs_in_.size());
+    l.pair_inputs = static_cast<int>(std::count(pairs_in_.begin(), pairs_in_.end(), true));
+    if (l.precision == ConvPrecision::Bf16) l.converted_inputs = l.data_inputs - l.pair_inputs;
+    l.pairs_out = pairs_out_;
+    return l;
+  }
+
   int64 getFLOPS(const std::vector<MatShape>& inputs, const std::vector<MatShape>& outputs) const override {
     const int64 taps = static_cast<int64>(shape_.kernel_h) * shape_.kernel_w;
     (void)inputs;
@@ -491,6 +502,11 @@ std::string convolution_description(ConvPrecision asked) {
 
 bool is_aitw_convolution(const cv::Ptr<cv::dnn::Layer>& layer) {
   return !layer.dynamicCast<AitwConvolutionLayer>().empty();
+}
+
+std::optional<ConvLayout> convolution_layout(const cv::Ptr<cv::dnn::Layer>& layer) {
+  const auto conv = layer.dynamicCast<AitwConvolutionLayer>();
+  return conv.empty() ? std::nullopt : conv->layout();
 }
 
 }  // namespace aitw::kernel

@@ -5,6 +5,7 @@
 // kConvolutionMark (AdaptOptions::custom_layers) and that aitw's kernels run, and OpenCV's own
 // ConvolutionLayer for everything else (unmarked graphs such as the --opencv-layers baseline, dilation,
 // grouped convolutions other than depthwise, "SAME" auto-padding, weights that are not constants).
+#include <optional>
 #include <string>
 
 #include <opencv2/dnn.hpp>
@@ -61,5 +62,19 @@ std::string convolution_description(ConvPrecision asked);
 
 // True when `layer` is aitw's convolution (tests check that a loaded net uses it).
 bool is_aitw_convolution(const cv::Ptr<cv::dnn::Layer>& layer);
+
+// How one of aitw's convolutions reads and writes its activations, for the profile (`aitw bench layers`).
+// fp32 layers read and write NCHW as it is (no reorder anywhere). A bf16 layer reads each data input either
+// as bf16 channel pairs (kConvPairsInAttr: as they are) or as fp32, which it converts to pairs while it packs
+// its tiles: that conversion is the layout's reorder, fused into the layer that reads the tensor.
+struct ConvLayout {
+  ConvPrecision precision = ConvPrecision::Fp32;  // what runs (with a bf16 ask: fp32 where the CPU lacks it)
+  int data_inputs = 0;                            // tensors read as data (a fused Add's skip is not one)
+  int pair_inputs = 0;                            // read as bf16 channel pairs
+  int converted_inputs = 0;                       // bf16 only: fp32 inputs converted to pairs (reorders)
+  bool pairs_out = false;                         // the output written as bf16 channel pairs
+};
+// The layout of `layer` when it is aitw's convolution with its weights packed (a loaded net), else nullopt.
+std::optional<ConvLayout> convolution_layout(const cv::Ptr<cv::dnn::Layer>& layer);
 
 }  // namespace aitw::kernel
