@@ -781,6 +781,33 @@ TEST(ConvBf16, UnitsPackTheirOwnTilesAtAnyThreadCount) {
   }
 }
 
+// The bf16 of x (round to nearest even, as vcvtneps2bf16 for the finite, normal values the tests use).
+std::uint32_t bf16_bits(float x) {
+  std::uint32_t b;
+  std::memcpy(&b, &x, sizeof b);
+  return (b + 0x7fffu + ((b >> 16) & 1u)) >> 16;
+}
+// n images `image` floats apart of `c` channels of `plane` floats -> pairs, laid out the same.
+std::vector<float> to_pairs(const float* x, int n, int c, std::ptrdiff_t plane, std::ptrdiff_t image) {
+  std::vector<float> p(static_cast<std::size_t>(n * image), 0.f);
+  for (int b = 0; b < n; ++b)
+    for (int q = 0; q < (c + 1) / 2; ++q)
+      for (std::ptrdiff_t i = 0; i < plane; ++i) {
+        const std::uint32_t lo = bf16_bits(x[b * image + 2 * q * plane + i]),
+                            hi = 2 * q + 1 < c ? bf16_bits(x[b * image + (2 * q + 1) * plane + i]) : 0u;
+        const std::uint32_t word = lo | hi << 16;
+        std::memcpy(&p[static_cast<std::size_t>(b * image + q * plane + i)], &word, sizeof word);
+      }
+  return p;
+}
+// Whether the (c + 1) / 2 pair planes of each of n images (c * plane floats apart) are the same.
+bool same_pairs(const std::vector<float>& a, const float* b, int n, int c, std::ptrdiff_t plane) {
+  for (int i = 0; i < n; ++i)
+    if (std::memcmp(a.data() + i * c * plane, b + i * c * plane, sizeof(float) * ((c + 1) / 2) * plane))
+      return false;
+  return true;
+}
+
 // Channel pairs between bf16 layers (ConvInput::pairs, forward's out_pairs): a bf16 convolution rounds its
 // fp32 input to bf16 pairs before it multiplies, so reading the pairs a producer wrote gives the same output
 // bit for bit, and a producer writing pairs writes exactly the pairs of its fp32 output. The reference pairs
@@ -798,31 +825,6 @@ TEST(ConvBf16, ChannelPairsInAndOutAreThePairsOfTheFp32Tensors) {
     int threads;
     ~Restore() { cv::setNumThreads(threads); }
   } restore{threads};
-  const auto bf16_bits = [](float x) {
-    std::uint32_t b;
-    std::memcpy(&b, &x, sizeof b);
-    return (b + 0x7fffu + ((b >> 16) & 1u)) >> 16;
-  };
-  // n images `image` floats apart of `c` channels of `plane` floats -> pairs, laid out the same.
-  const auto to_pairs = [&](const float* x, int n, int c, std::ptrdiff_t plane, std::ptrdiff_t image) {
-    std::vector<float> p(static_cast<std::size_t>(n * image), 0.f);
-    for (int b = 0; b < n; ++b)
-      for (int q = 0; q < (c + 1) / 2; ++q)
-        for (std::ptrdiff_t i = 0; i < plane; ++i) {
-          const std::uint32_t lo = bf16_bits(x[b * image + 2 * q * plane + i]),
-                              hi = 2 * q + 1 < c ? bf16_bits(x[b * image + (2 * q + 1) * plane + i]) : 0u;
-          const std::uint32_t word = lo | hi << 16;
-          std::memcpy(&p[static_cast<std::size_t>(b * image + q * plane + i)], &word, sizeof word);
-        }
-    return p;
-  };
-  const auto same_pairs = [](const std::vector<float>& a, const float* b, int n, int c,
-                             std::ptrdiff_t plane) {
-    for (int i = 0; i < n; ++i)
-      if (std::memcmp(a.data() + i * c * plane, b + i * c * plane, sizeof(float) * ((c + 1) / 2) * plane))
-        return false;
-    return true;
-  };
   const std::vector<Case> cases = {
       {"oc_s1", shape(21, 69, 3, 1, 1), 2, 13, 27},
       {"oc_s2", shape(16, 40, 3, 2, 1), 2, 17, 23},
@@ -897,6 +899,59 @@ TEST(ConvBf16, ChannelPairsInAndOutAreThePairsOfTheFp32Tensors) {
   }
 }
 
+// An fp32 1x1 whose output only bf16 convolutions read writes it as pairs (conv_fp32_pairs_out): its tiles
+// round what they would store, so the pairs are those of its fp32 output bit for bit. The fp32 direct path's
+// cases: many tiles split by pixels (a large image), few tiles split by blocks (the 15 x 20 level), a last
+// partial tile (its own zero-padded copy), a last partial block and an odd channel count (scattered through
+// the pair mode), two inputs read in place (a Concat), two images, 1 to 3 threads, SiLU and none.
+TEST(ConvBf16, Fp32OneByOnesWriteThePairsOfTheirOutput) {
+  if (!conv_bf16_supported()) GTEST_SKIP() << "this CPU has no AVX512_BF16: no channel pairs";
+  std::mt19937 rng(67);
+  struct Restore {
+    int threads;
+    ~Restore() { cv::setNumThreads(threads); }
+  } restore{cv::getNumThreads()};
+  const std::vector<Case> cases = {{"many_tiles", shape(48, 64, 1, 1, 0), 1, 120, 160},
+                                   {"few_tiles", shape(64, 64, 1, 1, 0), 2, 15, 20},
+                                   {"tail_tile", shape(40, 32, 1, 1, 0), 1, 37, 41},
+                                   {"odd_block", shape(24, 21, 1, 1, 0), 2, 30, 40}};
+  for (const auto& c : cases) {
+    const auto& s = c.s;
+    ASSERT_TRUE(conv_fp32_pairs_out(s, ConvIsa::Avx512)) << c.name;
+    const cv::Mat w = random_mat({s.out_channels, s.in_channels, 1, 1},
+                                 1.f / std::sqrt(static_cast<float>(s.in_channels)), rng);
+    const cv::Mat b = random_mat({s.out_channels}, 0.5f, rng);
+    const cv::Mat in = random_mat({c.n, s.in_channels, c.h, c.w}, 2.f, rng);
+    PackedConv conv(s, w.ptr<float>(), b.ptr<float>(), ConvIsa::Avx512, ConvPrecision::Fp32);
+    const std::ptrdiff_t plane = static_cast<std::ptrdiff_t>(c.h) * c.w, in_b = s.in_channels * plane,
+                         out_b = s.out_channels * plane;
+    const int split = s.in_channels / 3;
+    const ConvInput whole{in.ptr<float>(), in_b, s.in_channels};
+    const ConvInput parts[2] = {{in.ptr<float>(), in_b, split},
+                                {in.ptr<float>() + split * plane, in_b, s.in_channels - split}};
+    for (const auto act : {ConvActivation::SiLU, ConvActivation::None})
+      for (const int t : {1, 2, 3}) {
+        SCOPED_TRACE(std::string(c.name) + " threads " + std::to_string(t) +
+                     (act == ConvActivation::None ? " no activation" : " SiLU"));
+        cv::setNumThreads(t);
+        std::vector<float> ws(conv.workspace_floats(c.h, c.w));
+        std::vector<float> ref(static_cast<std::size_t>(c.n * out_b));
+        conv.forward(in.ptr<float>(), c.n, c.h, c.w, in_b, ref.data(), out_b, act, ws.data(), ws.size());
+        const std::vector<float> ref_pairs = to_pairs(ref.data(), c.n, s.out_channels, plane, out_b);
+        for (int k = 0; k < 2; ++k) {
+          std::vector<float> got(ref.size(), -7.f);
+          conv.forward(k ? parts : &whole, k ? 2 : 1, c.n, c.h, c.w, got.data(), out_b, act, ws.data(),
+                       ws.size(), nullptr, 0, nullptr, true);
+          EXPECT_TRUE(same_pairs(ref_pairs, got.data(), c.n, s.out_channels, plane))
+              << (k ? "two inputs" : "one input");
+          // Nothing past the pair planes is written.
+          for (int i = 0; i < c.n; ++i)
+            EXPECT_EQ(got[static_cast<std::size_t>(i * out_b + (s.out_channels + 1) / 2 * plane)], -7.f);
+        }
+      }
+  }
+}
+
 // What pairs take, refused with the reason: a bf16 convolution, an even first channel, even counts before
 // the last input.
 TEST(ConvBf16, ChannelPairsRefuseWhatTheyCannotCarry) {
@@ -915,8 +970,21 @@ TEST(ConvBf16, ChannelPairsRefuseWhatTheyCannotCarry) {
   const ConvIsa isa = conv_isa_supported(ConvIsa::Avx512) ? ConvIsa::Avx512 : conv_best_isa();
   PackedConv fp32(s, w.ptr<float>(), nullptr, isa, ConvPrecision::Fp32);
   EXPECT_THROW(run(fp32, &pairs, 1, nullptr, false), std::invalid_argument);
-  EXPECT_THROW(run(fp32, &plain, 1, nullptr, true), std::invalid_argument);
+  // Pairs out of an fp32 convolution: a 1x1 stride-1 unpadded one on a CPU with AVX512_BF16, no residual.
+  if (conv_fp32_pairs_out(s, isa)) {
+    EXPECT_NO_THROW(run(fp32, &plain, 1, nullptr, true));
+    EXPECT_THROW(run(fp32, &plain, 1, res.data(), true), std::invalid_argument);
+  } else {
+    EXPECT_THROW(run(fp32, &plain, 1, nullptr, true), std::invalid_argument);
+  }
+  const ConvShape s3 = shape(12, 96, 3, 1, 1);
+  const cv::Mat w3 = random_mat({96, 12, 3, 3}, 0.3f, rng);
+  EXPECT_FALSE(conv_fp32_pairs_out(s3, isa));
+  PackedConv fp32_3x3(s3, w3.ptr<float>(), nullptr, isa, ConvPrecision::Fp32);
+  EXPECT_THROW(run(fp32_3x3, &plain, 1, nullptr, true), std::invalid_argument);
   if (!conv_bf16_supported()) return;
+  EXPECT_TRUE(conv_fp32_pairs_out(s, ConvIsa::Avx512));
+  EXPECT_FALSE(conv_fp32_pairs_out(s, ConvIsa::Avx2));
   PackedConv bf16(s, w.ptr<float>(), nullptr, ConvIsa::Avx512, ConvPrecision::Bf16);
   ASSERT_EQ(bf16.precision(), ConvPrecision::Bf16);
   EXPECT_NO_THROW(run(bf16, &pairs, 1, nullptr, true));

@@ -542,12 +542,17 @@ TEST(CustomLayers, Bf16PairsBetweenConvolutionsAreBitExactOnRealActivations) {
     const char* line;
     int tensors;
     int readers;
+    int fp32_writers;
   };
   for (const auto& e :
-       {Expect{"yolo11n", "27 tensors between bf16 convolutions as bf16 channel pairs (27 convolutions", 27,
-               27},
-        Expect{"yolov8n", "32 tensors between bf16 convolutions as bf16 channel pairs (35 convolutions", 32,
-               35}}) {
+       {Expect{"yolo11n",
+               "31 tensors between bf16 convolutions as bf16 channel pairs (31 convolutions read them; 4 "
+               "written by fp32 1x1 layers)",
+               31, 31, 4},
+        Expect{"yolov8n",
+               "34 tensors between bf16 convolutions as bf16 channel pairs (39 convolutions read them; 2 "
+               "written by fp32 1x1 layers)",
+               34, 39, 2}}) {
     SCOPED_TRACE(e.model);
     const auto model = OnnxModel::load(kShared + "/models/" + e.model + ".onnx");
     AdaptOptions pairs, fp32_between;
@@ -575,7 +580,7 @@ TEST(CustomLayers, Bf16PairsBetweenConvolutionsAreBitExactOnRealActivations) {
     // bf16; each input a bf16 layer reads is either read as pairs or converted to them, so every pair read
     // is one conversion (reorder) fewer than with fp32 between the layers, where none is read as pairs.
     struct Census {
-      int bf16 = 0, fp32 = 0, pairs_out = 0, pairs_in = 0, converted = 0, readers = 0;
+      int bf16 = 0, fp32 = 0, pairs_out = 0, pairs_in = 0, converted = 0, readers = 0, fp32_writers = 0;
     };
     const auto census = [](cv::dnn::Net& n) {
       Census c;
@@ -583,8 +588,9 @@ TEST(CustomLayers, Bf16PairsBetweenConvolutionsAreBitExactOnRealActivations) {
         const auto l = kernel::convolution_layout(n.getLayer(n.getLayerId(name)));
         if (!l) continue;
         ++(l->precision == kernel::ConvPrecision::Bf16 ? c.bf16 : c.fp32);
-        EXPECT_TRUE(l->precision == kernel::ConvPrecision::Bf16 || (l->pair_inputs == 0 && !l->pairs_out))
-            << name;
+        // fp32 layers read no pairs; the 1x1 ones may write them (kernel::conv_fp32_pairs_out).
+        EXPECT_TRUE(l->precision == kernel::ConvPrecision::Bf16 || l->pair_inputs == 0) << name;
+        c.fp32_writers += l->precision == kernel::ConvPrecision::Fp32 && l->pairs_out;
         EXPECT_EQ(l->converted_inputs,
                   l->precision == kernel::ConvPrecision::Bf16 ? l->data_inputs - l->pair_inputs : 0)
             << name;
@@ -601,6 +607,7 @@ TEST(CustomLayers, Bf16PairsBetweenConvolutionsAreBitExactOnRealActivations) {
     EXPECT_GT(p.bf16, p.fp32);
     EXPECT_EQ(p.pairs_out, e.tensors);
     EXPECT_EQ(p.readers, e.readers);
+    EXPECT_EQ(p.fp32_writers, e.fp32_writers);
     EXPECT_GE(p.pairs_in, p.readers);
     EXPECT_EQ(r.pairs_out + r.pairs_in, 0);
     EXPECT_EQ(p.converted + p.pairs_in, r.converted);

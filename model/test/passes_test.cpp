@@ -450,10 +450,10 @@ std::vector<int64_t> ints_of(const ox::NodeProto& n, const char* name) {
   return attr_ints(n, name);
 }
 
-// bf16 channel pairs between bf16 convolutions: a (through its AitwSiLU, which its producer takes) and d are
-// read only by bf16 convolutions; b is also read by a MaxPool, c also by a depthwise convolution (fp32), e
-// (Concat read in place) at an odd channel offset, and y is a graph output: they stay fp32. In fp32 nothing
-// happens.
+// bf16 channel pairs between bf16 convolutions: a (through its AitwSiLU, which its producer takes), d and
+// the fp32 1x1's s are read only by bf16 convolutions; b is also read by a MaxPool, c also by a depthwise
+// convolution (fp32), e (Concat read in place) at an odd channel offset, v0 by an fp32 1x1, and y is a graph
+// output: they stay fp32. In fp32 nothing happens.
 TEST(AdapterPasses, Bf16PairsOnlyBetweenBf16Convolutions) {
   ox::GraphProto g;
   set_io(g.add_input(), "x", {1, 16, 8, 8});
@@ -474,8 +474,16 @@ TEST(AdapterPasses, Bf16PairsOnlyBetweenBf16Convolutions) {
   add_floats(g, "f_w", {96, 99, 1, 1}, std::vector<float>(96 * 99, 0.1f));
   auto& f = add_node(g, "Conv", {"cd", "f_w", "e"}, {"z"});
   add_ints(f, kernel::kConvInputsAttr, {0, 3, 0, -1});
+  // fp32 1x1 layers (32 outputs: conv_bf16_pays is false): s is read only by the bf16 t, so s writes pairs
+  // itself (kernel::conv_fp32_pairs_out); v0 is read by the fp32 v: it stays fp32.
+  add_conv(g, "x", "s", 16, 32, 1);
+  add_conv(g, "s", "t", 32, 96, 1);
+  add_conv(g, "x", "v0", 16, 32, 1);
+  add_conv(g, "v0", "v", 32, 32, 1);
   set_io(g.add_output(), "y", {1, 96, 8, 8});
   set_io(g.add_output(), "z", {1, 96, 8, 8});
+  set_io(g.add_output(), "t", {1, 96, 8, 8});
+  set_io(g.add_output(), "v", {1, 32, 8, 8});
   PassContext bf16 = context();
   bf16.precision = kernel::ConvPrecision::Bf16;
   ASSERT_TRUE(mark_convolutions(g, bf16).has_value());
@@ -484,9 +492,12 @@ TEST(AdapterPasses, Bf16PairsOnlyBetweenBf16Convolutions) {
     expect_untouched(pass_bf16_pairs, g, bf16);
     return;
   }
-  EXPECT_EQ(pass_bf16_pairs(g, bf16),
-            "2 tensors between bf16 convolutions as bf16 channel pairs (2 convolutions read them)");
-  EXPECT_EQ(op_types(g), (Ops{"Conv", "Conv", "Conv", "MaxPool", "Conv", "Conv", "Conv", "Conv", "Conv"}));
+  EXPECT_EQ(
+      pass_bf16_pairs(g, bf16),
+      "3 tensors between bf16 convolutions as bf16 channel pairs (3 convolutions read them; 1 written by "
+      "fp32 1x1 layers)");
+  EXPECT_EQ(op_types(g), (Ops{"Conv", "Conv", "Conv", "MaxPool", "Conv", "Conv", "Conv", "Conv", "Conv",
+                              "Conv", "Conv", "Conv", "Conv"}));
   std::map<std::string, const ox::NodeProto*> by_output;
   for (const auto& n : g.node()) by_output[n.output(0)] = &n;
   EXPECT_EQ(attr_int(*by_output["a"], kernel::kConvPairsOutAttr, 0), 1);  // took its AitwSiLU
@@ -495,9 +506,11 @@ TEST(AdapterPasses, Bf16PairsOnlyBetweenBf16Convolutions) {
   EXPECT_EQ(ints_of(*by_output["b"], kernel::kConvPairsInAttr), (std::vector<int64_t>{1}));
   EXPECT_EQ(attr_int(*by_output["d"], kernel::kConvPairsOutAttr, 0), 1);
   EXPECT_EQ(ints_of(*by_output["e"], kernel::kConvPairsInAttr), (std::vector<int64_t>{1}));
-  for (const char* t : {"b", "c", "e", "y", "z", "cd"})
+  EXPECT_EQ(attr_int(*by_output["s"], kernel::kConvPairsOutAttr, 0), 1);
+  EXPECT_EQ(ints_of(*by_output["t"], kernel::kConvPairsInAttr), (std::vector<int64_t>{1}));
+  for (const char* t : {"b", "c", "e", "y", "z", "cd", "t", "v0", "v"})
     EXPECT_FALSE(has_attr(*by_output[t], kernel::kConvPairsOutAttr)) << t;
-  for (const char* t : {"c", "d", "y", "z", "cd"})
+  for (const char* t : {"c", "d", "y", "z", "cd", "s", "v0", "v"})
     EXPECT_FALSE(has_attr(*by_output[t], kernel::kConvPairsInAttr)) << t;
 }
 

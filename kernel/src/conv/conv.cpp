@@ -323,6 +323,12 @@ bool conv_isa_supported(ConvIsa isa) {
   return isa == ConvIsa::Portable;
 }
 
+bool conv_fp32_pairs_out(const ConvShape& s, ConvIsa isa) {
+  return isa == ConvIsa::Avx512 && conv_bf16_supported() && !s.depthwise() && s.groups == 1 &&
+         s.kernel_h == 1 && s.kernel_w == 1 && s.stride_h == 1 && s.stride_w == 1 && s.pad_top == 0 &&
+         s.pad_left == 0 && s.pad_bottom == 0 && s.pad_right == 0 && kernels_for(isa, true).tile_1_fp32[0];
+}
+
 bool conv_bf16_pays(const ConvShape& s) {
   return !s.depthwise() && !(s.kernel_h == 1 && s.kernel_w == 1 && s.out_channels <= 64);
 }
@@ -631,11 +637,18 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
                                   " channels: pairs start at an even channel and only the last input's count "
                                   "may be odd");
   }
-  if ((any_pairs || out_pairs) && (!bf16_ || addend))
-    throw std::invalid_argument(
-        std::string("PackedConv::forward: channel pairs ") + (any_pairs ? "in" : "out") +
-        (!bf16_ ? " take a bf16 convolution; this one runs fp32" : " take no upscaled addend"));
+  // An fp32 1x1 (conv_fp32_pairs_out) writes pairs through the bf16 set's fp32 tiles (tile_1_fp32).
+  const bool fp32_pairs = out_pairs && !bf16_ && conv_fp32_pairs_out(shape_, isa_);
+  const auto refuse = [](const std::string& why) {
+    throw std::invalid_argument("PackedConv::forward: channel pairs " + why);
+  };
+  if (any_pairs && !bf16_) refuse("in take a bf16 convolution; this one runs fp32");
+  if ((any_pairs || out_pairs) && addend) refuse("take no upscaled addend");
+  if (out_pairs && !bf16_ && !fp32_pairs)
+    refuse("out take a bf16 convolution, or an fp32 1x1 stride-1 unpadded one on a CPU with AVX512_BF16");
+  if (fp32_pairs && residual) refuse("out of an fp32 convolution take no residual");
   const KernelSet& k = kernels_for(isa_, bf16_);
+  const KernelSet* kpairs = fp32_pairs ? &kernels_for(ConvIsa::Avx512, true) : bf16_ ? &k : nullptr;
   const KernelSet& kw = k.wino ? *k.wino : k;  // the Winograd path's own tiles
   const Geometry g = geometry(shape_, h, w, k.tile_px, bf16_);
   const bool dw3 = dw3_path(shape_);
@@ -692,7 +705,10 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
   const bool dw = shape_.depthwise();
   const int ntaps = g.ntaps;
   const int nblk = (co + CB - 1) / CB;  // depthwise: one block per channel
-  const conv_detail::TileFn* fns = ntaps == 1 ? k.tile_1 : ntaps == 9 ? k.tile_9 : k.tile_n;
+  const conv_detail::TileFn* fns = fp32_pairs   ? kpairs->tile_1_fp32
+                                   : ntaps == 1 ? k.tile_1
+                                   : ntaps == 9 ? k.tile_9
+                                                : k.tile_n;
   const int vectors = T / k.lanes;
   // Whole-image paths with large weights (1x1 with 256+ channels, 3x3 with 128+ at the small levels): each
   // block's weights kept across the unit's tiles. In a band, tiles outer measured better (the band is
@@ -800,7 +816,7 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
     }
     if (!in_place)
       scatter(tmp, rows, T, p0, flat, oy0, g, out_block, oplane, res ? res + blk * CB * out_plane : nullptr,
-              origin, pairs ? &k : nullptr);
+              origin, pairs ? kpairs : nullptr);
   };
 
   // Winograd F(4x4, 3x3) or F(6x4, 3x3) of one image (conv_internal.hpp, WinoInJob; the plan: wino_plan).
@@ -1128,7 +1144,7 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
             const std::ptrdiff_t p0 = t * T;
             if (g.direct && p0 + T > flat)  // the tail: its own zero-padded copy, as a band of one tile
               run_tile(tail, T, 0, flat - p0, static_cast<int>(p0 / g.wq), blk, dst + p0 % g.wq,
-                       rdst ? rdst + p0 % g.wq : nullptr, tmp);
+                       rdst ? rdst + p0 % g.wq : nullptr, tmp, 0, nullptr, fp32_pairs);
             else
               run_tile(ubase, ustride, p0, flat, 0, blk, dst, view ? nullptr : rdst, tmp,
                        unit_pack ? 0 : more, view, out_pairs && !rdst);

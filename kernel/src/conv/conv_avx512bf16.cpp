@@ -29,8 +29,18 @@ inline __attribute__((always_inline)) __m512 fma(__m512 a, __m512 b, __m512 c) {
 inline __attribute__((always_inline)) __m512 bcast(const float* p) {
   return _mm512_set1_ps(*p);
 }
+// The bf16 of a in the low half of each 32-bit lane, of b in the high half (pack_pairs' rounding and layout).
+inline __attribute__((always_inline)) void store_pair_vector(float* p, __m512 a, __m512 b) {
+  // The maskz forms with a full mask: GCC 12 warns about the plain ones' undefined pass-through.
+  constexpr auto all = static_cast<__mmask16>(0xffff);
+  const __m512i lo = _mm512_maskz_cvtepu16_epi32(all, reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(a)));
+  const __m512i hi = _mm512_maskz_slli_epi32(
+      all, _mm512_maskz_cvtepu16_epi32(all, reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(b))), 16);
+  _mm512_storeu_si512(p, _mm512_or_si512(lo, hi));
+}
 #include "conv_transpose16.hpp"
 #define AITW_SILU_SCALEF  // SiLU with vrndscaleps / vscalefps (conv_microkernel.hpp)
+#define AITW_TILE_STORE_PAIRS
 #include "conv_microkernel.hpp"
 
 // One weight pair (two bf16 in 32 bits) in every lane.
@@ -75,22 +85,7 @@ void conv_tile_bf16(const TileJob& j) {
 #pragma GCC unroll 4
       for (int v = 0; v < kNV; ++v) acc[c][v] = fma(acc[c][v], splat(j.scale[c]), splat(j.bias[c]));
   }
-  if (j.pairs_out) {
-    // Channels c and c + 1 of each vector of pixels as one vector of pairs (pack_pairs' rounding and layout).
-    constexpr auto all = static_cast<__mmask16>(0xffff);
-#pragma GCC unroll 8
-    for (int c = 0; c < kCoBlock; c += 2)
-#pragma GCC unroll 4
-      for (int v = 0; v < kNV; ++v) {
-        const __m512 a = activate(acc[c][v], j.activation), b = activate(acc[c + 1][v], j.activation);
-        const __m512i lo = _mm512_maskz_cvtepu16_epi32(all, reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(a)));
-        const __m512i hi = _mm512_maskz_slli_epi32(
-            all, _mm512_maskz_cvtepu16_epi32(all, reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(b))), 16);
-        _mm512_storeu_si512(j.out + (c / 2) * j.out_channel + v * kLanes, _mm512_or_si512(lo, hi));
-      }
-    return;
-  }
-  tile_store<kNV>(j, acc);
+  tile_store<kNV>(j, acc);  // pairs_out: the pair stores
 }
 
 // The 3x3 tiles over output channels (conv_microkernel.hpp's oc_tile) on channel pairs: per pair and tap,
@@ -138,8 +133,7 @@ void pack_pairs(const float* a, const float* b, std::ptrdiff_t n, float* dst) {
     const auto m = static_cast<__mmask16>(n - i >= 16 ? 0xffffu : (1u << (n - i)) - 1);
     const __m512 va = _mm512_maskz_loadu_ps(m, a + i);
     const __m512 vb = b ? _mm512_maskz_loadu_ps(m, b + i) : _mm512_setzero_ps();
-    // The maskz forms with a full mask: GCC 12 warns about the plain ones' undefined pass-through.
-    constexpr auto all = static_cast<__mmask16>(0xffff);
+    constexpr auto all = static_cast<__mmask16>(0xffff);  // (as in store_pair_vector)
     const __m512i lo = _mm512_maskz_cvtepu16_epi32(all, reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(va)));
     const __m512i hi = _mm512_maskz_slli_epi32(
         all, _mm512_maskz_cvtepu16_epi32(all, reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(vb))), 16);
@@ -161,6 +155,11 @@ const KernelSet* avx512bf16_kernels() {
     k.tile_n[0] = &conv_tile_bf16<0, 1>;
     k.tile_n[1] = &conv_tile_bf16<0, 2>;
     k.tile_n[2] = &conv_tile_bf16<0, 3>;
+    // The fp32 1x1 tiles (conv_tile, the AVX-512 file's arithmetic) with the pair stores: an fp32 layer
+    // whose output only bf16 convolutions read (PackedConv::forward's out_pairs).
+    k.tile_1_fp32[0] = &conv_tile<1, 1>;
+    k.tile_1_fp32[1] = &conv_tile<1, 2>;
+    k.tile_1_fp32[2] = &conv_tile<1, 3>;
     set_oc_tiles<OcBf16>(k);
     k.pairs = true;
     k.pack_pairs = &pack_pairs;

@@ -58,7 +58,11 @@ class AitwConvolutionLayer : public cv::dnn::ConvolutionLayer {
     padMode = parsed.padMode;
     numOutput = parsed.numOutput;
     reset_weights();
-    if (pairs && packed_->precision() != ConvPrecision::Bf16)
+    // Pairs out of an fp32 layer: a 1x1 whose output only bf16 convolutions read (conv_fp32_pairs_out).
+    const bool in_pairs = std::find(pairs_in_.begin(), pairs_in_.end(), true) != pairs_in_.end();
+    // (Pairs with an upscaled input are refused above: packed_ is built here for every other layer.)
+    if (pairs && packed_->precision() != ConvPrecision::Bf16 &&
+        (in_pairs || residual_ || !conv_fp32_pairs_out(shape_, packed_->isa())))
       CV_Error(cv::Error::StsBadArg, "convolution '" + params.name +
                                          "': marked for bf16 channel pairs, but it runs fp32 here (" +
                                          convolution_description(precision_) + ")");

@@ -82,6 +82,20 @@ inline __attribute__((always_inline)) V activate(V v, int act) {
 template <int kNV>
 inline __attribute__((always_inline)) void tile_store(const aitw::kernel::conv_detail::TileJob& j,
                                                       V (&acc)[kCoBlock][kNV]) {
+#ifdef AITW_TILE_STORE_PAIRS
+  // TileJob::pairs_out (the bf16 file: its own tiles, and the fp32 1x1 tiles that write a tensor bf16
+  // convolutions read): channels c and c + 1 of each vector of pixels as one vector of pairs, pack_pairs'
+  // rounding and layout.
+  if (j.pairs_out) {
+#pragma GCC unroll 8
+    for (int c = 0; c < kCoBlock; c += 2)
+#pragma GCC unroll 4
+      for (int v = 0; v < kNV; ++v)
+        store_pair_vector(j.out + (c / 2) * j.out_channel + v * kLanes, activate(acc[c][v], j.activation),
+                          activate(acc[c + 1][v], j.activation));
+    return;
+  }
+#endif
   if (j.residual) {
 #pragma GCC unroll 16
     for (int c = 0; c < kCoBlock; ++c)
@@ -629,6 +643,7 @@ aitw::kernel::conv_detail::KernelSet make_kernel_set(const char* name) {
                                          &stride2_copy,
                                          false,
                                          nullptr,
+                                         {},
                                          {},
                                          nullptr,
                                          0,

@@ -422,13 +422,23 @@ SummaryLine pass_bf16_pairs(ox::GraphProto& g, const PassContext& c) {
   };
   std::set<int> dropped;
   std::unordered_set<std::string> pair_tensors;
+  int fp32_writers = 0;
   for (int pi = 0; pi < g.node_size(); ++pi) {
     const auto& p = g.node(pi);
     // Not a fused Add's convolution: the kernels write its sum as pairs too (PackedConv::forward), but the
     // bottlenecks' last convolutions writing pairs as well (YOLO11n 33 tensors, YOLOv8n 34) measured no
     // faster: layers 15.53 -> 15.93 ms and 15.40 -> 15.71 in 7 alternated rounds on a busy host (their units'
     // buffers and the residual's pass cost what their readers saved).
-    if (p.output_size() != 1 || !bf16_conv(p) || find_attr(p, kernel::kConvResidualMark) ||
+    // The producer runs bf16, or is an fp32 1x1 whose tiles round their outputs into pairs
+    // (kernel::conv_fp32_pairs_out: the 1x1 layers of 64 outputs or fewer, such as the C3k2 / C2f output
+    // convolutions before a stride-2 3x3); either way its pairs are those its readers would make.
+    const auto fp32_writer = [&] {
+      const auto s = aitw_shape(p, idx, true);
+      return s && !kernel::conv_bf16_pays(*s) && !find_attr(p, kernel::kConvUpscaleAttr) &&
+             kernel::conv_fp32_pairs_out(*s, kernel::conv_default_isa());
+    };
+    const bool bf16_writer = bf16_conv(p);
+    if (p.output_size() != 1 || !(bf16_writer || fp32_writer()) || find_attr(p, kernel::kConvResidualMark) ||
         find_attr(p, kernel::kConvActivationAttr))
       continue;
     std::string t = p.output(0);
@@ -455,6 +465,7 @@ SummaryLine pass_bf16_pairs(ox::GraphProto& g, const PassContext& c) {
     }
     set_int_attr(q, kernel::kConvPairsOutAttr, 1);
     pair_tensors.insert(t);
+    fp32_writers += !bf16_writer;
   }
   if (pair_tensors.empty()) return std::nullopt;
   int readers = 0;
@@ -475,7 +486,8 @@ SummaryLine pass_bf16_pairs(ox::GraphProto& g, const PassContext& c) {
   for (auto& [i, n] : changed) edits.replace[i] = std::move(n);
   edits.apply(g);
   return std::to_string(pair_tensors.size()) + " tensors between bf16 convolutions as bf16 channel pairs (" +
-         std::to_string(readers) + " convolutions read them)";
+         std::to_string(readers) + " convolutions read them; " + std::to_string(fp32_writers) +
+         " written by fp32 1x1 layers)";
 }
 
 }  // namespace aitw::model::detail

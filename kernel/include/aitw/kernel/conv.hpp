@@ -63,6 +63,11 @@ std::string conv_unsupported_reason(const ConvShape& s);
 // 256->64 at 60x80 1.07 -> 1.29 ms, 32->32 at 120x160 0.57 -> 0.69; from 80 outputs on bf16 wins,
 // 0.62-0.91x).
 bool conv_bf16_pays(const ConvShape& s);
+// Whether an fp32 convolution of this shape on kernels `isa` can write its output as bf16 channel pairs
+// (PackedConv::forward's out_pairs without a residual, for a tensor that only bf16 convolutions read): a 1x1
+// stride-1 unpadded one on the AVX-512 kernels of a CPU with AVX512_BF16. Its tiles round what they would
+// store, so the pairs are bit for bit those the readers would make of the fp32 output.
+bool conv_fp32_pairs_out(const ConvShape& s, ConvIsa isa);
 
 // Per-output-channel affine folded into the weights (BatchNorm / Scale after the convolution).
 struct ConvScaleShift {
@@ -154,10 +159,11 @@ class PackedConv {
   // within 1e-6 of fast_math's).
   // Inputs with ConvInput::pairs and `out_pairs` (the output written as bf16 channel pairs, ConvInput's
   // layout, in the first (out_channels + 1) / 2 planes of each image) take a bf16 convolution (precision()
-  // Bf16) and no addend; else std::invalid_argument. The tiles round their outputs into pairs in registers
-  // (with a residual: each unit its share, the residual added, while it is in cache; a small image whose
-  // tiles drop columns: the whole output after it is computed): the pairs are bit for bit pack_pairs of the
-  // fp32 output.
+  // Bf16) and no addend; else std::invalid_argument. `out_pairs` is also taken by an fp32 convolution where
+  // conv_fp32_pairs_out(shape(), isa()), without a residual. The tiles round their outputs into pairs in
+  // registers (with a residual: each unit its share, the residual added, while it is in cache; a small image
+  // whose tiles drop columns: the whole output after it is computed): the pairs are bit for bit pack_pairs of
+  // the fp32 output.
   void forward(const ConvInput* inputs, int ninputs, int n, int h, int w, float* out,
                std::ptrdiff_t out_batch_stride, ConvActivation act, float* workspace,
                std::size_t workspace_size, const float* residual = nullptr,

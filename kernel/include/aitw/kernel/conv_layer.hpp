@@ -34,10 +34,11 @@ inline constexpr const char* kConvUpscaleAttr = "aitw_upscale";
 // Set by the adapter's mark_convolutions when the model runs in bf16 (AdaptOptions::precision): "bf16". The
 // layer then packs bf16 weights and runs the bf16 kernels where conv_bf16_supported() (fp32 otherwise).
 inline constexpr const char* kConvPrecisionAttr = "aitw_precision";
-// Set by the adapter's pass_bf16_pairs on bf16 convolutions: kConvPairsOutAttr (1) on one that writes its
-// output as bf16 channel pairs (ConvInput::pairs' layout, in the first half of its fp32 blob), because only
-// bf16 convolutions read it; kConvPairsInAttr on those, one 0 / 1 per data input: which inputs are pairs.
-// A layer that would not run them (fp32, OpenCV's) refuses to load.
+// Set by the adapter's pass_bf16_pairs: kConvPairsOutAttr (1) on a convolution that writes its output as
+// bf16 channel pairs (ConvInput::pairs' layout, in the first half of its fp32 blob), because only bf16
+// convolutions read it (a bf16 one, or an fp32 1x1 where conv_fp32_pairs_out); kConvPairsInAttr on those,
+// one 0 / 1 per data input: which inputs are pairs. A layer that would not run them (fp32 other than those
+// 1x1 writers, OpenCV's) refuses to load.
 inline constexpr const char* kConvPairsOutAttr = "aitw_pairs_out";
 inline constexpr const char* kConvPairsInAttr = "aitw_pairs_in";
 
