@@ -946,7 +946,11 @@ TEST(ConvBf16, Fp32OneByOnesWriteThePairsOfTheirOutput) {
               << (k ? "two inputs" : "one input");
           // Nothing past the pair planes is written.
           for (int i = 0; i < c.n; ++i)
-            EXPECT_EQ(got[static_cast<std::size_t>(i * out_b + (s.out_channels + 1) / 2 * plane)], -7.f);
+            for (std::ptrdiff_t q = (s.out_channels + 1) / 2 * plane; q < out_b; ++q)
+              if (got[static_cast<std::size_t>(i * out_b + q)] != -7.f) {
+                ADD_FAILURE() << "image " << i << ": float " << q << " past the pair planes written";
+                break;
+              }
         }
       }
   }
@@ -1021,6 +1025,32 @@ TEST(ConvBf16, LayersMarkedForPairsRefuseToRunFp32) {
     lp.set(kConvPrecisionAttr, "bf16");
     EXPECT_TRUE(is_aitw_convolution(create_convolution_layer(lp)));
   }
+  // An fp32 1x1 (64 outputs: bf16 does not pay there) writes pairs where the CPU has AVX512_BF16
+  // (conv_fp32_pairs_out), without a fused Add and without pair inputs; a 3x3 never.
+  const ConvShape s1 = shape(16, 64, 1, 1, 0);
+  const cv::Mat w1 = random_mat({64, 16, 1, 1}, 0.1f, rng), b1 = random_mat({64}, 0.1f, rng);
+  const auto load = [](cv::dnn::LayerParams lp) {
+    try {
+      return std::string(is_aitw_convolution(create_convolution_layer(lp)) ? "aitw" : "opencv");
+    } catch (const cv::Exception& e) {
+      return std::string(e.what());
+    }
+  };
+  cv::dnn::LayerParams out = convolution_layer_params(s1, w1, b1, true);
+  out.name = "writer";
+  out.set(kConvPrecisionAttr, "bf16");
+  out.set(kConvPairsOutAttr, 1);
+  const std::string plain = load(out);
+  if (convolution_pairs_enabled()) {
+    EXPECT_EQ(plain, "aitw");
+  } else {
+    EXPECT_NE(plain.find("only an fp32 1x1 on a CPU with AVX512_BF16 writes pairs"), std::string::npos)
+        << plain;
+  }
+  cv::dnn::LayerParams with_pairs_in = out;
+  with_pairs_in.set(kConvPairsInAttr, cv::dnn::DictValue::arrayInt(std::vector<int>{1}.data(), 1));
+  EXPECT_NE(load(with_pairs_in).find("it runs fp32 here and reads pairs"), std::string::npos)
+      << load(with_pairs_in);
 }
 
 // int8-grid weights, as the shared models' (integers in [-127, 127] times the channel's max |w| / 127): in

@@ -324,9 +324,13 @@ bool conv_isa_supported(ConvIsa isa) {
 }
 
 bool conv_fp32_pairs_out(const ConvShape& s, ConvIsa isa) {
-  return isa == ConvIsa::Avx512 && conv_bf16_supported() && !s.depthwise() && s.groups == 1 &&
-         s.kernel_h == 1 && s.kernel_w == 1 && s.stride_h == 1 && s.stride_w == 1 && s.pad_top == 0 &&
-         s.pad_left == 0 && s.pad_bottom == 0 && s.pad_right == 0 && kernels_for(isa, true).tile_1_fp32[0];
+  if (isa != ConvIsa::Avx512 || !conv_bf16_supported() || s.depthwise() || s.groups != 1 || s.kernel_h != 1 ||
+      s.kernel_w != 1 || s.stride_h != 1 || s.stride_w != 1 || s.pad_top || s.pad_left || s.pad_bottom ||
+      s.pad_right)
+    return false;
+  // The bf16 set's fp32 tiles run on the weights and tiles of the AVX-512 fp32 set's geometry.
+  const KernelSet &kb = kernels_for(isa, true), &kf = kernels_for(isa, false);
+  return kb.tile_1_fp32[0] && kb.co_block == kf.co_block && kb.tile_px == kf.tile_px && kb.lanes == kf.lanes;
 }
 
 bool conv_bf16_pays(const ConvShape& s) {

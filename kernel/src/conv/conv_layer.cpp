@@ -61,11 +61,19 @@ class AitwConvolutionLayer : public cv::dnn::ConvolutionLayer {
     // Pairs out of an fp32 layer: a 1x1 whose output only bf16 convolutions read (conv_fp32_pairs_out).
     const bool in_pairs = std::find(pairs_in_.begin(), pairs_in_.end(), true) != pairs_in_.end();
     // (Pairs with an upscaled input are refused above: packed_ is built here for every other layer.)
-    if (pairs && packed_->precision() != ConvPrecision::Bf16 &&
-        (in_pairs || residual_ || !conv_fp32_pairs_out(shape_, packed_->isa())))
-      CV_Error(cv::Error::StsBadArg, "convolution '" + params.name +
-                                         "': marked for bf16 channel pairs, but it runs fp32 here (" +
-                                         convolution_description(precision_) + ")");
+    if (pairs && packed_->precision() != ConvPrecision::Bf16) {
+      const std::string why =
+          in_pairs ? "it runs fp32 here and reads pairs ("
+          : residual_
+              ? "it runs fp32 here with a fused Add, whose sum an fp32 layer does not write as pairs ("
+          : !conv_fp32_pairs_out(shape_, packed_->isa())
+              ? "it runs fp32 here and only an fp32 1x1 on a CPU with AVX512_BF16 writes pairs ("
+              : "";
+      if (!why.empty())
+        CV_Error(cv::Error::StsBadArg, "convolution '" + params.name +
+                                           "': marked for bf16 channel pairs, but " + why +
+                                           convolution_description(precision_) + ")");
+    }
   }
 
   bool getMemoryShapes(const std::vector<MatShape>& inputs, const int, std::vector<MatShape>& outputs,

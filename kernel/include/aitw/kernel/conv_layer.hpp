@@ -65,9 +65,10 @@ std::string convolution_description(ConvPrecision asked);
 bool is_aitw_convolution(const cv::Ptr<cv::dnn::Layer>& layer);
 
 // How one of aitw's convolutions reads and writes its activations, for the profile (`aitw bench layers`).
-// fp32 layers read and write NCHW as it is (no reorder anywhere). A bf16 layer reads each data input either
-// as bf16 channel pairs (kConvPairsInAttr: as they are) or as fp32, which it converts to pairs while it packs
-// its tiles: that conversion is the layout's reorder, fused into the layer that reads the tensor.
+// fp32 layers read NCHW as it is (no reorder anywhere) and write it, or, a 1x1 whose output only bf16 layers
+// read (conv_fp32_pairs_out), write pairs. A bf16 layer reads each data input either as bf16 channel pairs
+// (kConvPairsInAttr: as they are) or as fp32, which it converts to pairs while it packs its tiles: that
+// conversion is the layout's reorder, fused into the layer that reads the tensor.
 struct ConvLayout {
   ConvPrecision precision = ConvPrecision::Fp32;  // what runs (with a bf16 ask: fp32 where the CPU lacks it)
   int data_inputs = 0;                            // tensors read as data (a fused Add's skip is not one)
