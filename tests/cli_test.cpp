@@ -325,9 +325,14 @@ TEST(CliBenchLayers, ProfilesByLayerType) {
     EXPECT_EQ(rounds.lines[k]["round"], k);
     EXPECT_GT(rounds.lines[k]["forward_ms_median"].get<double>(), 0);
   }
-  std::ifstream rf(rounds_json);
-  const auto rj = nlohmann::json::parse(rf);
-  fs::remove(rounds_json);
+  // A --json report, read and removed.
+  const auto take_json = [](const fs::path& path) {
+    std::ifstream f(path);
+    auto parsed = nlohmann::json::parse(f);
+    fs::remove(path);
+    return parsed;
+  };
+  const auto rj = take_json(rounds_json);
   EXPECT_EQ(rj["forwards"], 4);
   EXPECT_EQ(rj["repetitions"], 2);
   // --json: the precision that ran and every layer (their means add up to the total); --precision checked.
@@ -335,9 +340,7 @@ TEST(CliBenchLayers, ProfilesByLayerType) {
   const auto fp32 = run("bench layers --precision fp32 --imgsz 320x320 --repetitions 1 --model " + kShared +
                         "/models/yolo11n.onnx --json " + json.string());
   ASSERT_EQ(fp32.exit_code, 0) << fp32.err;
-  std::ifstream f(json);
-  const auto j = nlohmann::json::parse(f);
-  fs::remove(json);
+  const auto j = take_json(json);
   EXPECT_EQ(j["precision"], "fp32");
   ASSERT_TRUE(j["per_layer"].is_array());
   double sum = 0;
@@ -365,9 +368,7 @@ TEST(CliBenchLayers, ProfilesByLayerType) {
   const auto bf16 = run("bench layers --precision bf16 --imgsz 320x320 --repetitions 1 --model " + kShared +
                         "/models/yolo11n.onnx --json " + json.string());
   ASSERT_EQ(bf16.exit_code, 0) << bf16.err;
-  std::ifstream bf(json);
-  const auto bj = nlohmann::json::parse(bf);
-  fs::remove(json);
+  const auto bj = take_json(json);
   std::map<std::string, int> totals{{"bf16_convolutions", 0},
                                     {"fp32_convolutions", 0},
                                     {"pair_outputs", 0},

@@ -29,14 +29,19 @@ inline __attribute__((always_inline)) __m512 fma(__m512 a, __m512 b, __m512 c) {
 inline __attribute__((always_inline)) __m512 bcast(const float* p) {
   return _mm512_set1_ps(*p);
 }
-// The bf16 of a in the low half of each 32-bit lane, of b in the high half (pack_pairs' rounding and layout).
-inline __attribute__((always_inline)) void store_pair_vector(float* p, __m512 a, __m512 b) {
+// The bf16 of a (round to nearest even) in the low half of each 32-bit lane, of b in the high half: 16
+// channel pairs (pack_pairs' layout).
+inline __attribute__((always_inline)) __m512i pair_vector(__m512 a, __m512 b) {
   // The maskz forms with a full mask: GCC 12 warns about the plain ones' undefined pass-through.
   constexpr auto all = static_cast<__mmask16>(0xffff);
   const __m512i lo = _mm512_maskz_cvtepu16_epi32(all, reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(a)));
   const __m512i hi = _mm512_maskz_slli_epi32(
       all, _mm512_maskz_cvtepu16_epi32(all, reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(b))), 16);
-  _mm512_storeu_si512(p, _mm512_or_si512(lo, hi));
+  return _mm512_or_si512(lo, hi);
+}
+// (tile_store's pair stores, conv_microkernel.hpp.)
+inline __attribute__((always_inline)) void store_pair_vector(float* p, __m512 a, __m512 b) {
+  _mm512_storeu_si512(p, pair_vector(a, b));
 }
 #include "conv_transpose16.hpp"
 #define AITW_SILU_SCALEF  // SiLU with vrndscaleps / vscalefps (conv_microkernel.hpp)
@@ -133,11 +138,7 @@ void pack_pairs(const float* a, const float* b, std::ptrdiff_t n, float* dst) {
     const auto m = static_cast<__mmask16>(n - i >= 16 ? 0xffffu : (1u << (n - i)) - 1);
     const __m512 va = _mm512_maskz_loadu_ps(m, a + i);
     const __m512 vb = b ? _mm512_maskz_loadu_ps(m, b + i) : _mm512_setzero_ps();
-    constexpr auto all = static_cast<__mmask16>(0xffff);  // (as in store_pair_vector)
-    const __m512i lo = _mm512_maskz_cvtepu16_epi32(all, reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(va)));
-    const __m512i hi = _mm512_maskz_slli_epi32(
-        all, _mm512_maskz_cvtepu16_epi32(all, reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(vb))), 16);
-    _mm512_mask_storeu_epi32(dst + i, m, _mm512_or_si512(lo, hi));
+    _mm512_mask_storeu_epi32(dst + i, m, pair_vector(va, vb));
   }
 }
 
