@@ -13,6 +13,7 @@
 #include "aitw/bench/gates.hpp"
 #include "aitw/bench/kernel_cases.hpp"
 #include "aitw/kernel/conv_layer.hpp"
+#include "aitw/kernel/dnn_layers.hpp"
 #include "aitw/model/lookup.hpp"
 #include "aitw/model/onnx_model.hpp"
 
@@ -87,11 +88,14 @@ int run_bench_layers(const BenchLayersOptions& options, std::ostream& out) {
     // The activations' layout (kernel::ConvLayout): which convolutions run bf16, which tensors stay bf16
     // channel pairs between them, and how many fp32 inputs the bf16 ones convert (the reorders, inside them).
     struct {
-      int bf16 = 0, fp32 = 0, pair_outputs = 0, pair_inputs = 0, converted = 0;
+      int bf16 = 0, fp32 = 0, pair_outputs = 0, pair_inputs = 0, converted = 0, pool_pair_outputs = 0;
     } layout;
     std::vector<std::optional<kernel::ConvLayout>> conv_layouts(per_layer.size());
+    std::vector<int> pool_pairs(per_layer.size(), 0);  // SPPF's max pool chain on pairs: its outputs
     for (std::size_t i = 0; i < per_layer.size(); ++i) {
-      const auto& l = conv_layouts[i] = kernel::convolution_layout(net.getLayer(static_cast<int>(i) + 1));
+      const auto layer = net.getLayer(static_cast<int>(i) + 1);
+      layout.pool_pair_outputs += pool_pairs[i] = kernel::max_pool_chain_pair_outputs(layer);
+      const auto& l = conv_layouts[i] = kernel::convolution_layout(layer);
       if (!l) continue;
       ++(l->precision == kernel::ConvPrecision::Bf16 ? layout.bf16 : layout.fp32);
       layout.pair_outputs += l->pairs_out;
@@ -111,8 +115,11 @@ int run_bench_layers(const BenchLayersOptions& options, std::ostream& out) {
       text << "layout: NCHW throughout, no reorders (" << layout.fp32 << " aitw convolutions, fp32)\n\n";
     else
       text << "layout: " << layout.bf16 << " bf16 and " << layout.fp32 << " fp32 aitw convolutions; "
-           << layout.pair_outputs << " outputs written as bf16 channel pairs, " << layout.pair_inputs
-           << " inputs read as pairs; reorders: " << layout.converted
+           << layout.pair_outputs << " outputs written as bf16 channel pairs"
+           << (layout.pool_pair_outputs > 0
+                   ? " (and " + std::to_string(layout.pool_pair_outputs) + " by max pools on pairs)"
+                   : std::string())
+           << ", " << layout.pair_inputs << " inputs read as pairs; reorders: " << layout.converted
            << " fp32 inputs converted to pairs inside the bf16 convolutions that read them\n\n";
     text << std::left << std::setw(18) << "layer type" << std::right << std::setw(8) << "count"
          << std::setw(12) << "ms" << std::setw(8) << "%"
@@ -135,11 +142,9 @@ int run_bench_layers(const BenchLayersOptions& options, std::ostream& out) {
                        {"forward_ms_median", wall_median},
                        {"layers_ms_mean", total}};
       for (const auto& [ms, t] : types) j["by_type"][t] = {{"count", by_type[t].second}, {"ms", ms}};
-      j["layout"] = {{"bf16_convolutions", layout.bf16},
-                     {"fp32_convolutions", layout.fp32},
-                     {"pair_outputs", layout.pair_outputs},
-                     {"pair_inputs", layout.pair_inputs},
-                     {"converted_inputs", layout.converted}};
+      j["layout"] = {{"bf16_convolutions", layout.bf16},     {"fp32_convolutions", layout.fp32},
+                     {"pair_outputs", layout.pair_outputs},  {"pair_inputs", layout.pair_inputs},
+                     {"converted_inputs", layout.converted}, {"pool_pair_outputs", layout.pool_pair_outputs}};
       // Every layer in the net's order: its name, type and mean ms (what one change moved, layer by layer).
       j["per_layer"] = nlohmann::json::array();
       for (std::size_t i = 0; i < per_layer.size(); ++i) {
@@ -151,6 +156,7 @@ int run_bench_layers(const BenchLayersOptions& options, std::ostream& out) {
           e["converted_inputs"] = l->converted_inputs;
           e["pairs_out"] = l->pairs_out;
         }
+        if (pool_pairs[i] > 0) e["pair_outputs"] = pool_pairs[i];  // a max pool chain on pairs
         j["per_layer"].push_back(std::move(e));
       }
       if (!write_json_report(options.json_path, j)) return 2;

@@ -356,7 +356,8 @@ TEST(CliBenchLayers, ProfilesByLayerType) {
   const auto& fl = j["layout"];
   EXPECT_EQ(fl["bf16_convolutions"], 0);
   EXPECT_TRUE(fl["fp32_convolutions"] == 87 || fl["fp32_convolutions"] == 0) << fl;
-  EXPECT_EQ(fl["pair_outputs"].get<int>() + fl["pair_inputs"].get<int>() + fl["converted_inputs"].get<int>(),
+  EXPECT_EQ(fl["pair_outputs"].get<int>() + fl["pair_inputs"].get<int>() + fl["converted_inputs"].get<int>() +
+                fl["pool_pair_outputs"].get<int>(),
             0);
   if (fl["fp32_convolutions"] == 87) {
     EXPECT_NE(fp32.out.find("layout: NCHW throughout, no reorders (87 aitw convolutions, fp32)"),
@@ -374,7 +375,12 @@ TEST(CliBenchLayers, ProfilesByLayerType) {
                                     {"pair_outputs", 0},
                                     {"pair_inputs", 0},
                                     {"converted_inputs", 0}};
+  int pool_pairs = 0;  // SPPF's max pool chain on pairs
   for (const auto& l : bj["per_layer"]) {
+    if (l.contains("pair_outputs")) {
+      EXPECT_EQ(l["type"], "AitwMaxPoolChain");
+      pool_pairs += l["pair_outputs"].get<int>();
+    }
     if (l["type"] != "Convolution" || !l.contains("precision")) continue;
     ++totals[l["precision"] == "bf16" ? "bf16_convolutions" : "fp32_convolutions"];
     if (l["precision"] == "fp32") {
@@ -385,8 +391,11 @@ TEST(CliBenchLayers, ProfilesByLayerType) {
     totals["converted_inputs"] += l["converted_inputs"].get<int>();
   }
   for (const auto& [key, value] : totals) EXPECT_EQ(bj["layout"][key], value) << key;
+  EXPECT_EQ(bj["layout"]["pool_pair_outputs"], pool_pairs);
   const int bf16_layers = bj["layout"]["bf16_convolutions"];
+  EXPECT_EQ(pool_pairs, bf16_layers > 0 ? 3 : 0);
   if (bf16_layers > 0) {
+    EXPECT_NE(bf16.out.find("(and 3 by max pools on pairs)"), std::string::npos) << bf16.out;
     EXPECT_GT(bj["layout"]["pair_outputs"], 0);
     EXPECT_GT(bj["layout"]["converted_inputs"], 0);
     EXPECT_NE(bf16.out.find("reorders: " + std::to_string(bj["layout"]["converted_inputs"].get<int>()) +

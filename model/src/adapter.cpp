@@ -44,9 +44,10 @@ AdaptedGraph OnnxModel::adapt(InputSize input, const AdaptOptions& options) cons
       {options.custom_layers && options.read_in_place, read_concats_and_splits_in_place},
       {options.custom_layers, mark_resizes},
       {options.custom_layers && options.read_in_place && options.fold_upsampling, fold_upsampling},
-      {options.custom_layers && options.bf16_pairs, pass_bf16_pairs},
       {options.custom_layers, mark_max_pools},
       {options.custom_layers, chain_max_pools},
+      {options.custom_layers && options.bf16_pairs,
+       pass_bf16_pairs},  // after the chains: SPPF's runs on pairs
       {options.expand_stride_mul && !options.cut_head, expand_stride_mul},
       {true, prune_unused_initializers},
   };

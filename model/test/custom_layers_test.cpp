@@ -4,6 +4,8 @@
 
 #include <array>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <random>
 #include <tuple>
 #include <vector>
@@ -409,7 +411,8 @@ TEST(CustomLayers, SameSizeMaxPoolIsExactlyOpenCvsOnOddShapes) {
 }
 
 // kMaxPoolChainOpType with `length` outputs: each the k x k pool of the one before.
-std::vector<cv::Mat> run_max_pool_chain(const cv::Mat& x, int k, int length) {
+// `pairs`: kPoolPairsAttr set (x and the outputs are bf16 channel pairs).
+std::vector<cv::Mat> run_max_pool_chain(const cv::Mat& x, int k, int length, bool pairs = false) {
   MiniGraph g;
   g.input("x", x);
   auto* n = g.node(kernel::kMaxPoolChainOpType, {"x"}, "y0");
@@ -418,7 +421,9 @@ std::vector<cv::Mat> run_max_pool_chain(const cv::Mat& x, int k, int length) {
     std::string name = "y";  // appended: GCC 12's -Wrestrict misfires on "y" + to_string here
     n->add_output(names.emplace_back(name += std::to_string(j)));
   }
-  for (auto [name, v] : {std::pair{kernel::kMaxPoolMark, k}, {"outputs", length}}) {
+  std::vector<std::pair<const char*, int>> attrs{{kernel::kMaxPoolMark, k}, {"outputs", length}};
+  if (pairs) attrs.emplace_back(kernel::kPoolPairsAttr, 1);
+  for (auto [name, v] : attrs) {
     auto* a = n->add_attribute();
     a->set_name(name);
     a->set_type(ox::AttributeProto::INT);
@@ -449,6 +454,61 @@ TEST(CustomLayers, MaxPoolChainIsExactlyOpenCvsPoolsInARow) {
       ASSERT_EQ(got[j].total(), x.total());
       EXPECT_EQ(cv::norm(got[j], expected, cv::NORM_INF), 0.0) << "output " << j;
       prev = expected;
+    }
+  }
+}
+
+// x (N x C x H x W) as bf16 channel pairs in a blob of its shape: per image, plane k holds channel 2k rounded
+// to nearest even in its low half and 2k + 1 (0 past an odd count) in its high half; the rest of the blob is
+// NaN. Written out here from the format's definition, independently of the kernels' conversion.
+cv::Mat to_pairs(const cv::Mat& x) {
+  const int n = x.size[0], c = x.size[1];
+  const std::size_t plane = x.total() / (static_cast<std::size_t>(n) * c);
+  cv::Mat out(x.dims, x.size.p, CV_32F, cv::Scalar(std::nanf("")));
+  const auto bf16 = [](float f) {
+    std::uint32_t u;
+    std::memcpy(&u, &f, 4);
+    return static_cast<std::uint32_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+  };
+  for (int i = 0; i < n; ++i)
+    for (int k = 0; k < (c + 1) / 2; ++k)
+      for (std::size_t p = 0; p < plane; ++p) {
+        const float lo = x.ptr<float>(i, 2 * k)[p], hi = 2 * k + 1 < c ? x.ptr<float>(i, 2 * k + 1)[p] : 0.f;
+        const std::uint32_t u = bf16(hi) << 16 | bf16(lo);
+        std::memcpy(out.ptr<float>(i, k) + p, &u, 4);
+      }
+  return out;
+}
+
+// The chain on bf16 channel pairs (kPoolPairsAttr, SPPF's when its producer writes pairs): every output's
+// pair planes bit for bit the pairs of the fp32 chain's output, on SPPF's real input and on odd shapes (an
+// odd channel count, planes smaller than the window, batch 2, ties between bf16 values that differ in fp32).
+TEST(CustomLayers, MaxPoolChainOnPairsIsThePairsOfTheFp32Chain) {
+  std::mt19937 rng(11);
+  const auto* p = reference().node("MaxPool", 0);
+  ASSERT_NE(p, nullptr);
+  cv::Mat ties = random_mat(rng, {1, 4, 6, 7});
+  for (int i = 1; i < static_cast<int>(ties.total()); i += 2)  // neighbours equal in bf16, not in fp32
+    ties.ptr<float>()[i] = std::nextafter(ties.ptr<float>()[i - 1], 10.f);
+  for (const auto& [x, k, length] :
+       std::vector<std::tuple<cv::Mat, int, int>>{{reference().activation(p->input(0)), 5, 3},
+                                                  {random_mat(rng, {2, 3, 1, 1}), 5, 3},
+                                                  {random_mat(rng, {2, 5, 9, 11}), 3, 2},
+                                                  {random_mat(rng, {1, 7, 20, 23}), 7, 4},
+                                                  {ties, 3, 3}}) {
+    SCOPED_TRACE(
+        cv::format("%dx%dx%dx%d k %d, %d pools", x.size[0], x.size[1], x.size[2], x.size[3], k, length));
+    const auto got = run_max_pool_chain(to_pairs(x), k, length, true);
+    const auto fp32 = run_max_pool_chain(x, k, length);
+    ASSERT_EQ(got.size(), static_cast<std::size_t>(length));
+    const int n = x.size[0], pairs = (x.size[1] + 1) / 2;
+    const std::size_t plane = x.total() / (static_cast<std::size_t>(n) * x.size[1]);
+    for (int j = 0; j < length; ++j) {
+      const cv::Mat expected = to_pairs(fp32[j]);
+      ASSERT_EQ(got[j].total(), x.total());
+      for (int i = 0; i < n; ++i)
+        EXPECT_EQ(std::memcmp(got[j].ptr<float>(i), expected.ptr<float>(i), sizeof(float) * plane * pairs), 0)
+            << "output " << j << ", image " << i;
     }
   }
 }
@@ -493,6 +553,16 @@ std::vector<cv::Mat> bus_heads(cv::dnn::Net& net, const std::vector<std::string>
   return out;
 }
 
+// Two nets' head outputs: the same values, and finite (the norm of two NaN-filled outputs' difference is 0).
+void expect_same_heads(const std::vector<cv::Mat>& a, const std::vector<cv::Mat>& b) {
+  ASSERT_EQ(a.size(), 3u);
+  ASSERT_EQ(b.size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_TRUE(cv::checkRange(a[i])) << "head level " << i << " is not finite";
+    EXPECT_EQ(cv::norm(a[i], b[i], cv::NORM_INF), 0.0) << "head level " << i;
+  }
+}
+
 // Convolutions reading the Concats' inputs and the channel Splits' parts in place compute exactly what they
 // compute on OpenCV's copies (same products, same order): both models, every head output bit for bit.
 // What stays: the head's three output Concats, and YOLO11's attention Split (not along channels).
@@ -526,9 +596,7 @@ TEST(CustomLayers, ConcatsAndSplitsReadInPlaceAreBitExactOnRealActivations) {
     EXPECT_EQ(slices, e.slices);
     const auto a = bus_heads(in_place, in_place_graph.output_names),
                b = bus_heads(ref, copies_graph.output_names);
-    ASSERT_EQ(a.size(), 3u);
-    ASSERT_EQ(b.size(), 3u);
-    for (int i = 0; i < 3; ++i) EXPECT_EQ(cv::norm(a[i], b[i], cv::NORM_INF), 0.0) << "head level " << i;
+    expect_same_heads(a, b);
   }
 }
 
@@ -543,16 +611,17 @@ TEST(CustomLayers, Bf16PairsBetweenConvolutionsAreBitExactOnRealActivations) {
     int tensors;
     int readers;
     int fp32_writers;
+    int pool_outputs;  // SPPF's max pool chain on pairs
   };
   for (const auto& e :
        {Expect{"yolo11n",
-               "31 tensors between bf16 convolutions as bf16 channel pairs (31 convolutions read them; 4 "
-               "written by fp32 1x1 layers)",
-               31, 31, 4},
+               "35 tensors between bf16 convolutions as bf16 channel pairs (32 convolutions read them; 4 "
+               "written by fp32 1x1 layers, 3 by 1 max pool chain)",
+               35, 32, 4, 3},
         Expect{"yolov8n",
-               "34 tensors between bf16 convolutions as bf16 channel pairs (39 convolutions read them; 2 "
-               "written by fp32 1x1 layers)",
-               34, 39, 2}}) {
+               "38 tensors between bf16 convolutions as bf16 channel pairs (40 convolutions read them; 2 "
+               "written by fp32 1x1 layers, 3 by 1 max pool chain)",
+               38, 40, 2, 3}}) {
     SCOPED_TRACE(e.model);
     const auto model = OnnxModel::load(kShared + "/models/" + e.model + ".onnx");
     AdaptOptions pairs, fp32_between;
@@ -571,20 +640,20 @@ TEST(CustomLayers, Bf16PairsBetweenConvolutionsAreBitExactOnRealActivations) {
         count += n.getLayer(n.getLayerId(name))->type == kernel::kSiLUOpType;
       return count;
     };
-    EXPECT_EQ(silu_layers(ref) - silu_layers(net), e.tensors);
+    EXPECT_EQ(silu_layers(ref) - silu_layers(net), e.tensors - e.pool_outputs);
     const auto a = bus_heads(net, pairs_graph.output_names), b = bus_heads(ref, ref_graph.output_names);
-    ASSERT_EQ(a.size(), 3u);
-    ASSERT_EQ(b.size(), 3u);
-    for (int i = 0; i < 3; ++i) EXPECT_EQ(cv::norm(a[i], b[i], cv::NORM_INF), 0.0) << "head level " << i;
+    expect_same_heads(a, b);
     // The layout the profile reports (kernel::convolution_layout, `aitw bench layers`): the same layers run
     // bf16; each input a bf16 layer reads is either read as pairs or converted to them, so every pair read
     // is one conversion (reorder) fewer than with fp32 between the layers, where none is read as pairs.
     struct Census {
-      int bf16 = 0, fp32 = 0, pairs_out = 0, pairs_in = 0, converted = 0, readers = 0, fp32_writers = 0;
+      int bf16 = 0, fp32 = 0, pairs_out = 0, pairs_in = 0, converted = 0, readers = 0, fp32_writers = 0,
+          pool_pairs = 0;
     };
     const auto census = [](cv::dnn::Net& n) {
       Census c;
       for (const auto& name : n.getLayerNames()) {
+        c.pool_pairs += kernel::max_pool_chain_pair_outputs(n.getLayer(n.getLayerId(name)));
         const auto l = kernel::convolution_layout(n.getLayer(n.getLayerId(name)));
         if (!l) continue;
         ++(l->precision == kernel::ConvPrecision::Bf16 ? c.bf16 : c.fp32);
@@ -605,7 +674,9 @@ TEST(CustomLayers, Bf16PairsBetweenConvolutionsAreBitExactOnRealActivations) {
     EXPECT_EQ(p.bf16 + p.fp32, std::string(e.model) == "yolo11n" ? 87 : 63);
     EXPECT_EQ(p.bf16, r.bf16);
     EXPECT_GT(p.bf16, p.fp32);
-    EXPECT_EQ(p.pairs_out, e.tensors);
+    EXPECT_EQ(p.pairs_out, e.tensors - e.pool_outputs);
+    EXPECT_EQ(p.pool_pairs, e.pool_outputs);
+    EXPECT_EQ(r.pool_pairs, 0);
     EXPECT_EQ(p.readers, e.readers);
     EXPECT_EQ(p.fp32_writers, e.fp32_writers);
     EXPECT_GE(p.pairs_in, p.readers);
@@ -616,7 +687,7 @@ TEST(CustomLayers, Bf16PairsBetweenConvolutionsAreBitExactOnRealActivations) {
     fp32_net.forward();
     const Census f = census(fp32_net);
     EXPECT_EQ(f.fp32, p.bf16 + p.fp32);
-    EXPECT_EQ(f.bf16 + f.converted + f.pairs_in + f.pairs_out, 0);
+    EXPECT_EQ(f.bf16 + f.converted + f.pairs_in + f.pairs_out + f.pool_pairs, 0);
   }
 }
 

@@ -514,6 +514,51 @@ TEST(AdapterPasses, Bf16PairsOnlyBetweenBf16Convolutions) {
     EXPECT_FALSE(has_attr(*by_output[t], kernel::kConvPairsInAttr)) << t;
 }
 
+// SPPF: a bf16 convolution's output read by an AitwMaxPoolChain and, with the chain's outputs, by the next
+// convolution (their Concat read in place): the chain runs on pairs (kPoolPairsAttr) and its outputs are read
+// as pairs too. A chain with an output that an fp32 1x1 reads stays fp32, and so does its input.
+TEST(AdapterPasses, Bf16PairsThroughSppfsMaxPoolChain) {
+  ox::GraphProto g;
+  set_io(g.add_input(), "x", {1, 16, 8, 8});
+  const auto chain = [&](const std::string& in, const std::string& prefix) {
+    auto& n = add_node(g, kernel::kMaxPoolChainOpType, {in}, {prefix + "0", prefix + "1", prefix + "2"});
+    add_int(n, kernel::kMaxPoolMark, 5);
+    add_int(n, "outputs", 3);
+  };
+  add_conv(g, "x", "a", 16, 96, 1);
+  chain("a", "p");
+  add_floats(g, "z_w", {96, 384, 1, 1}, std::vector<float>(96 * 384, 0.1f));
+  add_ints(add_node(g, "Conv", {"a", "z_w", "p0", "p1", "p2"}, {"z"}), kernel::kConvInputsAttr,
+           {0, -1, 0, -1, 0, -1, 0, -1});
+  add_conv(g, "x", "b", 16, 96, 1);
+  chain("b", "q");
+  add_floats(g, "u_w", {96, 288, 1, 1}, std::vector<float>(96 * 288, 0.1f));
+  add_ints(add_node(g, "Conv", {"b", "u_w", "q0", "q1"}, {"u"}), kernel::kConvInputsAttr,
+           {0, -1, 0, -1, 0, -1});
+  add_conv(g, "q2", "v", 96, 32, 1);  // fp32 (32 outputs)
+  for (const char* o : {"z", "u"}) set_io(g.add_output(), o, {1, 96, 8, 8});
+  set_io(g.add_output(), "v", {1, 32, 8, 8});
+  PassContext bf16 = context();
+  bf16.precision = kernel::ConvPrecision::Bf16;
+  ASSERT_TRUE(mark_convolutions(g, bf16).has_value());
+  if (!kernel::convolution_pairs_enabled()) {
+    expect_untouched(pass_bf16_pairs, g, bf16);
+    return;
+  }
+  EXPECT_EQ(
+      pass_bf16_pairs(g, bf16),
+      "4 tensors between bf16 convolutions as bf16 channel pairs (1 convolutions read them; 0 written by "
+      "fp32 1x1 layers, 3 by 1 max pool chain)");
+  std::map<std::string, const ox::NodeProto*> by_output;
+  for (const auto& n : g.node()) by_output[n.output(0)] = &n;
+  EXPECT_EQ(attr_int(*by_output["a"], kernel::kConvPairsOutAttr, 0), 1);
+  EXPECT_EQ(attr_int(*by_output["p0"], kernel::kPoolPairsAttr, 0), 1);
+  EXPECT_EQ(ints_of(*by_output["z"], kernel::kConvPairsInAttr), (std::vector<int64_t>{1, 1, 1, 1}));
+  EXPECT_FALSE(has_attr(*by_output["b"], kernel::kConvPairsOutAttr));
+  EXPECT_FALSE(has_attr(*by_output["q0"], kernel::kPoolPairsAttr));
+  for (const char* t : {"u", "v"}) EXPECT_FALSE(has_attr(*by_output[t], kernel::kConvPairsInAttr)) << t;
+}
+
 // C3k2 / C2f in small: cv1 -> Split -> a bottleneck (its Add fused) -> Concat -> cv2. Plus what must stay:
 // a Concat with two consumers, a Split one of whose parts a Relu reads, a Concat that is a graph output.
 TEST(AdapterPasses, ReadConcatsAndSplitsInPlace) {

@@ -376,10 +376,12 @@ SummaryLine pass_bf16_pairs(ox::GraphProto& g, const PassContext& c) {
     const auto s = aitw_shape(n, idx, true);
     return s && kernel::conv_bf16_pays(*s) && !find_attr(n, kernel::kConvUpscaleAttr);
   };
-  // A tensor's channels where a convolution of known weights (through an optional AitwSiLU) produced it, else
-  // -1.
+  // A tensor's channels where a convolution of known weights (through an optional AitwMaxPoolChain, then an
+  // optional AitwSiLU) produced it, else -1.
   const auto channels = [&](const std::string& t) -> int64_t {
     auto p = idx.producer.find(t);
+    if (p != idx.producer.end() && g.node(p->second).op_type() == kernel::kMaxPoolChainOpType)
+      p = idx.producer.find(g.node(p->second).input(0));
     if (p != idx.producer.end() && g.node(p->second).op_type() == kernel::kSiLUOpType)
       p = idx.producer.find(g.node(p->second).input(0));
     if (p == idx.producer.end() || g.node(p->second).op_type() != "Conv") return -1;
@@ -414,6 +416,21 @@ SummaryLine pass_bf16_pairs(ox::GraphProto& g, const PassContext& c) {
     }
     return found;
   };
+  // Whether node `n` is SPPF's AitwMaxPoolChain over tensor `t` whose outputs only convolutions read, each
+  // as pairs: then it runs on pairs too (kernel::kPoolPairsAttr; bit for bit the pairs its readers would
+  // make).
+  const auto chain_on_pairs = [&](const ox::NodeProto& n, const std::string& t) {
+    if (n.op_type() != kernel::kMaxPoolChainOpType || n.input_size() != 1 || n.input(0) != t ||
+        n.output_size() < 1)
+      return false;
+    for (const auto& o : n.output()) {
+      const auto it = idx.consumers.find(o);
+      if (outputs.count(o) || it == idx.consumers.end() || it->second.empty()) return false;
+      for (const int ci : it->second)
+        if (!reads_pairs(g.node(ci), o)) return false;
+    }
+    return true;
+  };
 
   std::map<int, ox::NodeProto> changed;  // node index -> its rewrite
   const auto node = [&](int i) -> ox::NodeProto& {
@@ -422,7 +439,7 @@ SummaryLine pass_bf16_pairs(ox::GraphProto& g, const PassContext& c) {
   };
   std::set<int> dropped;
   std::unordered_set<std::string> pair_tensors;
-  int fp32_writers = 0;
+  int fp32_writers = 0, chains = 0, chain_outputs = 0;
   for (int pi = 0; pi < g.node_size(); ++pi) {
     const auto& p = g.node(pi);
     // Not a fused Add's convolution: the kernels write its sum as pairs too (PackedConv::forward), but the
@@ -452,8 +469,21 @@ SummaryLine pass_bf16_pairs(ox::GraphProto& g, const PassContext& c) {
     const auto it = idx.consumers.find(t);
     if (outputs.count(t) || it == idx.consumers.end() || it->second.empty()) continue;
     bool ok = true;
-    for (const int ci : it->second) ok = ok && reads_pairs(g.node(ci), t);
+    std::vector<int> pair_chains;
+    for (const int ci : it->second) {
+      if (reads_pairs(g.node(ci), t)) continue;
+      if (chain_on_pairs(g.node(ci), t))
+        pair_chains.push_back(ci);
+      else
+        ok = false;
+    }
     if (!ok) continue;
+    for (const int ci : pair_chains) {
+      set_int_attr(node(ci), kernel::kPoolPairsAttr, 1);
+      for (const auto& o : g.node(ci).output()) pair_tensors.insert(o);
+      ++chains;
+      chain_outputs += g.node(ci).output_size();
+    }
     ox::NodeProto& q = node(pi);
     if (silu >= 0) {
       q.set_output(0, t);
@@ -485,9 +515,13 @@ SummaryLine pass_bf16_pairs(ox::GraphProto& g, const PassContext& c) {
   edits.drop = dropped;
   for (auto& [i, n] : changed) edits.replace[i] = std::move(n);
   edits.apply(g);
+  std::string by_chains;
+  if (chains > 0)
+    by_chains = ", " + std::to_string(chain_outputs) + " by " + std::to_string(chains) + " max pool chain" +
+                (chains > 1 ? "s" : "");
   return std::to_string(pair_tensors.size()) + " tensors between bf16 convolutions as bf16 channel pairs (" +
          std::to_string(readers) + " convolutions read them; " + std::to_string(fp32_writers) +
-         " written by fp32 1x1 layers)";
+         " written by fp32 1x1 layers" + by_chains + ")";
 }
 
 }  // namespace aitw::model::detail

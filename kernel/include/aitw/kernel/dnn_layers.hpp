@@ -25,6 +25,10 @@ inline constexpr const char* kMaxPoolMark = "aitw_max_pool";  // the window size
 // output (attributes kMaxPoolMark: the window k; "outputs": how many pools): each plane goes through the
 // whole chain while it is in L1, in one parallel loop instead of one per pool.
 inline constexpr const char* kMaxPoolChainOpType = "AitwMaxPoolChain";
+// Set by the adapter's pass_bf16_pairs on an AitwMaxPoolChain whose input a convolution writes as bf16
+// channel pairs and whose outputs only bf16 convolutions read: the chain reads and writes pairs
+// (kConvPairsOutAttr's layout). Bit for bit the pairs its readers would make from the fp32 chain.
+inline constexpr const char* kPoolPairsAttr = "aitw_pairs";
 
 // Registers the layers with cv::dnn::LayerFactory; idempotent and thread-safe. Call before reading a net
 // that contains them.
@@ -33,5 +37,9 @@ void register_dnn_layers();
 // Whether the net's Resize layer is aitw's (the adapter marked its node) rather than OpenCV's. (SPPF's pools
 // become an AitwMaxPoolChain layer, whose type says it.)
 bool is_aitw_resize(const cv::Ptr<cv::dnn::Layer>& layer);
+
+// For the profile: how many bf16 channel-pair outputs `layer` writes when it is an AitwMaxPoolChain on pairs
+// (kPoolPairsAttr), else 0.
+int max_pool_chain_pair_outputs(const cv::Ptr<cv::dnn::Layer>& layer);
 
 }  // namespace aitw::kernel
