@@ -1210,21 +1210,50 @@ TEST_P(ConvVsOpenCV, UpscaledInputsGiveTheConvolutionOfTheUpscaledConcatenation)
     const int ranges[] = {0, -1, 0, -1}, factors[] = {2, 1};
     lp.set(kConvInputsAttr, cv::dnn::DictValue::arrayInt(ranges, 4));
     lp.set(kConvUpscaleAttr, cv::dnn::DictValue::arrayInt(factors, 2));
-    cv::dnn::Net net;
-    net.setInputsNames({"a", "b"});
-    const int id = net.addLayer(lp.name, lp.type, lp);
-    for (int i = 0; i < 2; ++i) net.connect(0, i, id, i);
-    cv::dnn::LayerParams act;
-    act.name = "act";
-    act.type = "Swish";
-    net.connect(id, 0, net.addLayer(act.name, act.type, act), 0);
-    net.setPreferableBackend(cv::dnn::DNN_BACKEND_OPENCV);
-    net.setInput(a, "a");
-    net.setInput(bb, "b");
-    EXPECT_TRUE(is_aitw_convolution(net.getLayer(id)));
+    const auto make_net = [&](const cv::dnn::LayerParams& params, const cv::Mat& a_in) {
+      cv::dnn::Net net;
+      net.setInputsNames({"a", "b"});
+      const int id = net.addLayer(params.name, params.type, const_cast<cv::dnn::LayerParams&>(params));
+      for (int i = 0; i < 2; ++i) net.connect(0, i, id, i);
+      cv::dnn::LayerParams act;
+      act.name = "act";
+      act.type = "Swish";
+      net.connect(id, 0, net.addLayer(act.name, act.type, act), 0);
+      net.setPreferableBackend(cv::dnn::DNN_BACKEND_OPENCV);
+      net.setInput(a_in, "a");
+      net.setInput(bb, "b");
+      EXPECT_TRUE(is_aitw_convolution(net.getLayer(id)));
+      return net;
+    };
+    cv::dnn::Net net = make_net(lp, a);
     const cv::Mat got = net.forward().clone();
     // bf16: the activations rounded to 8 bits of mantissa (ConvBf16's tolerance).
     EXPECT_LE(max_rel_diff(got, expect), bf16 ? 1e-2 : kTolerance);
+    // The upscaled input as bf16 channel pairs (kConvPairsInAttr): in bf16 bit for bit the output of its fp32
+    // values, which the kernels round to the same pairs; a layer that runs fp32 refuses them when the net is
+    // set up, naming itself. Pairs out with an upscaled input are refused at load.
+    auto paired = lp;
+    const int flags[] = {1, 0};
+    paired.set(kConvPairsInAttr, cv::dnn::DictValue::arrayInt(flags, 2));
+    const std::vector<float> a_pairs = to_pairs(a.ptr<float>(), 2, ca, lh * lw, ca * lh * lw);
+    cv::Mat a_pairs_mat(a.dims, a.size.p, CV_32F, const_cast<float*>(a_pairs.data()));
+    cv::dnn::Net pnet = make_net(paired, a_pairs_mat);
+    if (bf16) {
+      EXPECT_EQ(cv::norm(pnet.forward(), got, cv::NORM_INF), 0.0);
+    } else {
+      try {
+        pnet.forward();
+        ADD_FAILURE() << "pairs read by an fp32 layer were accepted";
+      } catch (const cv::Exception& e) {
+        EXPECT_NE(std::string(e.what()).find("convolution 'conv': marked for bf16 channel pairs, but it runs "
+                                             "fp32 here and reads pairs"),
+                  std::string::npos)
+            << e.what();
+      }
+    }
+    auto pairs_out = lp;
+    pairs_out.set(kConvPairsOutAttr, 1);
+    EXPECT_THROW(create_convolution_layer(pairs_out), cv::Exception);
     // The same net at the wrong low size is refused with the layer's name.
     net.setInput(random_mat({2, ca, lh + 1, lw}, 1.f, rng), "a");
     try {
@@ -1298,6 +1327,29 @@ TEST_P(ConvVsOpenCV, UpscaledAddendInTheOutputLoopEqualsAPassAfter) {
         for (std::size_t k = 0; k < got.size(); ++k)
           differ += !(std::fabs(got[k] - ref[k]) <= 2e-6f * std::max(1.f, std::fabs(ref[k])));
         EXPECT_EQ(differ, 0u) << "of " << got.size();
+        if (!bf16) continue;
+        // bf16 channel pairs in (a neck's 1x1 reading a pair tensor beside the upscaled one): bit for bit
+        // the output of the fp32 input, which the kernels round to the same pairs. Whole, and in two parts
+        // (10 fp32 channels, then the rest as pairs).
+        const std::ptrdiff_t plane = static_cast<std::ptrdiff_t>(c.h) * c.w,
+                             in_b = in.step[0] / sizeof(float);
+        const std::vector<float> pairs = to_pairs(in.ptr<float>(), n, ci, plane, in_b);
+        std::vector<float> tail(static_cast<std::size_t>(n * in_b));
+        for (int i = 0; i < n; ++i)
+          std::copy_n(in.ptr<float>() + i * in_b + 10 * plane, (ci - 10) * plane, tail.data() + i * in_b);
+        const std::vector<float> tail_pairs = to_pairs(tail.data(), n, ci - 10, plane, in_b);
+        const ConvInput whole{pairs.data(), in_b, ci, true};
+        const ConvInput parts[2] = {{in.ptr<float>(), in_b, 10}, {tail_pairs.data(), in_b, ci - 10, true}};
+        for (const auto& [inputs, count] : {std::pair{&whole, 1}, std::pair{parts + 0, 2}}) {
+          std::vector<float> from_pairs(got.size(), -7.f);
+          conv.forward(inputs, count, n, c.h, c.w, from_pairs.data(), out_b + gap, c.act, ws.data(),
+                       ws.size(), nullptr, 0, &addend);
+          EXPECT_EQ(from_pairs, got) << count << " input(s) with pairs";
+        }
+        // Pairs out with an addend: refused (its pass runs on the fp32 output).
+        EXPECT_THROW(conv.forward(&whole, 1, n, c.h, c.w, got.data(), out_b + gap, c.act, ws.data(),
+                                  ws.size(), nullptr, 0, &addend, true),
+                     std::invalid_argument);
       }
     }
   cv::setNumThreads(threads);

@@ -559,6 +559,42 @@ TEST(AdapterPasses, Bf16PairsThroughSppfsMaxPoolChain) {
   for (const char* t : {"u", "v"}) EXPECT_FALSE(has_attr(*by_output[t], kernel::kConvPairsInAttr)) << t;
 }
 
+// A neck's 1x1 reading an upscaled input (kConvUpscaleAttr, fold_upsampling's) reads pairs: its two products
+// each count their channels from 0, so u (upscaled, after 3 channels at the output's size) starts its product
+// at an even offset (c3, a graph output, stays fp32). It writes no pairs itself (its addend's pass runs on
+// its fp32 output).
+TEST(AdapterPasses, Bf16PairsIntoAnUpscaledInput) {
+  ox::GraphProto g;
+  set_io(g.add_input(), "x", {1, 16, 8, 8});
+  set_io(g.add_input(), "xl", {1, 16, 4, 4});
+  add_conv(g, "xl", "u", 16, 96, 1);
+  add_conv(g, "x", "c3", 16, 3, 1);
+  add_floats(g, "m_w", {96, 99, 1, 1}, std::vector<float>(96 * 99, 0.1f));
+  auto& m = add_node(g, "Conv", {"c3", "m_w", "u"}, {"m"});
+  add_ints(m, kernel::kConvInputsAttr, {0, -1, 0, -1});
+  add_ints(m, kernel::kConvUpscaleAttr, {1, 2});
+  add_conv(g, "m", "n", 96, 96, 1);
+  set_io(g.add_output(), "n", {1, 96, 8, 8});
+  set_io(g.add_output(), "c3", {1, 3, 8, 8});  // stays fp32
+  PassContext bf16 = context();
+  bf16.precision = kernel::ConvPrecision::Bf16;
+  ASSERT_TRUE(mark_convolutions(g, bf16).has_value());
+  if (!kernel::convolution_pairs_enabled()) {
+    expect_untouched(pass_bf16_pairs, g, bf16);
+    return;
+  }
+  EXPECT_EQ(
+      pass_bf16_pairs(g, bf16),
+      "1 tensors between bf16 convolutions as bf16 channel pairs (1 convolutions read them; 0 written by "
+      "fp32 1x1 layers)");
+  std::map<std::string, const ox::NodeProto*> by_output;
+  for (const auto& n : g.node()) by_output[n.output(0)] = &n;
+  EXPECT_EQ(attr_int(*by_output["u"], kernel::kConvPairsOutAttr, 0), 1);
+  EXPECT_EQ(ints_of(*by_output["m"], kernel::kConvPairsInAttr), (std::vector<int64_t>{0, 1}));
+  EXPECT_FALSE(has_attr(*by_output["m"], kernel::kConvPairsOutAttr));
+  EXPECT_FALSE(has_attr(*by_output["n"], kernel::kConvPairsInAttr));
+}
+
 // C3k2 / C2f in small: cv1 -> Split -> a bottleneck (its Add fused) -> Concat -> cv2. Plus what must stay:
 // a Concat with two consumers, a Split one of whose parts a Relu reads, a Concat that is a graph output.
 TEST(AdapterPasses, ReadConcatsAndSplitsInPlace) {

@@ -647,7 +647,8 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
     throw std::invalid_argument("PackedConv::forward: channel pairs " + why);
   };
   if (any_pairs && !bf16_) refuse("in take a bf16 convolution; this one runs fp32");
-  if ((any_pairs || out_pairs) && addend) refuse("take no upscaled addend");
+  // (Pairs in with an addend: a neck's 1x1 after an upsampling reads them as any 1x1 does.)
+  if (out_pairs && addend) refuse("out take no upscaled addend");
   if (out_pairs && !bf16_ && !fp32_pairs)
     refuse("out take a bf16 convolution, or an fp32 1x1 stride-1 unpadded one on a CPU with AVX512_BF16");
   if (fp32_pairs && residual) refuse("out of an fp32 convolution take no residual");

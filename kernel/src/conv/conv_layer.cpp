@@ -35,10 +35,11 @@ class AitwConvolutionLayer : public cv::dnn::ConvolutionLayer {
         pairs_in_(pair_inputs(params, ranges_.size() - (residual_ ? 1 : 0))) {
     setParamsFrom(params);
     const bool pairs = pairs_out_ || std::find(pairs_in_.begin(), pairs_in_.end(), true) != pairs_in_.end();
-    if (pairs && !upscale_.empty())
-      CV_Error(cv::Error::StsBadArg, "convolution '" + params.name + "': bf16 channel pairs (" +
-                                         kConvPairsOutAttr + ", " + kConvPairsInAttr + ") take no " +
-                                         kConvUpscaleAttr);
+    // Upscaled inputs: pairs in (both products read them as any bf16 1x1 does), not out (the addend's pass
+    // runs on the fp32 output).
+    if (pairs_out_ && !upscale_.empty())
+      CV_Error(cv::Error::StsBadArg, "convolution '" + params.name + "': bf16 channel pairs out (" +
+                                         kConvPairsOutAttr + ") take no " + kConvUpscaleAttr);
     for (std::size_t i = 0; i < pairs_in_.size(); ++i)
       if (pairs_in_[i] && ranges_[i].first % 2)
         CV_Error(cv::Error::StsBadArg, "convolution '" + params.name + "': input " + std::to_string(i) +
@@ -60,8 +61,8 @@ class AitwConvolutionLayer : public cv::dnn::ConvolutionLayer {
     reset_weights();
     // Pairs out of an fp32 layer: a 1x1 whose output only bf16 convolutions read (conv_fp32_pairs_out).
     const bool in_pairs = std::find(pairs_in_.begin(), pairs_in_.end(), true) != pairs_in_.end();
-    // (Pairs with an upscaled input are refused above: packed_ is built here for every other layer.)
-    if (pairs && packed_->precision() != ConvPrecision::Bf16) {
+    // (With upscaled inputs packed_ is built in finalize, which checks the same.)
+    if (pairs && packed_ && packed_->precision() != ConvPrecision::Bf16) {
       const std::string why =
           in_pairs ? "it runs fp32 here and reads pairs ("
           : residual_
@@ -131,6 +132,15 @@ class AitwConvolutionLayer : public cv::dnn::ConvolutionLayer {
         in_channels_.push_back(range_channels(i, in[i].size[1]));
     }
     reset_weights();
+    // Pairs into a layer with upscaled inputs: both of its products must run bf16 (they do together:
+    // conv_bf16_pays looks at the kernel and the outputs, which they share).
+    const bool in_pairs = std::find(pairs_in_.begin(), pairs_in_.end(), true) != pairs_in_.end();
+    if (in_pairs && !upscale_.empty() && packed_ && low_ &&
+        (packed_->precision() != ConvPrecision::Bf16 || low_->precision() != ConvPrecision::Bf16))
+      CV_Error(cv::Error::StsBadArg, "convolution '" + name +
+                                         "': marked for bf16 channel pairs, but it runs fp32 here and reads "
+                                         "pairs (" +
+                                         convolution_description(precision_) + ")");
   }
 
   bool tryFuse(cv::Ptr<cv::dnn::Layer>& top) override {

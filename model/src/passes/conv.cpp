@@ -370,11 +370,15 @@ SummaryLine pass_bf16_pairs(ox::GraphProto& g, const PassContext& c) {
   GraphIndex idx(g);
   std::unordered_set<std::string> outputs;
   for (const auto& o : g.output()) outputs.insert(o.name());
-  // A convolution that runs bf16 (kernel::conv_bf16_pays: not depthwise, not a 1x1 of 64 outputs or fewer),
-  // without an upscaled input.
-  const auto bf16_conv = [&](const ox::NodeProto& n) {
+  // A convolution that runs bf16 (kernel::conv_bf16_pays: not depthwise, not a 1x1 of 64 outputs or fewer).
+  // It may read pairs; it writes them only without an upscaled input (kConvUpscaleAttr: the addend's pass
+  // runs on its fp32 output).
+  const auto bf16_reader = [&](const ox::NodeProto& n) {
     const auto s = aitw_shape(n, idx, true);
-    return s && kernel::conv_bf16_pays(*s) && !find_attr(n, kernel::kConvUpscaleAttr);
+    return s && kernel::conv_bf16_pays(*s);
+  };
+  const auto bf16_conv = [&](const ox::NodeProto& n) {
+    return bf16_reader(n) && !find_attr(n, kernel::kConvUpscaleAttr);
   };
   // A tensor's channels where a convolution of known weights (through an optional AitwMaxPoolChain, then an
   // optional AitwSiLU) produced it, else -1.
@@ -390,21 +394,31 @@ SummaryLine pass_bf16_pairs(ox::GraphProto& g, const PassContext& c) {
   };
   // Whether convolution `n` can read tensor `t` as pairs wherever it reads it: as data (not its fused Add's
   // skip), from an even channel at an even offset of its input channels, and with an even count unless it is
-  // the last data input.
+  // the last data input. With upscaled inputs (kConvUpscaleAttr) two products read the data, the upscaled
+  // inputs and the others, each its own channels from 0: offsets and last inputs are per product.
   const auto reads_pairs = [&](const ox::NodeProto& n, const std::string& t) {
-    if (!bf16_conv(n)) return false;
+    if (!bf16_reader(n)) return false;
     const ConvInputs in = read_conv_inputs(n, idx);
     const std::size_t data = in.names.size() - (find_attr(n, kernel::kConvResidualMark) ? 1 : 0);
+    std::vector<int64_t> up = attr_ints(n, kernel::kConvUpscaleAttr);
+    up.resize(data, 1);
+    const auto product = [&](std::size_t i) { return i < data && up[i] > 1 ? 1 : 0; };
+    const auto last_of_product = [&](std::size_t i) {
+      for (std::size_t j = i + 1; j < data; ++j)
+        if (product(j) == product(i)) return false;
+      return true;
+    };
     bool found = false;
-    int64_t offset = 0;
+    int64_t offsets[2] = {0, 0};
     for (std::size_t i = 0; i < in.names.size(); ++i) {
       const auto [first, count] = in.ranges[i];
       const int64_t all = channels(in.names[i]);
       const int64_t n_i = count >= 0 ? count : all < 0 ? -1 : all - first;
+      int64_t& offset = offsets[product(i)];
       if (in.names[i] == t) {
         // An odd count only where it ends the tensor: the last pair's high half is then the producer's 0, not
         // a channel past the range (its bf16 could be Inf, and 0 x Inf is NaN).
-        if (i >= data || first % 2 || offset % 2 || (i + 1 < data && (n_i < 0 || n_i % 2)) ||
+        if (i >= data || first % 2 || offset % 2 || (!last_of_product(i) && (n_i < 0 || n_i % 2)) ||
             (n_i % 2 && (all < 0 || first + n_i != all)))
           return false;
         found = true;
