@@ -450,6 +450,32 @@ std::vector<int64_t> ints_of(const ox::NodeProto& n, const char* name) {
   return attr_ints(n, name);
 }
 
+// The context of the bf16 passes (AdaptOptions::precision bf16).
+PassContext bf16_context() {
+  PassContext c = context();
+  c.precision = kernel::ConvPrecision::Bf16;
+  return c;
+}
+
+// pass_bf16_pairs over g with its convolutions marked for bf16: its summary, or nullopt where this CPU runs
+// no pairs (then the pass is checked to leave g as it is).
+std::optional<SummaryLine> bf16_pairs_of(ox::GraphProto& g) {
+  const PassContext bf16 = bf16_context();
+  EXPECT_TRUE(mark_convolutions(g, bf16).has_value());
+  if (!kernel::convolution_pairs_enabled()) {
+    expect_untouched(pass_bf16_pairs, g, bf16);
+    return std::nullopt;
+  }
+  return pass_bf16_pairs(g, bf16);
+}
+
+// Each node by its first output.
+std::map<std::string, const ox::NodeProto*> nodes_by_output(const ox::GraphProto& g) {
+  std::map<std::string, const ox::NodeProto*> m;
+  for (const auto& n : g.node()) m[n.output(0)] = &n;
+  return m;
+}
+
 // bf16 channel pairs between bf16 convolutions: a (through its AitwSiLU, which its producer takes), d and
 // the fp32 1x1's s are read only by bf16 convolutions; b is also read by a MaxPool, c also by a depthwise
 // convolution (fp32), e (Concat read in place) at an odd channel offset, v0 by an fp32 1x1, and y is a graph
@@ -484,8 +510,7 @@ TEST(AdapterPasses, Bf16PairsOnlyBetweenBf16Convolutions) {
   set_io(g.add_output(), "z", {1, 96, 8, 8});
   set_io(g.add_output(), "t", {1, 96, 8, 8});
   set_io(g.add_output(), "v", {1, 32, 8, 8});
-  PassContext bf16 = context();
-  bf16.precision = kernel::ConvPrecision::Bf16;
+  const PassContext bf16 = bf16_context();
   ASSERT_TRUE(mark_convolutions(g, bf16).has_value());
   expect_untouched(pass_bf16_pairs, g);  // fp32
   if (!kernel::convolution_pairs_enabled()) {
@@ -498,20 +523,19 @@ TEST(AdapterPasses, Bf16PairsOnlyBetweenBf16Convolutions) {
       "fp32 1x1 layers)");
   EXPECT_EQ(op_types(g), (Ops{"Conv", "Conv", "Conv", "MaxPool", "Conv", "Conv", "Conv", "Conv", "Conv",
                               "Conv", "Conv", "Conv", "Conv"}));
-  std::map<std::string, const ox::NodeProto*> by_output;
-  for (const auto& n : g.node()) by_output[n.output(0)] = &n;
-  EXPECT_EQ(attr_int(*by_output["a"], kernel::kConvPairsOutAttr, 0), 1);  // took its AitwSiLU
-  ASSERT_NE(find_attr(*by_output["a"], kernel::kConvActivationAttr), nullptr);
-  EXPECT_EQ(find_attr(*by_output["a"], kernel::kConvActivationAttr)->s(), "silu");
-  EXPECT_EQ(ints_of(*by_output["b"], kernel::kConvPairsInAttr), (std::vector<int64_t>{1}));
-  EXPECT_EQ(attr_int(*by_output["d"], kernel::kConvPairsOutAttr, 0), 1);
-  EXPECT_EQ(ints_of(*by_output["e"], kernel::kConvPairsInAttr), (std::vector<int64_t>{1}));
-  EXPECT_EQ(attr_int(*by_output["s"], kernel::kConvPairsOutAttr, 0), 1);
-  EXPECT_EQ(ints_of(*by_output["t"], kernel::kConvPairsInAttr), (std::vector<int64_t>{1}));
+  const auto by_output = nodes_by_output(g);
+  EXPECT_EQ(attr_int(*by_output.at("a"), kernel::kConvPairsOutAttr, 0), 1);  // took its AitwSiLU
+  ASSERT_NE(find_attr(*by_output.at("a"), kernel::kConvActivationAttr), nullptr);
+  EXPECT_EQ(find_attr(*by_output.at("a"), kernel::kConvActivationAttr)->s(), "silu");
+  EXPECT_EQ(ints_of(*by_output.at("b"), kernel::kConvPairsInAttr), (std::vector<int64_t>{1}));
+  EXPECT_EQ(attr_int(*by_output.at("d"), kernel::kConvPairsOutAttr, 0), 1);
+  EXPECT_EQ(ints_of(*by_output.at("e"), kernel::kConvPairsInAttr), (std::vector<int64_t>{1}));
+  EXPECT_EQ(attr_int(*by_output.at("s"), kernel::kConvPairsOutAttr, 0), 1);
+  EXPECT_EQ(ints_of(*by_output.at("t"), kernel::kConvPairsInAttr), (std::vector<int64_t>{1}));
   for (const char* t : {"b", "c", "e", "y", "z", "cd", "t", "v0", "v"})
-    EXPECT_FALSE(has_attr(*by_output[t], kernel::kConvPairsOutAttr)) << t;
+    EXPECT_FALSE(has_attr(*by_output.at(t), kernel::kConvPairsOutAttr)) << t;
   for (const char* t : {"c", "d", "y", "z", "cd", "s", "v0", "v"})
-    EXPECT_FALSE(has_attr(*by_output[t], kernel::kConvPairsInAttr)) << t;
+    EXPECT_FALSE(has_attr(*by_output.at(t), kernel::kConvPairsInAttr)) << t;
 }
 
 // SPPF: a bf16 convolution's output read by an AitwMaxPoolChain and, with the chain's outputs, by the next
@@ -538,25 +562,19 @@ TEST(AdapterPasses, Bf16PairsThroughSppfsMaxPoolChain) {
   add_conv(g, "q2", "v", 96, 32, 1);  // fp32 (32 outputs)
   for (const char* o : {"z", "u"}) set_io(g.add_output(), o, {1, 96, 8, 8});
   set_io(g.add_output(), "v", {1, 32, 8, 8});
-  PassContext bf16 = context();
-  bf16.precision = kernel::ConvPrecision::Bf16;
-  ASSERT_TRUE(mark_convolutions(g, bf16).has_value());
-  if (!kernel::convolution_pairs_enabled()) {
-    expect_untouched(pass_bf16_pairs, g, bf16);
-    return;
-  }
+  const auto line = bf16_pairs_of(g);
+  if (!line) return;  // no pairs on this CPU: checked to leave the graph as it is
   EXPECT_EQ(
-      pass_bf16_pairs(g, bf16),
+      *line,
       "4 tensors between bf16 convolutions as bf16 channel pairs (1 convolutions read them; 0 written by "
       "fp32 1x1 layers, 3 by 1 max pool chain)");
-  std::map<std::string, const ox::NodeProto*> by_output;
-  for (const auto& n : g.node()) by_output[n.output(0)] = &n;
-  EXPECT_EQ(attr_int(*by_output["a"], kernel::kConvPairsOutAttr, 0), 1);
-  EXPECT_EQ(attr_int(*by_output["p0"], kernel::kPoolPairsAttr, 0), 1);
-  EXPECT_EQ(ints_of(*by_output["z"], kernel::kConvPairsInAttr), (std::vector<int64_t>{1, 1, 1, 1}));
-  EXPECT_FALSE(has_attr(*by_output["b"], kernel::kConvPairsOutAttr));
-  EXPECT_FALSE(has_attr(*by_output["q0"], kernel::kPoolPairsAttr));
-  for (const char* t : {"u", "v"}) EXPECT_FALSE(has_attr(*by_output[t], kernel::kConvPairsInAttr)) << t;
+  const auto by_output = nodes_by_output(g);
+  EXPECT_EQ(attr_int(*by_output.at("a"), kernel::kConvPairsOutAttr, 0), 1);
+  EXPECT_EQ(attr_int(*by_output.at("p0"), kernel::kPoolPairsAttr, 0), 1);
+  EXPECT_EQ(ints_of(*by_output.at("z"), kernel::kConvPairsInAttr), (std::vector<int64_t>{1, 1, 1, 1}));
+  EXPECT_FALSE(has_attr(*by_output.at("b"), kernel::kConvPairsOutAttr));
+  EXPECT_FALSE(has_attr(*by_output.at("q0"), kernel::kPoolPairsAttr));
+  for (const char* t : {"u", "v"}) EXPECT_FALSE(has_attr(*by_output.at(t), kernel::kConvPairsInAttr)) << t;
 }
 
 // A neck's 1x1 reading an upscaled input (kConvUpscaleAttr, fold_upsampling's) reads pairs: its two products
@@ -576,23 +594,17 @@ TEST(AdapterPasses, Bf16PairsIntoAnUpscaledInput) {
   add_conv(g, "m", "n", 96, 96, 1);
   set_io(g.add_output(), "n", {1, 96, 8, 8});
   set_io(g.add_output(), "c3", {1, 3, 8, 8});  // stays fp32
-  PassContext bf16 = context();
-  bf16.precision = kernel::ConvPrecision::Bf16;
-  ASSERT_TRUE(mark_convolutions(g, bf16).has_value());
-  if (!kernel::convolution_pairs_enabled()) {
-    expect_untouched(pass_bf16_pairs, g, bf16);
-    return;
-  }
+  const auto line = bf16_pairs_of(g);
+  if (!line) return;  // no pairs on this CPU: checked to leave the graph as it is
   EXPECT_EQ(
-      pass_bf16_pairs(g, bf16),
+      *line,
       "1 tensors between bf16 convolutions as bf16 channel pairs (1 convolutions read them; 0 written by "
       "fp32 1x1 layers)");
-  std::map<std::string, const ox::NodeProto*> by_output;
-  for (const auto& n : g.node()) by_output[n.output(0)] = &n;
-  EXPECT_EQ(attr_int(*by_output["u"], kernel::kConvPairsOutAttr, 0), 1);
-  EXPECT_EQ(ints_of(*by_output["m"], kernel::kConvPairsInAttr), (std::vector<int64_t>{0, 1}));
-  EXPECT_FALSE(has_attr(*by_output["m"], kernel::kConvPairsOutAttr));
-  EXPECT_FALSE(has_attr(*by_output["n"], kernel::kConvPairsInAttr));
+  const auto by_output = nodes_by_output(g);
+  EXPECT_EQ(attr_int(*by_output.at("u"), kernel::kConvPairsOutAttr, 0), 1);
+  EXPECT_EQ(ints_of(*by_output.at("m"), kernel::kConvPairsInAttr), (std::vector<int64_t>{0, 1}));
+  EXPECT_FALSE(has_attr(*by_output.at("m"), kernel::kConvPairsOutAttr));
+  EXPECT_FALSE(has_attr(*by_output.at("n"), kernel::kConvPairsInAttr));
 }
 
 // C3k2 / C2f in small: cv1 -> Split -> a bottleneck (its Add fused) -> Concat -> cv2. Plus what must stay:
