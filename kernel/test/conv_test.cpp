@@ -20,6 +20,7 @@
 #include "aitw/kernel/conv_params.hpp"
 #include "aitw/kernel/dnn_layers.hpp"
 #include "aitw/kernel/fast_math.hpp"
+#include "aitw/testing/mats.hpp"
 
 namespace aitw::kernel {
 namespace {
@@ -164,7 +165,7 @@ double max_rel_diff(const cv::Mat& a, const cv::Mat& ref) {
   EXPECT_EQ(a.total(), ref.total());
   const cv::Mat fa(1, static_cast<int>(a.total()), CV_32F, const_cast<float*>(a.ptr<float>()));
   const cv::Mat fr(1, static_cast<int>(ref.total()), CV_32F, const_cast<float*>(ref.ptr<float>()));
-  return cv::norm(fa, fr, cv::NORM_INF) / std::max(1.0, cv::norm(fr, cv::NORM_INF));
+  return aitw::testing::max_abs_diff(fa, fr) / std::max(1.0, cv::norm(fr, cv::NORM_INF));
 }
 
 // `out` holds n images of out_b floats, each followed by `gap` floats that were -7 before the forward: the
@@ -496,7 +497,7 @@ TEST_P(ConvVsOpenCV, InputsReadInPlaceGiveExactlyTheConcatenation) {
                        ws.size(), res, skip_b);
           conv.forward(inputs.data(), static_cast<int>(inputs.size()), c.n, c.h, c.w, got.ptr<float>(), out_b,
                        act, ws.data(), ws.size(), res, skip_b);
-          EXPECT_EQ(cv::norm(got.reshape(1, 1), expect.reshape(1, 1), cv::NORM_INF), 0.0);
+          EXPECT_EQ(aitw::testing::max_abs_diff(got, expect), 0.0);
         }
       }
       // Channel counts that do not add up, no input, too many: refused, nothing computed.
@@ -591,7 +592,7 @@ TEST_P(ConvVsOpenCV, WinogradEveryShapeClass) {
             cv::Mat split(ref.dims, ref.size.p, CV_32F, cv::Scalar(-7));
             conv.forward(parts.data(), static_cast<int>(parts.size()), c.n, c.h, c.w, split.ptr<float>(),
                          out_b, act, ws.data(), ws.size(), res, out_b);
-            EXPECT_EQ(cv::norm(split.reshape(1, 1), got.reshape(1, 1), cv::NORM_INF), 0.0);
+            EXPECT_EQ(aitw::testing::max_abs_diff(split, got), 0.0);
           }
         // bf16 layers keep their own tiles, forced or not.
         if (GetParam() == ConvIsa::Avx512 && conv_bf16_supported()) {
@@ -1239,7 +1240,7 @@ TEST_P(ConvVsOpenCV, UpscaledInputsGiveTheConvolutionOfTheUpscaledConcatenation)
     cv::Mat a_pairs_mat(a.dims, a.size.p, CV_32F, const_cast<float*>(a_pairs.data()));
     cv::dnn::Net pnet = make_net(paired, a_pairs_mat);
     if (bf16) {
-      EXPECT_EQ(cv::norm(pnet.forward(), got, cv::NORM_INF), 0.0);
+      EXPECT_EQ(aitw::testing::max_abs_diff(pnet.forward(), got), 0.0);
     } else {
       try {
         pnet.forward();

@@ -1,4 +1,5 @@
 #include "aitw/model/onnx_model.hpp"
+#include "aitw/testing/mats.hpp"
 
 #include <gtest/gtest.h>
 
@@ -49,7 +50,7 @@ cv::Mat bus_blob(int h, int w) {
 
 double max_abs_diff(const std::vector<cv::Mat>& a, const std::vector<cv::Mat>& b) {
   double m = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) m = std::max(m, cv::norm(a[i], b[i], cv::NORM_INF));
+  for (std::size_t i = 0; i < a.size(); ++i) m = std::max(m, aitw::testing::max_abs_diff(a[i], b[i]));
   return m;
 }
 

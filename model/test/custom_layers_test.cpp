@@ -18,6 +18,7 @@
 #include "aitw/kernel/dnn_layers.hpp"
 #include "aitw/kernel/preprocess.hpp"
 #include "aitw/model/onnx_model.hpp"
+#include "aitw/testing/mats.hpp"
 #include "onnx.pb.h"
 
 namespace aitw::model {
@@ -170,7 +171,7 @@ TEST(CustomLayers, SiLUMatchesSigmoidTimesXOnRealActivations) {
     const cv::Mat expected = opencv.run({{"x", x}}, true);
     const cv::Mat got = ours.run({{"x", x}}, true);
     ASSERT_EQ(got.total(), x.total());
-    EXPECT_LE(cv::norm(got, expected, cv::NORM_INF), 1e-4)
+    EXPECT_LE(aitw::testing::max_abs_diff(got, expected), 1e-4)
         << "SiLU #" << nth << " over " << x.total() << " values";
   }
 }
@@ -220,7 +221,7 @@ TEST(CustomLayers, AttentionMatchesTheOpenCvChainOnRealActivations) {
   const cv::Mat expected = opencv.run(inputs, false);
   const cv::Mat got = run_attention(q, k, v, scale);
   ASSERT_EQ(got.total(), v.total());
-  EXPECT_LE(cv::norm(got, expected, cv::NORM_INF), 1e-4);
+  EXPECT_LE(aitw::testing::max_abs_diff(got, expected), 1e-4);
 }
 
 cv::Mat random_mat(std::mt19937& rng, const std::vector<int>& shape) {
@@ -324,7 +325,7 @@ void expect_resize_is_opencvs(const std::vector<std::pair<cv::Mat, std::vector<f
     ASSERT_EQ(got.dims, 4);
     ASSERT_EQ(std::vector<int>(got.size.p, got.size.p + 4),
               std::vector<int>(expected.size.p, expected.size.p + 4));
-    EXPECT_EQ(cv::norm(got, expected, cv::NORM_INF), 0.0);  // a copy of values: exactly the same
+    EXPECT_EQ(aitw::testing::max_abs_diff(got, expected), 0.0);  // a copy of values: exactly the same
   }
 }
 
@@ -382,7 +383,8 @@ void expect_max_pool_is_opencvs(const std::vector<std::pair<cv::Mat, int>>& case
     const cv::Mat got = run_max_pool(x, k, true);
     ASSERT_EQ(got.total(), x.total());
     ASSERT_EQ(expected.total(), x.total());
-    EXPECT_EQ(cv::norm(got, expected, cv::NORM_INF), 0.0);  // maxima of the same values: exactly the same
+    EXPECT_EQ(aitw::testing::max_abs_diff(got, expected),
+              0.0);  // maxima of the same values: exactly the same
   }
 }
 
@@ -452,7 +454,7 @@ TEST(CustomLayers, MaxPoolChainIsExactlyOpenCvsPoolsInARow) {
     for (int j = 0; j < length; ++j) {
       const cv::Mat expected = run_max_pool(prev, k, false);
       ASSERT_EQ(got[j].total(), x.total());
-      EXPECT_EQ(cv::norm(got[j], expected, cv::NORM_INF), 0.0) << "output " << j;
+      EXPECT_EQ(aitw::testing::max_abs_diff(got[j], expected), 0.0) << "output " << j;
       prev = expected;
     }
   }
@@ -539,7 +541,7 @@ TEST(CustomLayers, WholeNetworkAgreesWithOpenCvLayers) {
   ref.forward(b, ref_graph.output_names);
   ASSERT_EQ(a.size(), 3u);
   double worst = 0;
-  for (int i = 0; i < 3; ++i) worst = std::max(worst, cv::norm(a[i], b[i], cv::NORM_INF));
+  for (int i = 0; i < 3; ++i) worst = std::max(worst, aitw::testing::max_abs_diff(a[i], b[i]));
   // Raw head logits after ~90 layers: float rounding differences accumulate, far below what moves a box.
   EXPECT_LT(worst, 5e-3);
   RecordProperty("max_abs_diff_head_logits", std::to_string(worst));
@@ -553,14 +555,11 @@ std::vector<cv::Mat> bus_heads(cv::dnn::Net& net, const std::vector<std::string>
   return out;
 }
 
-// Two nets' head outputs: the same values, and finite (the norm of two NaN-filled outputs' difference is 0).
+// Two nets' head outputs: the same values, all finite (aitw::testing::max_abs_diff).
 void expect_same_heads(const std::vector<cv::Mat>& a, const std::vector<cv::Mat>& b) {
   ASSERT_EQ(a.size(), 3u);
   ASSERT_EQ(b.size(), 3u);
-  for (int i = 0; i < 3; ++i) {
-    EXPECT_TRUE(cv::checkRange(a[i])) << "head level " << i << " is not finite";
-    EXPECT_EQ(cv::norm(a[i], b[i], cv::NORM_INF), 0.0) << "head level " << i;
-  }
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(aitw::testing::max_abs_diff(a[i], b[i]), 0.0) << "head level " << i;
 }
 
 // Convolutions reading the Concats' inputs and the channel Splits' parts in place compute exactly what they
@@ -719,7 +718,7 @@ TEST(CustomLayers, UpsamplingFoldedIntoTheNextConvolutionOnRealActivations) {
       cv::minMaxIdx(b[i], nullptr, &peak);
       // Rounding carried through the layers after the folds (measured 3e-5 to 7e-5 on logits up to ~15); a
       // wrong fold moves them by whole units.
-      EXPECT_LE(cv::norm(a[i], b[i], cv::NORM_INF), 1e-4 * std::max(1.0, peak)) << "head level " << i;
+      EXPECT_LE(aitw::testing::max_abs_diff(a[i], b[i]), 1e-4 * std::max(1.0, peak)) << "head level " << i;
     }
   }
 }
@@ -749,7 +748,7 @@ TEST(CustomLayers, HeadOutputsComeFromTheirConcatsOnRealActivations) {
   net.forward(copied, graph.output_names);
   ASSERT_EQ(direct.size(), copied.size());
   for (std::size_t i = 0; i < direct.size(); ++i)
-    EXPECT_EQ(cv::norm(direct[i], copied[i], cv::NORM_INF), 0.0);
+    EXPECT_EQ(aitw::testing::max_abs_diff(direct[i], copied[i]), 0.0);
 }
 
 TEST(CustomLayers, YoloV8HasNoAttentionButGetsSiLU) {
