@@ -283,8 +283,8 @@ void add_layer_case(std::vector<KernelCase>& cases, const std::string& name, con
   set_up(s->opencv, params);
   s->ours.run();
   s->opencv.run();
-  if (s->ours.out[0].total() != s->opencv.out[0].total() ||
-      cv::norm(s->ours.out[0], s->opencv.out[0], cv::NORM_INF) != 0)
+  if (s->ours.out[0].total() != s->opencv.out[0].total() || !cv::checkRange(s->ours.out[0]) ||
+      cv::norm(s->ours.out[0], s->opencv.out[0], cv::NORM_INF) != 0)  // (NORM_INF skips NaN)
     throw std::runtime_error("bench: " + name + ": aitw's layer disagrees with OpenCV's");
   cases.push_back({name, "OpenCV 4.6's " + type + " layer on the same input", [s] { s->ours.run(); },
                    [s] { s->opencv.run(); }});
@@ -321,7 +321,7 @@ void add_forward_case(std::vector<KernelCase>& cases, const model::OnnxModel& mo
     s->opencv.setInput(s->blob);
     s->opencv.forward(b, s->outs_opencv);
     for (std::size_t i = 0; i < a.size(); ++i)
-      if (b.size() != a.size() || cv::norm(a[i], b[i], cv::NORM_INF) != 0)
+      if (b.size() != a.size() || !cv::checkRange(a[i]) || cv::norm(a[i], b[i], cv::NORM_INF) != 0)
         throw std::runtime_error("bench: " + name + ": the two graphs disagree");
   }
   cases.push_back({name, against,
