@@ -552,7 +552,8 @@ AITW_TARGET_CLONES void pack_pairs(const float* lo, const float* hi, std::ptrdif
 // kPoolPairsAttr: the input and the outputs are bf16 channel pairs. Each pair plane is widened into its two
 // channels' planes, both go through the chain, and each pool's planes are narrowed back into its output's
 // pair plane. Max picks one of its inputs, so that is exact; and rounding to nearest is monotonic, so the
-// pool of the rounded input is the rounding of the fp32 pool: the readers get the pairs they would have made.
+// pool of the rounded input is the rounding of the fp32 pool: the readers get the values they would have
+// made (up to a zero's sign: a negative denormal rounds to -0, which max may keep over a +0).
 class MaxPoolChainLayer : public cv::dnn::Layer {
  public:
   explicit MaxPoolChainLayer(const cv::dnn::LayerParams& params)

@@ -788,9 +788,10 @@ std::uint32_t bf16_bits(float x) {
   std::memcpy(&b, &x, sizeof b);
   return (b + 0x7fffu + ((b >> 16) & 1u)) >> 16;
 }
-// n images `image` floats apart of `c` channels of `plane` floats -> pairs, laid out the same.
+// n images `image` floats apart of `c` channels of `plane` floats -> pairs, laid out the same; the floats
+// past each image's pair planes are NaN (a kernel that read them would spread it).
 std::vector<float> to_pairs(const float* x, int n, int c, std::ptrdiff_t plane, std::ptrdiff_t image) {
-  std::vector<float> p(static_cast<std::size_t>(n * image), 0.f);
+  std::vector<float> p(static_cast<std::size_t>(n * image), std::numeric_limits<float>::quiet_NaN());
   for (int b = 0; b < n; ++b)
     for (int q = 0; q < (c + 1) / 2; ++q)
       for (std::ptrdiff_t i = 0; i < plane; ++i) {
@@ -1211,9 +1212,13 @@ TEST_P(ConvVsOpenCV, UpscaledInputsGiveTheConvolutionOfTheUpscaledConcatenation)
     const int ranges[] = {0, -1, 0, -1}, factors[] = {2, 1};
     lp.set(kConvInputsAttr, cv::dnn::DictValue::arrayInt(ranges, 4));
     lp.set(kConvUpscaleAttr, cv::dnn::DictValue::arrayInt(factors, 2));
-    const auto make_net = [&](const cv::dnn::LayerParams& params, const cv::Mat& a_in) {
+    // The layer with its inputs in this order, then the SiLU.
+    const auto make_net = [&](const cv::dnn::LayerParams& params,
+                              const std::vector<std::pair<std::string, cv::Mat>>& inputs) {
       cv::dnn::Net net;
-      net.setInputsNames({"a", "b"});
+      std::vector<std::string> names;
+      for (const auto& in : inputs) names.push_back(in.first);
+      net.setInputsNames(names);
       const int id = net.addLayer(params.name, params.type, const_cast<cv::dnn::LayerParams&>(params));
       for (int i = 0; i < 2; ++i) net.connect(0, i, id, i);
       cv::dnn::LayerParams act;
@@ -1221,12 +1226,11 @@ TEST_P(ConvVsOpenCV, UpscaledInputsGiveTheConvolutionOfTheUpscaledConcatenation)
       act.type = "Swish";
       net.connect(id, 0, net.addLayer(act.name, act.type, act), 0);
       net.setPreferableBackend(cv::dnn::DNN_BACKEND_OPENCV);
-      net.setInput(a_in, "a");
-      net.setInput(bb, "b");
+      for (const auto& in : inputs) net.setInput(in.second, in.first);
       EXPECT_TRUE(is_aitw_convolution(net.getLayer(id)));
       return net;
     };
-    cv::dnn::Net net = make_net(lp, a);
+    cv::dnn::Net net = make_net(lp, {{"a", a}, {"b", bb}});
     const cv::Mat got = net.forward().clone();
     // bf16: the activations rounded to 8 bits of mantissa (ConvBf16's tolerance).
     EXPECT_LE(max_rel_diff(got, expect), bf16 ? 1e-2 : kTolerance);
@@ -1238,9 +1242,25 @@ TEST_P(ConvVsOpenCV, UpscaledInputsGiveTheConvolutionOfTheUpscaledConcatenation)
     paired.set(kConvPairsInAttr, cv::dnn::DictValue::arrayInt(flags, 2));
     const std::vector<float> a_pairs = to_pairs(a.ptr<float>(), 2, ca, lh * lw, ca * lh * lw);
     cv::Mat a_pairs_mat(a.dims, a.size.p, CV_32F, const_cast<float*>(a_pairs.data()));
-    cv::dnn::Net pnet = make_net(paired, a_pairs_mat);
+    cv::dnn::Net pnet = make_net(paired, {{"a", a_pairs_mat}, {"b", bb}});
     if (bf16) {
       EXPECT_EQ(aitw::testing::max_abs_diff(pnet.forward(), got), 0.0);
+      // b first: the pairs at channel 9 of the layer's input, channel 0 of the upscaled product (each product
+      // counts its own); the weights' columns in that order.
+      cv::Mat wba(wt.dims, wt.size.p, CV_32F);
+      for (int o = 0; o < co; ++o) {
+        std::copy_n(wt.ptr<float>(o) + ca, cb, wba.ptr<float>(o));
+        std::copy_n(wt.ptr<float>(o), ca, wba.ptr<float>(o) + cb);
+      }
+      auto reversed = conv_params(s, wba, b);
+      reversed.set(kConvolutionMark, 1);
+      reversed.set(kConvPrecisionAttr, "bf16");
+      const int rfactors[] = {1, 2}, rflags[] = {0, 1};
+      reversed.set(kConvInputsAttr, cv::dnn::DictValue::arrayInt(ranges, 4));
+      reversed.set(kConvUpscaleAttr, cv::dnn::DictValue::arrayInt(rfactors, 2));
+      reversed.set(kConvPairsInAttr, cv::dnn::DictValue::arrayInt(rflags, 2));
+      cv::dnn::Net rnet = make_net(reversed, {{"b", bb}, {"a", a_pairs_mat}});
+      EXPECT_EQ(aitw::testing::max_abs_diff(rnet.forward(), got), 0.0) << "b first";
     } else {
       try {
         pnet.forward();

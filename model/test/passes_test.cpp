@@ -580,7 +580,7 @@ TEST(AdapterPasses, Bf16PairsThroughSppfsMaxPoolChain) {
 // A neck's 1x1 reading an upscaled input (kConvUpscaleAttr, fold_upsampling's) reads pairs: its two products
 // each count their channels from 0, so u (upscaled, after 3 channels at the output's size) starts its product
 // at an even offset (c3, a graph output, stays fp32). It writes no pairs itself (its addend's pass runs on
-// its fp32 output).
+// its fp32 output). u2, after 3 upscaled channels in its product, stays fp32.
 TEST(AdapterPasses, Bf16PairsIntoAnUpscaledInput) {
   ox::GraphProto g;
   set_io(g.add_input(), "x", {1, 16, 8, 8});
@@ -592,8 +592,15 @@ TEST(AdapterPasses, Bf16PairsIntoAnUpscaledInput) {
   add_ints(m, kernel::kConvInputsAttr, {0, -1, 0, -1});
   add_ints(m, kernel::kConvUpscaleAttr, {1, 2});
   add_conv(g, "m", "n", 96, 96, 1);
+  add_conv(g, "xl", "c3l", 16, 3, 1);
+  add_conv(g, "xl", "u2", 16, 96, 1);
+  add_floats(g, "m2_w", {96, 115, 1, 1}, std::vector<float>(96 * 115, 0.1f));
+  auto& m2 = add_node(g, "Conv", {"x", "m2_w", "c3l", "u2"}, {"m2"});
+  add_ints(m2, kernel::kConvInputsAttr, {0, -1, 0, -1, 0, -1});
+  add_ints(m2, kernel::kConvUpscaleAttr, {1, 2, 2});
   set_io(g.add_output(), "n", {1, 96, 8, 8});
-  set_io(g.add_output(), "c3", {1, 3, 8, 8});  // stays fp32
+  set_io(g.add_output(), "m2", {1, 96, 8, 8});
+  for (const char* o : {"c3", "c3l"}) set_io(g.add_output(), o, {1, 3, 8, 8});  // stay fp32
   const auto line = bf16_pairs_of(g);
   if (!line) return;  // no pairs on this CPU: checked to leave the graph as it is
   EXPECT_EQ(
@@ -605,6 +612,8 @@ TEST(AdapterPasses, Bf16PairsIntoAnUpscaledInput) {
   EXPECT_EQ(ints_of(*by_output.at("m"), kernel::kConvPairsInAttr), (std::vector<int64_t>{0, 1}));
   EXPECT_FALSE(has_attr(*by_output.at("m"), kernel::kConvPairsOutAttr));
   EXPECT_FALSE(has_attr(*by_output.at("n"), kernel::kConvPairsInAttr));
+  EXPECT_FALSE(has_attr(*by_output.at("u2"), kernel::kConvPairsOutAttr));
+  EXPECT_FALSE(has_attr(*by_output.at("m2"), kernel::kConvPairsInAttr));
 }
 
 // C3k2 / C2f in small: cv1 -> Split -> a bottleneck (its Add fused) -> Concat -> cv2. Plus what must stay:

@@ -38,7 +38,8 @@ inline constexpr const char* kConvPrecisionAttr = "aitw_precision";
 // bf16 channel pairs (ConvInput::pairs' layout, in the first half of its fp32 blob), because only bf16
 // convolutions read it (a bf16 one, or an fp32 1x1 where conv_fp32_pairs_out); kConvPairsInAttr on those,
 // one 0 / 1 per data input: which inputs are pairs. A layer that would not run them (fp32 other than those
-// 1x1 writers, OpenCV's) refuses to load.
+// 1x1 writers, OpenCV's) refuses to load (one with upscaled inputs, whose products are packed when the net is
+// set up: then), naming itself; so does one with upscaled inputs marked to write pairs.
 inline constexpr const char* kConvPairsOutAttr = "aitw_pairs_out";
 inline constexpr const char* kConvPairsInAttr = "aitw_pairs_in";
 

@@ -27,7 +27,8 @@ inline constexpr const char* kMaxPoolMark = "aitw_max_pool";  // the window size
 inline constexpr const char* kMaxPoolChainOpType = "AitwMaxPoolChain";
 // Set by the adapter's pass_bf16_pairs on an AitwMaxPoolChain whose input a convolution writes as bf16
 // channel pairs and whose outputs only bf16 convolutions read: the chain reads and writes pairs
-// (kConvPairsOutAttr's layout). Bit for bit the pairs its readers would make from the fp32 chain.
+// (kConvPairsOutAttr's layout). The values of the pairs its readers would make from the fp32 chain (a zero's
+// sign aside: the bf16 conversion turns a negative denormal into -0, which max may then keep over a +0).
 inline constexpr const char* kPoolPairsAttr = "aitw_pairs";
 
 // Registers the layers with cv::dnn::LayerFactory; idempotent and thread-safe. Call before reading a net

@@ -46,9 +46,10 @@ struct AdaptOptions {
   // With custom_layers: the convolutions' multiplies in bf16 where the CPU has AVX512_BF16 (weights and
   // inputs rounded to bf16, sums in fp32), else fp32. See kernel::ConvPrecision and `--precision`.
   kernel::ConvPrecision precision = kernel::ConvPrecision::Fp32;
-  // With bf16: a tensor that only bf16 convolutions read is written by its producing convolution as bf16
-  // channel pairs, which they read as they are (pass_bf16_pairs; the output bit for bit the same). Off: fp32
-  // between them, for before/after measurements in one process.
+  // With bf16: a tensor that only bf16 convolutions read (directly, or through SPPF's max pools, which then
+  // run on the pairs) is written by its producing convolution as bf16 channel pairs, which they read as they
+  // are (pass_bf16_pairs; the output bit for bit the same). Off: fp32 between them, for before/after
+  // measurements in one process.
   bool bf16_pairs = true;
   // Baseline only: keep the stock head and just expand the stride constant so that OpenCV 4.6 can run
   // it. Used to measure the stock graph against the rewritten one.
