@@ -158,6 +158,12 @@ static int run_bench(int argc, char** argv) {
   const auto layers = aitw::bench::extract_conv_layers(model, height, width);
   std::cout << model << " " << height << "x" << width << ": " << layers.size() << " convolutions, " << threads
             << " threads, aitw kernels " << aitw::kernel::conv_isa_name(aitw::kernel::conv_default_isa())
+            << (aitw::kernel::conv_isa_supported(aitw::kernel::ConvIsa::Avx512)
+                    ? std::string(aitw::kernel::conv_avx512_full_width() ? " (512-bit FMA full width, "
+                                                                         : " (512-bit FMA half width, ") +
+                          "time ratio to 256-bit " +
+                          std::to_string(aitw::kernel::conv_avx512_fma_width_ratio()) + ")"
+                    : std::string())
             << ", median of " << reps << ", load average " << load_average() << "\n";
 
   struct LayerRun {

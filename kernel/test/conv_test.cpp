@@ -1448,13 +1448,23 @@ TEST(ConvLayer, WinogradChoiceFollowsShapeAndEnvironment) {
   if (conv_isa_supported(ConvIsa::Avx512)) {
     const PackedConv avx512(shape(64, 64, 3, 1, 1), w.data(), nullptr, ConvIsa::Avx512);
     EXPECT_EQ(avx512.winograd(60, 80), !direct);  // 300 tiles
-    EXPECT_FALSE(avx512.winograd(56, 80));        // 280
-    EXPECT_FALSE(avx512.winograd(30, 40));
-    // 32+ channels on both sides (below, the transforms outweigh the multiplies saved).
-    EXPECT_EQ(PackedConv(shape(32, 32, 3, 1, 1), w.data(), nullptr, ConvIsa::Avx512).winograd(60, 80),
-              !direct);
-    EXPECT_FALSE(PackedConv(shape(16, 64, 3, 1, 1), w.data(), nullptr, ConvIsa::Avx512).winograd(120, 160));
-    EXPECT_FALSE(PackedConv(shape(64, 16, 3, 1, 1), w.data(), nullptr, ConvIsa::Avx512).winograd(120, 160));
+    if (conv_avx512_full_width()) {
+      EXPECT_FALSE(avx512.winograd(56, 80));  // 280
+      EXPECT_FALSE(avx512.winograd(30, 40));
+      // 32+ channels on both sides (below, the transforms outweigh the multiplies saved).
+      EXPECT_EQ(PackedConv(shape(32, 32, 3, 1, 1), w.data(), nullptr, ConvIsa::Avx512).winograd(60, 80),
+                !direct);
+      EXPECT_FALSE(PackedConv(shape(16, 64, 3, 1, 1), w.data(), nullptr, ConvIsa::Avx512).winograd(120, 160));
+      EXPECT_FALSE(PackedConv(shape(64, 16, 3, 1, 1), w.data(), nullptr, ConvIsa::Avx512).winograd(120, 160));
+    } else {
+      // Half-width 512-bit FMAs: the other levels' rule, from 20 tiles and 8 channels.
+      EXPECT_EQ(avx512.winograd(30, 40), !direct);
+      EXPECT_EQ(avx512.winograd(15, 20), !direct);
+      EXPECT_FALSE(avx512.winograd(12, 12));
+      EXPECT_EQ(PackedConv(shape(16, 8, 3, 1, 1), w.data(), nullptr, ConvIsa::Avx512).winograd(120, 160),
+                !direct);
+      EXPECT_FALSE(PackedConv(shape(4, 64, 3, 1, 1), w.data(), nullptr, ConvIsa::Avx512).winograd(60, 80));
+    }
   }
   // The other levels keep Winograd from 8 channels.
   EXPECT_EQ(PackedConv(shape(16, 64, 3, 1, 1), w.data(), nullptr, ConvIsa::Portable).winograd(120, 160),
@@ -1472,6 +1482,39 @@ TEST(ConvLayer, WinogradChoiceFollowsShapeAndEnvironment) {
   EXPECT_EQ(PackedConv::winograd_rows(60), 4);
   conv_force_winograd_rows(std::nullopt);
   EXPECT_THROW(conv_force_winograd_rows(5), std::invalid_argument);
+}
+
+// Whether 512-bit FMAs are full width: $AITW_AVX512_FMA (full, half; anything else refused, naming the
+// variable), else measured: a ratio of ~1 (full) or ~2 (half) where the CPU has AVX-512, 0 and "full"
+// without. CTest runs this with the variable unset, full, half and wrong.
+TEST(ConvLayer, Avx512FmaWidthFromTheEnvironmentOrMeasured) {
+  const char* env = std::getenv("AITW_AVX512_FMA");
+  const std::string v = env ? env : "";
+  if (v == "full" || v == "half") {
+    EXPECT_EQ(conv_avx512_full_width(), v == "full");
+    return;
+  }
+  if (!v.empty()) {
+    try {
+      conv_avx512_full_width();
+      ADD_FAILURE() << "AITW_AVX512_FMA=" << v << " was accepted";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find("AITW_AVX512_FMA='" + v + "': expects full or half"),
+                std::string::npos)
+          << e.what();
+    }
+    return;
+  }
+  const double ratio = conv_avx512_fma_width_ratio();
+  if (!conv_isa_supported(ConvIsa::Avx512)) {
+    EXPECT_EQ(ratio, 0.);
+    EXPECT_TRUE(conv_avx512_full_width());
+    return;
+  }
+  EXPECT_GT(ratio, 0.6);
+  EXPECT_LT(ratio, 3.);
+  EXPECT_EQ(conv_avx512_full_width(), ratio < 1.5) << "ratio " << ratio;
+  RecordProperty("avx512_fma_width_ratio", std::to_string(ratio));
 }
 
 // The flat depthwise path keeps its row-end masks per thread, for the last geometry: they depend on the

@@ -72,9 +72,13 @@ bool wino_shape(const ConvShape& s) {
 // direct tiles won in the forward (Zen 5 VM, 2 threads, medians of 5 alternated runs: YOLO11n's 16 -> 8 and
 // 8 -> 16 at 120 x 160 0.478 -> 0.431 ms the pair, YOLOv8n's 16 -> 16 pair there 0.653 -> 0.582; 32 -> 32 at
 // 60 x 80 stays Winograd: direct took YOLOv8n's four 0.88 -> 1.09 ms). AVX2 keeps 8+: its direct tiles lost
-// there (the 16 -> 8 / 8 -> 16 pair 0.566 -> 0.658 ms).
+// there (the 16 -> 8 / 8 -> 16 pair 0.566 -> 0.658 ms). Those AVX-512 limits hold where 512-bit FMAs are full
+// width (conv_avx512_full_width); where they are half width, as on Zen 4, AVX2's rule.
 bool winograd_pays(const ConvShape& s, int h, int w, ConvIsa isa) {
-  const bool avx512 = isa == ConvIsa::Avx512;
+  // Full-width 512-bit FMAs (Zen 5): the rule measured there. Half width (Zen 4), the multiplies saved are
+  // worth twice as much and AVX2's rule pays: Zen 4 VM, alternated forwards (9 rounds, fp32), YOLO11n 23.86
+  // -> 22.98 ms, YOLOv8n 31.36 -> 29.81 (its head's cv3.1.0 0.962 -> 0.566, model.2.m.0.cv2 0.550 -> 0.360).
+  const bool avx512 = isa == ConvIsa::Avx512 && conv_avx512_full_width();
   const int tiles = ((h + 3) / 4) * ((w + 3) / 4), min_tiles = avx512 ? 300 : 20,
             min_channels = avx512 ? 32 : 8;
   return tiles >= min_tiles && s.in_channels >= min_channels && s.out_channels >= min_channels;
@@ -349,6 +353,27 @@ bool conv_bf16_supported() {
 #else
   return false;
 #endif
+}
+
+double conv_avx512_fma_width_ratio() {
+  static const double ratio =
+      conv_isa_supported(ConvIsa::Avx512) ? conv_detail::avx512_fma_width_ratio() : 0.;
+  return ratio;
+}
+
+bool conv_avx512_full_width() {
+  static const std::string forced = [] {
+    const char* v = std::getenv("AITW_AVX512_FMA");
+    return std::string(v ? v : "");
+  }();
+  if (forced == "full") return true;
+  if (forced == "half") return false;
+  if (!forced.empty())
+    throw std::invalid_argument("AITW_AVX512_FMA='" + forced +
+                                "': expects full or half (or unset: measured)");
+  // Half width runs the same work in twice the time: the ratio is ~1 or ~2.
+  static const bool full = !conv_isa_supported(ConvIsa::Avx512) || conv_avx512_fma_width_ratio() < 1.5;
+  return full;
 }
 
 ConvIsa conv_best_isa() {

@@ -222,5 +222,8 @@ const KernelSet* avx2_wino_kernels();
 const KernelSet* portable_kernels();
 // AVX512_BF16 (vdpbf16ps): null when not compiled in; the caller checks the CPU.
 const KernelSet* avx512bf16_kernels();
+// conv_avx512_fma_width_ratio's measurement (conv_avx512.cpp); 0 when not compiled in. The caller checks the
+// CPU.
+double avx512_fma_width_ratio();
 
 }  // namespace aitw::kernel::conv_detail

@@ -35,6 +35,16 @@ void conv_force_isa(std::optional<ConvIsa> isa);
 void conv_force_winograd(std::optional<bool> on);
 // The Winograd tiles' output rows, 4 or 6, forced (tests), or chosen by height (nullopt; winograd_rows).
 void conv_force_winograd_rows(std::optional<int> rows);
+// Whether this CPU's 512-bit FMAs do twice the work of its 256-bit ones per cycle (Zen 5, Intel with two
+// 512-bit FMA ports), rather than the same (Zen 4 runs each as two 256-bit halves). It decides where
+// Winograd pays on the AVX-512 kernels (winograd_pays): with half-width FMAs the multiplies it saves are
+// worth twice as much. Measured once, by timing chains of 512- and 256-bit FMAs
+// (conv_avx512_fma_width_ratio); $AITW_AVX512_FMA=full|half overrides it (std::invalid_argument naming the
+// variable for any other value). True on CPUs without AVX-512, where it decides nothing.
+bool conv_avx512_full_width();
+// The time of a run of 512-bit FMAs over the same count of 256-bit ones (the best of several tries): ~1 where
+// they are full width, ~2 where half; 0 without AVX-512. For conv_avx512_full_width and the logs.
+double conv_avx512_fma_width_ratio();
 
 enum class ConvActivation { None, ReLU, SiLU };
 
