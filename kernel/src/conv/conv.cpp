@@ -77,7 +77,7 @@ bool wino_shape(const ConvShape& s) {
 bool winograd_pays(const ConvShape& s, int h, int w, ConvIsa isa) {
   // Full-width 512-bit FMAs (Zen 5): the rule measured there. Half width (Zen 4), the multiplies saved are
   // worth twice as much and AVX2's rule pays: Zen 4 VM, alternated forwards (9 rounds, fp32), YOLO11n 23.86
-  // -> 22.98 ms, YOLOv8n 31.36 -> 29.81 (its head's cv3.1.0 0.962 -> 0.566, model.2.m.0.cv2 0.550 -> 0.360).
+  // -> 22.98 ms, YOLOv8n 26.84 -> 24.19 (its head's cv3.1.0 0.962 -> 0.566, model.2.m.0.cv2 0.550 -> 0.360).
   const bool avx512 = isa == ConvIsa::Avx512 && conv_avx512_full_width();
   const int tiles = ((h + 3) / 4) * ((w + 3) / 4), min_tiles = avx512 ? 300 : 20,
             min_channels = avx512 ? 32 : 8;
@@ -362,17 +362,16 @@ double conv_avx512_fma_width_ratio() {
 }
 
 bool conv_avx512_full_width() {
-  static const std::string forced = [] {
-    const char* v = std::getenv("AITW_AVX512_FMA");
-    return std::string(v ? v : "");
+  // Decided once (a wrong value throws from the initialiser, so every call refuses it again).
+  static const bool full = [] {
+    const char* env = std::getenv("AITW_AVX512_FMA");
+    const std::string v = env ? env : "";
+    if (v == "full" || v == "half") return v == "full";
+    if (!v.empty())
+      throw std::invalid_argument("AITW_AVX512_FMA='" + v + "': expects full or half (or unset: measured)");
+    // Half width runs the same work in twice the time: the ratio is ~1 or ~2.
+    return !conv_isa_supported(ConvIsa::Avx512) || conv_avx512_fma_width_ratio() < 1.5;
   }();
-  if (forced == "full") return true;
-  if (forced == "half") return false;
-  if (!forced.empty())
-    throw std::invalid_argument("AITW_AVX512_FMA='" + forced +
-                                "': expects full or half (or unset: measured)");
-  // Half width runs the same work in twice the time: the ratio is ~1 or ~2.
-  static const bool full = !conv_isa_supported(ConvIsa::Avx512) || conv_avx512_fma_width_ratio() < 1.5;
   return full;
 }
 

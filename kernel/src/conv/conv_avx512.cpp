@@ -25,33 +25,38 @@ inline __attribute__((always_inline)) __m512 bcast(const float* p) {
 #define AITW_SILU_SCALEF  // SiLU with vrndscaleps / vscalefps (conv_microkernel.hpp)
 #include "conv_microkernel.hpp"
 
-// n rounds of 12 independent FMA chains (enough to fill two pipes of 4-6 cycles' latency), 512- or 256-bit;
-// the sum keeps them live.
-__attribute__((noinline)) float fma_chains_512(int n) {
-  __m512 a[12];
-  for (int k = 0; k < 12; ++k) a[k] = _mm512_set1_ps(1.f + 1e-3f * k);
-  const __m512 m = _mm512_set1_ps(0.9999f), c = _mm512_set1_ps(1e-4f);
+// n rounds of 12 independent FMA chains (enough to fill two pipes of 4-6 cycles' latency) on vectors of type
+// W (__m512 or __m256, GCC vectors of floats), `fma` their multiply-add; the sum keeps them live.
+template <class W, class Fma>
+__attribute__((noinline)) float fma_chains(int n, Fma fma) {
+  W a[12];
+  for (int k = 0; k < 12; ++k) a[k] = W{} + (1.f + 1e-3f * k);
+  const W m = W{} + 0.9999f, c = W{} + 1e-4f;
   for (int i = 0; i < n; ++i)
 #pragma GCC unroll 12
-    for (int k = 0; k < 12; ++k) a[k] = _mm512_fmadd_ps(a[k], m, c);
-  for (int k = 1; k < 12; ++k) a[0] = _mm512_add_ps(a[0], a[k]);
-  float t[16];
-  _mm512_storeu_ps(t, a[0]);  // (not _mm512_reduce_add_ps: GCC 12 warns in it, PR 105593)
+    for (int k = 0; k < 12; ++k) a[k] = fma(a[k], m, c);
+  for (int k = 1; k < 12; ++k) a[0] += a[k];
   float sum = 0.f;
-  for (float v : t) sum += v;
+  for (std::size_t i = 0; i < sizeof(W) / sizeof(float); ++i) sum += a[0][i];
   return sum;
 }
-__attribute__((noinline)) float fma_chains_256(int n) {
-  __m256 a[12];
-  for (int k = 0; k < 12; ++k) a[k] = _mm256_set1_ps(1.f + 1e-3f * k);
-  const __m256 m = _mm256_set1_ps(0.9999f), c = _mm256_set1_ps(1e-4f);
-  for (int i = 0; i < n; ++i)
-#pragma GCC unroll 12
-    for (int k = 0; k < 12; ++k) a[k] = _mm256_fmadd_ps(a[k], m, c);
-  for (int k = 1; k < 12; ++k) a[0] = _mm256_add_ps(a[0], a[k]);
-  float t[8];
-  _mm256_storeu_ps(t, a[0]);
-  return t[0] + t[1] + t[2] + t[3] + t[4] + t[5] + t[6] + t[7];
+// (Function objects, not lambdas: a lambda's conversion to a function pointer returns a vector by value
+// under the baseline ABI, which GCC warns about.)
+struct Fma512 {
+  __attribute__((always_inline)) __m512 operator()(__m512 a, __m512 b, __m512 c) const {
+    return _mm512_fmadd_ps(a, b, c);
+  }
+};
+struct Fma256 {
+  __attribute__((always_inline)) __m256 operator()(__m256 a, __m256 b, __m256 c) const {
+    return _mm256_fmadd_ps(a, b, c);
+  }
+};
+float fma_chains_512(int n) {
+  return fma_chains<__m512>(n, Fma512{});
+}
+float fma_chains_256(int n) {
+  return fma_chains<__m256>(n, Fma256{});
 }
 
 }  // namespace

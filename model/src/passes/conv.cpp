@@ -431,8 +431,7 @@ SummaryLine pass_bf16_pairs(ox::GraphProto& g, const PassContext& c) {
     return found;
   };
   // Whether node `n` is SPPF's AitwMaxPoolChain over tensor `t` whose outputs only convolutions read, each
-  // as pairs: then it runs on pairs too (kernel::kPoolPairsAttr; bit for bit the pairs its readers would
-  // make).
+  // as pairs: then it runs on pairs too (kernel::kPoolPairsAttr; the values its readers would make).
   const auto chain_on_pairs = [&](const ox::NodeProto& n, const std::string& t) {
     if (n.op_type() != kernel::kMaxPoolChainOpType || n.input_size() != 1 || n.input(0) != t ||
         n.output_size() < 1)
