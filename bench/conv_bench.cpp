@@ -10,8 +10,8 @@
 // pipeline ran it before aitw's convolution; aitw = the same one-layer net with aitw's Convolution layer;
 // aitw_bf16 = the same with --precision bf16 (AVX512_BF16 CPUs; fp32 elsewhere); aitw_bf16_pairs = bf16 with
 // its input and output as bf16 channel pairs (the layer between two bf16 layers, pass_bf16_pairs; an fp32
-// 1x1 that can write pairs, conv_fp32_pairs_out, reads fp32 and writes pairs; other layers that do not run
-// bf16 time as aitw_bf16; not checked against OpenCV: the kernel tests compare the pairs bit for bit);
+// depthwise 3x3 that reads and writes pairs, conv_fp32_pairs, too; other layers that do not run bf16 time as
+// aitw_bf16; not checked against OpenCV: the kernel tests compare the pairs bit for bit);
 // aitw_wino / aitw_direct =
 // aitw with Winograd forced on / off for the 3x3 stride-1 layers (aitw chooses per layer); aitw_wino44 = aitw
 // with Winograd's tiles forced to F(4x4, 3x3) where it runs (aitw takes F(6x4, 3x3) at most heights);
@@ -211,12 +211,11 @@ static int run_bench(int argc, char** argv) {
     if (wants("aitw")) add_net("aitw", true);
     if (wants("aitw_bf16")) add_net("aitw_bf16", true, true);  // bf16 where the CPU has AVX512_BF16
     if (wants("aitw_bf16_pairs")) {
-      // A bf16 layer reads and writes pairs; an fp32 1x1 that can write them (conv_fp32_pairs_out) reads
-      // fp32 and writes pairs; any other layer runs as aitw_bf16.
-      const bool bf16_layer = aitw::kernel::conv_bf16_pays(c.shape);
-      const bool fp32_writer =
-          !bf16_layer && aitw::kernel::conv_fp32_pairs_out(c.shape, aitw::kernel::conv_default_isa());
-      if (!aitw::kernel::convolution_pairs_enabled() || !(bf16_layer || fp32_writer)) {
+      // A bf16 layer, or an fp32 depthwise 3x3 (conv_fp32_pairs), reads and writes pairs; any other layer
+      // runs as aitw_bf16.
+      const bool pairs_layer = aitw::kernel::conv_bf16_pays(c.shape) ||
+                               aitw::kernel::conv_fp32_pairs(c.shape, aitw::kernel::conv_default_isa());
+      if (!aitw::kernel::convolution_pairs_enabled() || !pairs_layer) {
         add_net("aitw_bf16_pairs", true, true);
       } else {
         // The layer reading and writing pairs, its SiLU in its own output loop (as the adapter marks it).
@@ -224,7 +223,7 @@ static int run_bench(int argc, char** argv) {
         lp.set(aitw::kernel::kConvPrecisionAttr, "bf16");
         lp.set(aitw::kernel::kConvPairsOutAttr, 1);
         const int one = 1;
-        if (bf16_layer) lp.set(aitw::kernel::kConvPairsInAttr, cv::dnn::DictValue::arrayInt(&one, 1));
+        lp.set(aitw::kernel::kConvPairsInAttr, cv::dnn::DictValue::arrayInt(&one, 1));
         if (c.silu) lp.set(aitw::kernel::kConvActivationAttr, "silu");
         auto net = std::make_shared<cv::dnn::Net>();
         net->addLayerToPrev(lp.name, lp.type, lp);
@@ -246,12 +245,11 @@ static int run_bench(int argc, char** argv) {
                 (2 * q + 1 < c.shape.in_channels ? bits(x[(2 * q + 1) * plane + p]) << 16 : 0u);
             std::memcpy(pairs.ptr<float>() + q * plane + p, &word, sizeof word);
           }
-        const cv::Mat input = bf16_layer ? pairs : r.in;
-        net->setInput(input);
+        net->setInput(pairs);
         auto out = std::make_shared<std::vector<cv::Mat>>(1, net->forward().clone());
         auto layer = net->getLayer(net->getLayerId("conv"));
         keep.push_back(net);
-        auto in = std::make_shared<std::vector<cv::Mat>>(1, input);
+        auto in = std::make_shared<std::vector<cv::Mat>>(1, pairs);
         r.routes.push_back({"aitw_bf16_pairs",
                             [layer, in, out] {
                               std::vector<cv::Mat> internals;

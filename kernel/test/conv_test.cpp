@@ -58,7 +58,7 @@ std::vector<Case> cases() {
       {"1x1_odd_channels_width", shape(3, 13, 1, 1, 0), 1, 5, 7},
       {"1x1_one_pixel", shape(37, 21, 1, 1, 0), 1, 1, 1},
       {"1x1_wide", shape(64, 24, 1, 1, 0), 1, 3, 161},
-      // More than 64 outputs: bf16 runs these 1x1 layers (conv_bf16_pays), odd input channels among them.
+      // More than 64 outputs (the 1x1 layers' tiles over several blocks), odd input channels among them.
       {"1x1_many_outputs", shape(20, 72, 1, 1, 0), 1, 7, 19},
       {"1x1_many_outputs_odd", shape(5, 67, 1, 1, 0), 1, 3, 33},
       {"3x3s1", shape(16, 16, 3, 1, 1), 1, 24, 40},
@@ -648,7 +648,7 @@ TEST(ConvBf16, EveryShapeClassAgainstOpenCvsFp32) {
     const cv::Mat ref = opencv_conv(s, w, b, in);
     PackedConv conv(s, w.ptr<float>(), b.ptr<float>(), isa, ConvPrecision::Bf16);
     EXPECT_EQ(conv.precision(), bf16 && conv_bf16_pays(s) ? ConvPrecision::Bf16 : ConvPrecision::Fp32);
-    EXPECT_EQ(conv_bf16_pays(s), !s.depthwise() && !(s.kernel_h == 1 && s.out_channels <= 64));
+    EXPECT_EQ(conv_bf16_pays(s), !s.depthwise());
     std::vector<float> ws(conv.workspace_floats(c.h, c.w));
     const std::ptrdiff_t in_b = static_cast<std::ptrdiff_t>(s.in_channels) * c.h * c.w;
     const std::ptrdiff_t out_b = static_cast<std::ptrdiff_t>(ref.total() / c.n);
@@ -901,60 +901,83 @@ TEST(ConvBf16, ChannelPairsInAndOutAreThePairsOfTheFp32Tensors) {
   }
 }
 
-// An fp32 1x1 whose output only bf16 convolutions read writes it as pairs (conv_fp32_pairs_out): its tiles
-// round what they would store, so the pairs are those of its fp32 output bit for bit. The fp32 direct path's
-// cases: many tiles split by pixels (a large image), few tiles split by blocks (the 15 x 20 level), a last
-// partial tile (its own zero-padded copy), a last partial block and an odd channel count (scattered through
-// the pair mode), two inputs read in place (a Concat), two images, 1 to 3 threads, SiLU and none.
-TEST(ConvBf16, Fp32OneByOnesWriteThePairsOfTheirOutput) {
+// An fp32 depthwise 3x3 reads and writes pairs (conv_fp32_pairs): reading them it computes on the input they
+// hold (the bf16 rounding of the fp32 one: the same output bit for bit as from that rounding in fp32),
+// writing them it rounds its fp32 output (the pairs of that output bit for bit). The reference is the same
+// convolution on fp32 tensors, the pairs made here (to_pairs). Both depthwise paths: rows (60 x 80) and flat
+// (15 x 20, 30 x 41), one channel pair split into bands of rows (few channels), an odd channel count (the
+// last pair's high half 0), two images, a residual added before the rounding, 1 to 3 threads, SiLU and none.
+TEST(ConvBf16, Fp32DepthwiseReadsAndWritesPairs) {
   if (!conv_bf16_supported()) GTEST_SKIP() << "this CPU has no AVX512_BF16: no channel pairs";
   std::mt19937 rng(67);
   struct Restore {
     int threads;
     ~Restore() { cv::setNumThreads(threads); }
   } restore{cv::getNumThreads()};
-  const std::vector<Case> cases = {{"many_tiles", shape(48, 64, 1, 1, 0), 1, 120, 160},
-                                   {"few_tiles", shape(64, 64, 1, 1, 0), 2, 15, 20},
-                                   {"tail_tile", shape(40, 32, 1, 1, 0), 1, 37, 41},
-                                   {"odd_block", shape(24, 21, 1, 1, 0), 2, 30, 40}};
+  const std::vector<Case> cases = {{"rows", shape(64, 64, 3, 1, 1, 64), 1, 60, 80},
+                                   {"flat", shape(80, 80, 3, 1, 1, 80), 2, 15, 20},
+                                   {"one_pair_in_bands", shape(2, 2, 3, 1, 1, 2), 1, 60, 80},
+                                   {"odd_channels", shape(7, 7, 3, 1, 1, 7), 2, 30, 41}};
   for (const auto& c : cases) {
     const auto& s = c.s;
-    ASSERT_TRUE(conv_fp32_pairs_out(s, ConvIsa::Avx512)) << c.name;
-    const cv::Mat w = random_mat({s.out_channels, s.in_channels, 1, 1},
-                                 1.f / std::sqrt(static_cast<float>(s.in_channels)), rng);
+    ASSERT_TRUE(conv_fp32_pairs(s, ConvIsa::Avx512)) << c.name;
+    const cv::Mat w = random_mat({s.out_channels, 1, 3, 3}, 0.3f, rng);
     const cv::Mat b = random_mat({s.out_channels}, 0.5f, rng);
     const cv::Mat in = random_mat({c.n, s.in_channels, c.h, c.w}, 2.f, rng);
-    PackedConv conv(s, w.ptr<float>(), b.ptr<float>(), ConvIsa::Avx512, ConvPrecision::Fp32);
-    const std::ptrdiff_t plane = static_cast<std::ptrdiff_t>(c.h) * c.w, in_b = s.in_channels * plane,
-                         out_b = s.out_channels * plane;
-    const int split = s.in_channels / 3;
-    const ConvInput whole{in.ptr<float>(), in_b, s.in_channels};
-    const ConvInput parts[2] = {{in.ptr<float>(), in_b, split},
-                                {in.ptr<float>() + split * plane, in_b, s.in_channels - split}};
+    const std::ptrdiff_t plane = static_cast<std::ptrdiff_t>(c.h) * c.w, image = s.in_channels * plane;
+    const std::vector<float> skip = [&] {
+      const cv::Mat m = random_mat({c.n, s.in_channels, c.h, c.w}, 1.f, rng);
+      return std::vector<float>(m.ptr<float>(), m.ptr<float>() + c.n * image);
+    }();
+    // The input as pairs, and the fp32 tensor they hold.
+    const std::vector<float> in_pairs = to_pairs(in.ptr<float>(), c.n, s.in_channels, plane, image);
+    std::vector<float> rounded(static_cast<std::size_t>(c.n * image));
+    for (int i = 0; i < c.n; ++i)
+      for (int ch = 0; ch < s.in_channels; ++ch)
+        for (std::ptrdiff_t q = 0; q < plane; ++q) {
+          std::uint32_t word;
+          std::memcpy(&word, &in_pairs[static_cast<std::size_t>(i * image + ch / 2 * plane + q)],
+                      sizeof word);
+          const std::uint32_t bits = ch % 2 ? word & 0xffff0000u : word << 16;
+          std::memcpy(&rounded[static_cast<std::size_t>(i * image + ch * plane + q)], &bits, sizeof bits);
+        }
+    PackedConv conv(s, w.ptr<float>(), b.ptr<float>(), ConvIsa::Avx512, ConvPrecision::Bf16);
+    ASSERT_EQ(conv.precision(), ConvPrecision::Fp32);
     for (const auto act : {ConvActivation::SiLU, ConvActivation::None})
-      for (const int t : {1, 2, 3}) {
-        SCOPED_TRACE(std::string(c.name) + " threads " + std::to_string(t) +
-                     (act == ConvActivation::None ? " no activation" : " SiLU"));
-        cv::setNumThreads(t);
-        std::vector<float> ws(conv.workspace_floats(c.h, c.w));
-        std::vector<float> ref(static_cast<std::size_t>(c.n * out_b));
-        conv.forward(in.ptr<float>(), c.n, c.h, c.w, in_b, ref.data(), out_b, act, ws.data(), ws.size());
-        const std::vector<float> ref_pairs = to_pairs(ref.data(), c.n, s.out_channels, plane, out_b);
-        for (int k = 0; k < 2; ++k) {
-          std::vector<float> got(ref.size(), -7.f);
-          conv.forward(k ? parts : &whole, k ? 2 : 1, c.n, c.h, c.w, got.data(), out_b, act, ws.data(),
-                       ws.size(), nullptr, 0, nullptr, true);
-          EXPECT_TRUE(same_pairs(ref_pairs, got.data(), c.n, s.out_channels, plane))
-              << (k ? "two inputs" : "one input");
+      for (const bool residual : {false, true})
+        for (const int t : {1, 2, 3}) {
+          SCOPED_TRACE(std::string(c.name) + " threads " + std::to_string(t) +
+                       (act == ConvActivation::None ? " no activation" : " SiLU") +
+                       (residual ? " residual" : ""));
+          cv::setNumThreads(t);
+          const float* res = residual ? skip.data() : nullptr;
+          const std::ptrdiff_t rs = residual ? image : 0;
+          std::vector<float> ws(conv.workspace_floats(c.h, c.w));
+          const auto run = [&](const float* x, bool pairs_in, bool pairs_out) {
+            std::vector<float> out(static_cast<std::size_t>(c.n * image), -7.f);
+            const ConvInput input{x, image, s.in_channels, pairs_in};
+            conv.forward(&input, 1, c.n, c.h, c.w, out.data(), image, act, ws.data(), ws.size(), res, rs,
+                         nullptr, pairs_out);
+            return out;
+          };
+          const std::vector<float> ref = run(in.ptr<float>(), false, false);
+          const std::vector<float> ref_rounded = run(rounded.data(), false, false);
+          EXPECT_EQ(run(in_pairs.data(), true, false), ref_rounded) << "pairs in";
+          const std::vector<float> out = run(in.ptr<float>(), false, true);
+          EXPECT_TRUE(same_pairs(to_pairs(ref.data(), c.n, s.out_channels, plane, image), out.data(), c.n,
+                                 s.out_channels, plane))
+              << "pairs out";
           // Nothing past the pair planes is written.
           for (int i = 0; i < c.n; ++i)
-            for (std::ptrdiff_t q = (s.out_channels + 1) / 2 * plane; q < out_b; ++q)
-              if (got[static_cast<std::size_t>(i * out_b + q)] != -7.f) {
+            for (std::ptrdiff_t q = (s.out_channels + 1) / 2 * plane; q < image; ++q)
+              if (out[static_cast<std::size_t>(i * image + q)] != -7.f) {
                 ADD_FAILURE() << "image " << i << ": float " << q << " past the pair planes written";
                 break;
               }
+          EXPECT_TRUE(same_pairs(to_pairs(ref_rounded.data(), c.n, s.out_channels, plane, image),
+                                 run(in_pairs.data(), true, true).data(), c.n, s.out_channels, plane))
+              << "pairs in and out";
         }
-      }
   }
 }
 
@@ -975,22 +998,34 @@ TEST(ConvBf16, ChannelPairsRefuseWhatTheyCannotCarry) {
   const ConvInput pairs{in.ptr<float>(), 12 * 64, 12, true};
   const ConvIsa isa = conv_isa_supported(ConvIsa::Avx512) ? ConvIsa::Avx512 : conv_best_isa();
   PackedConv fp32(s, w.ptr<float>(), nullptr, isa, ConvPrecision::Fp32);
+  // Pairs into or out of an fp32 convolution: a depthwise 3x3, stride 1, padding 1, on the AVX-512 kernels of
+  // a CPU with AVX512_BF16 (conv_fp32_pairs); never a 1x1 or a full 3x3.
+  EXPECT_FALSE(conv_fp32_pairs(s, isa));
   EXPECT_THROW(run(fp32, &pairs, 1, nullptr, false), std::invalid_argument);
-  // Pairs out of an fp32 convolution: a 1x1 stride-1 unpadded one on a CPU with AVX512_BF16, no residual.
-  if (conv_fp32_pairs_out(s, isa)) {
-    EXPECT_NO_THROW(run(fp32, &plain, 1, nullptr, true));
-    EXPECT_THROW(run(fp32, &plain, 1, res.data(), true), std::invalid_argument);
-  } else {
-    EXPECT_THROW(run(fp32, &plain, 1, nullptr, true), std::invalid_argument);
-  }
+  EXPECT_THROW(run(fp32, &plain, 1, nullptr, true), std::invalid_argument);
   const ConvShape s3 = shape(12, 96, 3, 1, 1);
   const cv::Mat w3 = random_mat({96, 12, 3, 3}, 0.3f, rng);
-  EXPECT_FALSE(conv_fp32_pairs_out(s3, isa));
+  EXPECT_FALSE(conv_fp32_pairs(s3, isa));
   PackedConv fp32_3x3(s3, w3.ptr<float>(), nullptr, isa, ConvPrecision::Fp32);
   EXPECT_THROW(run(fp32_3x3, &plain, 1, nullptr, true), std::invalid_argument);
+  const ConvShape dw = shape(12, 12, 3, 1, 1, 12), dw_s2 = shape(12, 12, 3, 2, 1, 12);
+  const cv::Mat wd = random_mat({12, 1, 3, 3}, 0.3f, rng);
+  EXPECT_FALSE(conv_fp32_pairs(dw, ConvIsa::Avx2));
+  EXPECT_FALSE(conv_fp32_pairs(dw_s2, ConvIsa::Avx512));
+  EXPECT_EQ(conv_fp32_pairs(dw, ConvIsa::Avx512), conv_bf16_supported());
+  for (const ConvIsa level : levels()) {
+    SCOPED_TRACE(conv_isa_name(level));
+    PackedConv depthwise(dw, wd.ptr<float>(), nullptr, level, ConvPrecision::Bf16);
+    EXPECT_EQ(depthwise.precision(), ConvPrecision::Fp32);
+    if (conv_fp32_pairs(dw, level)) {
+      EXPECT_NO_THROW(run(depthwise, &pairs, 1, nullptr, true));
+      EXPECT_NO_THROW(run(depthwise, &plain, 1, res.data(), true));
+    } else {
+      EXPECT_THROW(run(depthwise, &pairs, 1, nullptr, false), std::invalid_argument);
+      EXPECT_THROW(run(depthwise, &plain, 1, nullptr, true), std::invalid_argument);
+    }
+  }
   if (!conv_bf16_supported()) return;
-  EXPECT_TRUE(conv_fp32_pairs_out(s, ConvIsa::Avx512));
-  EXPECT_FALSE(conv_fp32_pairs_out(s, ConvIsa::Avx2));
   PackedConv bf16(s, w.ptr<float>(), nullptr, ConvIsa::Avx512, ConvPrecision::Bf16);
   ASSERT_EQ(bf16.precision(), ConvPrecision::Bf16);
   EXPECT_NO_THROW(run(bf16, &pairs, 1, nullptr, true));
@@ -1027,32 +1062,28 @@ TEST(ConvBf16, LayersMarkedForPairsRefuseToRunFp32) {
     lp.set(kConvPrecisionAttr, "bf16");
     EXPECT_TRUE(is_aitw_convolution(create_convolution_layer(lp)));
   }
-  // An fp32 1x1 (64 outputs: bf16 does not pay there) writes pairs where the CPU has AVX512_BF16
-  // (conv_fp32_pairs_out), without a fused Add and without pair inputs; a 3x3 never.
-  const ConvShape s1 = shape(16, 64, 1, 1, 0);
-  const cv::Mat w1 = random_mat({64, 16, 1, 1}, 0.1f, rng), b1 = random_mat({64}, 0.1f, rng);
-  const auto load = [](cv::dnn::LayerParams lp) {
-    try {
-      return std::string(is_aitw_convolution(create_convolution_layer(lp)) ? "aitw" : "opencv");
-    } catch (const cv::Exception& e) {
-      return std::string(e.what());
-    }
-  };
-  cv::dnn::LayerParams out = convolution_layer_params(s1, w1, b1, true);
-  out.name = "writer";
-  out.set(kConvPrecisionAttr, "bf16");
-  out.set(kConvPairsOutAttr, 1);
-  const std::string plain = load(out);
-  if (convolution_pairs_enabled()) {
-    EXPECT_EQ(plain, "aitw");
-  } else {
-    EXPECT_NE(plain.find("only an fp32 1x1 on a CPU with AVX512_BF16 writes pairs"), std::string::npos)
-        << plain;
+  // An fp32 depthwise 3x3 reads and writes pairs where the CPU has AVX512_BF16 (conv_fp32_pairs); elsewhere
+  // it refuses them, naming the cause.
+  const ConvShape sd = shape(16, 16, 3, 1, 1, 16);
+  const cv::Mat wd = random_mat({16, 1, 3, 3}, 0.1f, rng), bd = random_mat({16}, 0.1f, rng);
+  cv::dnn::LayerParams dw = convolution_layer_params(sd, wd, bd, true);
+  dw.name = "depthwise";
+  dw.set(kConvPrecisionAttr, "bf16");
+  dw.set(kConvPairsOutAttr, 1);
+  dw.set(kConvPairsInAttr, cv::dnn::DictValue::arrayInt(std::vector<int>{1}.data(), 1));
+  std::string loaded;
+  try {
+    loaded = is_aitw_convolution(create_convolution_layer(dw)) ? "aitw" : "opencv";
+  } catch (const cv::Exception& e) {
+    loaded = e.what();
   }
-  cv::dnn::LayerParams with_pairs_in = out;
-  with_pairs_in.set(kConvPairsInAttr, cv::dnn::DictValue::arrayInt(std::vector<int>{1}.data(), 1));
-  EXPECT_NE(load(with_pairs_in).find("it runs fp32 here and reads pairs"), std::string::npos)
-      << load(with_pairs_in);
+  if (convolution_pairs_enabled()) {
+    EXPECT_EQ(loaded, "aitw");
+  } else {
+    EXPECT_NE(loaded.find("only a depthwise 3x3 on a CPU with AVX512_BF16 reads or writes them"),
+              std::string::npos)
+        << loaded;
+  }
 }
 
 // int8-grid weights, as the shared models' (integers in [-127, 127] times the channel's max |w| / 127): in

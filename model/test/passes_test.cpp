@@ -476,40 +476,47 @@ std::map<std::string, const ox::NodeProto*> nodes_by_output(const ox::GraphProto
   return m;
 }
 
-// bf16 channel pairs between bf16 convolutions: a (through its AitwSiLU, which its producer takes), d and
-// the fp32 1x1's s are read only by bf16 convolutions; b is also read by a MaxPool, c also by a depthwise
-// convolution (fp32), e (Concat read in place) at an odd channel offset, v0 by an fp32 1x1, and y is a graph
-// output: they stay fp32. In fp32 nothing happens.
+// bf16 channel pairs between convolutions that read them: a (through its AitwSiLU, which its producer
+// takes), c, d and s are read only by bf16 convolutions and depthwise 3x3 ones (fp32, conv_fp32_pairs), and
+// the depthwise dd only by a bf16 one; b is also read by a MaxPool, cd (Concat read in place) with an odd
+// count before another input, e at an odd channel offset, v0 by a stride-2 depthwise convolution (fp32, no
+// pairs), and y is a graph output: they stay fp32. In fp32 nothing happens.
 TEST(AdapterPasses, Bf16PairsOnlyBetweenBf16Convolutions) {
   ox::GraphProto g;
   set_io(g.add_input(), "x", {1, 16, 8, 8});
+  const auto depthwise = [&](const std::string& in, const std::string& out, int channels, int stride) {
+    add_floats(g, out + "_w", {channels, 1, 3, 3}, std::vector<float>(channels * 9, 0.1f));
+    auto& dw = add_node(g, "Conv", {in, out + "_w"}, {out});
+    add_ints(dw, "kernel_shape", {3, 3});
+    add_ints(dw, "pads", {1, 1, 1, 1});
+    add_ints(dw, "strides", {stride, stride});
+    add_int(dw, "group", channels);
+  };
   add_conv(g, "x", "a0", 16, 96, 1);
   add_node(g, kernel::kSiLUOpType, {"a0"}, {"a"});
   add_conv(g, "a", "b", 96, 96, 1);
   add_conv(g, "b", "c", 96, 96, 1);
   add_node(g, "MaxPool", {"b"}, {"m"});
-  add_floats(g, "dw_w", {96, 1, 3, 3}, std::vector<float>(96 * 9, 0.1f));
-  auto& dw = add_node(g, "Conv", {"c", "dw_w"}, {"cd"});
-  add_ints(dw, "kernel_shape", {3, 3});
-  add_ints(dw, "pads", {1, 1, 1, 1});
-  add_int(dw, "group", 96);
+  depthwise("c", "cd", 96, 1);
   add_conv(g, "c", "d", 96, 96, 1);
   add_conv(g, "d", "e", 96, 96, 1);
+  depthwise("d", "dd", 96, 1);
+  add_conv(g, "dd", "g2", 96, 96, 1);
   add_conv(g, "m", "y", 96, 96, 1);
   // Reads cd's 3 first channels, then all of e: e at channel offset 3.
   add_floats(g, "f_w", {96, 99, 1, 1}, std::vector<float>(96 * 99, 0.1f));
   auto& f = add_node(g, "Conv", {"cd", "f_w", "e"}, {"z"});
   add_ints(f, kernel::kConvInputsAttr, {0, 3, 0, -1});
-  // fp32 1x1 layers (32 outputs: conv_bf16_pays is false): s is read only by the bf16 t, so s writes pairs
-  // itself (kernel::conv_fp32_pairs_out); v0 is read by the fp32 v: it stays fp32.
+  // 1x1 layers of 32 outputs run bf16 too (kernel::conv_bf16_pays).
   add_conv(g, "x", "s", 16, 32, 1);
   add_conv(g, "s", "t", 32, 96, 1);
   add_conv(g, "x", "v0", 16, 32, 1);
-  add_conv(g, "v0", "v", 32, 32, 1);
+  depthwise("v0", "v", 32, 2);
   set_io(g.add_output(), "y", {1, 96, 8, 8});
   set_io(g.add_output(), "z", {1, 96, 8, 8});
   set_io(g.add_output(), "t", {1, 96, 8, 8});
-  set_io(g.add_output(), "v", {1, 32, 8, 8});
+  set_io(g.add_output(), "g2", {1, 96, 8, 8});
+  set_io(g.add_output(), "v", {1, 32, 4, 4});
   const PassContext bf16 = bf16_context();
   ASSERT_TRUE(mark_convolutions(g, bf16).has_value());
   expect_untouched(pass_bf16_pairs, g);  // fp32
@@ -517,30 +524,29 @@ TEST(AdapterPasses, Bf16PairsOnlyBetweenBf16Convolutions) {
     expect_untouched(pass_bf16_pairs, g, bf16);
     return;
   }
-  EXPECT_EQ(
-      pass_bf16_pairs(g, bf16),
-      "3 tensors between bf16 convolutions as bf16 channel pairs (3 convolutions read them; 1 written by "
-      "fp32 1x1 layers)");
+  EXPECT_EQ(pass_bf16_pairs(g, bf16),
+            "5 tensors between convolutions as bf16 channel pairs (7 convolutions read them, 2 of them fp32 "
+            "depthwise; 1 written by fp32 depthwise layers)");
   EXPECT_EQ(op_types(g), (Ops{"Conv", "Conv", "Conv", "MaxPool", "Conv", "Conv", "Conv", "Conv", "Conv",
-                              "Conv", "Conv", "Conv", "Conv"}));
+                              "Conv", "Conv", "Conv", "Conv", "Conv", "Conv"}));
   const auto by_output = nodes_by_output(g);
   EXPECT_EQ(attr_int(*by_output.at("a"), kernel::kConvPairsOutAttr, 0), 1);  // took its AitwSiLU
   ASSERT_NE(find_attr(*by_output.at("a"), kernel::kConvActivationAttr), nullptr);
   EXPECT_EQ(find_attr(*by_output.at("a"), kernel::kConvActivationAttr)->s(), "silu");
-  EXPECT_EQ(ints_of(*by_output.at("b"), kernel::kConvPairsInAttr), (std::vector<int64_t>{1}));
-  EXPECT_EQ(attr_int(*by_output.at("d"), kernel::kConvPairsOutAttr, 0), 1);
-  EXPECT_EQ(ints_of(*by_output.at("e"), kernel::kConvPairsInAttr), (std::vector<int64_t>{1}));
-  EXPECT_EQ(attr_int(*by_output.at("s"), kernel::kConvPairsOutAttr, 0), 1);
-  EXPECT_EQ(ints_of(*by_output.at("t"), kernel::kConvPairsInAttr), (std::vector<int64_t>{1}));
-  for (const char* t : {"b", "c", "e", "y", "z", "cd", "t", "v0", "v"})
+  for (const char* t : {"a", "c", "d", "dd", "s"})
+    EXPECT_EQ(attr_int(*by_output.at(t), kernel::kConvPairsOutAttr, 0), 1) << t;
+  for (const char* t : {"b", "cd", "d", "e", "dd", "g2", "t"})
+    EXPECT_EQ(ints_of(*by_output.at(t), kernel::kConvPairsInAttr), (std::vector<int64_t>{1})) << t;
+  for (const char* t : {"b", "e", "y", "z", "cd", "t", "g2", "v0", "v"})
     EXPECT_FALSE(has_attr(*by_output.at(t), kernel::kConvPairsOutAttr)) << t;
-  for (const char* t : {"c", "d", "y", "z", "cd", "s", "v0", "v"})
+  for (const char* t : {"a", "c", "y", "z", "s", "v0", "v"})
     EXPECT_FALSE(has_attr(*by_output.at(t), kernel::kConvPairsInAttr)) << t;
 }
 
 // SPPF: a bf16 convolution's output read by an AitwMaxPoolChain and, with the chain's outputs, by the next
 // convolution (their Concat read in place): the chain runs on pairs (kPoolPairsAttr) and its outputs are read
-// as pairs too. A chain with an output that an fp32 1x1 reads stays fp32, and so does its input.
+// as pairs too. A chain with an output that an OpenCV layer (a MaxPool) reads stays fp32, and so does its
+// input.
 TEST(AdapterPasses, Bf16PairsThroughSppfsMaxPoolChain) {
   ox::GraphProto g;
   set_io(g.add_input(), "x", {1, 16, 8, 8});
@@ -559,15 +565,14 @@ TEST(AdapterPasses, Bf16PairsThroughSppfsMaxPoolChain) {
   add_floats(g, "u_w", {96, 288, 1, 1}, std::vector<float>(96 * 288, 0.1f));
   add_ints(add_node(g, "Conv", {"b", "u_w", "q0", "q1"}, {"u"}), kernel::kConvInputsAttr,
            {0, -1, 0, -1, 0, -1});
-  add_conv(g, "q2", "v", 96, 32, 1);  // fp32 (32 outputs)
+  add_node(g, "MaxPool", {"q2"}, {"v"});  // an OpenCV layer
   for (const char* o : {"z", "u"}) set_io(g.add_output(), o, {1, 96, 8, 8});
-  set_io(g.add_output(), "v", {1, 32, 8, 8});
+  set_io(g.add_output(), "v", {1, 96, 8, 8});
   const auto line = bf16_pairs_of(g);
   if (!line) return;  // no pairs on this CPU: checked to leave the graph as it is
-  EXPECT_EQ(
-      *line,
-      "4 tensors between bf16 convolutions as bf16 channel pairs (1 convolutions read them; 0 written by "
-      "fp32 1x1 layers, 3 by 1 max pool chain)");
+  EXPECT_EQ(*line,
+            "4 tensors between convolutions as bf16 channel pairs (1 convolutions read them, 0 of them fp32 "
+            "depthwise; 0 written by fp32 depthwise layers, 3 by 1 max pool chain)");
   const auto by_output = nodes_by_output(g);
   EXPECT_EQ(attr_int(*by_output.at("a"), kernel::kConvPairsOutAttr, 0), 1);
   EXPECT_EQ(attr_int(*by_output.at("p0"), kernel::kPoolPairsAttr, 0), 1);
@@ -603,10 +608,9 @@ TEST(AdapterPasses, Bf16PairsIntoAnUpscaledInput) {
   for (const char* o : {"c3", "c3l"}) set_io(g.add_output(), o, {1, 3, 8, 8});  // stay fp32
   const auto line = bf16_pairs_of(g);
   if (!line) return;  // no pairs on this CPU: checked to leave the graph as it is
-  EXPECT_EQ(
-      *line,
-      "1 tensors between bf16 convolutions as bf16 channel pairs (1 convolutions read them; 0 written by "
-      "fp32 1x1 layers)");
+  EXPECT_EQ(*line,
+            "1 tensors between convolutions as bf16 channel pairs (1 convolutions read them, 0 of them fp32 "
+            "depthwise; 0 written by fp32 depthwise layers)");
   const auto by_output = nodes_by_output(g);
   EXPECT_EQ(attr_int(*by_output.at("u"), kernel::kConvPairsOutAttr, 0), 1);
   EXPECT_EQ(ints_of(*by_output.at("m"), kernel::kConvPairsInAttr), (std::vector<int64_t>{0, 1}));

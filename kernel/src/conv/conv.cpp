@@ -327,18 +327,8 @@ bool conv_isa_supported(ConvIsa isa) {
   return isa == ConvIsa::Portable;
 }
 
-bool conv_fp32_pairs_out(const ConvShape& s, ConvIsa isa) {
-  if (isa != ConvIsa::Avx512 || !conv_bf16_supported() || s.depthwise() || s.groups != 1 || s.kernel_h != 1 ||
-      s.kernel_w != 1 || s.stride_h != 1 || s.stride_w != 1 || s.pad_top || s.pad_left || s.pad_bottom ||
-      s.pad_right)
-    return false;
-  // The bf16 set's fp32 tiles run on the weights and tiles of the AVX-512 fp32 set's geometry.
-  const KernelSet &kb = kernels_for(isa, true), &kf = kernels_for(isa, false);
-  return kb.tile_1_fp32[0] && kb.co_block == kf.co_block && kb.tile_px == kf.tile_px && kb.lanes == kf.lanes;
-}
-
 bool conv_bf16_pays(const ConvShape& s) {
-  return !s.depthwise() && !(s.kernel_h == 1 && s.kernel_w == 1 && s.out_channels <= 64);
+  return !s.depthwise();
 }
 
 const char* conv_precision_name(ConvPrecision p) {
@@ -540,7 +530,13 @@ bool dw3_path(const ConvShape& s) {
 bool dw3_flat(int w, int lanes) {
   return w < 64 || lanes < 8;
 }
+}  // namespace
 
+bool conv_fp32_pairs(const ConvShape& s, ConvIsa isa) {
+  return isa == ConvIsa::Avx512 && conv_bf16_supported() && dw3_path(s);
+}
+
+namespace {
 // Units of work of the band path: (band, group of output-channel blocks); few bands (the 15 x 20 and
 // 30 x 40 levels) are split by blocks too so that every thread gets work.
 int block_groups(const Geometry& g, int blocks) {
@@ -665,17 +661,18 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
                                   " channels: pairs start at an even channel and only the last input's count "
                                   "may be odd");
   }
-  // An fp32 1x1 (conv_fp32_pairs_out) writes pairs through the bf16 set's fp32 tiles (tile_1_fp32).
-  const bool fp32_pairs = out_pairs && !bf16_ && conv_fp32_pairs_out(shape_, isa_);
+  // An fp32 depthwise 3x3 (conv_fp32_pairs) widens its pair inputs and rounds its output into pairs with the
+  // bf16 set's pack_pairs.
+  const bool fp32_pairs = (any_pairs || out_pairs) && !bf16_ && conv_fp32_pairs(shape_, isa_);
   const auto refuse = [](const std::string& why) {
     throw std::invalid_argument("PackedConv::forward: channel pairs " + why);
   };
-  if (any_pairs && !bf16_) refuse("in take a bf16 convolution; this one runs fp32");
+  if ((any_pairs || out_pairs) && !bf16_ && !fp32_pairs)
+    refuse(std::string(any_pairs ? "in" : "out") +
+           " take a bf16 convolution, or an fp32 depthwise 3x3 (stride 1, padding 1) on a CPU with "
+           "AVX512_BF16; this one runs fp32");
   // (Pairs in with an addend: a neck's 1x1 after an upsampling reads them as any 1x1 does.)
   if (out_pairs && addend) refuse("out take no upscaled addend");
-  if (out_pairs && !bf16_ && !fp32_pairs)
-    refuse("out take a bf16 convolution, or an fp32 1x1 stride-1 unpadded one on a CPU with AVX512_BF16");
-  if (fp32_pairs && residual) refuse("out of an fp32 convolution take no residual");
   const KernelSet& k = kernels_for(isa_, bf16_);
   const KernelSet* kpairs = fp32_pairs ? &kernels_for(ConvIsa::Avx512, true) : bf16_ ? &k : nullptr;
   const KernelSet& kw = k.wino ? *k.wino : k;  // the Winograd path's own tiles
@@ -734,10 +731,7 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
   const bool dw = shape_.depthwise();
   const int ntaps = g.ntaps;
   const int nblk = (co + CB - 1) / CB;  // depthwise: one block per channel
-  const conv_detail::TileFn* fns = fp32_pairs   ? kpairs->tile_1_fp32
-                                   : ntaps == 1 ? k.tile_1
-                                   : ntaps == 9 ? k.tile_9
-                                                : k.tile_n;
+  const conv_detail::TileFn* fns = ntaps == 1 ? k.tile_1 : ntaps == 9 ? k.tile_9 : k.tile_n;
   const int vectors = T / k.lanes;
   // Whole-image paths with large weights (1x1 with 256+ channels, 3x3 with 128+ at the small levels): each
   // block's weights kept across the unit's tiles. In a band, tiles outer measured better (the band is
@@ -1026,21 +1020,31 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
       });
       continue;
     }
-    if (dw3 && dw3_flat(w, k.lanes)) {
-      // Units of (channel, band of rows): a whole channel each unless there are few (its copy is one pass).
-      const int bands = std::clamp((4 * std::max(1, cv::getNumThreads()) + ci - 1) / ci, 1, h);
-      parallel_for(cv::Range(0, ci * bands), [&](const cv::Range& r) {
-        thread_local std::vector<float> copy;
-        // The masks depend on the vector width too (their halves are nr apart): a thread may run layers of
-        // several levels (tests force each in turn).
+    if (dw3) {
+      // Units of (channel, band of rows): a whole channel each unless there are few (few channels on a large
+      // image are split by rows too). (Band-major units, each thread's share a band of rows of every channel,
+      // measured no better in the forward and slower alone: 0.135 vs 0.079 ms on 64 channels at 60 x 80.)
+      // fp32_pairs: units of channel pairs. The kernels widen a pair input's halves as they copy its rows
+      // (Dw3Job::pair_half; exact); with out_pairs both channels' rows go through the thread's two planes and
+      // are rounded into the output's pair plane (pack_pairs, what a bf16 reader would make of them).
+      const bool flat = dw3_flat(w, k.lanes);
+      const int units = fp32_pairs ? (ci + 1) / 2 : ci;
+      const int bands = std::clamp((4 * std::max(1, cv::getNumThreads()) + units - 1) / units, 1, h);
+      parallel_for(cv::Range(0, units * bands), [&](const cv::Range& r) {
+        // flat: a padded copy of the channel, and the masks, which depend on the vector width too (their
+        // halves are nr apart: a thread may run layers of several levels; tests force each in turn). Each
+        // half: the pixels rounded up to whole vectors, and one vector more (a band that starts off a vector
+        // boundary reads its last vector past the rounded end). Rows: three padded input rows, a few KB.
+        thread_local std::vector<float> scratch, planes;
         thread_local std::vector<std::int32_t> masks;
         thread_local int masks_h = 0, masks_w = 0, masks_lanes = 0;
-        // Each half of the masks: the pixels rounded up to whole vectors, and one vector more (a band that
-        // starts off a vector boundary reads its last vector past the rounded end).
         const std::ptrdiff_t nr = ((hw + k.lanes - 1) / k.lanes + 1) * k.lanes;
-        const std::size_t need = static_cast<std::size_t>(hw + 2 * (w + 1) + k.lanes);
-        if (copy.size() < need) copy.resize(need);
-        if (masks_h != h || masks_w != w || masks_lanes != k.lanes) {
+        const std::ptrdiff_t row_floats =
+            (static_cast<std::ptrdiff_t>(w + k.lanes - 1) / k.lanes + 1) * k.lanes;
+        const std::size_t need = flat ? static_cast<std::size_t>(hw + 2 * (w + 1) + k.lanes)
+                                      : static_cast<std::size_t>(3 * row_floats + k.lanes);
+        if (scratch.size() < need) scratch.resize(need);
+        if (flat && (masks_h != h || masks_w != w || masks_lanes != k.lanes)) {
           masks.assign(static_cast<std::size_t>(2 * nr), -1);
           for (std::ptrdiff_t p = 0; p < nr; ++p) {
             if (p % w == 0) masks[p] = 0;
@@ -1050,32 +1054,48 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
           masks_w = w;
           masks_lanes = k.lanes;
         }
+        if (out_pairs && planes.size() < static_cast<std::size_t>(2 * hw))
+          planes.resize(static_cast<std::size_t>(2 * hw));
+        // Channel c's output rows [y0, y1) from its input plane `in` (half: Dw3Job::pair_half) into the plane
+        // `o`.
+        const auto run = [&](int c, const float* in, int half, float* o, const float* res, int y0, int y1) {
+          const conv_detail::Dw3Job j{in,
+                                      h,
+                                      w,
+                                      y0,
+                                      y1,
+                                      packed_.data() + c * 9,
+                                      bias_[c],
+                                      o,
+                                      res,
+                                      activation,
+                                      scratch.data(),
+                                      flat ? nr : row_floats,
+                                      flat ? masks.data() : nullptr,
+                                      half};
+          (flat ? k.dw3_flat : k.dw3)(j);
+        };
         for (int u = r.start; u < r.end; ++u) {
-          const int c = u / bands, band = u % bands;
-          const std::ptrdiff_t at = c * out_plane;
-          k.dw3_flat({channel(c), h, w, band * h / bands, (band + 1) * h / bands, packed_.data() + c * 9,
-                      bias_[c], dst + at, rdst ? rdst + at : nullptr, activation, copy.data(), nr,
-                      masks.data()});
-        }
-      });
-      continue;
-    }
-    if (dw3) {
-      // Units of (channel, band of rows): few channels on a large image are split by rows too. (Band-major
-      // units, each thread's share a band of rows of every channel, measured no better in the forward and
-      // slower alone: 0.135 vs 0.079 ms on 64 channels at 60 x 80.)
-      const int bands = std::clamp((4 * std::max(1, cv::getNumThreads()) + ci - 1) / ci, 1, h);
-      parallel_for(cv::Range(0, ci * bands), [&](const cv::Range& r) {
-        thread_local std::vector<float> rows;  // three padded input rows: a few KB
-        const std::ptrdiff_t row_floats =
-            (static_cast<std::ptrdiff_t>(w + k.lanes - 1) / k.lanes + 1) * k.lanes;
-        const std::size_t need = static_cast<std::size_t>(3 * row_floats + k.lanes);
-        if (rows.size() < need) rows.resize(need);
-        for (int u = r.start; u < r.end; ++u) {
-          const int c = u / bands, band = u % bands;
-          const std::ptrdiff_t at = c * out_plane;
-          k.dw3({channel(c), h, w, band * h / bands, (band + 1) * h / bands, packed_.data() + c * 9, bias_[c],
-                 dst + at, rdst ? rdst + at : nullptr, activation, rows.data(), row_floats, nullptr});
+          const int band = u % bands, y0 = band * h / bands, y1 = (band + 1) * h / bands;
+          if (!fp32_pairs) {
+            const int c = u / bands;
+            const std::ptrdiff_t at = c * out_plane;
+            run(c, channel(c), -1, dst + at, rdst ? rdst + at : nullptr, y0, y1);
+            continue;
+          }
+          const int p = u / bands, c0 = 2 * p, nc = std::min(2, ci - c0);
+          const float* pp = pair_plane(p);
+          float* o[2];
+          for (int q = 0; q < nc; ++q) {
+            const std::ptrdiff_t at = (c0 + q) * out_plane;
+            o[q] = out_pairs ? planes.data() + q * hw : dst + at;
+            run(c0 + q, pp ? pp : channel(c0 + q), pp ? q : -1, o[q], rdst ? rdst + at : nullptr, y0, y1);
+          }
+          if (out_pairs) {
+            const std::ptrdiff_t at = static_cast<std::ptrdiff_t>(y0) * w;
+            kpairs->pack_pairs(o[0] + at, nc > 1 ? o[1] + at : nullptr,
+                               static_cast<std::ptrdiff_t>(y1 - y0) * w, dst + p * out_plane + at);
+          }
         }
       });
       continue;
@@ -1173,7 +1193,7 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
             const std::ptrdiff_t p0 = t * T;
             if (g.direct && p0 + T > flat)  // the tail: its own zero-padded copy, as a band of one tile
               run_tile(tail, T, 0, flat - p0, static_cast<int>(p0 / g.wq), blk, dst + p0 % g.wq,
-                       rdst ? rdst + p0 % g.wq : nullptr, tmp, 0, nullptr, fp32_pairs);
+                       rdst ? rdst + p0 % g.wq : nullptr, tmp);
             else
               run_tile(ubase, ustride, p0, flat, 0, blk, dst, view ? nullptr : rdst, tmp,
                        unit_pack ? 0 : more, view, out_pairs && !rdst);

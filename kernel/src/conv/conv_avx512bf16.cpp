@@ -156,11 +156,6 @@ const KernelSet* avx512bf16_kernels() {
     k.tile_n[0] = &conv_tile_bf16<0, 1>;
     k.tile_n[1] = &conv_tile_bf16<0, 2>;
     k.tile_n[2] = &conv_tile_bf16<0, 3>;
-    // The fp32 1x1 tiles (conv_tile, the AVX-512 file's arithmetic) with the pair stores: an fp32 layer
-    // whose output only bf16 convolutions read (PackedConv::forward's out_pairs).
-    k.tile_1_fp32[0] = &conv_tile<1, 1>;
-    k.tile_1_fp32[1] = &conv_tile<1, 2>;
-    k.tile_1_fp32[2] = &conv_tile<1, 3>;
     set_oc_tiles<OcBf16>(k);
     k.pairs = true;
     k.pack_pairs = &pack_pairs;

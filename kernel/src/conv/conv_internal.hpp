@@ -30,7 +30,7 @@ struct TileJob {
   // bf16 tiles: null, or co_block values: the sum starts at 0 and becomes sum * scale + bias (int8-grid
   // weights packed as their integers).
   const float* scale;
-  // bf16 tiles and the bf16 set's tile_1_fp32: nonzero to write the outputs as bf16 channel pairs
+  // bf16 tiles: nonzero to write the outputs as bf16 channel pairs
   // (ConvInput::pairs' layout): `out` is the block's first pair plane at the tile's first pixel,
   // `out_channel` the floats between pair planes (all co_block channels are written: a whole block);
   // `residual` null.
@@ -75,6 +75,9 @@ struct Dw3Job {
   float* rows;
   std::ptrdiff_t row_floats;
   const std::int32_t* masks;  // dw3_flat only
+  // -1: `in` is the channel's floats; 0 or 1: `in` is its pair plane (ConvInput::pairs), the channel the low
+  // (0) or high (1) bf16 of each word, widened as the rows are copied.
+  int pair_half;
 };
 
 // 3x3, stride 1 or 2, padding 1, vectorised over output channels (KernelSet::oc_tile): `oc_px` consecutive
@@ -190,9 +193,6 @@ struct KernelSet {
   // oc tiles too (OcJob.in: the whole input as pair planes).
   bool pairs;
   PackPairsFn pack_pairs;
-  // The bf16 set only: the AVX-512 fp32 1x1 tiles (ntaps 1, fp32 weights and input) whose TileJob::pairs_out
-  // stores the output as pairs; null elsewhere.
-  TileFn tile_1_fp32[3];
   // 3x3 padding 1 over output channels (OcJob): oc_tile[stride - 1][left + 2 * right], tiles of oc_px pixels,
   // `left` when pixel 0 is on column 0, `right` when the last pixel is on column w - 1 (stride 1); oc_one one
   // pixel, anywhere. Null where the level has none.

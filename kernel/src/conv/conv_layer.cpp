@@ -59,22 +59,15 @@ class AitwConvolutionLayer : public cv::dnn::ConvolutionLayer {
     padMode = parsed.padMode;
     numOutput = parsed.numOutput;
     reset_weights();
-    // Pairs out of an fp32 layer: a 1x1 whose output only bf16 convolutions read (conv_fp32_pairs_out).
-    const bool in_pairs = std::find(pairs_in_.begin(), pairs_in_.end(), true) != pairs_in_.end();
-    // (With upscaled inputs packed_ is built in finalize, which checks the same.)
-    if (pairs && packed_ && packed_->precision() != ConvPrecision::Bf16) {
-      const std::string why =
-          in_pairs ? "it runs fp32 here and reads pairs ("
-          : residual_
-              ? "it runs fp32 here with a fused Add, whose sum an fp32 layer does not write as pairs ("
-          : !conv_fp32_pairs_out(shape_, packed_->isa())
-              ? "it runs fp32 here and only an fp32 1x1 on a CPU with AVX512_BF16 writes pairs ("
-              : "";
-      if (!why.empty())
-        CV_Error(cv::Error::StsBadArg, "convolution '" + params.name +
-                                           "': marked for bf16 channel pairs, but " + why +
-                                           convolution_description(precision_) + ")");
-    }
+    // Pairs into or out of an fp32 layer: a depthwise 3x3 (conv_fp32_pairs). (With upscaled inputs packed_
+    // is built in finalize, which checks the same.)
+    if (pairs && packed_ && packed_->precision() != ConvPrecision::Bf16 &&
+        !conv_fp32_pairs(shape_, packed_->isa()))
+      CV_Error(cv::Error::StsBadArg,
+               "convolution '" + params.name +
+                   "': marked for bf16 channel pairs, but it runs fp32 here, where only "
+                   "a depthwise 3x3 on a CPU with AVX512_BF16 reads or writes them (" +
+                   convolution_description(precision_) + ")");
   }
 
   bool getMemoryShapes(const std::vector<MatShape>& inputs, const int, std::vector<MatShape>& outputs,

@@ -83,9 +83,8 @@ template <int kNV>
 inline __attribute__((always_inline)) void tile_store(const aitw::kernel::conv_detail::TileJob& j,
                                                       V (&acc)[kCoBlock][kNV]) {
 #ifdef AITW_TILE_STORE_PAIRS
-  // TileJob::pairs_out (the bf16 file: its own tiles, and the fp32 1x1 tiles that write a tensor bf16
-  // convolutions read): channels c and c + 1 of each vector of pixels as one vector of pairs, pack_pairs'
-  // rounding and layout.
+  // TileJob::pairs_out (the bf16 file's tiles): channels c and c + 1 of each vector of pixels as one vector
+  // of pairs, pack_pairs' rounding and layout.
   if (j.pairs_out) {
 #pragma GCC unroll 8
     for (int c = 0; c < kCoBlock; c += 2)
@@ -295,6 +294,29 @@ inline __attribute__((always_inline)) void dw3_epilogue(const aitw::kernel::conv
   }
 }
 
+// n input floats from src to dst (vectors, then a scalar tail), or, with half 0 or 1 (Dw3Job::pair_half),
+// the low or high bf16 of n pair words widened: one shift and one mask a vector, chosen outside the loops.
+inline __attribute__((always_inline)) void copy_dw_input(float* dst, const float* src, std::ptrdiff_t n,
+                                                         int half) {
+  typedef int IVU __attribute__((vector_size(kVecBytes), aligned(4), may_alias));
+  typedef unsigned UU __attribute__((aligned(4), may_alias));
+  std::ptrdiff_t i = 0;
+  if (half < 0) {
+    for (; i + kLanes <= n; i += kLanes) store(dst + i, load(src + i));
+    for (; i < n; ++i) dst[i] = src[i];
+    return;
+  }
+  const int shift = half ? 0 : 16;
+  const unsigned mask = half ? 0xffff0000u : 0xffffffffu;
+  for (; i + kLanes <= n; i += kLanes)
+    store(dst + i,
+          reinterpret_cast<V>((*reinterpret_cast<const IVU*>(src + i) << shift) & static_cast<int>(mask)));
+  for (; i < n; ++i) {
+    const unsigned u = (*reinterpret_cast<const UU*>(src + i) << shift) & mask;
+    __builtin_memcpy(dst + i, &u, sizeof u);
+  }
+}
+
 // No loop-to-memset/memcpy conversion: a libc call (and vzeroupper) per ring row cost more than the row.
 #if defined(__clang__)
 #define AITW_NO_LIBCALLS
@@ -304,7 +326,7 @@ inline __attribute__((always_inline)) void dw3_epilogue(const aitw::kernel::conv
 AITW_NO_LIBCALLS void dw3_rows(const aitw::kernel::conv_detail::Dw3Job& j) {
   // The job's fields in locals: the output stores could alias it as far as the compiler knows.
   const float* const in = j.in;
-  const int h = j.h, w = j.w, y0 = j.y0, y1 = j.y1, nv = (w + kLanes - 1) / kLanes, full = w / kLanes;
+  const int h = j.h, w = j.w, y0 = j.y0, y1 = j.y1, nv = (w + kLanes - 1) / kLanes, half = j.pair_half;
   float* const out = j.out;
   const std::ptrdiff_t rs = j.row_floats;
   // Input row y lives in ring[(y + 3) % 3]; rows start on a vector boundary (the scratch has a vector's
@@ -319,9 +341,7 @@ AITW_NO_LIBCALLS void dw3_rows(const aitw::kernel::conv_detail::Dw3Job& j) {
     const V zero{};
     for (std::ptrdiff_t i = 0; i < rs; i += kLanes) store(r + i, zero);
     if (y < 0 || y >= h) return;
-    const float* src = in + static_cast<std::ptrdiff_t>(y) * w;
-    for (int v = 0; v < full; ++v) store(r + 1 + v * kLanes, load(src + v * kLanes));
-    for (int i = full * kLanes; i < w; ++i) r[1 + i] = src[i];
+    copy_dw_input(r + 1, in + static_cast<std::ptrdiff_t>(y) * w, w, half);
   };
   V wt[9];
 #pragma GCC unroll 9
@@ -369,9 +389,7 @@ AITW_NO_LIBCALLS void dw3_flat(const aitw::kernel::conv_detail::Dw3Job& j) {
     for (std::ptrdiff_t i = -(w + 1); i < 0; ++i) buf[i] = 0.f;
   if (y1 == h)
     for (std::ptrdiff_t i = n; i < n + w + 1 + kLanes; ++i) buf[i] = 0.f;
-  std::ptrdiff_t i = c0;
-  for (; i + kLanes <= c1; i += kLanes) store(buf + i, load(j.in + i));
-  for (; i < c1; ++i) buf[i] = j.in[i];
+  copy_dw_input(buf + c0, j.in + c0, c1 - c0, j.pair_half);
   V wt[9];
 #pragma GCC unroll 9
   for (int t = 0; t < 9; ++t) wt[t] = bcast(j.weights + t);
@@ -643,7 +661,6 @@ aitw::kernel::conv_detail::KernelSet make_kernel_set(const char* name) {
                                          &stride2_copy,
                                          false,
                                          nullptr,
-                                         {},
                                          {},
                                          nullptr,
                                          0,

@@ -370,15 +370,20 @@ SummaryLine pass_bf16_pairs(ox::GraphProto& g, const PassContext& c) {
   GraphIndex idx(g);
   std::unordered_set<std::string> outputs;
   for (const auto& o : g.output()) outputs.insert(o.name());
-  // A convolution that runs bf16 (kernel::conv_bf16_pays: not depthwise, not a 1x1 of 64 outputs or fewer).
-  // It may read pairs; it writes them only without an upscaled input (kConvUpscaleAttr: the addend's pass
-  // runs on its fp32 output).
-  const auto bf16_reader = [&](const ox::NodeProto& n) {
+  // A convolution that runs bf16 (kernel::conv_bf16_pays: not depthwise), or an fp32 one that reads and
+  // writes pairs (kernel::conv_fp32_pairs: a depthwise 3x3, which then computes on the bf16 rounding of its
+  // input). It may read pairs; it writes them only without an upscaled input (kConvUpscaleAttr: the addend's
+  // pass runs on its fp32 output).
+  const auto fp32_pairs = [&](const ox::NodeProto& n) {
     const auto s = aitw_shape(n, idx, true);
-    return s && kernel::conv_bf16_pays(*s);
+    return s && !kernel::conv_bf16_pays(*s) && kernel::conv_fp32_pairs(*s, kernel::conv_default_isa());
   };
-  const auto bf16_conv = [&](const ox::NodeProto& n) {
-    return bf16_reader(n) && !find_attr(n, kernel::kConvUpscaleAttr);
+  const auto pair_reader = [&](const ox::NodeProto& n) {
+    const auto s = aitw_shape(n, idx, true);
+    return s && (kernel::conv_bf16_pays(*s) || fp32_pairs(n));
+  };
+  const auto pair_writer = [&](const ox::NodeProto& n) {
+    return pair_reader(n) && !find_attr(n, kernel::kConvUpscaleAttr);
   };
   // A tensor's channels where a convolution of known weights (through an optional AitwMaxPoolChain, then an
   // optional AitwSiLU) produced it, else -1.
@@ -397,7 +402,7 @@ SummaryLine pass_bf16_pairs(ox::GraphProto& g, const PassContext& c) {
   // the last data input. With upscaled inputs (kConvUpscaleAttr) two products read the data, the upscaled
   // inputs and the others, each its own channels from 0: offsets and last inputs are per product.
   const auto reads_pairs = [&](const ox::NodeProto& n, const std::string& t) {
-    if (!bf16_reader(n)) return false;
+    if (!pair_reader(n)) return false;
     const ConvInputs in = read_conv_inputs(n, idx);
     const std::size_t data = in.names.size() - (find_attr(n, kernel::kConvResidualMark) ? 1 : 0);
     std::vector<int64_t> up = attr_ints(n, kernel::kConvUpscaleAttr);
@@ -459,16 +464,9 @@ SummaryLine pass_bf16_pairs(ox::GraphProto& g, const PassContext& c) {
     // bottlenecks' last convolutions writing pairs as well (YOLO11n 33 tensors, YOLOv8n 34) measured no
     // faster: layers 15.53 -> 15.93 ms and 15.40 -> 15.71 in 7 alternated rounds on a busy host (their units'
     // buffers and the residual's pass cost what their readers saved).
-    // The producer runs bf16, or is an fp32 1x1 whose tiles round their outputs into pairs
-    // (kernel::conv_fp32_pairs_out: the 1x1 layers of 64 outputs or fewer, such as the C3k2 / C2f output
-    // convolutions before a stride-2 3x3); either way its pairs are those its readers would make.
-    const auto fp32_writer = [&] {
-      const auto s = aitw_shape(p, idx, true);
-      return s && !kernel::conv_bf16_pays(*s) && !find_attr(p, kernel::kConvUpscaleAttr) &&
-             kernel::conv_fp32_pairs_out(*s, kernel::conv_default_isa());
-    };
-    const bool bf16_writer = bf16_conv(p);
-    if (p.output_size() != 1 || !(bf16_writer || fp32_writer()) || find_attr(p, kernel::kConvResidualMark) ||
+    // The producer runs bf16, or is an fp32 depthwise 3x3 that rounds its fp32 output into pairs
+    // (kernel::conv_fp32_pairs); either way its pairs are those its readers would make.
+    if (p.output_size() != 1 || !pair_writer(p) || find_attr(p, kernel::kConvResidualMark) ||
         find_attr(p, kernel::kConvActivationAttr))
       continue;
     std::string t = p.output(0);
@@ -508,10 +506,10 @@ SummaryLine pass_bf16_pairs(ox::GraphProto& g, const PassContext& c) {
     }
     set_int_attr(q, kernel::kConvPairsOutAttr, 1);
     pair_tensors.insert(t);
-    fp32_writers += !bf16_writer;
+    fp32_writers += fp32_pairs(p);
   }
   if (pair_tensors.empty()) return std::nullopt;
-  int readers = 0;
+  int readers = 0, fp32_readers = 0;
   for (int i = 0; i < g.node_size(); ++i) {
     const auto& n = g.node(i);
     if (n.op_type() != "Conv") continue;
@@ -523,6 +521,7 @@ SummaryLine pass_bf16_pairs(ox::GraphProto& g, const PassContext& c) {
     if (!any) continue;
     replace_ints_attr(node(i), kernel::kConvPairsInAttr, flags);
     ++readers;
+    fp32_readers += fp32_pairs(n);
   }
   NodeEdits edits;
   edits.drop = dropped;
@@ -532,9 +531,10 @@ SummaryLine pass_bf16_pairs(ox::GraphProto& g, const PassContext& c) {
   if (chains > 0)
     by_chains = ", " + std::to_string(chain_outputs) + " by " + std::to_string(chains) + " max pool chain" +
                 (chains > 1 ? "s" : "");
-  return std::to_string(pair_tensors.size()) + " tensors between bf16 convolutions as bf16 channel pairs (" +
-         std::to_string(readers) + " convolutions read them; " + std::to_string(fp32_writers) +
-         " written by fp32 1x1 layers" + by_chains + ")";
+  return std::to_string(pair_tensors.size()) + " tensors between convolutions as bf16 channel pairs (" +
+         std::to_string(readers) + " convolutions read them, " + std::to_string(fp32_readers) +
+         " of them fp32 depthwise; " + std::to_string(fp32_writers) + " written by fp32 depthwise layers" +
+         by_chains + ")";
 }
 
 }  // namespace aitw::model::detail

@@ -67,17 +67,19 @@ struct ConvShape {
 
 // Empty when aitw's kernels run `s`, else why not (the caller falls back to OpenCV's convolution).
 std::string conv_unsupported_reason(const ConvShape& s);
-// Whether bf16 is faster for this shape, as measured: not for depthwise layers (9 taps per channel: no
-// channel pairs to multiply), nor for 1x1 layers with 64 output channels or fewer, where converting the input
-// to bf16 pairs costs more than the halved multiply-adds save (YOLO11n at 480x640 in the forward:
-// 256->64 at 60x80 1.07 -> 1.29 ms, 32->32 at 120x160 0.57 -> 0.69; from 80 outputs on bf16 wins,
-// 0.62-0.91x).
+// Whether bf16 is faster for this shape, as measured: every layer but the depthwise ones (9 taps per channel:
+// no channel pairs to multiply). The 1x1 layers of 64 outputs or fewer stayed fp32 while their readers
+// converted fp32 inputs (256->64 at 60x80 1.07 -> 1.29 ms in bf16); with pairs between the layers and the 1x1
+// layers packing theirs straight from the input, bf16 wins there too (YOLO11n's bf16 forward 16.43 -> 15.61
+// ms, YOLOv8n's 0.94x, 7 alternated rounds on a Zen 4 VM: 48->64 at 120x160 0.731 -> 0.562, 256->64 at 60x80
+// 0.568 -> 0.385, 64->64 at 15x20 0.033 -> 0.026).
 bool conv_bf16_pays(const ConvShape& s);
-// Whether an fp32 convolution of this shape on kernels `isa` can write its output as bf16 channel pairs
-// (PackedConv::forward's out_pairs without a residual, for a tensor that only bf16 convolutions read): a 1x1
-// stride-1 unpadded one on the AVX-512 kernels of a CPU with AVX512_BF16. Its tiles round what they would
-// store, so the pairs are bit for bit those the readers would make of the fp32 output.
-bool conv_fp32_pairs_out(const ConvShape& s, ConvIsa isa);
+// Whether an fp32 convolution of this shape on kernels `isa` reads and writes bf16 channel pairs
+// (PackedConv::forward's ConvInput::pairs and out_pairs): a depthwise 3x3, stride 1, padding 1 (the layers
+// where bf16 does not pay, conv_bf16_pays) on the AVX-512 kernels of a CPU with AVX512_BF16. It widens a pair
+// input's rows (exact: the input it computes on is the bf16 rounding of the fp32 one), and rounds its fp32
+// output into pairs, bit for bit those its readers would make of the fp32 output.
+bool conv_fp32_pairs(const ConvShape& s, ConvIsa isa);
 
 // Per-output-channel affine folded into the weights (BatchNorm / Scale after the convolution).
 struct ConvScaleShift {
