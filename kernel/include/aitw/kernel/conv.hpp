@@ -171,11 +171,11 @@ class PackedConv {
   // within 1e-6 of fast_math's).
   // Inputs with ConvInput::pairs and `out_pairs` (the output written as bf16 channel pairs, ConvInput's
   // layout, in the first (out_channels + 1) / 2 planes of each image) take a bf16 convolution (precision()
-  // Bf16), and `out_pairs` no addend; else std::invalid_argument. `out_pairs` is also taken by an fp32
-  // convolution where conv_fp32_pairs_out(shape(), isa()), without a residual. The tiles round their outputs
-  // into pairs in registers (with a residual: each unit its share, the residual added, while it is in cache;
-  // a small image whose tiles drop columns: the whole output after it is computed): the pairs are bit for bit
-  // pack_pairs of the fp32 output.
+  // Bf16) or an fp32 one where conv_fp32_pairs(shape(), isa()) (a depthwise 3x3), and `out_pairs` no
+  // addend; else std::invalid_argument. The bf16 tiles round their outputs into pairs in registers (with a
+  // residual: each unit its share, the residual added, while it is in cache; a small image whose tiles drop
+  // columns: the whole output after it is computed), the depthwise layer each channel pair's rows after its
+  // residual: the pairs are bit for bit pack_pairs of the fp32 output.
   void forward(const ConvInput* inputs, int ninputs, int n, int h, int w, float* out,
                std::ptrdiff_t out_batch_stride, ConvActivation act, float* workspace,
                std::size_t workspace_size, const float* residual = nullptr,

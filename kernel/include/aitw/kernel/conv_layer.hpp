@@ -35,11 +35,12 @@ inline constexpr const char* kConvUpscaleAttr = "aitw_upscale";
 // layer then packs bf16 weights and runs the bf16 kernels where conv_bf16_supported() (fp32 otherwise).
 inline constexpr const char* kConvPrecisionAttr = "aitw_precision";
 // Set by the adapter's pass_bf16_pairs: kConvPairsOutAttr (1) on a convolution that writes its output as
-// bf16 channel pairs (ConvInput::pairs' layout, in the first half of its fp32 blob), because only bf16
-// convolutions read it (a bf16 one, or an fp32 1x1 where conv_fp32_pairs_out); kConvPairsInAttr on those,
-// one 0 / 1 per data input: which inputs are pairs. A layer that would not run them (fp32 other than those
-// 1x1 writers, OpenCV's) refuses to load (one with upscaled inputs, whose products are packed when the net is
-// set up: then), naming itself; so does one with upscaled inputs marked to write pairs.
+// bf16 channel pairs (ConvInput::pairs' layout, in the first half of its fp32 blob), because only
+// convolutions that take pairs read it (a bf16 one, or an fp32 depthwise 3x3 where conv_fp32_pairs);
+// kConvPairsInAttr on those, one 0 / 1 per data input: which inputs are pairs. A layer that would not run
+// them (fp32 other than those depthwise layers, OpenCV's) refuses to load (one with upscaled inputs, whose
+// products are packed when the net is set up: then), naming itself; so does one with upscaled inputs marked
+// to write pairs.
 inline constexpr const char* kConvPairsOutAttr = "aitw_pairs_out";
 inline constexpr const char* kConvPairsInAttr = "aitw_pairs_in";
 
@@ -66,10 +67,10 @@ std::string convolution_description(ConvPrecision asked);
 bool is_aitw_convolution(const cv::Ptr<cv::dnn::Layer>& layer);
 
 // How one of aitw's convolutions reads and writes its activations, for the profile (`aitw bench layers`).
-// fp32 layers read NCHW as it is (no reorder anywhere) and write it, or, a 1x1 whose output only bf16 layers
-// read (conv_fp32_pairs_out), write pairs. A bf16 layer reads each data input either as bf16 channel pairs
-// (kConvPairsInAttr: as they are) or as fp32, which it converts to pairs while it packs its tiles: that
-// conversion is the layout's reorder, fused into the layer that reads the tensor.
+// fp32 layers read NCHW as it is (no reorder anywhere) and write it, or, a depthwise 3x3 between layers that
+// take pairs (conv_fp32_pairs), read and write pairs as they are. A bf16 layer reads each data input either
+// as bf16 channel pairs (kConvPairsInAttr: as they are) or as fp32, which it converts to pairs while it packs
+// its tiles: that conversion is the layout's reorder, fused into the layer that reads the tensor.
 struct ConvLayout {
   ConvPrecision precision = ConvPrecision::Fp32;  // what runs (with a bf16 ask: fp32 where the CPU lacks it)
   int data_inputs = 0;                            // tensors read as data (a fused Add's skip is not one)
