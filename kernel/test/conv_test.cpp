@@ -977,6 +977,31 @@ TEST(ConvBf16, Fp32DepthwiseReadsAndWritesPairs) {
           EXPECT_TRUE(same_pairs(to_pairs(ref_rounded.data(), c.n, s.out_channels, plane, image),
                                  run(in_pairs.data(), true, true).data(), c.n, s.out_channels, plane))
               << "pairs in and out";
+          // Two inputs (a Concat read in place), pairs and plain floats in either order: the channels read
+          // as pairs are the rounded ones.
+          const int k = (s.in_channels / 2) & ~1;
+          if (k == 0) continue;
+          for (const bool pairs_first : {true, false}) {
+            std::vector<float> mixed(static_cast<std::size_t>(c.n * image));
+            for (int i = 0; i < c.n; ++i)
+              for (int ch = 0; ch < s.in_channels; ++ch) {
+                const std::size_t o = static_cast<std::size_t>(i * image + ch * plane);
+                const float* from = (ch < k) == pairs_first ? rounded.data() + o : in.ptr<float>() + o;
+                std::copy(from, from + plane, mixed.begin() + static_cast<std::ptrdiff_t>(o));
+              }
+            const ConvInput parts[2] = {
+                pairs_first ? ConvInput{in_pairs.data(), image, k, true}
+                            : ConvInput{in.ptr<float>(), image, k, false},
+                pairs_first ? ConvInput{in.ptr<float>() + k * plane, image, s.in_channels - k, false}
+                            : ConvInput{in_pairs.data() + k / 2 * plane, image, s.in_channels - k, true}};
+            std::vector<float> out2(static_cast<std::size_t>(c.n * image), -7.f);
+            conv.forward(parts, 2, c.n, c.h, c.w, out2.data(), image, act, ws.data(), ws.size(), res, rs,
+                         nullptr, true);
+            EXPECT_TRUE(same_pairs(
+                to_pairs(run(mixed.data(), false, false).data(), c.n, s.out_channels, plane, image),
+                out2.data(), c.n, s.out_channels, plane))
+                << (pairs_first ? "pairs then floats" : "floats then pairs");
+          }
         }
   }
 }
@@ -1077,12 +1102,29 @@ TEST(ConvBf16, LayersMarkedForPairsRefuseToRunFp32) {
   } catch (const cv::Exception& e) {
     loaded = e.what();
   }
-  if (convolution_pairs_enabled()) {
+  const std::string refused =
+      "only a depthwise 3x3 of stride 1 and padding 1 on a CPU with AVX512_BF16 reads or "
+      "writes them";
+  if (conv_fp32_pairs(sd, conv_default_isa())) {
     EXPECT_EQ(loaded, "aitw");
   } else {
-    EXPECT_NE(loaded.find("only a depthwise 3x3 on a CPU with AVX512_BF16 reads or writes them"),
-              std::string::npos)
-        << loaded;
+    EXPECT_NE(loaded.find(refused), std::string::npos) << loaded;
+  }
+  // A stride-2 depthwise (or one padded otherwise) runs fp32 without pairs on every CPU: marked, it refuses.
+  for (const auto& [stride, pad] : {std::pair{2, 1}, std::pair{1, 0}}) {
+    const ConvShape s2 = shape(16, 16, 3, stride, pad, 16);
+    ASSERT_FALSE(conv_fp32_pairs(s2, conv_default_isa()));
+    cv::dnn::LayerParams d2 = convolution_layer_params(s2, wd, bd, true);
+    d2.name = "depthwise stride " + std::to_string(stride) + " padding " + std::to_string(pad);
+    d2.set(kConvPrecisionAttr, "bf16");
+    d2.set(kConvPairsInAttr, cv::dnn::DictValue::arrayInt(std::vector<int>{1}.data(), 1));
+    try {
+      create_convolution_layer(d2);
+      ADD_FAILURE() << d2.name << " marked for pairs loaded";
+    } catch (const cv::Exception& e) {
+      EXPECT_NE(std::string(e.what()).find(refused), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(d2.name), std::string::npos) << e.what();
+    }
   }
 }
 

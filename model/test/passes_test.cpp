@@ -480,8 +480,9 @@ std::map<std::string, const ox::NodeProto*> nodes_by_output(const ox::GraphProto
 // takes), c, d and s are read only by bf16 convolutions and depthwise 3x3 ones (fp32, conv_fp32_pairs), and
 // the depthwise dd only by a bf16 one; b is also read by a MaxPool, cd (Concat read in place) with an odd
 // count before another input, e at an odd channel offset, v0 by a stride-2 depthwise convolution (fp32, no
-// pairs), and y is a graph output: they stay fp32. In fp32 nothing happens.
-TEST(AdapterPasses, Bf16PairsOnlyBetweenBf16Convolutions) {
+// pairs), w1 runs from one depthwise layer to another (both fp32: no bf16 side), and y is a graph output:
+// they stay fp32. In fp32 nothing happens.
+TEST(AdapterPasses, Bf16PairsOnlyWhereABf16ConvolutionWritesOrReadsThem) {
   ox::GraphProto g;
   set_io(g.add_input(), "x", {1, 16, 8, 8});
   const auto depthwise = [&](const std::string& in, const std::string& out, int channels, int stride) {
@@ -512,11 +513,18 @@ TEST(AdapterPasses, Bf16PairsOnlyBetweenBf16Convolutions) {
   add_conv(g, "s", "t", 32, 96, 1);
   add_conv(g, "x", "v0", 16, 32, 1);
   depthwise("v0", "v", 32, 2);
+  // Two depthwise layers in a row: w0 -> w1 pairs (a bf16 writer), w1 -> w2 fp32 (both sides fp32: rounding
+  // it would gain nothing), w2 -> w3 pairs (a bf16 reader).
+  add_conv(g, "x", "w0", 16, 32, 1);
+  depthwise("w0", "w1", 32, 1);
+  depthwise("w1", "w2", 32, 1);
+  add_conv(g, "w2", "w3", 32, 32, 1);
   set_io(g.add_output(), "y", {1, 96, 8, 8});
   set_io(g.add_output(), "z", {1, 96, 8, 8});
   set_io(g.add_output(), "t", {1, 96, 8, 8});
   set_io(g.add_output(), "g2", {1, 96, 8, 8});
   set_io(g.add_output(), "v", {1, 32, 4, 4});
+  set_io(g.add_output(), "w3", {1, 32, 8, 8});
   const PassContext bf16 = bf16_context();
   ASSERT_TRUE(mark_convolutions(g, bf16).has_value());
   expect_untouched(pass_bf16_pairs, g);  // fp32
@@ -525,21 +533,22 @@ TEST(AdapterPasses, Bf16PairsOnlyBetweenBf16Convolutions) {
     return;
   }
   EXPECT_EQ(pass_bf16_pairs(g, bf16),
-            "5 tensors between convolutions as bf16 channel pairs (7 convolutions read them, 2 of them fp32 "
-            "depthwise; 1 written by fp32 depthwise layers)");
-  EXPECT_EQ(op_types(g), (Ops{"Conv", "Conv", "Conv", "MaxPool", "Conv", "Conv", "Conv", "Conv", "Conv",
-                              "Conv", "Conv", "Conv", "Conv", "Conv", "Conv"}));
+            "7 tensors between convolutions as bf16 channel pairs (9 convolutions read them, 3 of them fp32 "
+            "depthwise; 2 written by fp32 depthwise layers)");
+  EXPECT_EQ(op_types(g),
+            (Ops{"Conv", "Conv", "Conv", "MaxPool", "Conv", "Conv", "Conv", "Conv", "Conv", "Conv", "Conv",
+                 "Conv", "Conv", "Conv", "Conv", "Conv", "Conv", "Conv", "Conv"}));
   const auto by_output = nodes_by_output(g);
   EXPECT_EQ(attr_int(*by_output.at("a"), kernel::kConvPairsOutAttr, 0), 1);  // took its AitwSiLU
   ASSERT_NE(find_attr(*by_output.at("a"), kernel::kConvActivationAttr), nullptr);
   EXPECT_EQ(find_attr(*by_output.at("a"), kernel::kConvActivationAttr)->s(), "silu");
-  for (const char* t : {"a", "c", "d", "dd", "s"})
+  for (const char* t : {"a", "c", "d", "dd", "s", "w0", "w2"})
     EXPECT_EQ(attr_int(*by_output.at(t), kernel::kConvPairsOutAttr, 0), 1) << t;
-  for (const char* t : {"b", "cd", "d", "e", "dd", "g2", "t"})
+  for (const char* t : {"b", "cd", "d", "e", "dd", "g2", "t", "w1", "w3"})
     EXPECT_EQ(ints_of(*by_output.at(t), kernel::kConvPairsInAttr), (std::vector<int64_t>{1})) << t;
-  for (const char* t : {"b", "e", "y", "z", "cd", "t", "g2", "v0", "v"})
+  for (const char* t : {"b", "e", "y", "z", "cd", "t", "g2", "v0", "v", "w1", "w3"})
     EXPECT_FALSE(has_attr(*by_output.at(t), kernel::kConvPairsOutAttr)) << t;
-  for (const char* t : {"a", "c", "y", "z", "s", "v0", "v"})
+  for (const char* t : {"a", "c", "y", "z", "s", "v0", "v", "w0", "w2"})
     EXPECT_FALSE(has_attr(*by_output.at(t), kernel::kConvPairsInAttr)) << t;
 }
 

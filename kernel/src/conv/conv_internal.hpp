@@ -77,7 +77,7 @@ struct Dw3Job {
   const std::int32_t* masks;  // dw3_flat only
   // -1: `in` is the channel's floats; 0 or 1: `in` is its pair plane (ConvInput::pairs), the channel the low
   // (0) or high (1) bf16 of each word, widened as the rows are copied.
-  int pair_half;
+  int pair_half = -1;
 };
 
 // 3x3, stride 1 or 2, padding 1, vectorised over output channels (KernelSet::oc_tile): `oc_px` consecutive

@@ -63,11 +63,12 @@ class AitwConvolutionLayer : public cv::dnn::ConvolutionLayer {
     // is built in finalize, which checks the same.)
     if (pairs && packed_ && packed_->precision() != ConvPrecision::Bf16 &&
         !conv_fp32_pairs(shape_, packed_->isa()))
-      CV_Error(cv::Error::StsBadArg,
-               "convolution '" + params.name +
-                   "': marked for bf16 channel pairs, but it runs fp32 here, where only "
-                   "a depthwise 3x3 on a CPU with AVX512_BF16 reads or writes them (" +
-                   convolution_description(precision_) + ")");
+      CV_Error(
+          cv::Error::StsBadArg,
+          "convolution '" + params.name +
+              "': marked for bf16 channel pairs, but it runs fp32 here, where only "
+              "a depthwise 3x3 of stride 1 and padding 1 on a CPU with AVX512_BF16 reads or writes them (" +
+              convolution_description(precision_) + ")");
   }
 
   bool getMemoryShapes(const std::vector<MatShape>& inputs, const int, std::vector<MatShape>& outputs,
@@ -126,7 +127,7 @@ class AitwConvolutionLayer : public cv::dnn::ConvolutionLayer {
     }
     reset_weights();
     // Pairs into a layer with upscaled inputs: both of its products must run bf16 (they do together:
-    // conv_bf16_pays looks at the kernel and the outputs, which they share).
+    // conv_bf16_pays looks at whether it is depthwise, which they share).
     const bool in_pairs = std::find(pairs_in_.begin(), pairs_in_.end(), true) != pairs_in_.end();
     if (in_pairs && !upscale_.empty() && packed_ && low_ &&
         (packed_->precision() != ConvPrecision::Bf16 || low_->precision() != ConvPrecision::Bf16))

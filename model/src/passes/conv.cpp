@@ -465,7 +465,9 @@ SummaryLine pass_bf16_pairs(ox::GraphProto& g, const PassContext& c) {
     // faster: layers 15.53 -> 15.93 ms and 15.40 -> 15.71 in 7 alternated rounds on a busy host (their units'
     // buffers and the residual's pass cost what their readers saved).
     // The producer runs bf16, or is an fp32 depthwise 3x3 that rounds its fp32 output into pairs
-    // (kernel::conv_fp32_pairs); either way its pairs are those its readers would make.
+    // (kernel::conv_fp32_pairs): its pairs are those its bf16 readers would make, and an fp32 depthwise
+    // reader computes on them (the bf16 rounding of its fp32 input). Between two fp32 depthwise layers a
+    // tensor stays fp32: no bf16 multiply would gain from the rounding.
     if (p.output_size() != 1 || !pair_writer(p) || find_attr(p, kernel::kConvResidualMark) ||
         find_attr(p, kernel::kConvActivationAttr))
       continue;
@@ -479,16 +481,22 @@ SummaryLine pass_bf16_pairs(ox::GraphProto& g, const PassContext& c) {
     }
     const auto it = idx.consumers.find(t);
     if (outputs.count(t) || it == idx.consumers.end() || it->second.empty()) continue;
-    bool ok = true;
+    bool ok = true, bf16_side = !fp32_pairs(p);
     std::vector<int> pair_chains;
     for (const int ci : it->second) {
-      if (reads_pairs(g.node(ci), t)) continue;
-      if (chain_on_pairs(g.node(ci), t))
+      if (reads_pairs(g.node(ci), t)) {
+        bf16_side |= !fp32_pairs(g.node(ci));
+        continue;
+      }
+      if (chain_on_pairs(g.node(ci), t)) {
         pair_chains.push_back(ci);
-      else
+        for (const auto& o : g.node(ci).output())
+          for (const int r : idx.consumers.at(o)) bf16_side |= !fp32_pairs(g.node(r));
+      } else {
         ok = false;
+      }
     }
-    if (!ok) continue;
+    if (!ok || !bf16_side) continue;
     for (const int ci : pair_chains) {
       set_int_attr(node(ci), kernel::kPoolPairsAttr, 1);
       for (const auto& o : g.node(ci).output()) pair_tensors.insert(o);

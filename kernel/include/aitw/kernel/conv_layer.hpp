@@ -36,7 +36,8 @@ inline constexpr const char* kConvUpscaleAttr = "aitw_upscale";
 inline constexpr const char* kConvPrecisionAttr = "aitw_precision";
 // Set by the adapter's pass_bf16_pairs: kConvPairsOutAttr (1) on a convolution that writes its output as
 // bf16 channel pairs (ConvInput::pairs' layout, in the first half of its fp32 blob), because only
-// convolutions that take pairs read it (a bf16 one, or an fp32 depthwise 3x3 where conv_fp32_pairs);
+// convolutions that take pairs read it (a bf16 one, or an fp32 depthwise 3x3 where conv_fp32_pairs) and it or
+// one of them runs bf16;
 // kConvPairsInAttr on those, one 0 / 1 per data input: which inputs are pairs. A layer that would not run
 // them (fp32 other than those depthwise layers, OpenCV's) refuses to load (one with upscaled inputs, whose
 // products are packed when the net is set up: then), naming itself; so does one with upscaled inputs marked
