@@ -59,7 +59,8 @@ SummaryLine mark_max_pools(ox::GraphProto& g, const PassContext& c);
 SummaryLine chain_max_pools(ox::GraphProto& g, const PassContext& c);
 // Add(skip, [AitwSiLU](Conv(x))) -> one Conv node with skip as a second input and the activation as an
 // attribute (kernel::kConvResidualMark), when aitw's convolution runs it and nothing else reads the
-// intermediate tensors (kernel::convolution_fusion_enabled(); AITW_CONV=unfused keeps the Adds).
+// intermediate tensors (kernel::convolution_fusion_enabled(); AITW_CONV=unfused keeps the Adds). The node
+// takes the Conv's place, or the Add's where the skip is computed after the Conv.
 SummaryLine fuse_residual_adds(ox::GraphProto& g, const PassContext& c);
 // Concat (channels) -> its one consumer, a convolution of aitw's, which reads the Concat's inputs where they
 // are; then a channel Split whose outputs only such convolutions read (as input or fused skip) -> they read

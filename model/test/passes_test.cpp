@@ -414,7 +414,7 @@ TEST(AdapterPasses, FuseResidualAddsFoldsTheBottleneckAddsIntoTheirConvolution) 
   add_node(g, "Add", {"e", "z"}, {"u"});  // "e" is also a graph output: stays
   add_conv(g, "u", "f", 8, 8, 1);
   add_node(g, "Relu", {"u"}, {"r"});
-  add_node(g, "Add", {"f", "r"}, {"v"});  // the skip is computed after the convolution: stays
+  add_node(g, "Add", {"f", "r"}, {"v"});  // the skip is computed after the convolution: fused at the Add
   add_conv(g, "v", "h", 8, 8, 2);         // stride 2 of a 1x1 runs, but "h" + "h" adds a tensor to itself
   add_node(g, "Add", {"h", "h"}, {"w"});
   set_io(g.add_output(), "e", {1, 8, 16, 16});
@@ -424,9 +424,9 @@ TEST(AdapterPasses, FuseResidualAddsFoldsTheBottleneckAddsIntoTheirConvolution) 
     expect_untouched(fuse_residual_adds, g);
     return;
   }
-  EXPECT_EQ(fuse_residual_adds(g, context()), "2 residual Adds -> their convolution's output loop");
-  EXPECT_EQ(op_types(g), (Ops{"Conv", kernel::kSiLUOpType, "Conv", "Conv", "Conv", "Add", "Conv", "Relu",
-                              "Add", "Conv", "Add"}));
+  EXPECT_EQ(fuse_residual_adds(g, context()), "3 residual Adds -> their convolution's output loop");
+  EXPECT_EQ(op_types(g),
+            (Ops{"Conv", kernel::kSiLUOpType, "Conv", "Conv", "Conv", "Add", "Relu", "Conv", "Conv", "Add"}));
   const auto& b = g.node(2);
   EXPECT_EQ(b.input_size(), 3);
   EXPECT_EQ(b.input(0), "sa");
@@ -442,6 +442,15 @@ TEST(AdapterPasses, FuseResidualAddsFoldsTheBottleneckAddsIntoTheirConvolution) 
   EXPECT_TRUE(has_attr(d, kernel::kConvResidualMark));
   EXPECT_FALSE(has_attr(d, kernel::kConvActivationAttr));
   EXPECT_FALSE(has_attr(g.node(4), kernel::kConvResidualMark));
+  // The convolution whose skip comes after it moved to the Add's place, after the Relu that computes it.
+  const auto& f = g.node(7);
+  EXPECT_EQ(g.node(6).output(0), "r");
+  EXPECT_EQ(f.input(0), "u");
+  EXPECT_EQ(f.input(2), "r");
+  EXPECT_EQ(f.output(0), "v");
+  EXPECT_TRUE(has_attr(f, kernel::kConvResidualMark));
+  EXPECT_FALSE(has_attr(f, kernel::kConvActivationAttr));
+  EXPECT_EQ(g.node(8).input(0), "v");
   // Run again: nothing left to fuse, and a fused convolution never takes a second Add.
   expect_untouched(fuse_residual_adds, g);
 }

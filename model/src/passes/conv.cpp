@@ -1,5 +1,6 @@
 // aitw's convolution (kernel/conv_layer.hpp) for every Conv node, and the residual Adds of the bottlenecks
 // folded into the convolution that produces one of their operands.
+#include <cstring>
 #include <map>
 #include <optional>
 #include <set>
@@ -128,14 +129,18 @@ SummaryLine mark_convolutions(ox::GraphProto& g, const PassContext& c) {
                 kernel::conv_isa_name(kernel::conv_default_isa());
   else if (bf16)
     precision = ", bf16";
+  // (Also where a bad $AITW_PARALLEL fails the load, naming itself, rather than the first forward.)
+  const std::string loops =
+      std::strcmp(kernel::parallel_loops(), "aitw") == 0 ? "aitw's loop pool" : "OpenCV's loops";
   return std::to_string(marked) + " Conv nodes -> aitw Convolution (" + kernel::convolution_kernels_in_use() +
-         precision + ")";
+         precision + "; " + loops + ")";
 }
 
 SummaryLine fuse_residual_adds(ox::GraphProto& g, const PassContext&) {
   if (!kernel::convolution_fusion_enabled()) return std::nullopt;
   GraphIndex idx(g);
   NodeEdits edits;
+  int fused_adds = 0;
   std::unordered_set<std::string> outputs;
   for (const auto& o : g.output()) outputs.insert(o.name());
   // The fused node no longer produces `t`: nothing else may read it.
@@ -161,11 +166,14 @@ SummaryLine fuse_residual_adds(ox::GraphProto& g, const PassContext&) {
       }
       const auto& conv = g.node(ci);
       if (conv.op_type() != "Conv" || conv.output_size() != 1 || edits.replace.count(ci) ||
-          !aitw_runs(conv, idx))
+          edits.drop.count(ci) || !aitw_runs(conv, idx))
         continue;
-      // The Add's work moves to the convolution's place in the node order: the skip tensor must exist there.
+      // The fused node takes the convolution's place in the node order where the skip tensor exists there,
+      // else the Add's (after both: YOLO11's attention adds its depthwise `pe` convolution of v, which comes
+      // first, to the attention's output; OpenCV ran that Add as an Eltwise layer).
       const auto ps = idx.producer.find(skip);
-      if (ps != idx.producer.end() ? ps->second >= ci : !idx.graph_inputs.count(skip)) continue;
+      if (ps == idx.producer.end() && !idx.graph_inputs.count(skip)) continue;
+      const bool at_add = ps != idx.producer.end() && ps->second >= ci;
       ox::NodeProto fused = conv;
       fused.add_input(skip);
       fused.set_output(0, add.output(0));
@@ -177,15 +185,15 @@ SummaryLine fuse_residual_adds(ox::GraphProto& g, const PassContext&) {
         a->set_s("silu");
         edits.drop.insert(silu);
       }
-      edits.drop.insert(ai);
-      edits.replace[ci] = std::move(fused);
+      edits.drop.insert(at_add ? ci : ai);
+      edits.replace[at_add ? ai : ci] = std::move(fused);
+      ++fused_adds;
       break;
     }
   }
-  if (edits.replace.empty()) return std::nullopt;
-  const std::size_t fused = edits.replace.size();
+  if (fused_adds == 0) return std::nullopt;
   edits.apply(g);
-  return std::to_string(fused) + " residual Adds -> their convolution's output loop";
+  return std::to_string(fused_adds) + " residual Adds -> their convolution's output loop";
 }
 
 SummaryLine read_concats_and_splits_in_place(ox::GraphProto& g, const PassContext&) {

@@ -42,6 +42,10 @@ void conv_force_winograd_rows(std::optional<int> rows);
 // (conv_avx512_fma_width_ratio); $AITW_AVX512_FMA=full|half overrides it (std::invalid_argument naming the
 // variable for any other value). True on CPUs without AVX-512, where it decides nothing.
 bool conv_avx512_full_width();
+// Where aitw's layers run their parallel loops: "aitw" (its loop pool, src/parallel.cpp: the default) or
+// "opencv" (OpenCV's parallel backend, TBB), from $AITW_PARALLEL; std::invalid_argument naming the variable
+// for any other value. The adapter's load log says which.
+const char* parallel_loops();
 // The time of a run of 512-bit FMAs over the same count of 256-bit ones (the best of several tries): ~1 where
 // they are full width, ~2 where half; 0 without AVX-512. For conv_avx512_full_width and the logs.
 double conv_avx512_fma_width_ratio();
