@@ -95,8 +95,9 @@ class LoopPool {
     // done takes the next unclaimed chunk of the others' shares.
     for (int p = 0; p < threads; ++p) {
       // (next_ first: a claimant of the loop before that reads the new end must fail its claim.)
-      next_[p].v.store((static_cast<std::uint64_t>(e) << 32) | static_cast<std::uint32_t>(p * chunks / threads),
-                       std::memory_order_release);
+      next_[p].v.store(
+          (static_cast<std::uint64_t>(e) << 32) | static_cast<std::uint32_t>(p * chunks / threads),
+          std::memory_order_release);
       ends_[p].v.store(static_cast<std::uint32_t>((p + 1) * chunks / threads), std::memory_order_release);
     }
     epoch_.store(e, std::memory_order_seq_cst);
@@ -229,7 +230,8 @@ namespace aitw::kernel::detail {
 
 bool loop_pool_run(const cv::Range& range, double stripes, void (*fn)(void*, const cv::Range&), void* ctx) {
   if (!pool_enabled()) return false;
-  if (t_in_loop || range.end - range.start <= 1) {  // a loop inside a stripe (or of one index) runs where it is
+  if (t_in_loop ||
+      range.end - range.start <= 1) {  // a loop inside a stripe (or of one index) runs where it is
     if (range.end > range.start) fn(ctx, range);
     return true;
   }

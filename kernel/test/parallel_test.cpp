@@ -52,7 +52,8 @@ double process_cpu_seconds() {
 }
 
 TEST(ParallelFor, EveryIndexRunsOnceForAnyThreadsAndStripes) {
-  if (!backend_is_valid()) GTEST_SKIP() << "ParallelFor.ABadBackendIsRefused covers AITW_PARALLEL=" << backend();
+  if (!backend_is_valid())
+    GTEST_SKIP() << "ParallelFor.ABadBackendIsRefused covers AITW_PARALLEL=" << backend();
   for (const int threads : {1, 2, 3, 4})
     for (const int n : {0, 1, 2, 3, 7, 64, 1000})
       for (const double stripes : {-1.0, 1.0, 3.0, 1000.0}) {
@@ -68,8 +69,8 @@ TEST(ParallelFor, EveryIndexRunsOnceForAnyThreadsAndStripes) {
             stripes);
         EXPECT_EQ(bad.load(), 0) << threads << " threads, n " << n << ", stripes " << stripes;
         for (int i = 0; i < n; ++i)
-          ASSERT_EQ(hits[i].load(), 1) << "index " << i << ", " << threads << " threads, n " << n << ", stripes "
-                                       << stripes;
+          ASSERT_EQ(hits[i].load(), 1)
+              << "index " << i << ", " << threads << " threads, n " << n << ", stripes " << stripes;
       }
 }
 
@@ -77,7 +78,8 @@ TEST(ParallelFor, EveryIndexRunsOnceForAnyThreadsAndStripes) {
 // little longer: the loop takes all of them side by side, and never more (a worker left over from a larger
 // count sits out). OpenCV's TBB backend gives a loop no more threads than the machine has cores: 2 there.
 TEST(ParallelFor, StripesRunSideBySideOnAsManyThreadsAsOpenCvIsGiven) {
-  if (!backend_is_valid()) GTEST_SKIP() << "ParallelFor.ABadBackendIsRefused covers AITW_PARALLEL=" << backend();
+  if (!backend_is_valid())
+    GTEST_SKIP() << "ParallelFor.ABadBackendIsRefused covers AITW_PARALLEL=" << backend();
   if (backend() == "opencv" && std::thread::hardware_concurrency() < 2) GTEST_SKIP() << "one core";
   for (const int threads : backend() == "aitw" ? std::vector<int>{3, 2} : std::vector<int>{2}) {
     Threads t(threads);
@@ -107,7 +109,8 @@ TEST(ParallelFor, StripesRunSideBySideOnAsManyThreadsAsOpenCvIsGiven) {
 }
 
 TEST(ParallelFor, AnExceptionReachesTheCallerAndTheLoopsAfterItRun) {
-  if (!backend_is_valid()) GTEST_SKIP() << "ParallelFor.ABadBackendIsRefused covers AITW_PARALLEL=" << backend();
+  if (!backend_is_valid())
+    GTEST_SKIP() << "ParallelFor.ABadBackendIsRefused covers AITW_PARALLEL=" << backend();
   Threads t(2);
   for (int round = 0; round < 3; ++round) {
     try {
@@ -128,7 +131,8 @@ TEST(ParallelFor, AnExceptionReachesTheCallerAndTheLoopsAfterItRun) {
 }
 
 TEST(ParallelFor, ALoopInsideAStripeRunsEveryIndex) {
-  if (!backend_is_valid()) GTEST_SKIP() << "ParallelFor.ABadBackendIsRefused covers AITW_PARALLEL=" << backend();
+  if (!backend_is_valid())
+    GTEST_SKIP() << "ParallelFor.ABadBackendIsRefused covers AITW_PARALLEL=" << backend();
   Threads t(2);
   std::vector<std::atomic<int>> hits(32 * 16);
   parallel_for(cv::Range(0, 32), [&](const cv::Range& r) {
@@ -142,7 +146,8 @@ TEST(ParallelFor, ALoopInsideAStripeRunsEveryIndex) {
 
 // Several networks' forwards at once (the pipeline's --nets, serve's models): each calling thread's loops.
 TEST(ParallelFor, LoopsOfSeveralThreadsAtOnceEachRunEveryIndex) {
-  if (!backend_is_valid()) GTEST_SKIP() << "ParallelFor.ABadBackendIsRefused covers AITW_PARALLEL=" << backend();
+  if (!backend_is_valid())
+    GTEST_SKIP() << "ParallelFor.ABadBackendIsRefused covers AITW_PARALLEL=" << backend();
   Threads t(2);
   std::atomic<int> wrong{0};
   std::vector<std::thread> callers;
@@ -165,7 +170,8 @@ TEST(ParallelFor, LoopsOfSeveralThreadsAtOnceEachRunEveryIndex) {
 // Between loops the workers spin for at most a few hundred microseconds, then sleep: 200 ms of an idle
 // pool cost far less than 200 ms of CPU.
 TEST(ParallelFor, AnIdlePoolSleeps) {
-  if (!backend_is_valid()) GTEST_SKIP() << "ParallelFor.ABadBackendIsRefused covers AITW_PARALLEL=" << backend();
+  if (!backend_is_valid())
+    GTEST_SKIP() << "ParallelFor.ABadBackendIsRefused covers AITW_PARALLEL=" << backend();
   Threads t(2);
   std::atomic<int> sum{0};
   parallel_for(cv::Range(0, 64), [&](const cv::Range& r) { sum += r.end - r.start; });
