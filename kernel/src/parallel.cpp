@@ -57,26 +57,25 @@ std::mutex pool_mutex;                // the caller of the pool's loop holds it
 
 class LoopPool {
  public:
-  ~LoopPool() {
-    stop_.store(true);
-    epoch_.fetch_add(1);
-    wake();
-    for (std::thread& t : threads_) t.join();
-  }
-
   bool run(const cv::Range& range, double stripes, void (*fn)(void*, const cv::Range&), void* ctx) {
     const int n = range.end - range.start;
-    if (n <= 0) return true;
-    if (t_in_loop || n == 1) {  // a loop inside a stripe (or of one index) runs where it is
-      fn(ctx, range);
-      return true;
-    }
     const int threads = std::min(cv::getNumThreads(), kMaxThreads);
     if (threads <= 1) return false;
     // Chunks: the stripes asked for (one per index by default, cv::parallel_for_'s rule), at most 16 per
-    // thread: each costs an atomic claim.
+    // thread: each costs an atomic claim. One chunk runs where it is, as OpenCV runs one stripe.
     int chunks = stripes > 0 ? static_cast<int>(std::min<double>(n, std::max(1., stripes + 0.5))) : n;
     chunks = std::min(chunks, 16 * threads);
+    if (chunks <= 1) {
+      t_in_loop = true;
+      try {
+        fn(ctx, range);
+      } catch (...) {
+        t_in_loop = false;
+        throw;
+      }
+      t_in_loop = false;
+      return true;
+    }
     try {
       grow(threads - 1);
     } catch (...) {  // no thread could be started: OpenCV's backend takes the loop
@@ -87,21 +86,22 @@ class LoopPool {
     begin_ = range.start;
     n_ = n;
     chunks_ = chunks;
-    parts_.store(threads, std::memory_order_relaxed);
     error_ = nullptr;
     done_.store(0, std::memory_order_relaxed);
-    const std::uint32_t e = epoch_.load(std::memory_order_relaxed) + 1;
-    // Each thread's share of the chunks, contiguous (neighbouring bands stay on one core); a thread that is
-    // done takes the next unclaimed chunk of the others' shares.
+    const bool more_threads = threads > last_parts_;  // workers that sat the last loops out may be wanted
+    last_parts_ = threads;
+    parts_.store(threads, std::memory_order_relaxed);
+    const std::uint64_t e = epoch_.load(std::memory_order_relaxed) + 1;
+    // Each thread's share of the chunks, contiguous (neighbouring bands stay on one core), the caller's
+    // rounded up (it is awake); a thread that is done takes the next unclaimed chunk of the others' shares.
     for (int p = 0; p < threads; ++p) {
       // (next_ first: a claimant of the loop before that reads the new end must fail its claim.)
-      next_[p].v.store(
-          (static_cast<std::uint64_t>(e) << 32) | static_cast<std::uint32_t>(p * chunks / threads),
-          std::memory_order_release);
-      ends_[p].v.store(static_cast<std::uint32_t>((p + 1) * chunks / threads), std::memory_order_release);
+      next_[p].v.store(claim_word(e, share_start(p, chunks, threads)), std::memory_order_release);
+      ends_[p].v.store(static_cast<std::uint32_t>(share_start(p + 1, chunks, threads)),
+                       std::memory_order_release);
     }
     epoch_.store(e, std::memory_order_seq_cst);
-    if (sleepers_.load(std::memory_order_seq_cst) > 0) wake();
+    if (more_threads || sleepers_.load(std::memory_order_seq_cst) > 0) wake();
     t_in_loop = true;
     work(e, 0, threads);
     t_in_loop = false;
@@ -117,24 +117,32 @@ class LoopPool {
   }
 
  private:
-  static constexpr int kMaxThreads = 64;
+  static constexpr int kMaxThreads = 64;  // chunks <= 16 * 64: 16 bits of the claim word
+  static constexpr std::uint64_t kEpochBits = 48;
   struct alignas(64) Next {
-    std::atomic<std::uint64_t> v{0};  // (epoch, next chunk of this share)
+    std::atomic<std::uint64_t> v{0};  // claim_word(epoch, next chunk of this share)
   };
   struct alignas(64) End {
     std::atomic<std::uint32_t> v{0};  // one past this share's last chunk
   };
 
+  static std::uint64_t claim_word(std::uint64_t epoch, int chunk) {
+    return (epoch << (64 - kEpochBits)) | static_cast<std::uint64_t>(chunk);
+  }
+  static std::uint64_t claim_epoch(std::uint64_t word) { return word >> (64 - kEpochBits); }
+  static int share_start(int p, int chunks, int threads) { return (p * chunks + threads - 1) / threads; }
+
   // Participant `self` of loop e claims the chunks of its own share, then of the others'. A worker that wakes
   // after loop e has ended (or while a later one runs) claims nothing: a claim is a compare-and-swap on
-  // (epoch, next chunk).
-  void work(std::uint32_t e, int self, int parts) {
+  // (epoch, next chunk), the epoch's low 48 bits (a worker would have to stall through 2^48 loops).
+  void work(std::uint64_t e, int self, int parts) {
+    const std::uint64_t tag = claim_epoch(claim_word(e, 0));
     for (int k = 0; k < parts; ++k) {
       const int p = (self + k) % parts;
       std::uint64_t w = next_[p].v.load(std::memory_order_acquire);
       for (;;) {
-        if ((w >> 32) != e) return;  // loop e is over
-        const auto c = static_cast<std::uint32_t>(w);
+        if (claim_epoch(w) != tag) return;  // loop e is over
+        const auto c = static_cast<std::uint32_t>(w & 0xffff);
         if (c >= ends_[p].v.load(std::memory_order_acquire)) break;
         if (!next_[p].v.compare_exchange_weak(w, w + 1, std::memory_order_acq_rel, std::memory_order_acquire))
           continue;
@@ -161,52 +169,65 @@ class LoopPool {
   void grow(int workers) {
     while (static_cast<int>(threads_.size()) < workers) {
       // The epoch before the next loop's: a worker that starts after that loop is published still takes it.
+      // The threads are never joined: the pool lives as long as the process (loop_pool_run).
       const int id = static_cast<int>(threads_.size());
-      const std::uint32_t seen = epoch_.load(std::memory_order_relaxed);
+      const std::uint64_t seen = epoch_.load(std::memory_order_relaxed);
       threads_.emplace_back([this, id, seen] { worker(id, seen); });
+      threads_.back().detach();
     }
   }
 
-  void worker(int id, std::uint32_t seen) {
+  // Until a loop later than `seen`: spinning, then yielding, then asleep.
+  std::uint64_t wait_for_loop(std::uint64_t seen) {
+    std::uint64_t e;
+    auto t0 = std::chrono::steady_clock::now();
+    for (int i = 1; (e = epoch_.load(std::memory_order_acquire)) == seen; ++i) {
+      if (i % 64) {
+        cpu_relax();
+        continue;
+      }
+      const auto idle = std::chrono::steady_clock::now() - t0;
+      if (idle > kPause) std::this_thread::yield();  // another thread may want this core meanwhile
+      if (idle > kSpin) {
+        // Asleep: a caller that stores the next epoch and then sees no sleeper is seen here (both
+        // sequentially consistent), and one that sees a sleeper notifies under the lock.
+        std::unique_lock<std::mutex> lock(sleep_mutex_);
+        sleepers_.fetch_add(1, std::memory_order_seq_cst);
+        sleep_.wait(lock, [&] { return epoch_.load(std::memory_order_seq_cst) != seen; });
+        sleepers_.fetch_sub(1, std::memory_order_seq_cst);
+        t0 = std::chrono::steady_clock::now();
+      }
+    }
+    return e;
+  }
+
+  [[noreturn]] void worker(int id, std::uint64_t seen) {
 #ifdef __linux__
     pthread_setname_np(pthread_self(), "aitw-loop");
 #endif
     for (;;) {
-      std::uint32_t e;
-      auto t0 = std::chrono::steady_clock::now();
-      for (int i = 1; (e = epoch_.load(std::memory_order_acquire)) == seen; ++i) {
-        if (i % 64) {
-          cpu_relax();
-          continue;
-        }
-        const auto idle = std::chrono::steady_clock::now() - t0;
-        if (idle > kPause) std::this_thread::yield();  // another thread may want this core meanwhile
-        if (idle > kSpin) {
-          // Asleep: a caller that stores the next epoch and then sees no sleeper is seen here (both
-          // sequentially consistent), and one that sees a sleeper notifies under the lock.
-          std::unique_lock<std::mutex> lock(sleep_mutex_);
-          sleepers_.fetch_add(1, std::memory_order_seq_cst);
-          sleep_.wait(lock, [&] { return epoch_.load(std::memory_order_seq_cst) != seen; });
-          sleepers_.fetch_sub(1, std::memory_order_seq_cst);
-          t0 = std::chrono::steady_clock::now();
-        }
-      }
+      const std::uint64_t e = wait_for_loop(seen);
       seen = e;
-      if (stop_.load()) return;
-      // Workers past this loop's count (cv::setNumThreads lowered since they started) sit it out.
       const int parts = parts_.load(std::memory_order_relaxed);
-      if (id + 1 >= parts) continue;
+      if (id + 1 >= parts) {
+        // cv::setNumThreads was lowered since this worker started: it sleeps through the loops until one
+        // wants it (run() wakes the workers when the count grows), then takes that loop.
+        std::unique_lock<std::mutex> lock(sleep_mutex_);
+        sleep_.wait(lock, [&] { return parts_.load(std::memory_order_relaxed) > id + 1; });
+        continue;
+      }
       t_in_loop = true;
       work(e, id + 1, parts);
       t_in_loop = false;
     }
   }
 
-  std::atomic<bool> stop_{false};
-  std::atomic<std::uint32_t> epoch_{0};
+  std::atomic<std::uint64_t> epoch_{0};
   Next next_[kMaxThreads];
   End ends_[kMaxThreads];
-  std::atomic<int> parts_{0}, done_{0}, sleepers_{0};
+  alignas(64) std::atomic<int> done_{0};  // written once a chunk: a line of its own
+  alignas(64) std::atomic<int> parts_{0}, sleepers_{0};
+  int last_parts_ = 0;  // the caller's (under pool_mutex)
   void (*fn_)(void*, const cv::Range&) = nullptr;
   void* ctx_ = nullptr;
   int begin_ = 0, n_ = 0, chunks_ = 1;
@@ -242,7 +263,8 @@ bool loop_pool_run(const cv::Range& range, double stripes, void (*fn)(void*, con
   // 76.3 / 75.6; waiting for the pool instead 67.6 / 60.9 / 54.1 (the waiter sleeps, wakes, and often finds
   // the pool taken again); on OpenCV's backend 68.5 / 74.6 / 77.9; and a pool per calling thread (4 threads
   // on 2 cores) 67.6 / 78.0 / 74.7 against 82.3 / 84.8 / 87.5.
-  static LoopPool pool;
+  // Never destroyed: a forward may still run while the process exits, and its workers just stop with it.
+  static LoopPool& pool = *new LoopPool;
   std::unique_lock<std::mutex> lock(pool_mutex, std::try_to_lock);
   if (!lock.owns_lock()) {
     t_in_loop = true;  // its own loops inside run where they are too

@@ -43,6 +43,10 @@ void parallel_for(const cv::Range& range, Body&& body, double nstripes = -1.0) {
 #ifdef AITW_TSAN_ANNOTATE
   char start = 0, done = 0;
   __tsan_release(&start);
+  struct AcquireAtEnd {  // also when a stripe's exception leaves the loop
+    char* p;
+    ~AcquireAtEnd() { __tsan_acquire(p); }
+  } acquire_done{&done};
   auto run = [&](const cv::Range& r) {
     __tsan_acquire(&start);
     body(r);
@@ -55,9 +59,6 @@ void parallel_for(const cv::Range& range, Body&& body, double nstripes = -1.0) {
   const auto call = [](void* ctx, const cv::Range& r) { (*static_cast<Run*>(ctx))(r); };
   if (!detail::loop_pool_run(range, nstripes, call, const_cast<void*>(static_cast<const void*>(&run))))
     cv::parallel_for_(range, run, nstripes);
-#ifdef AITW_TSAN_ANNOTATE
-  __tsan_acquire(&done);
-#endif
 }
 
 }  // namespace aitw::kernel
