@@ -160,6 +160,29 @@ TEST(CliDetect, ConvIsaEnvPinsTheKernelLevel) {
   EXPECT_NE(srv.err.find("aitw serve: AITW_CONV_ISA=sse9: not a kernel level"), std::string::npos) << srv.err;
 }
 
+TEST(CliDetect, ParallelEnvChoosesWhereTheLoopsRun) {
+  // AITW_PARALLEL: aitw's loop pool by default, OpenCV's backend with `opencv`; the load log says which, and
+  // the detections are the same. (AITW_CONV cleared as above: its convolution entry is the log line.)
+  for (const std::string v : {"", "aitw", "opencv"}) {
+    const auto p = run("detect --model yolo11n " + kBus, "AITW_CONV= AITW_PARALLEL=" + v);
+    ASSERT_EQ(p.exit_code, 0) << v << ": " << p.err;
+    EXPECT_NE(p.err.find(v == "opencv" ? "; OpenCV's loops)" : "; aitw's loop pool)"), std::string::npos)
+        << v << ": " << p.err;
+    ASSERT_EQ(p.lines.size(), 1u) << v;
+    EXPECT_EQ(count_classes(p.lines[0]), (std::map<std::string, int>{{"person", 4}, {"bus", 1}})) << v;
+  }
+  // Any other word fails the load (exit 2) with one line naming the variable, and `serve` refuses to start.
+  const auto bad = run("detect --model yolo11n " + kBus, "AITW_CONV= AITW_PARALLEL=tbb");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_TRUE(bad.lines.empty());
+  EXPECT_NE(bad.err.find("AITW_PARALLEL='tbb': expected aitw or opencv"), std::string::npos) << bad.err;
+  EXPECT_EQ(std::count(bad.err.begin(), bad.err.end(), '\n'), 1) << bad.err;
+  const auto srv = aitw::testing::run_command("AITW_CONV= AITW_PARALLEL=tbb timeout 20 " + kAitw +
+                                              " serve --listen 127.0.0.1:47092");
+  EXPECT_EQ(srv.exit_code, 2) << srv.err;
+  EXPECT_NE(srv.err.find("AITW_PARALLEL='tbb'"), std::string::npos) << srv.err;
+}
+
 TEST(CliDetect, TruncatedModelIsRejected) {
   const fs::path cut = fs::temp_directory_path() / "aitw_cli_truncated.onnx";
   fs::copy_file(kShared + "/models/yolo11n.onnx", cut, fs::copy_options::overwrite_existing);

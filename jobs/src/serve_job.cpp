@@ -15,9 +15,11 @@
 namespace aitw::jobs {
 
 int run_serve(ServeJob job) {
-  // A wrong $AITW_CONV_ISA would fail every Init: refuse to start instead (exit 2, naming it).
+  // A wrong $AITW_CONV_ISA or $AITW_PARALLEL would fail every Init: refuse to start instead (exit 2, naming
+  // it).
   try {
     if (kernel::aitw_convolution_active()) (void)kernel::conv_default_isa();
+    (void)kernel::parallel_loops();
   } catch (const std::exception& e) {
     std::cerr << "aitw serve: " << e.what() << "\n";
     return 2;

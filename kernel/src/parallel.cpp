@@ -50,7 +50,13 @@ bool pool_enabled() {
 // core to any other thread that wants it until kSpin, then asleep: longer than the gaps between one
 // forward's loops (a layer's own single-threaded work, OpenCV's layers between aitw's), far shorter than the
 // gap between two frames, so an idle worker leaves its core after at most kSpin.
+// Under ThreadSanitizer each atomic load of the spin costs ~100x more and only takes the cores the other
+// suites run on: the workers sleep almost at once there.
+#if defined(__SANITIZE_THREAD__)
+constexpr std::chrono::microseconds kPause{0}, kSpin{20};
+#else
 constexpr std::chrono::microseconds kPause{50}, kSpin{300};
+#endif
 
 thread_local bool t_in_loop = false;  // this thread runs a stripe of the pool's loop (or is its caller)
 std::mutex pool_mutex;                // the caller of the pool's loop holds it

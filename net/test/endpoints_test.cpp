@@ -174,6 +174,9 @@ TEST(ClientEndpoints, DrainingRefusalMovesToTheNextEndpointAtOnce) {
   cc.init = init_msg().init();
   cc.backoff_initial = 1h;
   cc.backoff_max = 2h;
+  // The real worker loads the model on this Init: under TSan that took 6.6 s on a busy host, and the default
+  // 10 s heartbeat timeout then dropped it, sending the client back to the draining one for good (1 h).
+  cc.heartbeat_timeout = 120s;
   Client client(cc, [](const v1::Result&, double) {});
   client.start();
   EXPECT_TRUE(client.wait_initialized(120s));

@@ -21,9 +21,10 @@ Detector::Detector(DetectorConfig config)
                                                             ? model::find_names_file(config_.model_path)
                                                             : config_.names_file)) {
   if (config_.threads > 0) cv::setNumThreads(config_.threads);
-  // A wrong $AITW_CONV_ISA is a load error naming it (kernel::conv_default_isa throws), not one per frame
-  // when the first network is built.
+  // A wrong $AITW_CONV_ISA or $AITW_PARALLEL is a load error naming it (kernel::conv_default_isa,
+  // kernel::parallel_loops throw), not one per frame when the first network is built.
   if (kernel::aitw_convolution_active()) (void)kernel::conv_default_isa();
+  (void)kernel::parallel_loops();
   set_classes(config_.classes);
   if (config_.fixed_input) network_for(*config_.fixed_input);
 }
