@@ -61,6 +61,17 @@ constexpr std::chrono::microseconds kPause{50}, kSpin{300};
 thread_local bool t_in_loop = false;  // this thread runs a stripe of the pool's loop (or is its caller)
 std::mutex pool_mutex;                // the caller of the pool's loop holds it
 
+// The whole range on this thread, its loops inside too (t_in_loop, restored also when fn throws).
+bool run_here(void (*fn)(void*, const cv::Range&), void* ctx, const cv::Range& range) {
+  struct Restore {
+    bool was = t_in_loop;
+    ~Restore() { t_in_loop = was; }
+  } restore;
+  t_in_loop = true;
+  fn(ctx, range);
+  return true;
+}
+
 class LoopPool {
  public:
   bool run(const cv::Range& range, double stripes, void (*fn)(void*, const cv::Range&), void* ctx) {
@@ -71,17 +82,7 @@ class LoopPool {
     // thread: each costs an atomic claim. One chunk runs where it is, as OpenCV runs one stripe.
     int chunks = stripes > 0 ? static_cast<int>(std::min<double>(n, std::max(1., stripes + 0.5))) : n;
     chunks = std::min(chunks, 16 * threads);
-    if (chunks <= 1) {
-      t_in_loop = true;
-      try {
-        fn(ctx, range);
-      } catch (...) {
-        t_in_loop = false;
-        throw;
-      }
-      t_in_loop = false;
-      return true;
-    }
+    if (chunks <= 1) return run_here(fn, ctx, range);
     try {
       grow(threads - 1);
     } catch (...) {  // no thread could be started: OpenCV's backend takes the loop
@@ -272,17 +273,7 @@ bool loop_pool_run(const cv::Range& range, double stripes, void (*fn)(void*, con
   // Never destroyed: a forward may still run while the process exits, and its workers just stop with it.
   static LoopPool& pool = *new LoopPool;
   std::unique_lock<std::mutex> lock(pool_mutex, std::try_to_lock);
-  if (!lock.owns_lock()) {
-    t_in_loop = true;  // its own loops inside run where they are too
-    try {
-      fn(ctx, range);
-    } catch (...) {
-      t_in_loop = false;
-      throw;
-    }
-    t_in_loop = false;
-    return true;
-  }
+  if (!lock.owns_lock()) return run_here(fn, ctx, range);
   return pool.run(range, stripes, fn, ctx);
 }
 
