@@ -80,7 +80,7 @@ phase configure cmake --preset aarch64
 # What runs under qemu below: the test binaries of the aarch64 test preset, `aitw` (the detect smoke test) and
 # the forward benchmark started once; the kernel benchmark is cross-built. The end-to-end suites (CLI, golden, fault, accuracy) run natively only, so
 # their binaries are not cross-built here (a third of the build; `cmake --build --preset aarch64` builds all).
-targets=(aitw aitw_kernel_test aitw_model_test aitw_net_test aitw_datasets_test aitw_pipeline_test
+targets=(aitw aitw_kernel_test aitw_parallel_test aitw_model_test aitw_net_test aitw_datasets_test aitw_pipeline_test
          aitw_s3_test aitw_kernel_bench aitw_forward_bench)
 phase build cmake --build --preset aarch64 --parallel "$(nproc)" --target "${targets[@]}"
 phase neon neon_check
