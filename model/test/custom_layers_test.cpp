@@ -409,7 +409,8 @@ TEST(CustomLayers, SameSizeMaxPoolIsExactlyOpenCvsOnOddShapes) {
                               {random({1, 2, 1, 17}), 5},
                               {random({1, 2, 13, 1}), 3},
                               {random({2, 5, 9, 11}), 3},
-                              {random({1, 3, 20, 23}), 7}});
+                              {random({1, 3, 20, 23}), 7},
+                              {random({1, 2, 6, 29}), 5}});  // rows of 16 + 8 + 4 + 1 (the column strips)
 }
 
 // kMaxPoolChainOpType with `length` outputs: each the k x k pool of the one before.
