@@ -82,6 +82,13 @@ inline __attribute__((always_inline)) V activate(V v, int act) {
 template <int kNV>
 inline __attribute__((always_inline)) void tile_store(const aitw::kernel::conv_detail::TileJob& j,
                                                       V (&acc)[kCoBlock][kNV]) {
+  // The job's fields in locals: the stores go through float pointers, which may alias the job, so GCC
+  // reloaded j.activation (and the pointers) after each store and tested it again before each vector (1x1
+  // bf16 tile: 248 jumps -> 26). YOLO11n, 2 threads, Zen 5 VM, alternated forwards: bf16 0.950 / 0.981 (7 /
+  // 15 rounds; per-layer sums 0.970), fp32 level (1.003 / 0.991).
+  const int act = j.activation;
+  float* const out = j.out;
+  const std::ptrdiff_t oc = j.out_channel;
 #ifdef AITW_TILE_STORE_PAIRS
   // TileJob::pairs_out (the bf16 file's tiles): channels c and c + 1 of each vector of pixels as one vector
   // of pairs, pack_pairs' rounding and layout.
@@ -90,26 +97,25 @@ inline __attribute__((always_inline)) void tile_store(const aitw::kernel::conv_d
     for (int c = 0; c < kCoBlock; c += 2)
 #pragma GCC unroll 4
       for (int v = 0; v < kNV; ++v)
-        store_pair_vector(j.out + (c / 2) * j.out_channel + v * kLanes, activate(acc[c][v], j.activation),
-                          activate(acc[c + 1][v], j.activation));
+        store_pair_vector(out + (c / 2) * oc + v * kLanes, activate(acc[c][v], act),
+                          activate(acc[c + 1][v], act));
     return;
   }
 #endif
-  if (j.residual) {
+  if (const float* const res = j.residual) {
 #pragma GCC unroll 16
     for (int c = 0; c < kCoBlock; ++c)
 #pragma GCC unroll 4
       for (int v = 0; v < kNV; ++v) {
-        const std::ptrdiff_t o = c * j.out_channel + v * kLanes;
-        store(j.out + o, activate(acc[c][v], j.activation) + load(j.residual + o));
+        const std::ptrdiff_t o = c * oc + v * kLanes;
+        store(out + o, activate(acc[c][v], act) + load(res + o));
       }
     return;
   }
 #pragma GCC unroll 16
   for (int c = 0; c < kCoBlock; ++c)
 #pragma GCC unroll 4
-    for (int v = 0; v < kNV; ++v)
-      store(j.out + c * j.out_channel + v * kLanes, activate(acc[c][v], j.activation));
+    for (int v = 0; v < kNV; ++v) store(out + c * oc + v * kLanes, activate(acc[c][v], act));
 }
 
 // kNV <= kVectors vectors of pixels: a band's last tile takes only the vectors it needs.
