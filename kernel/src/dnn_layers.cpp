@@ -106,6 +106,7 @@ inline __attribute__((always_inline)) void storeu(float* p, const V& v) {
 // memory where x is). `V{} + x` is not an identity (+0 + -0 is +0): a scalar add, then the broadcast, two
 // dependent instructions in the tiles' inner loops. AitwAttention in YOLO11n's fp32 forward, 2 threads, Zen 5
 // VM, 5 alternated rounds: AVX2 clones 0.452 -> 0.376 ms, AVX-512 0.293 -> 0.284.
+//
 // Register tiles for the two products of the attention: kR rows x kMV vectors of accumulators, one pass over
 // the reduction, in a clone with FMA (8 lanes: 12 of AVX2's 16 registers; the rows' broadcasts and a vector
 // of the other operand take the rest) or with AVX-512 (16 lanes, attention_*_512). They replaced AXPY loops
@@ -500,8 +501,8 @@ AITW_TARGET_CLONES void max_pool_same(const float* in, int h, int w, int r, floa
       row_max<0>(s, w, r, t);
     }
   }
-  // The column maxima in registers, strips of 16, 8 and 4 columns, each output stored once (a copy of the
-  // first row maxima followed by loads and stores of the output: the loads waited on those stores).
+  // The column maxima in registers, strips of 16, 8 and 4 columns, each output stored once (why: the chain
+  // layer's comment below).
   for (int y = 0; y < h; ++y) {
     const int y0 = std::max(0, y - r), y1 = std::min(h - 1, y + r);
     float* o = out + static_cast<std::ptrdiff_t>(y) * w;
