@@ -8,6 +8,7 @@
 #include <map>
 #include <sstream>
 
+#include "aitw/base/read_file.hpp"
 #include "aitw/base/sha256.hpp"
 #include "aitw/model/class_names.hpp"
 #include "graph.hpp"
@@ -155,12 +156,14 @@ OnnxModel& OnnxModel::operator=(OnnxModel&&) noexcept = default;
 OnnxModel::~OnnxModel() = default;
 
 OnnxModel OnnxModel::load(const std::string& path, const std::string& fallback_names_file) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) fail(path, "cannot open file");
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  if (!f.good() && !f.eof()) fail(path, "read error");
-  return from_bytes(ss.str(), path, fallback_names_file);
+  std::optional<std::string> bytes;
+  try {
+    bytes = read_file_bytes(path);
+  } catch (const std::runtime_error&) {
+    fail(path, "read error");
+  }
+  if (!bytes) fail(path, "cannot open file");
+  return from_bytes(*bytes, path, fallback_names_file);
 }
 
 OnnxModel OnnxModel::from_bytes(const std::string& bytes, const std::string& label,

@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "aitw/base/log.hpp"
+#include "aitw/base/read_file.hpp"
 #include "aitw/base/sha256.hpp"
 #include "aitw/model/lookup.hpp"
 #include "aitw/model/onnx_model.hpp"
@@ -27,11 +28,11 @@ namespace fs = std::filesystem;
 namespace {
 
 std::string read_file(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  if (!f) return {};
-  std::ostringstream s;
-  s << f.rdbuf();
-  return s.str();
+  try {
+    return read_file_bytes(p).value_or(std::string());
+  } catch (const std::runtime_error&) {
+    return {};
+  }
 }
 
 // Written to a unique temporary name beside the target, then renamed over it: readers see the old object
@@ -85,11 +86,14 @@ class FileStore : public Store {
     check(key);
     std::error_code ec;
     if (!fs::is_regular_file(root_ / key, ec)) return std::nullopt;
-    std::ifstream f(root_ / key, std::ios::binary);
-    if (!f) throw RegistryError(describe() + ": cannot read " + key + " (access denied?)");
-    std::ostringstream s;
-    s << f.rdbuf();
-    return s.str();
+    std::optional<std::string> bytes;
+    try {
+      bytes = read_file_bytes(root_ / key);
+    } catch (const std::runtime_error& e) {
+      throw RegistryError(describe() + ": cannot read " + key + " (" + e.what() + ")");
+    }
+    if (!bytes) throw RegistryError(describe() + ": cannot read " + key + " (access denied?)");
+    return *bytes;
   }
   std::vector<std::string> list(const std::string& prefix) override {
     std::vector<std::string> keys;
