@@ -11,8 +11,7 @@ std::optional<std::string> read_file_bytes(const std::filesystem::path& path) {
   if (!f) return std::nullopt;
   // One read into a string of the file's size. Streamed through an ostringstream (as the model loader and the
   // registry did), a 12 MB model was copied at every doubling of the stream's buffer and once more out of it;
-  // under ThreadSanitizer each copy also wrote its shadow, and model loads were most of the concurrency
-  // suites' time.
+  // under ThreadSanitizer each copy also wrote its shadow (15 % of a server test's samples there).
   std::string bytes;
   std::error_code ec;
   if (std::filesystem::is_regular_file(path, ec)) {

@@ -4,9 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <map>
-#include <sstream>
 
 #include "aitw/base/read_file.hpp"
 #include "aitw/base/sha256.hpp"

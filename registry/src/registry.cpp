@@ -12,7 +12,6 @@
 #include <filesystem>
 #include <fstream>
 #include <regex>
-#include <sstream>
 
 #include "aitw/base/log.hpp"
 #include "aitw/base/read_file.hpp"

@@ -192,10 +192,10 @@ TEST_P(RegistrySuite, RemoveMovesLatestAndKeepsSharedBlobs) {
   expect_error([&] { reg.remove("det", 1); }, "unknown", RegistryError::Kind::NotFound);
 }
 
-// 15 versions = 17 keys; the s3 store lists them 4 per page (ListObjectsV2 continuation tokens: five pages,
-// the last one partial). (40 versions took ~38 s per backend under ASan, each push validating the model.)
+// 10 versions = 12 keys; the s3 store lists them 4 per page (ListObjectsV2 continuation tokens: three full
+// pages), and version 10 must sort after 9 although its key sorts before "2". Each push loads and adapts the
+// model (15 versions took 14-17 s per backend under ASan, 40 took ~38 s).
 TEST_P(RegistrySuite, ListsManyVersionsAcrossPages) {
-  // Pages of 4: 10 versions are three pages of manifests, and 10 sorts after 9 (the keys sort "10" < "2").
   Registry reg = open("max_keys=4");
   for (int i = 0; i < 10; ++i) reg.push(kYolov8, "v8", std::nullopt, {});
   const auto v = reg.versions("v8");
