@@ -68,22 +68,31 @@ Detector::Network& Detector::network_for(InputSize size) {
   model::AdaptedGraph g = model_.adapt(size, config_.adapt);
   Network n;
   n.net = model::load_net(g, model_.label());
-  n.outputs = model::forward_output_names(n.net, g);
+  n.names = model::forward_output_names(n.net, g);
+  // The input layer (OpenCV names it "_input") among the outputs: forward's std::vector<std::vector<Mat>>
+  // overload hands back headers of the net's own buffers, the input's too. The frames are preprocessed
+  // straight into that buffer, so setInput (which copies unless the data is already its own: Mat::copyTo)
+  // and the outputs (the other overload copies them into the caller's Mats) cost no 3.6 MB copy each.
+  n.names.push_back("_input");
   // One forward on a blank input: checks that the rewritten graph runs at this size and has the expected
   // level shapes, and takes the first-run allocation cost out of the first real frame.
   try {
     cv::Mat probe(std::vector<int>{1, 3, size.height, size.width}, CV_32F, cv::Scalar(114.f / 255.f));
     n.net.setInput(probe);
-    std::vector<cv::Mat> outs;
-    n.net.forward(outs, n.outputs);
+    n.net.forward(n.io, n.names);
     for (std::size_t i = 0; i < g.levels.size(); ++i) {
       const auto& lv = g.levels[i];
-      const cv::Mat& o = outs[i];
+      const cv::Mat& o = n.io[i].front();
       if (o.dims != 4 || o.size[1] != model_.head_layout().channels() ||
           o.size[2] != size.height / lv.stride || o.size[3] != size.width / lv.stride)
         throw model::ModelError("model '" + model_.label() + "': head level at stride " +
                                 std::to_string(lv.stride) + " has an unexpected output shape");
     }
+    n.input = n.io.back().front();
+    if (n.input.dims != 4 || n.input.size[0] != 1 || n.input.size[1] != 3 || n.input.size[2] != size.height ||
+        n.input.size[3] != size.width || n.input.type() != CV_32F || !n.input.isContinuous())
+      throw model::ModelError("model '" + model_.label() + "': the network's input buffer is not [1, 3, " +
+                              std::to_string(size.height) + ", " + std::to_string(size.width) + "] fp32");
   } catch (const cv::Exception& e) {
     throw model::ModelError("model '" + model_.label() + "': OpenCV DNN cannot run the rewritten graph at " +
                             std::to_string(size.height) + "x" + std::to_string(size.width) + ": " + e.what());
@@ -96,33 +105,38 @@ Detector::Network& Detector::network_for(InputSize size) {
 void Detector::prepare(const kernel::ImageView& frame, FrameWork& w) const {
   w.input = input_size_for(frame.width, frame.height);
   w.letterbox = kernel::letterbox_params(frame.width, frame.height, w.input.width, w.input.height);
-  const int shape[4] = {1, 3, w.input.height, w.input.width};
-  w.blob.create(4, shape, CV_32F);  // reallocates only when the input size changes
   w.plan.prepare(w.letterbox);
-  kernel::preprocess_letterbox(frame, w.plan, w.blob.ptr<float>());
+  w.image = frame;
+  w.preprocess_ms = 0;
 }
 
-void Detector::infer(FrameWork& w) {
-  Network& net = network_for(w.input);
-  net.net.setInput(w.blob);
-  net.net.forward(w.outs, net.outputs);
+void Detector::infer(FrameWork& w, const PostOptions* options) {
+  Network& n = network_for(w.input);
+  const auto t0 = std::chrono::steady_clock::now();
+  kernel::preprocess_letterbox(w.image, w.plan, n.input.ptr<float>());
+  w.preprocess_ms = ms_since(t0);
+  n.net.setInput(n.input);  // its own buffer: no copy
+  n.net.forward(n.io, n.names);
+  n.input = n.io.back().front();  // the same buffer unless OpenCV planned the net again
+
+  const PostOptions& o = options ? *options : post_;
+  w.candidates.clear();
+  kernel::DecodeParams dp;
+  dp.conf_threshold = o.conf;
+  dp.multi_label = config_.multi_label;
+  dp.class_mask = o.class_mask.empty() ? nullptr : o.class_mask.data();
+  const auto& levels = model_.levels();
+  for (std::size_t i = 0; i < levels.size() && i + 1 < n.io.size(); ++i) {
+    const cv::Mat& level = n.io[i].front();
+    kernel::HeadLevelView view{level.ptr<float>(), level.size[2], level.size[3], levels[i].stride};
+    kernel::decode_yolo_level(view, model_.head_layout(), dp, w.letterbox, w.candidates);
+  }
 }
 
 void Detector::finish(FrameWork& w, std::vector<kernel::Detection>& out, const PostOptions* options) const {
   const PostOptions& o = options ? *options : post_;
   auto& candidates = w.candidates;
   auto& keep = w.keep;
-  candidates.clear();
-  kernel::DecodeParams dp;
-  dp.conf_threshold = o.conf;
-  dp.multi_label = config_.multi_label;
-  dp.class_mask = o.class_mask.empty() ? nullptr : o.class_mask.data();
-  const auto& levels = model_.levels();
-  for (std::size_t i = 0; i < levels.size() && i < w.outs.size(); ++i) {
-    const cv::Mat& level = w.outs[i];
-    kernel::HeadLevelView view{level.ptr<float>(), level.size[2], level.size[3], levels[i].stride};
-    kernel::decode_yolo_level(view, model_.head_layout(), dp, w.letterbox, candidates);
-  }
   kernel::nms(candidates, {o.iou, o.max_det, false}, keep);
   out.clear();
   out.reserve(keep.size());
@@ -144,10 +158,11 @@ DetectResult Detector::detect(const cv::Mat& bgr) {
   auto t0 = std::chrono::steady_clock::now();
   prepare({bgr.data, bgr.cols, bgr.rows, static_cast<std::ptrdiff_t>(bgr.step), kernel::PixelOrder::BGR},
           work_);
-  r.ms.preprocess_ms = ms_since(t0);
+  const double plan_ms = ms_since(t0);
   t0 = std::chrono::steady_clock::now();
   infer(work_);
-  r.ms.infer_ms = ms_since(t0);
+  r.ms.preprocess_ms = plan_ms + work_.preprocess_ms;
+  r.ms.infer_ms = ms_since(t0) - work_.preprocess_ms;
   t0 = std::chrono::steady_clock::now();
   finish(work_, r.detections);
   r.ms.postprocess_ms = ms_since(t0);

@@ -69,11 +69,12 @@ struct Pipeline::Impl::Job {
   std::int64_t t_submit = 0, t_decoded = 0, t_prepared = 0, t_infer_start = 0, t_infer_end = 0;
 };
 
-// decode + preprocess and decode + NMS run as flow-graph tasks. Inference does not: a forward blocks for
-// tens of milliseconds and parallelises itself over OpenCV's own TBB arena, so running it inside a graph
-// task would pin the graph's worker (on 2 cores TBB has one) and leave OpenCV a single thread — measured:
-// 62 ms forwards instead of 35-45, and the next frame's decode waiting behind the whole forward. The
-// async_node hands each prepared frame to a dedicated thread per network and takes the result back.
+// decode + the letterbox plan and NMS run as flow-graph tasks. Inference does not (and with it the
+// preprocessing and the heads' decode, which use the network's own buffers: Detector::infer): a forward
+// blocks for tens of milliseconds and parallelises itself over OpenCV's own TBB arena, so running it inside a
+// graph task would pin the graph's worker (on 2 cores TBB has one) and leave OpenCV a single thread —
+// measured: 62 ms forwards instead of 35-45, and the next frame's decode waiting behind the whole forward.
+// The async_node hands each prepared frame to a dedicated thread per network and takes the result back.
 struct Pipeline::Impl::Graph {
   using InferNode = tbb::flow::async_node<Job*, Job*>;
   tbb::flow::graph g;
@@ -321,7 +322,7 @@ void Pipeline::Impl::run_infer(Job* j, Detector& det) {
   j->t_infer_start = now_ns();
   if (j->result.error.empty()) {
     try {
-      det.infer(j->work);
+      det.infer(j->work, j->frame.post.get());
     } catch (const std::exception& e) {
       j->result.error_cause = "infer_failed";
       j->result.error = e.what();
@@ -341,8 +342,11 @@ void Pipeline::Impl::run_finish(Job* j) {
     }
   }
   const std::int64_t t_done = now_ns();
-  r.ms = {ms_between(j->t_submit, j->t_decoded), ms_between(j->t_decoded, j->t_prepared),
-          ms_between(j->t_prepared, j->t_infer_start), ms_between(j->t_infer_start, j->t_infer_end),
+  // The preprocessing runs in the inference stage, into the network's own input buffer (Detector::infer):
+  // it counts as preprocessing, not inference.
+  const double pre = j->work.preprocess_ms;
+  r.ms = {ms_between(j->t_submit, j->t_decoded), ms_between(j->t_decoded, j->t_prepared) + pre,
+          ms_between(j->t_prepared, j->t_infer_start), ms_between(j->t_infer_start, j->t_infer_end) - pre,
           ms_between(j->t_infer_end, t_done)};
   r.e2e_ms = ms_between(r.capture_ns, t_done);
   r.infer_start_ns = j->t_infer_start;

@@ -3,7 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <deque>
+#include <functional>
 #include <mutex>
+#include <set>
 
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
@@ -118,17 +121,22 @@ TEST(Pipeline, LatestWinsCountsEveryReplacedFrame) {
 
 TEST(Pipeline, LatestWinsIsPerTagAndTagsTakeTurns) {
   // Callers sharing a pipeline (the server's sessions, told apart by tag) never drop each other's frames:
-  // a newer frame replaces only its own tag's parked one, and parked tags are admitted in arrival order.
+  // a newer frame replaces only its own tag's parked one and keeps that tag's turn, and parked tags are
+  // admitted in arrival order. When the one job is recycled depends on how fast inference runs against the
+  // submit loop (under TSan both crawl), so the outcome is checked against the policy, not one timing: it
+  // must be what the policy produces for some moments of recycling.
   Collector c;
   const FrameIn f = jpeg_frame(camera_frame(), 0);
   Pipeline p(config(1), c.callback());
   constexpr std::uint64_t kTags = 6;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> submitted;  // {tag, frame_id}
   for (std::uint64_t round = 0; round < 4; ++round)
     for (std::uint64_t tag = 1; tag <= kTags; ++tag) {
       FrameIn copy = f;
       copy.tag = tag;
       copy.frame_id = round * 100 + tag;
-      p.submit(std::move(copy));  // far faster than inference: all but the first frame are parked
+      submitted.emplace_back(tag, copy.frame_id);
+      p.submit(std::move(copy));  // far faster than inference: most frames are parked
     }
   p.wait_idle();
   const auto s = p.stats();
@@ -136,18 +144,69 @@ TEST(Pipeline, LatestWinsIsPerTagAndTagsTakeTurns) {
   EXPECT_EQ(s.processed + s.errors + s.dropped, s.offered);
   ASSERT_EQ(c.results.size(), s.offered);
   std::vector<std::uint64_t> processed_order;
+  std::set<std::uint64_t> dropped;
   for (const auto& r : c.results) {
     if (r.error_cause == "dropped") {
       EXPECT_LT(r.frame_id, 300u) << "a tag's last frame was dropped";
+      dropped.insert(r.frame_id);
     } else {
       EXPECT_TRUE(r.error.empty()) << r.error;
       processed_order.push_back(r.frame_id);
     }
   }
-  // Tag 1's first frame went straight in; then each tag's freshest frame, in the order the tags parked.
-  const std::vector<std::uint64_t> expected{1, 302, 303, 304, 305, 306, 301};
-  EXPECT_EQ(processed_order, expected);
-  EXPECT_EQ(s.dropped, 4 * kTags - expected.size());
+  EXPECT_EQ(s.dropped, dropped.size());
+  EXPECT_GE(s.dropped, 12u) << "the loop is far faster than inference: most frames are replaced";
+
+  // The policy, one job: a frame is admitted when the job is free, else parked (replacing its tag's parked
+  // frame in place, or queued last); a recycled job takes the oldest-parked tag's frame. Search the moments
+  // the job is recycled for one that admits exactly `processed_order` and drops exactly `dropped`.
+  struct State {
+    std::size_t next = 0, admitted = 0;
+    bool busy = false;
+    std::deque<std::pair<std::uint64_t, std::uint64_t>> parked;
+    std::set<std::uint64_t> dropped;
+  };
+  std::function<bool(State)> explains = [&](State st) {
+    if (st.next == submitted.size() && !st.busy)
+      return st.parked.empty() && st.admitted == processed_order.size() && st.dropped == dropped;
+    if (st.busy) {  // the running frame finishes now
+      State r = st;
+      if (r.parked.empty()) {
+        r.busy = false;
+        if (explains(r)) return true;
+      } else if (r.admitted < processed_order.size() &&
+                 r.parked.front().second == processed_order[r.admitted]) {
+        r.parked.pop_front();
+        ++r.admitted;
+        if (explains(r)) return true;
+      }
+    }
+    if (st.next == submitted.size()) return false;
+    const auto [tag, id] = submitted[st.next++];  // or the next frame is submitted first
+    if (!st.busy) {
+      if (st.admitted >= processed_order.size() || processed_order[st.admitted] != id) return false;
+      ++st.admitted;
+      st.busy = true;
+      return explains(std::move(st));
+    }
+    const auto same =
+        std::find_if(st.parked.begin(), st.parked.end(), [&](auto& q) { return q.first == tag; });
+    if (same != st.parked.end()) {
+      st.dropped.insert(same->second);
+      same->second = id;
+    } else {
+      st.parked.emplace_back(tag, id);
+    }
+    return explains(std::move(st));
+  };
+  EXPECT_TRUE(explains(State{})) << "admitted " << ::testing::PrintToString(processed_order) << ", dropped "
+                                 << ::testing::PrintToString(dropped);
+  // With the job busy through the whole loop (the common case), that is: tag 1's first frame, then each
+  // tag's freshest frame in the order the tags parked.
+  const std::vector<std::uint64_t> all_parked{1, 302, 303, 304, 305, 306, 301};
+  if (processed_order.size() == all_parked.size() && processed_order.front() == 1) {
+    EXPECT_EQ(processed_order, all_parked);
+  }
 }
 
 TEST(Pipeline, CancelWithdrawsATagsWaitingFrameOnly) {

@@ -50,10 +50,10 @@ struct FrameWork {
   kernel::LetterboxParams letterbox;
   InputSize input;
   kernel::PreprocessPlan plan;
-  cv::Mat blob;               // [1, 3, H, W] network input
-  std::vector<cv::Mat> outs;  // raw head levels
-  std::vector<kernel::Detection> candidates;
+  kernel::ImageView image;  // the frame prepare() planned: infer preprocesses it, so it must outlive infer
+  std::vector<kernel::Detection> candidates;  // decoded by infer, kept by finish
   std::vector<int> keep;
+  double preprocess_ms = 0;  // infer's preprocessing
 };
 
 // What decode + NMS keep of a frame's raw head outputs: thresholds and a class filter. The network does not
@@ -74,9 +74,12 @@ class Detector {
 
   // The stages, for the pipeline. prepare and finish only read the detector (safe from several threads
   // on different FrameWork); infer runs this detector's network (one caller at a time).
+  // prepare plans the letterbox; infer preprocesses the frame straight into the network's own input buffer,
+  // runs it and decodes the heads from its own output buffers (no copies: the next forward overwrites
+  // them, so both happen here); finish keeps the candidates (NMS). `options` replaces the detector's own
+  // thresholds and class filter when given; infer and finish take the same.
   void prepare(const kernel::ImageView& frame, FrameWork& work) const;
-  void infer(FrameWork& work);
-  // Uses work's scratch; `options` replaces the detector's own thresholds and class filter when given.
+  void infer(FrameWork& work, const PostOptions* options = nullptr);
   void finish(FrameWork& work, std::vector<kernel::Detection>& out,
               const PostOptions* options = nullptr) const;
   // The detector's options with these overrides (conf/iou/max_det <= 0: the detector's own; classes empty:
@@ -94,7 +97,9 @@ class Detector {
  private:
   struct Network {
     cv::dnn::Net net;
-    std::vector<std::string> outputs;
+    std::vector<std::string> names;        // the head levels' layers, then the input layer's
+    std::vector<std::vector<cv::Mat>> io;  // forward's headers of the net's own buffers, for `names`
+    cv::Mat input;                         // [1, 3, H, W]: the net's input buffer (io.back()[0])
   };
   Network& network_for(InputSize size);
 
