@@ -201,12 +201,8 @@ TEST(Pipeline, LatestWinsIsPerTagAndTagsTakeTurns) {
   };
   EXPECT_TRUE(explains(State{})) << "admitted " << ::testing::PrintToString(processed_order) << ", dropped "
                                  << ::testing::PrintToString(dropped);
-  // With the job busy through the whole loop (the common case), that is: tag 1's first frame, then each
-  // tag's freshest frame in the order the tags parked.
-  const std::vector<std::uint64_t> all_parked{1, 302, 303, 304, 305, 306, 301};
-  if (processed_order.size() == all_parked.size() && processed_order.front() == 1) {
-    EXPECT_EQ(processed_order, all_parked);
-  }
+  // (With the job busy through the whole loop, the common case, the only order it explains is tag 1's first
+  // frame, then each tag's freshest frame in the order the tags parked: {1, 302, 303, 304, 305, 306, 301}.)
 }
 
 TEST(Pipeline, CancelWithdrawsATagsWaitingFrameOnly) {
