@@ -98,7 +98,8 @@ int run_bench_layers(const BenchLayersOptions& options, std::ostream& out) {
     // The activations' layout (kernel::ConvLayout): which convolutions run bf16, which tensors stay bf16
     // channel pairs between them, and how many fp32 inputs the bf16 ones convert (the reorders, inside them).
     struct {
-      int bf16 = 0, fp32 = 0, pair_outputs = 0, pair_inputs = 0, converted = 0, pool_pair_outputs = 0;
+      int bf16 = 0, fp32 = 0, pair_outputs = 0, pair_inputs = 0, converted = 0, pool_pair_outputs = 0,
+          residual_pairs = 0;
     } layout;
     std::vector<std::optional<kernel::ConvLayout>> conv_layouts(per_layer.size());
     std::vector<int> pool_pairs(per_layer.size(), 0);  // SPPF's max pool chain on pairs: its outputs
@@ -111,6 +112,7 @@ int run_bench_layers(const BenchLayersOptions& options, std::ostream& out) {
       layout.pair_outputs += l->pairs_out;
       layout.pair_inputs += l->pair_inputs;
       layout.converted += l->converted_inputs;
+      layout.residual_pairs += l->residual_pairs;
     }
     const double wall_median = round_median(wall_ms);
     // stdin_rounds: `out` carries the JSON lines only; the figures go to --json.
@@ -129,7 +131,8 @@ int run_bench_layers(const BenchLayersOptions& options, std::ostream& out) {
            << (layout.pool_pair_outputs > 0
                    ? " (and " + std::to_string(layout.pool_pair_outputs) + " by max pools on pairs)"
                    : std::string())
-           << ", " << layout.pair_inputs << " inputs read as pairs; reorders: " << layout.converted
+           << ", " << layout.pair_inputs << " inputs and " << layout.residual_pairs
+           << " fused Adds' skips read as pairs; reorders: " << layout.converted
            << " fp32 inputs converted to pairs inside the bf16 convolutions that read them\n\n";
     text << std::left << std::setw(18) << "layer type" << std::right << std::setw(8) << "count"
          << std::setw(12) << "ms" << std::setw(8) << "%"
@@ -152,9 +155,11 @@ int run_bench_layers(const BenchLayersOptions& options, std::ostream& out) {
                        {"forward_ms_median", wall_median},
                        {"layers_ms_mean", total}};
       for (const auto& [ms, t] : types) j["by_type"][t] = {{"count", by_type[t].second}, {"ms", ms}};
-      j["layout"] = {{"bf16_convolutions", layout.bf16},     {"fp32_convolutions", layout.fp32},
-                     {"pair_outputs", layout.pair_outputs},  {"pair_inputs", layout.pair_inputs},
-                     {"converted_inputs", layout.converted}, {"pool_pair_outputs", layout.pool_pair_outputs}};
+      j["layout"] = {
+          {"bf16_convolutions", layout.bf16},       {"fp32_convolutions", layout.fp32},
+          {"pair_outputs", layout.pair_outputs},    {"pair_inputs", layout.pair_inputs},
+          {"converted_inputs", layout.converted},   {"pool_pair_outputs", layout.pool_pair_outputs},
+          {"residual_pairs", layout.residual_pairs}};
       // Every layer in the net's order: its name, type and mean ms (what one change moved, layer by layer).
       j["per_layer"] = nlohmann::json::array();
       for (std::size_t i = 0; i < per_layer.size(); ++i) {
@@ -165,6 +170,7 @@ int run_bench_layers(const BenchLayersOptions& options, std::ostream& out) {
           e["pair_inputs"] = l->pair_inputs;
           e["converted_inputs"] = l->converted_inputs;
           e["pairs_out"] = l->pairs_out;
+          e["residual_pairs"] = l->residual_pairs;
         }
         if (pool_pairs[i] > 0) e["pair_outputs"] = pool_pairs[i];  // a max pool chain on pairs
         j["per_layer"].push_back(std::move(e));

@@ -380,7 +380,7 @@ TEST(CliBenchLayers, ProfilesByLayerType) {
   EXPECT_EQ(fl["bf16_convolutions"], 0);
   EXPECT_TRUE(fl["fp32_convolutions"] == 87 || fl["fp32_convolutions"] == 0) << fl;
   EXPECT_EQ(fl["pair_outputs"].get<int>() + fl["pair_inputs"].get<int>() + fl["converted_inputs"].get<int>() +
-                fl["pool_pair_outputs"].get<int>(),
+                fl["pool_pair_outputs"].get<int>() + fl["residual_pairs"].get<int>(),
             0);
   if (fl["fp32_convolutions"] == 87) {
     EXPECT_NE(fp32.out.find("layout: NCHW throughout, no reorders (87 aitw convolutions, fp32)"),
@@ -393,11 +393,9 @@ TEST(CliBenchLayers, ProfilesByLayerType) {
                         "/models/yolo11n.onnx --json " + json.string());
   ASSERT_EQ(bf16.exit_code, 0) << bf16.err;
   const auto bj = take_json(json);
-  std::map<std::string, int> totals{{"bf16_convolutions", 0},
-                                    {"fp32_convolutions", 0},
-                                    {"pair_outputs", 0},
-                                    {"pair_inputs", 0},
-                                    {"converted_inputs", 0}};
+  std::map<std::string, int> totals{{"bf16_convolutions", 0}, {"fp32_convolutions", 0},
+                                    {"pair_outputs", 0},      {"pair_inputs", 0},
+                                    {"converted_inputs", 0},  {"residual_pairs", 0}};
   int pool_pairs = 0;  // SPPF's max pool chain on pairs
   for (const auto& l : bj["per_layer"]) {
     if (l.contains("pair_outputs")) {
@@ -413,6 +411,10 @@ TEST(CliBenchLayers, ProfilesByLayerType) {
     totals["pair_outputs"] += l["pairs_out"].get<bool>();
     totals["pair_inputs"] += l["pair_inputs"].get<int>();
     totals["converted_inputs"] += l["converted_inputs"].get<int>();
+    totals["residual_pairs"] += l["residual_pairs"].get<bool>();
+    if (l["residual_pairs"].get<bool>()) {
+      EXPECT_EQ(l["precision"], "bf16") << l["name"];
+    }
   }
   for (const auto& [key, value] : totals) EXPECT_EQ(bj["layout"][key], value) << key;
   EXPECT_EQ(bj["layout"]["pool_pair_outputs"], pool_pairs);
@@ -422,6 +424,8 @@ TEST(CliBenchLayers, ProfilesByLayerType) {
     EXPECT_NE(bf16.out.find("(and 3 by max pools on pairs)"), std::string::npos) << bf16.out;
     EXPECT_GT(bj["layout"]["pair_outputs"], 0);
     EXPECT_GT(bj["layout"]["converted_inputs"], 0);
+    EXPECT_GT(bj["layout"]["residual_pairs"],
+              0);  // the C3k2 bottlenecks' skips (AdaptOptions::residual_pairs)
     EXPECT_NE(bf16.out.find("reorders: " + std::to_string(bj["layout"]["converted_inputs"].get<int>()) +
                             " fp32 inputs converted to pairs"),
               std::string::npos)

@@ -897,6 +897,35 @@ TEST(ConvBf16, ChannelPairsInAndOutAreThePairsOfTheFp32Tensors) {
       EXPECT_TRUE(same_pairs(to_pairs(ref.data(), c.n, s.out_channels, oplane, out_b), got.data(), c.n,
                              s.out_channels, oplane))
           << "pairs out with a residual";
+      // The residual as pairs (residual_pairs): the output of the fp32 residual of the values they hold, bit
+      // for bit, written as floats or as pairs. An odd count's last high half is no channel: poisoned (NaN)
+      // here, it must not be read.
+      std::vector<float> skip_pairs = to_pairs(skip.ptr<float>(), c.n, s.out_channels, oplane, out_b),
+                         skip_values(static_cast<std::size_t>(c.n * out_b));
+      for (int i = 0; i < c.n; ++i)
+        for (int q = 0; q < s.out_channels; ++q)
+          for (std::ptrdiff_t p = 0; p < oplane; ++p) {
+            std::uint32_t word;
+            std::memcpy(&word, &skip_pairs[static_cast<std::size_t>(i * out_b + q / 2 * oplane + p)], 4);
+            word = q % 2 ? word & 0xffff0000u : word << 16;
+            std::memcpy(&skip_values[static_cast<std::size_t>(i * out_b + q * oplane + p)], &word, 4);
+            if (q % 2 == 0 && q + 1 == s.out_channels) {
+              word = (word >> 16) | 0x7fc00000u;
+              std::memcpy(&skip_pairs[static_cast<std::size_t>(i * out_b + q / 2 * oplane + p)], &word, 4);
+            }
+          }
+      conv.forward(in.ptr<float>(), c.n, c.h, c.w, in_b, ref.data(), out_b, ConvActivation::SiLU, ws.data(),
+                   ws.size(), skip_values.data(), out_b);
+      std::fill(got.begin(), got.end(), -7.f);
+      conv.forward(&pairs_in, 1, c.n, c.h, c.w, got.data(), out_b, ConvActivation::SiLU, ws.data(), ws.size(),
+                   skip_pairs.data(), out_b, nullptr, false, true);
+      EXPECT_EQ(got, ref) << "a residual of pairs";
+      std::fill(got.begin(), got.end(), -7.f);
+      conv.forward(parts, 2, c.n, c.h, c.w, got.data(), out_b, ConvActivation::SiLU, ws.data(), ws.size(),
+                   skip_pairs.data(), out_b, nullptr, true, true);
+      EXPECT_TRUE(same_pairs(to_pairs(ref.data(), c.n, s.out_channels, oplane, out_b), got.data(), c.n,
+                             s.out_channels, oplane))
+          << "pairs out with a residual of pairs";
     }
   }
 }
@@ -1055,6 +1084,20 @@ TEST(ConvBf16, ChannelPairsRefuseWhatTheyCannotCarry) {
   ASSERT_EQ(bf16.precision(), ConvPrecision::Bf16);
   EXPECT_NO_THROW(run(bf16, &pairs, 1, nullptr, true));
   EXPECT_NO_THROW(run(bf16, &plain, 1, res.data(), true));  // a fused Add's output as pairs
+  // A residual of pairs: a bf16 convolution with a residual, not depthwise.
+  const auto run_residual_pairs = [&](const PackedConv& conv, const float* residual) {
+    std::vector<float> ws(conv.workspace_floats(8, 8));
+    conv.forward(&plain, 1, 1, 8, 8, out.data(), 96 * 64, ConvActivation::None, ws.data(), ws.size(),
+                 residual, residual ? 96 * 64 : 0, nullptr, false, true);
+  };
+  EXPECT_NO_THROW(run_residual_pairs(bf16, res.data()));
+  EXPECT_THROW(run_residual_pairs(bf16, nullptr), std::invalid_argument);
+  EXPECT_THROW(run_residual_pairs(fp32, res.data()), std::invalid_argument);
+  PackedConv bf16_dw(dw, wd.ptr<float>(), nullptr, ConvIsa::Avx512, ConvPrecision::Bf16);
+  std::vector<float> ws_dw(bf16_dw.workspace_floats(8, 8)), out_dw(12 * 64), res_dw(12 * 64, 0.f);
+  EXPECT_THROW(bf16_dw.forward(&plain, 1, 1, 8, 8, out_dw.data(), 12 * 64, ConvActivation::None, ws_dw.data(),
+                               ws_dw.size(), res_dw.data(), 12 * 64, nullptr, false, true),
+               std::invalid_argument);
   const ConvInput odd_first[2] = {{in.ptr<float>(), 12 * 64, 5}, {in.ptr<float>(), 12 * 64, 7, true}};
   EXPECT_THROW(run(bf16, odd_first, 2, nullptr, false), std::invalid_argument);
   const ConvInput odd_count[2] = {{in.ptr<float>(), 12 * 64, 5, true}, {in.ptr<float>(), 12 * 64, 7}};
@@ -1126,6 +1169,72 @@ TEST(ConvBf16, LayersMarkedForPairsRefuseToRunFp32) {
       EXPECT_NE(std::string(e.what()).find(d2.name), std::string::npos) << e.what();
     }
   }
+}
+
+// A layer marked to read its fused Add's skip as pairs (kConvPairsInAttr's flag after the data inputs' ones),
+// the skip a channel range of a larger tensor of pairs: bit for bit the layer with an fp32 skip holding the
+// values of those pairs. Refused at load, naming the layer: a skip of pairs from an odd channel, on a layer
+// that runs fp32, or a flag count that fits neither the data inputs nor them and the skip.
+TEST(ConvBf16, ResidualOfPairsLayerInANet) {
+  if (!convolution_pairs_enabled()) GTEST_SKIP() << "no bf16 convolutions on this CPU";
+  register_dnn_layers();
+  std::mt19937 rng(67);
+  const ConvShape s = shape(8, 12, 3, 1, 1);
+  const cv::Mat w = random_mat({12, 8, 3, 3}, 0.2f, rng), b = random_mat({12}, 0.5f, rng);
+  const int h = 10, wd = 14, plane = h * wd, big = 17;  // the skip: channels 4..15 of 17
+  const cv::Mat x = random_mat({2, 8, h, wd}, 1.f, rng), whole = random_mat({2, big, h, wd}, 1.f, rng);
+  const std::vector<float> pairs = to_pairs(whole.ptr<float>(), 2, big, plane, big * plane);
+  cv::Mat skip_pairs({2, big, h, wd}, CV_32F), skip_values({2, big, h, wd}, CV_32F, cv::Scalar(0));
+  std::memcpy(skip_pairs.ptr<float>(), pairs.data(), sizeof(float) * pairs.size());
+  for (int i = 0; i < 2; ++i)
+    for (int c = 0; c < big; ++c)
+      for (int p = 0; p < plane; ++p) {
+        std::uint32_t word;
+        std::memcpy(&word, &pairs[static_cast<std::size_t>((i * big + c / 2) * plane + p)], 4);
+        word = c % 2 ? word & 0xffff0000u : word << 16;
+        std::memcpy(skip_values.ptr<float>() + (i * big + c) * plane + p, &word, 4);
+      }
+  const auto params = [&](int first, const std::vector<int>& flags, bool bf16) {
+    cv::dnn::LayerParams lp = convolution_layer_params(s, w, b, true);
+    lp.name = "skip of pairs";
+    lp.set(kConvResidualMark, 1);
+    lp.set(kConvActivationAttr, "silu");
+    const int ranges[4] = {0, -1, first, 12};
+    lp.set(kConvInputsAttr, cv::dnn::DictValue::arrayInt(ranges, 4));
+    if (bf16) lp.set(kConvPrecisionAttr, "bf16");
+    if (!flags.empty())
+      lp.set(kConvPairsInAttr, cv::dnn::DictValue::arrayInt(flags.data(), static_cast<int>(flags.size())));
+    return lp;
+  };
+  const auto run = [&](const cv::dnn::LayerParams& lp, const cv::Mat& skip) {
+    cv::dnn::Net net;
+    net.setInputsNames({"x", "skip"});
+    const int id = net.addLayer(lp.name, lp.type, const_cast<cv::dnn::LayerParams&>(lp));
+    net.connect(0, 0, id, 0);
+    net.connect(0, 1, id, 1);
+    net.setPreferableBackend(cv::dnn::DNN_BACKEND_OPENCV);
+    net.setInput(x, "x");
+    net.setInput(skip, "skip");
+    EXPECT_TRUE(is_aitw_convolution(net.getLayer(id)));
+    return net.forward().clone();
+  };
+  const cv::Mat expect = run(params(4, {}, true), skip_values),
+                got = run(params(4, {0, 1}, true), skip_pairs);
+  EXPECT_EQ(cv::norm(got, expect, cv::NORM_INF), 0.0);
+  EXPECT_GT(cv::norm(run(params(4, {}, true), whole), expect, cv::NORM_INF), 0.0) << "the skip's rounding";
+  const auto refused = [&](const cv::dnn::LayerParams& lp, const std::string& why) {
+    try {
+      auto copy = lp;
+      create_convolution_layer(copy);
+      ADD_FAILURE() << "loaded: " << why;
+    } catch (const cv::Exception& e) {
+      EXPECT_NE(std::string(e.what()).find(why), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("skip of pairs"), std::string::npos) << e.what();
+    }
+  };
+  refused(params(3, {0, 1}, true), "residual of bf16 channel pairs is read from odd channel 3");
+  refused(params(4, {0, 1}, false), "read its residual as bf16 channel pairs");
+  refused(params(4, {0, 1, 1}, true), "3 flags for 1 data inputs and a residual");
 }
 
 // int8-grid weights, as the shared models' (integers in [-127, 127] times the channel's max |w| / 127): in

@@ -23,7 +23,7 @@ AdaptedGraph OnnxModel::adapt(InputSize input, const AdaptOptions& options) cons
   auto& g = *model.mutable_graph();
   out.nodes_before = g.node_size();
   const PassContext context{label_,  impl_->input_name, metadata_.native_input, input,
-                            levels_, layout_,           options.precision};
+                            levels_, layout_,           options.precision,      options.residual_pairs};
 
   // In this order: the cut decides what the rest of the graph is (the stock tail is pruned before anything
   // looks at it); whole attention blocks are fused before the pre-scale fix, which then only finds the

@@ -22,6 +22,7 @@ struct PassContext {
   std::vector<HeadLevel> levels;  // the Detect head's raw level outputs, by stride
   kernel::HeadLayout layout;
   kernel::ConvPrecision precision = kernel::ConvPrecision::Fp32;  // AdaptOptions::precision
+  bool residual_pairs = true;                                     // AdaptOptions::residual_pairs
 };
 
 using SummaryLine = std::optional<std::string>;
@@ -74,7 +75,8 @@ SummaryLine fold_upsampling(ox::GraphProto& g, const PassContext& c);
 // With bf16 (c.precision, where the layers run it: kernel::convolution_pairs_enabled()): a convolution of
 // aitw's that runs bf16, or an fp32 depthwise 3x3 (kernel::conv_fp32_pairs), without a fused Add or
 // upscaled input, whose output (after an AitwSiLU, which it then takes as kernel::kConvActivationAttr) only
-// such convolutions read, as data at even channel offsets (per product where some inputs are upscaled), the
+// such convolutions read, as data at even channel offsets (per product where some inputs are upscaled) or,
+// with c.residual_pairs, as the fused Add's skip tensor of a bf16 one (from an even channel), the
 // writer or one reader running bf16 (not between two fp32 depthwise layers),
 // or SPPF's AitwMaxPoolChain whose outputs only such convolutions read, writes it as bf16 channel pairs
 // (kernel::kConvPairsOutAttr); they read the pairs (kernel::kConvPairsInAttr), and the chain runs on them

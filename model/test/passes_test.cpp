@@ -543,7 +543,7 @@ TEST(AdapterPasses, Bf16PairsOnlyWhereABf16ConvolutionWritesOrReadsThem) {
   }
   EXPECT_EQ(pass_bf16_pairs(g, bf16),
             "7 tensors between convolutions as bf16 channel pairs (9 convolutions read them, 3 of them fp32 "
-            "depthwise; 2 written by fp32 depthwise layers)");
+            "depthwise, 0 as their fused Add's skip; 2 written by fp32 depthwise layers)");
   EXPECT_EQ(op_types(g),
             (Ops{"Conv", "Conv", "Conv", "MaxPool", "Conv", "Conv", "Conv", "Conv", "Conv", "Conv", "Conv",
                  "Conv", "Conv", "Conv", "Conv", "Conv", "Conv", "Conv", "Conv"}));
@@ -588,9 +588,10 @@ TEST(AdapterPasses, Bf16PairsThroughSppfsMaxPoolChain) {
   set_io(g.add_output(), "v", {1, 96, 8, 8});
   const auto line = bf16_pairs_of(g);
   if (!line) return;  // no pairs on this CPU: checked to leave the graph as it is
-  EXPECT_EQ(*line,
-            "4 tensors between convolutions as bf16 channel pairs (1 convolutions read them, 0 of them fp32 "
-            "depthwise; 0 written by fp32 depthwise layers, 3 by 1 max pool chain)");
+  EXPECT_EQ(
+      *line,
+      "4 tensors between convolutions as bf16 channel pairs (1 convolutions read them, 0 of them fp32 "
+      "depthwise, 0 as their fused Add's skip; 0 written by fp32 depthwise layers, 3 by 1 max pool chain)");
   const auto by_output = nodes_by_output(g);
   EXPECT_EQ(attr_int(*by_output.at("a"), kernel::kConvPairsOutAttr, 0), 1);
   EXPECT_EQ(attr_int(*by_output.at("p0"), kernel::kPoolPairsAttr, 0), 1);
@@ -628,7 +629,7 @@ TEST(AdapterPasses, Bf16PairsIntoAnUpscaledInput) {
   if (!line) return;  // no pairs on this CPU: checked to leave the graph as it is
   EXPECT_EQ(*line,
             "1 tensors between convolutions as bf16 channel pairs (1 convolutions read them, 0 of them fp32 "
-            "depthwise; 0 written by fp32 depthwise layers)");
+            "depthwise, 0 as their fused Add's skip; 0 written by fp32 depthwise layers)");
   const auto by_output = nodes_by_output(g);
   EXPECT_EQ(attr_int(*by_output.at("u"), kernel::kConvPairsOutAttr, 0), 1);
   EXPECT_EQ(ints_of(*by_output.at("m"), kernel::kConvPairsInAttr), (std::vector<int64_t>{0, 1}));
@@ -788,6 +789,76 @@ TEST(AdapterPasses, ChainMaxPoolsMakesSppfsPoolsOneNode) {
   EXPECT_EQ(attr_int(c, kernel::kMaxPoolMark, 0), 5);
   EXPECT_EQ(attr_int(c, "outputs", 0), 3);
   expect_untouched(chain_max_pools, g);
+}
+
+// A C3k2's bottleneck (fuse_residual_adds' and read_concats_and_splits_in_place's marks): h's second half is
+// the bottleneck's input and its fused Add's skip, and h, with the bottleneck's output, the last 1x1's
+// Concat. With PassContext::residual_pairs h is written as pairs and read as pairs everywhere, the skip
+// included (its flag after the data inputs'); the residual convolution still writes fp32. Without it h stays
+// fp32. A skip from an odd channel (h2), or one a depthwise convolution adds (fp32: s), keeps its tensor
+// fp32.
+TEST(AdapterPasses, Bf16PairsAsAFusedAddsSkip) {
+  const auto build = [](ox::GraphProto& g) {
+    set_io(g.add_input(), "x", {1, 16, 8, 8});
+    const auto residual = [&](const std::vector<std::string>& inputs, const std::string& out, int cin,
+                              int cout, int k, int group, const std::vector<int64_t>& ranges) {
+      add_floats(g, out + "_w", {cout, cin / group, k, k},
+                 std::vector<float>(cout * cin / group * k * k, 0.1f));
+      std::vector<std::string> in{inputs[0], out + "_w"};
+      in.insert(in.end(), inputs.begin() + 1, inputs.end());
+      auto& n = add_node(g, "Conv", in, {out});
+      add_ints(n, "kernel_shape", {k, k});
+      if (k == 3) add_ints(n, "pads", {1, 1, 1, 1});
+      if (group > 1) add_int(n, "group", group);
+      add_int(n, kernel::kConvResidualMark, 1);
+      auto* a = n.add_attribute();
+      a->set_name(kernel::kConvActivationAttr);
+      a->set_type(ox::AttributeProto::STRING);
+      a->set_s("silu");
+      add_ints(n, kernel::kConvInputsAttr, ranges);
+    };
+    add_conv(g, "x", "h", 16, 64, 1);
+    add_floats(g, "b1_w", {32, 32, 1, 1}, std::vector<float>(32 * 32, 0.1f));
+    add_ints(add_node(g, "Conv", {"h", "b1_w"}, {"b1"}), kernel::kConvInputsAttr, {32, -1});
+    residual({"b1", "h"}, "b2", 32, 32, 3, 1, {0, -1, 32, -1});
+    add_floats(g, "cv2_w", {64, 96, 1, 1}, std::vector<float>(64 * 96, 0.1f));
+    add_ints(add_node(g, "Conv", {"h", "cv2_w", "b2"}, {"cv2"}), kernel::kConvInputsAttr, {0, -1, 0, -1});
+    add_conv(g, "x", "h2", 16, 64, 1);
+    residual({"x", "h2"}, "b3", 16, 32, 1, 1, {0, -1, 31, 32});
+    add_conv(g, "x", "s", 16, 32, 1);
+    residual({"s", "s"}, "d", 32, 32, 3, 32, {0, -1, 0, -1});
+    add_conv(g, "s", "e", 32, 32, 1);
+    for (const char* o : {"cv2", "b3"}) set_io(g.add_output(), o, {1, 64, 8, 8});
+    for (const char* o : {"d", "e"}) set_io(g.add_output(), o, {1, 32, 8, 8});
+  };
+  ox::GraphProto g, off;
+  build(g);
+  build(off);
+  const auto line = bf16_pairs_of(g);
+  if (!line) return;  // no pairs on this CPU: checked to leave the graph as it is
+  EXPECT_EQ(*line,
+            "2 tensors between convolutions as bf16 channel pairs (3 convolutions read them, 0 of them fp32 "
+            "depthwise, 1 as their fused Add's skip; 0 written by fp32 depthwise layers)");
+  const auto by_output = nodes_by_output(g);
+  for (const char* t : {"h", "b1"})
+    EXPECT_EQ(attr_int(*by_output.at(t), kernel::kConvPairsOutAttr, 0), 1) << t;
+  EXPECT_EQ(ints_of(*by_output.at("b1"), kernel::kConvPairsInAttr), (std::vector<int64_t>{1}));
+  EXPECT_EQ(ints_of(*by_output.at("b2"), kernel::kConvPairsInAttr), (std::vector<int64_t>{1, 1}));
+  EXPECT_EQ(ints_of(*by_output.at("cv2"), kernel::kConvPairsInAttr), (std::vector<int64_t>{1, 0}));
+  for (const char* t : {"b2", "cv2", "h2", "b3", "s", "d", "e"})
+    EXPECT_FALSE(has_attr(*by_output.at(t), kernel::kConvPairsOutAttr)) << t;
+  for (const char* t : {"b3", "d", "e"})
+    EXPECT_FALSE(has_attr(*by_output.at(t), kernel::kConvPairsInAttr)) << t;
+  // Off: h stays fp32, and the bottleneck's inner tensor b1 alone is pairs.
+  PassContext no_skips = bf16_context();
+  no_skips.residual_pairs = false;
+  ASSERT_TRUE(mark_convolutions(off, no_skips).has_value());
+  EXPECT_EQ(pass_bf16_pairs(off, no_skips),
+            "1 tensors between convolutions as bf16 channel pairs (1 convolutions read them, 0 of them fp32 "
+            "depthwise, 0 as their fused Add's skip; 0 written by fp32 depthwise layers)");
+  const auto off_nodes = nodes_by_output(off);
+  EXPECT_FALSE(has_attr(*off_nodes.at("h"), kernel::kConvPairsOutAttr));
+  EXPECT_EQ(ints_of(*off_nodes.at("b2"), kernel::kConvPairsInAttr), (std::vector<int64_t>{1}));
 }
 
 }  // namespace

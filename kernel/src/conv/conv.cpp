@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -636,7 +637,7 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
                          std::ptrdiff_t out_batch_stride, ConvActivation act, float* workspace,
                          std::size_t workspace_size, const float* residual,
                          std::ptrdiff_t residual_batch_stride, const ConvUpscaledAddend* addend,
-                         bool out_pairs) const {
+                         bool out_pairs, bool residual_pairs) const {
   if (ninputs < 1 || ninputs > kMaxConvInputs)
     throw std::invalid_argument("PackedConv::forward: " + std::to_string(ninputs) + " inputs, takes 1 to " +
                                 std::to_string(kMaxConvInputs));
@@ -674,6 +675,12 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
   // (Pairs in with an addend: a neck's 1x1 after an upsampling reads them as any 1x1 does.)
   if (out_pairs && addend) refuse("out take no upscaled addend");
   const KernelSet& k = kernels_for(isa_, bf16_);
+  if (residual_pairs && (!residual || !bf16_ || shape_.depthwise() || !k.add_pairs))
+    refuse(std::string("as the residual take a residual and a bf16 convolution that is not depthwise; this "
+                       "one ") +
+           (!residual ? "has no residual"
+            : bf16_   ? "is depthwise"
+                      : "runs fp32"));
   const KernelSet* kpairs = fp32_pairs ? &kernels_for(ConvIsa::Avx512, true) : bf16_ ? &k : nullptr;
   const KernelSet& kw = k.wino ? *k.wino : k;  // the Winograd path's own tiles
   const Geometry g = geometry(shape_, h, w, k.tile_px, bf16_);
@@ -699,6 +706,26 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
           "residual, on an output whose sides its factor divides");
   }
   if (g.oh <= 0 || g.ow <= 0) return;
+  if (residual_pairs && !oc_ && g.shared && g.wq != g.ow) {
+    // The residual's pairs where a unit's share is not whole output pixels (the path below; no YOLO layer):
+    // widened into the calling thread's buffer first.
+    thread_local std::vector<float> wide;
+    const std::ptrdiff_t plane = static_cast<std::ptrdiff_t>(g.oh) * g.ow,
+                         image = shape_.out_channels * plane;
+    wide.resize(static_cast<std::size_t>(n * image));
+    for (int b = 0; b < n; ++b)
+      for (int c = 0; c < shape_.out_channels; ++c) {
+        const float* p = residual + b * residual_batch_stride + (c / 2) * plane;
+        float* d = wide.data() + b * image + c * plane;
+        for (std::ptrdiff_t i = 0; i < plane; ++i) {
+          const auto u = std::bit_cast<std::uint32_t>(p[i]);
+          d[i] = std::bit_cast<float>(c % 2 ? u & 0xffff0000u : u << 16);
+        }
+      }
+    forward(inputs, ninputs, n, h, w, out, out_batch_stride, act, workspace, workspace_size, wide.data(),
+            image, nullptr, out_pairs);
+    return;
+  }
   if (out_pairs && residual && !oc_ && g.shared && g.wq != g.ow) {
     // Pairs out where a unit's share of a small image is not whole output pixels (tiles across rows with
     // dropped columns: a padded 3x3 off the tiles over output channels; no YOLO layer): fp32 into the calling
@@ -777,9 +804,12 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
     else
       split_pair(shape_, g, k, channel(2 * c), 2 * c + 1 < ci ? channel(2 * c + 1) : nullptr, h, w, row0, d);
   };
-  // out_pairs: a unit's tiles write into its thread's buffer, output channels [c0, c1) x output pixels
-  // [p0, p0 + plane), without the residual, which pairs_out then adds (the same fp32 sum as the tiles') and
-  // rounds into the output's pairs while it is in cache.
+  // out_pairs with a residual (`via`): a unit's tiles write into its thread's buffer, output channels [c0,
+  // c1) x output pixels [p0, p0 + plane), without the residual, which unit_out then adds (the same fp32 sum
+  // as the tiles'; residual_pairs widened) and rounds into the output's pairs while it is in cache. A
+  // residual of pairs with fp32 out: the tiles store their floats, then add_residual_pairs adds the unit's
+  // share in place (still in cache; the same sum, act(conv) + skip).
+  const bool via = residual && out_pairs;
   struct OutView {
     float* base;
     std::ptrdiff_t plane;
@@ -787,19 +817,31 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
     std::ptrdiff_t p0;
   };
   // The view's pixels [from, from + len) (of its plane; default all); `res`: the image's residual or null.
-  const auto pairs_out = [&](const OutView& v, int c1, float* dst, const float* res, std::ptrdiff_t from = 0,
-                             std::ptrdiff_t len = -1) {
+  // (v.c0 is even: a block's first channel.)
+  const auto unit_out = [&](const OutView& v, int c1, float* dst, const float* res, std::ptrdiff_t from = 0,
+                            std::ptrdiff_t len = -1) {
     if (len < 0) len = v.plane;
-    if (res)
+    const auto at = [&](int c) { return v.base + (c - v.c0) * v.plane + from; };
+    if (res && residual_pairs)
+      for (int c = v.c0; c < c1; c += 2)
+        k.add_pairs(at(c), c + 1 < c1 ? at(c + 1) : nullptr, res + (c / 2) * out_plane + v.p0 + from, len);
+    else if (res)
       for (int c = v.c0; c < c1; ++c) {
-        float* o = v.base + (c - v.c0) * v.plane + from;
+        float* o = at(c);
         const float* r = res + c * out_plane + v.p0 + from;
         for (std::ptrdiff_t i = 0; i < len; ++i) o[i] += r[i];
       }
     for (int c = v.c0; c < c1; c += 2)
-      k.pack_pairs(v.base + (c - v.c0) * v.plane + from,
-                   c + 1 < c1 ? v.base + (c + 1 - v.c0) * v.plane + from : nullptr, len,
-                   dst + (c / 2) * out_plane + v.p0 + from);
+      k.pack_pairs(at(c), c + 1 < c1 ? at(c + 1) : nullptr, len, dst + (c / 2) * out_plane + v.p0 + from);
+  };
+  // Channels [c0, c1) (c0 even) x output pixels [p0, p0 + len) of the fp32 output `dst`: the residual's pairs
+  // `res` added in place (residual_pairs without out_pairs; no-op otherwise).
+  const auto add_residual_pairs = [&](float* dst, const float* res, int c0, int c1, std::ptrdiff_t p0,
+                                      std::ptrdiff_t len) {
+    if (!residual_pairs || out_pairs) return;
+    for (int c = c0; c < c1; c += 2)
+      k.add_pairs(dst + c * out_plane + p0, c + 1 < c1 ? dst + (c + 1) * out_plane + p0 : nullptr,
+                  res + (c / 2) * out_plane + p0, len);
   };
 
   // `more`: with src = seg[0] on the direct path, the further inputs the kernel reads in place. `view`: null,
@@ -893,6 +935,7 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
     for (int i = 0; i < ninputs; ++i) seg[i] = inputs[i].data + b * inputs[i].batch_stride;
     float* dst = out + b * out_batch_stride;
     const float* rdst = residual ? residual + b * residual_batch_stride : nullptr;
+    const float* rtile = residual_pairs ? nullptr : rdst;  // what the tiles add (fp32 only)
     const float* za = addend ? addend->data + b * addend->batch_stride : nullptr;
     // A unit's share of the output, its tiles written: the addend and the activation while it is in cache.
     auto finish_unit = [&](int blk0, int blk1, std::ptrdiff_t p0, std::ptrdiff_t p1) {
@@ -953,7 +996,7 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
             const int ox0 = std::min(t * P, fast - P);
             j.offset = iy + S * ox0 - 1;
             j.out = orow + ox0;
-            j.residual = rdst && !view && !pairs ? rdst + row + ox0 : nullptr;
+            j.residual = rtile && !view && !pairs ? rtile + row + ox0 : nullptr;
             const bool right = S == 1 && ox0 + P == g.ow;
             tiles_for[S - 1][(ox0 == 0 ? 1 : 0) + (right ? 2 : 0)](j);
           }
@@ -961,7 +1004,7 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
             j.ix0 = S * ox - 1;
             j.offset = iy + j.ix0;
             j.out = orow + ox;
-            j.residual = rdst && !view && !pairs ? rdst + row + ox : nullptr;
+            j.residual = rtile && !view && !pairs ? rtile + row + ox : nullptr;
             k.oc_one(j);
           }
         }
@@ -995,8 +1038,11 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
               src_plane = plane;
               src_y0 = iy0;
             }
-            if (!out_pairs || !rdst) {
+            if (!via) {
               units_out(oy0 * nblk, oy1 * nblk, src, src_plane, pc, 0, src_y0, nullptr, out_pairs);
+              if (rdst)
+                add_residual_pairs(dst, rdst, 0, co, static_cast<std::ptrdiff_t>(oy0) * g.ow,
+                                   static_cast<std::ptrdiff_t>(oy1 - oy0) * g.ow);
               continue;
             }
             // With a residual: row by row through the thread's buffer, the residual added before the rounding
@@ -1007,7 +1053,7 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
             for (int oy = oy0; oy < oy1; ++oy) {
               const OutView v{obuf.data(), g.ow, 0, static_cast<std::ptrdiff_t>(oy) * g.ow};
               units_out(oy * nblk, (oy + 1) * nblk, src, src_plane, pc, 0, src_y0, &v);
-              pairs_out(v, co, dst, rdst);
+              unit_out(v, co, dst, rdst);
             }
           }
         });
@@ -1182,20 +1228,20 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
           // Pairs with a residual through the unit's buffer; without, the tiles store them.
           OutView v{nullptr, 0, b0 * CB, 0};
           const int c1 = std::min(co, b1 * CB);
-          if (out_pairs && rdst) {
+          if (via) {
             const std::ptrdiff_t q0 = few ? 0 : t0 * T, q1 = few ? out_plane : std::min(flat, t1 * T);
             if (obuf.size() < static_cast<std::size_t>((c1 - v.c0) * (q1 - q0)))
               obuf.resize(static_cast<std::size_t>((c1 - v.c0) * (q1 - q0)));
             v = {obuf.data(), q1 - q0, b0 * CB, q0};
           }
-          const OutView* view = out_pairs && rdst ? &v : nullptr;
+          const OutView* view = via ? &v : nullptr;
           auto one = [&](std::ptrdiff_t t, int blk) {
             const std::ptrdiff_t p0 = t * T;
             if (g.direct && p0 + T > flat)  // the tail: its own zero-padded copy, as a band of one tile
               run_tile(tail, T, 0, flat - p0, static_cast<int>(p0 / g.wq), blk, dst + p0 % g.wq,
-                       rdst ? rdst + p0 % g.wq : nullptr, tmp);
+                       rtile ? rtile + p0 % g.wq : nullptr, tmp);
             else
-              run_tile(ubase, ustride, p0, flat, 0, blk, dst, view ? nullptr : rdst, tmp,
+              run_tile(ubase, ustride, p0, flat, 0, blk, dst, view ? nullptr : rtile, tmp,
                        unit_pack ? 0 : more, view, out_pairs && !rdst);
           };
           if (blocks_outer) {
@@ -1206,7 +1252,11 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
               for (int blk = b0; blk < b1; ++blk) one(t, blk);
           }
           finish_unit(b0, b1, t0 * T, std::min(flat, t1 * T));
-          if (view) pairs_out(v, c1, dst, rdst);
+          if (view) unit_out(v, c1, dst, rdst);
+          if (rdst) {  // whole output pixels (g.wq == g.ow: the others widened the residual above)
+            const std::ptrdiff_t q0 = few ? 0 : t0 * T, q1 = few ? out_plane : std::min(flat, t1 * T);
+            add_residual_pairs(dst, rdst, b0 * CB, c1, q0, q1 - q0);
+          }
         }
       });
       continue;
@@ -1267,9 +1317,9 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
               }
             }
           } else {
-            // out_pairs with a residual: the unit's channels x rows through the thread's buffer, out as
-            // pairs; without, the tiles store them.
-            const bool via_buffer = out_pairs && rdst;
+            // `via`: the unit's channels x rows through the thread's buffer, out as pairs; else the tiles
+            // store them.
+            const bool via_buffer = via;
             OutView v{nullptr, static_cast<std::ptrdiff_t>(rows) * g.ow, b0 * CB,
                       static_cast<std::ptrdiff_t>(oy0) * g.ow};
             const int c1 = std::min(co, b1 * CB);
@@ -1283,19 +1333,22 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
             int packed = 0;
             for (std::ptrdiff_t t = 0; t < ntiles; ++t) {
               for (int blk = b0; blk < b1; ++blk)
-                run_tile(buf, g.channel, t * T, flat, oy0, blk, dst, via_buffer ? nullptr : rdst, tmp, 0,
+                run_tile(buf, g.channel, t * T, flat, oy0, blk, dst, via_buffer ? nullptr : rtile, tmp, 0,
                          via_buffer ? &v : nullptr, out_pairs && !rdst);
               if (!via_buffer) continue;
               int done = packed;
               while (done < rows && static_cast<std::ptrdiff_t>(done) * g.wq + g.ow <= (t + 1) * T) ++done;
               if (t + 1 == ntiles) done = rows;
               if (done > packed)
-                pairs_out(v, c1, dst, rdst, static_cast<std::ptrdiff_t>(packed) * g.ow,
-                          static_cast<std::ptrdiff_t>(done - packed) * g.ow);
+                unit_out(v, c1, dst, rdst, static_cast<std::ptrdiff_t>(packed) * g.ow,
+                         static_cast<std::ptrdiff_t>(done - packed) * g.ow);
               packed = done;
             }
             finish_unit(b0, b1, static_cast<std::ptrdiff_t>(oy0) * g.ow,
                         static_cast<std::ptrdiff_t>(oy0 + rows) * g.ow);
+            if (rdst)
+              add_residual_pairs(dst, rdst, b0 * CB, c1, static_cast<std::ptrdiff_t>(oy0) * g.ow,
+                                 static_cast<std::ptrdiff_t>(rows) * g.ow);
           }
         }
       }

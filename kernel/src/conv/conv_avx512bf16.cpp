@@ -142,6 +142,22 @@ void pack_pairs(const float* a, const float* b, std::ptrdiff_t n, float* dst) {
   }
 }
 
+// AddPairsFn: each pair's low half shifted up into a float (channel a's bf16), its high half masked (b's).
+void add_pairs(float* a, float* b, const float* pairs, std::ptrdiff_t n) {
+  const __m512i high = _mm512_set1_epi32(static_cast<int>(0xffff0000u));
+  for (std::ptrdiff_t i = 0; i < n; i += 16) {
+    const auto m = static_cast<__mmask16>(n - i >= 16 ? 0xffffu : (1u << (n - i)) - 1);
+    const __m512i p = _mm512_maskz_loadu_epi32(m, pairs + i);
+    _mm512_mask_storeu_ps(a + i, m,
+                          _mm512_add_ps(_mm512_maskz_loadu_ps(m, a + i),
+                                        _mm512_castsi512_ps(_mm512_maskz_slli_epi32(m, p, 16))));
+    if (b)
+      _mm512_mask_storeu_ps(
+          b + i, m,
+          _mm512_add_ps(_mm512_maskz_loadu_ps(m, b + i), _mm512_castsi512_ps(_mm512_and_si512(p, high))));
+  }
+}
+
 }  // namespace
 
 const KernelSet* avx512bf16_kernels() {
@@ -159,6 +175,7 @@ const KernelSet* avx512bf16_kernels() {
     set_oc_tiles<OcBf16>(k);
     k.pairs = true;
     k.pack_pairs = &pack_pairs;
+    k.add_pairs = &add_pairs;
     return k;
   }();
   return &set;

@@ -174,6 +174,9 @@ using Stride2Fn = void (*)(const float* src, int n, int avail, float* dst);
 // pair of the bf16 kernels' input. Round to nearest even (vcvtneps2bf16).
 using PackPairsFn = void (*)(const float* a, const float* b, std::ptrdiff_t n, float* dst);
 using UpAddFn = void (*)(const UpAddJob&);
+// a[i] += the float of pairs[i]'s low half, b[i] (b not null) += its high half's, i < n: a residual of bf16
+// channel pairs (pack_pairs' layout) added to two channels' fp32 sums, each widening exact.
+using AddPairsFn = void (*)(float* a, float* b, const float* pairs, std::ptrdiff_t n);
 
 struct KernelSet {
   const char* name;
@@ -212,6 +215,7 @@ struct KernelSet {
   // one. AVX2 runs it on 4 x 3 tiles (conv_avx2_wino.cpp).
   const KernelSet* wino;
   UpAddFn up_add;
+  AddPairsFn add_pairs;  // the bf16 set's (PackedConv::forward's residual_pairs); null in the others
 };
 
 // Null when the level is not compiled in (not x86-64 GCC).

@@ -32,9 +32,12 @@ class AitwConvolutionLayer : public cv::dnn::ConvolutionLayer {
                                                                                      : ConvActivation::None),
         upscale_(upscale_factors(params, ranges_.size() - (residual_ ? 1 : 0))),
         pairs_out_(params.get<int>(kConvPairsOutAttr, 0) != 0),
-        pairs_in_(pair_inputs(params, ranges_.size() - (residual_ ? 1 : 0))) {
+        pairs_in_(pair_inputs(params, ranges_.size() - (residual_ ? 1 : 0), residual_)),
+        residual_pairs_(residual_ && pairs_in_.size() == ranges_.size() && pairs_in_.back()) {
+    if (residual_ && pairs_in_.size() == ranges_.size()) pairs_in_.pop_back();  // the skip's flag
     setParamsFrom(params);
-    const bool pairs = pairs_out_ || std::find(pairs_in_.begin(), pairs_in_.end(), true) != pairs_in_.end();
+    const bool pairs = pairs_out_ || residual_pairs_ ||
+                       std::find(pairs_in_.begin(), pairs_in_.end(), true) != pairs_in_.end();
     // Upscaled inputs: pairs in (both products read them as any bf16 1x1 does), not out (the addend's pass
     // runs on the fp32 output).
     if (pairs_out_ && !upscale_.empty())
@@ -45,6 +48,10 @@ class AitwConvolutionLayer : public cv::dnn::ConvolutionLayer {
         CV_Error(cv::Error::StsBadArg, "convolution '" + params.name + "': input " + std::to_string(i) +
                                            " of bf16 channel pairs is read from odd channel " +
                                            std::to_string(ranges_[i].first));
+    if (residual_pairs_ && ranges_.back().first % 2)
+      CV_Error(cv::Error::StsBadArg, "convolution '" + params.name +
+                                         "': its residual of bf16 channel pairs is read from odd channel " +
+                                         std::to_string(ranges_.back().first));
     if (!upscale_.empty() && (residual_ || shape_.kernel_h != 1 || shape_.kernel_w != 1 ||
                               shape_.stride_h != 1 || shape_.stride_w != 1 || shape_.pad_top ||
                               shape_.pad_left || shape_.pad_bottom || shape_.pad_right || shape_.groups != 1))
@@ -61,6 +68,13 @@ class AitwConvolutionLayer : public cv::dnn::ConvolutionLayer {
     reset_weights();
     // Pairs into or out of an fp32 layer: a depthwise 3x3 (conv_fp32_pairs). (With upscaled inputs packed_
     // is built in finalize, which checks the same.)
+    if (residual_pairs_ && packed_ && (packed_->precision() != ConvPrecision::Bf16 || shape_.depthwise()))
+      CV_Error(cv::Error::StsBadArg,
+               "convolution '" + params.name +
+                   "': marked to read its residual as bf16 channel pairs, which takes a "
+                   "bf16 convolution that is not depthwise; this one " +
+                   (shape_.depthwise() ? "is depthwise" : "runs fp32 here") + " (" +
+                   convolution_description(precision_) + ")");
     if (pairs && packed_ && packed_->precision() != ConvPrecision::Bf16 &&
         !conv_fp32_pairs(shape_, packed_->isa()))
       CV_Error(
@@ -212,7 +226,9 @@ class AitwConvolutionLayer : public cv::dnn::ConvolutionLayer {
     if (residual_) {
       const cv::Mat& r = in.back();
       CV_Assert(planes_ok(r));
-      skip = r.ptr<float>() + static_cast<std::ptrdiff_t>(ranges_.back().first) * r.step[1] / sizeof(float);
+      // Pairs: plane k holds channels 2k and 2k + 1 (an even first channel).
+      const std::ptrdiff_t first = residual_pairs_ ? ranges_.back().first / 2 : ranges_.back().first;
+      skip = r.ptr<float>() + first * static_cast<std::ptrdiff_t>(r.step[1] / sizeof(float));
       skip_stride = static_cast<std::ptrdiff_t>(r.step[0] / sizeof(float));
     }
     if (!upscale_.empty()) return forward_upscaled(inputs, data, y);
@@ -220,7 +236,7 @@ class AitwConvolutionLayer : public cv::dnn::ConvolutionLayer {
     workspace_.resize(packed_->workspace_floats(h, w));
     packed_->forward(inputs, static_cast<int>(data), in[0].size[0], h, w, y.ptr<float>(),
                      static_cast<std::ptrdiff_t>(y.step[0] / sizeof(float)), activation_, workspace_.data(),
-                     workspace_.size(), skip, skip_stride, nullptr, pairs_out_);
+                     workspace_.size(), skip, skip_stride, nullptr, pairs_out_, residual_pairs_);
   }
 
   // kConvUpscaleAttr: the upscaled inputs' product at their size into z_, the others' at the output's with
@@ -261,6 +277,7 @@ class AitwConvolutionLayer : public cv::dnn::ConvolutionLayer {
     l.pair_inputs = static_cast<int>(std::count(pairs_in_.begin(), pairs_in_.end(), true));
     if (l.precision == ConvPrecision::Bf16) l.converted_inputs = l.data_inputs - l.pair_inputs;
     l.pairs_out = pairs_out_;
+    l.residual_pairs = residual_pairs_;
     return l;
   }
 
@@ -317,14 +334,16 @@ class AitwConvolutionLayer : public cv::dnn::ConvolutionLayer {
                                            " has different factors; the upscaled inputs share one");
     return any ? f : std::vector<int>{};
   }
-  // kConvPairsInAttr: one flag per data input (all 0 when absent).
-  static std::vector<char> pair_inputs(const cv::dnn::LayerParams& params, std::size_t data) {
+  // kConvPairsInAttr: one flag per data input (all 0 when absent), and with a residual optionally one more,
+  // the skip tensor's.
+  static std::vector<char> pair_inputs(const cv::dnn::LayerParams& params, std::size_t data, bool residual) {
     if (!params.has(kConvPairsInAttr)) return std::vector<char>(data, 0);
     const cv::dnn::DictValue& v = params.get(kConvPairsInAttr);
-    if (static_cast<std::size_t>(v.size()) != data)
+    if (static_cast<std::size_t>(v.size()) != data &&
+        (!residual || static_cast<std::size_t>(v.size()) != data + 1))
       CV_Error(cv::Error::StsBadArg, "convolution '" + params.name + "': " + kConvPairsInAttr + " has " +
                                          std::to_string(v.size()) + " flags for " + std::to_string(data) +
-                                         " data inputs");
+                                         " data inputs" + (residual ? " and a residual" : ""));
     std::vector<char> f;
     for (int i = 0; i < v.size(); ++i) f.push_back(v.get<int>(i) != 0);
     return f;
@@ -392,6 +411,7 @@ class AitwConvolutionLayer : public cv::dnn::ConvolutionLayer {
   std::vector<int> upscale_;                 // kConvUpscaleAttr per data input; empty: none
   bool pairs_out_;                           // kConvPairsOutAttr: the output written as bf16 channel pairs
   std::vector<char> pairs_in_;               // kConvPairsInAttr per data input
+  bool residual_pairs_;                      // kConvPairsInAttr's flag for the skip tensor
   std::vector<int> in_channels_;             // with upscale_: each data input's channels (from finalize)
   std::unique_ptr<PackedConv> packed_;       // with upscale_: the inputs at the output's size
   std::unique_ptr<PackedConv> low_;          // with upscale_: the upscaled inputs, at their own size

@@ -675,7 +675,8 @@ aitw::kernel::conv_detail::KernelSet make_kernel_set(const char* name) {
                                          {&wino_in_t<4>, &wino_in_t<6>},
                                          {&wino_out_t<4>, &wino_out_t<6>},
                                          nullptr,
-                                         &up_add};
+                                         &up_add,
+                                         nullptr};
   set_oc_tiles<OcFp32>(k);
   k.oc_px = kOcPx;
   k.oc_co = kOcCo;

@@ -405,10 +405,12 @@ SummaryLine pass_bf16_pairs(ox::GraphProto& g, const PassContext& c) {
     const auto* w = idx.constant(g.node(p->second).input(1));
     return w && w->dims_size() == 4 ? w->dims(0) : -1;
   };
-  // Whether convolution `n` can read tensor `t` as pairs wherever it reads it: as data (not its fused Add's
-  // skip), from an even channel at an even offset of its input channels, and with an even count unless it is
-  // the last data input. With upscaled inputs (kConvUpscaleAttr) two products read the data, the upscaled
-  // inputs and the others, each its own channels from 0: offsets and last inputs are per product.
+  // Whether convolution `n` can read tensor `t` as pairs wherever it reads it: as data, from an even channel
+  // at an even offset of its input channels, and with an even count unless it is the last data input; as its
+  // fused Add's skip (c.residual_pairs), where it runs bf16 (it widens the pairs into its fp32 sum:
+  // PackedConv::forward's residual_pairs), from an even channel. With upscaled inputs (kConvUpscaleAttr) two
+  // products read the data, the upscaled inputs and the others, each its own channels from 0: offsets and
+  // last inputs are per product.
   const auto reads_pairs = [&](const ox::NodeProto& n, const std::string& t) {
     if (!pair_reader(n)) return false;
     const ConvInputs in = read_conv_inputs(n, idx);
@@ -431,9 +433,12 @@ SummaryLine pass_bf16_pairs(ox::GraphProto& g, const PassContext& c) {
       if (in.names[i] == t) {
         // An odd count only where it ends the tensor: the last pair's high half is then the producer's 0, not
         // a channel past the range (its bf16 could be Inf, and 0 x Inf is NaN).
-        if (i >= data || first % 2 || offset % 2 || (!last_of_product(i) && (n_i < 0 || n_i % 2)) ||
-            (n_i % 2 && (all < 0 || first + n_i != all)))
+        const bool odd_inside = n_i % 2 && (all < 0 || first + n_i != all);
+        if (i >= data) {
+          if (!c.residual_pairs || fp32_pairs(n) || first % 2 || odd_inside) return false;
+        } else if (first % 2 || offset % 2 || (!last_of_product(i) && (n_i < 0 || n_i % 2)) || odd_inside) {
           return false;
+        }
         found = true;
       }
       if (n_i < 0)
@@ -471,7 +476,9 @@ SummaryLine pass_bf16_pairs(ox::GraphProto& g, const PassContext& c) {
     // Not a fused Add's convolution: the kernels write its sum as pairs too (PackedConv::forward), but the
     // bottlenecks' last convolutions writing pairs as well (YOLO11n 33 tensors, YOLOv8n 34) measured no
     // faster: layers 15.53 -> 15.93 ms and 15.40 -> 15.71 in 7 alternated rounds on a busy host (their units'
-    // buffers and the residual's pass cost what their readers saved).
+    // buffers and the residual's pass cost what their readers saved). Again with the skips read as pairs
+    // (YOLO11n 19 -> 5 converted inputs; Zen 5 VM, bf16, 60 alternated rounds of 20 forwards): forward 0.990,
+    // per-layer sums 1.003 of the skips-only graph.
     // The producer runs bf16, or is an fp32 depthwise 3x3 that rounds its fp32 output into pairs
     // (kernel::conv_fp32_pairs): its pairs are those its bf16 readers would make, and an fp32 depthwise
     // reader computes on them (the bf16 rounding of its fp32 input). Between two fp32 depthwise layers a
@@ -525,15 +532,21 @@ SummaryLine pass_bf16_pairs(ox::GraphProto& g, const PassContext& c) {
     fp32_writers += fp32_pairs(p);
   }
   if (pair_tensors.empty()) return std::nullopt;
-  int readers = 0, fp32_readers = 0;
+  int readers = 0, fp32_readers = 0, residual_readers = 0;
   for (int i = 0; i < g.node_size(); ++i) {
     const auto& n = g.node(i);
     if (n.op_type() != "Conv") continue;
     const ConvInputs in = read_conv_inputs(n, idx);
-    const std::size_t data = in.names.size() - (find_attr(n, kernel::kConvResidualMark) ? 1 : 0);
+    const bool residual = find_attr(n, kernel::kConvResidualMark) != nullptr;
+    const std::size_t data = in.names.size() - (residual ? 1 : 0);
     std::vector<int64_t> flags(data, 0);
     bool any = false;
     for (std::size_t k = 0; k < data; ++k) any |= (flags[k] = pair_tensors.count(in.names[k])) != 0;
+    if (residual && pair_tensors.count(in.names.back())) {  // the skip's flag, last
+      flags.push_back(1);
+      any = true;
+      ++residual_readers;
+    }
     if (!any) continue;
     replace_ints_attr(node(i), kernel::kConvPairsInAttr, flags);
     ++readers;
@@ -549,8 +562,8 @@ SummaryLine pass_bf16_pairs(ox::GraphProto& g, const PassContext& c) {
                 (chains > 1 ? "s" : "");
   return std::to_string(pair_tensors.size()) + " tensors between convolutions as bf16 channel pairs (" +
          std::to_string(readers) + " convolutions read them, " + std::to_string(fp32_readers) +
-         " of them fp32 depthwise; " + std::to_string(fp32_writers) + " written by fp32 depthwise layers" +
-         by_chains + ")";
+         " of them fp32 depthwise, " + std::to_string(residual_readers) + " as their fused Add's skip; " +
+         std::to_string(fp32_writers) + " written by fp32 depthwise layers" + by_chains + ")";
 }
 
 }  // namespace aitw::model::detail

@@ -180,11 +180,16 @@ class PackedConv {
   // residual: each unit its share, the residual added, while it is in cache; a small image whose tiles drop
   // columns: the whole output after it is computed), the depthwise layer each channel pair's rows after its
   // residual: the pairs are bit for bit pack_pairs of the fp32 output.
+  // `residual_pairs`: the residual holds bf16 channel pairs (ConvInput's layout: (out_channels + 1) / 2
+  // planes of oh x ow per image; an odd count's last high half is not read), widened exactly and added to
+  // the fp32 sum where fp32 residual would be: the output is bit for bit the one with the fp32 residual of
+  // the pairs' values. Takes a bf16 convolution that is not depthwise (else std::invalid_argument); each
+  // unit's share goes through its thread's buffer, the residual added there (as with out_pairs).
   void forward(const ConvInput* inputs, int ninputs, int n, int h, int w, float* out,
                std::ptrdiff_t out_batch_stride, ConvActivation act, float* workspace,
                std::size_t workspace_size, const float* residual = nullptr,
                std::ptrdiff_t residual_batch_stride = 0, const ConvUpscaledAddend* addend = nullptr,
-               bool out_pairs = false) const;
+               bool out_pairs = false, bool residual_pairs = false) const;
 
  private:
   ConvShape shape_;

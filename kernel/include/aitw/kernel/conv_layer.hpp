@@ -38,7 +38,9 @@ inline constexpr const char* kConvPrecisionAttr = "aitw_precision";
 // bf16 channel pairs (ConvInput::pairs' layout, in the first half of its fp32 blob), because only
 // convolutions that take pairs read it (a bf16 one, or an fp32 depthwise 3x3 where conv_fp32_pairs) and it or
 // one of them runs bf16;
-// kConvPairsInAttr on those, one 0 / 1 per data input: which inputs are pairs. A layer that would not run
+// kConvPairsInAttr on those, one 0 / 1 per data input: which inputs are pairs, and with kConvResidualMark
+// optionally one more for the skip tensor (a bf16 convolution that is not depthwise then adds its pairs,
+// widened, to its fp32 sum: PackedConv::forward's residual_pairs). A layer that would not run
 // them (fp32 other than those depthwise layers, OpenCV's) refuses to load (one with upscaled inputs, whose
 // products are packed when the net is set up: then), naming itself; so does one with upscaled inputs marked
 // to write pairs.
@@ -78,6 +80,7 @@ struct ConvLayout {
   int pair_inputs = 0;                            // read as bf16 channel pairs
   int converted_inputs = 0;                       // bf16 only: fp32 inputs converted to pairs (reorders)
   bool pairs_out = false;                         // the output written as bf16 channel pairs
+  bool residual_pairs = false;                    // the fused Add's skip tensor read as bf16 channel pairs
 };
 // The layout of `layer` when it is aitw's convolution with its weights packed (a loaded net), else nullopt.
 std::optional<ConvLayout> convolution_layout(const cv::Ptr<cv::dnn::Layer>& layer);

@@ -51,6 +51,10 @@ struct AdaptOptions {
   // are (pass_bf16_pairs; the output bit for bit the same). Off: fp32 between them, for before/after
   // measurements in one process.
   bool bf16_pairs = true;
+  // With bf16_pairs: a bottleneck's fused Add may read its skip tensor as pairs too (a C3k2's cv1 then writes
+  // pairs for all its readers), adding the bf16 rounding of the skip's values: not bit for bit the graph
+  // with fp32 between the convolutions. Off: skip tensors stay fp32, for before/after measurements.
+  bool residual_pairs = true;
   // Baseline only: keep the stock head and just expand the stride constant so that OpenCV 4.6 can run
   // it. Used to measure the stock graph against the rewritten one.
   bool expand_stride_mul = false;
