@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <set>
 #include <sstream>
 
@@ -560,6 +561,42 @@ TEST(CliBenchPipeline, ReportsAndGates) {
   fs::remove(json);
 }
 
+// --precision reaches the in-process worker (it ran fp32 whatever `aitw serve` would run by default): the
+// default (auto) runs what --precision bf16 runs, bf16 where the CPU has it; fp32 when asked. Under the
+// sanitizer run's AITW_CONV=opencv all three name OpenCV's convolution.
+TEST(CliReplay, PrecisionReachesTheInProcessWorker) {
+  const fs::path rec = fs::temp_directory_path() / ("aitw_rpp_" + std::to_string(getpid()) + ".aitwrec");
+  ASSERT_EQ(run("record --from " + kBus + " --fps 12 --duration 1 --out " + rec.string()).exit_code, 0);
+  const auto conv = [&](const std::string& flag) {
+    const fs::path json = fs::temp_directory_path() / ("aitw_rpp_" + std::to_string(getpid()) + ".json");
+    const auto r = run("replay " + rec.string() + " --model " + kShared +
+                       "/models/yolo11n.onnx --duration 0.25" + flag + " --json " + json.string());
+    EXPECT_EQ(r.exit_code, 0) << flag << r.err;
+    std::ifstream jf(json);
+    const auto j = nlohmann::json::parse(jf, nullptr, false);
+    fs::remove(json);
+    return j.is_object() && j.contains("providers") && j["providers"].size() == 2
+               ? j["providers"][1].get<std::string>()
+               : std::string("(no providers)");
+  };
+  const std::string by_default = conv(""), fp32 = conv(" --precision fp32"), bf16 = conv(" --precision bf16");
+  EXPECT_EQ(by_default, bf16);
+  const bool aitw = fp32.rfind("aitw ", 0) == 0;
+  if (aitw) {
+    EXPECT_TRUE(fp32.ends_with(", fp32")) << fp32;
+    // bf16 runs on the AVX-512 kernels of a CPU with AVX512_BF16; elsewhere it is fp32.
+    std::ifstream cpuinfo("/proc/cpuinfo");
+    const std::string flags((std::istreambuf_iterator<char>(cpuinfo)), std::istreambuf_iterator<char>());
+    if (fp32.find("avx512 kernels") != std::string::npos && flags.find(" avx512_bf16") != std::string::npos)
+      EXPECT_TRUE(bf16.ends_with(", bf16")) << bf16;
+    else
+      EXPECT_EQ(bf16, fp32);
+  } else {
+    EXPECT_EQ(fp32, bf16);  // OpenCV's convolution: one description
+  }
+  fs::remove(rec);
+}
+
 TEST(CliReplay, InProcessServerReportAndDetections) {
   const fs::path rec = fs::temp_directory_path() / ("aitw_rp_" + std::to_string(getpid()) + ".aitwrec");
   ASSERT_EQ(run("record --pan --from " + kBus + " --fps 12 --duration 2 --out " + rec.string()).exit_code, 0);
@@ -579,6 +616,12 @@ TEST(CliReplay, InProcessServerReportAndDetections) {
   EXPECT_EQ(j["frames_processed"].get<int>() + j["frames_dropped"].get<int>(), 24);
   EXPECT_EQ(j["reconnects"].get<int>(), 0);
   EXPECT_NE(j["server"].get<std::string>().find("in-process"), std::string::npos);
+  // What the worker runs (InitOk.providers), in the JSON and on the report's `worker` line.
+  ASSERT_EQ(j["providers"].size(), 2u) << j.dump();
+  const auto conv = j["providers"][1].get<std::string>();
+  EXPECT_NE(r.out.find("\nworker    " + j["providers"][0].get<std::string>() + "; " + conv + "\n"),
+            std::string::npos)
+      << r.out;
   std::ifstream df(dets);
   int lines = 0;
   for (std::string line; std::getline(df, line); ++lines) {

@@ -131,6 +131,7 @@ int run_replay(const ReplayOptions& o, std::ostream& out) {
     if (model::is_model_path(o.model))
       sc.model_dirs = {std::filesystem::absolute(o.model).parent_path().string()};
     sc.auth_token = auth_token;
+    sc.precision = o.precision;
     sc.max_sessions = std::max(sc.max_sessions, o.clients);
     local = std::make_unique<net::Server>(sc);
     try {
@@ -292,10 +293,12 @@ int run_replay(const ReplayOptions& o, std::ostream& out) {
     tallies.push_back(*r);
   }
   const std::string server = o.server.empty() ? "in-process 127.0.0.1:" + std::to_string(cc.port) : o.server;
-  return report_replay(
-      std::move(tallies),
-      {seconds, {static_cast<int>(input.input_height()), static_cast<int>(input.input_width())}, server}, o,
-      gates, out);
+  return report_replay(std::move(tallies),
+                       {seconds,
+                        {static_cast<int>(input.input_height()), static_cast<int>(input.input_width())},
+                        server,
+                        {input.providers().begin(), input.providers().end()}},
+                       o, gates, out);
 }
 
 }  // namespace aitw::jobs

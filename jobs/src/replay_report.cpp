@@ -75,6 +75,7 @@ int report_replay(std::vector<ClientTally> clients, const ReplayRun& run, const 
   const auto& cs = pooled_cs;
   nlohmann::json report = bench::pipeline_report(pooled, run.seconds, o.model, run.input, 1, 2);
   report["server"] = run.server;
+  report["providers"] = run.providers;
   report["reconnects"] = cs.ai_reconnects_total;
   report["client_metrics"] = {{"ai_init_ok_total", cs.ai_init_ok_total},
                               {"ai_reconnects_total", cs.ai_reconnects_total},
@@ -168,6 +169,11 @@ int report_replay(std::vector<ClientTally> clients, const ReplayRun& run, const 
       << " graceful), lost on disconnect " << cs.frames_lost_on_disconnect << ", longest gap "
       << std::llround(max_gap_ms) << " ms, duplicates " << duplicates << ", server "
       << report["server"].get<std::string>() << "\n";
+  if (!run.providers.empty()) {
+    out << "worker   ";
+    for (std::size_t i = 0; i < run.providers.size(); ++i) out << (i ? "; " : " ") << run.providers[i];
+    out << "\n";
+  }
   if (endpoints.size() > 1) {
     out << "endpoints";
     for (const auto& [ep, k] : endpoints) out << " " << ep << " " << k;

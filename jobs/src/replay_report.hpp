@@ -27,9 +27,10 @@ struct ClientTally {
 };
 
 struct ReplayRun {
-  double seconds = 0;         // from the common start to the last client idle
-  pipeline::InputSize input;  // the network input of InitOk
-  std::string server;         // "in-process 127.0.0.1:PORT" or --server
+  double seconds = 0;                  // from the common start to the last client idle
+  pipeline::InputSize input;           // the network input of InitOk
+  std::string server;                  // "in-process 127.0.0.1:PORT" or --server
+  std::vector<std::string> providers;  // InitOk's: what the worker runs (e.g. "aitw avx512 kernels, bf16")
 };
 
 // Per client: its own figures; the top level: every client's frames pooled (with one client, its own);

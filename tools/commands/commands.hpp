@@ -55,7 +55,8 @@ void add_registry_flag(CLI::App& cmd, GlobalFlags& global, const std::string& no
 // --model-dir DIR (repeatable) on `cmd`, into global.model_dirs (model::set_model_dirs, in main.cpp).
 void add_model_dir_flag(CLI::App& cmd, GlobalFlags& global);
 // --precision fp32|bf16|auto (env AITW_PRECISION), resolved for this CPU into `precision`.
-void add_precision_flag(CLI::App& cmd, kernel::ConvPrecision& precision);
+// `note`: appended to the help text.
+void add_precision_flag(CLI::App& cmd, kernel::ConvPrecision& precision, const char* note = "");
 // The help of --history in `aitw history` and `aitw fleet` (history.cpp).
 extern const char* const kHistoryHelp;
 // The help of --model: where a name is looked up.

@@ -66,13 +66,15 @@ const char* const kModelHelp =
     "ONNX model: a path, or a name looked up in --model-dir, $AITW_MODEL_DIR,\n"
     "$XDG_DATA_HOME/aitw/models (~/.local/share/aitw/models), then the registry";
 
-void add_precision_flag(CLI::App& cmd, kernel::ConvPrecision& precision) {
+void add_precision_flag(CLI::App& cmd, kernel::ConvPrecision& precision, const char* note) {
   precision = *jobs::parse_precision("auto");
   cmd.add_option_function<std::string>(
          "--precision", [&precision](const std::string& s) { precision = *jobs::parse_precision(s); },
-         "the convolutions' multiplies: fp32; bf16 (AVX512_BF16 CPUs; fp32 elsewhere); auto = bf16 where\n"
-         "the CPU has it, else fp32 (both shared models keep their coco128 accuracy in bf16). The load log\n"
-         "and InitOk.providers say which runs")
+         std::string(
+             "the convolutions' multiplies: fp32; bf16 (AVX512_BF16 CPUs; fp32 elsewhere); auto = bf16 "
+             "where\nthe CPU has it, else fp32 (both shared models keep their coco128 accuracy in bf16). "
+             "The load log\nand InitOk.providers say which runs") +
+             note)
       ->default_str("auto")
       ->envname("AITW_PRECISION")
       ->check(CLI::Validator(

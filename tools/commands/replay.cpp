@@ -45,6 +45,10 @@ Command add_replay(CLI::App& app, GlobalFlags& global) {
   replay->add_option("--auth-token-file", rp->auth_token_file, "send the token in FILE in Init")
       ->check(CLI::ExistingFile);
   add_registry_flag(*replay, global, " (for the in-process worker)");
+  add_precision_flag(
+      *replay, rp->precision,
+      "\n(the in-process worker's, as `aitw serve --precision`; a worker given by --server runs\n"
+      "its own; the report's `providers` line and JSON say what ran)");
   replay
       ->add_option("--clients", rp->clients,
                    "concurrent clients, each with its own connection and Init, offering SOURCE at --fps,\n"

@@ -11,6 +11,7 @@
 #include "aitw/base/host_port.hpp"
 
 #include "aitw/base/defaults.hpp"
+#include "aitw/kernel/conv.hpp"
 
 namespace aitw::jobs {
 
@@ -31,6 +32,9 @@ struct ReplayOptions {
   std::string json_path, detections_path, gate;
   // The token sent in Init is this file's first line (see `aitw serve --auth-token-file`); empty = none.
   std::string auth_token_file;
+  // The in-process worker's convolutions (`aitw replay --precision`, auto by default, as `aitw serve`'s);
+  // a remote worker (--server) runs its own. The report's `providers` (InitOk's) say what ran.
+  kernel::ConvPrecision precision = kernel::ConvPrecision::Fp32;
 };
 
 // HOST:PORT[,HOST:PORT...] as --server takes it; nullopt with `error` naming the bad entry.
