@@ -13,7 +13,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <set>
 #include <sstream>
 
@@ -24,6 +23,7 @@
 #include <opencv2/videoio.hpp>
 
 #include "aitw/datasets/recording.hpp"
+#include "aitw/kernel/conv.hpp"
 #include "aitw/testing/command.hpp"
 #include "aitw/testing/ports.hpp"
 #include "s3rver.hpp"
@@ -585,9 +585,7 @@ TEST(CliReplay, PrecisionReachesTheInProcessWorker) {
   if (aitw) {
     EXPECT_TRUE(fp32.ends_with(", fp32")) << fp32;
     // bf16 runs on the AVX-512 kernels of a CPU with AVX512_BF16; elsewhere it is fp32.
-    std::ifstream cpuinfo("/proc/cpuinfo");
-    const std::string flags((std::istreambuf_iterator<char>(cpuinfo)), std::istreambuf_iterator<char>());
-    if (fp32.find("avx512 kernels") != std::string::npos && flags.find(" avx512_bf16") != std::string::npos)
+    if (fp32.find("avx512 kernels") != std::string::npos && aitw::kernel::conv_bf16_supported())
       EXPECT_TRUE(bf16.ends_with(", bf16")) << bf16;
     else
       EXPECT_EQ(bf16, fp32);

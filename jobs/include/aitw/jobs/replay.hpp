@@ -32,8 +32,9 @@ struct ReplayOptions {
   std::string json_path, detections_path, gate;
   // The token sent in Init is this file's first line (see `aitw serve --auth-token-file`); empty = none.
   std::string auth_token_file;
-  // The in-process worker's convolutions (`aitw replay --precision`, auto by default, as `aitw serve`'s);
-  // a remote worker (--server) runs its own. The report's `providers` (InitOk's) say what ran.
+  // The in-process worker's convolutions (net::ServerConfig's default here; the CLI's --precision defaults
+  // to auto, as `aitw serve`'s); a remote worker (--server) runs its own. The report's `providers` (InitOk's)
+  // say what ran.
   kernel::ConvPrecision precision = kernel::ConvPrecision::Fp32;
 };
 
