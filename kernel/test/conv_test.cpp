@@ -278,10 +278,27 @@ TEST_P(ConvVsOpenCV, DepthwiseRowEndsDoNotLeakNonFiniteValues) {
   }
 }
 
+// The bf16 of x (round to nearest even, as vcvtneps2bf16 for the finite, normal values the tests use).
+std::uint32_t bf16_bits(float x) {
+  std::uint32_t b;
+  std::memcpy(&b, &x, sizeof b);
+  return (b + 0x7fffu + ((b >> 16) & 1u)) >> 16;
+}
+// That bf16 as a float (NaN and the infinities as themselves).
+float bf16_value(float x) {
+  if (!std::isfinite(x)) return x;
+  const std::uint32_t b = bf16_bits(x) << 16;
+  float v;
+  std::memcpy(&v, &b, sizeof v);
+  return v;
+}
+
 // The fused SiLU where its exponent is clamped (t = -x log2 e to +-126, x beyond ~87): large finite values
 // give the exact SiLU (x, or a negligible negative), the infinities keep their sign, NaN stays NaN. A 1x1
 // layer with unit weights passes each input through to every output channel. (Below about -1e32 the clamp
-// shows: x / (1 + 2^126) is no longer negligible, -3.5 at -3e38; no activation comes near.)
+// shows: x / (1 + 2^126) is no longer negligible, -3.5 at -3e38; no activation comes near.) The bf16
+// kernels too, where the CPU has them: their SiLU (degree 3, no clamp) within 7.5e-5, and NaN below
+// -2.3e38.
 TEST_P(ConvVsOpenCV, FusedSiluAtExtremeValues) {
   const float inf = std::numeric_limits<float>::infinity();
   const std::vector<float> values = {0.f,     1.f,   -1.f,   20.f,  -20.f,  86.f,
@@ -289,23 +306,39 @@ TEST_P(ConvVsOpenCV, FusedSiluAtExtremeValues) {
                                      -1000.f, 3e38f, -1e30f, inf,   -inf,   std::nanf("")};
   const int co = 8, hw = static_cast<int>(values.size());
   const std::vector<float> ones(co, 1.f);
-  PackedConv conv(shape(1, co, 1, 1, 0), ones.data(), nullptr, GetParam());
-  std::vector<float> ws(conv.workspace_floats(1, hw) + 1), got(static_cast<std::size_t>(co) * hw, -7.f);
-  conv.forward(values.data(), 1, 1, hw, hw, got.data(), static_cast<std::ptrdiff_t>(co) * hw,
-               ConvActivation::SiLU, ws.data(), ws.size());
-  for (int o = 0; o < co; ++o)
-    for (int i = 0; i < hw; ++i) {
-      const float x = values[i], g = got[static_cast<std::size_t>(o) * hw + i];
-      SCOPED_TRACE(::testing::Message() << "x " << x << " channel " << o);
-      if (std::isnan(x)) {
-        EXPECT_TRUE(std::isnan(g));
-      } else if (std::isinf(x)) {
-        EXPECT_EQ(g, x);
-      } else {
-        const double e = x / (1.0 + std::exp(-static_cast<double>(x)));
-        EXPECT_NEAR(g, e, 1e-6 * std::max(1.0, std::fabs(e)));
+  std::vector<ConvPrecision> precisions = {ConvPrecision::Fp32};
+  if (GetParam() == ConvIsa::Avx512 && conv_bf16_supported()) precisions.push_back(ConvPrecision::Bf16);
+  for (const ConvPrecision precision : precisions) {
+    const bool bf16 = precision == ConvPrecision::Bf16;
+    // No int8 grid (all scales 0): bf16 weights of 1, sums of x itself (on the grid, 127 x would overflow).
+    const std::vector<double> no_grid(co, 0.);
+    PackedConv conv(shape(1, co, 1, 1, 0), ones.data(), nullptr, GetParam(), precision, no_grid.data());
+    ASSERT_EQ(conv.precision(), precision);
+    std::vector<float> ws(conv.workspace_floats(1, hw) + 1), got(static_cast<std::size_t>(co) * hw, -7.f);
+    conv.forward(values.data(), 1, 1, hw, hw, got.data(), static_cast<std::ptrdiff_t>(co) * hw,
+                 ConvActivation::SiLU, ws.data(), ws.size());
+    for (int o = 0; o < co; ++o)
+      for (int i = 0; i < hw; ++i) {
+        // bf16 multiplies the bf16 of x (by weights of 1: exact sums).
+        const float x = bf16 ? bf16_value(values[i]) : values[i],
+                    g = got[static_cast<std::size_t>(o) * hw + i];
+        SCOPED_TRACE(::testing::Message() << (bf16 ? "bf16" : "fp32") << " x " << x << " channel " << o);
+        if (std::isnan(x)) {
+          EXPECT_TRUE(std::isnan(g));
+        } else if (bf16 && x < -2.3e38f) {
+          // The bf16 kernels' SiLU has no clamp (conv_microkernel.hpp): t = -x log2(e) is +inf, f = t - n
+          // NaN, and vscalefps(NaN, +inf) is +inf: x / inf, NaN. (At the other end vscalefps(NaN, -inf) is
+          // +0: x / 1, x itself, as below.)
+          EXPECT_TRUE(std::isnan(g)) << g;
+        } else if (std::isinf(x)) {
+          EXPECT_EQ(g, x);
+        } else {
+          // fp32 within 1e-6 of the exact SiLU; bf16's degree-3 form within 7.5e-5.
+          const double e = x / (1.0 + std::exp(-static_cast<double>(x)));
+          EXPECT_NEAR(g, e, (bf16 ? 1e-4 : 1e-6) * std::max(1.0, std::fabs(e)));
+        }
       }
-    }
+  }
 }
 
 // The layer through cv::dnn: marked nodes get aitw's layer, unmarked ones OpenCV's; BatchNorm (tryFuse)
@@ -782,12 +815,6 @@ TEST(ConvBf16, UnitsPackTheirOwnTilesAtAnyThreadCount) {
   }
 }
 
-// The bf16 of x (round to nearest even, as vcvtneps2bf16 for the finite, normal values the tests use).
-std::uint32_t bf16_bits(float x) {
-  std::uint32_t b;
-  std::memcpy(&b, &x, sizeof b);
-  return (b + 0x7fffu + ((b >> 16) & 1u)) >> 16;
-}
 // n images `image` floats apart of `c` channels of `plane` floats -> pairs, laid out the same; the floats
 // past each image's pair planes are NaN (a kernel that read them would spread it).
 std::vector<float> to_pairs(const float* x, int n, int c, std::ptrdiff_t plane, std::ptrdiff_t image) {
@@ -1525,10 +1552,12 @@ TEST_P(ConvVsOpenCV, UpscaledAddendInTheOutputLoopEqualsAPassAfter) {
         const ConvInput one{in.ptr<float>(), static_cast<std::ptrdiff_t>(in.step[0] / sizeof(float)), ci};
         conv.forward(&one, 1, n, c.h, c.w, got.data(), out_b + gap, c.act, ws.data(), ws.size(), nullptr, 0,
                      &addend);
-        // The sums and the addend bit for bit; the SiLU the tiles' own (within 1e-6 of fast_math's).
+        // The sums and the addend bit for bit; the SiLU the tiles' own: within 1e-6 of fast_math's in fp32,
+        // 7.5e-5 (relative) in bf16 (conv_microkernel.hpp's degree-3 form for the bf16 kernels).
+        const float tol = bf16 ? 1e-4f : 2e-6f;
         std::size_t differ = 0;
         for (std::size_t k = 0; k < got.size(); ++k)
-          differ += !(std::fabs(got[k] - ref[k]) <= 2e-6f * std::max(1.f, std::fabs(ref[k])));
+          differ += !(std::fabs(got[k] - ref[k]) <= tol * std::max(1.f, std::fabs(ref[k])));
         EXPECT_EQ(differ, 0u) << "of " << got.size();
         if (!bf16) continue;
         // bf16 channel pairs in (a neck's 1x1 reading a pair tensor beside the upscaled one): bit for bit

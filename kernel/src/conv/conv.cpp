@@ -338,8 +338,8 @@ const char* conv_precision_name(ConvPrecision p) {
 
 bool conv_bf16_supported() {
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16") &&
-                         conv_detail::avx512bf16_kernels() != nullptr;
+  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                         __builtin_cpu_supports("avx512bf16") && conv_detail::avx512bf16_kernels() != nullptr;
   return ok;
 #else
   return false;
