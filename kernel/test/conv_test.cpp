@@ -842,7 +842,8 @@ bool same_pairs(const std::vector<float>& a, const float* b, int n, int c, std::
 // bit for bit, and a producer writing pairs writes exactly the pairs of its fp32 output. The reference pairs
 // are rounded here (to nearest even, as vcvtneps2bf16), not by the kernels. Every path the bf16 kernels take:
 // tiles over output channels (stride 1 and 2, one pixel at a time), bands (the stem's 3 -> 16 stride 2 at
-// 480 x 640, a 1x1 on a large image, a padded 3x3 whose bands drop columns), a small image shared by units of
+// 480 x 640, a 1x1 on a large image, whose bands read an input of pairs in place but for the last, a
+// padded 3x3 whose bands drop columns), a small image shared by units of
 // tiles or of blocks, tiles with dropped columns on a small image (an unpadded 3x3);
 // odd channel counts (the last pair's high half 0), two images, 1 to 3 threads, an input in two parts, a
 // residual added.
