@@ -25,35 +25,39 @@ inline __attribute__((always_inline)) V splat(float s) {
 
 // SiLU, x / (1 + 2^t) with t = -x log2(e): t = n + f, n the nearest integer, 2^f on [-1/2, 1/2] by a degree-5
 // minimax polynomial (7.5e-8 relative), t clamped to +-126 (x = +-inf keep their sign; NaN takes the bound
-// and x / (1 + ...) is NaN again). Generic: n by the 1.5 * 2^23 rounding trick, whose low mantissa bits then
-// hold n, shifted straight into the exponent; 15 vector operations, ~14-17 cycles a zmm where
-// kernel/fast_math.hpp's silu (Cephes expf: clamps, a two-constant ln 2 reduction, degree 6, an integer
-// conversion) took ~20-22: the epilogue is 17-30 % of a layer with K = 27-64 (YOLO11n's first layers, its
-// 1x1 layers at 120 x 160 and 60 x 80). AVX-512 (the ISA file defines AITW_SILU_SCALEF): n by vrndscaleps and
-// 2^n p by vscalefps, 11 operations; alone (load, SiLU, store) 4.8 -> 3.5 ns a zmm on a Zen 4 VM, the same
-// values. Within 1e-6 (relative) of the exact SiLU, as fast_math's (which the AitwSiLU layer runs where no
-// convolution takes the activation).
+// and x / (1 + ...) is NaN again; AVX-512 clamps only above, see below). Generic: n by the 1.5 * 2^23
+// rounding trick, whose low mantissa bits then hold n, shifted straight into the exponent; 15 vector
+// operations, ~14-17 cycles a zmm where kernel/fast_math.hpp's silu (Cephes expf: clamps, a two-constant ln 2
+// reduction, degree 6, an integer conversion) took ~20-22: the epilogue is 17-30 % of a layer with K = 27-64
+// (YOLO11n's first layers, its 1x1 layers at 120 x 160 and 60 x 80). AVX-512 (the ISA file defines
+// AITW_SILU_SCALEF): n by vrndscaleps and 2^n p by vscalefps, 11 operations; alone (load, SiLU, store) 4.8
+// -> 3.5 ns a zmm on a Zen 4 VM, the same values. Within 1e-6 (relative) of the exact SiLU, as fast_math's
+// (which the AitwSiLU layer runs where no convolution takes the activation).
 //
 // The bf16 kernels (AITW_SILU_BF16: conv_avx512bf16.cpp, every convolution that multiplies in bf16) take 2^f
 // of degree 3 (7.5e-5 relative, Remez: 26 times under the half unit of the bf16 their outputs are rounded to,
 // or their inputs were) and no clamp: vscalefps makes 2^n of |n| >= 128 +inf or 0, so a large finite |x|
-// still gives x or -0; only a sum beyond +-2.3e38 (t infinite: f = t - n is NaN) or infinite gives NaN, as a
-// NaN one does. With the pair stores' vpermw, the epilogue of a tile writing pairs (SiLU, rounding, store)
-// alone in L1 on the Zen 5 VM: 2.74 -> 1.42 ns a zmm (degree 3 0.4 of it, the clamp 0.35); 1 % of the bf16
-// values move by one unit.
+// still gives x or -0, +inf gives +inf (as below), and only a sum under -2.3e38 (t = +inf: f = t - n is NaN,
+// vscalefps(NaN, +inf) +inf, x / inf NaN) gives NaN, as a NaN one does. With the pair stores' vpermw, the
+// epilogue of a tile writing pairs (SiLU, rounding, store) alone in L1 on the Zen 5 VM: 2.74 -> 1.42 ns a zmm
+// (degree 3 0.4 of it, the clamp 0.35); 1 % of the bf16 values move by one unit.
 inline __attribute__((always_inline)) V silu(V x) {
   V t = x * -1.44269504088896341f;
 #if defined(AITW_SILU_SCALEF)
 #ifndef AITW_SILU_BF16
-  // The clamp as vmaxps / vminps where the ISA file allows them: GCC 12 compiles the ternaries on 256- and
-  // 512-bit vectors to a compare and a blend each (t > b ? t : b is maxps's own rule, b for a NaN t, so the
-  // values are the same). Alone (load, SiLU, store) 4.1 -> 3.4 ns a zmm on the Zen 4 VM.
+  // Only the upper clamp (x = -inf gives -inf / 2^126 = -inf): below -126, 2^t p by vscalefps is under
+  // 2^-126 (or 0; for t = -inf, f = t - n is NaN and vscalefps(NaN, -inf) is +0), so 1 + 2^t p is 1 and x
+  // comes out as with the clamp, bit for bit, +inf included. One operation off the chain: YOLO11n fp32
+  // forward 0.984 (25 alternated rounds on the Zen 5 VM, range 0.914-1.109; per-layer sums 0.986).
   // (The maskz forms with a full mask: GCC 12 warns about the plain ones' undefined pass-through, PR 105593.)
-  t = _mm512_maskz_min_ps(0xffff, _mm512_maskz_max_ps(0xffff, t, splat(-126.f)), splat(126.f));
+  t = _mm512_maskz_min_ps(0xffff, t, splat(126.f));
 #endif
   const V n = _mm512_maskz_roundscale_ps(0xffff, t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   const V f = t - n;
 #else
+  // The clamp as vmaxps / vminps where the ISA file allows them: GCC 12 compiles the ternaries on 256- and
+  // 512-bit vectors to a compare and a blend each (t > b ? t : b is maxps's own rule, b for a NaN t, so the
+  // values are the same). Alone (load, SiLU, store) 4.1 -> 3.4 ns a zmm on the Zen 4 VM.
 #if defined(AITW_SILU_MINMAX256)
   t = _mm256_min_ps(_mm256_max_ps(t, splat(-126.f)), splat(126.f));
 #else
