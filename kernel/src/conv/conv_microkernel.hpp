@@ -30,9 +30,9 @@ inline __attribute__((always_inline)) V splat(float s) {
 // operations, ~14-17 cycles a zmm where kernel/fast_math.hpp's silu (Cephes expf: clamps, a two-constant ln 2
 // reduction, degree 6, an integer conversion) took ~20-22: the epilogue is 17-30 % of a layer with K = 27-64
 // (YOLO11n's first layers, its 1x1 layers at 120 x 160 and 60 x 80). AVX-512 (the ISA file defines
-// AITW_SILU_SCALEF): n by vrndscaleps and 2^n p by vscalefps, 11 operations; alone (load, SiLU, store) 4.8
-// -> 3.5 ns a zmm on a Zen 4 VM, the same values. Within 1e-6 (relative) of the exact SiLU, as fast_math's
-// (which the AitwSiLU layer runs where no convolution takes the activation).
+// AITW_SILU_SCALEF): n by vrndscaleps and 2^n p by vscalefps, 13 operations (12 with one clamp); alone
+// (load, SiLU, store) 4.8 -> 3.5 ns a zmm on a Zen 4 VM, the same values. Within 1e-6 (relative) of the exact
+// SiLU, as fast_math's (which the AitwSiLU layer runs where no convolution takes the activation).
 //
 // The bf16 kernels (AITW_SILU_BF16: conv_avx512bf16.cpp, every convolution that multiplies in bf16) take 2^f
 // of degree 3 (7.5e-5 relative, Remez: 26 times under the half unit of the bf16 their outputs are rounded to,
