@@ -1278,7 +1278,7 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
           const int band = u / groups, grp = u % groups;
           const int b0 = grp * nblk / groups, b1 = (grp + 1) * nblk / groups;
           const int oy0 = band * g.band_rows, rows = std::min(g.band_rows, g.oh - oy0);
-          const std::ptrdiff_t band_flat = static_cast<std::ptrdiff_t>(rows) * g.wq;
+          const std::ptrdiff_t flat = static_cast<std::ptrdiff_t>(rows) * g.wq, ntiles = (flat + T - 1) / T;
           // A band of a bf16 1x1 layer whose one input is channel pairs: its tiles read them where they are
           // (channel stride h x w) instead of from a copy in the band's buffer, unless the band's last tile
           // would read past the plane (the image's last band, when its pixels are no whole tiles). YOLO11n,
@@ -1287,7 +1287,7 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
           // (Concat inputs of pairs only, where the tiles would read their further inputs in place too: none
           // in either model, where a Concat before a 1x1 band holds an fp32 part.)
           const bool band_in_place = bf16_ && one_by_one && !dw && ninputs == 1 && inputs[0].pairs &&
-                                     static_cast<std::ptrdiff_t>(oy0) * w + (band_flat + T - 1) / T * T <= hw;
+                                     static_cast<std::ptrdiff_t>(oy0) * w + ntiles * T <= hw;
           if (!band_in_place && (band != split_band || (dw && grp != split_group))) {
             // Depthwise units read only their own channels; the others read all of them.
             const int c0 = dw ? b0 : 0, c1 = dw ? b1 : pc;
@@ -1309,7 +1309,6 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
             split_band = band;
             split_group = grp;
           }
-          const std::ptrdiff_t flat = static_cast<std::ptrdiff_t>(rows) * g.wq, ntiles = (flat + T - 1) / T;
           if (dw) {
             // A channel's whole band in one call into a flat buffer, then its rows out (per-tile calls
             // and scatters cost more than the 9 FMAs per vector they wrapped).
