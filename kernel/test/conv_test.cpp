@@ -904,6 +904,16 @@ TEST(ConvBf16, ChannelPairsInAndOutAreThePairsOfTheFp32Tensors) {
       conv.forward(&pairs_in, 1, c.n, c.h, c.w, got.data(), out_b, ConvActivation::SiLU, ws.data(),
                    ws.size());
       EXPECT_EQ(got, ref) << "pairs in";
+      // The pairs alone, each image's planes packed tight and the buffer ending with the last one: a tile
+      // that read past its plane would read past the buffer (reported by the AddressSanitizer build).
+      const std::ptrdiff_t tight = (s.in_channels + 1) / 2 * plane;
+      std::vector<float> exact(static_cast<std::size_t>(c.n * tight));
+      for (int i = 0; i < c.n; ++i) std::copy_n(in_pairs.data() + i * in_b, tight, exact.data() + i * tight);
+      const ConvInput exact_in{exact.data(), tight, s.in_channels, true};
+      std::fill(got.begin(), got.end(), -7.f);
+      conv.forward(&exact_in, 1, c.n, c.h, c.w, got.data(), out_b, ConvActivation::SiLU, ws.data(),
+                   ws.size());
+      EXPECT_EQ(got, ref) << "pairs in, planes packed tight";
       std::fill(got.begin(), got.end(), -7.f);
       conv.forward(parts, 2, c.n, c.h, c.w, got.data(), out_b, ConvActivation::SiLU, ws.data(), ws.size());
       EXPECT_EQ(got, ref) << "fp32 and pairs in";

@@ -1161,9 +1161,24 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
       // 0.473 ms, YOLOv8n's model.12, model.18 and model.6 0.711 / 0.626 / 0.927 -> 0.655 / 0.590 / 0.892.
       // Fewer tiles (15 x 20) split blocks only: every unit would pack the whole image. One tap only: a
       // unit's tiles must read no rows below their own (an unpadded 3x3 takes this path too).
-      const bool unit_pack = g.shared && !few && bf16_ && g.ntaps == 1 && g.planes == 1 && g.wq == w &&
+      const bool pairs_1x1 = g.shared && bf16_ && g.ntaps == 1 && g.planes == 1 && g.wq == w &&
                              g.channel == static_cast<std::ptrdiff_t>(h) * w;
-      if (g.shared && !unit_pack) {
+      const bool unit_pack = pairs_1x1 && !few;
+      // The same layers on fewer tiles (the 15 x 20 level) with one input of pairs read them where they are,
+      // as unit_pack's units do, instead of a parallel loop copying every pair plane into the workspace
+      // first; only a last partial tile reads a zero-padded copy of its pixels (`tail`: it would read past
+      // the last plane). Zen 5 VM, 2 threads, YOLO11n's 20 convolutions at 15 x 20 alone (aitw_conv_bench
+      // --routes aitw_bf16_pairs, three alternated runs) 1.02-1.11 -> 0.98-1.00 ms; 14 of the forward's ~115
+      // parallel loops gone; forward 0.987 (15 alternated rounds, range 0.960-1.019).
+      const bool few_in_place = pairs_1x1 && few && ninputs == 1 && inputs[0].pairs;
+      if (few_in_place) {
+        const std::ptrdiff_t p0 = flat - flat % T;
+        for (int c = 0; flat % T && c < pc; ++c) {
+          float* t = workspace + static_cast<std::ptrdiff_t>(c) * T;
+          std::copy(seg[0] + c * hw + p0, seg[0] + c * hw + flat, t);
+          std::fill(t + (flat - p0), t + T, 0.f);
+        }
+      } else if (g.shared && !unit_pack) {
         parallel_for(cv::Range(0, pc), [&](const cv::Range& r) {
           for (int c = r.start; c < r.end; ++c) {
             // Unpadded stride 1 (bf16's 1x1 layers): the channel pair is its own phase plane, packed
@@ -1240,6 +1255,9 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
             if (g.direct && p0 + T > flat)  // the tail: its own zero-padded copy, as a band of one tile
               run_tile(tail, T, 0, flat - p0, static_cast<int>(p0 / g.wq), blk, dst + p0 % g.wq,
                        rtile ? rtile + p0 % g.wq : nullptr, tmp);
+            else if (few_in_place && p0 + T > flat)  // its copy, read as if the planes were T apart
+              run_tile(tail - p0, T, p0, flat, 0, blk, dst, view ? nullptr : rtile, tmp, 0, view,
+                       out_pairs && !rdst);
             else
               run_tile(ubase, ustride, p0, flat, 0, blk, dst, view ? nullptr : rtile, tmp,
                        unit_pack ? 0 : more, view, out_pairs && !rdst);
