@@ -168,7 +168,20 @@ asio::awaitable<void> Connection::watch(Deadlines d, std::function<void(Missed)>
       // timer before the read of what arrived meanwhile. Judged again at the next tick, once they are read.
       // (Not the message deadline: a peer trickling a message's bytes would keep some unread now and then.)
       asio::error_code ec;
-      if (socket_.available(ec) > 0) missed.reset();
+      if (socket_.available(ec) > 0) {
+        missed.reset();
+      } else {
+        // Nor when a read has taken them but its completion has not run yet: a worker stalled past both the
+        // release of its held reader and this tick runs both at once, the reader first, whose next read takes
+        // every waiting byte at once (a speculative read) and queues its completion behind this tick, which
+        // saw no byte waiting and an old last read (a sending peer called silent, once in a clean-clone CI
+        // run; Connection.AReadTakenButNotYetHandledIsNotSilence). What is queued runs first, then the
+        // silence is judged again.
+        co_await asio::post(socket_.get_executor(), use_awaitable);
+        if (!socket_.is_open()) break;
+        if (closing_) continue;
+        if (Clock::now() - last_rx_ <= d.heartbeat_timeout || socket_.available(ec) > 0) missed.reset();
+      }
     }
     if (missed) {
       on_missed(*missed);    // closes, at once or once the writer is done

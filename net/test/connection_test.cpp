@@ -148,4 +148,56 @@ TEST(Connection, BytesWaitingUnreadAreNotSilence) {
   EXPECT_TRUE(missed[0].second) << "called silent while the peer was sending";
 }
 
+// The race behind a rare failure of the test above in a clean-clone CI run: the worker's thread, stalled past
+// both the held reader's release and a tick of the watch, runs both at once. The reader resumes first and its
+// next read takes every byte that waited in the socket at once (a speculative read), but the completion that
+// records it runs only after the tick already queued: the tick saw an old last read and no byte waiting, and
+// called the sending peer silent. Made certain here: the hold ends 5 ms before the watch's 15th tick, and a
+// handler stalls the worker's thread from before the one to after the other.
+TEST(Connection, AReadTakenButNotYetHandledIsNotSilence) {
+  Pair pair(0, 0);
+  auto c = std::make_shared<Connection>(std::move(pair.worker), 1u << 20);
+  std::atomic<bool> peer_stopped{false}, done{false};
+  std::vector<std::pair<Missed, bool>> missed;
+  asio::steady_timer hold(pair.io), stall(pair.io);
+  std::chrono::steady_clock::time_point start;
+  bool held = false;
+  const std::function<asio::awaitable<void>(v1::Envelope)> on_message =
+      [&](v1::Envelope) -> asio::awaitable<void> {
+    if (held) co_return;
+    held = true;
+    hold.expires_at(start + 1495ms);  // the watch ticks every 100 ms from `start`, a little later each time
+    co_await hold.async_wait(asio::use_awaitable);
+  };
+  const std::function<void()> on_malformed;
+  const std::function<void(Missed)> on_missed = [&](Missed m) {
+    missed.emplace_back(m, peer_stopped.load());
+    c->close_now();
+    done = true;
+  };
+  asio::post(pair.io, [&] {
+    start = std::chrono::steady_clock::now();
+    asio::co_spawn(
+        pair.io, [&]() -> asio::awaitable<void> { co_await c->read_messages(on_message, on_malformed); },
+        asio::detached);
+    asio::co_spawn(pair.io, c->watch(Deadlines{300ms}, on_missed), asio::detached);
+    stall.expires_at(start + 1450ms);
+    stall.async_wait([&](asio::error_code) { std::this_thread::sleep_until(start + 1580ms); });
+  });
+  std::thread io([&] { pair.io.run(); });
+  asio::error_code ec;
+  for (int i = 0; i < 40 && !ec; ++i) {
+    asio::write(pair.peer, asio::buffer(encode(conn_heartbeat(i))), ec);
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_FALSE(ec) << "the worker closed while the peer was sending: " << ec.message();
+  peer_stopped = true;
+  for (int i = 0; i < 10000 && !done; ++i) std::this_thread::sleep_for(1ms);
+  if (!done) asio::post(pair.io, [&] { c->close_now(); });
+  io.join();
+  ASSERT_EQ(missed.size(), 1u);
+  EXPECT_EQ(missed[0].first, Missed::Silence);
+  EXPECT_TRUE(missed[0].second) << "called silent while the peer was sending";
+}
+
 }  // namespace aitw::net
