@@ -1150,8 +1150,10 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
       const std::ptrdiff_t flat = g.direct ? out_plane : static_cast<std::ptrdiff_t>(g.oh) * g.wq;
       const std::ptrdiff_t ntiles = (flat + T - 1) / T;
       const float* base = seg[0];
-      int more = ninputs - 1;         // the direct path reads every input in place
-      const float* tail = workspace;  // direct: the last partial tile's input, zero-padded to a full tile
+      int more = ninputs - 1;  // the direct path reads every input in place
+      // The direct path and few_in_place (below) read their input in place but for the last partial tile,
+      // whose pixels a copy zero-pads to a full tile (`tail`, channel by channel T apart).
+      const float* tail = workspace;
       const int threads = std::max(1, cv::getNumThreads()), target = 8 * threads;
       const bool few = ntiles < target;
       // bf16 1x1 on a small image of many tiles (the 30 x 40 level): each unit packs its own tiles' channel
@@ -1171,11 +1173,13 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
       // --routes aitw_bf16_pairs, three alternated runs) 1.02-1.11 -> 0.98-1.00 ms; 14 of the forward's ~115
       // parallel loops gone; forward 0.987 (15 alternated rounds, range 0.960-1.019).
       const bool few_in_place = pairs_1x1 && few && ninputs == 1 && inputs[0].pairs;
-      if (few_in_place) {
+      const bool tail_copy = g.direct || few_in_place;
+      if (tail_copy && flat % T) {
         const std::ptrdiff_t p0 = flat - flat % T;
-        for (int c = 0; flat % T && c < pc; ++c) {
+        for (int c = 0; c < (few_in_place ? pc : ci); ++c) {
+          const float* from = few_in_place ? seg[0] + c * hw : channel(c);
           float* t = workspace + static_cast<std::ptrdiff_t>(c) * T;
-          std::copy(seg[0] + c * hw + p0, seg[0] + c * hw + flat, t);
+          std::copy(from + p0, from + flat, t);
           std::fill(t + (flat - p0), t + T, 0.f);
         }
       } else if (g.shared && !unit_pack) {
@@ -1194,13 +1198,6 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
         std::fill(workspace + pc * g.channel, workspace + pc * g.channel + slack, 0.f);
         base = workspace;
         more = 0;
-      } else if (!g.shared && flat % T) {
-        const std::ptrdiff_t p0 = flat - flat % T;
-        for (int c = 0; c < ci; ++c) {
-          float* t = workspace + static_cast<std::ptrdiff_t>(c) * T;
-          std::fill(t, t + T, 0.f);
-          std::copy(channel(c) + p0, channel(c) + flat, t);
-        }
       }
       // Units of (tile range, block range). Many tiles split pixels only, each unit sweeping all blocks per
       // tile (the tile's input stays in L1). Fewer tiles than 8 per thread (the 15 x 20 level: 7 tiles of 48
@@ -1252,10 +1249,7 @@ void PackedConv::forward(const ConvInput* inputs, int ninputs, int n, int h, int
           const OutView* view = via ? &v : nullptr;
           auto one = [&](std::ptrdiff_t t, int blk) {
             const std::ptrdiff_t p0 = t * T;
-            if (g.direct && p0 + T > flat)  // the tail: its own zero-padded copy, as a band of one tile
-              run_tile(tail, T, 0, flat - p0, static_cast<int>(p0 / g.wq), blk, dst + p0 % g.wq,
-                       rtile ? rtile + p0 % g.wq : nullptr, tmp);
-            else if (few_in_place && p0 + T > flat)  // its copy, read as if the planes were T apart
+            if (tail_copy && p0 + T > flat)  // the tail's copy, read as if the channels were T apart
               run_tile(tail - p0, T, p0, flat, 0, blk, dst, view ? nullptr : rtile, tmp, 0, view,
                        out_pairs && !rdst);
             else
