@@ -6,10 +6,10 @@
 // (ORT first in odd rounds, aitw first in even ones), so neither side always runs right after the other.
 //
 //   node peer.js --graph G.onnx --imgsz HxW --threads N --rounds R --runs K --json OUT [--gate X]
-//                [--model M --precision P --aitw ./build/tools/aitw --aitw-json FILE]
+//                [--model M --precision P --aitw ./build/tools/aitw --aitw-json FILE] [--isa native|avx2]
 //
 // Prints one line per round and a summary; writes {ort_ms, aitw_ms, ratio, model, imgsz, threads, rounds,
-// runs, precision, ort_version, ort_rounds_ms, aitw_rounds_ms, ratio_rounds_median}: ort_ms and aitw_ms are
+// runs, precision, isa, ort_version, ort_rounds_ms, aitw_rounds_ms, ratio_rounds_median}: ort_ms and aitw_ms are
 // the medians of the round medians, ratio = aitw_ms / ort_ms, ratio_rounds_median the median of the rounds'
 // aitw / ORT. Exit 1 when --gate is given and ratio_rounds_median is above it (see below), 2 on a usage or
 // engine error. Benchmark tooling only; never part of aitw.
@@ -20,7 +20,7 @@ const readline = require('readline');
 const ort = require('onnxruntime-node');
 
 function parseArgs(argv) {
-  const a = {threads: 2, rounds: 9, runs: 30, precision: 'auto', aitw: './build/tools/aitw', gate: ''};
+  const a = {threads: 2, rounds: 9, runs: 30, precision: 'auto', aitw: './build/tools/aitw', gate: '', isa: 'native'};
   for (let i = 0; i < argv.length; i += 2) {
     const key = argv[i].replace(/^--/, '').replace(/-(\w)/g, (_, c) => c.toUpperCase());
     if (!(i + 1 < argv.length)) throw new Error(`${argv[i]} needs a value`);
@@ -29,6 +29,7 @@ function parseArgs(argv) {
   for (const k of ['graph', 'imgsz', 'model', 'json', 'aitwJson'])
     if (!a[k]) throw new Error(`--${k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())} is required`);
   if (!/^\d+x\d+$/.test(a.imgsz)) throw new Error(`--imgsz must be HxW, got '${a.imgsz}'`);
+  if (!['native', 'avx2'].includes(a.isa)) throw new Error(`--isa must be native or avx2, got '${a.isa}'`);
   for (const k of ['threads', 'rounds', 'runs']) {
     a[k] = Number(a[k]);
     if (!Number.isInteger(a[k]) || a[k] < 1) throw new Error(`--${k} must be a positive integer`);
@@ -134,13 +135,17 @@ async function main() {
     rounds: a.rounds,
     runs: a.runs,
     precision: JSON.parse(fs.readFileSync(a.aitwJson, 'utf8')).precision,
+    // 'avx2': both engines held to AVX2 / FMA3 on this CPU (run.sh --isa avx2: aitw by AITW_CONV_ISA, ORT by
+    // a copy of its library that sees no AVX-512 state, bench/peer/ort_avx2.py).
+    isa: a.isa,
     ort_version: require('onnxruntime-node/package.json').version,
     ort_rounds_ms: ortMs,
     aitw_rounds_ms: aitwMs,
     ratio_rounds_median: figures.ratio_rounds_median,
   };
   fs.writeFileSync(a.json, JSON.stringify(report, null, 2) + '\n');
-  console.log(`peer: ${a.model} ${a.imgsz}, ${a.threads} threads, aitw ${report.precision}: ` +
+  console.log(`peer: ${a.model} ${a.imgsz}, ${a.threads} threads, aitw ${report.precision}` +
+              `${a.isa === 'native' ? '' : ', both engines ' + a.isa}: ` +
               `ORT ${report.ort_ms.toFixed(2)} ms, aitw ${report.aitw_ms.toFixed(2)} ms, ratio aitw/ORT ${report.ratio.toFixed(3)} (median of ${a.rounds} ` +
               `alternating rounds x ${a.runs}; median of the rounds' ratios ` +
               `${report.ratio_rounds_median.toFixed(3)}) -> ${a.json}`);
