@@ -13,6 +13,7 @@ ones: under perf, the hot instructions of its forward use ymm registers where th
 bench/RESULTS.md). DST is a copy of SRC (hard links) but for
 that one patched file. Benchmark tooling only (bench/peer/run.sh --isa avx2); never part of aitw.
 """
+import json
 import os
 import re
 import shutil
@@ -20,6 +21,9 @@ import subprocess
 import sys
 
 XGETBV = bytes.fromhex("0f01d0")
+# Versions whose sites were read in the disassembly: ecx is 0 before each (xor ecx, ecx twice; a zeroed r9d
+# moved into ecx once), and what follows tests only XCR0's low byte.
+VERIFIED = {"1.30.0": 3}
 LEA_EAX_RCX_7 = bytes.fromhex("8d4107")
 
 
@@ -35,13 +39,23 @@ def load_segments(lib):
 
 
 def xgetbv_offsets(lib):
-    """File offsets of the xgetbv instructions objdump finds in the library's code."""
-    out = subprocess.run(["objdump", "-d", "--no-show-raw-insn", lib], check=True, capture_output=True,
-                         text=True).stdout
-    vaddrs = [int(m.group(1), 16) for m in re.finditer(r"^\s*([0-9a-f]+):\s+xgetbv\s*$", out, re.M)]
+    """File offsets of the xgetbv instructions objdump finds in the library's code (its output streamed: a
+    whole ORT disassembles to millions of lines)."""
+    pattern = re.compile(r"^\s*([0-9a-f]+):\s+xgetbv\s*$")
+    vaddrs = []
+    with subprocess.Popen(["objdump", "-d", "--no-show-raw-insn", lib], stdout=subprocess.PIPE, text=True,
+                          bufsize=1 << 20) as p:
+        for line in p.stdout:
+            if "xgetbv" in line:
+                m = pattern.match(line)
+                if m:
+                    vaddrs.append(int(m.group(1), 16))
+    if p.returncode != 0:
+        sys.exit(f"ort_avx2: objdump -d {lib} failed (exit {p.returncode})")
+    segs = load_segments(lib)
     offsets = []
     for va in vaddrs:
-        for seg_va, seg_off, size in load_segments(lib):
+        for seg_va, seg_off, size in segs:
             if seg_va <= va < seg_va + size:
                 offsets.append(va - seg_va + seg_off)
                 break
@@ -60,8 +74,8 @@ def patched(lib):
         if data[off:off + 3] != XGETBV:
             sys.exit(f"ort_avx2: bytes at file offset 0x{off:x} of {lib} are not xgetbv")
         # ecx must be 0 there (XCR0 is register 0), so each probe has just set it (xor ecx, ecx or a zeroed
-        # register), which the lea then reads. bench/peer/ort_avx2_test.py checks the result on a library of
-        # its own; run.sh's figures show ORT's time change (its hot loops ymm instead of zmm: RESULTS).
+        # register), which the lea then reads: VERIFIED lists the versions checked so.
+        # bench/peer/ort_avx2_test.py checks the result on a library of its own.
         data[off:off + 3] = LEA_EAX_RCX_7
     return data, offsets
 
@@ -87,7 +101,14 @@ def main():
     lib = os.path.join(src, rel)
     if not os.path.isfile(lib):
         sys.exit(f"ort_avx2: {lib} not found (onnxruntime-node not installed, or not its x86-64 layout)")
+    version = json.load(open(os.path.join(src, "onnxruntime-node", "package.json")))["version"]
+    if version not in VERIFIED:
+        sys.exit(f"ort_avx2: onnxruntime-node {version} is not one whose xgetbv sites were checked by hand "
+                 f"({', '.join(VERIFIED)}): check that ecx is 0 before each (objdump -d {lib} | grep -B8 "
+                 f"xgetbv), then add the version and its number of sites to VERIFIED")
     data, offsets = patched(lib)  # before touching DST: a library that cannot be patched leaves it as it was
+    if len(offsets) != VERIFIED[version]:
+        sys.exit(f"ort_avx2: {len(offsets)} xgetbv in {lib}, {VERIFIED[version]} when {version} was checked")
     if os.path.exists(dst):
         shutil.rmtree(dst)
     shutil.copytree(src, dst, copy_function=os.link, symlinks=True)

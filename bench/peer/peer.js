@@ -30,6 +30,8 @@ function parseArgs(argv) {
     if (!a[k]) throw new Error(`--${k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())} is required`);
   if (!/^\d+x\d+$/.test(a.imgsz)) throw new Error(`--imgsz must be HxW, got '${a.imgsz}'`);
   if (!['native', 'avx2'].includes(a.isa)) throw new Error(`--isa must be native or avx2, got '${a.isa}'`);
+  if (a.isa === 'avx2' && process.env.AITW_CONV_ISA !== 'avx2')
+    throw new Error('--isa avx2 is set up by bench/peer/run.sh --isa avx2 (AITW_CONV_ISA=avx2 is not set)');
   for (const k of ['threads', 'rounds', 'runs']) {
     a[k] = Number(a[k]);
     if (!Number.isInteger(a[k]) || a[k] < 1) throw new Error(`--${k} must be a positive integer`);
@@ -136,7 +138,8 @@ async function main() {
     runs: a.runs,
     precision: JSON.parse(fs.readFileSync(a.aitwJson, 'utf8')).precision,
     // 'avx2': both engines held to AVX2 / FMA3 on this CPU (run.sh --isa avx2: aitw by AITW_CONV_ISA, ORT by
-    // a copy of its library that sees no AVX-512 state, bench/peer/ort_avx2.py).
+    // a copy of its library that sees no AVX-512 state, bench/peer/ort_avx2.py). run.sh sets that up; this
+    // script only records it, and refuses it without AITW_CONV_ISA=avx2 (checked in parseArgs).
     isa: a.isa,
     ort_version: require('onnxruntime-node/package.json').version,
     ort_rounds_ms: ortMs,

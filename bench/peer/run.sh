@@ -67,12 +67,16 @@ graph="$peer/${model##*/}-$imgsz.onnx"
 run_dir=$peer
 if [ "$isa" = avx2 ]; then
   run_dir=build/peer-avx2
-  if [ ! -f "$run_dir/package-lock.json" ] || ! cmp -s "$peer/package-lock.json" "$run_dir/package-lock.json"; then
+  # Made again when the installed ORT or the patcher changes, or the copy is gone.
+  stamp=$(cat "$peer/package-lock.json" bench/peer/ort_avx2.py | sha256sum)
+  if [ ! -f "$run_dir/node_modules/onnxruntime-node/package.json" ] || [ "$(cat "$run_dir/stamp" 2>/dev/null)" != "$stamp" ]; then
     python3 bench/peer/ort_avx2.py "$peer/node_modules" "$run_dir/node_modules"
-    cp "$peer/package-lock.json" "$run_dir/"
+    echo "$stamp" > "$run_dir/stamp"
   fi
   cp bench/peer/ort_profile.js bench/peer/peer.js bench/peer/verdict.js "$run_dir/"
-  export AITW_CONV_ISA=avx2 OPENCV_CPU_DISABLE=AVX512F GLIBC_TUNABLES=glibc.cpu.hwcaps=-AVX512F,-AVX512VL
+  # OpenCV works out its AVX512_* groups before it reads OPENCV_CPU_DISABLE: each is named.
+  export AITW_CONV_ISA=avx2 OPENCV_CPU_DISABLE=AVX512F,AVX512-COMMON,AVX512-SKX,AVX512-CLX,AVX512-CNL,AVX512-ICL \
+    GLIBC_TUNABLES=glibc.cpu.hwcaps=-AVX512F,-AVX512VL
 fi
 
 "$aitw" model export --model "$model" --imgsz "$imgsz" "$graph"
