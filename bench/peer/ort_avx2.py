@@ -10,8 +10,9 @@ AVX-512's). Every `xgetbv` in libonnxruntime.so (the ISA probes: three in 1.30) 
 `lea eax, [rcx + 7]` — the same three bytes; ecx is 0 at each of them, so XCR0 reads as 7 (x87, SSE, AVX
 state saved, no AVX-512) — and ORT then takes the kernels it would take on an AVX2-only CPU (MLAS's FMA3
 ones: under perf, the hot instructions of its forward use ymm registers where the original's use zmm;
-bench/RESULTS.md). DST is a copy of SRC (hard links) but for
-that one patched file. Benchmark tooling only (bench/peer/run.sh --isa avx2); never part of aitw.
+bench/RESULTS.md). DST is a copy of SRC (hard links) but for that one patched file. Only versions whose
+sites were read by hand are patched (VERIFIED). Benchmark tooling only (bench/peer/run.sh --isa avx2); never
+part of aitw.
 """
 import json
 import os
@@ -65,7 +66,7 @@ def xgetbv_offsets(lib):
 
 
 def patched(lib):
-    """The library's bytes with every xgetbv replaced, and the file offsets replaced."""
+    """The library's bytes with every xgetbv replaced, and the file offsets where they were."""
     offsets = xgetbv_offsets(lib)
     if not offsets:
         sys.exit(f"ort_avx2: no xgetbv in {lib}: it probes its ISA another way; nothing patched")
